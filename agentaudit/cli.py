@@ -1,0 +1,36 @@
+"""The ``agentaudit`` command line.
+
+Command bodies import their implementation lazily so that ``--help`` stays fast and
+no command pays for another's dependencies.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from agentaudit import __version__
+
+app = typer.Typer(
+    name="agentaudit",
+    help="Event-sourced observability, audit and control for AI agent systems.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the agentaudit version."""
+    typer.echo(__version__)
+
+
+# -- commands are registered below, one block per component --------------------------
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
