@@ -1,0 +1,61 @@
+"""The event contract: Avro schemas, their pydantic faces, the wire codec and the ClickHouse DDL."""
+
+from agentaudit.schemas.codec import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, AvroCodec, DecodeFailure, frame_body
+from agentaudit.schemas.exceptions import (
+    DecodeError,
+    EncodeError,
+    MessageTooLargeError,
+    SchemaError,
+    UnknownFingerprintError,
+)
+from agentaudit.schemas.integrity import ChainViolation, body_hash, verify_stream, verify_streams
+from agentaudit.schemas.models import (
+    ActionEvent,
+    ActionKind,
+    Actor,
+    ActorType,
+    Incident,
+    IncidentLifecycleEvent,
+    IncidentState,
+    IncidentStatus,
+    LifecycleType,
+    Phase,
+    RuleMode,
+    Severity,
+    Status,
+)
+from agentaudit.schemas.registry import SchemaInfo, known_schemas
+from agentaudit.schemas.validation import check_action
+
+__all__ = [
+    "CONFLUENT_MAGIC",
+    "SINGLE_OBJECT_MAGIC",
+    "ActionEvent",
+    "ActionKind",
+    "Actor",
+    "ActorType",
+    "AvroCodec",
+    "ChainViolation",
+    "DecodeError",
+    "DecodeFailure",
+    "EncodeError",
+    "Incident",
+    "IncidentLifecycleEvent",
+    "IncidentState",
+    "IncidentStatus",
+    "LifecycleType",
+    "MessageTooLargeError",
+    "Phase",
+    "RuleMode",
+    "SchemaError",
+    "SchemaInfo",
+    "Severity",
+    "Status",
+    "UnknownFingerprintError",
+    "body_hash",
+    "check_action",
+    "frame_body",
+    "known_schemas",
+    "verify_stream",
+    "verify_streams",
+]

@@ -1,0 +1,126 @@
+-- agentaudit base schema. Applied in file order by `agentaudit migrate`; every statement is idempotent.
+-- Placeholders: {database}, {retention_days}, {incident_retention_days}.
+-- Delivery is at least once: tables are ReplacingMergeTree keyed by the event or incident id, inserts carry
+-- deduplication tokens, and readers use FINAL or LIMIT 1 BY <id> so no query shows a duplicate.
+
+CREATE DATABASE IF NOT EXISTS {database};
+
+CREATE TABLE IF NOT EXISTS {database}.actions
+(
+    event_id          String COMMENT 'UUID of the event, unique across the pipeline',
+    tenant            LowCardinality(String),
+    agent_id          LowCardinality(String),
+    agent_version     LowCardinality(String),
+    run_id            String COMMENT 'Run or session id',
+    trace_id          String COMMENT 'Root of the causal tree',
+    action_id         String COMMENT 'Shared by the start and end events of one action',
+    parent_action_id  String COMMENT 'Causing action, empty for a trace root',
+    links             Array(String) COMMENT 'Extra causal links (action ids)',
+    depth             UInt16 COMMENT 'Distance from the trace root',
+    stream_id         String COMMENT 'Producer stream (client instance x agent)',
+    seq               UInt64 COMMENT 'Position in the producer stream, gap-free',
+    prev_hash         String COMMENT 'Hex SHA-256 of the previous event body in the stream',
+    event_hash        String COMMENT 'Hex SHA-256 of this event body, computed by the sink',
+    kind              LowCardinality(String) COMMENT 'OpenTelemetry GenAI operation name (execute_tool, chat, ...)',
+    name              LowCardinality(String) COMMENT 'Tool, model or target name',
+    phase             LowCardinality(String) COMMENT 'start, end or point',
+    status            LowCardinality(String) COMMENT 'unset, ok, error, cancelled, denied, timeout',
+    error_type        LowCardinality(String),
+    error_message     String,
+    actor_type        LowCardinality(String) COMMENT 'agent, human or system',
+    actor_id          LowCardinality(String),
+    model             LowCardinality(String),
+    input_tokens      UInt64,
+    output_tokens     UInt64,
+    cost_usd          Float64 COMMENT 'Cost of this event in US dollars',
+    latency_us        Nullable(UInt64) COMMENT 'Set on end events',
+    start_time        DateTime64(6, 'UTC'),
+    end_time          Nullable(DateTime64(6, 'UTC')),
+    event_time        DateTime64(6, 'UTC') COMMENT 'Event time: windows and ordering use it',
+    input_digest      String,
+    output_digest     String,
+    input_body        String COMMENT 'Redacted, capped, only when the producer opted in',
+    output_body       String,
+    payload_bytes     UInt64,
+    attributes        Map(LowCardinality(String), String),
+    environment       LowCardinality(String) DEFAULT '' COMMENT 'Added in action schema v2',
+    kafka_partition   UInt16 COMMENT 'Where the sink read it',
+    kafka_offset      UInt64,
+    ingested_at       DateTime64(6, 'UTC') DEFAULT now64(6),
+    INDEX idx_trace trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_action action_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    PROJECTION by_trace (SELECT * ORDER BY tenant, trace_id, event_time)
+)
+ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (tenant, agent_id, event_time, event_id)
+TTL toDateTime(event_time) + INTERVAL {retention_days} DAY
+SETTINGS deduplicate_merge_projection_mode = 'rebuild', non_replicated_deduplication_window = 10000
+COMMENT 'Every action event, one row per event_id (query with FINAL or LIMIT 1 BY event_id)';
+
+CREATE TABLE IF NOT EXISTS {database}.incidents
+(
+    incident_id       String COMMENT 'Derived from rule id, rule revision, key and window',
+    tenant            LowCardinality(String),
+    rule_id           LowCardinality(String),
+    rule_revision     LowCardinality(String) COMMENT 'Content hash of the rule set',
+    severity          LowCardinality(String) COMMENT 'info, low, medium, high, critical',
+    severity_rank     UInt8 COMMENT '0 info .. 4 critical, for sorting',
+    mode              LowCardinality(String) COMMENT 'detect, simulate or enforce',
+    owner             LowCardinality(String) COMMENT 'Owning team',
+    key               String COMMENT 'Grouping key of the rule',
+    window_start      DateTime64(6, 'UTC'),
+    window_end        DateTime64(6, 'UTC'),
+    agent_id          LowCardinality(String),
+    trace_id          String,
+    event_ids         Array(String) COMMENT 'Triggering event ids',
+    first_seen        DateTime64(6, 'UTC'),
+    last_seen         DateTime64(6, 'UTC'),
+    count             UInt64 COMMENT 'Hits folded into this incident',
+    summary           String,
+    tags              Array(LowCardinality(String)),
+    attributes        Map(LowCardinality(String), String),
+    ingested_at       DateTime64(6, 'UTC') DEFAULT now64(6),
+    INDEX idx_trace trace_id TYPE bloom_filter(0.01) GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree(count)
+PARTITION BY toYYYYMM(first_seen)
+ORDER BY (tenant, incident_id)
+TTL toDateTime(last_seen) + INTERVAL {incident_retention_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Incidents as opened or updated by the rule engine, the row with the highest count wins';
+
+CREATE TABLE IF NOT EXISTS {database}.incident_lifecycle
+(
+    event_id          String,
+    incident_id       String,
+    tenant            LowCardinality(String),
+    type              LowCardinality(String) COMMENT 'opened, acknowledged, assigned, resolved, reopened, escalated, commented',
+    actor_type        LowCardinality(String),
+    actor_id          LowCardinality(String) COMMENT 'Who did it: a signed-in human, an agent or the system',
+    assignee          String,
+    note              String,
+    at                DateTime64(6, 'UTC'),
+    attributes        Map(LowCardinality(String), String),
+    ingested_at       DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(ingested_at)
+ORDER BY (incident_id, at, event_id)
+TTL toDateTime(at) + INTERVAL {incident_retention_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000
+COMMENT 'Lifecycle events, an incident state is their fold in (at, event_id) order';
+
+CREATE TABLE IF NOT EXISTS {database}.owners
+(
+    subject_kind      LowCardinality(String) COMMENT 'agent, tool, tenant or rule',
+    pattern           String COMMENT 'Glob, the most specific match wins',
+    team              LowCardinality(String),
+    oncall            Array(String) COMMENT 'On-call contacts',
+    escalation        Array(String) COMMENT 'Escalation chain, first to last',
+    specificity       UInt32 COMMENT 'Higher wins when several patterns match',
+    source            String COMMENT 'File the mapping came from',
+    updated_at        DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (subject_kind, pattern)
+COMMENT 'Ownership map loaded from the owners file';

@@ -1,0 +1,77 @@
+"""The per-stream hash chain that makes a recorded event log tamper-evident.
+
+Every producer stream (one client instance x one agent) numbers its events 0, 1, 2, ...
+and puts in each event the SHA-256 of the previous event's Avro body (the bytes inside
+the framing, see ``codec.frame_body``). A reader verifies a stream by walking it in
+``seq`` order and checking, for each event, that ``seq`` follows the previous one with no
+gap and that ``prev_hash`` equals the hash of the previous event's body. One flipped
+byte changes a body hash; a dropped event leaves a gap; a reordered pair breaks both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["ChainViolation", "body_hash", "verify_stream", "verify_streams"]
+
+ViolationKind = Literal["gap", "reorder", "duplicate", "hash_mismatch", "bad_start"]
+
+
+def body_hash(body: bytes | memoryview) -> str:
+    """Hex SHA-256 of an event's Avro body: the value the next event carries as ``prev_hash``."""
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainViolation:
+    """Where a stream stops being trustworthy."""
+
+    stream_id: str
+    seq: int
+    kind: ViolationKind
+    detail: str
+
+    def __str__(self) -> str:
+        return f"stream {self.stream_id} at seq {self.seq}: {self.kind}: {self.detail}"
+
+
+def verify_stream(
+    stream_id: str, events: Iterable[tuple[dict[str, Any], str]], *, first_seq: int = 0
+) -> list[ChainViolation]:
+    """Check one stream, given ``(record, body_hash)`` pairs in the order they were recorded.
+
+    :param first_seq: the seq the recorded range should start at (0 for a whole stream).
+    """
+    violations: list[ChainViolation] = []
+    expected_seq = first_seq
+    previous_hash: str | None = None
+    for record, digest in events:
+        seq = record["seq"]
+        if seq < expected_seq:
+            kind: ViolationKind = "duplicate" if previous_hash is not None and seq == expected_seq - 1 else "reorder"
+            violations.append(ChainViolation(stream_id, seq, kind, f"expected seq {expected_seq}, got {seq}"))
+        elif seq > expected_seq:
+            violations.append(ChainViolation(stream_id, seq, "gap", f"seq {expected_seq}..{seq - 1} missing"))
+        if seq == 0 and record["prev_hash"]:
+            violations.append(ChainViolation(stream_id, seq, "bad_start", "seq 0 must have an empty prev_hash"))
+        elif previous_hash is not None and seq == expected_seq and record["prev_hash"] != previous_hash:
+            violations.append(
+                ChainViolation(stream_id, seq, "hash_mismatch", "prev_hash does not match the previous event's body")
+            )
+        expected_seq = max(expected_seq, seq + 1)
+        previous_hash = digest
+    return violations
+
+
+def verify_streams(events: Iterable[tuple[dict[str, Any], str]]) -> list[ChainViolation]:
+    """Check every stream in a recorded log, keeping each stream's recorded order."""
+    streams: dict[str, list[tuple[dict[str, Any], str]]] = {}
+    for record, digest in events:
+        streams.setdefault(record["stream_id"], []).append((record, digest))
+    violations: list[ChainViolation] = []
+    for stream_id in sorted(streams):
+        violations.extend(verify_stream(stream_id, streams[stream_id]))
+    return violations
