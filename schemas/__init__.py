@@ -8,7 +8,7 @@ from agentaudit.schemas.exceptions import (
     SchemaError,
     UnknownFingerprintError,
 )
-from agentaudit.schemas.integrity import ChainViolation, body_hash, verify_stream, verify_streams
+from agentaudit.schemas.integrity import ChainViolation, StreamChain, body_hash, verify_stream, verify_streams
 from agentaudit.schemas.models import (
     ActionEvent,
     ActionKind,
@@ -49,6 +49,7 @@ __all__ = [
     "RuleMode",
     "SchemaError",
     "SchemaInfo",
+    "StreamChain",
     "Severity",
     "Status",
     "UnknownFingerprintError",

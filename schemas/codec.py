@@ -97,12 +97,15 @@ class AvroCodec:
             raise EncodeError(f"{self.schema.name}.v{self.schema.version} record does not fit its schema: {exc}") from exc
         return buffer.getvalue()
 
-    def encode(self, record: dict[str, Any]) -> bytes:
-        """A framed message for ``record``."""
-        body = self.encode_body(record)
+    def frame(self, body: bytes) -> bytes:
+        """Wrap an Avro body written with this codec's schema in the configured framing."""
         if self._registry is not None:
             return self._registry.frame(body)
         return self._header + body
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        """A framed message for ``record``."""
+        return self.frame(self.encode_body(record))
 
     # -- decoding -------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["ChainViolation", "body_hash", "verify_stream", "verify_streams"]
+__all__ = ["ChainViolation", "StreamChain", "body_hash", "verify_stream", "verify_streams"]
 
 ViolationKind = Literal["gap", "reorder", "duplicate", "hash_mismatch", "bad_start"]
 
@@ -75,3 +75,30 @@ def verify_streams(events: Iterable[tuple[dict[str, Any], str]]) -> list[ChainVi
     for stream_id in sorted(streams):
         violations.extend(verify_stream(stream_id, streams[stream_id]))
     return violations
+
+
+class StreamChain:
+    """Numbers and links the events of one producer stream; the one place a chain is built.
+
+    Not thread-safe: a stream has a single writer (the SDK's background thread, or the simulator).
+
+    >>> chain = StreamChain("client-1/billing-bot")
+    >>> data = chain.seal(record, codec)   # sets stream_id, seq, prev_hash; returns framed bytes
+    """
+
+    __slots__ = ("stream_id", "seq", "prev_hash")
+
+    def __init__(self, stream_id: str, *, seq: int = 0, prev_hash: str = "") -> None:
+        self.stream_id = stream_id
+        self.seq = seq
+        self.prev_hash = prev_hash
+
+    def seal(self, record: dict[str, Any], codec: Any) -> bytes:
+        """Stamp ``record`` (a dict the caller owns) with its place in the stream and encode it."""
+        record["stream_id"] = self.stream_id
+        record["seq"] = self.seq
+        record["prev_hash"] = self.prev_hash
+        body = codec.encode_body(record)
+        self.prev_hash = hashlib.sha256(body).hexdigest()
+        self.seq += 1
+        return codec.frame(body)

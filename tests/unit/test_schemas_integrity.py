@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from agentaudit.schemas import ActionEvent, Actor, AvroCodec, body_hash, frame_body, verify_streams
+from agentaudit.schemas import ActionEvent, Actor, AvroCodec, StreamChain, body_hash, frame_body, verify_streams
 
 T0 = 1_790_000_000_000_000
 
 
 def _stream(n: int, stream_id: str = "s-1") -> list[bytes]:
     codec = AvroCodec("action")
-    messages: list[bytes] = []
-    prev = ""
-    for seq in range(n):
-        record = ActionEvent(
-            event_id=f"{stream_id}-{seq}", tenant="t", agent_id="a", run_id="r", trace_id="tr",
-            action_id=f"a{seq}", stream_id=stream_id, seq=seq, prev_hash=prev, actor=Actor(id="a"),
-            start_time_us=T0 + seq, event_time_us=T0 + seq,
-        ).to_avro()
-        data = codec.encode(record)
-        prev = body_hash(frame_body(data))
-        messages.append(data)
-    return messages
+    chain = StreamChain(stream_id)
+    return [
+        chain.seal(
+            ActionEvent(
+                event_id=f"{stream_id}-{i}", tenant="t", agent_id="a", run_id="r", trace_id="tr",
+                action_id=f"a{i}", stream_id="unset", seq=0, actor=Actor(id="a"),
+                start_time_us=T0 + i, event_time_us=T0 + i,
+            ).to_avro(),
+            codec,
+        )
+        for i in range(n)
+    ]
 
 
 def _verify(messages: list[bytes]):
@@ -54,3 +54,12 @@ def test_a_reordered_pair_is_detected():
     messages[3], messages[4] = messages[4], messages[3]
     violations = _verify(messages)
     assert [(v.seq, v.kind) for v in violations] == [(4, "gap"), (3, "reorder"), (5, "hash_mismatch")]
+
+
+def test_the_chain_links_each_event_to_the_previous_body():
+    messages = _stream(3)
+    codec = AvroCodec("action")
+    records = [codec.decode(m) for m in messages]
+    assert [r["seq"] for r in records] == [0, 1, 2]
+    assert records[0]["prev_hash"] == ""
+    assert records[2]["prev_hash"] == body_hash(frame_body(messages[1]))
