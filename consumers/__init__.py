@@ -1,0 +1,15 @@
+"""How events are judged and stored: the sink, migrations, dead letters and the evaluator protocol."""
+
+from agentaudit.consumers.builtin_rules import BuiltinEvaluator
+from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.consumers.exceptions import ConsumerError, MigrationError, RuleError
+from agentaudit.consumers.settings import SinkSettings
+
+__all__ = [
+    "BaseEvaluator",
+    "BuiltinEvaluator",
+    "ConsumerError",
+    "MigrationError",
+    "RuleError",
+    "SinkSettings",
+]

@@ -1,0 +1,47 @@
+"""The evaluator protocol: what the sink calls to judge a consumed batch.
+
+The sink owns delivery (decode, store, commit); an evaluator owns judgement. The rule
+engine (``agentaudit.consumers.rules``) and the built-in rules both implement it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+from agentaudit.schemas import Incident
+
+__all__ = ["BaseEvaluator"]
+
+
+class BaseEvaluator(abc.ABC):
+    """Turns decoded action records into incidents.
+
+    Incident ids must be deterministic (derived from rule id, rule revision, key and
+    window) so that a batch re-read after a crash yields the same incidents, which the
+    store then deduplicates.
+
+    :attr revision: content hash of the rule set, stamped on every incident.
+    """
+
+    revision: str = ""
+
+    @abc.abstractmethod
+    def evaluate(self, records: Sequence[dict[str, Any]]) -> list[Incident]:
+        """Incidents opened or updated by one consumed batch.
+
+        :param records: decoded action dicts in partition order, each with the extra keys
+            ``event_hash`` (str), ``_partition`` (int) and ``_offset`` (int).
+        """
+
+    def on_watermark(self, watermark_us: int) -> list[Incident]:
+        """Incidents due once event time reaches ``watermark_us`` (absence rules); default none."""
+        return []
+
+    def snapshot(self) -> bytes:
+        """Evaluator state to store alongside committed offsets; stateless evaluators return b""."""
+        return b""
+
+    def restore(self, data: bytes) -> None:
+        """Load state written by :meth:`snapshot`; the default keeps no state."""

@@ -1,0 +1,52 @@
+"""Settings of the sink, read from ``AGENTAUDIT_SINK_*`` environment variables at the entry point."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["SinkSettings"]
+
+
+class SinkSettings(BaseSettings):
+    """How the sink consumes, batches, retries and judges.
+
+    :param group: ``AGENTAUDIT_SINK_GROUP``, consumer group id, default ``agentaudit-sink``.
+    :param batch_size: ``AGENTAUDIT_SINK_BATCH_SIZE``, messages per batch, default 10000.
+    :param batch_timeout_ms: ``AGENTAUDIT_SINK_BATCH_TIMEOUT_MS``, the longest a batch waits to fill, default 500.
+    :param session_timeout_ms: ``AGENTAUDIT_SINK_SESSION_TIMEOUT_MS``, librdkafka ``session.timeout.ms``, default 10000.
+    :param heartbeat_interval_ms: ``AGENTAUDIT_SINK_HEARTBEAT_INTERVAL_MS``, default 2000.
+    :param auto_offset_reset: ``AGENTAUDIT_SINK_AUTO_OFFSET_RESET``, where a new group starts, default ``earliest``.
+    :param retry_initial_s: ``AGENTAUDIT_SINK_RETRY_INITIAL_S``, first back-off after a store failure, default 0.5.
+    :param retry_max_s: ``AGENTAUDIT_SINK_RETRY_MAX_S``, back-off cap, default 30.
+    :param forbidden_tools: ``AGENTAUDIT_SINK_FORBIDDEN_TOOLS``, comma-separated tool names the built-in rules flag.
+    :param cost_threshold_usd: ``AGENTAUDIT_SINK_COST_THRESHOLD_USD``, per-event cost the built-in rules flag, default 1.0.
+    :param consume_lifecycle: ``AGENTAUDIT_SINK_CONSUME_LIFECYCLE``, also store incident lifecycle events, default true.
+    :param metrics_port: ``AGENTAUDIT_SINK_METRICS_PORT``, Prometheus HTTP port; unset = no server.
+    :param consumer_config: extra librdkafka consumer settings (dotted names), merged last.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGENTAUDIT_SINK_", frozen=True, extra="ignore")
+
+    group: str = "agentaudit-sink"
+    batch_size: int = Field(default=10_000, gt=0)
+    batch_timeout_ms: int = Field(default=500, gt=0)
+    session_timeout_ms: int = Field(default=10_000, gt=0)
+    heartbeat_interval_ms: int = Field(default=2_000, gt=0)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    retry_initial_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    forbidden_tools: Annotated[tuple[str, ...], NoDecode] = ()
+    cost_threshold_usd: float = Field(default=1.0, ge=0)
+    consume_lifecycle: bool = True
+    metrics_port: int | None = None
+    consumer_config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("forbidden_tools", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value

@@ -1,0 +1,95 @@
+"""Built-in rules, record-to-column conversion and sink settings: pure logic."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from agentaudit.consumers._columns import ACTIONS_SCHEMA, actions_table, incidents_table, lifecycle_table
+from agentaudit.consumers.builtin_rules import RULE_COST, RULE_ERROR, RULE_FORBIDDEN_TOOL, BuiltinEvaluator
+from agentaudit.consumers.exceptions import ConsumerError, RuleError
+from agentaudit.consumers.settings import SinkSettings
+from agentaudit.exceptions import AgentAuditError
+from agentaudit.schemas import AvroCodec, frame_body
+from tests.sink_support import action_record, framed_events
+
+
+def _enrich(records):
+    for offset, record in enumerate(records):
+        record.update(event_hash="h" * 64, _partition=0, _offset=offset)
+    return records
+
+
+def test_builtin_rules_flag_each_condition_once():
+    evaluator = BuiltinEvaluator(forbidden_tools=["shell.exec"], cost_threshold_usd=0.5)
+    records = _enrich(
+        [
+            action_record(1),
+            action_record(2, name="shell.exec"),
+            action_record(3, cost_usd=2.5, kind="chat", name="gpt"),
+            action_record(4, status="error", error_type="Timeout"),
+            action_record(5, name="shell.exec", kind="chat"),  # not a tool call
+        ]
+    )
+    incidents = evaluator.evaluate(records)
+    by_rule = {i.rule_id: i for i in incidents}
+    assert sorted(by_rule) == sorted([RULE_FORBIDDEN_TOOL, RULE_COST, RULE_ERROR])
+    assert by_rule[RULE_FORBIDDEN_TOOL].event_ids == (records[1]["event_id"],)
+    assert by_rule[RULE_COST].key == "action-3"
+    assert "Timeout" in by_rule[RULE_ERROR].summary
+    assert all(i.rule_revision == evaluator.revision for i in incidents)
+
+
+def test_builtin_incident_ids_are_deterministic_and_fold_per_action():
+    make = lambda: BuiltinEvaluator(forbidden_tools=["rm"])  # noqa: E731
+    start = action_record(7, name="rm", phase="start")
+    end = action_record(7, name="rm", phase="end")
+    first = make().evaluate(_enrich([start, end]))
+    again = make().evaluate(_enrich([dict(start), dict(end)]))
+    assert len(first) == 1 and first[0].count == 2
+    assert [i.incident_id for i in first] == [i.incident_id for i in again]
+    assert BuiltinEvaluator(forbidden_tools=["rm", "x"]).revision != make().revision
+
+
+def test_actions_table_matches_ddl_columns_and_maps_nulls():
+    pairs = framed_events(3, parent_action_id=None, model="gpt-4o")
+    codec = AvroCodec("action")
+    records = [codec.decode(data) for _, data in pairs]
+    for offset, (record, (_, data)) in enumerate(zip(records, pairs)):
+        record.update(event_hash=hashlib.sha256(frame_body(data)).hexdigest(), _partition=2, _offset=100 + offset)
+    table = actions_table(records)
+    assert table.schema == ACTIONS_SCHEMA
+    rows = table.to_pylist()
+    assert [r["event_id"] for r in rows] == [r["event_id"] for r in records]
+    assert rows[0]["parent_action_id"] == "" and rows[0]["model"] == "gpt-4o"
+    assert rows[1]["prev_hash"] == rows[0]["event_hash"]  # the chain links the body hashes the sink computes
+    assert rows[2]["kafka_offset"] == 102 and rows[2]["kafka_partition"] == 2
+    assert rows[0]["actor_type"] == "agent" and rows[0]["attributes"] == [("k", "v")]
+    assert int(table.column("event_time")[0].value) == records[0]["event_time_us"]
+
+
+def test_incident_and_lifecycle_tables():
+    incidents = BuiltinEvaluator(cost_threshold_usd=0.0).evaluate(_enrich([action_record(1)]))
+    table = incidents_table(incidents)
+    assert table.num_rows == 1 and table.column("severity_rank")[0].as_py() == 2
+    lifecycle = lifecycle_table(
+        [
+            {"event_id": "e", "incident_id": "i", "tenant": "t", "type": "acknowledged",
+             "actor": {"type": "human", "id": "ann"}, "assignee": None, "note": None, "at_us": 1, "attributes": {}}
+        ]
+    )
+    assert lifecycle.to_pylist()[0]["actor_id"] == "ann"
+
+
+def test_sink_settings_read_comma_separated_tools(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AGENTAUDIT_SINK_FORBIDDEN_TOOLS", "shell.exec, rm ,")
+    monkeypatch.setenv("AGENTAUDIT_SINK_GROUP", "g1")
+    settings = SinkSettings()
+    assert settings.forbidden_tools == ("shell.exec", "rm") and settings.group == "g1"
+
+
+def test_rule_error_names_file_line_and_rule():
+    error = RuleError("unknown field", file="rules.yaml", line=12, rule="no-shell")
+    assert isinstance(error, ConsumerError) and isinstance(error, AgentAuditError)
+    assert str(error).startswith("rules.yaml:12: rule 'no-shell'") and error.line == 12
