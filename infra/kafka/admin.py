@@ -1,0 +1,151 @@
+"""Topic administration and cluster checks, errors as ``KafkaError``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from agentaudit.infra.exceptions import KafkaError
+from agentaudit.infra.kafka._errors import from_exception
+from agentaudit.infra.kafka._types import ConfigValue
+from agentaudit.infra.kafka.config import build_config
+from agentaudit.settings import KafkaSettings
+
+__all__ = ["KafkaAdmin"]
+
+_ALREADY_EXISTS = "TOPIC_ALREADY_EXISTS"
+_UNKNOWN_TOPIC = "UNKNOWN_TOPIC_OR_PART"
+
+
+class KafkaAdmin:
+    """Creates and inspects topics; the confluent ``AdminClient`` is created on first use.
+
+    :param settings: broker address, default partitions and replication factor
+        (``AGENTAUDIT_PARTITIONS``, ``AGENTAUDIT_REPLICATION_FACTOR``).
+    :param config: librdkafka overrides.
+
+    Example::
+
+        KafkaAdmin(settings).ensure_topics([settings.topics.actions, settings.topics.dlq])
+    """
+
+    def __init__(self, settings: KafkaSettings, config: Mapping[str, ConfigValue] | None = None) -> None:
+        self._settings = settings
+        self._config = build_config(settings, config)
+        self._admin: AdminClient | None = None
+
+    @property
+    def _client(self) -> AdminClient:
+        if self._admin is None:
+            try:
+                self._admin = AdminClient(self._config)
+            except (KafkaException, ValueError, TypeError) as exc:
+                raise from_exception(exc, "creating the Kafka admin client") from exc
+        return self._admin
+
+    def ensure_topics(self, names: Iterable[str], partitions: int | None = None,
+                      config: Mapping[str, str] | None = None, timeout: float = 30.0) -> list[str]:
+        """Create the topics that do not exist yet; returns the names actually created.
+
+        Existing topics are left as they are (their partition count is not changed).
+
+        :param partitions: default ``settings.partitions``.
+        :param config: topic configs, e.g. ``{"retention.ms": "604800000"}``.
+        """
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return []
+        count = partitions or self._settings.partitions
+        new = [NewTopic(name, num_partitions=count, replication_factor=self._settings.replication_factor,
+                        config=dict(config or {})) for name in wanted]
+        try:
+            futures = self._client.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise from_exception(exc, f"creating topics {wanted}") from exc
+        created: list[str] = []
+        for name, future in futures.items():
+            try:
+                _result(future, timeout, "creating", name)
+                created.append(name)
+            except KafkaError as exc:
+                if exc.code != _ALREADY_EXISTS:
+                    raise
+        return created
+
+    def delete_topics(self, names: Iterable[str], timeout: float = 30.0) -> None:
+        """Delete topics; topics that do not exist are ignored."""
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return
+        try:
+            futures = self._client.delete_topics(wanted, operation_timeout=timeout, request_timeout=timeout)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise from_exception(exc, f"deleting topics {wanted}") from exc
+        for name, future in futures.items():
+            try:
+                _result(future, timeout, "deleting", name)
+            except KafkaError as exc:
+                if exc.code != _UNKNOWN_TOPIC:
+                    raise
+
+    def list_topics(self, timeout: float = 10.0) -> dict[str, int]:
+        """Every topic the cluster reports, with its partition count."""
+        try:
+            metadata = self._client.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise from_exception(exc, "listing topics",
+                                 hint=f"is a broker reachable at {self._settings.bootstrap_servers}?") from exc
+        return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
+
+    def partitions_for(self, topic: str, timeout: float = 10.0) -> list[int]:
+        """Partition ids of ``topic``.
+
+        :raises KafkaError: the topic does not exist (``code="UNKNOWN_TOPIC_OR_PART"``).
+        """
+        try:
+            # All-topics metadata: asking for one topic by name auto-creates it on some brokers.
+            metadata = self._client.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise from_exception(exc, "reading metadata", topic=topic) from exc
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None or not info.partitions:
+            code = info.error.name() if info is not None and info.error is not None else _UNKNOWN_TOPIC
+            raise KafkaError(f"topic {topic!r} does not exist; create it with ensure_topics", code=code)
+        return sorted(info.partitions)
+
+    def committed_offsets(self, group: str, topics: Iterable[str],
+                          timeout: float = 10.0) -> dict[tuple[str, int], int | None]:
+        """The committed next-offset of ``group`` per ``(topic, partition)``; ``None`` where nothing is committed."""
+        parts = [TopicPartition(t, p) for t in dict.fromkeys(topics) for p in self.partitions_for(t, timeout)]
+        request = [ConsumerGroupTopicPartitions(group, parts)]
+        try:
+            futures = self._client.list_consumer_group_offsets(request, request_timeout=timeout)
+            result = _result(futures[group], timeout, "reading committed offsets of group", group)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise from_exception(exc, f"reading committed offsets of group {group!r}") from exc
+        out: dict[tuple[str, int], int | None] = {}
+        for tp in result.topic_partitions:
+            out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+        return out
+
+    def ping(self, timeout: float = 5.0) -> bool:
+        """True when cluster metadata arrives within ``timeout`` seconds."""
+        try:
+            metadata = self._client.list_topics(timeout=timeout)
+        except (KafkaException, KafkaError):
+            return False
+        return bool(metadata.brokers)
+
+
+def _result(future: Future, timeout: float, action: str, name: str):  # type: ignore[type-arg,no-untyped-def]
+    try:
+        return future.result(timeout=timeout)
+    except FutureTimeout as exc:
+        raise KafkaError(f"{action} {name!r} timed out after {timeout}s; is the broker up?",
+                         code="_TIMED_OUT", retriable=True) from exc
+    except KafkaException as exc:
+        raise from_exception(exc, f"{action} {name!r}") from exc
