@@ -77,6 +77,11 @@ class TansuBroker:
         return self.data_dir / "tansu.log"
 
     @property
+    def pid(self) -> int | None:
+        """The broker's pid while it runs."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def running(self) -> bool:
         """True while the broker process is alive."""
         return self._process is not None and self._process.running
