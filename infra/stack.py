@@ -1,0 +1,233 @@
+"""``agentaudit up``: the whole pipeline on one machine, from nothing but what pip installed.
+
+Every component is its own process and they talk only through the Kafka and ClickHouse
+protocols, configured by URLs, exactly as in production: the broker (tansu, in memory or on
+SeaweedFS S3 with ``durable``), the store (``agentaudit store``: chDB behind ClickHouse's HTTP
+interface), the consumer, a simulated agent fleet and the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agentaudit.infra.embedded import ManagedProcess, SeaweedS3, TansuBroker
+from agentaudit.infra.embedded.ports import free_port, port_open
+
+__all__ = ["STATE_FILE", "Stack", "StackSettings", "read_state"]
+
+_log = logging.getLogger("agentaudit.infra.stack")
+STATE_FILE = "stack.json"
+
+
+class StackSettings(BaseSettings):
+    """What ``agentaudit up`` starts and where.
+
+    :param home: ``AGENTAUDIT_HOME``, data and logs, default ``./.agentaudit``.
+    :param durable: ``AGENTAUDIT_DURABLE``: broker log on SeaweedFS S3 instead of memory.
+    :param broker_port: ``AGENTAUDIT_BROKER_PORT``, default 9092 (a free port if taken).
+    :param store_port: ``AGENTAUDIT_STORE_PORT``, default 8123 (a free port if taken).
+    :param dashboard_port: ``AGENTAUDIT_DASHBOARD_PORT``, default 8501 (a free port if taken).
+    :param metrics_port: ``AGENTAUDIT_METRICS_PORT``, the consumer's Prometheus port, default 9108.
+    :param simulate_rate: ``AGENTAUDIT_SIMULATE_RATE``, simulated events per second; 0 disables the fleet.
+    :param agents: ``AGENTAUDIT_SIMULATE_AGENTS``, simulated agents.
+    :param seed: ``AGENTAUDIT_SIMULATE_SEED``, the fleet's seed.
+    :param rules: ``AGENTAUDIT_RULES``, rule files for the consumer; default the built-in pack.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGENTAUDIT_", frozen=True, extra="ignore")
+
+    home: Path = Path(".agentaudit")
+    durable: bool = False
+    broker_port: int = 9092
+    store_port: int = 8123
+    dashboard_port: int = 8501
+    metrics_port: int = 9108
+    simulate_rate: float = Field(default=200.0, ge=0)
+    simulate_agents: int = Field(default=12, gt=0)
+    simulate_seed: int = 7
+    rules: str | None = None
+
+
+@dataclass
+class _Component:
+    name: str
+    url: str
+    start: Callable[[], None]
+    stop: Callable[[], None]
+    alive: Callable[[], bool]
+    log: Path
+    pid: Callable[[], int | None] = field(default=lambda: None)
+
+
+def _port(preferred: int) -> int:
+    return preferred if not port_open("127.0.0.1", preferred) else free_port()
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, "-m", *args]
+
+
+class Stack:
+    """Starts the components in dependency order and stops them in reverse.
+
+    Example::
+
+        with Stack(StackSettings(simulate_rate=100)) as stack:
+            print(stack.urls["dashboard"])
+    """
+
+    def __init__(self, settings: StackSettings | None = None) -> None:
+        self.settings = settings or StackSettings()
+        self.home = self.settings.home.resolve()
+        self.logs = self.home / "logs"
+        self.ports = {
+            "broker": _port(self.settings.broker_port),
+            "store": _port(self.settings.store_port),
+            "dashboard": _port(self.settings.dashboard_port),
+            "metrics": _port(self.settings.metrics_port),
+        }
+        self.urls = {
+            "broker": f"127.0.0.1:{self.ports['broker']}",
+            "store": f"http://127.0.0.1:{self.ports['store']}",
+            "dashboard": f"http://127.0.0.1:{self.ports['dashboard']}",
+            "metrics": f"http://127.0.0.1:{self.ports['metrics']}/metrics",
+        }
+        self.env = {
+            "AGENTAUDIT_BOOTSTRAP_SERVERS": self.urls["broker"],
+            "AGENTAUDIT_CLICKHOUSE_URL": self.urls["store"],
+        }
+        self._started: list[_Component] = []
+
+    # -- components -------------------------------------------------------------------------
+
+    def _components(self) -> list[_Component]:
+        s = self.settings
+        components: list[_Component] = []
+        s3: SeaweedS3 | None = None
+        if s.durable:
+            s3 = SeaweedS3(self.home / "s3")
+            components.append(_Component("s3 (SeaweedFS)", s3.endpoint, s3.start, s3.stop, lambda: s3.running,
+                                         s3.log_path))
+        broker = TansuBroker(self.ports["broker"], "s3" if s3 else "memory",
+                             s3_endpoint=s3.endpoint if s3 else None, data_dir=self.home / "broker")
+        storage = f"s3 {s3.endpoint}" if s3 else "memory"
+        components.append(_Component(f"broker (tansu, {storage})", self.urls["broker"], broker.start, broker.stop,
+                                     lambda: broker.running, broker.log_path))
+        store = self._process("store", _python("agentaudit.infra.store", "--data-dir", str(self.home / "store"),
+                                               "--host", "127.0.0.1", "--port", str(self.ports["store"])),
+                              ready_port=self.ports["store"])
+        components.append(self._wrap("store (chDB, ClickHouse HTTP)", self.urls["store"], store,
+                                     after=self._migrate))
+        consume = ["agentaudit.cli", "consume", "--metrics-port", str(self.ports["metrics"])]
+        if s.rules:
+            consume += ["--rules", s.rules]
+        consumer = self._process("consumer", _python(*consume), ready_port=self.ports["metrics"])
+        components.append(self._wrap("consumer (sink + rules)", self.urls["metrics"], consumer))
+        if s.simulate_rate > 0:
+            simulator = self._process("simulator", _python(
+                "agentaudit.cli", "simulate", "--clock", "wall", "--rate", str(s.simulate_rate),
+                "--agents", str(s.simulate_agents), "--seed", str(s.simulate_seed)))
+            components.append(self._wrap(f"simulator ({s.simulate_agents} agents, {s.simulate_rate:g} ev/s)",
+                                         self.urls["broker"], simulator))
+        dashboard = self._process("dashboard", _python(
+            "agentaudit.cli", "dashboard", "--host", "127.0.0.1", "--port", str(self.ports["dashboard"])),
+            ready_port=self.ports["dashboard"], ready_timeout=60)
+        components.append(self._wrap("dashboard (Streamlit)", self.urls["dashboard"], dashboard))
+        return components
+
+    def _process(self, name: str, argv: list[str], *, ready_port: int | None = None,
+                 ready_timeout: float = 45.0) -> ManagedProcess:
+        return ManagedProcess(name, argv, log_path=self.logs / f"{name}.log", ready_port=ready_port,
+                              env=self.env, cwd=self.home, ready_timeout=ready_timeout)
+
+    @staticmethod
+    def _wrap(label: str, url: str, process: ManagedProcess, *, after: Callable[[], None] | None = None) -> _Component:
+        def start() -> None:
+            process.start()
+            if after is not None:
+                after()
+
+        return _Component(label, url, start, process.stop, lambda: process.running, process.log_path,
+                          pid=lambda: process.pid)
+
+    def _migrate(self) -> None:
+        from agentaudit.consumers.migrate import migrate
+        from agentaudit.infra.kafka import KafkaAdmin
+        from agentaudit.settings import KafkaSettings, StoreSettings
+
+        migrate(StoreSettings(clickhouse_url=self.urls["store"]))
+        kafka = KafkaSettings(bootstrap_servers=self.urls["broker"])
+        t = kafka.topics
+        KafkaAdmin(kafka).ensure_topics([t.actions, t.incidents, t.lifecycle, t.control, t.dlq])
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, on_started: Callable[[str, str], None] | None = None) -> None:
+        """Start everything; on any failure, stop what already runs and re-raise."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            for component in self._components():
+                began = time.monotonic()
+                component.start()
+                self._started.append(component)
+                if on_started is not None:
+                    on_started(component.name, f"{component.url}  ({time.monotonic() - began:.1f}s)")
+        except BaseException:
+            self.stop()
+            raise
+        self._write_state()
+
+    def dead(self) -> list[_Component]:
+        """Components that exited on their own."""
+        return [c for c in self._started if not c.alive()]
+
+    def wait(self, stop: threading.Event, poll: float = 0.5) -> _Component | None:
+        """Block until ``stop`` is set or a component dies; returns the dead one, if any."""
+        while not stop.wait(poll):
+            dead = self.dead()
+            if dead:
+                return dead[0]
+        return None
+
+    def stop(self) -> None:
+        """Stop in reverse order; every child is reaped, none outlives us."""
+        while self._started:
+            component = self._started.pop()
+            try:
+                component.stop()
+            except Exception:  # keep stopping the rest
+                _log.exception("stopping %s failed", component.name)
+        (self.home / STATE_FILE).unlink(missing_ok=True)
+
+    def _write_state(self) -> None:
+        state = {"pid": os.getpid(), "urls": self.urls, "home": str(self.home),
+                 "components": [{"name": c.name, "url": c.url, "log": str(c.log), "pid": c.pid()}
+                                for c in self._started]}
+        (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def read_state(home: Path) -> dict | None:
+    """What a running ``agentaudit up`` wrote about itself, or None."""
+    try:
+        return json.loads((home / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
