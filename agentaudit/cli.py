@@ -28,6 +28,125 @@ def version() -> None:
 # -- commands are registered below, one block per component --------------------------
 
 
+# -- the embedded stack (lead): up, status --
+
+
+@app.command()
+def up(
+    durable: bool = typer.Option(False, "--durable", help="Keep the broker log on SeaweedFS S3 (survives kill -9)."),
+    home: str = typer.Option(None, help="Data and logs directory (AGENTAUDIT_HOME, default ./.agentaudit)."),
+    rate: float = typer.Option(None, help="Simulated events per second; 0 disables the fleet (default 200)."),
+    rules: str = typer.Option(None, help="Rule file or directory for the consumer (default: the built-in pack)."),
+) -> None:
+    """Start broker, store, consumer, a simulated fleet and the dashboard; Ctrl-C stops them all."""
+    import logging
+    import signal
+    import threading
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.infra.embedded import log_tail
+    from agentaudit.infra.stack import Stack, StackSettings
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    overrides = {k: v for k, v in {"durable": durable or None, "home": home, "simulate_rate": rate,
+                                   "rules": rules}.items() if v is not None}
+    console = Console()
+    stack = Stack(StackSettings(**overrides))
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print(f"[bold]agentaudit up[/bold]: data and logs in {stack.home}")
+    try:
+        stack.start(on_started=lambda name, where: console.print(f"  [green]started[/green] {name}: {where}"))
+    except AgentAuditError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    table = Table(title="agentaudit is running", show_lines=False)
+    for column in ("component", "where", "log"):
+        table.add_column(column)
+    for component in stack._started:
+        table.add_row(component.name, component.url, str(component.log))
+    console.print(table)
+    console.print(f"Dashboard: [bold cyan]{stack.urls['dashboard']}[/bold cyan]")
+    console.print(f"ClickHouse: clickhouse_connect.get_client(host='127.0.0.1', port={stack.ports['store']})")
+    console.print("Press Ctrl-C to stop.")
+    dead = stack.wait(stop)
+    if dead is not None:
+        console.print(f"[red]{dead.name} exited unexpectedly[/red]; its log ({dead.log}):\n{log_tail(dead.log)}")
+    console.print("stopping ...")
+    stack.stop()
+    console.print("stopped.")
+    if dead is not None:
+        raise typer.Exit(1)
+
+
+# -- consumers (helper "sink"): migrate, consume --
+
+
+@app.command()
+def migrate() -> None:
+    """Create or update the ClickHouse tables (schemas/ddl, in order); safe to run again."""
+    from agentaudit.consumers.exceptions import MigrationError
+    from agentaudit.consumers.migrate import migrate as apply
+    from agentaudit.settings import StoreSettings
+
+    settings = StoreSettings()
+    try:
+        applied = apply(settings)
+    except MigrationError as exc:
+        typer.echo(f"error: {exc}\n--- statement ({exc.file}) ---\n{exc.statement}", err=True)
+        raise typer.Exit(1) from exc
+    for item in applied:
+        typer.echo(f"applied {item.name} ({item.statements} statements) to {settings.database}")
+
+
+@app.command()
+def consume(
+    group: str = typer.Option(None, help="Consumer group (AGENTAUDIT_SINK_GROUP)."),
+    rules: str = typer.Option(None, help="Rule file or directory for the rule engine; default built-in rules."),
+    batch_size: int = typer.Option(None, help="Messages per batch (AGENTAUDIT_SINK_BATCH_SIZE)."),
+    metrics_port: int = typer.Option(None, help="Serve Prometheus /metrics on this port (AGENTAUDIT_SINK_METRICS_PORT)."),
+) -> None:
+    """Run the sink: actions and lifecycle events into ClickHouse, judged by the rules, until Ctrl-C."""
+    import logging
+    import signal
+    import threading
+
+    from agentaudit.consumers._metrics import SinkMetrics
+    from agentaudit.consumers.builtin_rules import BuiltinEvaluator
+    from agentaudit.consumers.settings import SinkSettings
+    from agentaudit.consumers.sink import Sink
+    from agentaudit.infra.kafka import KafkaAdmin
+    from agentaudit.settings import KafkaSettings, StoreSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    overrides = {k: v for k, v in {"group": group, "batch_size": batch_size, "metrics_port": metrics_port}.items()
+                 if v is not None}
+    sink_settings = SinkSettings(**overrides)
+    kafka = KafkaSettings()
+    try:
+        from agentaudit.consumers.rules import load_evaluator  # the rule engine, when installed
+    except ImportError:
+        load_evaluator = None
+    if rules and load_evaluator is None:
+        typer.echo("error: --rules needs the rule engine (agentaudit.consumers.rules), which is not installed", err=True)
+        raise typer.Exit(2)
+    evaluator = load_evaluator(rules) if rules else BuiltinEvaluator(
+        forbidden_tools=sink_settings.forbidden_tools, cost_threshold_usd=sink_settings.cost_threshold_usd)
+    t = kafka.topics
+    KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
+    metrics = SinkMetrics()
+    if sink_settings.metrics_port is not None:
+        metrics.serve(sink_settings.metrics_port)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics).run(stop)
+
+
 def main() -> None:
     app()
 
