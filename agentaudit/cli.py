@@ -83,6 +83,34 @@ def up(
         raise typer.Exit(1)
 
 
+@app.command()
+def status(
+    home: str = typer.Option(".agentaudit", help="Where `agentaudit up` keeps its state (AGENTAUDIT_HOME)."),
+) -> None:
+    """Show the health of the broker, the store, the consumer and the dashboard; exit 1 if any is down."""
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentaudit.infra.status import check_all, stack_urls
+    from agentaudit.settings import KafkaSettings, StoreSettings
+
+    urls = stack_urls(Path(home))
+    kafka = KafkaSettings(**({"bootstrap_servers": urls["broker"]} if "broker" in urls else {}))
+    store = StoreSettings(**({"clickhouse_url": urls["store"]} if "store" in urls else {}))
+    checks = check_all(kafka, store, dashboard_url=urls.get("dashboard"), metrics_url=urls.get("metrics"))
+    table = Table(title="agentaudit status")
+    for column in ("component", "target", "state", "detail", "ms"):
+        table.add_column(column)
+    for c in checks:
+        table.add_row(c.component, c.target, "[green]up[/green]" if c.ok else "[red]down[/red]", c.detail,
+                      f"{c.millis:.0f}")
+    Console().print(table)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
 # -- consumers (helper "sink"): migrate, consume --
 
 
