@@ -117,8 +117,12 @@ class TansuBroker:
                                        env=env, cwd=self.data_dir, ready_timeout=self.ready_timeout)
         self._process.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the broker gracefully (SIGTERM, then SIGKILL after ``timeout``)."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the broker: SIGTERM, then SIGKILL after ``timeout`` seconds.
+
+        tansu lingers up to ~5 s on SIGTERM while clients stay connected; it acknowledges a
+        produce only once the batch is stored, so the kill loses nothing acknowledged.
+        """
         if self._process is not None:
             self._process.stop(timeout)
             self._process = None

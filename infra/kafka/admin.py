@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -74,7 +75,26 @@ class KafkaAdmin:
             except KafkaError as exc:
                 if exc.code != _ALREADY_EXISTS:
                     raise
+        self._wait_visible(wanted, timeout)
         return created
+
+    def _wait_visible(self, names: list[str], timeout: float) -> None:
+        # Apache Kafka acknowledges a creation before every broker's metadata shows leaders;
+        # wait so that the caller can produce, assign or read partitions right away.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                metadata = self._client.list_topics(timeout=max(0.1, deadline - time.monotonic()))
+            except KafkaException as exc:
+                raise from_exception(exc, f"reading metadata of new topics {names}") from exc
+            missing = [n for n in names if not _ready(metadata.topics.get(n))]
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise KafkaError(f"topics {missing} were created but have no partition leaders after "
+                                 f"{timeout}s; check the broker's health", code="LEADER_NOT_AVAILABLE",
+                                 retriable=True)
+            time.sleep(0.05)
 
     def delete_topics(self, names: Iterable[str], timeout: float = 30.0) -> None:
         """Delete topics; topics that do not exist are ignored."""
@@ -139,6 +159,11 @@ class KafkaAdmin:
         except (KafkaException, KafkaError):
             return False
         return bool(metadata.brokers)
+
+
+def _ready(topic: object) -> bool:
+    return (topic is not None and getattr(topic, "error", None) is None and bool(topic.partitions)  # type: ignore[attr-defined]
+            and all(p.leader >= 0 for p in topic.partitions.values()))  # type: ignore[attr-defined]
 
 
 def _result(future: Future, timeout: float, action: str, name: str):  # type: ignore[type-arg,no-untyped-def]
