@@ -1,0 +1,56 @@
+"""``python -m agentaudit.infra.store --data-dir D --port P``: run the store server until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from agentaudit.infra.store.exceptions import StoreLockedError
+
+DEFAULT_DATA_DIR = "./.agentaudit/store"
+
+
+def run(data_dir: str, host: str, port: int, password: str | None) -> int:
+    """Serve until a signal arrives; returns the process exit code."""
+    from agentaudit.infra.store.server import StoreServer
+
+    try:
+        server = StoreServer(data_dir, host=host, port=port, password=password)
+    except StoreLockedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc}; pick another --port", file=sys.stderr)
+        return 2
+
+    def stop(signum: int, _frame: object) -> None:
+        # shutdown() blocks until serve_forever returns, so it must not run on the serving thread.
+        threading.Thread(target=server._httpd.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    auth = "password required" if password else "no password"
+    print(f"agentaudit store serving {server.engine.data_dir} at {server.url} (ClickHouse HTTP, chDB "
+          f"{server.engine.version}, {auth})", flush=True)
+    server.serve_forever()
+    print("agentaudit store stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agentaudit.infra.store", description=__doc__)
+    parser.add_argument("--data-dir", default=os.environ.get("AGENTAUDIT_STORE_DIR", DEFAULT_DATA_DIR))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--password", default=os.environ.get("AGENTAUDIT_STORE_PASSWORD"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return run(args.data_dir, args.host, args.port, args.password)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Just enough SQL shape-reading for the HTTP front: statement kind and an INSERT's FORMAT."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["READ_AST_ROOTS", "STREAM_SAFE_FORMATS", "leading_keyword", "output_format", "split_insert"]
+
+# Formats whose per-block outputs concatenate into one valid stream (no file header/footer).
+STREAM_SAFE_FORMATS = frozenset({
+    "Native", "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "RowBinary", "JSONEachRow",
+    "JSONCompactEachRow", "JSONStringsEachRow", "Values",
+})
+_TRAILING_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*(?:SETTINGS\b[^']*)?;?\s*\Z", re.IGNORECASE)
+
+_COMMENTS = re.compile(r"(--[^\n]*|#[^\n]*|/\*.*?\*/)", re.DOTALL)
+_KEYWORD = re.compile(r"[\s(]*([A-Za-z]+)")
+# INSERT ... FORMAT <name> [inline data]; the data (if any) starts after one whitespace char.
+_INSERT_FORMAT = re.compile(r"^(?P<head>\s*INSERT\b.*?)\bFORMAT\s+(?P<fmt>[A-Za-z0-9_]+)[ \t]*\r?\n?(?P<data>.*)\Z",
+                            re.IGNORECASE | re.DOTALL)
+
+_NOT_A_FORMAT_HEAD = re.compile(r"'|\bVALUES\b|\bSELECT\b", re.IGNORECASE)
+
+# Roots of `EXPLAIN AST` that only read: what a read-only request may run.
+READ_AST_ROOTS = frozenset({
+    "SelectWithUnionQuery", "SelectIntersectExceptQuery", "SelectQuery", "ShowTables", "DescribeQuery",
+    "ExistsTableQuery", "ExistsDatabaseQuery", "ExistsDictionaryQuery", "ExistsViewQuery",
+    "ShowCreateTableQuery", "ShowCreateDatabaseQuery", "ShowCreateViewQuery", "ShowCreateDictionaryQuery",
+    "Explain", "ShowProcesslistQuery", "ShowColumns", "ShowIndexes", "ShowSettingQuery", "ShowEnginesQuery",
+    "ShowFunctionsQuery",
+})
+
+
+def leading_keyword(sql: str) -> str:
+    """The statement's first keyword in upper case (comments and parentheses skipped)."""
+    match = _KEYWORD.match(_COMMENTS.sub(" ", sql[:4096]))
+    return match.group(1).upper() if match else ""
+
+
+def output_format(sql: str, default: str) -> str:
+    """The format a query's own ``FORMAT`` clause asks for, else ``default``."""
+    match = _TRAILING_FORMAT.search(_COMMENTS.sub(" ", sql[-4096:]))
+    return match.group(1) if match else default
+
+
+def split_insert(sql: str) -> tuple[str, str, bytes] | None:
+    """``INSERT ... FORMAT X<newline>data`` -> (``INSERT ...``, ``X``, data bytes); else ``None``."""
+    if leading_keyword(sql) != "INSERT":
+        return None
+    match = _INSERT_FORMAT.match(sql)
+    if match is None or _NOT_A_FORMAT_HEAD.search(match.group("head")):
+        return None  # e.g. VALUES ('... FORMAT x ...'): the word sits inside data
+    return match.group("head").rstrip(), match.group("fmt"), match.group("data").encode()

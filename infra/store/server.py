@@ -1,0 +1,390 @@
+"""``agentaudit store``: one process owns a chDB directory and serves ClickHouse's HTTP interface.
+
+Other processes (the sink, ``agentaudit migrate``, the dashboard, analysts' notebooks) use a
+plain ``clickhouse_connect.get_client(host=..., port=...)`` against it, exactly as against a
+production ClickHouse server.
+
+>>> server = StoreServer("./.agentaudit/store", port=0)
+>>> server.start_in_thread()
+>>> server.url
+'http://127.0.0.1:41234'
+>>> server.shutdown()
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from agentaudit.infra.store._codecs import compressor, decompress_stream, pick_encoding
+from agentaudit.infra.store._engine import Engine, EngineError
+from agentaudit.infra.store._metrics import StoreMetrics
+from agentaudit.infra.store._sql import output_format, split_insert
+
+__all__ = ["StoreServer"]
+
+_log = logging.getLogger(__name__)
+
+_READ_CHUNK = 1 << 20
+# Query-string keys that are HTTP-interface controls, not ClickHouse settings to SET.
+_NOT_SETTINGS = frozenset({
+    "query", "database", "default_format", "user", "password", "query_id", "session_id", "session_timeout",
+    "session_check", "compress", "decompress", "enable_http_compression", "wait_end_of_query", "buffer_size",
+    "client_protocol_version", "role", "quota_key", "send_progress_in_http_headers",
+    "cancel_http_readonly_queries_on_client_close", "add_http_cors_header", "readonly",
+})
+_DISPLAY_NAME = "agentaudit-store"
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    store: StoreServer
+
+
+class StoreServer:
+    """A ClickHouse-compatible HTTP server over a chDB directory.
+
+    :param data_dir: the chDB directory (created if missing); only one process may own it.
+    :param host: interface to bind, default ``127.0.0.1`` (loopback only).
+    :param port: TCP port, default 8123; 0 picks a free one (see :attr:`port`).
+    :param password: when set, every request must carry it (``X-ClickHouse-Key``, basic auth or
+        the ``password`` query parameter); env ``AGENTAUDIT_STORE_PASSWORD`` at the CLI.
+    :raises StoreLockedError: another process already serves ``data_dir``.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8123,
+                 password: str | None = None) -> None:
+        self.engine = Engine(data_dir)
+        self.metrics = StoreMetrics()
+        self.password = password or None
+        try:
+            self._httpd = _Server((host, port), _Handler)
+        except OSError:
+            self.engine.close()
+            raise
+        self._httpd.store = self
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL for ``AGENTAUDIT_CLICKHOUSE_URL``."""
+        return f"http://{self.host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`shutdown` is called from another thread (or a signal handler's thread)."""
+        try:
+            self._httpd.serve_forever(poll_interval=0.2)
+        finally:
+            self._close()
+
+    def start_in_thread(self) -> threading.Thread:
+        """Serve from a daemon thread (tests, embedding); returns the thread."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="agentaudit-store", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def shutdown(self) -> None:
+        """Stop accepting requests, finish the running one, close chDB and free the directory."""
+        self._httpd.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._httpd.server_close()
+            self.engine.close()
+
+    def __enter__(self) -> StoreServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "agentaudit-store"
+    timeout = 300  # a stalled client must not hold the engine lock forever
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        _log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._respond_simple(200, b"", "text/plain")
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        store = self.server.store
+        parts = urlsplit(self.path)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        path = parts.path.rstrip("/") or "/"
+        if path == "/ping" or (path == "/" and "query" not in params and self.command == "GET"):
+            store.metrics.requests.labels("ping").inc()
+            self._drain_body()
+            self._respond_simple(200, b"Ok.\n", "text/plain; charset=UTF-8")
+            return
+        if path == "/metrics":
+            self._drain_body()
+            self._respond_simple(200, generate_latest(store.metrics.registry), CONTENT_TYPE_LATEST)
+            return
+        if path != "/":
+            self._drain_body()
+            self._error(_HTTPError(404, 0, f"Code: 0. DB::Exception: There is no handle {parts.path}. (UNKNOWN)"))
+            return
+        kind = "query"
+        started = time.perf_counter()
+        try:
+            self._authenticate(params)
+            kind = self._run(params)
+        except _HTTPError as exc:
+            store.metrics.errors.labels(str(exc.code)).inc()
+            self._error(exc)
+        except EngineError as exc:
+            store.metrics.errors.labels(str(exc.code)).inc()
+            self._error(_HTTPError(_status_for(exc.code), exc.code, str(exc)))
+        finally:
+            store.metrics.requests.labels(kind).inc()
+            store.metrics.latency.labels(kind).observe(time.perf_counter() - started)
+
+    def _authenticate(self, params: dict[str, str]) -> None:
+        expected = self.server.store.password
+        if expected is None:
+            return
+        supplied = self.headers.get("X-ClickHouse-Key") or params.get("password")
+        auth = self.headers.get("Authorization", "")
+        if supplied is None and auth.lower().startswith("basic "):
+            try:
+                supplied = base64.b64decode(auth[6:].strip()).decode().partition(":")[2]
+            except ValueError:
+                supplied = None
+        if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
+            self._drain_body()
+            user = self.headers.get("X-ClickHouse-User") or params.get("user") or "default"
+            raise _HTTPError(401, 516, f"Code: 516. DB::Exception: {user}: Authentication failed: password is "
+                                       "incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)")
+
+    def _body_chunks(self) -> Iterator[bytes]:
+        """The raw request body (Content-Length or chunked), in pieces, counted in metrics."""
+        counter = self.server.store.metrics.bytes_in
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size_line = self.rfile.readline(1024)
+                size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return
+                remaining = size
+                while remaining:
+                    piece = self.rfile.read(min(remaining, _READ_CHUNK))
+                    if not piece:
+                        raise _HTTPError(400, 33, "Code: 33. DB::Exception: request body ended early. (CANNOT_READ_ALL_DATA)")
+                    remaining -= len(piece)
+                    counter.inc(len(piece))
+                    yield piece
+                self.rfile.readline(1024)
+        else:
+            remaining = int(self.headers.get("Content-Length") or 0)
+            while remaining > 0:
+                piece = self.rfile.read(min(remaining, _READ_CHUNK))
+                if not piece:
+                    raise _HTTPError(400, 33, "Code: 33. DB::Exception: request body ended early. (CANNOT_READ_ALL_DATA)")
+                remaining -= len(piece)
+                counter.inc(len(piece))
+                yield piece
+
+    def _has_body(self) -> bool:
+        return (self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+                or int(self.headers.get("Content-Length") or 0) > 0)
+
+    def _drain_body(self) -> None:
+        for _ in self._body_chunks():
+            pass
+
+    def _decoded_body(self, params: dict[str, str]) -> Iterator[bytes]:
+        if params.get("decompress") == "1":
+            raise _HTTPError(400, 48, "Code: 48. DB::Exception: ClickHouse's native compressed request format "
+                                      "(decompress=1) is not supported by agentaudit store; use HTTP "
+                                      "Content-Encoding. (NOT_IMPLEMENTED)")
+        try:
+            yield from decompress_stream(self._body_chunks(), self.headers.get("Content-Encoding"))
+        except _HTTPError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any codec failure is a bad request
+            raise _HTTPError(400, 354, f"Code: 354. DB::Exception: cannot decode request body: {exc}. "
+                                       "(CANNOT_DECOMPRESS)") from exc
+
+    # -- the request -------------------------------------------------------------------
+
+    def _run(self, params: dict[str, str]) -> str:
+        store = self.server.store
+        engine = store.engine
+        query = params.get("query")
+        body = self._decoded_body(params)
+        if query is None:
+            query = b"".join(body).decode()
+            body = iter(())
+        insert = split_insert(query)
+        if insert is None and self._has_body() and "query" in params:
+            query = query + "\n" + b"".join(body).decode()
+            insert = split_insert(query)
+            body = iter(())
+        if not query.strip():
+            raise _HTTPError(400, 62, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
+        bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+        settings = {k: v for k, v in params.items()
+                    if k not in _NOT_SETTINGS and not k.startswith(("param_", "http_"))}
+        database = self.headers.get("X-ClickHouse-Database") or params.get("database")
+        readonly = params.get("readonly", "0") not in ("0", "")
+        query_id = params.get("query_id") or str(uuid.uuid4())
+        fmt = (self.headers.get("X-ClickHouse-Format") or params.get("default_format") or "TabSeparated")
+        fmt = output_format(query, fmt) if insert is None else fmt
+        encoding = pick_encoding(self.headers.get("Accept-Encoding")) \
+            if params.get("enable_http_compression") == "1" else None
+        with engine.lock:
+            # Checked before SET: the request's own limits (max_result_rows, ...) must not hit the check.
+            if readonly and (insert is not None or not engine.is_read_only_statement(query, bind)):
+                raise _HTTPError(403, 164, "Code: 164. DB::Exception: default: Cannot execute query in readonly "
+                                           "mode. (READONLY)")
+            applied = engine.apply(database, settings)
+            try:
+                if insert is not None:
+                    head, in_fmt, inline = insert
+                    stats = engine.insert(head, in_fmt, _prefixed(inline, body))
+                    store.metrics.rows_inserted.inc(stats.rows)
+                    summary = {"written_rows": stats.rows, "written_bytes": stats.bytes}
+                    self._respond_stream(iter(()), query_id, fmt, summary, encoding)
+                    return "insert"
+                chunks = engine.execute(query, fmt, bind)
+                first = next(chunks, b"")  # errors before the status line become HTTP errors
+                kind = "query" if first or _is_select(query) else "command"
+                self._respond_stream(_prefixed(first, chunks), query_id, fmt, {}, encoding)
+                return kind
+            finally:
+                engine.reset(applied)
+
+    # -- responses -------------------------------------------------------------------------
+
+    def _common_headers(self, query_id: str, fmt: str, summary: dict[str, int]) -> None:
+        tz = self.server.store.engine.timezone
+        full = {"read_rows": 0, "read_bytes": 0, "written_rows": 0, "written_bytes": 0, "total_rows_to_read": 0,
+                "result_rows": 0, "result_bytes": 0, **summary}
+        self.send_header("X-ClickHouse-Summary", json.dumps({k: str(v) for k, v in full.items()}))
+        self.send_header("X-ClickHouse-Query-Id", query_id)
+        self.send_header("X-ClickHouse-Format", fmt)
+        self.send_header("X-ClickHouse-Timezone", tz)
+        self.send_header("X-ClickHouse-Server-Display-Name", _DISPLAY_NAME)
+
+    def _respond_stream(self, chunks: Iterator[bytes], query_id: str, fmt: str, summary: dict[str, int],
+                        encoding: str | None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream" if fmt in ("Native", "RowBinary", "Arrow",
+                                                                              "Parquet") else "text/plain; charset=UTF-8")
+        self._common_headers(query_id, fmt, summary)
+        self.send_header("Transfer-Encoding", "chunked")
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        self.end_headers()
+        counter = self.server.store.metrics.bytes_out
+        codec = compressor(encoding) if encoding else None
+        try:
+            for chunk in chunks:
+                counter.inc(len(chunk))
+                self._write_chunk(codec.compress(chunk) if codec else chunk)
+            if codec:
+                self._write_chunk(codec.flush())
+        except EngineError as exc:
+            # Headers are gone: say it in the body the way ClickHouse does, then cut the stream.
+            self.server.store.metrics.errors.labels(str(exc.code)).inc()
+            self.wfile.write(f"\r\n__exception__\r\n{exc}\r\n".encode())
+            self.close_connection = True
+            return
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _write_chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _respond_simple(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, exc: _HTTPError) -> None:
+        body = (str(exc).rstrip() + "\n").encode()
+        self.send_response(exc.status)
+        self.send_header("Content-Type", "text/plain; charset=UTF-8")
+        self.send_header("X-ClickHouse-Exception-Code", str(exc.code))
+        self.send_header("X-ClickHouse-Server-Display-Name", _DISPLAY_NAME)
+        self.send_header("Content-Length", str(len(body)))
+        # The request body may be unread: close rather than misread it as the next request.
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _is_select(sql: str) -> bool:
+    from agentaudit.infra.store._sql import leading_keyword
+
+    return leading_keyword(sql) in ("SELECT", "WITH")
+
+
+def _status_for(code: int) -> int:
+    if code in (164,):
+        return 403
+    if code in (516, 192, 193):
+        return 401
+    if code in (60, 81):
+        return 404
+    if code in (62, 47, 46, 27, 26, 6, 41, 117):
+        return 400
+    return 500
