@@ -111,6 +111,27 @@ def status(
         raise typer.Exit(1)
 
 
+# -- the ClickHouse store (helper "store"): store --
+
+
+@app.command()
+def store(
+    data_dir: str = typer.Option(None, help="chDB data directory (AGENTAUDIT_STORE_DIR), default ./.agentaudit/store."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; loopback only unless given explicitly."),
+    port: int = typer.Option(8123, help="TCP port of the ClickHouse HTTP interface."),
+    password: str = typer.Option(None, help="Require this password (AGENTAUDIT_STORE_PASSWORD)."),
+) -> None:
+    """Own a chDB directory and serve ClickHouse's HTTP interface on it until Ctrl-C."""
+    import os
+
+    from agentaudit.infra.store.__main__ import DEFAULT_DATA_DIR, run
+
+    code = run(data_dir or os.environ.get("AGENTAUDIT_STORE_DIR", DEFAULT_DATA_DIR), host, port,
+               password or os.environ.get("AGENTAUDIT_STORE_PASSWORD"))
+    if code:
+        raise typer.Exit(code)
+
+
 # -- consumers (helper "sink"): migrate, consume --
 
 
