@@ -1,0 +1,325 @@
+"""Turns checked rule specs into compiled rules: predicate functions, key functions, templates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentaudit.consumers.exceptions import RuleError
+from agentaudit.consumers.rules._condition import (
+    CompileContext,
+    ConditionError,
+    Fragment,
+    compile_predicate,
+    parse_condition,
+)
+from agentaudit.consumers.rules._fields import resolve_field
+from agentaudit.consumers.rules._spec import ENGINE_VERSION, RuleFiles, RuleSpec, parse_duration
+from agentaudit.schemas import RuleMode, Severity
+
+__all__ = ["CompiledRule", "RuleSet", "compile_rule_files"]
+
+Predicate = Callable[[dict[str, Any]], bool]
+AGG_FNS = ("count", "sum", "avg", "min", "max", "distinct", "rate", "ratio")
+EAGER_FNS = ("count", "sum", "max", "distinct", "rate")  # only grow within a window
+_OPS = (">", ">=", "<", "<=")
+_DEFAULT_BY = {"predicate": ["agent_id"], "aggregate": None, "sequence": ["trace_id"], "absence": ["agent_id"],
+               "ancestor": ["agent_id"], "integrity": ["stream_id"]}
+_DEFAULT_WINDOW = {"predicate": "1h", "sequence": "1d", "absence": "1h", "ancestor": "1h", "integrity": "1d"}
+TEMPLATE_EXTRAS = ("value", "threshold", "count", "key", "window", "rule_id", "severity", "detail", "within")
+INTEGRITY_CHECKS = ("gap", "reorder", "duplicate", "hash_mismatch", "bad_start")
+
+@dataclass
+class CompiledRule:
+    """A rule ready to run: everything the hot path needs, resolved and compiled."""
+
+    id: str
+    kind: str
+    severity: Severity
+    mode: RuleMode
+    tags: tuple[str, ...]
+    owner: str
+    desc: str
+    predicate: Predicate
+    kinds: frozenset[str] | None
+    key: Callable[[dict[str, Any]], tuple]
+    key_names: tuple[str, ...]
+    window_us: int
+    slide_us: int
+    slim: Callable[[dict[str, Any]], dict[str, Any]]
+    template: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, values: dict[str, Any]) -> str:
+        try:
+            return self.template.format_map(values)
+        except (KeyError, ValueError, TypeError) as exc:  # a value of an unexpected type at run time
+            return f"{self.template} (render failed: {exc})"
+
+@dataclass
+class RuleSet:
+    """Compiled, enabled rules plus the revision (content hash) of the whole set."""
+
+    rules: list[CompiledRule]
+    revision: str
+    files: list[str]
+
+class _Compiler:
+    def __init__(self, files: RuleFiles) -> None:
+        self.files = files
+        self.namespace: dict[str, Any] = {}
+        self.macro_cache: dict[str, Fragment] = {}
+        self.macro_stack: list[str] = []
+        self.rule: RuleSpec | None = None
+        self.lists = {name: spec.items for name, spec in files.lists.items()}
+        self.ctx = CompileContext(self.lists, self.macro, self.namespace)
+
+    def macro(self, name: str) -> Fragment | None:
+        spec = self.files.macros.get(name)
+        if spec is None:
+            return None
+        if name in self.macro_cache:
+            return self.macro_cache[name]
+        if name in self.macro_stack:
+            cycle = " -> ".join([*self.macro_stack[self.macro_stack.index(name):], name])
+            raise RuleError(f"cyclic macros: {cycle}", file=spec.file, line=spec.line,
+                            rule=self.rule.id if self.rule else None)
+        self.macro_stack.append(name)
+        try:
+            fragment = parse_condition(spec.condition, self.ctx)
+        except ConditionError as exc:
+            raise RuleError(f"in macro {name!r}, column {exc.column}: {exc}", file=spec.file, line=spec.line,
+                            rule=self.rule.id if self.rule else None) from None
+        finally:
+            self.macro_stack.pop()
+        self.macro_cache[name] = fragment
+        return fragment
+
+    def condition(self, spec: RuleSpec, text: Any, key: str, block: dict | None = None) -> Fragment:
+        if isinstance(text, bool):
+            text = str(text).lower()
+        line = (block.line_of(key) if block is not None and hasattr(block, "line_of") else spec.line_of(key))
+        if not isinstance(text, str):
+            raise spec.error(f"{key} must be a condition string", line=line)
+        try:
+            return parse_condition(text, self.ctx)
+        except ConditionError as exc:
+            raise spec.error(f"{key}, column {exc.column}: {exc}", line=line) from None
+
+    def predicate(self, spec: RuleSpec, fragment: Fragment, label: str) -> Predicate:
+        return compile_predicate(fragment, self.namespace, f"{spec.id}:{label}")
+
+    def exceptions(self, spec: RuleSpec) -> str | None:
+        raw = spec.body.get("exceptions")
+        if raw is None:
+            return None
+        if not isinstance(raw, list):
+            raise spec.error("exceptions must be a list of {name, fields, values}", "exceptions")
+        parts = []
+        for entry in raw:
+            line = entry.line if hasattr(entry, "line") else spec.line_of("exceptions")
+            if not isinstance(entry, dict) or not isinstance(entry.get("fields"), list) or not entry["fields"]:
+                raise spec.error("each exception needs a name, a list of fields and a list of values", line=line)
+            fields = []
+            for name in entry["fields"]:
+                fld = resolve_field(str(name))
+                if fld is None or fld.type not in ("str", "enum", "num"):
+                    raise spec.error(f"exception {entry.get('name')!r}: unknown field {name!r}", line=line)
+                fields.append(fld)
+            values = entry.get("values") or []
+            if not isinstance(values, list):
+                raise spec.error(f"exception {entry.get('name')!r}: values must be a list", line=line)
+            tuples = set()
+            for value in values:
+                row = value if isinstance(value, list) else [value]
+                if len(row) != len(fields):
+                    raise spec.error(f"exception {entry.get('name')!r}: value {value!r} needs {len(fields)} items, "
+                                     "one per field", line=line)
+                converted = []
+                for fld, item in zip(fields, row):
+                    if fld.type == "num":
+                        try:
+                            converted.append(float(item))
+                        except (TypeError, ValueError):
+                            raise spec.error(f"type mismatch: exception value {item!r} for number field "
+                                             f"{fld.name!r}", line=line) from None
+                    else:
+                        converted.append(str(item))
+                tuples.add(tuple(converted))
+            if not tuples:
+                continue
+            slot = self.ctx.slot(frozenset(tuples))
+            parts.append(f"(({', '.join(f.code for f in fields)},) not in {slot})")
+        return " and ".join(parts) if parts else None
+
+    def key_function(self, spec: RuleSpec, names: list[str]) -> tuple[Callable, tuple[str, ...]]:
+        codes = []
+        for name in names:
+            fld = resolve_field(str(name))
+            if fld is None or fld.type not in ("str", "enum", "num"):
+                raise spec.error(f"by: unknown or non-scalar field {name!r}", "by")
+            codes.append(f"str({fld.code})" if fld.type == "num" else fld.code)
+        source = f"def _key(r):\n    return (r['tenant'], {''.join(c + ', ' for c in codes)})\n"
+        scope: dict[str, Any] = {"__builtins__": {"str": str}}
+        exec(compile(source, f"<rule {spec.id}:key>", "exec"), scope)  # noqa: S102 - generated from field table
+        return scope["_key"], tuple(str(n) for n in names)
+
+    def template(self, spec: RuleSpec) -> tuple[str, Callable]:
+        text = spec.body["output"]
+        names: set[str] = {"agent_id", "trace_id", "event_id", "name", "kind"}
+        dummy: dict[str, Any] = {extra: 0 for extra in TEMPLATE_EXTRAS}
+        dummy.update(key="", window="", rule_id="", severity="", detail="", within="")
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise spec.error(f"output template: {exc}", "output") from None
+        for _, name, _, _ in parsed:
+            if name is None:
+                continue
+            if name == "" or not (name in TEMPLATE_EXTRAS or resolve_field(name)):
+                raise spec.error(f"output template: unknown field {name!r}", "output")
+            if name not in TEMPLATE_EXTRAS:
+                fld = resolve_field(name)
+                if fld.type in ("list", "map"):
+                    raise spec.error(f"output template: field {name!r} is not a scalar", "output")
+                names.add(name)
+        for name in names:
+            fld = resolve_field(name)
+            dummy[name] = 0 if fld.type == "num" else ""
+        try:
+            text.format_map(dummy)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise spec.error(f"output template: {exc}", "output") from None
+        pairs = ", ".join(f"{n!r}: {resolve_field(n).code}" for n in sorted(names))
+        source = f"def _slim(r):\n    return {{'tenant': r['tenant'], {pairs}}}\n"
+        scope: dict[str, Any] = {"__builtins__": {"len": len}}
+        exec(compile(source, f"<rule {spec.id}:output>", "exec"), scope)  # noqa: S102 - generated from field table
+        return text, scope["_slim"]
+
+    def duration(self, spec: RuleSpec, value: Any, what: str, line: int) -> int:
+        us = parse_duration(value)
+        if us is None:
+            raise spec.error(f"bad {what} {value!r}; use a number and a unit: 90s, 5m, 1h, 1d", line=line)
+        return us
+
+    def block(self, spec: RuleSpec) -> dict:
+        block = spec.body.get(spec.kind) or {}
+        if not isinstance(block, dict):
+            raise spec.error(f"the {spec.kind!r} block must be a mapping", spec.kind)
+        return block
+
+    def compile(self, spec: RuleSpec) -> CompiledRule:
+        self.rule = spec
+        body = spec.body
+        main = self.condition(spec, body.get("condition", "true"), "condition")
+        code = main.code
+        excluded = self.exceptions(spec)
+        if excluded:
+            code = f"({code} and {excluded})"
+        predicate = self.predicate(spec, Fragment(code, "bool", main.kinds), "condition")
+        by = body.get("by", _DEFAULT_BY[spec.kind])
+        if by is None:
+            raise spec.error(f"a {spec.kind} rule needs 'by': the fields that key it (e.g. [agent_id])")
+        if not isinstance(by, list):
+            raise spec.error("by must be a list of field names", "by")
+        key, key_names = self.key_function(spec, by)
+        window_text = body.get("window", _DEFAULT_WINDOW.get(spec.kind))
+        if window_text is None:
+            raise spec.error(f"a {spec.kind} rule needs a 'window' (e.g. 5m, 1d)")
+        window_us = self.duration(spec, window_text, "window", spec.line_of("window"))
+        template, slim = self.template(spec)
+        params: dict[str, Any] = {}
+        kinds = main.kinds
+        slide_us = window_us
+        block = self.block(spec)
+        bline = block.line_of if hasattr(block, "line_of") else (lambda _k: spec.line_of(spec.kind))
+        allowed = {"aggregate": {"fn", "field", "where", "op", "threshold", "slide", "min_count"},
+                   "sequence": {"then", "within"}, "absence": {"end", "within"},
+                   "ancestor": {"approval", "within"}, "integrity": {"checks"}, "predicate": set()}[spec.kind]
+        for k in block:
+            if k not in allowed:
+                raise spec.error(f"{spec.kind}: unknown key {k!r}; expected one of {sorted(allowed)}", line=bline(k))
+        if spec.kind == "aggregate":
+            fn = block.get("fn")
+            if fn not in AGG_FNS:
+                raise spec.error(f"aggregate: bad fn {fn!r}; expected one of {list(AGG_FNS)}", line=bline("fn"))
+            params["fn"] = fn
+            fld_name = block.get("field")
+            if fn in ("sum", "avg", "min", "max", "distinct"):
+                fld = resolve_field(str(fld_name)) if fld_name is not None else None
+                if fld is None:
+                    raise spec.error(f"aggregate: fn {fn} needs a known 'field', got {fld_name!r}",
+                                     line=bline("field"))
+                if fn != "distinct" and fld.type != "num":
+                    raise spec.error(f"type mismatch: aggregate {fn} needs a number field, {fld.name!r} is {fld.type}",
+                                     line=bline("field"))
+                if fn == "distinct" and fld.type not in ("str", "enum", "num"):
+                    raise spec.error(f"aggregate distinct needs a scalar field, {fld.name!r} is {fld.type}",
+                                     line=bline("field"))
+                scope: dict[str, Any] = {"__builtins__": {"len": len}}
+                exec(compile(f"def _v(r):\n    return {fld.code}\n", f"<rule {spec.id}:field>", "exec"), scope)  # noqa: S102
+                params["value"] = scope["_v"]
+            if fn == "ratio":
+                if "where" not in block:
+                    raise spec.error("aggregate ratio needs 'where': the condition of the numerator",
+                                     line=bline("fn"))
+                params["where"] = self.predicate(spec, self.condition(spec, block["where"], "where", block), "where")
+            op = block.get("op", ">")
+            if op not in _OPS:
+                raise spec.error(f"aggregate: bad op {op!r}; expected one of {list(_OPS)}", line=bline("op"))
+            params["op"] = op
+            threshold = block.get("threshold")
+            if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+                raise spec.error(f"type mismatch: aggregate threshold must be a number, got {threshold!r}",
+                                 line=bline("threshold"))
+            params["threshold"] = float(threshold)
+            min_count = block.get("min_count", 1)
+            if not isinstance(min_count, int) or min_count < 1:
+                raise spec.error("aggregate: min_count must be a positive integer", line=bline("min_count"))
+            params["min_count"] = min_count
+            if "slide" in block:
+                slide_us = self.duration(spec, block["slide"], "slide", bline("slide"))
+                if slide_us > window_us or window_us % slide_us:
+                    raise spec.error("bad window spec: slide must divide the window", line=bline("slide"))
+            params["eager"] = fn in EAGER_FNS and op in (">", ">=")
+        elif spec.kind == "sequence":
+            then = self.condition(spec, block.get("then"), "then", block)
+            params["then"] = self.predicate(spec, then, "then")
+            params["within"] = self.duration(spec, block.get("within"), "within", bline("within"))
+            kinds = None if kinds is None or then.kinds is None else kinds | then.kinds
+        elif spec.kind == "absence":
+            end = self.condition(spec, block.get("end", "phase = end"), "end", block)
+            params["end"] = self.predicate(spec, end, "end")
+            params["within"] = self.duration(spec, block.get("within"), "within", bline("within"))
+        elif spec.kind == "ancestor":
+            approval = self.condition(spec, block.get("approval"), "approval", block)
+            params["approval"] = self.predicate(spec, approval, "approval")
+            params["within"] = self.duration(spec, block.get("within"), "within", bline("within"))
+            kinds = None  # the chain of every event in a trace is needed
+        elif spec.kind == "integrity":
+            checks = block.get("checks", list(INTEGRITY_CHECKS))
+            if not isinstance(checks, list) or any(c not in INTEGRITY_CHECKS for c in checks):
+                raise spec.error(f"integrity: checks must be a list from {list(INTEGRITY_CHECKS)}",
+                                 line=bline("checks"))
+            params["checks"] = frozenset(checks)
+            kinds = None
+        self.rule = None
+        return CompiledRule(
+            id=spec.id, kind=spec.kind, severity=spec.severity, mode=spec.mode, tags=spec.tags, owner=spec.owner,
+            desc=" ".join(str(body["desc"]).split()), predicate=predicate, kinds=kinds, key=key, key_names=key_names,
+            window_us=window_us, slide_us=slide_us, slim=slim, template=template, params=params,
+        )
+
+def compile_rule_files(files: RuleFiles, names: list[str]) -> RuleSet:
+    """Compile every enabled rule (and every macro, so unused ones are checked too)."""
+    compiler = _Compiler(files)
+    rules = [compiler.compile(spec) for spec in files.rules.values() if spec.enabled]
+    for name in files.macros:
+        compiler.macro(name)
+    canonical = json.dumps({"engine": ENGINE_VERSION, "documents": files.documents}, sort_keys=True, default=str)
+    revision = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return RuleSet(rules=rules, revision=revision, files=names)

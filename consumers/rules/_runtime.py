@@ -1,0 +1,453 @@
+"""Per-kind rule state: what each compiled rule remembers between batches, and when it fires.
+
+All state is plain JSON data (dicts, lists, strings, numbers) so that a snapshot is a
+``json.dumps`` away. Time is event time only; "now" is the watermark: the largest event
+time seen minus the allowed lateness.
+
+Determinism: a rule's final incidents are a function of the set of events per key, not of
+batch boundaries or of how streams interleave. Windows are assigned by event time,
+incident event ids are the smallest (time, id) pairs, the representative event is the
+largest, aggregates that can fall (avg, min, ratio) fire only when their window closes,
+and sequence/ancestor checks consider every qualifying pair whatever the arrival order.
+Integrity and absence rely on one producer stream's events arriving in order, which
+Kafka guarantees because the stream id is the message key.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import insort
+from typing import Any
+
+from agentaudit.consumers.rules._compile import CompiledRule
+
+__all__ = ["Hits", "RUNTIMES", "RuleRuntime"]
+
+MAX_EVENT_IDS = 50
+SEP = "\x1f"
+
+
+class Hits:
+    """Incident accumulators of one rule, keyed by ``key|window_start``; ``touched`` marks what to emit."""
+
+    def __init__(self) -> None:
+        self.accs: dict[str, dict[str, Any]] = {}
+        self.touched: set[str] = set()
+        self.retired: dict[str, dict[str, Any]] = {}  # closed windows, kept until emitted
+
+    def acc(self, rule: CompiledRule, tenant: str, key: tuple, ws: int) -> tuple[str, dict[str, Any]]:
+        key_text = SEP.join(key[1:])
+        acc_key = f"{tenant}{SEP}{key_text}{SEP}{ws}"
+        acc = self.accs.get(acc_key)
+        if acc is None:
+            acc = self.accs[acc_key] = {
+                "tenant": tenant, "key": key_text, "ws": ws, "we": ws + rule.window_us, "count": 0, "events": [],
+                "first": None, "last": None, "rep": None, "rep_sk": None, "fired": False, "values": {},
+            }
+        return acc_key, acc
+
+    @staticmethod
+    def add_event(acc: dict[str, Any], t: int, event_id: str, slim: dict[str, Any] | None) -> bool:
+        """Fold one event into ``acc``; False if it was already there."""
+        pair = [t, event_id]
+        events = acc["events"]
+        if len(events) >= MAX_EVENT_IDS and pair >= events[-1]:
+            if acc["rep_sk"] is not None and pair == acc["rep_sk"]:
+                return False
+        elif pair in events:
+            return False
+        else:
+            insort(events, pair)
+            if len(events) > MAX_EVENT_IDS:
+                events.pop()
+        if acc["first"] is None or t < acc["first"]:
+            acc["first"] = t
+        if acc["last"] is None or t > acc["last"]:
+            acc["last"] = t
+        if slim is not None and (acc["rep_sk"] is None or pair > acc["rep_sk"]):
+            acc["rep_sk"] = pair
+            acc["rep"] = slim
+        return True
+
+    def hit(self, rule: CompiledRule, r: dict[str, Any], key: tuple, t: int, extra: list | None = None,
+            values: dict[str, Any] | None = None) -> None:
+        ws = t - t % rule.window_us
+        acc_key, acc = self.acc(rule, key[0], key, ws)
+        if self.add_event(acc, t, r["event_id"], rule.slim(r)):
+            acc["count"] += 1
+        for et, eid in extra or ():
+            self.add_event(acc, et, eid, None)
+        if values:
+            acc["values"].update(values)
+        acc["fired"] = True
+        self.touched.add(acc_key)
+
+    def evict(self, watermark: int) -> None:
+        for acc_key in [k for k, a in self.accs.items() if a["we"] <= watermark]:
+            self.retired[acc_key] = self.accs.pop(acc_key)
+
+    def take(self) -> list[dict[str, Any]]:
+        """Fired accumulators touched since the last call, in key order; forgets retired ones."""
+        out = []
+        for acc_key in sorted(self.touched):
+            acc = self.accs.get(acc_key) or self.retired.get(acc_key)
+            if acc is not None and acc["fired"]:
+                out.append(acc)
+        self.touched.clear()
+        self.retired.clear()
+        return out
+
+
+class RuleRuntime:
+    """State and behaviour of one compiled rule."""
+
+    def __init__(self, rule: CompiledRule) -> None:
+        self.rule = rule
+        self.hits = Hits()
+
+    def feed(self, r: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def advance(self, watermark: int) -> None:
+        self.hits.evict(watermark)
+
+    def state(self) -> dict[str, Any]:
+        return {"accs": self.hits.accs}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.hits.accs = state.get("accs", {})
+
+
+class PredicateRuntime(RuleRuntime):
+    def feed(self, r: dict[str, Any]) -> None:
+        rule = self.rule
+        if rule.predicate(r):
+            self.hits.hit(rule, r, rule.key(r), r["event_time_us"])
+
+
+_OP = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+
+
+class AggregateRuntime(RuleRuntime):
+    """count/sum/avg/min/max/distinct/rate/ratio per key over tumbling or sliding event-time windows."""
+
+    def feed(self, r: dict[str, Any]) -> None:
+        rule = self.rule
+        if not rule.predicate(r):
+            return
+        p = rule.params
+        fn = p["fn"]
+        t = r["event_time_us"]
+        key = rule.key(r)
+        value = p["value"](r) if "value" in p else None
+        numerator = 1 if fn == "ratio" and p["where"](r) else 0
+        slim = rule.slim(r)
+        hits = self.hits
+        last_start = t - t % rule.slide_us
+        ws = last_start
+        while ws > t - rule.window_us:
+            acc_key, acc = hits.acc(rule, key[0], key, ws)
+            if hits.add_event(acc, t, r["event_id"], slim):
+                acc["count"] += 1
+                agg = acc["values"]
+                if fn == "distinct":
+                    seen = agg.setdefault("_seen", {})
+                    seen[str(value)] = 1
+                elif fn in ("sum", "avg"):
+                    agg["_sum"] = agg.get("_sum", 0.0) + float(value)
+                elif fn == "max":
+                    agg["_max"] = max(agg.get("_max", float(value)), float(value))
+                elif fn == "min":
+                    agg["_min"] = min(agg.get("_min", float(value)), float(value))
+                elif fn == "ratio":
+                    agg["_num"] = agg.get("_num", 0) + numerator
+                if p["eager"] and self.passes(acc):
+                    acc["fired"] = True
+                    self.stamp(acc)
+                    hits.touched.add(acc_key)
+            ws -= rule.slide_us
+
+    def value(self, acc: dict[str, Any]) -> float:
+        fn = self.rule.params["fn"]
+        agg = acc["values"]
+        n = acc["count"]
+        if fn == "count":
+            return float(n)
+        if fn == "sum":
+            return agg.get("_sum", 0.0)
+        if fn == "avg":
+            return agg.get("_sum", 0.0) / n if n else 0.0
+        if fn == "max":
+            return agg.get("_max", 0.0)
+        if fn == "min":
+            return agg.get("_min", 0.0)
+        if fn == "distinct":
+            return float(len(agg.get("_seen", ())))
+        if fn == "rate":
+            return n / (self.rule.window_us / 1_000_000)
+        return agg.get("_num", 0) / n if n else 0.0
+
+    def passes(self, acc: dict[str, Any]) -> bool:
+        p = self.rule.params
+        return acc["count"] >= p["min_count"] and _OP[p["op"]](self.value(acc), p["threshold"])
+
+    def stamp(self, acc: dict[str, Any]) -> None:
+        value = self.value(acc)
+        acc["values"]["value"] = round(value, 6)
+        acc["values"]["threshold"] = self.rule.params["threshold"]
+
+    def advance(self, watermark: int) -> None:
+        hits = self.hits
+        if not self.rule.params["eager"]:
+            for acc_key, acc in hits.accs.items():
+                if acc["we"] <= watermark and self.passes(acc):
+                    acc["fired"] = True
+                    self.stamp(acc)
+                    hits.touched.add(acc_key)
+        hits.evict(watermark)
+
+
+class SequenceRuntime(RuleRuntime):
+    """A (condition) then B (``then``) in one trace within T, whatever order the two arrive in."""
+
+    def __init__(self, rule: CompiledRule) -> None:
+        super().__init__(rule)
+        self.traces: dict[str, dict[str, Any]] = {}
+
+    def feed(self, r: dict[str, Any]) -> None:
+        rule = self.rule
+        is_a = rule.predicate(r)
+        is_b = rule.params["then"](r)
+        if not (is_a or is_b):
+            return
+        tkey = f"{r['tenant']}{SEP}{r['trace_id']}"
+        trace = self.traces.get(tkey)
+        t = r["event_time_us"]
+        if trace is None:
+            trace = self.traces[tkey] = {"as": [], "bs": [], "last": t}
+        trace["last"] = max(trace["last"], t)
+        within = rule.params["within"]
+        if is_a:
+            a = [t, r["event_id"]]
+            if a not in trace["as"]:
+                insort(trace["as"], a)
+                for b in trace["bs"]:
+                    if a < b[:2] and b[0] - t <= within:
+                        self.fire(b, [a])
+        if is_b:
+            b_sk = [t, r["event_id"]]
+            if any(x[:2] == b_sk for x in trace["bs"]):
+                return
+            stored = [t, r["event_id"], rule.slim(r), list(rule.key(r))]
+            trace["bs"].append(stored)
+            qualifying = [a for a in trace["as"] if a < b_sk and t - a[0] <= within]
+            if qualifying:
+                self.fire(stored, qualifying)
+
+    def fire(self, b: list, as_: list) -> None:
+        rule = self.rule
+        t, event_id, slim, key = b
+        ws = t - t % rule.window_us
+        acc_key, acc = self.hits.acc(rule, key[0], tuple(key), ws)
+        if self.hits.add_event(acc, t, event_id, slim):
+            acc["count"] += 1
+        for at, aid in as_:
+            self.hits.add_event(acc, at, aid, None)
+        acc["fired"] = True
+        self.hits.touched.add(acc_key)
+
+    def advance(self, watermark: int) -> None:
+        within = self.rule.params["within"]
+        for tkey in [k for k, tr in self.traces.items() if tr["last"] + within < watermark]:
+            del self.traces[tkey]
+        super().advance(watermark)
+
+    def state(self) -> dict[str, Any]:
+        return {"accs": self.hits.accs, "traces": self.traces}
+
+    def load(self, state: dict[str, Any]) -> None:
+        super().load(state)
+        self.traces = state.get("traces", {})
+
+
+class AbsenceRuntime(RuleRuntime):
+    """A started action (condition) with no end (``end``, same action_id) within T of its start."""
+
+    def __init__(self, rule: CompiledRule) -> None:
+        super().__init__(rule)
+        self.pending: dict[str, list] = {}
+        self.deadlines: list[list] = []
+
+    def feed(self, r: dict[str, Any]) -> None:
+        rule = self.rule
+        aid = r["action_id"]
+        if aid in self.pending and rule.params["end"](r):
+            start_t = self.pending[aid][0]
+            if r["event_time_us"] - start_t <= rule.params["within"]:
+                del self.pending[aid]
+            return
+        if rule.predicate(r):
+            t = r["event_time_us"]
+            if aid in self.pending:
+                return
+            self.pending[aid] = [t, r["event_id"], rule.slim(r), list(rule.key(r))]
+            heapq.heappush(self.deadlines, [t + rule.params["within"], aid])
+
+    def advance(self, watermark: int) -> None:
+        while self.deadlines and self.deadlines[0][0] <= watermark:
+            _, aid = heapq.heappop(self.deadlines)
+            entry = self.pending.pop(aid, None)
+            if entry is None:
+                continue
+            t, event_id, slim, key = entry
+            ws = t - t % self.rule.window_us
+            acc_key, acc = self.hits.acc(self.rule, key[0], tuple(key), ws)
+            if self.hits.add_event(acc, t, event_id, slim):
+                acc["count"] += 1
+            acc["values"]["within"] = _human(self.rule.params["within"])
+            acc["fired"] = True
+            self.hits.touched.add(acc_key)
+        super().advance(watermark)
+
+    def state(self) -> dict[str, Any]:
+        return {"accs": self.hits.accs, "pending": self.pending, "deadlines": self.deadlines}
+
+    def load(self, state: dict[str, Any]) -> None:
+        super().load(state)
+        self.pending = state.get("pending", {})
+        self.deadlines = state.get("deadlines", [])
+        heapq.heapify(self.deadlines)
+
+
+class AncestorRuntime(RuleRuntime):
+    """A consequential action (condition) needs an approval earlier in its causal chain, within T.
+
+    An approval counts when it is an ancestor of the action, a child of one of its ancestors
+    (asked for by a step of the chain), a sibling, or named in the action's ``links``. The
+    check runs when the watermark passes the action's time, so late approvals (within the
+    allowed lateness) are still seen.
+    """
+
+    def __init__(self, rule: CompiledRule) -> None:
+        super().__init__(rule)
+        self.traces: dict[str, dict[str, Any]] = {}
+        self.due: list[list] = []
+
+    def feed(self, r: dict[str, Any]) -> None:
+        rule = self.rule
+        tkey = f"{r['tenant']}{SEP}{r['trace_id']}"
+        t = r["event_time_us"]
+        trace = self.traces.get(tkey)
+        if trace is None:
+            trace = self.traces[tkey] = {"parents": {}, "approvals": [], "last": t}
+        if t > trace["last"]:
+            trace["last"] = t
+        trace["parents"][r["action_id"]] = r["parent_action_id"] or ""
+        if rule.params["approval"](r):
+            entry = [t, r["event_id"], r["action_id"], r["parent_action_id"] or ""]
+            if entry not in trace["approvals"]:
+                trace["approvals"].append(entry)
+        if rule.predicate(r):
+            heapq.heappush(self.due, [t, r["event_id"], tkey, r["action_id"], r["parent_action_id"] or "",
+                                      list(r["links"]), rule.slim(r), list(rule.key(r))])
+
+    def advance(self, watermark: int) -> None:
+        within = self.rule.params["within"]
+        while self.due and self.due[0][0] <= watermark:
+            t, event_id, tkey, aid, parent, links, slim, key = heapq.heappop(self.due)
+            trace = self.traces.get(tkey, {"parents": {}, "approvals": []})
+            chain: set[str] = set()
+            node = parent
+            while node and node not in chain:
+                chain.add(node)
+                node = trace["parents"].get(node, "")
+            approved = any(
+                at <= t and t - at <= within and aid_ != aid
+                and (aid_ in chain or (ap and ap in chain) or ap == parent or aid_ in links)
+                for at, _, aid_, ap in trace["approvals"]
+            )
+            if approved:
+                continue
+            ws = t - t % self.rule.window_us
+            acc_key, acc = self.hits.acc(self.rule, key[0], tuple(key), ws)
+            if self.hits.add_event(acc, t, event_id, slim):
+                acc["count"] += 1
+            acc["values"]["within"] = _human(within)
+            acc["fired"] = True
+            self.hits.touched.add(acc_key)
+        horizon = watermark - within
+        for tkey in [k for k, tr in self.traces.items() if tr["last"] < horizon]:
+            if not any(d[2] == tkey for d in self.due):
+                del self.traces[tkey]
+        super().advance(watermark)
+
+    def state(self) -> dict[str, Any]:
+        return {"accs": self.hits.accs, "traces": self.traces, "due": self.due}
+
+    def load(self, state: dict[str, Any]) -> None:
+        super().load(state)
+        self.traces = state.get("traces", {})
+        self.due = state.get("due", [])
+        heapq.heapify(self.due)
+
+
+class IntegrityRuntime(RuleRuntime):
+    """Sequence gaps and hash-chain breaks per producer stream (schemas.integrity semantics), in log order."""
+
+    def __init__(self, rule: CompiledRule) -> None:
+        super().__init__(rule)
+        self.streams: dict[str, list] = {}
+
+    def feed(self, r: dict[str, Any]) -> None:
+        rule = self.rule
+        if not rule.predicate(r):
+            return
+        sid = r["stream_id"]
+        seq = r["seq"]
+        digest = r.get("event_hash", "")
+        checks = rule.params["checks"]
+        state = self.streams.get(sid)
+        problem = None
+        if seq == 0 and r["prev_hash"] and "bad_start" in checks:
+            problem = ("bad_start", "seq 0 must have an empty prev_hash")
+        if state is not None:
+            expected, last_hash = state
+            if seq > expected and "gap" in checks:
+                problem = ("gap", f"seq {expected}..{seq - 1} missing")
+            elif seq < expected:
+                kind = "duplicate" if seq == expected - 1 else "reorder"
+                if kind in checks:
+                    problem = (kind, f"expected seq {expected}, got {seq}")
+            elif seq == expected and last_hash and digest and r["prev_hash"] != last_hash and "hash_mismatch" in checks:
+                problem = ("hash_mismatch", "prev_hash does not match the previous event's body")
+            state[0] = max(expected, seq + 1)
+            state[1] = digest
+        else:
+            self.streams[sid] = [seq + 1, digest]
+        if problem is not None:
+            self.hits.hit(rule, r, rule.key(r), r["event_time_us"],
+                          values={"detail": f"{problem[0]} at seq {seq}: {problem[1]}"})
+
+    def state(self) -> dict[str, Any]:
+        return {"accs": self.hits.accs, "streams": self.streams}
+
+    def load(self, state: dict[str, Any]) -> None:
+        super().load(state)
+        self.streams = state.get("streams", {})
+
+
+def _human(us: int) -> str:
+    for unit, size in (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000)):
+        if us % size == 0:
+            return f"{us // size}{unit}"
+    return f"{us}us"
+
+
+RUNTIMES: dict[str, type[RuleRuntime]] = {
+    "predicate": PredicateRuntime,
+    "aggregate": AggregateRuntime,
+    "sequence": SequenceRuntime,
+    "absence": AbsenceRuntime,
+    "ancestor": AncestorRuntime,
+    "integrity": IntegrityRuntime,
+}

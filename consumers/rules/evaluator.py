@@ -1,0 +1,196 @@
+"""The rule engine as the sink sees it: a :class:`BaseEvaluator` over compiled rules.
+
+>>> evaluator = load_evaluator(["rules/"], owners_path="owners.yaml")
+>>> incidents = evaluator.evaluate(records)          # one consumed batch
+>>> incidents += evaluator.on_watermark(max_event_time_us)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.consumers.exceptions import RuleError
+from agentaudit.consumers.rules._compile import RuleSet, compile_rule_files
+from agentaudit.consumers.rules._runtime import RUNTIMES, RuleRuntime
+from agentaudit.consumers.rules._spec import read_rule_files
+from agentaudit.schemas import ActionKind, Incident
+
+if TYPE_CHECKING:
+    from agentaudit.consumers.owners import OwnershipMap
+
+__all__ = ["DEFAULT_LATENESS_US", "DEFAULT_PACK", "RuleEvaluator", "load_evaluator", "load_rule_set", "rule_paths"]
+
+_log = logging.getLogger(__name__)
+DEFAULT_PACK = Path(__file__).with_name("pack")
+DEFAULT_LATENESS_US = 30_000_000
+_SNAPSHOT_VERSION = 1
+
+
+def rule_paths(paths: str | Sequence[str] | None) -> list[Path]:
+    """Rule files named by ``paths`` (files, or directories whose *.yaml/*.yml are read in name order)."""
+    if paths is None:
+        paths = [str(DEFAULT_PACK)]
+    elif isinstance(paths, (str, Path)):
+        paths = [str(paths)]
+    files: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise RuleError("no such rule file or directory; check the path", file=str(path))
+    return files
+
+
+def load_rule_set(paths: str | Sequence[str] | None = None) -> RuleSet:
+    """Read, check and compile rule files (None: the default pack); raises :class:`RuleError`."""
+    files = rule_paths(paths)
+    return compile_rule_files(read_rule_files(files), [str(f) for f in files])
+
+
+class RuleEvaluator(BaseEvaluator):
+    """Runs a compiled :class:`RuleSet` over batches of decoded action records.
+
+    :param rule_set: compiled rules, from :func:`load_rule_set`.
+    :param owners: ownership map used when a rule names no owner; default none.
+    :param lateness_us: allowed lateness: the watermark trails the largest event time seen by this
+        much, so events up to this late still count; default 30 s.
+    """
+
+    def __init__(self, rule_set: RuleSet, owners: OwnershipMap | None = None,
+                 lateness_us: int = DEFAULT_LATENESS_US) -> None:
+        self.rule_set = rule_set
+        self.revision = rule_set.revision
+        self.owners = owners
+        self.lateness_us = lateness_us
+        self.runtimes: list[RuleRuntime] = [RUNTIMES[rule.kind](rule) for rule in rule_set.rules]
+        self._max_time = 0
+        self._watermark = 0
+        self.runtime_errors = 0
+        # rules that can match an event of each kind; a rule whose condition pins kinds is skipped for others
+        self._dispatch: dict[str, tuple[RuleRuntime, ...]] = {}
+        for kind in ActionKind:
+            self._dispatch[kind.value] = tuple(
+                rt for rt in self.runtimes if rt.rule.kinds is None or kind.value in rt.rule.kinds)
+        self._everything = tuple(self.runtimes)
+
+    @property
+    def watermark_us(self) -> int:
+        return self._watermark
+
+    def evaluate(self, records: Sequence[dict[str, Any]]) -> list[Incident]:
+        dispatch = self._dispatch
+        everything = self._everything
+        max_time = self._max_time
+        for r in records:
+            t = r["event_time_us"]
+            if t > max_time:
+                max_time = t
+            for rt in dispatch.get(r["kind"], everything):
+                try:
+                    rt.feed(r)
+                except Exception as exc:  # noqa: BLE001 - one odd record must not stop the other rules
+                    self.runtime_errors += 1
+                    _log.warning("rules.runtime_error rule=%s event_id=%s error=%r", rt.rule.id, r.get("event_id"), exc)
+        self._max_time = max_time
+        return self._advance(max_time - self.lateness_us)
+
+    def on_watermark(self, watermark_us: int) -> list[Incident]:
+        """``watermark_us`` is the largest event time the caller has seen; lateness is applied here."""
+        if watermark_us > self._max_time:
+            self._max_time = watermark_us
+        return self._advance(self._max_time - self.lateness_us)
+
+    def flush(self) -> list[Incident]:
+        """Close every window and decide every pending check: the end of a finite replay."""
+        return self._advance(2**62)
+
+    def _advance(self, watermark: int) -> list[Incident]:
+        if watermark > self._watermark:
+            self._watermark = watermark
+            for rt in self.runtimes:
+                rt.advance(watermark)
+        incidents: list[Incident] = []
+        for rt in self.runtimes:
+            if rt.hits.touched:
+                incidents.extend(self._incident(rt, acc) for acc in rt.hits.take())
+        return incidents
+
+    def _incident(self, rt: RuleRuntime, acc: dict[str, Any]) -> Incident:
+        rule = rt.rule
+        rep = acc["rep"] or {}
+        ident = "\x1f".join((rule.id, self.revision, acc["tenant"], acc["key"], str(acc["ws"])))
+        incident_id = hashlib.sha256(ident.encode()).hexdigest()[:32]
+        values = {k: v for k, v in acc["values"].items() if not k.startswith("_")}
+        render = dict(rep)
+        render.update(values)
+        render.update(count=acc["count"], key=acc["key"], window=rt.rule.window_us // 1_000_000,
+                      rule_id=rule.id, severity=rule.severity.value)
+        render.setdefault("detail", "")
+        render.setdefault("within", "")
+        render.setdefault("value", acc["count"])
+        render.setdefault("threshold", "")
+        owner = rule.owner
+        if not owner and self.owners is not None:
+            found = self.owners.resolve(rule=rule.id, agent=rep.get("agent_id", ""),
+                                        tool=rep.get("name", "") if rep.get("kind") == "execute_tool" else "",
+                                        tenant=acc["tenant"])
+            owner = found.team if found else ""
+        attributes = {"kind": rule.kind, "key_fields": ",".join(rule.key_names)}
+        attributes.update({k: str(v) for k, v in values.items()})
+        return Incident(
+            incident_id=incident_id, tenant=acc["tenant"], rule_id=rule.id, rule_revision=self.revision,
+            severity=rule.severity, mode=rule.mode, owner=owner, key=acc["key"],
+            window_start_us=acc["ws"], window_end_us=acc["we"], agent_id=rep.get("agent_id", ""),
+            trace_id=rep.get("trace_id", ""), event_ids=tuple(eid for _, eid in acc["events"]),
+            first_seen_us=acc["first"], last_seen_us=acc["last"], count=max(acc["count"], 1),
+            summary=rule.render(render), tags=rule.tags, attributes=attributes,
+        )
+
+    def snapshot(self) -> bytes:
+        """All rule state as canonical JSON, tagged with the revision it belongs to."""
+        state = {
+            "version": _SNAPSHOT_VERSION, "revision": self.revision, "max_time": self._max_time,
+            "watermark": self._watermark, "rules": {rt.rule.id: rt.state() for rt in self.runtimes},
+        }
+        return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+
+    def restore(self, data: bytes) -> None:
+        """Load a :meth:`snapshot`; a snapshot of another revision is ignored (state rebuilds from the log)."""
+        if not data:
+            return
+        try:
+            state = json.loads(data)
+        except ValueError as exc:
+            raise RuleError(f"rule engine snapshot is not valid JSON: {exc}; delete it to rebuild state") from exc
+        if state.get("version") != _SNAPSHOT_VERSION or state.get("revision") != self.revision:
+            _log.warning("rules.snapshot_skipped revision=%s current=%s", state.get("revision"), self.revision)
+            return
+        self._max_time = state["max_time"]
+        self._watermark = state["watermark"]
+        for rt in self.runtimes:
+            if rt.rule.id in state["rules"]:
+                rt.load(state["rules"][rt.rule.id])
+
+
+def load_evaluator(paths: str | Sequence[str] | None = None, owners_path: str | None = None,
+                   lateness_us: int = DEFAULT_LATENESS_US) -> RuleEvaluator:
+    """The sink's entry point: compile rule files (None: the default pack) into an evaluator.
+
+    :param paths: rule files or directories; None loads the pack shipped in this package.
+    :param owners_path: owners YAML for incidents whose rule names no owner; default none.
+    """
+    owners = None
+    if owners_path:
+        from agentaudit.consumers.owners import load_owners
+
+        owners = load_owners(owners_path)
+    return RuleEvaluator(load_rule_set(paths), owners=owners, lateness_us=lateness_us)
