@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from agentaudit.schemas import AvroCodec, StreamChain
 
-BASE_US = 1_750_000_000_000_000
+# Recent times: the store drops rows older than the retention TTL at insert time.
+BASE_US = (int(time.time()) - 3600) * 1_000_000
 
 
 def action_record(n: int, **overrides: Any) -> dict[str, Any]:

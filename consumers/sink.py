@@ -1,0 +1,412 @@
+"""The sink: actions and lifecycle events from Kafka into ClickHouse, judged on the way.
+
+One consumer group reads the actions topic (and the lifecycle topic). Per batch:
+
+1. decode; a message that cannot be decoded goes to the dead-letter topic with its reason;
+2. insert the actions into ``actions``, one insert per partition chunk carrying the
+   deduplication token ``{topic}:{partition}:{first}-{last}`` (lifecycle events likewise);
+3. evaluate the batch; incidents go into ``incidents`` and onto the incidents topic;
+4. wait for the dead letters and incidents to be acknowledged, then commit the next
+   offset of every partition synchronously.
+
+Delivery is at least once: a crash or a store outage before step 4 re-reads the batch,
+and insert tokens plus ReplacingMergeTree (read with FINAL) keep queries free of
+duplicates. A store or broker failure never commits: the sink pauses, backs off
+(exponential, capped), seeks back to the batch's first offsets and tries again.
+
+>>> sink = Sink(KafkaSettings(), StoreSettings(), SinkSettings(), BuiltinEvaluator())
+>>> sink.run(stop_event)          # until stop_event is set
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentaudit.consumers._columns import actions_table, incidents_table, lifecycle_table
+from agentaudit.consumers._metrics import SinkMetrics
+from agentaudit.consumers.builtin_rules import BuiltinEvaluator
+from agentaudit.consumers.dlq import DeadLetters
+from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.consumers.exceptions import ConsumerError
+from agentaudit.consumers.settings import SinkSettings
+from agentaudit.infra.clickhouse import Store, connect
+from agentaudit.infra.exceptions import KafkaError, StoreError
+from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer, Message, TopicPartition
+from agentaudit.schemas import AvroCodec, Incident, frame_body
+from agentaudit.settings import KafkaSettings, StoreSettings
+
+__all__ = ["AfterInsertCallback", "BatchResult", "Sink"]
+
+_log = logging.getLogger("agentaudit.consumers.sink")
+
+#: Test hook called after a batch is in the store and before its offsets are committed.
+AfterInsertCallback = Callable[["BatchResult"], None]
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one :meth:`Sink.run_once` did."""
+
+    consumed: int = 0
+    inserted: int = 0
+    lifecycle: int = 0
+    dead_letters: int = 0
+    incidents: int = 0
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
+    retried: bool = False
+
+
+class Sink:
+    """Consumes, stores, judges and commits, batch by batch.
+
+    :param kafka: broker and topic names (``AGENTAUDIT_BOOTSTRAP_SERVERS``, ``AGENTAUDIT_TOPIC_*``).
+    :param store: ClickHouse (``AGENTAUDIT_CLICKHOUSE_URL``, ``AGENTAUDIT_DATABASE``).
+    :param sink: group, batching, retry and built-in rule settings (``AGENTAUDIT_SINK_*``).
+    :param evaluator: judges each batch; default :class:`BuiltinEvaluator` from ``sink``'s settings.
+    :param on_after_insert: test hook run after the inserts and before the commit (crash tests).
+    :param metrics: Prometheus metrics; default a fresh registry.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        store: StoreSettings,
+        sink: SinkSettings,
+        evaluator: BaseEvaluator | None = None,
+        *,
+        on_after_insert: AfterInsertCallback | None = None,
+        metrics: SinkMetrics | None = None,
+    ) -> None:
+        self.kafka_settings = kafka
+        self.store_settings = store
+        self.settings = sink
+        self.evaluator = evaluator if evaluator is not None else BuiltinEvaluator(
+            forbidden_tools=sink.forbidden_tools, cost_threshold_usd=sink.cost_threshold_usd
+        )
+        self.metrics = metrics if metrics is not None else SinkMetrics()
+        self._on_after_insert = on_after_insert
+        self._topics = kafka.topics
+        self._actions_codec = AvroCodec("action", max_message_bytes=kafka.max_message_bytes,
+                                        schema_registry_url=kafka.schema_registry_url, topic=kafka.topics.actions)
+        self._lifecycle_codec = AvroCodec("incident_lifecycle", max_message_bytes=kafka.max_message_bytes,
+                                          schema_registry_url=kafka.schema_registry_url, topic=kafka.topics.lifecycle)
+        self._incident_codec = AvroCodec("incident", schema_registry_url=kafka.schema_registry_url,
+                                         topic=kafka.topics.incidents)
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self._store: Store | None = None
+        self._dead_letters: DeadLetters | None = None
+        self._backoff = 0.0
+        self._watermark_us = 0
+        self._stop = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _open(self) -> KafkaConsumer:
+        if self._consumer is None:
+            s = self.settings
+            config: dict[str, Any] = {
+                "session.timeout.ms": s.session_timeout_ms,
+                "heartbeat.interval.ms": s.heartbeat_interval_ms,
+                "auto.offset.reset": s.auto_offset_reset,
+                **s.consumer_config,
+            }
+            self._producer = KafkaProducer(self.kafka_settings)
+            self._dead_letters = DeadLetters(self._producer, self._topics.dlq)
+            self._store = connect(self.store_settings)
+            consumer = KafkaConsumer(self.kafka_settings, s.group, config)
+            topics = [self._topics.actions] + ([self._topics.lifecycle] if s.consume_lifecycle else [])
+            consumer.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked)
+            self._consumer = consumer
+            _log.info("sink.start group=%s topics=%s store=%s database=%s", s.group, ",".join(topics),
+                      self.store_settings.redacted_url(), self.store_settings.database)
+        return self._consumer
+
+    def close(self) -> None:
+        """Leave the group without committing unfinished work, flush and release the clients."""
+        consumer, self._consumer = self._consumer, None
+        producer, self._producer = self._producer, None
+        store, self._store = self._store, None
+        try:
+            if consumer is not None:
+                consumer.close()
+        except KafkaError as exc:
+            _log.warning("sink.close consumer error=%s", exc)
+        try:
+            if producer is not None:
+                producer.close(timeout=10.0)
+        except KafkaError as exc:
+            _log.warning("sink.close producer error=%s", exc)
+        if store is not None:
+            store.close()
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current batch (signal handlers call this)."""
+        self._stop.set()
+
+    def run(self, stop_event: threading.Event | None = None) -> None:
+        """Process batches until ``stop_event`` (or :meth:`stop`) is set, then close.
+
+        A batch interrupted by the stop is abandoned uncommitted and will be re-read.
+        """
+        stop = stop_event if stop_event is not None else self._stop
+        try:
+            while not stop.is_set() and not self._stop.is_set():
+                self.run_once(stop)
+        finally:
+            self.close()
+            _log.info("sink.stop group=%s", self.settings.group)
+
+    def _assigned(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        _log.info("sink.assigned partitions=%s", _names(partitions))
+
+    def _revoked(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        # Work is committed before the next poll, so nothing in flight belongs to these
+        # partitions; a batch waiting out a back-off is dropped and re-read by the new owner.
+        _log.info("sink.revoked partitions=%s", _names(partitions))
+
+    # -- one batch --------------------------------------------------------------------------
+
+    def run_once(self, stop_event: threading.Event | None = None) -> BatchResult:
+        """Consume one batch, store and judge it, then commit; or back off and rewind on failure."""
+        consumer = self._open()
+        s = self.settings
+        messages = consumer.consume_batch(s.batch_size, timeout=s.batch_timeout_ms / 1000)
+        result = BatchResult()
+        if not messages:
+            return result
+        started = time.perf_counter()
+        result.consumed = len(messages)
+        self.metrics.events_in.inc(len(messages))
+        self.metrics.batch_size.observe(len(messages))
+        try:
+            self._process(messages, result)
+            if self._on_after_insert is not None:
+                self._on_after_insert(result)
+            assert self._dead_letters is not None
+            self._dead_letters.confirm()
+        except (StoreError, KafkaError, ConsumerError) as exc:
+            self._retry_later(consumer, messages, exc, stop_event)
+            result.retried = True
+            return result
+        offsets = _next_offsets(messages)
+        try:
+            consumer.commit([(t, p, o) for (t, p), o in offsets.items()])
+        except KafkaError as exc:
+            # The rows are stored; a later commit covers them, or the new owner re-reads (deduplicated).
+            _log.warning("sink.commit_failed group=%s error=%s", s.group, exc)
+        else:
+            result.committed = offsets
+            for (topic, partition), offset in offsets.items():
+                self.metrics.committed.labels(topic, str(partition)).set(offset)
+        self._backoff = 0.0
+        self.metrics.events_out.inc(result.inserted)
+        self.metrics.lifecycle.inc(result.lifecycle)
+        self.metrics.latency.observe(time.perf_counter() - started)
+        return result
+
+    def _process(self, messages: list[Message], result: BatchResult) -> None:
+        actions_topic = self._topics.actions
+        actions = messages
+        lifecycle: list[Message] = []
+        if self.settings.consume_lifecycle and any(m.topic() != actions_topic for m in messages):
+            actions = [m for m in messages if m.topic() == actions_topic]
+            lifecycle = [m for m in messages if m.topic() != actions_topic]
+        records = self._decode(actions, self._actions_codec, result)
+        records = self._insert_actions(records, result)
+        if lifecycle:
+            events = self._decode(lifecycle, self._lifecycle_codec, result)
+            self._insert_chunks("incident_lifecycle", events, lifecycle_table)
+            result.lifecycle = sum(len(chunk) for chunk in events)
+        incidents = self._evaluate([r for chunk in records for r in chunk], result)
+        if incidents:
+            self._write_incidents(incidents, records)
+            result.incidents = len(incidents)
+
+    def _decode(self, messages: list[Message], codec: AvroCodec, result: BatchResult) -> list[list[dict[str, Any]]]:
+        """Decoded records grouped into per-partition chunks (in offset order); failures to the DLQ."""
+        values = [m.value() for m in messages]
+        records, indexes, failures = codec.decode_batch(values)
+        for index, error in failures:
+            self._dead_letter(messages[index], error.reason, str(error))
+        result.dead_letters += len(failures)
+        chunks: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for record, index in zip(records, indexes):
+            message = messages[index]
+            partition = message.partition()
+            record["_partition"] = partition
+            record["_offset"] = message.offset()
+            record["_topic"] = message.topic()
+            if codec is self._actions_codec:
+                record["event_hash"] = hashlib.sha256(frame_body(values[index])).hexdigest()
+            chunk = chunks.get((message.topic(), partition))
+            if chunk is None:
+                chunks[(message.topic(), partition)] = chunk = []
+            chunk.append(record)
+        return list(chunks.values())
+
+    def _dead_letter(self, message: Message, reason: str, error: str) -> None:
+        assert self._dead_letters is not None
+        self._dead_letters.send(message.key(), message.value(), reason=reason, error=error,
+                                topic=message.topic(), partition=message.partition(), offset=message.offset())
+        self.metrics.dlq.labels(reason).inc()
+        _log.warning("sink.dead_letter reason=%s topic=%s partition=%d offset=%d error=%s",
+                     reason, message.topic(), message.partition(), message.offset(), error)
+
+    def _insert_actions(self, chunks: list[list[dict[str, Any]]], result: BatchResult) -> list[list[dict[str, Any]]]:
+        kept = self._insert_chunks("actions", chunks, actions_table)
+        result.inserted = sum(len(chunk) for chunk in kept)
+        return kept
+
+    def _insert_chunks(self, table: str, chunks: list[list[dict[str, Any]]],
+                       to_arrow: Callable[[Sequence[dict[str, Any]]], Any]) -> list[list[dict[str, Any]]]:
+        """One insert per partition chunk, tokened by its offset range so a re-read deduplicates."""
+        assert self._store is not None
+        kept: list[list[dict[str, Any]]] = []
+        for chunk in chunks:
+            try:
+                arrow = to_arrow(chunk)
+            except (ValueError, TypeError, OverflowError, KeyError) as exc:
+                # A record that fits Avro but not the table (e.g. depth > 65535): dead-letter it alone.
+                chunk = self._drop_unstorable(chunk, to_arrow, exc)
+                if not chunk:
+                    continue
+                arrow = to_arrow(chunk)
+            first, last = chunk[0], chunk[-1]
+            token = f"{first['_topic']}:{first['_partition']}:{first['_offset']}-{last['_offset']}"
+            self._store.insert_arrow(table, arrow, settings={"insert_deduplication_token": token})
+            kept.append(chunk)
+        return kept
+
+    def _drop_unstorable(self, chunk: list[dict[str, Any]], to_arrow: Callable[[Sequence[dict[str, Any]]], Any],
+                         exc: Exception) -> list[dict[str, Any]]:
+        good = []
+        for record in chunk:
+            try:
+                to_arrow([record])
+            except (ValueError, TypeError, OverflowError, KeyError) as one:
+                self._dead_letter_record(record, "unstorable", f"does not fit the store's columns: {one}")
+            else:
+                good.append(record)
+        _log.warning("sink.unstorable dropped=%d error=%s", len(chunk) - len(good), exc)
+        return good
+
+    def _dead_letter_record(self, record: dict[str, Any], reason: str, error: str) -> None:
+        # The original bytes are not kept per record; re-encode is not possible for an unstorable
+        # record, so the dead letter carries the record as text for inspection.
+        assert self._dead_letters is not None
+        self._dead_letters.send(
+            (record.get("stream_id") or "").encode(), repr(record).encode(), reason=reason, error=error,
+            topic=record["_topic"], partition=record["_partition"], offset=record["_offset"],
+        )
+        self.metrics.dlq.labels(reason).inc()
+
+    def _evaluate(self, records: list[dict[str, Any]], result: BatchResult) -> list[Incident]:
+        if not records:
+            return []
+        started = time.perf_counter()
+        try:
+            incidents = self.evaluator.evaluate(records)
+        except Exception as exc:  # a rule bug must not stop ingestion; isolate the records it trips on
+            _log.exception("sink.rule_error evaluator=%s error=%s", type(self.evaluator).__name__, exc)
+            incidents = []
+            for record in records:
+                try:
+                    incidents.extend(self.evaluator.evaluate([record]))
+                except Exception as one:  # noqa: BLE001
+                    self._dead_letter_record(record, "rule_error", f"{type(one).__name__}: {one}")
+                    result.dead_letters += 1
+        watermark = max(r["event_time_us"] for r in records)
+        if watermark > self._watermark_us:
+            self._watermark_us = watermark
+            try:
+                incidents.extend(self.evaluator.on_watermark(watermark))
+            except Exception as exc:  # noqa: BLE001
+                _log.exception("sink.rule_error on_watermark=%d error=%s", watermark, exc)
+        self.metrics.rule_eval.observe(time.perf_counter() - started)
+        return incidents
+
+    def _write_incidents(self, incidents: list[Incident], chunks: list[list[dict[str, Any]]]) -> None:
+        assert self._store is not None and self._producer is not None
+        ranges = ",".join(f"{c[0]['_partition']}:{c[0]['_offset']}-{c[-1]['_offset']}" for c in chunks if c)
+        token = f"incidents:{self._topics.actions}:{ranges}"
+        self._store.insert_arrow("incidents", incidents_table(incidents),
+                                 settings={"insert_deduplication_token": token})
+        codec, topic, producer = self._incident_codec, self._topics.incidents, self._producer
+        assert self._dead_letters is not None
+        for incident in incidents:
+            self._dead_letters.track()
+            producer.produce(topic, codec.encode(incident.to_avro()), key=incident.incident_id.encode(),
+                             on_delivery=self._dead_letters.delivered)
+            self.metrics.incidents.labels(incident.rule_id).inc()
+
+    # -- failure --------------------------------------------------------------------------
+
+    def _retry_later(self, consumer: KafkaConsumer, messages: list[Message], exc: Exception,
+                     stop_event: threading.Event | None) -> None:
+        """Pause, wait out the back-off while staying in the group, rewind to the batch start."""
+        s = self.settings
+        self._backoff = s.retry_initial_s if not self._backoff else min(self._backoff * 2, s.retry_max_s)
+        self.metrics.retries.inc()
+        firsts = _first_offsets(messages)
+        _log.warning("sink.retry group=%s batch=%d backoff_s=%.2f error_type=%s error=%s",
+                     s.group, len(messages), self._backoff, type(exc).__name__, exc)
+        assigned = consumer.assignment()
+        try:
+            consumer.pause(assigned)
+        except Exception as pause_exc:  # noqa: BLE001  (a partition may have just been revoked)
+            _log.debug("sink.pause failed: %s", pause_exc)
+        deadline = time.monotonic() + self._backoff
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or (stop_event is not None and stop_event.is_set()) or self._stop.is_set():
+                break
+            # Polling while paused keeps the group membership alive and serves rebalances.
+            consumer.consume_batch(1, timeout=min(left, 0.5))
+        owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        for (topic, partition), offset in firsts.items():
+            if (topic, partition) in owned:
+                try:
+                    consumer.seek(topic, partition, offset)
+                except KafkaError as seek_exc:
+                    _log.warning("sink.seek_failed topic=%s partition=%d offset=%d error=%s",
+                                 topic, partition, offset, seek_exc)
+        try:
+            consumer.resume(consumer.assignment())
+        except Exception as resume_exc:  # noqa: BLE001
+            _log.debug("sink.resume failed: %s", resume_exc)
+
+
+def _next_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic(), m.partition())
+        offset = m.offset() + 1
+        if offset > offsets.get(key, -1):
+            offsets[key] = offset
+    return offsets
+
+
+def _first_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic(), m.partition())
+        if key not in offsets:
+            offsets[key] = m.offset()
+    return offsets
+
+
+def _names(partitions: Sequence[TopicPartition]) -> str:
+    return ",".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)

@@ -1,0 +1,106 @@
+"""The sink under faults, on the real broker and store: a SIGKILL-like death between insert
+and commit, and a store outage. Neither may lose an event nor show a duplicate under FINAL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agentaudit.consumers.migrate import migrate
+from agentaudit.consumers.settings import SinkSettings
+from agentaudit.consumers.sink import Sink
+from agentaudit.infra.clickhouse import connect
+from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer
+from agentaudit.settings import KafkaSettings, StoreSettings
+from tests.sink_support import framed_events
+
+pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.fault]
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The child is a real sink process whose test hook dies like SIGKILL (no cleanup, no commit)
+# right after the batch is in the store.
+_CHILD = textwrap.dedent(
+    """
+    import os
+    from agentaudit.consumers.settings import SinkSettings
+    from agentaudit.consumers.sink import Sink
+    from agentaudit.settings import KafkaSettings, StoreSettings
+
+    def crash(result):
+        print(f"inserted {result.inserted}, dying before commit", flush=True)
+        os._exit(137)
+
+    Sink(KafkaSettings(), StoreSettings(), SinkSettings(), on_after_insert=crash).run()
+    """
+)
+
+
+def _sink_env(kafka: KafkaSettings, store: StoreSettings, group: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AGENTAUDIT_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+        AGENTAUDIT_CLICKHOUSE_URL=store.clickhouse_url,
+        AGENTAUDIT_DATABASE=store.database,
+        AGENTAUDIT_SINK_GROUP=group,
+        AGENTAUDIT_SINK_SESSION_TIMEOUT_MS="6000",
+        AGENTAUDIT_SINK_HEARTBEAT_INTERVAL_MS="1000",
+        AGENTAUDIT_SINK_BATCH_TIMEOUT_MS="1500",
+        PYTHONPATH=str(REPO),
+    )
+    for name, topic in kafka.topics.model_dump().items():
+        env[f"AGENTAUDIT_TOPIC_{name.upper()}"] = topic
+    return env
+
+
+def _drain(sink: Sink, expected: int, timeout: float = 40.0) -> None:
+    consumed = 0
+    deadline = time.monotonic() + timeout
+    while consumed < expected and time.monotonic() < deadline:
+        result = sink.run_once()
+        if not result.retried:
+            consumed += result.consumed
+    assert consumed == expected, f"consumed {consumed} of {expected}"
+
+
+def _duplicates(store) -> int:
+    return store.query(
+        "SELECT count() FROM (SELECT event_id FROM actions FINAL GROUP BY event_id HAVING count() > 1)"
+    ).rows[0][0]
+
+
+def test_crash_between_insert_and_commit_leaves_no_duplicates(
+    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, store_settings_factory
+):
+    kafka = kafka_settings_factory(partitions=2)
+    store_settings = store_settings_factory()
+    migrate(store_settings)
+    group = group_factory()
+    events = framed_events(300, stream_id="s-1") + framed_events(300, stream_id="s-2")
+    with KafkaProducer(kafka) as producer:
+        for record, data in events:
+            producer.produce(kafka.topics.actions, data, key=record["stream_id"].encode())
+
+    child = subprocess.run([sys.executable, "-c", _CHILD], env=_sink_env(kafka, store_settings, group),
+                           capture_output=True, text=True, timeout=60)
+    assert child.returncode == 137, child.stderr[-2000:]
+    assert "dying before commit" in child.stdout
+    with connect(store_settings) as store:
+        before = store.query("SELECT count() FROM actions").rows[0][0]
+        assert before > 0  # the batch really reached the store before the death
+        committed = KafkaAdmin(kafka).committed_offsets(group, [kafka.topics.actions])
+        assert all(offset is None or offset <= 0 for offset in committed.values()), committed
+
+        settings = SinkSettings(group=group, session_timeout_ms=6000, heartbeat_interval_ms=1000, batch_timeout_ms=500)
+        with Sink(kafka, store_settings, settings) as sink:
+            _drain(sink, len(events))
+        assert store.query("SELECT count() FROM actions FINAL").rows[0][0] == len(events)
+        assert _duplicates(store) == 0
+        print(f"rows before restart {before}, raw rows after {store.query('SELECT count() FROM actions').rows[0][0]}")
