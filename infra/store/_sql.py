@@ -16,7 +16,7 @@ _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*(?:SETTINGS\b[^']*)
 _COMMENTS = re.compile(r"(--[^\n]*|#[^\n]*|/\*.*?\*/)", re.DOTALL)
 _KEYWORD = re.compile(r"[\s(]*([A-Za-z]+)")
 # INSERT ... FORMAT <name> [inline data]; the data (if any) starts after one whitespace char.
-_INSERT_FORMAT = re.compile(r"^(?P<head>\s*INSERT\b.*?)\bFORMAT\s+(?P<fmt>[A-Za-z0-9_]+)[ \t]*\r?\n?(?P<data>.*)\Z",
+_INSERT_FORMAT = re.compile(rb"\A(?P<head>\s*INSERT\b.*?)\bFORMAT\s+(?P<fmt>[A-Za-z0-9_]+)[ \t]*(?:\r?\n)?",
                             re.IGNORECASE | re.DOTALL)
 
 _NOT_A_FORMAT_HEAD = re.compile(r"'|\bVALUES\b|\bSELECT\b", re.IGNORECASE)
@@ -43,11 +43,18 @@ def output_format(sql: str, default: str) -> str:
     return match.group(1) if match else default
 
 
-def split_insert(sql: str) -> tuple[str, str, bytes] | None:
-    """``INSERT ... FORMAT X<newline>data`` -> (``INSERT ...``, ``X``, data bytes); else ``None``."""
-    if leading_keyword(sql) != "INSERT":
-        return None
+def split_insert(sql: bytes) -> tuple[str, str, bytes] | None:
+    """``INSERT ... FORMAT X<newline>data`` -> (``INSERT ...``, ``X``, the data bytes seen so far).
+
+    Works on bytes because the data after the header is often binary (Native, RowBinary).
+    """
     match = _INSERT_FORMAT.match(sql)
-    if match is None or _NOT_A_FORMAT_HEAD.search(match.group("head")):
+    if match is None:
+        return None
+    try:
+        head = match.group("head").decode()
+    except UnicodeDecodeError:
+        return None
+    if _NOT_A_FORMAT_HEAD.search(head):
         return None  # e.g. VALUES ('... FORMAT x ...'): the word sits inside data
-    return match.group("head").rstrip(), match.group("fmt"), match.group("data").encode()
+    return head.rstrip(), match.group("fmt").decode(), sql[match.end():]

@@ -181,6 +181,10 @@ class _Handler(BaseHTTPRequestHandler):
         except EngineError as exc:
             store.metrics.errors.labels(str(exc.code)).inc()
             self._error(_HTTPError(_status_for(exc.code), exc.code, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - answer instead of dropping the connection
+            _log.exception("store request failed")
+            store.metrics.errors.labels("1001").inc()
+            self._error(_HTTPError(500, 1001, f"Code: 1001. DB::Exception: {type(exc).__name__}: {exc}. (STD_EXCEPTION)"))
         finally:
             store.metrics.requests.labels(kind).inc()
             store.metrics.latency.labels(kind).observe(time.perf_counter() - started)
@@ -258,16 +262,31 @@ class _Handler(BaseHTTPRequestHandler):
     def _run(self, params: dict[str, str]) -> str:
         store = self.server.store
         engine = store.engine
-        query = params.get("query")
         body = self._decoded_body(params)
-        if query is None:
-            query = b"".join(body).decode()
-            body = iter(())
-        insert = split_insert(query)
-        if insert is None and self._has_body() and "query" in params:
-            query = query + "\n" + b"".join(body).decode()
-            insert = split_insert(query)
-            body = iter(())
+        if "query" in params:
+            text = params["query"].encode()
+            insert = split_insert(text)
+            if insert is None and self._has_body():
+                # ClickHouse runs query parameter + body as one statement (e.g. "INSERT ... VALUES" + rows).
+                text = text + b"\n" + b"".join(body)
+                insert = split_insert(text)
+                body = iter(())
+        else:
+            # The whole statement is in the body, maybe followed by binary insert data.
+            head = bytearray()
+            for chunk in body:
+                head += chunk
+                if len(head) >= _READ_CHUNK:
+                    break
+            text = bytes(head)
+            insert = split_insert(text)
+            if insert is None:
+                text += b"".join(body)
+                body = iter(())
+        try:
+            query = insert[0] if insert is not None else text.decode()
+        except UnicodeDecodeError as exc:
+            raise _HTTPError(400, 1001, f"Code: 1001. DB::Exception: query is not valid UTF-8: {exc}. (STD_EXCEPTION)") from exc
         if not query.strip():
             raise _HTTPError(400, 62, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
         bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
