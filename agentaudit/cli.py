@@ -155,9 +155,11 @@ def migrate() -> None:
 @app.command()
 def consume(
     group: str = typer.Option(None, help="Consumer group (AGENTAUDIT_SINK_GROUP)."),
-    rules: str = typer.Option(None, help="Rule file or directory for the rule engine; default built-in rules."),
+    rules: str = typer.Option(None, help="Rule file or directory for the rule engine; default its shipped pack (built-in rules without the engine)."),
     batch_size: int = typer.Option(None, help="Messages per batch (AGENTAUDIT_SINK_BATCH_SIZE)."),
     metrics_port: int = typer.Option(None, help="Serve Prometheus /metrics on this port (AGENTAUDIT_SINK_METRICS_PORT)."),
+    builtin_rules: bool = typer.Option(False, "--builtin-rules", help="Use only the built-in rules "
+                                       "(AGENTAUDIT_SINK_FORBIDDEN_TOOLS, AGENTAUDIT_SINK_COST_THRESHOLD_USD)."),
 ) -> None:
     """Run the sink: actions and lifecycle events into ClickHouse, judged by the rules, until Ctrl-C."""
     import logging
@@ -183,8 +185,11 @@ def consume(
     if rules and load_evaluator is None:
         typer.echo("error: --rules needs the rule engine (agentaudit.consumers.rules), which is not installed", err=True)
         raise typer.Exit(2)
-    evaluator = load_evaluator(rules) if rules else BuiltinEvaluator(
-        forbidden_tools=sink_settings.forbidden_tools, cost_threshold_usd=sink_settings.cost_threshold_usd)
+    if load_evaluator is not None and not builtin_rules:
+        evaluator = load_evaluator(rules)  # None: the rule pack shipped with agentaudit
+    else:
+        evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
+                                     cost_threshold_usd=sink_settings.cost_threshold_usd)
     t = kafka.topics
     KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
     metrics = SinkMetrics()
