@@ -1,6 +1,7 @@
 """The event contract: Avro schemas, their pydantic faces, the wire codec and the ClickHouse DDL."""
 
 from agentaudit.schemas.codec import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, AvroCodec, DecodeFailure, frame_body
+from agentaudit.schemas.control import ANY_AGENT, ControlCommand, ControlState, ControlType, command_id_for
 from agentaudit.schemas.exceptions import (
     DecodeError,
     EncodeError,
@@ -28,6 +29,7 @@ from agentaudit.schemas.registry import SchemaInfo, known_schemas
 from agentaudit.schemas.validation import check_action
 
 __all__ = [
+    "ANY_AGENT",
     "CONFLUENT_MAGIC",
     "SINGLE_OBJECT_MAGIC",
     "ActionEvent",
@@ -36,6 +38,9 @@ __all__ = [
     "ActorType",
     "AvroCodec",
     "ChainViolation",
+    "ControlCommand",
+    "ControlState",
+    "ControlType",
     "DecodeError",
     "DecodeFailure",
     "EncodeError",
@@ -55,6 +60,7 @@ __all__ = [
     "UnknownFingerprintError",
     "body_hash",
     "check_action",
+    "command_id_for",
     "frame_body",
     "known_schemas",
     "verify_stream",
