@@ -201,6 +201,61 @@ def consume(
     Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics).run(stop)
 
 
+# -- the rule engine (helper "rules"): rules lint, rules test --
+
+rules_app = typer.Typer(help="Lint rule files and run their fixtures.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("lint")
+def rules_lint(paths: list[str] = typer.Argument(None, help="Rule files or directories; default the shipped pack.")) -> None:
+    """Load and compile rule files; print each problem with file, line and rule."""
+    from agentaudit.consumers.exceptions import RuleError
+    from agentaudit.consumers.rules import load_rule_set
+
+    try:
+        rule_set = load_rule_set(paths or None)
+    except RuleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    kinds: dict[str, int] = {}
+    for rule in rule_set.rules:
+        kinds[rule.kind] = kinds.get(rule.kind, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    typer.echo(f"ok: {len(rule_set.rules)} rules ({summary}) from {len(rule_set.files)} files, revision {rule_set.revision}")
+
+
+@rules_app.command("test")
+def rules_test(
+    directory: str = typer.Argument(None, help="Fixture directory or file; default the shipped pack's fixtures."),
+    rules: list[str] = typer.Option(None, "--rules", help="Rule files or directories; default the shipped pack."),
+    batch_size: int = typer.Option(None, help="Feed events in batches of this size (default: one batch)."),
+    shuffle_seed: int = typer.Option(None, help="Interleave streams at random with this seed."),
+) -> None:
+    """Run fixture event streams (YAML, or JSONL via events_file) and check the expected incidents."""
+    from agentaudit.consumers.exceptions import RuleError
+    from agentaudit.consumers.rules.harness import run_fixtures
+
+    try:
+        results = run_fixtures(rules or None, directory, batch_size=batch_size, shuffle_seed=shuffle_seed)
+    except RuleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    failed = 0
+    for result in results:
+        where = f"{result.fixture.file}:{result.fixture.line}"
+        if result.ok:
+            typer.echo(f"PASS {result.fixture.name} ({len(result.incidents)} incidents)")
+            continue
+        failed += 1
+        typer.echo(f"FAIL {result.fixture.name} ({where})")
+        for problem in result.problems:
+            typer.echo(f"     {problem}")
+    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    if failed or not results:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 
