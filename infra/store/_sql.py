@@ -20,6 +20,7 @@ _INSERT_FORMAT = re.compile(rb"\A(?P<head>\s*INSERT\b.*?)\bFORMAT\s+(?P<fmt>[A-Z
                             re.IGNORECASE | re.DOTALL)
 
 _NOT_A_FORMAT_HEAD = re.compile(r"'|\bVALUES\b|\bSELECT\b", re.IGNORECASE)
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
 
 # Roots of `EXPLAIN AST` that only read: what a read-only request may run.
 READ_AST_ROOTS = frozenset({
@@ -55,6 +56,6 @@ def split_insert(sql: bytes) -> tuple[str, str, bytes] | None:
         head = match.group("head").decode()
     except UnicodeDecodeError:
         return None
-    if _NOT_A_FORMAT_HEAD.search(head):
-        return None  # e.g. VALUES ('... FORMAT x ...'): the word sits inside data
-    return head.rstrip(), match.group("fmt").decode(), sql[match.end():]
+    if _NOT_A_FORMAT_HEAD.search(_QUOTED.sub("", head)):
+        return None  # e.g. VALUES ('... FORMAT x ...'): the word sits inside data, not the header
+    return head.strip(), match.group("fmt").decode(), sql[match.end():]

@@ -1,0 +1,99 @@
+"""agentaudit.infra.clickhouse.Store against the real store process: the API the sink,
+migrations and the dashboard use."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pyarrow as pa
+import pytest
+
+from agentaudit.infra.clickhouse import Store, connect
+from agentaudit.infra.exceptions import StoreError
+from agentaudit.settings import StoreSettings
+from tests.fixtures.store import StoreProcess
+
+pytestmark = pytest.mark.integration
+
+_DDL = "CREATE TABLE actions (id UInt64, agent String, cost Float64) ENGINE = MergeTree ORDER BY id"
+
+
+def _rows(n: int) -> pa.Table:
+    return pa.table({"id": pa.array(range(n), pa.uint64()), "agent": [f"bot-{i % 3}" for i in range(n)],
+                     "cost": pa.array([float(i) for i in range(n)])})
+
+
+def test_query_command_and_inserts(store_factory: Callable[..., Store]) -> None:
+    store = store_factory()
+    store.command(_DDL)
+    assert store.insert_arrow("actions", _rows(10)) == 10
+    assert store.insert_batch("actions", [[100, "bot-9", 1.5]], ["id", "agent", "cost"]) == 1
+    assert store.insert_batch("actions", [[200, 201], ["c1", "c2"], [0.0, 0.0]], ["id", "agent", "cost"],
+                              column_oriented=True) == 2
+    result = store.query("SELECT agent, count() AS n FROM actions WHERE agent != {x:String} GROUP BY agent ORDER BY agent",
+                         {"x": "bot-9"})
+    assert result.column_names == ("agent", "n")
+    assert result.named_rows()[0] == {"agent": "bot-0", "n": 4}
+    assert store.command("SELECT count() FROM actions") == 13
+    arrow = store.query_arrow("SELECT agent FROM actions ORDER BY id LIMIT 1")
+    assert arrow.schema.field("agent").type == pa.string() and arrow.column(0)[0].as_py() == "bot-0"
+    assert store.query_df("SELECT id FROM actions ORDER BY id")["id"].tolist()[-1] == 201
+    assert store.ping() is True
+
+
+def test_errors_keep_the_clickhouse_code_and_name_the_statement(store_factory: Callable[..., Store]) -> None:
+    store = store_factory()
+    with pytest.raises(StoreError) as info:
+        store.query("SELECT *\nFROM missing_table")
+    assert info.value.code == 60
+    assert "[SELECT *]" in str(info.value) and "missing_table" in str(info.value)
+    with pytest.raises(StoreError) as syntax:
+        store.command("CREATE TABEL x")
+    assert syntax.value.code == 62
+
+
+def test_readonly_store_refuses_writes_but_reads(store_settings_factory: Callable[[], StoreSettings],
+                                                 store_factory: Callable[..., Store]) -> None:
+    settings = store_settings_factory()
+    writer = store_factory(settings)
+    writer.command(_DDL)
+    writer.insert_arrow("actions", _rows(3))
+    reader = store_factory(settings, readonly=True)
+    assert reader.readonly and reader.query("SELECT count() FROM actions").first_item == 3
+    assert reader.query("SELECT id FROM actions ORDER BY id", settings={"max_result_rows": 5}).rows == [(0,), (1,), (2,)]
+    for write in (lambda: reader.insert_arrow("actions", _rows(1)), lambda: reader.command("DROP TABLE actions"),
+                  lambda: reader.insert_arrow("actions", _rows(1), settings={"readonly": 0})):
+        with pytest.raises(StoreError) as info:
+            write()
+        assert info.value.code == 164
+    assert writer.command("SELECT count() FROM actions") == 3
+
+
+def test_dedup_token_makes_a_retried_insert_idempotent(store_factory: Callable[..., Store]) -> None:
+    store = store_factory()
+    store.command(_DDL + " SETTINGS non_replicated_deduplication_window = 1000")
+    for _ in range(3):
+        store.insert_arrow("actions", _rows(50), settings={"insert_deduplication_token": "topic-0-42"})
+    store.insert_arrow("actions", _rows(50), settings={"insert_deduplication_token": "topic-0-43"})
+    assert store.command("SELECT count() FROM actions") == 100
+
+
+def test_database_created_after_connect_is_adopted(store_server: StoreProcess) -> None:
+    database = f"late_{uuid.uuid4().hex[:12]}"
+    with connect(StoreSettings(clickhouse_url=store_server.url, database=database)) as store:
+        store.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        store.command(_DDL)
+        assert store.database == database
+        assert store.command(f"SELECT count() FROM system.tables WHERE database = '{database}' AND name = 'actions'") == 1
+
+
+def test_url_forms_and_unreachable_store(store_server: StoreProcess) -> None:
+    with connect(f"{store_server.url}/system") as store:
+        assert store.query("SELECT count() > 0 FROM one").first_item in (True, 1)
+    with pytest.raises(StoreError) as info:
+        connect("ftp://example/x")
+    assert "chdb:///path" in str(info.value)
+    with pytest.raises(StoreError) as unreachable:
+        connect("http://127.0.0.1:1")
+    assert unreachable.value.code is None and "agentaudit store" in str(unreachable.value)
