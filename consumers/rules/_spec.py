@@ -116,7 +116,8 @@ def read_rule_files(paths: list[Path]) -> RuleFiles:
         try:
             doc = load_yaml(text)
         except YamlError as exc:
-            raise RuleError(f"{exc}; fix the YAML", file=name, line=exc.line) from exc
+            raise RuleError(f"{exc}; fix the YAML", file=name, line=exc.line,
+                            rule=_rule_near(text, exc.line)) from exc
         if doc is None:
             continue
         if not isinstance(doc, LineDict):
@@ -124,6 +125,16 @@ def read_rule_files(paths: list[Path]) -> RuleFiles:
         out.documents.append(_plain(doc))
         _read_document(doc, name, out)
     return out
+
+
+def _rule_near(text: str, line: int | None) -> str | None:
+    """The id of the rule whose text holds ``line``, found by scanning upwards (the YAML did not parse)."""
+    lines = text.splitlines()[: line or 0]
+    for raw in reversed(lines):
+        match = re.match(r"^\s*-?\s*id:\s*['\"]?([A-Za-z0-9][A-Za-z0-9_.:-]*)", raw)
+        if match:
+            return match.group(1)
+    return None
 
 
 def _plain(value: Any) -> Any:
