@@ -309,7 +309,9 @@ def _connect_chdb(url: str, *, readonly: bool, database: str | None) -> Store:
     try:
         client = clickhouse_connect.get_client(dsn=url)
     except (ClickHouseError, OSError, RuntimeError) as exc:
-        raise store_error(exc, action="open chDB directory", where=where) from exc
+        err = store_error(exc, action="open chDB directory", where=where)
+        raise type(err)(f"{err}; only one process may open a chDB directory: if `agentaudit store` serves it, "
+                        "use its http:// URL instead", code=err.code) from exc
     defaults = {"readonly": _READONLY_LEVEL} if readonly else {}
     try:
         return Store(client, where=where, database=database, readonly=readonly, default_settings=defaults, chdb=True)

@@ -97,3 +97,44 @@ def test_url_forms_and_unreachable_store(store_server: StoreProcess) -> None:
     with pytest.raises(StoreError) as unreachable:
         connect("http://127.0.0.1:1")
     assert unreachable.value.code is None and "agentaudit store" in str(unreachable.value)
+
+
+_CHDB_SCRIPT = """
+import sys
+from agentaudit.infra.clickhouse import connect
+from agentaudit.infra.exceptions import StoreError
+url = 'chdb://' + sys.argv[1]
+with connect(url, database='app') as store:
+    store.command('CREATE DATABASE IF NOT EXISTS app')
+    store.command('CREATE TABLE t (a UInt32) ENGINE = MergeTree ORDER BY a')
+    store.insert_batch('t', [[1], [2]], ['a'])
+with connect(url, database='app', readonly=True) as reader:
+    try:
+        reader.command('DROP TABLE t')
+    except StoreError as exc:
+        print('drop', exc.code)
+    print('rows', reader.query('SELECT count() FROM t').first_item)
+with connect(url, database='app') as store:
+    store.insert_batch('t', [[3]], ['a'])  # the read-only session did not stick to the shared chDB session
+    print('after', store.command('SELECT count() FROM t'))
+"""
+
+
+def test_chdb_url_in_its_own_process(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _CHDB_SCRIPT, str(tmp_path / "db")],  # noqa: S603
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["drop", "164", "rows", "2", "after", "3"]
+
+
+def test_chdb_url_on_a_served_directory_points_to_the_server(store_server: StoreProcess) -> None:
+    import subprocess
+    import sys
+
+    script = ("from agentaudit.infra.clickhouse import connect\n"
+              f"connect('chdb://{store_server.data_dir}')\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)  # noqa: S603
+    assert out.returncode != 0 and "use its http:// URL" in out.stderr

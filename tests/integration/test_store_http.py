@@ -269,3 +269,18 @@ def test_second_store_on_the_same_directory_refuses(store_server: StoreProcess) 
 def test_unknown_database_is_reported(store_server: StoreProcess) -> None:
     response = httpx.post(store_server.url, params={"database": f"missing_{uuid.uuid4().hex[:8]}"}, content=b"SELECT 1")
     assert response.headers["X-ClickHouse-Exception-Code"] == "81"
+
+
+def test_sigterm_stops_cleanly_and_data_survives_a_restart(tmp_path) -> None:
+    first = start_store_process(tmp_path / "data")
+    try:
+        httpx.post(first.url, content=b"CREATE TABLE keep (a UInt8) ENGINE = MergeTree ORDER BY a").raise_for_status()
+        httpx.post(first.url, params={"query": "INSERT INTO keep FORMAT TSV"}, content=b"7\n").raise_for_status()
+    finally:
+        code = first.stop()
+    assert code == 0 and "agentaudit store stopped" in first.log.read_text()
+    second = start_store_process(tmp_path / "data")  # the directory lock was released
+    try:
+        assert httpx.post(second.url, content=b"SELECT a FROM keep").text == "7\n"
+    finally:
+        second.stop()
