@@ -17,6 +17,7 @@ from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import connect
+from agentaudit.infra.embedded import ManagedProcess, free_port
 from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.sink_support import framed_events
@@ -104,3 +105,55 @@ def test_crash_between_insert_and_commit_leaves_no_duplicates(
         assert store.query("SELECT count() FROM actions FINAL").rows[0][0] == len(events)
         assert _duplicates(store) == 0
         print(f"rows before restart {before}, raw rows after {store.query('SELECT count() FROM actions').rows[0][0]}")
+
+
+def test_store_outage_blocks_commits_then_resumes_without_loss(
+    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, tmp_path: Path
+):
+    port = free_port()
+    server = ManagedProcess(
+        "store", [sys.executable, "-m", "agentaudit.infra.store", "--data-dir", str(tmp_path / "data"),
+                  "--port", str(port)], log_path=tmp_path / "store.log", ready_port=port)
+    server.start()
+    try:
+        store_settings = StoreSettings(clickhouse_url=f"http://127.0.0.1:{port}", database="outage")
+        migrate(store_settings)
+        kafka = kafka_settings_factory(partitions=1)
+        first, second = framed_events(100, stream_id="before"), framed_events(150, stream_id="during")
+
+        def produce(events) -> None:
+            with KafkaProducer(kafka) as producer:
+                for record, data in events:
+                    producer.produce(kafka.topics.actions, data, key=record["stream_id"].encode())
+
+        def committed() -> int | None:
+            return KafkaAdmin(kafka).committed_offsets(group, [kafka.topics.actions])[(kafka.topics.actions, 0)]
+
+        group = group_factory()
+        settings = SinkSettings(group=group, session_timeout_ms=6000, heartbeat_interval_ms=1000,
+                                batch_timeout_ms=300, retry_initial_s=0.2, retry_max_s=0.8)
+        with Sink(kafka, store_settings, settings) as sink:
+            produce(first)
+            _drain(sink, len(first))
+            assert committed() == len(first)
+
+            server.stop()
+            produce(second)
+            retries = 0
+            deadline = time.monotonic() + 20
+            while retries < 4 and time.monotonic() < deadline:
+                result = sink.run_once()
+                retries += result.retried
+                assert not result.committed
+            assert retries == 4, "the sink kept retrying while the store was down"
+            assert committed() == len(first)  # nothing was committed past the stored rows
+            assert sink.metrics.registry.get_sample_value("agentaudit_sink_retries_total") == 4
+
+            server.start()
+            _drain(sink, len(second))
+            assert committed() == len(first) + len(second)
+        with connect(store_settings) as store:
+            assert store.query("SELECT count() FROM actions FINAL").rows[0][0] == len(first) + len(second)
+            assert _duplicates(store) == 0
+    finally:
+        server.stop()
