@@ -1,0 +1,341 @@
+"""The control plane as an agent process sees it: obey the control topic; and how people write to it.
+
+:class:`ControlListener` reads the control topic from the beginning in a background thread and
+folds it (:class:`~agentaudit.schemas.ControlState`) into the current constraints of its
+agents, so a restarted agent is paused again if it was paused. :meth:`ControlListener.check`
+runs before each action and raises :class:`ActionBlocked` when a command forbids it.
+
+:class:`ControlIssuer` publishes commands (kill, clear, promote) and reads the current state back;
+the CLI (``agentaudit control ...``) and the dashboard use it. Every command names its issuer.
+
+>>> with ControlListener(settings, agents=["billing-bot"]) as control:
+...     control.check("billing-bot", "execute_tool", "payments.refund")   # raises if blocked
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from agentaudit.exceptions import AgentAuditError
+from agentaudit.infra.kafka import (
+    OFFSET_BEGINNING,
+    ConfigValue,
+    KafkaAdmin,
+    KafkaConsumer,
+    KafkaProducer,
+    Message,
+    read_all,
+)
+from agentaudit.producers._blocked import ActionBlocked
+from agentaudit.producers.approvals import Approval, args_hash
+from agentaudit.schemas import (
+    ANY_AGENT,
+    Actor,
+    ActorType,
+    AvroCodec,
+    ControlCommand,
+    ControlState,
+    ControlType,
+    DecodeError,
+    RuleMode,
+)
+from agentaudit.settings import KafkaSettings
+
+__all__ = ["ControlIssuer", "ControlListener", "read_control_state"]
+
+_log = logging.getLogger("agentaudit.producers.control")
+
+#: Low fetch wait: a command should reach agents in tens of milliseconds, not half a second.
+LISTENER_DEFAULTS: Mapping[str, ConfigValue] = {"fetch.wait.max.ms": 20, "auto.offset.reset": "earliest"}
+
+_CODES = {ControlType.KILL_AGENT: "killed", ControlType.PAUSE_AGENT: "paused", ControlType.BLOCK_TOOL: "tool_blocked"}
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _decode(codec: AvroCodec, messages: Iterable[Message]) -> list[ControlCommand]:
+    commands: list[ControlCommand] = []
+    for msg in messages:
+        try:
+            commands.append(ControlCommand.from_avro(codec.decode(msg.value())))
+        except (DecodeError, ValueError) as exc:
+            # One bad record must not blind every agent; it is logged with its position.
+            _log.warning("control.undecodable topic=%s partition=%s offset=%s error=%s",
+                         msg.topic(), msg.partition(), msg.offset(), exc)
+    return commands
+
+
+class ControlListener:
+    """Folds the control topic in a background thread; :meth:`check` says whether an action may run.
+
+    Reads every partition from the beginning with manual assignment under a unique group id
+    (``auto.offset.reset=earliest``): the whole log is the state, and assignment skips the group
+    join delay. Nothing is committed. The thread starts on :meth:`start` or on the first check.
+
+    :param settings: broker and control topic (``AGENTAUDIT_TOPIC_CONTROL``).
+    :param agents: fold only commands for these agent ids (and ``*``); default every agent.
+    :param tenant: the tenant of this process's agents; commands of other tenants are ignored.
+    :param config: librdkafka overrides for the consumer.
+    :param subscribe: join a (unique) consumer group instead of assigning partitions; default False.
+    :param ready_timeout: seconds the first :meth:`check` waits for the log to be read, default 5.
+    :param fail_closed: block every action while the log has not been read, default False (run).
+    """
+
+    def __init__(self, settings: KafkaSettings, *, agents: Iterable[str] | None = None, tenant: str = "",
+                 config: Mapping[str, ConfigValue] | None = None, subscribe: bool = False,
+                 ready_timeout: float = 5.0, fail_closed: bool = False, poll_timeout: float = 0.05) -> None:
+        self.settings = settings
+        self.topic = settings.topics.control
+        self.tenant = tenant
+        self.agents = None if agents is None else frozenset(agents)
+        self.group_id = f"agentaudit-control-{uuid.uuid4().hex}"
+        self._config = {**LISTENER_DEFAULTS, **(config or {})}
+        self._subscribe = subscribe
+        self._ready_timeout = ready_timeout
+        self._fail_closed = fail_closed
+        self._poll_timeout = poll_timeout
+        self._codec = AvroCodec("control", schema_registry_url=settings.schema_registry_url, topic=self.topic)
+        self._state = ControlState()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._seen: set[str] = set()
+        #: per command id: (issued_at_us, applied_at_us), to measure propagation.
+        self.arrivals: dict[str, tuple[int, int]] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> ControlListener:
+        """Start the background reader (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"agentaudit-control-{self.topic}", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the reader and leave."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> ControlListener:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def ready(self) -> bool:
+        """True once the log up to now has been read."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        self.start()
+        return self._ready.wait(self._ready_timeout if timeout is None else timeout)
+
+    def _run(self) -> None:
+        consumer = KafkaConsumer(self.settings, self.group_id, self._config)
+        try:
+            if self._subscribe:
+                consumer.subscribe([self.topic])
+            else:
+                partitions = KafkaAdmin(self.settings).partitions_for(self.topic)
+                consumer.assign([(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+            # Tansu's high watermark is wrong, so "caught up" means: a poll came back empty.
+            while not self._stop.is_set():
+                batch = consumer.consume_batch(500, timeout=self._poll_timeout)
+                if batch:
+                    self._fold(_decode(self._codec, batch))
+                elif not self._ready.is_set() and (self._subscribe is False or consumer.assignment()):
+                    self._ready.set()
+        except AgentAuditError as exc:
+            self._error = exc
+            _log.error("control.listener_failed topic=%s error=%s", self.topic, exc)
+        finally:
+            self._ready.set()  # never leave a caller waiting on a dead reader
+            try:
+                consumer.close()
+            except AgentAuditError as exc:
+                _log.warning("control.close_failed error=%s", exc)
+
+    def _fold(self, commands: list[ControlCommand]) -> None:
+        now = _now_us()
+        with self._changed:
+            for command in commands:
+                if not self._wanted(command):
+                    continue
+                self._state.apply(command)
+                self.arrivals.setdefault(command.command_id, (command.issued_at_us, now))
+                self._seen.add(command.command_id)
+            self._changed.notify_all()
+
+    def _wanted(self, command: ControlCommand) -> bool:
+        if self.tenant and command.tenant and command.tenant != self.tenant:
+            return False
+        if self.agents is None or command.type is ControlType.PROMOTE_RULE:
+            return True
+        return command.agent_id in self.agents or command.agent_id == ANY_AGENT
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def wait_for(self, command_id: str, timeout: float = 10.0) -> bool:
+        """Block until ``command_id`` has been folded in (tests, measurements)."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while command_id not in self._seen:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
+
+    def active(self, now_us: int | None = None) -> list[ControlCommand]:
+        with self._lock:
+            return self._state.active(_now_us() if now_us is None else now_us)
+
+    def rule_mode(self, rule_id: str) -> RuleMode | None:
+        """The mode a ``promote_rule`` command set for ``rule_id``, or None (the rule file's own mode)."""
+        modes = self._state.rule_modes
+        return modes.get(rule_id) if modes else None
+
+    def check(self, agent_id: str, kind: str, name: str, *, tenant: str | None = None, args: Any = None,
+              approval: Approval | None = None, now_us: int | None = None) -> None:
+        """Raise :class:`ActionBlocked` if a command in force forbids ``agent_id`` running action ``name``.
+
+        :param kind: the action kind (``execute_tool``, ``chat``, ...); kills and pauses stop every kind.
+        :param args: the action's arguments, checked against ``approval`` when a command requires one.
+        :param approval: an approval for this exact call, see :mod:`agentaudit.producers.approvals`.
+        """
+        if not self._ready.is_set():
+            if not self.wait_ready() and self._fail_closed:
+                raise ActionBlocked(f"the control topic {self.topic!r} has not been read yet and the client fails "
+                                    "closed; check the broker", code="control_unavailable", agent_id=agent_id,
+                                    tool=name)
+        state = self._state
+        if not state._by_agent:  # the common case: nothing in force, no lock taken
+            return
+        now = _now_us() if now_us is None else now_us
+        ten = self.tenant if tenant is None else tenant
+        with self._lock:
+            command = state.blocking(ten, agent_id, name, now)
+            needs = None if command is not None else state.approval_required(ten, agent_id, name, now)
+        if command is not None:
+            what = {ControlType.KILL_AGENT: "the agent was killed", ControlType.PAUSE_AGENT: "the agent is paused",
+                    ControlType.BLOCK_TOOL: f"tool {name!r} is blocked"}[command.type]
+            raise ActionBlocked(f"{what} by {command.issuer.type.value} {command.issuer.id}: {command.reason}",
+                                incident_id=command.incident_id, command_id=command.command_id,
+                                code=_CODES[command.type], rule_id=command.attributes.get("rule_id"),
+                                agent_id=agent_id, tool=name)
+        if needs is not None:
+            if approval is None:
+                raise ActionBlocked(f"{name!r} needs an approval bound to its arguments: {needs.reason}",
+                                    incident_id=needs.incident_id, command_id=needs.command_id,
+                                    code="approval_required", rule_id=needs.attributes.get("rule_id"),
+                                    agent_id=agent_id, tool=name)
+            approval.verify(agent_id=agent_id, tool=name, digest=args_hash(args), now_us=now)
+
+
+def read_control_state(settings: KafkaSettings, timeout: float = 10.0, idle: float = 1.0) -> ControlState:
+    """The current control state, folded from the whole control topic (CLI, dashboard)."""
+    codec = AvroCodec("control", schema_registry_url=settings.schema_registry_url, topic=settings.topics.control)
+    messages = read_all(settings, settings.topics.control, timeout=timeout, idle=idle)
+    messages.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
+    return ControlState().apply_all(_decode(codec, messages))
+
+
+class ControlIssuer:
+    """Publishes control commands, each a recorded event naming who issued it.
+
+    :param settings: broker and control topic.
+    :param producer: an existing producer to share; default a new one, closed by :meth:`close`.
+
+    Example::
+
+        with ControlIssuer(settings) as issuer:
+            kill = issuer.kill("billing-bot", actor="alice", reason="runaway refunds")
+            issuer.clear(kill, actor="alice", note="root cause fixed")
+    """
+
+    def __init__(self, settings: KafkaSettings, producer: KafkaProducer | None = None) -> None:
+        self.settings = settings
+        self.topic = settings.topics.control
+        self._codec = AvroCodec("control", schema_registry_url=settings.schema_registry_url, topic=self.topic)
+        self._own = producer is None
+        self._producer = producer if producer is not None else KafkaProducer(settings, {"linger.ms": 0})
+
+    def publish(self, command: ControlCommand, *, flush: bool = True, timeout: float = 10.0) -> ControlCommand:
+        """Publish ``command`` keyed by its agent (rule for promotions), so an agent's commands stay ordered."""
+        key = command.attributes.get("rule_id", "") if command.type is ControlType.PROMOTE_RULE else command.agent_id
+        self._producer.produce(self.topic, self._codec.encode(command.to_avro()), key=key.encode())
+        if flush and self._producer.flush(timeout):
+            raise AgentAuditError(f"control command {command.command_id} was not acknowledged by the broker within "
+                                  f"{timeout}s on topic {self.topic!r}; check that the broker is reachable")
+        return command
+
+    def command(self, type: ControlType, *, agent_id: str, actor: str | Actor, reason: str = "",
+                tenant: str = "", tool: str | None = None, ttl_s: float | None = None,
+                incident_id: str | None = None, attributes: Mapping[str, str] | None = None,
+                command_id: str | None = None) -> ControlCommand:
+        """Build a command issued now by ``actor`` (a plain name means a human)."""
+        now = _now_us()
+        issuer = actor if isinstance(actor, Actor) else Actor(type=ActorType.HUMAN, id=actor)
+        return ControlCommand(
+            command_id=command_id or str(uuid.uuid4()), type=type, tenant=tenant, agent_id=agent_id, tool=tool,
+            reason=reason, incident_id=incident_id, issuer=issuer, issued_at_us=now,
+            expires_at_us=None if ttl_s is None else now + int(ttl_s * 1_000_000),
+            attributes=dict(attributes or {}))
+
+    def kill(self, agent_id: str, *, actor: str | Actor, reason: str, tenant: str = "",
+             ttl_s: float | None = None) -> ControlCommand:
+        """The kill switch: every action of ``agent_id`` (``*``: every agent) is refused until cleared."""
+        return self.publish(self.command(ControlType.KILL_AGENT, agent_id=agent_id, actor=actor, reason=reason,
+                                         tenant=tenant, ttl_s=ttl_s))
+
+    def pause(self, agent_id: str, *, actor: str | Actor, reason: str, tenant: str = "",
+              ttl_s: float | None = None) -> ControlCommand:
+        return self.publish(self.command(ControlType.PAUSE_AGENT, agent_id=agent_id, actor=actor, reason=reason,
+                                         tenant=tenant, ttl_s=ttl_s))
+
+    def clear(self, target: ControlCommand, *, actor: str | Actor, note: str = "") -> ControlCommand:
+        """Lift ``target``; the clear is itself a command naming who lifted it and why."""
+        return self.publish(self.command(
+            ControlType.CLEAR, agent_id=target.agent_id, tenant=target.tenant, tool=target.tool, actor=actor,
+            reason=note, incident_id=target.incident_id,
+            attributes={"note": note, "cleared_type": target.type.value}).model_copy(
+                update={"clears_command_id": target.command_id}))
+
+    def promote(self, rule_id: str, *, to: RuleMode | str, actor: str | Actor, note: str = "",
+                from_mode: RuleMode | str | None = None) -> ControlCommand:
+        """Record that ``rule_id`` now runs in mode ``to``; consumers and guards that read the topic obey."""
+        to_mode = RuleMode(to)
+        attributes = {"rule_id": rule_id, "to_mode": to_mode.value, "note": note}
+        if from_mode is not None:
+            attributes["from_mode"] = RuleMode(from_mode).value
+        return self.publish(self.command(ControlType.PROMOTE_RULE, agent_id="", actor=actor,
+                                         reason=note or f"promote {rule_id} to {to_mode.value}",
+                                         attributes=attributes))
+
+    def close(self) -> None:
+        if self._own:
+            self._producer.close()
+
+    def __enter__(self) -> ControlIssuer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
