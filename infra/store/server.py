@@ -30,7 +30,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agentaudit.infra.store._codecs import compressor, decompress_stream, pick_encoding
 from agentaudit.infra.store._engine import Engine, EngineError
 from agentaudit.infra.store._metrics import StoreMetrics
-from agentaudit.infra.store._sql import output_format, split_insert
+from agentaudit.infra.store._sessions import Session, Sessions, parse_set, parse_use
+from agentaudit.infra.store._sql import leading_keyword, output_format, split_insert
 
 __all__ = ["StoreServer"]
 
@@ -75,6 +76,7 @@ class StoreServer:
                  password: str | None = None) -> None:
         self.engine = Engine(data_dir)
         self.metrics = StoreMetrics()
+        self.sessions = Sessions()
         self.password = password or None
         try:
             self._httpd = _Server((host, port), _Handler)
@@ -290,10 +292,18 @@ class _Handler(BaseHTTPRequestHandler):
         if not query.strip():
             raise _HTTPError(400, 62, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
         bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
-        settings = {k: v for k, v in params.items()
-                    if k not in _NOT_SETTINGS and not k.startswith(("param_", "http_"))}
-        database = self.headers.get("X-ClickHouse-Database") or params.get("database")
-        readonly = params.get("readonly", "0") not in ("0", "")
+        session = None
+        if params.get("session_id"):
+            session = store.sessions.get(params["session_id"], _float(params.get("session_timeout"), 60.0))
+        settings = dict(session.settings) if session else {}
+        settings.update((k, v) for k, v in params.items()
+                        if k not in _NOT_SETTINGS and not k.startswith(("param_", "http_")))
+        database = (self.headers.get("X-ClickHouse-Database") or params.get("database")
+                    or (session.database if session else None))
+        readonly = settings.pop("readonly", "0") not in ("0", "") or params.get("readonly", "0") not in ("0", "")
+        if insert is None and leading_keyword(query) in ("SET", "USE"):
+            self._session_statement(query, session, database, settings, readonly)
+            return "command"
         query_id = params.get("query_id") or str(uuid.uuid4())
         fmt = (self.headers.get("X-ClickHouse-Format") or params.get("default_format") or "TabSeparated")
         fmt = output_format(query, fmt) if insert is None else fmt
@@ -320,6 +330,29 @@ class _Handler(BaseHTTPRequestHandler):
                 return kind
             finally:
                 engine.reset(applied)
+
+    def _session_statement(self, query: str, session: Session | None, database: str | None,
+                           settings: dict[str, str], readonly: bool) -> None:
+        """SET/USE: validated on the engine, kept in the HTTP session (never left on the shared engine)."""
+        engine = self.server.store.engine
+        assignments = parse_set(query)
+        target = parse_use(query)
+        if assignments is None and target is None:
+            raise _HTTPError(400, 62, f"Code: 62. DB::Exception: agentaudit store understands only "
+                                      f"`SET name = value, ...` and `USE db` here: {query[:200]}. (SYNTAX_ERROR)")
+        if readonly and assignments and "readonly" in assignments:
+            raise _HTTPError(403, 164, "Code: 164. DB::Exception: Cannot modify 'readonly' setting in readonly "
+                                       "mode. (READONLY)")
+        with engine.lock:
+            checked = {k: v for k, v in (assignments or {}).items() if k != "readonly"}
+            applied = engine.apply(target or database, {**settings, **checked})  # raises 115 / 81 when wrong
+            engine.reset(applied)
+        if session is not None:
+            if assignments:
+                session.settings.update(assignments)
+            if target:
+                session.database = target
+        self._respond_stream(iter(()), str(uuid.uuid4()), "TabSeparated", {}, None)
 
     # -- responses -------------------------------------------------------------------------
 
@@ -391,9 +424,14 @@ def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _is_select(sql: str) -> bool:
-    from agentaudit.infra.store._sql import leading_keyword
+def _float(text: str | None, default: float) -> float:
+    try:
+        return float(text) if text else default
+    except ValueError:
+        return default
 
+
+def _is_select(sql: str) -> bool:
     return leading_keyword(sql) in ("SELECT", "WITH")
 
 

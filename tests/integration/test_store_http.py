@@ -284,3 +284,25 @@ def test_sigterm_stops_cleanly_and_data_survives_a_restart(tmp_path) -> None:
         assert httpx.post(second.url, content=b"SELECT a FROM keep").text == "7\n"
     finally:
         second.stop()
+
+
+def test_set_and_use_stay_in_their_session(client_factory, database: str) -> None:
+    analyst = client_factory()  # clickhouse-connect's default: a generated session_id per client
+    other = client_factory(autogenerate_session_id=False)
+    _events_table(other)
+    analyst.command("SET max_result_rows = 5, result_overflow_mode = 'throw'")
+    with pytest.raises(DatabaseError) as info:
+        analyst.query("SELECT number FROM numbers(100)")
+    assert "396" in str(info.value)
+    assert len(other.query("SELECT number FROM numbers(100)").result_rows) == 100
+    analyst.command("SET readonly = 1")
+    with pytest.raises(DatabaseError) as denied:
+        analyst.command("DROP TABLE events")
+    assert "164" in str(denied.value)
+    other.insert("events", [[1, "x", 1.0, 0]], column_names=["id", "agent", "cost", "ts"])  # others still write
+    assert other.command("SELECT count() FROM events") == 1
+    with pytest.raises(DatabaseError) as unknown:
+        other.command("SET no_such_setting_xyz = 1")
+    assert "115" in str(unknown.value)
+    other.command("USE system")  # no session: validated, no lasting effect
+    assert other.command("SELECT currentDatabase()") == database

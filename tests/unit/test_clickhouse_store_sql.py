@@ -47,3 +47,15 @@ def test_codecs_round_trip_in_pieces() -> None:
         assert b"".join(decompress_stream(pieces, encoding)) == data, encoding
     assert pick_encoding("gzip, lz4;q=0.5") == "gzip"
     assert pick_encoding("br") is None
+
+
+def test_parse_set_and_use() -> None:
+    from agentaudit.infra.store._sessions import parse_set, parse_use
+
+    assert parse_set("SET max_threads = 2, x = 'a\\'b, c';") == {"max_threads": "2", "x": "a'b, c"}
+    assert parse_set("set readonly=1") == {"readonly": "1"}
+    assert parse_set("SET ROLE admin") is None
+    assert parse_set("SET a = 1 garbage") is None
+    assert parse_use("USE `my db`") == "my db"
+    assert parse_use("use analytics;") == "analytics"
+    assert parse_use("USE a; DROP TABLE b") is None
