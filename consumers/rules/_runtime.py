@@ -16,7 +16,7 @@ Kafka guarantees because the stream id is the message key.
 from __future__ import annotations
 
 import heapq
-from bisect import insort
+from bisect import bisect_left, insort
 from typing import Any
 
 from agentaudit.consumers.rules._compile import CompiledRule
@@ -28,52 +28,80 @@ SEP = "\x1f"
 
 
 class Hits:
-    """Incident accumulators of one rule, keyed by ``key|window_start``; ``touched`` marks what to emit."""
+    """Incident accumulators of one rule, keyed by ``tenant|key|window_start``; ``touched`` marks what to emit.
 
-    def __init__(self) -> None:
+    An accumulator keeps a reference to its representative record (``_raw``) and slims it to
+    the template's fields only when it is emitted or snapshotted, not on every event.
+    """
+
+    def __init__(self, rule: CompiledRule) -> None:
+        self.rule = rule
         self.accs: dict[str, dict[str, Any]] = {}
         self.touched: set[str] = set()
         self.retired: dict[str, dict[str, Any]] = {}  # closed windows, kept until emitted
+        self.next_close = 0  # no accumulator closes before this watermark
 
-    def acc(self, rule: CompiledRule, tenant: str, key: tuple, ws: int) -> tuple[str, dict[str, Any]]:
+    def acc(self, tenant: str, key: tuple, ws: int) -> tuple[str, dict[str, Any]]:
         key_text = SEP.join(key[1:])
         acc_key = f"{tenant}{SEP}{key_text}{SEP}{ws}"
         acc = self.accs.get(acc_key)
         if acc is None:
+            we = ws + self.rule.window_us
             acc = self.accs[acc_key] = {
-                "tenant": tenant, "key": key_text, "ws": ws, "we": ws + rule.window_us, "count": 0, "events": [],
+                "tenant": tenant, "key": key_text, "ws": ws, "we": we, "count": 0, "events": [],
                 "first": None, "last": None, "rep": None, "rep_sk": None, "fired": False, "values": {},
             }
+            if we < self.next_close or not self.next_close:
+                self.next_close = we
         return acc_key, acc
 
     @staticmethod
-    def add_event(acc: dict[str, Any], t: int, event_id: str, slim: dict[str, Any] | None) -> bool:
-        """Fold one event into ``acc``; False if it was already there."""
+    def add_event(acc: dict[str, Any], t: int, event_id: str, r: dict[str, Any] | None, slim: bool = False) -> bool:
+        """Fold one event into ``acc``; False if already in.
+
+        :param r: the event's record (or, with ``slim``, its already slimmed fields), a candidate representative.
+        """
         pair = [t, event_id]
         events = acc["events"]
-        if len(events) >= MAX_EVENT_IDS and pair >= events[-1]:
-            if acc["rep_sk"] is not None and pair == acc["rep_sk"]:
+        if not events or (pair > events[-1] and len(events) < MAX_EVENT_IDS):
+            events.append(pair)  # the common case: events arrive in time order
+        elif len(events) < MAX_EVENT_IDS or pair < events[-1]:
+            i = bisect_left(events, pair)
+            if i < len(events) and events[i] == pair:
                 return False
-        elif pair in events:
-            return False
-        else:
-            insort(events, pair)
+            events.insert(i, pair)
             if len(events) > MAX_EVENT_IDS:
                 events.pop()
-        if acc["first"] is None or t < acc["first"]:
+        elif pair == acc["rep_sk"]:
+            return False
+        first = acc["first"]
+        if first is None or t < first:
             acc["first"] = t
-        if acc["last"] is None or t > acc["last"]:
+        last = acc["last"]
+        if last is None or t > last:
             acc["last"] = t
-        if slim is not None and (acc["rep_sk"] is None or pair > acc["rep_sk"]):
-            acc["rep_sk"] = pair
-            acc["rep"] = slim
+        if r is not None:
+            rep_sk = acc["rep_sk"]
+            if rep_sk is None or pair > rep_sk:
+                acc["rep_sk"] = pair
+                if slim:
+                    acc.pop("_raw", None)
+                    acc["rep"] = r
+                else:
+                    acc["_raw"] = r
         return True
 
-    def hit(self, rule: CompiledRule, r: dict[str, Any], key: tuple, t: int, extra: list | None = None,
+    def materialize(self, acc: dict[str, Any]) -> dict[str, Any]:
+        raw = acc.pop("_raw", None)
+        if raw is not None:
+            acc["rep"] = self.rule.slim(raw)
+        return acc
+
+    def hit(self, r: dict[str, Any], key: tuple, t: int, extra: list | None = None,
             values: dict[str, Any] | None = None) -> None:
-        ws = t - t % rule.window_us
-        acc_key, acc = self.acc(rule, key[0], key, ws)
-        if self.add_event(acc, t, r["event_id"], rule.slim(r)):
+        ws = t - t % self.rule.window_us
+        acc_key, acc = self.acc(key[0], key, ws)
+        if self.add_event(acc, t, r["event_id"], r):
             acc["count"] += 1
         for et, eid in extra or ():
             self.add_event(acc, et, eid, None)
@@ -83,8 +111,16 @@ class Hits:
         self.touched.add(acc_key)
 
     def evict(self, watermark: int) -> None:
-        for acc_key in [k for k, a in self.accs.items() if a["we"] <= watermark]:
-            self.retired[acc_key] = self.accs.pop(acc_key)
+        if not self.accs or watermark < self.next_close:
+            return
+        nearest = 0
+        for acc_key in list(self.accs):
+            we = self.accs[acc_key]["we"]
+            if we <= watermark:
+                self.retired[acc_key] = self.accs.pop(acc_key)
+            elif not nearest or we < nearest:
+                nearest = we
+        self.next_close = nearest
 
     def take(self) -> list[dict[str, Any]]:
         """Fired accumulators touched since the last call, in key order; forgets retired ones."""
@@ -92,10 +128,19 @@ class Hits:
         for acc_key in sorted(self.touched):
             acc = self.accs.get(acc_key) or self.retired.get(acc_key)
             if acc is not None and acc["fired"]:
-                out.append(acc)
+                out.append(self.materialize(acc))
         self.touched.clear()
         self.retired.clear()
         return out
+
+    def state(self) -> dict[str, Any]:
+        for acc in self.accs.values():
+            self.materialize(acc)
+        return self.accs
+
+    def load(self, accs: dict[str, Any]) -> None:
+        self.accs = accs
+        self.next_close = min((a["we"] for a in accs.values()), default=0)
 
 
 class RuleRuntime:
@@ -103,7 +148,7 @@ class RuleRuntime:
 
     def __init__(self, rule: CompiledRule) -> None:
         self.rule = rule
-        self.hits = Hits()
+        self.hits = Hits(rule)
 
     def feed(self, r: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -111,18 +156,22 @@ class RuleRuntime:
     def advance(self, watermark: int) -> None:
         self.hits.evict(watermark)
 
+    def values(self, acc: dict[str, Any]) -> dict[str, Any]:
+        """Template values of an accumulator about to be emitted."""
+        return {k: v for k, v in acc["values"].items() if not k.startswith("_")}
+
     def state(self) -> dict[str, Any]:
-        return {"accs": self.hits.accs}
+        return {"accs": self.hits.state()}
 
     def load(self, state: dict[str, Any]) -> None:
-        self.hits.accs = state.get("accs", {})
+        self.hits.load(state.get("accs", {}))
 
 
 class PredicateRuntime(RuleRuntime):
     def feed(self, r: dict[str, Any]) -> None:
         rule = self.rule
         if rule.predicate(r):
-            self.hits.hit(rule, r, rule.key(r), r["event_time_us"])
+            self.hits.hit(r, rule.key(r), r["event_time_us"])
 
 
 _OP = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
@@ -141,31 +190,37 @@ class AggregateRuntime(RuleRuntime):
         key = rule.key(r)
         value = p["value"](r) if "value" in p else None
         numerator = 1 if fn == "ratio" and p["where"](r) else 0
-        slim = rule.slim(r)
         hits = self.hits
-        last_start = t - t % rule.slide_us
-        ws = last_start
+        event_id = r["event_id"]
+        slide = rule.slide_us
+        ws = t - t % slide
         while ws > t - rule.window_us:
-            acc_key, acc = hits.acc(rule, key[0], key, ws)
-            if hits.add_event(acc, t, r["event_id"], slim):
-                acc["count"] += 1
-                agg = acc["values"]
-                if fn == "distinct":
-                    seen = agg.setdefault("_seen", {})
-                    seen[str(value)] = 1
-                elif fn in ("sum", "avg"):
-                    agg["_sum"] = agg.get("_sum", 0.0) + float(value)
-                elif fn == "max":
-                    agg["_max"] = max(agg.get("_max", float(value)), float(value))
-                elif fn == "min":
-                    agg["_min"] = min(agg.get("_min", float(value)), float(value))
-                elif fn == "ratio":
-                    agg["_num"] = agg.get("_num", 0) + numerator
-                if p["eager"] and self.passes(acc):
-                    acc["fired"] = True
-                    self.stamp(acc)
-                    hits.touched.add(acc_key)
-            ws -= rule.slide_us
+            acc_key, acc = hits.acc(key[0], key, ws)
+            ws -= slide
+            if not hits.add_event(acc, t, event_id, r):
+                continue
+            acc["count"] += 1
+            agg = acc["values"]
+            if fn == "count" or fn == "rate":
+                pass
+            elif fn == "sum" or fn == "avg":
+                agg["_sum"] = agg.get("_sum", 0.0) + value
+            elif fn == "distinct":
+                seen = agg.get("_seen")
+                if seen is None:
+                    seen = agg["_seen"] = {}
+                seen[str(value)] = 1
+            elif fn == "max":
+                agg["_max"] = max(agg.get("_max", value), value)
+            elif fn == "min":
+                agg["_min"] = min(agg.get("_min", value), value)
+            else:
+                agg["_num"] = agg.get("_num", 0) + numerator
+            if acc["fired"]:
+                hits.touched.add(acc_key)
+            elif p["eager"] and self.passes(acc):
+                acc["fired"] = True
+                hits.touched.add(acc_key)
 
     def value(self, acc: dict[str, Any]) -> float:
         fn = self.rule.params["fn"]
@@ -191,10 +246,11 @@ class AggregateRuntime(RuleRuntime):
         p = self.rule.params
         return acc["count"] >= p["min_count"] and _OP[p["op"]](self.value(acc), p["threshold"])
 
-    def stamp(self, acc: dict[str, Any]) -> None:
-        value = self.value(acc)
-        acc["values"]["value"] = round(value, 6)
-        acc["values"]["threshold"] = self.rule.params["threshold"]
+    def values(self, acc: dict[str, Any]) -> dict[str, Any]:
+        values = super().values(acc)
+        values["value"] = round(self.value(acc), 6)
+        values["threshold"] = self.rule.params["threshold"]
+        return values
 
     def advance(self, watermark: int) -> None:
         hits = self.hits
@@ -202,7 +258,6 @@ class AggregateRuntime(RuleRuntime):
             for acc_key, acc in hits.accs.items():
                 if acc["we"] <= watermark and self.passes(acc):
                     acc["fired"] = True
-                    self.stamp(acc)
                     hits.touched.add(acc_key)
         hits.evict(watermark)
 
@@ -248,8 +303,8 @@ class SequenceRuntime(RuleRuntime):
         rule = self.rule
         t, event_id, slim, key = b
         ws = t - t % rule.window_us
-        acc_key, acc = self.hits.acc(rule, key[0], tuple(key), ws)
-        if self.hits.add_event(acc, t, event_id, slim):
+        acc_key, acc = self.hits.acc(key[0], tuple(key), ws)
+        if self.hits.add_event(acc, t, event_id, slim, slim=True):
             acc["count"] += 1
         for at, aid in as_:
             self.hits.add_event(acc, at, aid, None)
@@ -263,7 +318,7 @@ class SequenceRuntime(RuleRuntime):
         super().advance(watermark)
 
     def state(self) -> dict[str, Any]:
-        return {"accs": self.hits.accs, "traces": self.traces}
+        return {"accs": self.hits.state(), "traces": self.traces}
 
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)
@@ -301,8 +356,8 @@ class AbsenceRuntime(RuleRuntime):
                 continue
             t, event_id, slim, key = entry
             ws = t - t % self.rule.window_us
-            acc_key, acc = self.hits.acc(self.rule, key[0], tuple(key), ws)
-            if self.hits.add_event(acc, t, event_id, slim):
+            acc_key, acc = self.hits.acc(key[0], tuple(key), ws)
+            if self.hits.add_event(acc, t, event_id, slim, slim=True):
                 acc["count"] += 1
             acc["values"]["within"] = _human(self.rule.params["within"])
             acc["fired"] = True
@@ -310,7 +365,7 @@ class AbsenceRuntime(RuleRuntime):
         super().advance(watermark)
 
     def state(self) -> dict[str, Any]:
-        return {"accs": self.hits.accs, "pending": self.pending, "deadlines": self.deadlines}
+        return {"accs": self.hits.state(), "pending": self.pending, "deadlines": self.deadlines}
 
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)
@@ -369,8 +424,8 @@ class AncestorRuntime(RuleRuntime):
             if approved:
                 continue
             ws = t - t % self.rule.window_us
-            acc_key, acc = self.hits.acc(self.rule, key[0], tuple(key), ws)
-            if self.hits.add_event(acc, t, event_id, slim):
+            acc_key, acc = self.hits.acc(key[0], tuple(key), ws)
+            if self.hits.add_event(acc, t, event_id, slim, slim=True):
                 acc["count"] += 1
             acc["values"]["within"] = _human(within)
             acc["fired"] = True
@@ -382,7 +437,7 @@ class AncestorRuntime(RuleRuntime):
         super().advance(watermark)
 
     def state(self) -> dict[str, Any]:
-        return {"accs": self.hits.accs, "traces": self.traces, "due": self.due}
+        return {"accs": self.hits.state(), "traces": self.traces, "due": self.due}
 
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)
@@ -425,11 +480,11 @@ class IntegrityRuntime(RuleRuntime):
         else:
             self.streams[sid] = [seq + 1, digest]
         if problem is not None:
-            self.hits.hit(rule, r, rule.key(r), r["event_time_us"],
+            self.hits.hit(r, rule.key(r), r["event_time_us"],
                           values={"detail": f"{problem[0]} at seq {seq}: {problem[1]}"})
 
     def state(self) -> dict[str, Any]:
-        return {"accs": self.hits.accs, "streams": self.streams}
+        return {"accs": self.hits.state(), "streams": self.streams}
 
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)

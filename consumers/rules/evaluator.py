@@ -129,7 +129,7 @@ class RuleEvaluator(BaseEvaluator):
         rep = acc["rep"] or {}
         ident = "\x1f".join((rule.id, self.revision, acc["tenant"], acc["key"], str(acc["ws"])))
         incident_id = hashlib.sha256(ident.encode()).hexdigest()[:32]
-        values = {k: v for k, v in acc["values"].items() if not k.startswith("_")}
+        values = rt.values(acc)
         render = dict(rep)
         render.update(values)
         render.update(count=acc["count"], key=acc["key"], window=rt.rule.window_us // 1_000_000,
