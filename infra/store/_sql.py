@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["READ_AST_ROOTS", "STREAM_SAFE_FORMATS", "leading_keyword", "output_format", "split_insert"]
+__all__ = ["READ_AST_ROOTS", "STREAM_SAFE_FORMATS", "is_multi_statement", "leading_keyword", "output_format",
+           "split_insert"]
 
 # Formats whose per-block outputs concatenate into one valid stream (no file header/footer).
 STREAM_SAFE_FORMATS = frozenset({
@@ -30,6 +31,21 @@ READ_AST_ROOTS = frozenset({
     "Explain", "ShowProcesslistQuery", "ShowColumns", "ShowIndexes", "ShowSettingQuery", "ShowEnginesQuery",
     "ShowFunctionsQuery",
 })
+
+
+_TOKENS = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`(?:[^`\\]|\\.)*`|--[^\n]*|#[^\n]*|/\*.*?\*/|;""",
+                     re.DOTALL)
+
+
+def is_multi_statement(sql: str) -> bool:
+    """Whether ``sql`` holds a second statement after a ``;`` (outside strings and comments).
+
+    ClickHouse's HTTP interface refuses those; chDB would run them all on the shared session.
+    """
+    for match in _TOKENS.finditer(sql):
+        if match.group() == ";" and _COMMENTS.sub("", sql[match.end():]).strip(" \t\r\n;"):
+            return True
+    return False
 
 
 def leading_keyword(sql: str) -> str:

@@ -31,7 +31,7 @@ from agentaudit.infra.store._codecs import compressor, decompress_stream, pick_e
 from agentaudit.infra.store._engine import Engine, EngineError
 from agentaudit.infra.store._metrics import StoreMetrics
 from agentaudit.infra.store._sessions import Session, Sessions, parse_set, parse_use
-from agentaudit.infra.store._sql import leading_keyword, output_format, split_insert
+from agentaudit.infra.store._sql import is_multi_statement, leading_keyword, output_format, split_insert
 
 __all__ = ["StoreServer"]
 
@@ -291,6 +291,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HTTPError(400, 1001, f"Code: 1001. DB::Exception: query is not valid UTF-8: {exc}. (STD_EXCEPTION)") from exc
         if not query.strip():
             raise _HTTPError(400, 62, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
+        if is_multi_statement(query):
+            raise _HTTPError(400, 62, "Code: 62. DB::Exception: Syntax error (Multi-statements are not allowed): "
+                                      "send one statement per request. (SYNTAX_ERROR)")
         bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         session = None
         if params.get("session_id"):

@@ -306,3 +306,9 @@ def test_set_and_use_stay_in_their_session(client_factory, database: str) -> Non
     assert "115" in str(unknown.value)
     other.command("USE system")  # no session: validated, no lasting effect
     assert other.command("SELECT currentDatabase()") == database
+
+
+def test_multi_statements_are_refused_like_clickhouse(store_server: StoreProcess) -> None:
+    response = httpx.post(store_server.url, content=b"SELECT 1; SET max_threads = 1")
+    assert response.headers["X-ClickHouse-Exception-Code"] == "62"
+    assert httpx.post(store_server.url, content=b"SELECT getSetting('max_threads') = 1").text == "0\n"

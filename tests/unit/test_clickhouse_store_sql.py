@@ -59,3 +59,13 @@ def test_parse_set_and_use() -> None:
     assert parse_use("USE `my db`") == "my db"
     assert parse_use("use analytics;") == "analytics"
     assert parse_use("USE a; DROP TABLE b") is None
+
+
+def test_multi_statements_are_detected_outside_strings_and_comments() -> None:
+    from agentaudit.infra.store._sql import is_multi_statement
+
+    assert is_multi_statement("SELECT 1; SET readonly = 1")
+    assert is_multi_statement("SELECT ';' AS x;\nDROP TABLE t")
+    assert not is_multi_statement("SELECT ';' AS x, `a;b`, \"c;d\" -- e; f\n;")
+    assert not is_multi_statement("SELECT 1 /* ; DROP */ ;  ")
+    assert not is_multi_statement("SELECT 'it\\'s; fine'")
