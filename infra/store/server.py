@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -38,6 +39,7 @@ __all__ = ["StoreServer"]
 _log = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 20
+_SPOOL_MEMORY = 32 << 20  # larger request bodies and results go to a temporary file
 # Query-string keys that are HTTP-interface controls, not ClickHouse settings to SET.
 _NOT_SETTINGS = frozenset({
     "query", "database", "default_format", "user", "password", "query_id", "session_id", "session_timeout",
@@ -312,6 +314,10 @@ class _Handler(BaseHTTPRequestHandler):
         fmt = output_format(query, fmt) if insert is None else fmt
         encoding = pick_encoding(self.headers.get("Accept-Encoding")) \
             if params.get("enable_http_compression") == "1" else None
+        if insert is not None:
+            # Take the whole body off the network before taking the engine lock, so a slow
+            # uploader never stalls other requests (memory up to _SPOOL_MEMORY, then disk).
+            upload = _spool(_prefixed(insert[2], body))
         with engine.lock:
             # Checked before SET: the request's own limits (max_result_rows, ...) must not hit the check.
             if readonly and (insert is not None or not engine.is_read_only_statement(query, bind)):
@@ -320,19 +326,21 @@ class _Handler(BaseHTTPRequestHandler):
             applied = engine.apply(database, settings)
             try:
                 if insert is not None:
-                    head, in_fmt, inline = insert
-                    stats = engine.insert(head, in_fmt, _prefixed(inline, body))
-                    store.metrics.rows_inserted.inc(stats.rows)
-                    summary = {"written_rows": stats.rows, "written_bytes": stats.bytes}
-                    self._respond_stream(iter(()), query_id, fmt, summary, encoding)
-                    return "insert"
-                chunks = engine.execute(query, fmt, bind)
-                first = next(chunks, b"")  # errors before the status line become HTTP errors
-                kind = "query" if first or _is_select(query) else "command"
-                self._respond_stream(_prefixed(first, chunks), query_id, fmt, {}, encoding)
-                return kind
+                    stats = engine.insert(insert[0], insert[1], _unspool(upload))
+                else:
+                    # The result is spooled too and sent after the lock is released: a client that
+                    # reads slowly, or queries again while iterating a stream, cannot block the engine.
+                    result = _spool(engine.execute(query, fmt, bind))
             finally:
                 engine.reset(applied)
+        if insert is not None:
+            store.metrics.rows_inserted.inc(stats.rows)
+            summary = {"written_rows": stats.rows, "written_bytes": stats.bytes}
+            self._respond_stream(iter(()), query_id, fmt, summary, encoding)
+            return "insert"
+        size = result.tell()
+        self._respond_stream(_unspool(result), query_id, fmt, {"result_bytes": size}, encoding)
+        return "query" if size or _is_select(query) else "command"
 
     def _session_statement(self, query: str, session: Session | None, database: str | None,
                            settings: dict[str, str], readonly: bool) -> None:
@@ -419,6 +427,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
+
+
+def _spool(chunks: Iterator[bytes]) -> tempfile.SpooledTemporaryFile[bytes]:
+    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)
+    try:
+        for chunk in chunks:
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+def _unspool(spool: tempfile.SpooledTemporaryFile[bytes]) -> Iterator[bytes]:
+    try:
+        spool.seek(0)
+        while chunk := spool.read(_READ_CHUNK):
+            yield chunk
+    finally:
+        spool.close()
 
 
 def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -312,3 +312,14 @@ def test_multi_statements_are_refused_like_clickhouse(store_server: StoreProcess
     response = httpx.post(store_server.url, content=b"SELECT 1; SET max_threads = 1")
     assert response.headers["X-ClickHouse-Exception-Code"] == "62"
     assert httpx.post(store_server.url, content=b"SELECT getSetting('max_threads') = 1").text == "0\n"
+
+
+def test_querying_while_iterating_a_stream_does_not_block(client_factory) -> None:
+    reader, other = client_factory(), client_factory()
+    seen = 0
+    with reader.query_rows_stream("SELECT number FROM numbers(3000000)") as stream:
+        for row in stream:
+            if seen == 0:
+                assert other.command("SELECT 1") == 1  # the engine is free while the stream is read
+            seen += 1
+    assert seen == 3_000_000
