@@ -1,0 +1,94 @@
+"""Sink throughput: events/s from a pre-loaded embedded tansu topic into a real ``agentaudit store``.
+
+Each run pre-loads N action events (10 producer streams, 3 partitions), then times the sink
+draining them in batches: decode + dead letters + Arrow + tokened insert + rules + incidents +
+commit. The baseline is Avro decoding alone on the same events: the sink cannot beat it.
+``python -m benchmarks sink`` (``AGENTAUDIT_BENCH_SINK_EVENTS`` sets N, default 100000).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from agentaudit.consumers.builtin_rules import BuiltinEvaluator
+from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.consumers.migrate import migrate
+from agentaudit.consumers.settings import SinkSettings
+from agentaudit.consumers.sink import Sink
+from agentaudit.infra.embedded import ManagedProcess, TansuBroker, free_port
+from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer
+from agentaudit.schemas import AvroCodec
+from agentaudit.settings import KafkaSettings, StoreSettings
+from tests.sink_support import framed_events
+
+BATCH_SIZE = 10_000
+
+
+def _drain(kafka: KafkaSettings, store: StoreSettings, evaluator: BaseEvaluator, group: str, total: int) -> float:
+    settings = SinkSettings(group=group, batch_size=BATCH_SIZE, batch_timeout_ms=1000,
+                            session_timeout_ms=6000, heartbeat_interval_ms=1000)
+    with Sink(kafka, store, settings, evaluator) as sink:
+        consumed = 0
+        while consumed == 0:  # group join and first fetch are not throughput
+            consumed = sink.run_once().consumed
+        started = time.perf_counter()
+        timed = 0
+        while consumed < total:
+            result = sink.run_once()
+            consumed += result.consumed
+            timed += result.consumed
+        return timed / (time.perf_counter() - started)
+
+
+def run() -> list[dict]:
+    total = int(os.environ.get("AGENTAUDIT_BENCH_SINK_EVENTS", "100000"))
+    events = [data for stream in range(10)
+              for _, data in framed_events(total // 10, stream_id=f"bench-{stream}", start=stream * total)]
+    events += [data for _, data in framed_events(total // 1000, stream_id="bench-bad", name="shell.exec", cost_usd=2.0)]
+    codec = AvroCodec("action")
+    started = time.perf_counter()
+    codec.decode_batch(events)
+    decode_rate = len(events) / (time.perf_counter() - started)
+
+    rows: list[dict] = []
+    work = Path(tempfile.mkdtemp(prefix="agentaudit-bench-sink-"))
+    port = free_port()
+    server = ManagedProcess("store", [sys.executable, "-m", "agentaudit.infra.store", "--data-dir",
+                                      str(work / "store"), "--port", str(port)],
+                            log_path=work / "store.log", ready_port=port)
+    server.start()
+    try:
+        store = StoreSettings(clickhouse_url=f"http://127.0.0.1:{port}", database="bench")
+        migrate(store)
+        with TansuBroker(data_dir=work / "tansu") as broker:
+            kafka = KafkaSettings(bootstrap_servers=broker.bootstrap)
+            t = kafka.topics
+            KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq], partitions=3)
+            with KafkaProducer(kafka, {"linger.ms": 50}) as producer:
+                for i, data in enumerate(events):
+                    producer.produce(t.actions, data, key=b"bench-%d" % (i % 10))
+            evaluators: list[tuple[str, BaseEvaluator]] = [
+                ("built-in rules", BuiltinEvaluator(forbidden_tools=["shell.exec"], cost_threshold_usd=1.0))]
+            try:
+                from agentaudit.consumers.rules import load_evaluator
+
+                evaluators.append(("rule pack", load_evaluator()))
+            except ImportError:
+                pass
+            for label, evaluator in evaluators:
+                rate = _drain(kafka, store, evaluator, f"bench-{label.replace(' ', '-')}", len(events))
+                rows.append({"name": f"sink events/s ({label}, batch {BATCH_SIZE})", "value": rate,
+                             "unit": "events/s", "baseline": decode_rate, "baseline_name": "Avro decode alone",
+                             "ratio": rate / decode_rate, "goal": ">= 50000 per process"})
+    finally:
+        server.stop()
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
