@@ -87,11 +87,14 @@ class ControlListener:
     :param subscribe: join a (unique) consumer group instead of assigning partitions; default False.
     :param ready_timeout: seconds the first :meth:`check` waits for the log to be read, default 5.
     :param fail_closed: block every action while the log has not been read, default False (run).
+    :param settle_s: with nothing in the log, seconds after assignment until it counts as read, default 1.5.
+    :param quiet_s: seconds without new commands after the backlog until it counts as read, default 0.3.
     """
 
     def __init__(self, settings: KafkaSettings, *, agents: Iterable[str] | None = None, tenant: str = "",
                  config: Mapping[str, ConfigValue] | None = None, subscribe: bool = False,
-                 ready_timeout: float = 5.0, fail_closed: bool = False, poll_timeout: float = 0.05) -> None:
+                 ready_timeout: float = 5.0, fail_closed: bool = False, poll_timeout: float = 0.05,
+                 settle_s: float = 1.5, quiet_s: float = 0.3) -> None:
         self.settings = settings
         self.topic = settings.topics.control
         self.tenant = tenant
@@ -102,6 +105,8 @@ class ControlListener:
         self._ready_timeout = ready_timeout
         self._fail_closed = fail_closed
         self._poll_timeout = poll_timeout
+        self._settle_s = settle_s
+        self._quiet_s = quiet_s
         self._codec = AvroCodec("control", schema_registry_url=settings.schema_registry_url, topic=self.topic)
         self._state = ControlState()
         self._lock = threading.Lock()
@@ -153,12 +158,22 @@ class ControlListener:
             else:
                 partitions = KafkaAdmin(self.settings).partitions_for(self.topic)
                 consumer.assign([(self.topic, p, OFFSET_BEGINNING) for p in partitions])
-            # Tansu's high watermark is wrong, so "caught up" means: a poll came back empty.
+            # Tansu's high watermark is wrong, so "caught up with the log" is judged by quiet: the first
+            # fetch after assignment takes ~0.5 s, then the backlog streams in; ready after it goes quiet.
+            assigned_at: float | None = None
+            last: float | None = None
             while not self._stop.is_set():
                 batch = consumer.consume_batch(500, timeout=self._poll_timeout)
+                now = time.monotonic()
                 if batch:
                     self._fold(_decode(self._codec, batch))
-                elif not self._ready.is_set() and (self._subscribe is False or consumer.assignment()):
+                    last = now
+                if self._ready.is_set():
+                    continue
+                if assigned_at is None and (not self._subscribe or consumer.assignment()):
+                    assigned_at = now
+                if assigned_at is not None and (
+                        (last is not None and now - last >= self._quiet_s) or now - assigned_at >= self._settle_s):
                     self._ready.set()
         except AgentAuditError as exc:
             self._error = exc
@@ -248,7 +263,7 @@ class ControlListener:
             approval.verify(agent_id=agent_id, tool=name, digest=args_hash(args), now_us=now)
 
 
-def read_control_state(settings: KafkaSettings, timeout: float = 10.0, idle: float = 1.0) -> ControlState:
+def read_control_state(settings: KafkaSettings, timeout: float = 15.0, idle: float = 2.0) -> ControlState:
     """The current control state, folded from the whole control topic (CLI, dashboard)."""
     codec = AvroCodec("control", schema_registry_url=settings.schema_registry_url, topic=settings.topics.control)
     messages = read_all(settings, settings.topics.control, timeout=timeout, idle=idle)
