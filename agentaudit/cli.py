@@ -191,7 +191,13 @@ def consume(
         evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
                                      cost_threshold_usd=sink_settings.cost_threshold_usd)
     t = kafka.topics
-    KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
+    KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq, t.control])
+    from agentaudit.consumers.control_publisher import ControlPublisher
+    from agentaudit.producers.control import ControlListener
+
+    # enforce-mode incidents become control commands; promotions on the control topic set rule modes
+    promotions = ControlListener(kafka, agents=()).start()
+    evaluator = ControlPublisher(evaluator, kafka, modes=promotions.rule_mode)
     metrics = SinkMetrics()
     if sink_settings.metrics_port is not None:
         metrics.serve(sink_settings.metrics_port)
@@ -254,6 +260,144 @@ def rules_test(
     typer.echo(f"{len(results) - failed} passed, {failed} failed")
     if failed or not results:
         raise typer.Exit(1)
+
+
+# -- the control plane (helper "control"): control list/clear/kill, rules promote --
+
+control_app = typer.Typer(help="See and steer what agents may do: list, clear and kill. Every command names its actor.",
+                          no_args_is_help=True)
+app.add_typer(control_app, name="control")
+
+
+def _control_settings():  # type: ignore[no-untyped-def]
+    from agentaudit.infra.kafka import KafkaAdmin
+    from agentaudit.settings import KafkaSettings
+
+    kafka = KafkaSettings()
+    KafkaAdmin(kafka).ensure_topics([kafka.topics.control])
+    return kafka
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1) from exc
+
+
+@control_app.command("list")
+def control_list(
+    show_all: bool = typer.Option(False, "--all", help="Also show cleared, expired and simulated commands and promotions."),
+) -> None:
+    """Show the control commands in force (folded from the whole control topic)."""
+    import time
+    from datetime import datetime, timezone
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.producers.control import read_control_state
+
+    try:
+        state = read_control_state(_control_settings())
+    except AgentAuditError as exc:
+        _fail(exc)
+    now = time.time_ns() // 1000
+    active = {c.command_id for c in state.active(now)}
+    shown = state.history if show_all else [c for c in state.history if c.command_id in active]
+    shown = list({c.command_id: c for c in shown}.values())
+
+    def when(us: int | None) -> str:
+        return "" if us is None else datetime.fromtimestamp(us / 1e6, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+    table = Table(title=f"control commands ({'all' if show_all else 'in force'})")
+    for column in ("command", "type", "agent", "tool", "issuer", "issued", "expires", "state", "reason / incident"):
+        table.add_column(column, overflow="fold")
+    for c in shown:
+        cleared = state.cleared_by(c.command_id)
+        status = ("in force" if c.command_id in active else "simulated" if c.simulated
+                  else f"cleared by {cleared.issuer.id}" if cleared else "expired" if c.expired(now) else "")
+        table.add_row(c.command_id, c.type.value, c.agent_id, c.tool or "", f"{c.issuer.type.value}:{c.issuer.id}",
+                      when(c.issued_at_us), when(c.expires_at_us), status,
+                      c.reason + (f" (incident {c.incident_id})" if c.incident_id else ""))
+    Console().print(table)
+    if state.rule_modes and show_all:
+        typer.echo("rule modes set by promotion: " + ", ".join(f"{k}={v.value}" for k, v in state.rule_modes.items()))
+
+
+@control_app.command("clear")
+def control_clear(
+    command: str = typer.Option(..., "--command", help="Id of the command to lift (see `agentaudit control list`)."),
+    actor: str = typer.Option(..., "--actor", help="Your name: recorded on the clear."),
+    note: str = typer.Option("", "--note", help="Why it is safe to lift."),
+) -> None:
+    """Lift a command (pause, block, kill, approval requirement); the clear is recorded with your name."""
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.producers.control import ControlIssuer, read_control_state
+
+    try:
+        kafka = _control_settings()
+        target = next((c for c in read_control_state(kafka).history if c.command_id == command), None)
+        if target is None:
+            typer.echo(f"error: no command {command!r} on topic {kafka.topics.control!r}; "
+                       "see `agentaudit control list --all`", err=True)
+            raise typer.Exit(1)
+        with ControlIssuer(kafka) as issuer:
+            clear = issuer.clear(target, actor=actor, note=note)
+    except AgentAuditError as exc:
+        _fail(exc)
+    typer.echo(f"cleared {target.type.value} {command} on agent {target.agent_id!r} by {actor} (clear {clear.command_id})")
+
+
+@control_app.command("kill")
+def control_kill(
+    agent: str = typer.Option(..., "--agent", help="Agent id to stop; '*' stops every agent of the tenant."),
+    actor: str = typer.Option(..., "--actor", help="Your name: recorded on the kill."),
+    reason: str = typer.Option(..., "--reason", help="Why: shown to the agent's operators and in the audit trail."),
+    tenant: str = typer.Option("", "--tenant", help="Limit to this tenant (default: any)."),
+    ttl: float = typer.Option(None, "--ttl", help="Seconds until the kill lapses by itself (default: until cleared)."),
+) -> None:
+    """The kill switch: every action of the agent is refused until the kill is cleared."""
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.producers.control import ControlIssuer
+
+    try:
+        with ControlIssuer(_control_settings()) as issuer:
+            kill = issuer.kill(agent, actor=actor, reason=reason, tenant=tenant, ttl_s=ttl)
+    except AgentAuditError as exc:
+        _fail(exc)
+    typer.echo(f"killed agent {agent!r}: command {kill.command_id} by {actor}; lift it with "
+               f"`agentaudit control clear --command {kill.command_id} --actor NAME`")
+
+
+@rules_app.command("promote")
+def rules_promote(
+    rule: str = typer.Argument(..., help="Rule id."),
+    to: str = typer.Option(..., "--to", help="New mode: detect, simulate or enforce."),
+    actor: str = typer.Option(..., "--actor", help="Your name: recorded on the promotion."),
+    note: str = typer.Option("", "--note", help="Why (e.g. 'a week in simulate, no false positives')."),
+    rules: list[str] = typer.Option(None, "--rules", help="Rule files or directories holding the rule; default the pack."),
+) -> None:
+    """Change a rule's mode, recorded as a promote_rule command on the control topic (consumers and guards obey)."""
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.consumers.rules import load_rule_set
+    from agentaudit.producers.control import ControlIssuer, read_control_state
+    from agentaudit.schemas import RuleMode
+
+    if to not in [m.value for m in RuleMode]:
+        typer.echo(f"error: --to must be one of {[m.value for m in RuleMode]}, not {to!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        found = next((r for r in load_rule_set(rules or None).rules if r.id == rule), None)
+        if found is None:
+            typer.echo(f"error: no enabled rule {rule!r} in the rule files; check the id or pass --rules", err=True)
+            raise typer.Exit(1)
+        kafka = _control_settings()
+        current = read_control_state(kafka).rule_modes.get(rule, found.mode)
+        with ControlIssuer(kafka) as issuer:
+            command = issuer.promote(rule, to=to, actor=actor, note=note, from_mode=current)
+    except AgentAuditError as exc:
+        _fail(exc)
+    typer.echo(f"rule {rule}: {current.value} -> {to} by {actor} (command {command.command_id})")
 
 
 def main() -> None:
