@@ -53,6 +53,7 @@ class CompiledRule:
     slim: Callable[[dict[str, Any]], dict[str, Any]]
     template: str
     params: dict[str, Any] = field(default_factory=dict)
+    code: str = "True"  # the condition as Python source over ``r``, for the evaluator's fused matchers
 
     def render(self, values: dict[str, Any]) -> str:
         try:
@@ -67,6 +68,7 @@ class RuleSet:
     rules: list[CompiledRule]
     revision: str
     files: list[str]
+    namespace: dict[str, Any] = field(default_factory=dict)  # constants the rules' code refers to
 
 class _Compiler:
     def __init__(self, files: RuleFiles) -> None:
@@ -311,7 +313,7 @@ class _Compiler:
         return CompiledRule(
             id=spec.id, kind=spec.kind, severity=spec.severity, mode=spec.mode, tags=spec.tags, owner=spec.owner,
             desc=" ".join(str(body["desc"]).split()), predicate=predicate, kinds=kinds, key=key, key_names=key_names,
-            window_us=window_us, slide_us=slide_us, slim=slim, template=template, params=params,
+            window_us=window_us, slide_us=slide_us, slim=slim, template=template, params=params, code=code,
         )
 
 def compile_rule_files(files: RuleFiles, names: list[str]) -> RuleSet:
@@ -322,4 +324,4 @@ def compile_rule_files(files: RuleFiles, names: list[str]) -> RuleSet:
         compiler.macro(name)
     canonical = json.dumps({"engine": ENGINE_VERSION, "documents": files.documents}, sort_keys=True, default=str)
     revision = hashlib.sha256(canonical.encode()).hexdigest()[:16]
-    return RuleSet(rules=rules, revision=revision, files=names)
+    return RuleSet(rules=rules, revision=revision, files=names, namespace=compiler.namespace)

@@ -28,7 +28,7 @@ SEP = "\x1f"
 
 
 class Hits:
-    """Incident accumulators of one rule, keyed by ``tenant|key|window_start``; ``touched`` marks what to emit.
+    """Incident accumulators of one rule, keyed by ``(tenant, *key, window_start)``; ``touched`` marks what to emit.
 
     An accumulator keeps a reference to its representative record (``_raw``) and slims it to
     the template's fields only when it is emitted or snapshotted, not on every event.
@@ -36,19 +36,18 @@ class Hits:
 
     def __init__(self, rule: CompiledRule) -> None:
         self.rule = rule
-        self.accs: dict[str, dict[str, Any]] = {}
-        self.touched: set[str] = set()
-        self.retired: dict[str, dict[str, Any]] = {}  # closed windows, kept until emitted
+        self.accs: dict[tuple, dict[str, Any]] = {}
+        self.touched: set[tuple] = set()
+        self.retired: dict[tuple, dict[str, Any]] = {}  # closed windows, kept until emitted
         self.next_close = 0  # no accumulator closes before this watermark
 
-    def acc(self, tenant: str, key: tuple, ws: int) -> tuple[str, dict[str, Any]]:
-        key_text = SEP.join(key[1:])
-        acc_key = f"{tenant}{SEP}{key_text}{SEP}{ws}"
+    def acc(self, tenant: str, key: tuple, ws: int) -> tuple[tuple, dict[str, Any]]:
+        acc_key = (*key, ws)  # key[0] is the tenant
         acc = self.accs.get(acc_key)
         if acc is None:
             we = ws + self.rule.window_us
             acc = self.accs[acc_key] = {
-                "tenant": tenant, "key": key_text, "ws": ws, "we": we, "count": 0, "events": [],
+                "tenant": tenant, "key": SEP.join(key[1:]), "ws": ws, "we": we, "count": 0, "events": [],
                 "first": None, "last": None, "rep": None, "rep_sk": None, "fired": False, "values": {},
             }
             if we < self.next_close or not self.next_close:
@@ -133,24 +132,31 @@ class Hits:
         self.retired.clear()
         return out
 
-    def state(self) -> dict[str, Any]:
-        for acc in self.accs.values():
-            self.materialize(acc)
-        return self.accs
+    def state(self) -> list[list]:
+        return [[list(k), self.materialize(acc)] for k, acc in sorted(self.accs.items())]
 
-    def load(self, accs: dict[str, Any]) -> None:
-        self.accs = accs
-        self.next_close = min((a["we"] for a in accs.values()), default=0)
+    def load(self, accs: list[list]) -> None:
+        self.accs = {tuple(k): acc for k, acc in accs}
+        self.next_close = min((a["we"] for a in self.accs.values()), default=0)
 
 
 class RuleRuntime:
-    """State and behaviour of one compiled rule."""
+    """State and behaviour of one compiled rule.
+
+    A ``fusable`` runtime acts only on events its condition matches (``on_match``), so the
+    evaluator may test its condition inside one fused function per event kind.
+    """
+
+    fusable = False
 
     def __init__(self, rule: CompiledRule) -> None:
         self.rule = rule
         self.hits = Hits(rule)
 
     def feed(self, r: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def on_match(self, r: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def advance(self, watermark: int) -> None:
@@ -164,14 +170,18 @@ class RuleRuntime:
         return {"accs": self.hits.state()}
 
     def load(self, state: dict[str, Any]) -> None:
-        self.hits.load(state.get("accs", {}))
+        self.hits.load(state.get("accs", []))
 
 
 class PredicateRuntime(RuleRuntime):
+    fusable = True
+
     def feed(self, r: dict[str, Any]) -> None:
-        rule = self.rule
-        if rule.predicate(r):
-            self.hits.hit(r, rule.key(r), r["event_time_us"])
+        if self.rule.predicate(r):
+            self.on_match(r)
+
+    def on_match(self, r: dict[str, Any]) -> None:
+        self.hits.hit(r, self.rule.key(r), r["event_time_us"])
 
 
 _OP = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
@@ -180,10 +190,14 @@ _OP = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__l
 class AggregateRuntime(RuleRuntime):
     """count/sum/avg/min/max/distinct/rate/ratio per key over tumbling or sliding event-time windows."""
 
+    fusable = True
+
     def feed(self, r: dict[str, Any]) -> None:
+        if self.rule.predicate(r):
+            self.on_match(r)
+
+    def on_match(self, r: dict[str, Any]) -> None:
         rule = self.rule
-        if not rule.predicate(r):
-            return
         p = rule.params
         fn = p["fn"]
         t = r["event_time_us"]

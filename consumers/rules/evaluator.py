@@ -75,33 +75,56 @@ class RuleEvaluator(BaseEvaluator):
         self._max_time = 0
         self._watermark = 0
         self.runtime_errors = 0
-        # rules that can match an event of each kind; a rule whose condition pins kinds is skipped for others
-        self._dispatch: dict[str, tuple[RuleRuntime, ...]] = {}
+        # Per event kind: one generated function tests the conditions of every predicate and
+        # aggregate rule that can match that kind (one call per event instead of one per rule),
+        # then the other kinds' runtimes (sequence, absence, ancestor, integrity) get the event.
+        self._plans: dict[str, tuple[Any, tuple[RuleRuntime, ...], tuple[RuleRuntime, ...]]] = {}
         for kind in ActionKind:
-            self._dispatch[kind.value] = tuple(
-                rt for rt in self.runtimes if rt.rule.kinds is None or kind.value in rt.rule.kinds)
-        self._everything = tuple(self.runtimes)
+            applicable = [rt for rt in self.runtimes if rt.rule.kinds is None or kind.value in rt.rule.kinds]
+            fused = tuple(rt for rt in applicable if rt.fusable)
+            others = tuple(rt for rt in applicable if not rt.fusable)
+            self._plans[kind.value] = (_fuse(fused, rule_set.namespace, kind.value), fused, others)
+        fused_all = tuple(rt for rt in self.runtimes if rt.fusable)
+        self._fallback = (_fuse(fused_all, rule_set.namespace, "any"), fused_all,
+                          tuple(rt for rt in self.runtimes if not rt.fusable))
 
     @property
     def watermark_us(self) -> int:
         return self._watermark
 
     def evaluate(self, records: Sequence[dict[str, Any]]) -> list[Incident]:
-        dispatch = self._dispatch
-        everything = self._everything
+        plans = self._plans
+        fallback = self._fallback
         max_time = self._max_time
         for r in records:
             t = r["event_time_us"]
             if t > max_time:
                 max_time = t
-            for rt in dispatch.get(r["kind"], everything):
+            match, fused, others = plans.get(r["kind"], fallback)
+            try:
+                for i in match(r):
+                    fused[i].on_match(r)
+            except Exception:  # noqa: BLE001 - an odd record: redo it rule by rule to isolate the failing rule
+                self._one_by_one(r, fused)
+            for rt in others:
                 try:
                     rt.feed(r)
                 except Exception as exc:  # noqa: BLE001 - one odd record must not stop the other rules
-                    self.runtime_errors += 1
-                    _log.warning("rules.runtime_error rule=%s event_id=%s error=%r", rt.rule.id, r.get("event_id"), exc)
+                    self._runtime_error(rt, r, exc)
         self._max_time = max_time
         return self._advance(max_time - self.lateness_us)
+
+    def _one_by_one(self, r: dict[str, Any], runtimes: tuple[RuleRuntime, ...]) -> None:
+        for rt in runtimes:
+            try:
+                rt.feed(r)
+            except Exception as exc:  # noqa: BLE001
+                self._runtime_error(rt, r, exc)
+
+    def _runtime_error(self, rt: RuleRuntime, r: Any, exc: Exception) -> None:
+        self.runtime_errors += 1
+        event_id = r.get("event_id") if isinstance(r, dict) else None
+        _log.warning("rules.runtime_error rule=%s event_id=%s error=%r", rt.rule.id, event_id, exc)
 
     def on_watermark(self, watermark_us: int) -> list[Incident]:
         """``watermark_us`` is the largest event time the caller has seen; lateness is applied here."""
@@ -179,6 +202,19 @@ class RuleEvaluator(BaseEvaluator):
         for rt in self.runtimes:
             if rt.rule.id in state["rules"]:
                 rt.load(state["rules"][rt.rule.id])
+
+
+def _fuse(runtimes: Sequence[RuleRuntime], namespace: dict[str, Any], label: str) -> Any:
+    """One function returning the indexes (into ``runtimes``) of the rules whose condition ``r`` meets."""
+    lines = ["def _match(r):", "    m = []"]
+    for i, rt in enumerate(runtimes):
+        lines.append(f"    if {rt.rule.code}:")
+        lines.append(f"        m.append({i})")
+    lines.append("    return m")
+    scope = dict(namespace)
+    scope["__builtins__"] = {"len": len}
+    exec(compile("\n".join(lines) + "\n", f"<rules fused for {label}>", "exec"), scope)  # noqa: S102 - our own code
+    return scope["_match"]
 
 
 def load_evaluator(paths: str | Sequence[str] | None = None, owners_path: str | None = None,
