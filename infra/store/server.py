@@ -4,6 +4,19 @@ Other processes (the sink, ``agentaudit migrate``, the dashboard, analysts' note
 plain ``clickhouse_connect.get_client(host=..., port=...)`` against it, exactly as against a
 production ClickHouse server.
 
+What differs from a ClickHouse server (chDB is an embedded engine with one session):
+
+- statements run one at a time (one chDB connection; each still uses all cores), with the
+  request's settings and database applied by ``SET``/``USE`` and reset afterwards;
+- ``SET``/``USE`` statements are kept per HTTP ``session_id``; temporary tables are not
+  per session (avoid them); multi-statement requests are refused, as ClickHouse does;
+- ``readonly`` requests are checked with ClickHouse's parser (``EXPLAIN AST``): only
+  SELECT/SHOW/DESCRIBE/EXISTS/EXPLAIN run;
+- request bodies and results are spooled (memory, then a temp file) so the engine is never
+  held while the network is slow; results stream out after the statement has finished;
+- one user: an optional password; anyone who has it can run any SQL (including ``file()``)
+  as this process, so keep the default loopback bind unless you mean it.
+
 >>> server = StoreServer("./.agentaudit/store", port=0)
 >>> server.start_in_thread()
 >>> server.url

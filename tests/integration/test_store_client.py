@@ -138,3 +138,29 @@ def test_chdb_url_on_a_served_directory_points_to_the_server(store_server: Store
               f"connect('chdb://{store_server.data_dir}')\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)  # noqa: S603
     assert out.returncode != 0 and "use its http:// URL" in out.stderr
+
+
+def test_one_store_is_shared_by_threads(store_factory: Callable[..., Store]) -> None:
+    import threading
+
+    store = store_factory()
+    store.command(_DDL)
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for batch in range(5):
+                rows = _rows(200)
+                ids = pa.array(range(worker * 10_000 + batch * 200, worker * 10_000 + batch * 200 + 200), pa.uint64())
+                store.insert_arrow("actions", rows.set_column(0, "id", ids))
+                store.query("SELECT count() FROM actions")
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert store.command("SELECT uniqExact(id) FROM actions") == 4 * 5 * 200
