@@ -156,7 +156,9 @@ class ControlListener:
             if self._subscribe:
                 consumer.subscribe([self.topic])
             else:
-                partitions = KafkaAdmin(self.settings).partitions_for(self.topic)
+                admin = KafkaAdmin(self.settings)
+                admin.ensure_topics([self.topic])  # an agent may start before any consumer created it
+                partitions = admin.partitions_for(self.topic)
                 consumer.assign([(self.topic, p, OFFSET_BEGINNING) for p in partitions])
             # Tansu's high watermark is wrong, so "caught up with the log" is judged by quiet: the first
             # fetch after assignment takes ~0.5 s, then the backlog streams in; ready after it goes quiet.
