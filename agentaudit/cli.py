@@ -400,6 +400,91 @@ def rules_promote(
     typer.echo(f"rule {rule}: {current.value} -> {to} by {actor} (command {command.command_id})")
 
 
+# -- the fleet simulator (helper "sim"): simulate --
+
+
+@app.command()
+def simulate(
+    seed: int = typer.Option(0, help="Seeds every choice and id; the same seed gives the same log."),
+    agents: int = typer.Option(12, help="Agents in the fleet (five teams, spread over the tenants)."),
+    traces: int = typer.Option(None, help="Stop after this many traces."),
+    events: int = typer.Option(None, help="Stop after this many events (default 10000 with --out)."),
+    duration: float = typer.Option(None, help="Stop after this many seconds of event time."),
+    rate: float = typer.Option(0.0, help="Events per second at most; 0 = as fast as possible."),
+    fault_rate: float = typer.Option(1.0, help="Multiplies every failure-mode rate; 0 turns faults off."),
+    fault: list[str] = typer.Option(None, "--fault", help="Per-trace rate of one failure mode, e.g. loop=0.05 "
+                                    "(repeatable; modes: loop budget forbidden unapproved latency error_burst "
+                                    "deep fanout hung)."),
+    out: str = typer.Option(None, help="Write the log to this file instead of Kafka (format: "
+                            "agentaudit.producers.simulator.log)."),
+    bootstrap: str = typer.Option(None, help="Kafka bootstrap servers (AGENTAUDIT_BOOTSTRAP_SERVERS)."),
+    topic: str = typer.Option(None, help="Topic (default the actions topic, AGENTAUDIT_TOPIC_ACTIONS)."),
+    clock: str = typer.Option(None, help="virtual (deterministic; default with --out) or wall (times = now; "
+                              "default for Kafka)."),
+    start: str = typer.Option(None, help="Virtual clock start, ISO 8601 (default 2026-01-01T00:00:00Z)."),
+    tenant: list[str] = typer.Option(None, "--tenant", help="Tenant name (repeatable; default acme, globex)."),
+    sessions: int = typer.Option(None, help="Concurrent sessions per agent (wall clock: sized from --rate)."),
+) -> None:
+    """Run a deterministic agent fleet with injected failure modes, into Kafka or a log file."""
+    import hashlib
+    import signal
+    import threading
+    from datetime import datetime
+
+    from pydantic import ValidationError
+
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.producers.simulator import SimConfig, Simulator
+    from agentaudit.settings import KafkaSettings
+
+    rates: dict[str, float] = {}
+    for item in fault or []:
+        name, sep, value = item.partition("=")
+        try:
+            rates[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            typer.echo(f"error: --fault {item!r}: expected MODE=RATE, e.g. loop=0.05", err=True)
+            raise typer.Exit(2)
+    if out and events is None and traces is None and duration is None:
+        events = 10_000
+    fields = {"seed": seed, "agents": agents, "traces": traces, "events": events, "duration_s": duration,
+              "fault_rate": fault_rate, "fault_rates": rates, "clock": clock or ("virtual" if out else "wall"),
+              "tenants": tuple(tenant) if tenant else None, "sessions_per_agent": sessions}
+    try:
+        if start:
+            fields["start"] = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        config = SimConfig(**{k: v for k, v in fields.items() if v is not None})
+    except (ValueError, ValidationError) as exc:
+        typer.echo(f"error: bad simulator option: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    simulator = Simulator(config)
+    try:
+        if out:
+            stats = simulator.write_log(out)
+        else:
+            stop = threading.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            kafka = KafkaSettings(**({"bootstrap_servers": bootstrap} if bootstrap else {}))
+            typer.echo(f"simulating {agents} agents into {topic or kafka.topics.actions} at "
+                       f"{kafka.bootstrap_servers} ({config.clock} clock, "
+                       f"{f'{rate:g} events/s' if rate else 'unpaced'}); Ctrl-C stops")
+            stats = simulator.run_to_kafka(kafka, rate, stop, topic=topic)
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    faults = ", ".join(f"{k}={v}" for k, v in stats.faults.items())
+    typer.echo(f"events: {stats.events}  traces: {stats.traces}  errors: {stats.errors}  "
+               f"in {stats.elapsed_s:.2f}s ({stats.events_per_s:,.0f} events/s)")
+    typer.echo(f"faults injected (traces): {faults}")
+    if out:
+        with open(out, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        typer.echo(f"log: {out} sha256 {digest}")
+
+
 def main() -> None:
     app()
 
