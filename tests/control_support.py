@@ -66,3 +66,49 @@ def action_record(**over: Any) -> dict[str, Any]:
     if "agent_id" in over and "actor" not in over:
         record["actor"] = {"type": "agent", "id": over["agent_id"]}
     return record
+
+
+class GatedAgent:
+    """A minimal agent on the real broker: asks the gate, records guardrail notes and approvals, then acts.
+
+    Stands in for the SDK where a test must see the raw events it writes.
+    """
+
+    def __init__(self, kafka: Any, agent_id: str, gate: Any, tenant: str = "acme") -> None:
+        from agentaudit.infra.kafka import KafkaProducer
+        from agentaudit.schemas import AvroCodec, StreamChain
+
+        self.kafka, self.agent_id, self.gate, self.tenant = kafka, agent_id, gate, tenant
+        self.codec = AvroCodec("action")
+        self.chain = StreamChain(f"{agent_id}-{uuid.uuid4().hex[:8]}")
+        self.producer = KafkaProducer(kafka, {"linger.ms": 0})
+        self.ran: list[tuple[str, Any]] = []
+
+    def emit(self, record: dict[str, Any]) -> None:
+        record = {**record, "stream_id": self.chain.stream_id}
+        self.producer.produce(self.kafka.topics.actions, self.chain.seal(record, self.codec),
+                              key=self.chain.stream_id.encode())
+
+    def note(self, note: Any, record: dict[str, Any]) -> None:
+        self.emit(action_record(agent_id=self.agent_id, tenant=self.tenant, kind="guardrail", phase="point",
+                                name=note.name, status=note.status, parent_action_id=record["action_id"],
+                                trace_id=record["trace_id"], attributes=dict(note.attributes)))
+
+    def record_approval(self, approval: Any) -> None:
+        self.emit(action_record(agent_id=self.agent_id, tenant=self.tenant, kind="approval", phase="point",
+                                name=approval.tool, status="ok",
+                                actor={"type": approval.approver.type.value, "id": approval.approver.id},
+                                attributes=approval.attributes()))
+
+    def call(self, tool: str, args: Any = None, approval: Any = None) -> None:
+        record = action_record(agent_id=self.agent_id, tenant=self.tenant, name=tool)
+        try:
+            self.gate.before(record, record_note=self.note, args=args, approval=approval)
+        finally:
+            self.producer.flush(10)
+        self.emit(record)
+        self.ran.append((tool, args))  # the tool "runs" only after the gate said yes
+        self.producer.flush(10)
+
+    def close(self) -> None:
+        self.producer.close()
