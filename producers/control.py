@@ -93,7 +93,7 @@ class ControlListener:
 
     def __init__(self, settings: KafkaSettings, *, agents: Iterable[str] | None = None, tenant: str = "",
                  config: Mapping[str, ConfigValue] | None = None, subscribe: bool = False,
-                 ready_timeout: float = 5.0, fail_closed: bool = False, poll_timeout: float = 0.05,
+                 ready_timeout: float = 5.0, fail_closed: bool = False, poll_timeout: float = 0.1,
                  settle_s: float = 1.5, quiet_s: float = 0.3) -> None:
         self.settings = settings
         self.topic = settings.topics.control
@@ -165,7 +165,10 @@ class ControlListener:
             assigned_at: float | None = None
             last: float | None = None
             while not self._stop.is_set():
-                batch = consumer.consume_batch(500, timeout=self._poll_timeout)
+                # wait for one message (returns as soon as it arrives), then drain what else is there
+                batch = consumer.consume_batch(1, timeout=self._poll_timeout)
+                if batch:
+                    batch += consumer.consume_batch(500, timeout=0)
                 now = time.monotonic()
                 if batch:
                     self._fold(_decode(self._codec, batch))

@@ -124,11 +124,13 @@ def test_enforce_rule_pauses_the_agent_and_a_human_clear_resumes_it(pipeline, li
     listener = listener_factory(kafka, agents=["bot-1"])
     agent = Agent(kafka, listener, "bot-1")
     agent.call("search")
+    with connect(store_settings) as store:  # the sink is up and has stored the first event
+        joined = wait_until(lambda: store.query("SELECT count() FROM actions").rows[0][0] > 0, timeout=60, step=0.02)
     sent = time.monotonic()
     agent.call("db.drop_table")  # allowed by the control plane (no guard here): the consumer judges it
     delay = wait_until(lambda: blocked(listener, "bot-1") is not None, timeout=60)
-    print(f"\nenforce: offending event -> sink -> rule -> control topic -> agent paused in {delay * 1000:.0f} ms "
-          f"(includes the sink's group join on a fresh group)")
+    print(f"\nenforce: offending event -> sink (batch_timeout 50 ms, store insert) -> rule -> control topic -> "
+          f"agent paused in {delay * 1000:.0f} ms (sink start-up incl. group join took {joined * 1000:.0f} ms)")
     error = blocked(listener, "bot-1")
     assert error is not None and error.code == "paused"
     with pytest.raises(ActionBlocked):
