@@ -262,6 +262,71 @@ def rules_test(
         raise typer.Exit(1)
 
 
+@rules_app.command("diff")
+def rules_diff(
+    old: str = typer.Argument(..., help="Old rule file or directory."),
+    new: str = typer.Argument(..., help="New rule file or directory."),
+    start: str = typer.Option(None, "--from", help="Range start: ISO 8601 time or epoch microseconds."),
+    end: str = typer.Option(None, "--to", help="Range end (exclusive)."),
+) -> None:
+    """Replay the recorded actions in a range under two rule sets; print incidents that appear or vanish."""
+    from agentaudit.consumers.exceptions import RuleError
+    from agentaudit.consumers.rules.replay import diff_incidents, parse_time, replay_range
+    from agentaudit.infra.clickhouse import connect
+    from agentaudit.settings import StoreSettings
+
+    try:
+        start_us = parse_time(start) if start else None
+        end_us = parse_time(end) if end else None
+        with connect(StoreSettings(), readonly=True) as store:
+            before = replay_range(store, [old], start_us=start_us, end_us=end_us)
+            after = replay_range(store, [new], start_us=start_us, end_us=end_us)
+    except RuleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    appeared, vanished = diff_incidents(before, after)
+    for sign, incidents in (("+", appeared), ("-", vanished)):
+        for i in incidents:
+            typer.echo(f"{sign} {i.rule_id} tenant={i.tenant} key={i.key!r} window={i.window_start_us} "
+                       f"count={i.count}: {i.summary}")
+    typer.echo(f"{len(before)} -> {len(after)} incidents: {len(appeared)} appear, {len(vanished)} vanish")
+
+
+@app.command()
+def replay(
+    rules: list[str] = typer.Option(..., "--rules", help="Rule files or directories to replay."),
+    start: str = typer.Option(None, "--from", help="Range start: ISO 8601 time or epoch microseconds."),
+    end: str = typer.Option(None, "--to", help="Range end (exclusive)."),
+    into: str = typer.Option(..., "--into", help="Database to write the incidents into (created and migrated)."),
+    owners: str = typer.Option(None, "--owners", help="Owners YAML for incidents whose rule names no owner."),
+) -> None:
+    """Re-run a rule revision over a recorded range of the actions table and store its incidents in another database."""
+    from agentaudit.consumers.exceptions import RuleError
+    from agentaudit.consumers.migrate import migrate as apply
+    from agentaudit.consumers.rules.replay import parse_time, replay_range, write_incidents
+    from agentaudit.infra.clickhouse import connect
+    from agentaudit.settings import StoreSettings
+
+    source = StoreSettings()
+    target = source.model_copy(update={"database": into})
+    try:
+        start_us = parse_time(start) if start else None
+        end_us = parse_time(end) if end else None
+        with connect(source, readonly=True) as store:
+            incidents = replay_range(store, rules, start_us=start_us, end_us=end_us, owners_path=owners)
+    except RuleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    with connect(source) as admin:
+        admin.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+    apply(target)
+    with connect(target) as store:
+        written = write_incidents(store, incidents)
+    revision = incidents[0].rule_revision if incidents else "-"
+    typer.echo(f"replayed {source.database}.actions into {target.database}.incidents: {written} incidents, "
+               f"revision {revision}")
+
+
 owners_app = typer.Typer(help="Who owns which agents, tools, tenants and rules.", no_args_is_help=True)
 app.add_typer(owners_app, name="owners")
 

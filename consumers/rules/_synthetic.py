@@ -22,8 +22,11 @@ _MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "shady-llm-7b"]
 
 
 def fleet_records(n_events: int, *, agents: int = 20, tenants: int = 2, seed: int = 0,
-                  seal: bool = True) -> list[dict[str, Any]]:
-    """About ``n_events`` action records from ``agents`` agents, in per-stream order, interleaved by time."""
+                  seal: bool = True, base_us: int = BASE_US) -> list[dict[str, Any]]:
+    """About ``n_events`` action records from ``agents`` agents, in per-stream order, interleaved by time.
+
+    :param base_us: event time of the start (epoch microseconds); default 2026-01-01T00:00:00Z.
+    """
     rng = random.Random(seed)
     codec = AvroCodec("action") if seal else None
     uid = lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))  # noqa: E731 - seeded uuids
@@ -33,7 +36,7 @@ def fleet_records(n_events: int, *, agents: int = 20, tenants: int = 2, seed: in
         tenant = f"tenant-{a % tenants}"
         agent = f"agent-{a:03d}"
         stream = f"{tenant}/{agent}"
-        clock = BASE_US + rng.randrange(0, 5_000_000)
+        clock = base_us + rng.randrange(0, 5_000_000)
         events: list[dict[str, Any]] = []
 
         def emit(**fields: Any) -> dict[str, Any]:
