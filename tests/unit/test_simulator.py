@@ -301,3 +301,15 @@ class TestConfig:
         config = SimConfig(seed=2)
         low, high = sessions_for_rate(config, 10), sessions_for_rate(config, 2_000)
         assert low >= 1 and high > low * 10
+
+
+def test_public_api_is_complete():
+    import types
+
+    import agentaudit.producers.simulator as package
+
+    exported = set(package.__all__)
+    assert all(hasattr(package, name) for name in exported)
+    public = {name for name, value in vars(package).items()
+              if not name.startswith("_") and not isinstance(value, types.ModuleType)}
+    assert public - exported == set()
