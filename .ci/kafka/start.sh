@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Start a single-node Apache Kafka (KRaft, combined broker+controller) on 127.0.0.1.
+#
+# Prints ONLY the bootstrap address on stdout (progress goes to stderr), so:
+#   export AGENTAUDIT_TEST_BOOTSTRAP="$(bash .ci/kafka/start.sh)"
+#   .venv/bin/pytest -m broker
+#   bash .ci/kafka/stop.sh
+#
+# Environment (all optional):
+#   AGENTAUDIT_KAFKA_VERSION  Kafka version from Maven Central (default 4.4.0)
+#   AGENTAUDIT_KAFKA_CACHE    where jar sets are kept (default ~/.cache/agentaudit)
+#   AGENTAUDIT_KAFKA_STATE    run dir: config, data, logs, pid (default .ci/cache/kafka-run)
+#   AGENTAUDIT_KAFKA_HEAP     JVM max heap (default 512m)
+#   PYTHON                    interpreter used for the readiness probe (default python3);
+#                             with confluent_kafka importable it also checks a metadata request
+# If a broker started by this script is still running, its address is printed again.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+version="${AGENTAUDIT_KAFKA_VERSION:-4.4.0}"
+cache_root="${AGENTAUDIT_KAFKA_CACHE:-$HOME/.cache/agentaudit}"
+jars="$cache_root/kafka-$version"
+state="${AGENTAUDIT_KAFKA_STATE:-$repo/.ci/cache/kafka-run}"
+heap="${AGENTAUDIT_KAFKA_HEAP:-512m}"
+python="${PYTHON:-python3}"
+java="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+
+log() { echo "kafka: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+if [[ -f "$state/broker.pid" ]] && kill -0 "$(cat "$state/broker.pid")" 2>/dev/null; then
+  log "already running (pid $(cat "$state/broker.pid")); stop it with: bash .ci/kafka/stop.sh"
+  cat "$state/bootstrap"
+  exit 0
+fi
+
+# 1. Jars: resolved once per version with Maven (downloads cached in ~/.m2 as well).
+if [[ ! -f "$jars/.complete" ]]; then
+  command -v mvn >/dev/null || die "mvn not found; install Maven 3.8+ (apt-get install maven)"
+  log "fetching Apache Kafka $version and its runtime dependencies into $jars"
+  t0=$SECONDS
+  rm -rf "$jars.partial"
+  mvn -B -q -Dstyle.color=never -f "$here/pom.xml" -Dkafka.version="$version" \
+    dependency:copy-dependencies -DoutputDirectory="$jars.partial" >&2 \
+    || die "mvn could not resolve org.apache.kafka:kafka_2.13:$version (see the Maven output above)"
+  touch "$jars.partial/.complete"
+  rm -rf "$jars" && mv "$jars.partial" "$jars"
+  log "fetched $(ls "$jars"/*.jar | wc -l) jars in $((SECONDS - t0))s"
+fi
+
+# 2. Fresh run dir and two free loopback ports (bind port 0, read what the OS gave).
+rm -rf "$state"
+mkdir -p "$state/data" "$state/logs"
+read -r broker_port controller_port < <("$python" - <<'PY'
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+for s in socks:
+    s.close()
+PY
+)
+bootstrap="127.0.0.1:$broker_port"
+
+cat > "$state/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$controller_port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$state/data
+num.partitions=3
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+message.max.bytes=10485760
+replica.fetch.max.bytes=10485760
+socket.request.max.bytes=104857600
+log.retention.hours=1
+PROPS
+
+jvm=(-Xms128m "-Xmx$heap" -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+     "-Dlog4j2.configurationFile=$here/log4j2.xml" "-Dkafka.logs.dir=$state/logs")
+cp="$jars/*"
+
+# 3. Format the log dir as a standalone KRaft controller quorum of one.
+cluster_id="$("$java" "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool random-uuid 2>>"$state/logs/storage-tool.err")" \
+  || die "StorageTool random-uuid failed; see $state/logs/storage-tool.err"
+"$java" "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format --standalone \
+  -t "$cluster_id" -c "$state/server.properties" >"$state/logs/format.out" 2>&1 \
+  || { cat "$state/logs/format.out" >&2; die "StorageTool format failed"; }
+
+# 4. Start the broker detached from our stdout (so "$(start.sh)" returns) and wait for it.
+t0=$SECONDS
+"$java" "${jvm[@]}" -cp "$cp" kafka.Kafka "$state/server.properties" \
+  </dev/null >"$state/logs/broker.out" 2>&1 &
+pid=$!
+echo "$pid" >"$state/broker.pid"
+echo "$bootstrap" >"$state/bootstrap"
+log "starting Kafka $version as pid $pid on $bootstrap (controller 127.0.0.1:$controller_port, logs $state/logs)"
+
+fail() {
+  log "ERROR: $*"
+  tail -n 40 "$state/logs/server.log" "$state/logs/broker.out" >&2 2>/dev/null || true
+  bash "$here/stop.sh" >&2 || true
+  exit 1
+}
+
+deadline=$((SECONDS + ${AGENTAUDIT_KAFKA_START_TIMEOUT:-90}))
+until grep -q "Kafka Server started" "$state/logs/server.log" 2>/dev/null; do
+  kill -0 "$pid" 2>/dev/null || fail "broker exited during start-up"
+  ((SECONDS < deadline)) || fail "broker did not start within ${AGENTAUDIT_KAFKA_START_TIMEOUT:-90}s"
+  sleep 0.5
+done
+
+# The port answers and, where confluent_kafka is installed, a metadata request names our broker.
+"$python" - "$bootstrap" <<'PY' || fail "broker at $bootstrap does not answer"
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+deadline = time.monotonic() + 30
+while True:
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.2)
+try:
+    from confluent_kafka.admin import AdminClient
+except ImportError:
+    sys.exit(0)
+metadata = AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=20)
+if 1 not in metadata.brokers:
+    sys.exit(f"metadata names brokers {sorted(metadata.brokers)}, expected node 1")
+PY
+log "ready in $((SECONDS - t0))s"
+echo "$bootstrap"
