@@ -4,6 +4,10 @@ All state is plain JSON data (dicts, lists, strings, numbers) so that a snapshot
 ``json.dumps`` away. Time is event time only; "now" is the watermark: the largest event
 time seen minus the allowed lateness.
 
+Watermarks are per tenant: a tenant's windows close and its pending checks are decided by
+that tenant's own events only, so the answer for one tenant does not depend on which other
+tenants share the consumer (see :class:`Clock`).
+
 Determinism: a rule's final incidents are a function of the set of events per key, not of
 batch boundaries or of how streams interleave. Windows are assigned by event time,
 incident event ids are the smallest (time, id) pairs, the representative event is the
@@ -21,10 +25,23 @@ from typing import Any
 
 from agentaudit.consumers.rules._compile import CompiledRule
 
-__all__ = ["Hits", "RUNTIMES", "RuleRuntime"]
+__all__ = ["Clock", "Hits", "RUNTIMES", "RuleRuntime"]
 
 MAX_EVENT_IDS = 50
 SEP = "\x1f"
+NEVER = -(2**63)
+
+
+class Clock(dict):
+    """Watermark per tenant (event time minus allowed lateness); ``default`` for unknown tenants."""
+
+    def __init__(self, marks: dict[str, int], default: int = NEVER) -> None:
+        super().__init__(marks)
+        self.default = default
+        self.top = max(marks.values(), default=default) if default == NEVER else default
+
+    def of(self, tenant: str) -> int:
+        return self.get(tenant, self.default)
 
 
 class Hits:
@@ -109,13 +126,14 @@ class Hits:
         acc["fired"] = True
         self.touched.add(acc_key)
 
-    def evict(self, watermark: int) -> None:
-        if not self.accs or watermark < self.next_close:
+    def evict(self, clock: Clock) -> None:
+        if not self.accs or clock.top < self.next_close:
             return
         nearest = 0
         for acc_key in list(self.accs):
-            we = self.accs[acc_key]["we"]
-            if we <= watermark:
+            acc = self.accs[acc_key]
+            we = acc["we"]
+            if we <= clock.of(acc["tenant"]):
                 self.retired[acc_key] = self.accs.pop(acc_key)
             elif not nearest or we < nearest:
                 nearest = we
@@ -159,8 +177,8 @@ class RuleRuntime:
     def on_match(self, r: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def advance(self, watermark: int) -> None:
-        self.hits.evict(watermark)
+    def advance(self, clock: Clock) -> None:
+        self.hits.evict(clock)
 
     def values(self, acc: dict[str, Any]) -> dict[str, Any]:
         """Template values of an accumulator about to be emitted."""
@@ -266,14 +284,14 @@ class AggregateRuntime(RuleRuntime):
         values["threshold"] = self.rule.params["threshold"]
         return values
 
-    def advance(self, watermark: int) -> None:
+    def advance(self, clock: Clock) -> None:
         hits = self.hits
-        if not self.rule.params["eager"]:
+        if not self.rule.params["eager"] and clock.top >= hits.next_close:
             for acc_key, acc in hits.accs.items():
-                if acc["we"] <= watermark and self.passes(acc):
+                if not acc["fired"] and acc["we"] <= clock.of(acc["tenant"]) and self.passes(acc):
                     acc["fired"] = True
                     hits.touched.add(acc_key)
-        hits.evict(watermark)
+        hits.evict(clock)
 
 
 class SequenceRuntime(RuleRuntime):
@@ -293,7 +311,7 @@ class SequenceRuntime(RuleRuntime):
         trace = self.traces.get(tkey)
         t = r["event_time_us"]
         if trace is None:
-            trace = self.traces[tkey] = {"as": [], "bs": [], "last": t}
+            trace = self.traces[tkey] = {"tenant": r["tenant"], "as": [], "bs": [], "last": t}
         trace["last"] = max(trace["last"], t)
         within = rule.params["within"]
         if is_a:
@@ -325,11 +343,11 @@ class SequenceRuntime(RuleRuntime):
         acc["fired"] = True
         self.hits.touched.add(acc_key)
 
-    def advance(self, watermark: int) -> None:
+    def advance(self, clock: Clock) -> None:
         within = self.rule.params["within"]
-        for tkey in [k for k, tr in self.traces.items() if tr["last"] + within < watermark]:
+        for tkey in [k for k, tr in self.traces.items() if tr["last"] + within < clock.of(tr["tenant"])]:
             del self.traces[tkey]
-        super().advance(watermark)
+        super().advance(clock)
 
     def state(self) -> dict[str, Any]:
         return {"accs": self.hits.state(), "traces": self.traces}
@@ -345,7 +363,7 @@ class AbsenceRuntime(RuleRuntime):
     def __init__(self, rule: CompiledRule) -> None:
         super().__init__(rule)
         self.pending: dict[str, list] = {}
-        self.deadlines: list[list] = []
+        self.deadlines: dict[str, list[list]] = {}  # per tenant: heap of [deadline, action_id]
 
     def feed(self, r: dict[str, Any]) -> None:
         rule = self.rule
@@ -360,14 +378,18 @@ class AbsenceRuntime(RuleRuntime):
             if aid in self.pending:
                 return
             self.pending[aid] = [t, r["event_id"], rule.slim(r), list(rule.key(r))]
-            heapq.heappush(self.deadlines, [t + rule.params["within"], aid])
+            heapq.heappush(self.deadlines.setdefault(r["tenant"], []), [t + rule.params["within"], aid])
 
-    def advance(self, watermark: int) -> None:
-        while self.deadlines and self.deadlines[0][0] <= watermark:
-            _, aid = heapq.heappop(self.deadlines)
-            entry = self.pending.pop(aid, None)
-            if entry is None:
-                continue
+    def advance(self, clock: Clock) -> None:
+        for tenant, heap in self.deadlines.items():
+            watermark = clock.of(tenant)
+            while heap and heap[0][0] <= watermark:
+                self.decide(heapq.heappop(heap)[1])
+        super().advance(clock)
+
+    def decide(self, aid: str) -> None:
+        entry = self.pending.pop(aid, None)
+        if entry is not None:
             t, event_id, slim, key = entry
             ws = t - t % self.rule.window_us
             acc_key, acc = self.hits.acc(key[0], tuple(key), ws)
@@ -376,7 +398,6 @@ class AbsenceRuntime(RuleRuntime):
             acc["values"]["within"] = _human(self.rule.params["within"])
             acc["fired"] = True
             self.hits.touched.add(acc_key)
-        super().advance(watermark)
 
     def state(self) -> dict[str, Any]:
         return {"accs": self.hits.state(), "pending": self.pending, "deadlines": self.deadlines}
@@ -384,8 +405,9 @@ class AbsenceRuntime(RuleRuntime):
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)
         self.pending = state.get("pending", {})
-        self.deadlines = state.get("deadlines", [])
-        heapq.heapify(self.deadlines)
+        self.deadlines = state.get("deadlines", {})
+        for heap in self.deadlines.values():
+            heapq.heapify(heap)
 
 
 class AncestorRuntime(RuleRuntime):
@@ -400,7 +422,7 @@ class AncestorRuntime(RuleRuntime):
     def __init__(self, rule: CompiledRule) -> None:
         super().__init__(rule)
         self.traces: dict[str, dict[str, Any]] = {}
-        self.due: list[list] = []
+        self.due: dict[str, list[list]] = {}  # per tenant: heap of actions waiting for the watermark
 
     def feed(self, r: dict[str, Any]) -> None:
         rule = self.rule
@@ -408,7 +430,7 @@ class AncestorRuntime(RuleRuntime):
         t = r["event_time_us"]
         trace = self.traces.get(tkey)
         if trace is None:
-            trace = self.traces[tkey] = {"parents": {}, "approvals": [], "last": t}
+            trace = self.traces[tkey] = {"tenant": r["tenant"], "parents": {}, "approvals": [], "last": t}
         if t > trace["last"]:
             trace["last"] = t
         trace["parents"][r["action_id"]] = r["parent_action_id"] or ""
@@ -417,38 +439,43 @@ class AncestorRuntime(RuleRuntime):
             if entry not in trace["approvals"]:
                 trace["approvals"].append(entry)
         if rule.predicate(r):
-            heapq.heappush(self.due, [t, r["event_id"], tkey, r["action_id"], r["parent_action_id"] or "",
+            heapq.heappush(self.due.setdefault(r["tenant"], []), [t, r["event_id"], tkey, r["action_id"], r["parent_action_id"] or "",
                                       list(r["links"]), rule.slim(r), list(rule.key(r))])
 
-    def advance(self, watermark: int) -> None:
+    def advance(self, clock: Clock) -> None:
         within = self.rule.params["within"]
-        while self.due and self.due[0][0] <= watermark:
-            t, event_id, tkey, aid, parent, links, slim, key = heapq.heappop(self.due)
-            trace = self.traces.get(tkey, {"parents": {}, "approvals": []})
-            chain: set[str] = set()
-            node = parent
-            while node and node not in chain:
-                chain.add(node)
-                node = trace["parents"].get(node, "")
-            approved = any(
-                at <= t and t - at <= within and aid_ != aid
-                and (aid_ in chain or (ap and ap in chain) or ap == parent or aid_ in links)
-                for at, _, aid_, ap in trace["approvals"]
-            )
-            if approved:
-                continue
-            ws = t - t % self.rule.window_us
-            acc_key, acc = self.hits.acc(key[0], tuple(key), ws)
-            if self.hits.add_event(acc, t, event_id, slim, slim=True):
-                acc["count"] += 1
-            acc["values"]["within"] = _human(within)
-            acc["fired"] = True
-            self.hits.touched.add(acc_key)
-        horizon = watermark - within
-        for tkey in [k for k, tr in self.traces.items() if tr["last"] < horizon]:
-            if not any(d[2] == tkey for d in self.due):
+        for tenant, heap in self.due.items():
+            watermark = clock.of(tenant)
+            while heap and heap[0][0] <= watermark:
+                self.decide(heapq.heappop(heap), within)
+        waiting = {entry[2] for heap in self.due.values() for entry in heap}
+        for tkey in [k for k, tr in self.traces.items() if tr["last"] < clock.of(tr["tenant"]) - within]:
+            if tkey not in waiting:
                 del self.traces[tkey]
-        super().advance(watermark)
+        super().advance(clock)
+
+    def decide(self, entry: list, within: int) -> None:
+        t, event_id, tkey, aid, parent, links, slim, key = entry
+        trace = self.traces.get(tkey, {"parents": {}, "approvals": []})
+        chain: set[str] = set()
+        node = parent
+        while node and node not in chain:
+            chain.add(node)
+            node = trace["parents"].get(node, "")
+        approved = any(
+            at <= t and t - at <= within and aid_ != aid
+            and (aid_ in chain or (ap and ap in chain) or ap == parent or aid_ in links)
+            for at, _, aid_, ap in trace["approvals"]
+        )
+        if approved:
+            return
+        ws = t - t % self.rule.window_us
+        acc_key, acc = self.hits.acc(key[0], tuple(key), ws)
+        if self.hits.add_event(acc, t, event_id, slim, slim=True):
+            acc["count"] += 1
+        acc["values"]["within"] = _human(within)
+        acc["fired"] = True
+        self.hits.touched.add(acc_key)
 
     def state(self) -> dict[str, Any]:
         return {"accs": self.hits.state(), "traces": self.traces, "due": self.due}
@@ -456,8 +483,9 @@ class AncestorRuntime(RuleRuntime):
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)
         self.traces = state.get("traces", {})
-        self.due = state.get("due", [])
-        heapq.heapify(self.due)
+        self.due = state.get("due", {})
+        for heap in self.due.values():
+            heapq.heapify(heap)
 
 
 class IntegrityRuntime(RuleRuntime):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from agentaudit.consumers.engine import BaseEvaluator
 from agentaudit.consumers.exceptions import RuleError
 from agentaudit.consumers.rules._compile import RuleSet, compile_rule_files
-from agentaudit.consumers.rules._runtime import RUNTIMES, RuleRuntime
+from agentaudit.consumers.rules._runtime import NEVER, RUNTIMES, Clock, RuleRuntime
 from agentaudit.consumers.rules._spec import read_rule_files
 from agentaudit.schemas import ActionKind, Incident
 
@@ -29,7 +29,7 @@ __all__ = ["DEFAULT_LATENESS_US", "DEFAULT_PACK", "RuleEvaluator", "load_evaluat
 _log = logging.getLogger(__name__)
 DEFAULT_PACK = Path(__file__).with_name("pack")
 DEFAULT_LATENESS_US = 30_000_000
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2
 
 
 def rule_paths(paths: str | Sequence[str] | None) -> list[Path]:
@@ -72,8 +72,8 @@ class RuleEvaluator(BaseEvaluator):
         self.owners = owners
         self.lateness_us = lateness_us
         self.runtimes: list[RuleRuntime] = [RUNTIMES[rule.kind](rule) for rule in rule_set.rules]
-        self._max_time = 0
-        self._watermark = 0
+        self._max_time: dict[str, int] = {}  # per tenant: the largest event time seen
+        self._marked: dict[str, int] = {}  # per tenant: the watermark the runtimes last advanced to
         self.runtime_errors = 0
         # Per event kind: one generated function tests the conditions of every predicate and
         # aggregate rule that can match that kind (one call per event instead of one per rule),
@@ -90,7 +90,8 @@ class RuleEvaluator(BaseEvaluator):
 
     @property
     def watermark_us(self) -> int:
-        return self._watermark
+        """The most advanced tenant watermark (0 before any event)."""
+        return max(self._marked.values(), default=0)
 
     def evaluate(self, records: Sequence[dict[str, Any]]) -> list[Incident]:
         plans = self._plans
@@ -98,8 +99,8 @@ class RuleEvaluator(BaseEvaluator):
         max_time = self._max_time
         for r in records:
             t = r["event_time_us"]
-            if t > max_time:
-                max_time = t
+            if t > max_time.get(r["tenant"], NEVER):
+                max_time[r["tenant"]] = t
             match, fused, others = plans.get(r["kind"], fallback)
             try:
                 for i in match(r):
@@ -111,8 +112,7 @@ class RuleEvaluator(BaseEvaluator):
                     rt.feed(r)
                 except Exception as exc:  # noqa: BLE001 - one odd record must not stop the other rules
                     self._runtime_error(rt, r, exc)
-        self._max_time = max_time
-        return self._advance(max_time - self.lateness_us)
+        return self._advance()
 
     def _one_by_one(self, r: dict[str, Any], runtimes: tuple[RuleRuntime, ...]) -> None:
         for rt in runtimes:
@@ -127,20 +127,28 @@ class RuleEvaluator(BaseEvaluator):
         _log.warning("rules.runtime_error rule=%s event_id=%s error=%r", rt.rule.id, event_id, exc)
 
     def on_watermark(self, watermark_us: int) -> list[Incident]:
-        """``watermark_us`` is the largest event time the caller has seen; lateness is applied here."""
-        if watermark_us > self._max_time:
-            self._max_time = watermark_us
-        return self._advance(self._max_time - self.lateness_us)
+        """Incidents still due; the caller's watermark is not used.
+
+        Each tenant's watermark moves with that tenant's own events only, so that a tenant's
+        incidents never depend on which other tenants (partitions) this consumer reads. A tenant
+        that falls silent keeps its last windows open until it sends again (or :meth:`flush`).
+        """
+        return self._advance()
 
     def flush(self) -> list[Incident]:
         """Close every window and decide every pending check: the end of a finite replay."""
-        return self._advance(2**62)
+        return self._advance(Clock({}, default=2**62))
 
-    def _advance(self, watermark: int) -> list[Incident]:
-        if watermark > self._watermark:
-            self._watermark = watermark
+    def _advance(self, clock: Clock | None = None) -> list[Incident]:
+        if clock is None:
+            lateness = self.lateness_us
+            marks = {tenant: t - lateness for tenant, t in self._max_time.items()}
+            moved = any(mark > self._marked.get(tenant, NEVER) for tenant, mark in marks.items())
+            clock = Clock(marks) if moved else None
+            self._marked = marks
+        if clock is not None:
             for rt in self.runtimes:
-                rt.advance(watermark)
+                rt.advance(clock)
         incidents: list[Incident] = []
         for rt in self.runtimes:
             if rt.hits.touched:
@@ -182,7 +190,7 @@ class RuleEvaluator(BaseEvaluator):
         """All rule state as canonical JSON, tagged with the revision it belongs to."""
         state = {
             "version": _SNAPSHOT_VERSION, "revision": self.revision, "max_time": self._max_time,
-            "watermark": self._watermark, "rules": {rt.rule.id: rt.state() for rt in self.runtimes},
+            "marked": self._marked, "rules": {rt.rule.id: rt.state() for rt in self.runtimes},
         }
         return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
 
@@ -197,8 +205,8 @@ class RuleEvaluator(BaseEvaluator):
         if state.get("version") != _SNAPSHOT_VERSION or state.get("revision") != self.revision:
             _log.warning("rules.snapshot_skipped revision=%s current=%s", state.get("revision"), self.revision)
             return
-        self._max_time = state["max_time"]
-        self._watermark = state["watermark"]
+        self._max_time = dict(state["max_time"])
+        self._marked = dict(state["marked"])
         for rt in self.runtimes:
             if rt.rule.id in state["rules"]:
                 rt.load(state["rules"][rt.rule.id])
