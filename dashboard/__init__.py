@@ -1,0 +1,32 @@
+"""The dashboard: what is on fire, who owns it, which chain of actions led there, what to do next.
+
+A Streamlit app (``app.py``, started by ``agentaudit dashboard``) over a read-only ClickHouse
+session (:mod:`agentaudit.dashboard.queries`); its only writes are lifecycle events published to
+Kafka (:class:`LifecyclePublisher`) under the signed-in actor's name.
+"""
+
+from agentaudit.dashboard.auth import User, parse_users, sign_in
+from agentaudit.dashboard.chain import ActionNode, TraceTree, to_dot, waterfall_rows
+from agentaudit.dashboard.exceptions import AuthError, DashboardError, PublishError
+from agentaudit.dashboard.launch import APP_PATH, dashboard_command
+from agentaudit.dashboard.lifecycle import LifecyclePublisher
+from agentaudit.dashboard.queries import IncidentFilter
+from agentaudit.dashboard.settings import DashboardSettings
+
+__all__ = [
+    "APP_PATH",
+    "ActionNode",
+    "AuthError",
+    "DashboardError",
+    "DashboardSettings",
+    "IncidentFilter",
+    "LifecyclePublisher",
+    "PublishError",
+    "TraceTree",
+    "User",
+    "dashboard_command",
+    "parse_users",
+    "sign_in",
+    "to_dot",
+    "waterfall_rows",
+]

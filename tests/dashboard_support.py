@@ -1,0 +1,173 @@
+"""Seed data for the dashboard's tests, docs screenshot and benchmark: a small believable fleet.
+
+Rows are shaped like the sink's (consumers/_columns.py schemas) and go in through ``insert_arrow``,
+exactly as the sink writes them. Times are recent (the tables' TTL drops old rows at insert).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from agentaudit.consumers._columns import ACTIONS_SCHEMA, INCIDENTS_SCHEMA, LIFECYCLE_SCHEMA
+from agentaudit.infra.clickhouse import Store
+
+NOW_US = int(time.time()) * 1_000_000
+HOUR_US = 3_600_000_000
+
+OWNERS_SCHEMA = pa.schema([
+    ("subject_kind", pa.string()), ("pattern", pa.string()), ("team", pa.string()),
+    ("oncall", pa.list_(pa.string())), ("escalation", pa.list_(pa.string())), ("specificity", pa.uint32()),
+    ("source", pa.string()),
+])
+
+_KINDS = [("chat", "gpt-4o"), ("execute_tool", "search"), ("execute_tool", "http.get"), ("chat", "claude-3-5"),
+          ("execute_tool", "db.query"), ("plan", "planner"), ("execute_tool", "kv.read")]
+
+
+def action_rows(*, tenant: str, agent_id: str, trace_id: str, actions: int, start_us: int, seed: int = 1,
+                violating_name: str = "", violating_status: str = "error", fanout: int = 4,
+                model_cost: float = 0.002) -> tuple[list[dict[str, Any]], str]:
+    """Start and end events of ``actions`` actions forming a tree under one ``invoke_agent`` root.
+
+    The last action is the violating one (``violating_name``, deepest branch) when a name is given.
+    Returns ``(rows, event_id of the violating action's end event)``.
+    """
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    parents: list[tuple[str, int]] = []
+    clock = start_us
+    violating_event = ""
+    run_id = f"run-{trace_id}"
+    stream = f"{agent_id}-stream"
+    for index in range(actions):
+        action_id = f"{trace_id}-a{index:05d}"
+        if index == 0:
+            parent, depth, kind, name = "", 0, "invoke_agent", agent_id
+        elif violating_name and index == actions - 1:
+            parent, depth = max(parents, key=lambda p: p[1])
+            depth += 1
+            kind, name = "execute_tool", violating_name
+        else:
+            candidates = parents[-fanout:] if len(parents) > fanout else parents
+            parent, depth = rng.choice(candidates)
+            depth += 1
+            kind, name = rng.choice(_KINDS)
+        latency = rng.randint(2_000, 400_000)
+        status = "ok" if rng.random() > 0.08 else "error"
+        if violating_name and index == actions - 1:
+            status = violating_status
+        model = name if kind == "chat" else ""
+        cost = round(model_cost * rng.uniform(0.5, 3.0), 6) if kind == "chat" else 0.0
+        common = dict(tenant=tenant, agent_id=agent_id, agent_version="1.4.2", run_id=run_id, trace_id=trace_id,
+                      action_id=action_id, parent_action_id=parent, links=[], depth=depth, stream_id=stream,
+                      prev_hash="", event_hash=uuid.uuid4().hex * 2, kind=kind, name=name, actor_type="agent",
+                      actor_id=agent_id, model=model, input_digest="", output_digest="", input_body="",
+                      output_body="", payload_bytes=0, attributes={}, environment="prod", kafka_partition=0)
+        start_event = dict(common, event_id=str(uuid.UUID(int=rng.getrandbits(128))), seq=2 * index, phase="start",
+                           status="unset", error_type="", error_message="", input_tokens=0, output_tokens=0,
+                           cost_usd=0.0, latency_us=None, start_time=clock, end_time=None, event_time=clock,
+                           kafka_offset=2 * index)
+        end_event = dict(common, event_id=str(uuid.UUID(int=rng.getrandbits(128))), seq=2 * index + 1, phase="end",
+                         status=status, error_type="ToolError" if status == "error" else "",
+                         error_message="failed" if status == "error" else "",
+                         input_tokens=300 if kind == "chat" else 0, output_tokens=120 if kind == "chat" else 0,
+                         cost_usd=cost, latency_us=latency, start_time=clock, end_time=clock + latency,
+                         event_time=clock + latency, kafka_offset=2 * index + 1)
+        rows += [start_event, end_event]
+        if kind in ("invoke_agent", "plan", "chat") or index == 0:
+            parents.append((action_id, depth))
+        if violating_name and index == actions - 1:
+            violating_event = end_event["event_id"]
+        clock += rng.randint(1_000, 50_000)
+    return rows, violating_event
+
+
+@dataclass
+class Seeded:
+    """What :func:`seed` put in the store, for assertions."""
+
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    traces: dict[str, int] = field(default_factory=dict)  # trace id -> actions
+    violating_event: str = ""
+    actions: int = 0
+
+
+def seed(store: Store, *, big_trace_actions: int = 60) -> Seeded:
+    """A fleet of three agents (one unowned), owners, five incidents in every state, their lifecycle."""
+    out = Seeded()
+    rows: list[dict[str, Any]] = []
+    fleet = [("acme", "payments-bot", "tr-pay-1", big_trace_actions, "shell.exec"),
+             ("acme", "support-bot", "tr-sup-1", 25, "refund.issue"),
+             ("globex", "shadow-bot", "tr-sha-1", 12, ""),
+             ("acme", "payments-bot", "tr-pay-2", 15, "")]
+    violating: dict[str, str] = {}
+    for n, (tenant, agent, trace_id, count, bad) in enumerate(fleet):
+        trace_rows, event = action_rows(tenant=tenant, agent_id=agent, trace_id=trace_id, actions=count,
+                                        start_us=NOW_US - (3 - n) * HOUR_US, seed=n + 1, violating_name=bad)
+        rows += trace_rows
+        violating[trace_id] = event
+        out.traces[trace_id] = count
+    out.violating_event = violating["tr-pay-1"]
+    out.actions = len(rows)
+    store.insert_arrow("actions", pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA))
+
+    def incident(incident_id: str, **kw: Any) -> dict[str, Any]:
+        row = dict(incident_id=incident_id, tenant="acme", rule_id="forbidden-tool", rule_revision="rev-a1b2c3",
+                   severity="critical", severity_rank=4, mode="enforce", owner="team-payments", key="payments-bot",
+                   window_start=NOW_US - 3 * HOUR_US, window_end=NOW_US, agent_id="payments-bot", trace_id="",
+                   event_ids=[], first_seen=NOW_US - 2 * HOUR_US, last_seen=NOW_US - HOUR_US, count=1,
+                   summary="", tags=["security"], attributes={})
+        row.update(kw)
+        return row
+
+    incidents = [
+        incident("inc-critical-open", trace_id="tr-pay-1", event_ids=[violating["tr-pay-1"]],
+                 summary="payments-bot ran forbidden tool shell.exec"),
+        incident("inc-high-acked", rule_id="refund-without-approval", severity="high", severity_rank=3, mode="detect",
+                 owner="team-support", agent_id="support-bot", key="support-bot", trace_id="tr-sup-1",
+                 event_ids=[violating["tr-sup-1"]], summary="support-bot issued a refund without approval",
+                 first_seen=NOW_US - 3 * HOUR_US),
+        incident("inc-medium-resolved", rule_id="cost-spike", rule_revision="rev-0ld", severity="medium",
+                 severity_rank=2, mode="detect", owner="team-payments", count=7, summary="cost spike on payments-bot"),
+        incident("inc-low-open", tenant="globex", rule_id="unowned-agent", severity="low", severity_rank=1,
+                 mode="simulate", owner="", agent_id="shadow-bot", key="shadow-bot", summary="shadow-bot has no owner"),
+        incident("inc-high-reopened", rule_id="cost-spike", severity="high", severity_rank=3, mode="detect",
+                 owner="team-payments", count=3, summary="cost spike again"),
+    ]
+    store.insert_arrow("incidents", pa.Table.from_pylist(incidents, schema=INCIDENTS_SCHEMA))
+    out.incidents = {row["incident_id"]: row for row in incidents}
+
+    def life(incident_id: str, kind: str, actor: str, at_us: int, assignee: str = "", note: str = "") -> dict[str, Any]:
+        return dict(event_id=str(uuid.uuid4()), incident_id=incident_id, tenant="acme", type=kind, actor_type="human",
+                    actor_id=actor, assignee=assignee, note=note, at=at_us, attributes={})
+
+    base = NOW_US - HOUR_US
+    lifecycle = [
+        life("inc-high-acked", "acknowledged", "bob", NOW_US - 3 * HOUR_US + 600_000_000, note="looking"),
+        life("inc-high-acked", "assigned", "bob", base, assignee="team-support"),
+        life("inc-medium-resolved", "acknowledged", "alice", NOW_US - 2 * HOUR_US + 120_000_000),
+        life("inc-medium-resolved", "resolved", "alice", base + 60_000_000, note="budget raised"),
+        life("inc-high-reopened", "acknowledged", "alice", base),
+        life("inc-high-reopened", "resolved", "alice", base + 10_000_000),
+        life("inc-high-reopened", "reopened", "bob", base + 20_000_000, note="it is back"),
+    ]
+    store.insert_arrow("incident_lifecycle", pa.Table.from_pylist(lifecycle, schema=LIFECYCLE_SCHEMA))
+
+    owners = [
+        dict(subject_kind="agent", pattern="payments-*", team="team-payments", oncall=["alice"], escalation=["carol"],
+             specificity=10, source="owners.yaml"),
+        dict(subject_kind="agent", pattern="platform-*", team="team-platform", oncall=["dave"], escalation=[],
+             specificity=1, source="owners.yaml"),
+        dict(subject_kind="agent", pattern="support-bot", team="team-support", oncall=["bob"], escalation=[],
+             specificity=20, source="owners.yaml"),
+        dict(subject_kind="tool", pattern="shell.*", team="team-sre", oncall=["erin"], escalation=[],
+             specificity=5, source="owners.yaml"),
+    ]
+    store.insert_arrow("owners", pa.Table.from_pylist(owners, schema=OWNERS_SCHEMA))
+    return out
