@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Agent", "CONSEQUENTIAL_TOOLS", "FORBIDDEN_TOOLS", "MODEL_PRICES", "TEAMS", "build_fleet"]
+__all__ = ["Agent", "CONSEQUENTIAL_TOOLS", "EGRESS_TOOLS", "FORBIDDEN_TOOLS", "SECRET_TOOLS", "MODEL_PRICES", "TEAMS", "build_fleet"]
 
 #: USD per million tokens, (input, output).
 MODEL_PRICES: dict[str, tuple[float, float]] = {
@@ -22,6 +22,9 @@ EXPENSIVE_MODELS = ("claude-sonnet-4", "gpt-4o")
 
 #: Tools that need a named human's approval first (a subset of the pack's consequential_tools).
 CONSEQUENTIAL_TOOLS = ("payments.refund", "email.send_bulk", "deploy.release")
+#: Tools that send data out (the pack's egress_tools); normal traces never use them after reading a secret.
+EGRESS_TOOLS = frozenset({"http.post", "http.put", "email.send", "slack.post", "webhook.call", "s3.put_public"})
+SECRET_TOOLS = frozenset({"secrets.read"})
 #: Tools no agent may call (the pack's forbidden_tools).
 FORBIDDEN_TOOLS = ("shell.exec", "db.drop_table", "os.system")
 
@@ -58,12 +61,13 @@ TEAMS: tuple[_Team, ...] = (
           ("hana.sato", "ivan.petrov")),
 )
 
-#: Median seconds of each tool (log-normal around it); unknown tools use 0.2 s.
+#: Median seconds of each tool (log-normal around it, so that normally < 2% of calls take over 2 s);
+#: unknown tools use 0.2 s.
 TOOL_MEDIAN_S: dict[str, float] = {
     "db.query": 0.04, "payments.lookup": 0.12, "http.get": 0.25, "http.post": 0.3, "fs.read": 0.01,
-    "fs.write": 0.02, "email.send": 0.4, "email.send_bulk": 1.2, "payments.refund": 0.8, "kb.search": 0.15,
-    "ticket.update": 0.1, "search.web": 0.8, "pdf.extract": 0.6, "metrics.query": 0.2, "logs.search": 0.5,
-    "k8s.get_pods": 0.15, "secrets.read": 0.03, "deploy.release": 1.5, "analytics.query": 0.4,
+    "fs.write": 0.02, "email.send": 0.4, "email.send_bulk": 0.6, "payments.refund": 0.5, "kb.search": 0.15,
+    "ticket.update": 0.1, "search.web": 0.6, "pdf.extract": 0.5, "metrics.query": 0.2, "logs.search": 0.5,
+    "k8s.get_pods": 0.15, "secrets.read": 0.03, "deploy.release": 0.6, "analytics.query": 0.4,
     "crm.update": 0.1, "shell.exec": 0.3, "db.drop_table": 0.05, "os.system": 0.2,
 }
 

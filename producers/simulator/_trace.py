@@ -16,10 +16,12 @@ from uuid import UUID
 
 from agentaudit.producers.simulator._fleet import (
     CONSEQUENTIAL_TOOLS,
+    EGRESS_TOOLS,
     ERROR_TYPES,
     EXPENSIVE_MODELS,
     FORBIDDEN_TOOLS,
     MODEL_PRICES,
+    SECRET_TOOLS,
     TOOL_ARGS,
     TOOL_MEDIAN_S,
     WORDS,
@@ -59,7 +61,7 @@ def build_trace(rng: Random, fleet: list[Agent], peers: dict[str, list[Agent]], 
 
 
 class _TraceBuilder:
-    __slots__ = ("rng", "peers", "tenant", "out", "t", "trace_id", "run_id", "_root")
+    __slots__ = ("rng", "peers", "tenant", "out", "t", "trace_id", "run_id", "_root", "secret_read")
 
     def __init__(self, rng: Random, peers: dict[str, list[Agent]], root: Agent, start_us: int) -> None:
         self.rng = rng
@@ -70,6 +72,7 @@ class _TraceBuilder:
         self.trace_id = ""
         self.run_id = self._uuid()
         self._root = root
+        self.secret_read = False  # after a secret, normal traffic sends nothing out (that would be exfiltration)
 
     # -- ids, time and records ---------------------------------------------------------------
 
@@ -165,7 +168,7 @@ class _TraceBuilder:
             self._tick()
             return start["action_id"]
         if latency_s is None:
-            latency_s = rng.lognormvariate(_LOG_MEDIAN.get(tool, _DEFAULT_LOG_MEDIAN), 0.6)
+            latency_s = rng.lognormvariate(_LOG_MEDIAN.get(tool, _DEFAULT_LOG_MEDIAN), 0.5)
         self.t += max(1, int(latency_s * 1_000_000))
         if status is None:
             status = "error" if rng.random() < _NORMAL_ERROR_RATE else "ok"
@@ -188,8 +191,8 @@ class _TraceBuilder:
             latency_s = rng.uniform(10.0, 40.0)
         else:
             model = agent.models[rng.randrange(len(agent.models))]
-            tokens_in, tokens_out = rng.randrange(300, 6_000), rng.randrange(40, 1_200)
-            latency_s = 0.3 + tokens_out / 90.0 * rng.uniform(0.7, 1.4)
+            tokens_in, tokens_out = rng.randrange(300, 6_000), rng.randrange(40, 900)
+            latency_s = 0.25 + tokens_out / 160.0 * rng.uniform(0.7, 1.3)
         price_in, price_out = MODEL_PRICES[model]
         cost = round((tokens_in * price_in + tokens_out * price_out) / 1_000_000, 6)
         start = self._start(agent, parent, depth, "chat", model, fault, model=model, input_digest=self._hex())
@@ -207,7 +210,7 @@ class _TraceBuilder:
                                actor={"type": "human", "id": approver},
                                attrs={"approval.tool": tool, "approval.args_hash": canonical_digest(args),
                                       "approval.approver": approver})
-        self.t += rng.randrange(5_000_000, 180_000_000)  # a person takes seconds to minutes
+        self.t += rng.randrange(2_000_000, 20_000_000)  # a person takes a few seconds
         self.tool(agent, parent, depth, tool, args=args, links=[approval])
 
     def _peer(self, agent: Agent) -> Agent | None:
@@ -254,7 +257,8 @@ class _TraceBuilder:
                 tool = agent.tools[rng.choices(range(len(agent.tools)), agent.tool_weights)[0]]
                 if tool in CONSEQUENTIAL_TOOLS:
                     self.approved_tool(agent, me, child, tool)
-                else:
+                elif not (self.secret_read and tool in EGRESS_TOOLS):
+                    self.secret_read = self.secret_read or tool in SECRET_TOOLS
                     self.tool(agent, me, child, tool)
             elif roll < 0.8 and handoffs_left > 0:
                 self.handoff(agent, me, child, handoffs_left)

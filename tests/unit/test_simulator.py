@@ -22,7 +22,7 @@ from agentaudit.producers.simulator import (
     read_log,
     sessions_for_rate,
 )
-from agentaudit.producers.simulator._fleet import CONSEQUENTIAL_TOOLS, FORBIDDEN_TOOLS
+from agentaudit.producers.simulator._fleet import CONSEQUENTIAL_TOOLS, EGRESS_TOOLS, FORBIDDEN_TOOLS
 from agentaudit.schemas import ActionEvent, AvroCodec, body_hash, frame_body, verify_streams
 
 ALL_FAULTS = dict.fromkeys(FAULT_KINDS, 1.0)
@@ -282,6 +282,12 @@ class TestFaults:
             fan = Counter(r["parent_action_id"] for r in records_of_trace if r["phase"] in ("start", "point"))
             assert max(fan.values()) < 20
             assert sum(r["cost_usd"] for r in records_of_trace) < 2
+            tools = [r["name"] for r in records_of_trace if r["kind"] == "execute_tool" and r["phase"] == "start"]
+            if "secrets.read" in tools:
+                assert not EGRESS_TOOLS & set(tools[tools.index("secrets.read"):]), "secret then egress"
+            root_end = [r for r in records_of_trace if r["depth"] == 0 and r["phase"] == "end"]
+            assert len(root_end) == 1
+        assert sum(1 for r in records if r["name"] == "secrets.read") > 5
 
 
 class TestConfig:
