@@ -1,0 +1,33 @@
+"""The producer SDK: where agent events are born.
+
+>>> from agentaudit.producers import AuditClient
+>>> with AuditClient("127.0.0.1:9092", tenant="acme", agent="support-bot") as audit:
+...     with audit.action("execute_tool", name="crm.lookup", input={"customer": 42}) as act:
+...         act.set_output(lookup(42))
+
+Actions and point events are hash-chained per stream (client instance x agent), produced by a
+background thread, and spooled on disk while the broker is away. See ``producers/README_SDK.md``.
+"""
+
+from agentaudit.producers._blocked import ActionBlocked
+from agentaudit.producers._context import ContextExecutor, current_frame, wrap
+from agentaudit.producers.client import Action, AuditClient, get_client
+from agentaudit.producers.exceptions import ProducerError, SdkConfigError, SpoolError
+from agentaudit.producers.redaction import Redactor, redact
+from agentaudit.producers.settings import SdkSettings
+
+__all__ = [
+    "Action",
+    "ActionBlocked",
+    "AuditClient",
+    "ContextExecutor",
+    "ProducerError",
+    "Redactor",
+    "SdkConfigError",
+    "SdkSettings",
+    "SpoolError",
+    "current_frame",
+    "get_client",
+    "redact",
+    "wrap",
+]

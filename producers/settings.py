@@ -1,0 +1,65 @@
+"""Settings of the producer SDK, read from ``AGENTAUDIT_*`` variables when not passed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["SdkSettings", "default_spool_dir"]
+
+
+def default_spool_dir() -> Path:
+    """``$XDG_CACHE_HOME/agentaudit/spool`` (``~/.cache/agentaudit/spool``): survives a process restart."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "agentaudit" / "spool"
+
+
+class SdkSettings(BaseSettings):
+    """How an :class:`~agentaudit.producers.AuditClient` records events.
+
+    :param tenant: ``AGENTAUDIT_TENANT``, default ``default``.
+    :param agent_id: ``AGENTAUDIT_AGENT_ID``, the agent when an action names none, default ``agent``.
+    :param agent_version: ``AGENTAUDIT_AGENT_VERSION``, default empty.
+    :param environment: ``AGENTAUDIT_ENVIRONMENT`` (prod, staging, ...), default empty.
+    :param run_id: ``AGENTAUDIT_RUN_ID``, default a new UUID per client.
+    :param spool_dir: ``AGENTAUDIT_SPOOL_DIR``, where events wait while the broker is away,
+        default :func:`default_spool_dir`. Each client locks one ``slot-N`` below it.
+    :param queue_max_events: ``AGENTAUDIT_QUEUE_MAX_EVENTS``, in-memory queue bound, default 10000.
+    :param queue_max_bytes: ``AGENTAUDIT_QUEUE_MAX_BYTES``, in-memory queue bound (estimated), default 32 MiB.
+    :param spool_max_bytes: ``AGENTAUDIT_SPOOL_MAX_BYTES``, on-disk bound, default 512 MiB.
+    :param spool_segment_bytes: ``AGENTAUDIT_SPOOL_SEGMENT_BYTES``, size of one spool file, default 8 MiB.
+    :param spool_fsync: ``AGENTAUDIT_SPOOL_FSYNC``: ``batch`` (after each batch written, default),
+        ``always`` (after each record) or ``never`` (leave it to the OS; survives a process kill, not a power cut).
+    :param full_policy: ``AGENTAUDIT_FULL_POLICY``, what happens when the queue or spool is full:
+        ``drop_oldest`` (default; drops are counted) or ``block`` (the emitting call waits at most ``block_ms``,
+        then the event is dropped and counted).
+    :param block_ms: ``AGENTAUDIT_BLOCK_MS``, the most an emit may wait under ``block``, default 50.
+    :param spill_after_ms: ``AGENTAUDIT_SPILL_AFTER_MS``: when no delivery was confirmed for this long
+        while messages wait, the broker counts as away and new events go to the spool, default 1000.
+    :param capture_bodies: ``AGENTAUDIT_CAPTURE_BODIES``: also record redacted, capped input/output
+        bodies; default false (digests only).
+    :param body_max_bytes: ``AGENTAUDIT_BODY_MAX_BYTES``, cap of one recorded body, default 4096.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGENTAUDIT_", frozen=True, extra="ignore")
+
+    tenant: str = Field(default="default", min_length=1, max_length=256)
+    agent_id: str = Field(default="agent", min_length=1, max_length=200)
+    agent_version: str = ""
+    environment: str = ""
+    run_id: str | None = None
+    spool_dir: Path | None = None
+    queue_max_events: int = Field(default=10_000, gt=0)
+    queue_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    spool_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    spool_segment_bytes: int = Field(default=8 * 1024 * 1024, gt=1024)
+    spool_fsync: Literal["always", "batch", "never"] = "batch"
+    full_policy: Literal["drop_oldest", "block"] = "drop_oldest"
+    block_ms: int = Field(default=50, ge=0)
+    spill_after_ms: int = Field(default=1000, gt=0)
+    capture_bodies: bool = False
+    body_max_bytes: int = Field(default=4096, gt=0)
