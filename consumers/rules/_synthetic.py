@@ -22,10 +22,11 @@ _MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "shady-llm-7b"]
 
 
 def fleet_records(n_events: int, *, agents: int = 20, tenants: int = 2, seed: int = 0,
-                  seal: bool = True, base_us: int = BASE_US) -> list[dict[str, Any]]:
+                  seal: bool = True, base_us: int = BASE_US, pace: int = 1) -> list[dict[str, Any]]:
     """About ``n_events`` action records from ``agents`` agents, in per-stream order, interleaved by time.
 
     :param base_us: event time of the start (epoch microseconds); default 2026-01-01T00:00:00Z.
+    :param pace: stretch every gap and latency by this factor (a slower fleet spans more time).
     """
     rng = random.Random(seed)
     codec = AvroCodec("action") if seal else None
@@ -61,10 +62,10 @@ def fleet_records(n_events: int, *, agents: int = 20, tenants: int = 2, seed: in
             start = emit(kind="invoke_agent", name="task", phase="start", depth=0)
             root = start["action_id"]
             for _ in range(rng.randint(2, 8)):
-                clock += rng.randrange(50_000, 3_000_000)
+                clock += pace * rng.randrange(50_000, 3_000_000)
                 roll = rng.random()
                 if roll < 0.45:
-                    latency = rng.randrange(200_000, 4_000_000)
+                    latency = pace * rng.randrange(200_000, 4_000_000)
                     tin, tout = rng.randrange(100, 4000), rng.randrange(10, 1500)
                     emit(kind="chat", name="chat", phase="end", status="ok", model=rng.choice(_MODELS),
                          input_tokens=tin, output_tokens=tout, cost_usd=round((tin + 3 * tout) * 2.5e-6, 6),
@@ -88,13 +89,13 @@ def fleet_records(n_events: int, *, agents: int = 20, tenants: int = 2, seed: in
                 call = emit(kind="execute_tool", name=name, phase="start", input_digest=digest)
                 if special > 0.995:
                     continue  # never returns
-                latency = rng.randrange(10_000, 2_500_000)
+                latency = pace * rng.randrange(10_000, 2_500_000)
                 clock += latency
                 status = "error" if rng.random() < 0.05 else "ok"
                 emit(kind="execute_tool", name=name, phase="end", status=status, action_id=call["action_id"],
                      latency_us=latency, start_time_us=clock - latency, end_time_us=clock,
                      error_type="ToolError" if status == "error" else None, payload_bytes=rng.randrange(100, 5000))
-            clock += rng.randrange(10_000, 500_000)
+            clock += pace * rng.randrange(10_000, 500_000)
             emit(kind="invoke_agent", name="task", phase="end", status="ok", action_id=root, parent_action_id=None,
                  depth=0, start_time_us=start["event_time_us"], end_time_us=clock, latency_us=clock - start["event_time_us"])
         if codec is not None:

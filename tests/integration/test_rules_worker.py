@@ -1,0 +1,102 @@
+"""Replay through a real broker: 1 or 3 rules workers in one group give byte-identical incidents."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+
+from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
+from agentaudit.consumers.rules._synthetic import fleet_records
+from agentaudit.consumers.rules.worker import RulesWorker
+from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer
+from agentaudit.schemas import AvroCodec, Incident
+from tests.fixtures.broker import test_consumer_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.slow]
+
+HOUR_US = 3_600_000_000
+RULES = load_rule_set(None)
+# 6 tenants, a fleet slow enough (pace 20) that consumer skew stays well inside the lateness
+RECORDS = fleet_records(3000, agents=12, tenants=6, seed=5, pace=20)
+
+
+def digest(incidents) -> str:
+    return hashlib.sha256("\n".join(sorted(i.model_dump_json() for i in incidents)).encode()).hexdigest()
+
+
+def produce_actions(kafka) -> None:
+    codec = AvroCodec("action")
+    with KafkaProducer(kafka) as producer:
+        for r in RECORDS:
+            record = {k: v for k, v in r.items() if k not in ("event_hash", "_partition", "_offset")}
+            producer.produce(kafka.topics.actions, codec.encode(record), key=record["stream_id"].encode())
+        producer.flush()
+
+
+def published_incidents(kafka, group: str) -> list[Incident]:
+    codec = AvroCodec("incident")
+    latest: dict[str, Incident] = {}
+    with KafkaConsumer(kafka, group, test_consumer_config(**{"auto.offset.reset": "earliest"})) as consumer:
+        consumer.subscribe([kafka.topics.incidents])
+        idle = 0
+        while idle < 10:
+            batch = consumer.consume_batch(1000, 0.5)
+            idle = 0 if batch else idle + 1
+            for message in batch:
+                incident = Incident.from_avro(codec.decode(message.value()))
+                current = latest.get(incident.incident_id)
+                if current is None or incident.count >= current.count:
+                    latest[incident.incident_id] = incident
+    return list(latest.values())
+
+
+def run_workers(kafka, instances: int, group: str) -> tuple[list[Incident], list[int]]:
+    config = test_consumer_config(**{"auto.offset.reset": "earliest"})
+    workers = [RulesWorker(kafka, RuleEvaluator(RULES, lateness_us=HOUR_US), group=group, batch_size=500,
+                           consumer_config=config) for _ in range(instances)]
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # all instances join before any data flows, so no partition moves mid-run
+            for worker in workers:
+                worker.run_once()
+            held = [worker.assignment() for worker in workers]
+            if all(rekey and judge for rekey, judge in held) and \
+                    sum(len(rekey) for rekey, _ in held) == kafka.partitions == sum(len(j) for _, j in held):
+                break
+            assert time.monotonic() < deadline, f"group did not settle: {held}"
+        produce_actions(kafka)
+        deadline = time.monotonic() + 120
+        while sum(w.evaluated for w in workers) < len(RECORDS):
+            for worker in workers:
+                worker.run_once()
+            assert time.monotonic() < deadline, f"evaluated {[w.evaluated for w in workers]} of {len(RECORDS)}"
+        return [i for w in workers for i in w.incidents.values()], [w.evaluated for w in workers]
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+def test_one_or_three_workers_give_identical_incidents(kafka_settings_factory, group_factory) -> None:
+    expected = digest(_live(RECORDS))
+    runs = {}
+    for instances in (1, 1, 3):
+        kafka = kafka_settings_factory(partitions=3)
+        incidents, spread = run_workers(kafka, instances, group_factory("rules"))
+        if instances == 3:
+            assert sorted(spread)[0] > 0, f"one instance did nothing: {spread}"
+        published = published_incidents(kafka, group_factory("read"))
+        assert digest(published) == digest(incidents)
+        runs.setdefault(instances, []).append(digest(incidents))
+    assert runs[1][0] == runs[1][1] == runs[3][0] == expected
+
+
+def _live(records) -> list[Incident]:
+    """What one evaluator publishes over the whole log, without a final flush (like a live worker)."""
+    evaluator = RuleEvaluator(RULES, lateness_us=HOUR_US)
+    latest: dict[str, Incident] = {}
+    for start in range(0, len(records), 500):
+        for incident in evaluator.evaluate(records[start:start + 500]):
+            latest[incident.incident_id] = incident
+    return list(latest.values())
