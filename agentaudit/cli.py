@@ -262,6 +262,40 @@ def rules_test(
         raise typer.Exit(1)
 
 
+@rules_app.command("run")
+def rules_run(
+    rules: list[str] = typer.Option(None, "--rules", help="Rule files or directories; default the shipped pack."),
+    owners: str = typer.Option(None, "--owners", help="Owners YAML for incidents whose rule names no owner."),
+    group: str = typer.Option("agentaudit-rules", help="Consumer group (the re-key loop uses GROUP-rekey)."),
+) -> None:
+    """Run the rules worker: re-key actions by tenant, judge them, publish incidents, until Ctrl-C."""
+    import logging
+    import signal
+    import threading
+
+    from agentaudit.consumers.exceptions import RuleError
+    from agentaudit.consumers.rules import load_evaluator
+    from agentaudit.consumers.rules.worker import RulesWorker
+    from agentaudit.infra.kafka import KafkaAdmin
+    from agentaudit.settings import KafkaSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        evaluator = load_evaluator(rules or None, owners_path=owners)
+    except RuleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    kafka = KafkaSettings()
+    t = kafka.topics
+    KafkaAdmin(kafka).ensure_topics([t.actions, t.repartition, t.incidents])
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    typer.echo(f"rules worker: {len(evaluator.rule_set.rules)} rules, revision {evaluator.revision}, group {group}")
+    with RulesWorker(kafka, evaluator, group=group) as worker:
+        worker.run(stop)
+
+
 @rules_app.command("diff")
 def rules_diff(
     old: str = typer.Argument(..., help="Old rule file or directory."),
