@@ -1,0 +1,143 @@
+"""Streamlit AppTest of every dashboard page against a real ``agentaudit store`` with seeded data."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from agentaudit.consumers.migrate import migrate
+from agentaudit.dashboard import APP_PATH
+from agentaudit.infra.clickhouse import connect
+from agentaudit.settings import StoreSettings
+from tests.dashboard_support import Seeded, seed
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def seeded(store_server) -> tuple[StoreSettings, Seeded]:
+    settings = StoreSettings(clickhouse_url=store_server.url, database=f"t_{uuid.uuid4().hex[:16]}")
+    migrate(settings)
+    with connect(settings) as store:
+        return settings, seed(store)
+
+
+@pytest.fixture
+def app(seeded, monkeypatch) -> AppTest:
+    settings, _ = seeded
+    monkeypatch.setenv("AGENTAUDIT_CLICKHOUSE_URL", settings.clickhouse_url)
+    monkeypatch.setenv("AGENTAUDIT_DATABASE", settings.database)
+    # A broker nobody listens on: pages render without Kafka; publishing is tested elsewhere.
+    monkeypatch.setenv("AGENTAUDIT_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    monkeypatch.setenv("AGENTAUDIT_DASHBOARD_USERS", "alice:team-payments,bob:team-sre")
+    return AppTest.from_file(str(APP_PATH), default_timeout=30)
+
+
+def _text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
+    parts += [str(m.label) + str(m.value) for m in at.metric]
+    return "\n".join(parts)
+
+
+def test_incidents_page_lists_open_first_with_counts(app):
+    app.run()
+    assert not app.exception, app.exception
+    assert app.title[0].value == "Incidents"
+    frame = app.dataframe[0].value
+    assert list(frame["incident"])[:3] == ["inc-critical-open", "inc-high-reopened", "inc-low-open"]
+    assert list(frame["incident"])[-1] == "inc-medium-resolved"
+    assert {"owner", "age", "severity", "status"} <= set(frame.columns)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Unresolved"] == "4"
+    assert metrics["🔴 critical"] == "1" and metrics["🟠 high"] == "2"
+
+
+def test_incidents_filters_narrow_the_list(app):
+    app.run()
+    app.multiselect(key="f_severity").set_value(["high"]).run()
+    assert not app.exception
+    assert set(app.dataframe[0].value["incident"]) == {"inc-high-acked", "inc-high-reopened"}
+    app.multiselect(key="f_owner").set_value(["team-support"]).run()
+    assert list(app.dataframe[0].value["incident"]) == ["inc-high-acked"]
+    app.text_input(key="f_search").set_value("no such thing' OR 1=1 --").run()
+    assert not app.exception
+    assert any("No incidents match" in i.value for i in app.info)
+
+
+def test_open_detail_button_navigates_to_the_incident(app):
+    app.run()
+    app.selectbox(key="open_incident").set_value("inc-high-acked")
+    app.button(key="open_detail").click().run()
+    assert not app.exception, app.exception
+    assert app.title[0].value == "Incident"
+    assert app.text_input(key="incident_id_input").value == "inc-high-acked"
+
+
+def test_incident_detail_shows_rule_owner_chain_and_history(app, seeded):
+    app.query_params["page"] = "incident"
+    app.query_params["incident"] = "inc-critical-open"
+    app.run()
+    assert not app.exception, app.exception
+    text = _text(app)
+    assert "forbidden-tool" in text and "rev-a1b2c3" in text and "team-payments" in text
+    assert "not acknowledged" in text
+    triggering = app.dataframe[0].value
+    assert list(triggering["event_id"]) == [seeded[1].violating_event]
+    assert "60 actions" in text and "the violating action" in text
+    charts = app.get("graphviz_chart")
+    assert charts and "shell.exec" in charts[0].proto.spec
+    assert any("No lifecycle events yet" in c.value for c in app.caption)
+
+
+def test_incident_detail_history_of_a_reopened_incident(app):
+    app.query_params.update(page="incident", incident="inc-high-reopened")
+    app.run()
+    assert not app.exception
+    history = app.dataframe[-1].value
+    assert list(history["type"]) == ["acknowledged", "resolved", "reopened"]
+    assert list(history["actor_id"]) == ["alice", "alice", "bob"]
+
+
+def test_acting_needs_a_signed_in_actor(app):
+    app.query_params.update(page="incident", incident="inc-critical-open")
+    app.run()
+    app.button(key="btn_ack").click().run()
+    assert any("Sign in" in e.value for e in app.error)
+
+
+def test_sign_in_with_the_configured_user_list(app):
+    app.run()
+    app.selectbox(key="sign_in_user").set_value("bob")
+    app.form_submit_button[0].click().run()
+    assert not app.exception
+    assert app.session_state["actor"].name == "bob"
+    assert any("Signed in as **bob**" in c.value for c in app.sidebar.caption)
+
+
+@pytest.mark.parametrize("page, title", [("owners", "Owners"), ("agents", "Agents"), ("rules", "Rules"),
+                                         ("traces", "Trace explorer")])
+def test_every_page_renders(app, page, title):
+    app.query_params["page"] = page
+    app.run()
+    assert not app.exception, app.exception
+    assert app.title[0].value == title
+    assert not app.error, [e.value for e in app.error]
+
+
+def test_owners_page_names_unowned_agents(app):
+    app.query_params["page"] = "owners"
+    app.run()
+    unowned = app.dataframe[1].value
+    assert list(unowned["agent_id"]) == ["shadow-bot"]
+    teams = app.dataframe[0].value
+    assert "team-payments" in set(teams["team"])
+
+
+def test_trace_explorer_opens_a_pasted_trace(app):
+    app.query_params.update(page="traces", trace="tr-sup-1")
+    app.run()
+    assert not app.exception
+    assert any("25 actions" in c.value for c in app.caption)
+    assert app.get("graphviz_chart")
