@@ -105,6 +105,7 @@ class Sink:
         self._backoff = 0.0
         self._watermark_us = 0
         self._stop = threading.Event()
+        self._assigned: frozenset[tuple[str, int]] = frozenset()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -122,7 +123,7 @@ class Sink:
             self._store = connect(self.store_settings)
             consumer = KafkaConsumer(self.kafka_settings, s.group, config)
             topics = [self._topics.actions] + ([self._topics.lifecycle] if s.consume_lifecycle else [])
-            consumer.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked)
+            consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._consumer = consumer
             _log.info("sink.start group=%s topics=%s store=%s database=%s", s.group, ",".join(topics),
                       self.store_settings.redacted_url(), self.store_settings.database)
@@ -133,6 +134,7 @@ class Sink:
         consumer, self._consumer = self._consumer, None
         producer, self._producer = self._producer, None
         store, self._store = self._store, None
+        self._assigned = frozenset()
         try:
             if consumer is not None:
                 consumer.close()
@@ -169,12 +171,19 @@ class Sink:
             self.close()
             _log.info("sink.stop group=%s", self.settings.group)
 
-    def _assigned(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+    @property
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        """The ``(topic, partition)`` pairs this sink owns right now (empty between rebalances)."""
+        return self._assigned
+
+    def _on_assign(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        self._assigned = self._assigned | {(tp.topic, tp.partition) for tp in partitions}
         _log.info("sink.assigned partitions=%s", _names(partitions))
 
-    def _revoked(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         # Work is committed before the next poll, so nothing in flight belongs to these
         # partitions; a batch waiting out a back-off is dropped and re-read by the new owner.
+        self._assigned = self._assigned - {(tp.topic, tp.partition) for tp in partitions}
         _log.info("sink.revoked partitions=%s", _names(partitions))
 
     # -- one batch --------------------------------------------------------------------------

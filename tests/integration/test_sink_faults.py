@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -157,3 +158,65 @@ def test_store_outage_blocks_commits_then_resumes_without_loss(
             assert _duplicates(store) == 0
     finally:
         server.stop()
+
+
+def test_rebalance_between_two_sinks_loses_and_duplicates_nothing(
+    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, store_settings_factory
+):
+    kafka = kafka_settings_factory(partitions=4)
+    store_settings = store_settings_factory()
+    migrate(store_settings)
+    group = group_factory()
+    waves = [framed_events(200, stream_id=f"wave{w}-{s}") for w in range(3) for s in range(2)]
+    total = sum(len(w) for w in waves)
+
+    def produce(events) -> None:
+        with KafkaProducer(kafka) as producer:
+            for record, data in events:
+                producer.produce(kafka.topics.actions, data, key=record["stream_id"].encode())
+
+    def settings() -> SinkSettings:
+        return SinkSettings(group=group, session_timeout_ms=6000, heartbeat_interval_ms=1000,
+                            batch_timeout_ms=200, batch_size=50)
+
+    stops = [threading.Event(), threading.Event()]
+    sinks = [Sink(kafka, store_settings, settings()), Sink(kafka, store_settings, settings())]
+    threads = [threading.Thread(target=sink.run, args=(stop,), daemon=True) for sink, stop in zip(sinks, stops)]
+    with connect(store_settings) as store:
+        def stored() -> int:
+            return store.query("SELECT count() FROM actions FINAL").rows[0][0]
+
+        def wait_for(count: int, timeout: float = 30) -> None:
+            deadline = time.monotonic() + timeout
+            while stored() < count and time.monotonic() < deadline:
+                time.sleep(0.2)
+
+        try:
+            produce(waves[0] + waves[1])
+            threads[0].start()
+            wait_for(1)
+            threads[1].start()  # joins mid-stream: the group rebalances while sink 0 works
+            produce(waves[2] + waves[3])
+            wait_for(len(waves[0]) * 4)
+            # Both own partitions before sink 0 leaves (tansu stalls a group whose member leaves
+            # in the middle of a rebalance; Apache Kafka does not).
+            deadline = time.monotonic() + 20
+            while not all(s.assignment for s in sinks) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert all(s.assignment for s in sinks), "the second sink never got partitions"
+            assert not sinks[0].assignment & sinks[1].assignment
+            stops[0].set()  # sink 0 leaves: its partitions move to sink 1
+            threads[0].join(20)
+            produce(waves[4] + waves[5])
+            wait_for(total)
+        finally:
+            for stop in stops:
+                stop.set()
+            for thread in threads:
+                thread.join(20)
+        assert not any(thread.is_alive() for thread in threads)
+        assert stored() == total
+        assert _duplicates(store) == 0
+        committed = KafkaAdmin(kafka).committed_offsets(group, [kafka.topics.actions])
+        assert sum(offset or 0 for offset in committed.values()) == total
+        assert all(s.metrics.registry.get_sample_value("agentaudit_sink_events_out_total") > 0 for s in sinks)
