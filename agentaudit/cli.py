@@ -639,6 +639,36 @@ def simulate(
         typer.echo(f"log: {out} sha256 {digest}")
 
 
+# -- the dashboard (helper "dashboard"): dashboard --
+
+
+@app.command()
+def dashboard(
+    host: str = typer.Option(None, help="Interface to bind (AGENTAUDIT_DASHBOARD_HOST, default 127.0.0.1)."),
+    port: int = typer.Option(None, help="TCP port (AGENTAUDIT_DASHBOARD_PORT, default 8501)."),
+) -> None:
+    """Serve the Streamlit dashboard (read-only store; actions go to Kafka) until Ctrl-C."""
+    import signal
+    import subprocess
+
+    from agentaudit.dashboard import DashboardSettings, dashboard_command
+
+    settings = DashboardSettings()
+    argv = dashboard_command(port if port is not None else settings.port, host or settings.host)
+    typer.echo(f"dashboard: http://{host or settings.host}:{port if port is not None else settings.port}")
+    child = subprocess.Popen(argv)  # noqa: S603 - our own app under the running interpreter
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: child.terminate())
+    try:
+        code = child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    if code not in (0, -signal.SIGTERM):
+        raise typer.Exit(code if code > 0 else 1)
+
+
 def main() -> None:
     app()
 
