@@ -11,16 +11,21 @@ before :class:`ActionBlocked` reaches the agent's code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentaudit.producers._blocked import ActionBlocked
 from agentaudit.producers.approvals import Approval, args_hash
 from agentaudit.producers.control import ControlListener
 from agentaudit.producers.guard import Guard
+from agentaudit.producers.redaction import canonical, digest
 
-__all__ = ["ActionGate", "GuardrailCallback", "GuardrailNote"]
+if TYPE_CHECKING:
+    from agentaudit.producers.client import Action, AuditClient
+
+__all__ = ["ActionGate", "ClientGate", "GuardrailCallback", "GuardrailNote"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +71,11 @@ class ActionGate:
         ``approval_id``) so the stored action is bound to what was approved.
         """
         agent_id, kind, name = record["agent_id"], record["kind"], record["name"]
-        digest = None
-        if args is not None or approval is not None:
-            digest = args_hash(args)
-            record["attributes"] = {**record.get("attributes", {}), "args_hash": digest}
-            if approval is not None:
-                record["attributes"]["approval_id"] = approval.approval_id
+        bound = None
+        if approval is not None:  # hashing costs; only an approval needs the exact-argument binding
+            bound = args_hash(args)
+            record["attributes"] = {**record.get("attributes", {}), "args_hash": bound,
+                                    "approval_id": approval.approval_id}
         if self.listener is not None:
             try:
                 self.listener.check(agent_id, kind, name, tenant=record.get("tenant"), args=args, approval=approval)
@@ -81,7 +85,7 @@ class ActionGate:
                 raise
         if approval is not None:
             try:
-                approval.verify(agent_id=agent_id, tool=name, digest=digest)
+                approval.verify(agent_id=agent_id, tool=name, digest=bound)
             except ActionBlocked as exc:
                 if record_note is not None:
                     record_note(_refusal("approval", exc, record), record)
@@ -96,3 +100,69 @@ class ActionGate:
                                                   {**decision.attributes(record), "summary": decision.summary}),
                                     record)
                 self.guard.enforce(decisions, record)
+
+
+class ClientGate:
+    """The SDK's side of the gate: builds an action's start record, asks :class:`ActionGate`, and writes
+    each guardrail note through the client as a ``guardrail`` point event.
+
+    Built by :class:`~agentaudit.producers.AuditClient` only when ``control=True`` or ``guard_rules``
+    is given; otherwise the client pays one ``is None`` test per action.
+    """
+
+    def __init__(self, client: AuditClient, gate: ActionGate) -> None:
+        self._client = client
+        self.gate = gate
+
+    @classmethod
+    def create(cls, client: AuditClient, *, control: bool = False,
+               guard_rules: str | Sequence[str] | None = None,
+               control_config: Mapping[str, Any] | None = None) -> ClientGate | None:
+        """None when neither control nor guard is wanted. The listener starts on the first action."""
+        if not control and guard_rules is None:
+            return None
+        listener = None
+        if control:
+            listener = ControlListener(client.kafka, tenant=client.settings.tenant, config=control_config)
+        guard = None
+        if guard_rules is not None:
+            guard = Guard.from_paths(guard_rules, modes=listener.rule_mode if listener is not None else None)
+        return cls(client, ActionGate(listener, guard))
+
+    def before_action(self, action: Action, args: Any, approval: Approval | None) -> None:
+        """Raise :class:`ActionBlocked` if ``action`` may not start; refusals and decisions are recorded."""
+        client = self._client
+        settings = client.settings
+        now = time.time_ns() // 1000
+        in_digest = None
+        if args is not None and self.gate.guard is not None:
+            try:
+                in_digest = digest(canonical(args))
+            except Exception:  # noqa: BLE001 - an odd input must not break the agent
+                in_digest = None
+        record: dict[str, Any] = {
+            "event_id": "", "tenant": settings.tenant, "agent_id": action.agent, "agent_version": settings.agent_version,
+            "run_id": action._frame_run, "trace_id": action.trace_id, "action_id": action.action_id,
+            "parent_action_id": action.parent_action_id, "links": list(action._links or ()), "depth": action.depth,
+            "stream_id": "", "seq": 0, "prev_hash": "", "kind": action.kind, "name": action.name, "phase": "start",
+            "status": "unset", "error_type": None, "error_message": None,
+            "actor": {"type": "agent", "id": action.agent}, "model": action.model, "input_tokens": 0,
+            "output_tokens": 0, "cost_usd": 0.0, "latency_us": None, "start_time_us": now, "end_time_us": None,
+            "event_time_us": now, "input_digest": in_digest, "output_digest": None, "input_body": None,
+            "output_body": None, "payload_bytes": 0, "attributes": dict(action._attributes or {}),
+            "environment": settings.environment,
+        }
+        notes: list[GuardrailNote] = []
+        try:
+            self.gate.before(record, record_note=lambda note, _r: notes.append(note), args=args, approval=approval)
+        finally:
+            for note in notes:  # a sibling of the guarded action (which may never start), in the same trace
+                client.event("guardrail", note.name, agent=action.agent, parent=action.parent_action_id,
+                             attributes=note.attributes, status=note.status)
+        if approval is not None:  # the stored action carries what was approved
+            action._attributes = {**(action._attributes or {}), "args_hash": record["attributes"]["args_hash"],
+                                  "approval_id": approval.approval_id}
+
+    def close(self) -> None:
+        if self.gate.listener is not None:
+            self.gate.listener.close()
