@@ -90,12 +90,13 @@ class Action:
     __slots__ = ("_client", "kind", "name", "agent", "_parent", "_input", "_attributes", "model", "_links",
                  "_run_id", "action_id", "trace_id", "parent_action_id", "depth", "_token", "_t0", "_start_us",
                  "_in_digest", "_out_digest", "_out_text", "input_tokens", "output_tokens", "cost_usd", "_status",
-                 "_status_message", "_payload", "_done", "_frame_run")
+                 "_status_message", "_payload", "_done", "_frame_run", "_approval")
 
     def __init__(self, client: AuditClient, kind: str, name: str, agent: str | None, parent: Any,
                  input: Any, attributes: dict[str, str] | None, model: str | None, links: list[str] | None,
-                 run_id: str | None) -> None:
+                 run_id: str | None, approval: Any = None) -> None:
         self._client = client
+        self._approval = approval
         self.kind = kind
         self.name = name
         self.agent = agent
@@ -211,6 +212,8 @@ class Action:
         self.agent = agent
         self.action_id, self.trace_id, self.parent_action_id, self.depth = aid, trace, parent_id, depth
         self._frame_run = run_id
+        if client._gate is not None or self._approval is not None:  # control plane: may raise ActionBlocked
+            client._gate_for(self).before_action(self, self._input, self._approval)
         self._token = CURRENT.set(Frame(aid, trace, depth, agent, run_id))
         extra: dict[str, Any] | None = None
         size = BASE_EVENT_BYTES
@@ -285,7 +288,7 @@ class Action:
     def _fresh(self, input: Any) -> Action:
         return Action(self._client, self.kind, self.name, self.agent, self._parent, input,
                       dict(self._attributes) if self._attributes else None, self.model,
-                      list(self._links) if self._links else None, self._run_id)
+                      list(self._links) if self._links else None, self._run_id, self._approval)
 
     def __call__(self, fn: F) -> F:
         name = self.name or getattr(fn, "__qualname__", "call")
@@ -335,6 +338,11 @@ class AuditClient:
         default :func:`~agentaudit.producers.redaction.redact`; ``None`` records bodies unredacted.
     :param producer_config: librdkafka overrides for the SDK's producer.
     :param ensure_topic: create the topic if missing, default true.
+    :param control: obey the control topic (kill, pause, tool blocks, approval requirements) for this
+        client's agents: a blocked action raises :class:`ActionBlocked` before it starts; default false.
+    :param guard_rules: rule files or directories judged inline before each action (single-event rules;
+        enforce-mode matches raise :class:`ActionBlocked`); default none. See ``producers/README_CONTROL.md``.
+    :param control_config: librdkafka overrides for the control listener's consumer.
     :raises SdkConfigError: a setting is invalid. :raises SpoolError: the spool directory is unusable.
 
     Example::
@@ -350,7 +358,8 @@ class AuditClient:
     def __init__(self, bootstrap_servers: str | None = None, *, tenant: str | None = None, agent: str | None = None,
                  settings: SdkSettings | None = None, kafka: KafkaSettings | None = None, topic: str | None = None,
                  redactor: Redactor | None | object = _DEFAULT, producer_config: Mapping[str, Any] | None = None,
-                 ensure_topic: bool = True, **overrides: Any) -> None:
+                 ensure_topic: bool = True, control: bool = False, guard_rules: str | list[str] | None = None,
+                 control_config: Mapping[str, Any] | None = None, **overrides: Any) -> None:
         fields = dict(overrides)
         if tenant is not None:
             fields["tenant"] = tenant
@@ -396,6 +405,12 @@ class AuditClient:
                               producer_config=dict(producer_config or {}), ensure_topic=ensure_topic)
         self._closed = False
         self._close_lock = threading.Lock()
+        self._gate: Any = None
+        if control or guard_rules is not None:
+            from agentaudit.producers.gate import ClientGate  # the rule engine loads only when asked for
+
+            self._gate = ClientGate.create(self, control=control, guard_rules=guard_rules,
+                                           control_config=control_config)
         self._worker.start()
         self_ref = weakref.ref(self)
         self._atexit = functools.partial(_close_at_exit, self_ref)
@@ -405,7 +420,7 @@ class AuditClient:
 
     def action(self, kind: str, name: str = "", *, agent: str | None = None, parent: str | Action | None = None,
                input: Any = None, attributes: Mapping[str, Any] | None = None, model: str | None = None,
-               links: list[str] | None = None, run_id: str | None = None) -> Action:
+               links: list[str] | None = None, run_id: str | None = None, approval: Any = None) -> Action:
         """An action of ``kind`` (``invoke_agent``, ``chat``, ``execute_tool``, ``plan``, ...) to use as
         ``with client.action(...) as act:`` or ``@client.action(...)``.
 
@@ -413,9 +428,19 @@ class AuditClient:
         :param agent: acting agent, default the enclosing action's agent, else the client's.
         :param parent: parent action (id or :class:`Action`), default the enclosing action.
         :param input: tool arguments or prompt: recorded as a SHA-256 digest (a body only with ``capture_bodies``).
+        :param approval: an :class:`~agentaudit.producers.approvals.Approval` of exactly these arguments
+            (``input``); the action is refused (:class:`ActionBlocked`) if they differ or it expired.
         """
         kind, attrs = _kind(kind, _attrs(attributes))
-        return Action(self, kind, name, agent, parent, input, attrs, model, list(links) if links else None, run_id)
+        return Action(self, kind, name, agent, parent, input, attrs, model, list(links) if links else None, run_id,
+                      approval)
+
+    def _gate_for(self, action: Action) -> Any:
+        if self._gate is not None:
+            return self._gate
+        from agentaudit.producers.gate import ActionGate, ClientGate
+
+        return ClientGate(self, ActionGate())  # approval check only
 
     # -- point events -------------------------------------------------------------------------
 
@@ -598,6 +623,8 @@ class AuditClient:
             self._closed = True
         atexit.unregister(self._atexit)
         self._queue.closed = True
+        if self._gate is not None:
+            self._gate.close()
         try:
             self._worker.finish(timeout)
         except Exception:  # noqa: BLE001
