@@ -8,15 +8,17 @@ decision stops an action::
     AgentAuditError
     ├── ConfigError
     │   └── SdkConfigError        bad SDK settings or arguments, raised when the client is built
-    └── ProducerError             the SDK could not do what was asked (e.g. spool directory unusable)
-        └── SpoolError            the on-disk spool is unusable or locked by another process
+    ├── ProducerError             the SDK could not do what was asked (e.g. spool directory unusable)
+    │   └── SpoolError            the on-disk spool is unusable or locked by another process
+    └── ActionBlocked             a control decision (kill, pause, tool block, guard, approval) refused an action
 """
 
 from __future__ import annotations
 
 from agentaudit.exceptions import AgentAuditError, ConfigError
+from agentaudit.producers._blocked import ActionBlocked
 
-__all__ = ["ProducerError", "SdkConfigError", "SpoolError"]
+__all__ = ["ActionBlocked", "ProducerError", "SdkConfigError", "SpoolError"]
 
 
 class ProducerError(AgentAuditError):
