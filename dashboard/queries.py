@@ -94,6 +94,17 @@ class IncidentFilter:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def _frame(store: Store, sql: str, params: dict[str, Any] | None = None) -> pandas.DataFrame:
+    """Rows as a DataFrame whose columns exist even when no row matched (pages index them)."""
+    import pandas
+
+    result = store.query(sql, params)
+    names = list(result.column_names)
+    if not names:  # an empty result over HTTP may come without a header; Arrow always has the schema
+        names = list(store.query_arrow(sql, params).schema.names)
+    return pandas.DataFrame.from_records(result.rows, columns=names)
+
+
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
@@ -124,7 +135,7 @@ def incidents(store: Store, where: IncidentFilter | None = None) -> pandas.DataF
     sql = (f"SELECT {_LIST_COLUMNS} FROM incident_current{clause} "
            "ORDER BY indexOf(['open', 'acknowledged', 'resolved'], status), severity_rank DESC, last_seen DESC, "
            "incident_id LIMIT {limit:UInt32}")
-    return store.query_df(sql, params)
+    return _frame(store, sql, params)
 
 
 def incident_counts(store: Store, where: IncidentFilter | None = None) -> pandas.DataFrame:
@@ -133,7 +144,7 @@ def incident_counts(store: Store, where: IncidentFilter | None = None) -> pandas
     sql = ("SELECT severity, severity_rank, owner, status, count() AS incidents "
            f"FROM incident_current{clause} GROUP BY severity, severity_rank, owner, status "
            "ORDER BY severity_rank DESC, owner, status")
-    return store.query_df(sql, params)
+    return _frame(store, sql, params)
 
 
 def counts_by_severity(store: Store, where: IncidentFilter | None = None, *, unresolved: bool = True) -> dict[str, int]:
@@ -192,14 +203,14 @@ def triggering_events(store: Store, tenant: str, event_ids: list[str] | tuple[st
         params["trace"] = trace_id
     sql = (f"SELECT {_EVENT_COLUMNS} FROM actions WHERE tenant = {{tenant:String}} AND event_id IN {{ids:Array(String)}}"
            f"{trace_clause} ORDER BY event_time, event_id LIMIT 1 BY event_id")
-    return store.query_df(sql, params)
+    return _frame(store, sql, params)
 
 
 def trace(store: Store, tenant: str, trace_id: str, *, limit: int = 20_000) -> pandas.DataFrame:
     """Every event of one trace, each once, in event-time order (reads the ``by_trace`` projection)."""
     sql = (f"SELECT {_EVENT_COLUMNS} FROM actions WHERE tenant = {{tenant:String}} AND trace_id = {{trace:String}} "
            "ORDER BY event_time, event_id LIMIT 1 BY event_id LIMIT {limit:UInt32}")
-    return store.query_df(sql, {"tenant": tenant, "trace": trace_id, "limit": limit})
+    return _frame(store, sql, {"tenant": tenant, "trace": trace_id, "limit": limit})
 
 
 def trace_tenants(store: Store, trace_id: str) -> list[str]:
@@ -213,7 +224,7 @@ def lifecycle_history(store: Store, incident_id: str) -> pandas.DataFrame:
     """Who acknowledged, assigned, resolved, ... an incident, with notes, oldest first."""
     sql = ("SELECT at, type, actor_type, actor_id, assignee, note, event_id FROM incident_lifecycle FINAL "
            "WHERE incident_id = {id:String} ORDER BY at, event_id")
-    return store.query_df(sql, {"id": incident_id})
+    return _frame(store, sql, {"id": incident_id})
 
 
 # -- owners ---------------------------------------------------------------------------------
@@ -223,7 +234,7 @@ def owned_subjects(store: Store) -> pandas.DataFrame:
     """The ownership map: which team owns which agent, tool, tenant or rule pattern."""
     sql = ("SELECT team, subject_kind, pattern, oncall, escalation, specificity, source FROM owners FINAL "
            "ORDER BY team, subject_kind, specificity DESC, pattern")
-    return store.query_df(sql)
+    return _frame(store, sql)
 
 
 def team_summary(store: Store) -> pandas.DataFrame:
@@ -245,7 +256,7 @@ def team_summary(store: Store) -> pandas.DataFrame:
         ORDER BY open DESC, incidents DESC, team
         SETTINGS join_use_nulls = 0
     """
-    return store.query_df(sql)
+    return _frame(store, sql)
 
 
 def unowned_agents(store: Store, *, since: datetime | None = None) -> pandas.DataFrame:
@@ -253,7 +264,7 @@ def unowned_agents(store: Store, *, since: datetime | None = None) -> pandas.Dat
     sql = ("SELECT agent_id, tenant, count() AS events, max(event_time) AS last_seen FROM actions "
            f"WHERE event_time >= {{since:{_TS}}} AND agent_id NOT IN (SELECT agent_id FROM agent_owner) "
            "GROUP BY agent_id, tenant ORDER BY events DESC, agent_id")
-    return store.query_df(sql, {"since": _utc(since) if since else _ago(24 * 7)})
+    return _frame(store, sql, {"since": _utc(since) if since else _ago(24 * 7)})
 
 
 # -- agents and rules over time -------------------------------------------------------------
@@ -287,7 +298,7 @@ def agent_metrics(store: Store, *, by: Literal["agent", "owner"] = "agent", sinc
            "sum(cost_usd) AS cost_usd, avgIf(latency_us, latency_us IS NOT NULL) / 1000 AS latency_ms_avg, "
            "quantileIf(0.95)(latency_us, latency_us IS NOT NULL) / 1000 AS latency_ms_p95 "
            f"FROM actions_owned WHERE {' AND '.join(clauses)} GROUP BY bucket, subject ORDER BY bucket, subject")
-    return store.query_df(sql, params)
+    return _frame(store, sql, params)
 
 
 def rule_hits(store: Store, *, since: datetime | None = None, bucket_seconds: int = 3600) -> pandas.DataFrame:
@@ -295,7 +306,7 @@ def rule_hits(store: Store, *, since: datetime | None = None, bucket_seconds: in
     sql = (f"SELECT toStartOfInterval(first_seen, toIntervalSecond({{bucket:UInt32}})) AS bucket, rule_id, "
            "count() AS incidents, sum(count) AS hits FROM incident_current "
            f"WHERE first_seen >= {{since:{_TS}}} GROUP BY bucket, rule_id ORDER BY bucket, rule_id")
-    return store.query_df(sql, {"since": _utc(since) if since else _ago(24 * 7), "bucket": max(1, int(bucket_seconds))})
+    return _frame(store, sql, {"since": _utc(since) if since else _ago(24 * 7), "bucket": max(1, int(bucket_seconds))})
 
 
 def rules_summary(store: Store) -> pandas.DataFrame:
@@ -304,7 +315,7 @@ def rules_summary(store: Store) -> pandas.DataFrame:
            "arraySort(groupUniqArray(rule_revision)) AS revisions, any(severity) AS severity, count() AS incidents, "
            "sum(count) AS hits, countIf(status = 'open') AS open, max(last_seen) AS last_hit "
            "FROM incident_current GROUP BY rule_id ORDER BY incidents DESC, rule_id")
-    return store.query_df(sql)
+    return _frame(store, sql)
 
 
 # -- traces ---------------------------------------------------------------------------------
@@ -322,9 +333,9 @@ def recent_traces(store: Store, *, tenant: str = "", agent: str = "", since: dat
         clauses.append("agent_id = {agent:String}")
         params["agent"] = agent
     having = " HAVING errors > 0" if errors_only else ""
-    sql = ("SELECT tenant, trace_id, any(agent_id) AS agent_id, count() AS events, uniqExact(action_id) AS actions, "
+    sql = ("SELECT tenant, trace_id, any(agent_id) AS agent, count() AS events, uniqExact(action_id) AS actions, "
            "max(depth) AS depth, countIf(status IN ('error', 'timeout', 'denied')) AS errors, sum(cost_usd) AS cost_usd, "
            "min(event_time) AS started, max(event_time) AS ended "
            f"FROM actions WHERE {' AND '.join(clauses)} GROUP BY tenant, trace_id{having} "
            "ORDER BY started DESC LIMIT {limit:UInt32}")
-    return store.query_df(sql, params)
+    return _frame(store, sql, params)

@@ -171,3 +171,15 @@ def seed(store: Store, *, big_trace_actions: int = 60) -> Seeded:
     ]
     store.insert_arrow("owners", pa.Table.from_pylist(owners, schema=OWNERS_SCHEMA))
     return out
+
+
+def seeded_database(url: str, **kwargs: Any) -> tuple[Any, Seeded]:
+    """A fresh uuid database on the store at ``url``, migrated (base tables + analyst views) and seeded."""
+    from agentaudit.consumers.migrate import migrate
+    from agentaudit.infra.clickhouse import connect
+    from agentaudit.settings import StoreSettings
+
+    settings = StoreSettings(clickhouse_url=url, database=f"t_{uuid.uuid4().hex[:16]}")
+    migrate(settings)
+    with connect(settings) as store:
+        return settings, seed(store, **kwargs)

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agentaudit.consumers.migrate import migrate
 from agentaudit.dashboard import APP_PATH
-from agentaudit.infra.clickhouse import connect
 from agentaudit.settings import StoreSettings
-from tests.dashboard_support import Seeded, seed
+from tests.dashboard_support import Seeded, seeded_database
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def seeded(store_server) -> tuple[StoreSettings, Seeded]:
-    settings = StoreSettings(clickhouse_url=store_server.url, database=f"t_{uuid.uuid4().hex[:16]}")
-    migrate(settings)
-    with connect(settings) as store:
-        return settings, seed(store)
+    return seeded_database(store_server.url)
 
 
 @pytest.fixture
