@@ -258,6 +258,7 @@ class Sink:
             record["_partition"] = partition
             record["_offset"] = message.offset()
             record["_topic"] = message.topic()
+            record["_value"] = values[index]  # a reference, so a record the store refuses is dead-lettered as sent
             if codec is self._actions_codec:
                 record["event_hash"] = hashlib.sha256(frame_body(values[index])).hexdigest()
             chunk = chunks.get((message.topic(), partition))
@@ -313,11 +314,10 @@ class Sink:
         return good
 
     def _dead_letter_record(self, record: dict[str, Any], reason: str, error: str) -> None:
-        # The original bytes are not kept per record; re-encode is not possible for an unstorable
-        # record, so the dead letter carries the record as text for inspection.
+        # Actions are keyed by stream_id (the contract), so key and value are the original message's.
         assert self._dead_letters is not None
         self._dead_letters.send(
-            (record.get("stream_id") or "").encode(), repr(record).encode(), reason=reason, error=error,
+            (record.get("stream_id") or "").encode(), record["_value"], reason=reason, error=error,
             topic=record["_topic"], partition=record["_partition"], offset=record["_offset"],
         )
         self.metrics.dlq.labels(reason).inc()

@@ -56,13 +56,14 @@ def test_bad_messages_go_to_dlq_and_valid_events_land_exactly_once(
     events = framed_events(120, stream_id="s-a") + framed_events(120, stream_id="s-b")
     unknown = b"\xc3\x01" + bytes(8) + events[0][1][10:]
     oversized = framed_events(1, stream_id="s-big", input_body="x" * 10_000)[0][1]
+    too_deep = framed_events(1, stream_id="s-deep", depth=70_000)[0][1]  # valid Avro, but depth is UInt16
     bad = {b"not avro at all": "bad_magic", unknown: "unknown_fingerprint", oversized: "oversized",
-           b"\xc3\x01" + events[0][1][2:12]: "undecodable"}
+           b"\xc3\x01" + events[0][1][2:12]: "undecodable", too_deep: "unstorable"}
     with KafkaProducer(kafka) as producer:
         for i, (record, data) in enumerate(events):
             producer.produce(kafka.topics.actions, data, key=record["stream_id"].encode())
-            if i % 60 == 30:
-                junk = list(bad)[(i // 60) % len(bad)]
+            if i % 48 == 24:
+                junk = list(bad)[(i // 48) % len(bad)]
                 producer.produce(kafka.topics.actions, junk, key=b"junk")
     with Sink(kafka, store_settings, sink_settings(group_factory(), batch_size=100)) as sink:
         drain(sink, len(events) + len(bad))
