@@ -399,13 +399,9 @@ class Sink:
 
 
 def _next_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
-    offsets: dict[tuple[str, int], int] = {}
-    for m in messages:
-        key = (m.topic(), m.partition())
-        offset = m.offset() + 1
-        if offset > offsets.get(key, -1):
-            offsets[key] = offset
-    return offsets
+    # A partition's messages arrive in offset order, so the last one seen is the highest.
+    last = {(m.topic(), m.partition()): m.offset() for m in messages}
+    return {key: offset + 1 for key, offset in last.items()}
 
 
 def _first_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
