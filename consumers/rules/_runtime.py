@@ -161,8 +161,9 @@ class Hits:
 class RuleRuntime:
     """State and behaviour of one compiled rule.
 
-    A ``fusable`` runtime acts only on events its condition matches (``on_match``), so the
-    evaluator may test its condition inside one fused function per event kind.
+    A ``fusable`` runtime acts only on events its condition matches, collected in ``pending``,
+    so the evaluator may test its condition inside one fused function per event kind that
+    appends matches straight to that list; :meth:`end_batch` then handles them together.
     """
 
     fusable = False
@@ -170,12 +171,13 @@ class RuleRuntime:
     def __init__(self, rule: CompiledRule) -> None:
         self.rule = rule
         self.hits = Hits(rule)
+        self.pending: list[dict[str, Any]] = []  # fusable: this batch's matches, handled in end_batch()
 
     def feed(self, r: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def on_match(self, r: dict[str, Any]) -> None:
-        raise NotImplementedError
+    def end_batch(self) -> None:
+        """Handle the batch's matches (fusable runtimes); others act in :meth:`feed`."""
 
     def advance(self, clock: Clock) -> None:
         self.hits.evict(clock)
@@ -196,63 +198,118 @@ class PredicateRuntime(RuleRuntime):
 
     def feed(self, r: dict[str, Any]) -> None:
         if self.rule.predicate(r):
-            self.on_match(r)
+            self.pending.append(r)
 
-    def on_match(self, r: dict[str, Any]) -> None:
-        self.hits.hit(r, self.rule.key(r), r["event_time_us"])
+    def end_batch(self) -> None:
+        hit = self.hits.hit
+        key = self.rule.key
+        for r in self.pending:
+            hit(r, key(r), r["event_time_us"])
+        self.pending.clear()
 
 
 _OP = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+SCALE = 1_000_000  # sums are kept as integers of millionths, so their order of addition cannot change them
 
 
 class AggregateRuntime(RuleRuntime):
-    """count/sum/avg/min/max/distinct/rate/ratio per key over tumbling or sliding event-time windows."""
+    """count/sum/avg/min/max/distinct/rate/ratio per key over tumbling or sliding event-time windows.
+
+    Matches are grouped per batch by (key, window) and folded into each window once, so the
+    per-event cost is a key computation and an append. Every match counts (the rules worker
+    and the sink deduplicate redelivered events before they get here).
+    """
 
     fusable = True
 
     def feed(self, r: dict[str, Any]) -> None:
         if self.rule.predicate(r):
-            self.on_match(r)
+            self.pending.append(r)
 
-    def on_match(self, r: dict[str, Any]) -> None:
+    def end_batch(self) -> None:
+        pending = self.pending
+        if not pending:
+            return
         rule = self.rule
         p = rule.params
         fn = p["fn"]
-        t = r["event_time_us"]
-        key = rule.key(r)
-        value = p["value"](r) if "value" in p else None
-        numerator = 1 if fn == "ratio" and p["where"](r) else 0
-        hits = self.hits
-        event_id = r["event_id"]
         slide = rule.slide_us
-        ws = t - t % slide
-        while ws > t - rule.window_us:
-            acc_key, acc = hits.acc(key[0], key, ws)
-            ws -= slide
-            if not hits.add_event(acc, t, event_id, r):
-                continue
-            acc["count"] += 1
+        window = rule.window_us
+        keyf = rule.key
+        groups: dict[tuple, list[dict[str, Any]]] = {}
+        for r in pending:
+            t = r["event_time_us"]
+            key = keyf(r)
+            ws = t - t % slide
+            while ws > t - window:
+                group = groups.get((*key, ws))
+                if group is None:
+                    group = groups[(*key, ws)] = []
+                group.append(r)
+                ws -= slide
+        pending.clear()
+        hits = self.hits
+        value_of = p.get("value")
+        for acc_key, rs in groups.items():
+            acc = hits.accs.get(acc_key)
+            if acc is None:
+                acc = hits.acc(acc_key[0], acc_key[:-1], acc_key[-1])[1]
+            acc["count"] += len(rs)
             agg = acc["values"]
-            if fn == "count" or fn == "rate":
-                pass
-            elif fn == "sum" or fn == "avg":
-                agg["_sum"] = agg.get("_sum", 0.0) + value
+            if fn == "sum" or fn == "avg":
+                agg["_sum"] = agg.get("_sum", 0) + sum(round(value_of(r) * SCALE) for r in rs)
             elif fn == "distinct":
                 seen = agg.get("_seen")
                 if seen is None:
                     seen = agg["_seen"] = {}
-                seen[str(value)] = 1
+                for r in rs:
+                    seen[str(value_of(r))] = 1
             elif fn == "max":
-                agg["_max"] = max(agg.get("_max", value), value)
+                top = max(value_of(r) for r in rs)
+                agg["_max"] = max(agg.get("_max", top), top)
             elif fn == "min":
-                agg["_min"] = min(agg.get("_min", value), value)
-            else:
-                agg["_num"] = agg.get("_num", 0) + numerator
+                low = min(value_of(r) for r in rs)
+                agg["_min"] = min(agg.get("_min", low), low)
+            elif fn == "ratio":
+                where = p["where"]
+                agg["_num"] = agg.get("_num", 0) + sum(1 for r in rs if where(r))
+            self._fold_events(acc, rs)
+            if not acc["fired"] and p["eager"] and self.passes(acc):
+                acc["fired"] = True
             if acc["fired"]:
                 hits.touched.add(acc_key)
-            elif p["eager"] and self.passes(acc):
-                acc["fired"] = True
-                hits.touched.add(acc_key)
+
+    @staticmethod
+    def _fold_events(acc: dict[str, Any], rs: list[dict[str, Any]]) -> None:
+        """Smallest (time, id) pairs, first/last seen and the representative (largest pair) after a batch."""
+        best = low = rs[0]
+        best_t = low_t = best["event_time_us"]
+        for r in rs:
+            t = r["event_time_us"]
+            if t > best_t or (t == best_t and r["event_id"] > best["event_id"]):
+                best, best_t = r, t
+            elif t < low_t or (t == low_t and r["event_id"] < low["event_id"]):
+                low, low_t = r, t
+        low_pair = [low_t, low["event_id"]]
+        best_pair = [best_t, best["event_id"]]
+        events = acc["events"]
+        if not events or low_pair > events[-1]:  # in time order: the new pairs all go after the kept ones
+            if len(events) < MAX_EVENT_IDS:
+                for pair in sorted([r["event_time_us"], r["event_id"]] for r in rs):
+                    if not events or pair != events[-1]:
+                        events.append(pair)
+                        if len(events) == MAX_EVENT_IDS:
+                            break
+        elif len(events) < MAX_EVENT_IDS or low_pair < events[-1]:
+            merged = sorted({(t, i) for t, i in events} | {(r["event_time_us"], r["event_id"]) for r in rs})
+            acc["events"] = [[t, i] for t, i in merged[:MAX_EVENT_IDS]]
+        if acc["first"] is None or low_t < acc["first"]:
+            acc["first"] = low_t
+        if acc["last"] is None or best_t > acc["last"]:
+            acc["last"] = best_t
+        if acc["rep_sk"] is None or best_pair > acc["rep_sk"]:
+            acc["rep_sk"] = best_pair
+            acc["_raw"] = best
 
     def value(self, acc: dict[str, Any]) -> float:
         fn = self.rule.params["fn"]
@@ -261,9 +318,9 @@ class AggregateRuntime(RuleRuntime):
         if fn == "count":
             return float(n)
         if fn == "sum":
-            return agg.get("_sum", 0.0)
+            return agg.get("_sum", 0) / SCALE
         if fn == "avg":
-            return agg.get("_sum", 0.0) / n if n else 0.0
+            return agg.get("_sum", 0) / SCALE / n if n else 0.0
         if fn == "max":
             return agg.get("_max", 0.0)
         if fn == "min":

@@ -84,7 +84,7 @@ class RuleEvaluator(BaseEvaluator):
             fused = tuple(rt for rt in applicable if rt.fusable)
             others = tuple(rt for rt in applicable if not rt.fusable)
             self._plans[kind.value] = (_fuse(fused, rule_set.namespace, kind.value), fused, others)
-        fused_all = tuple(rt for rt in self.runtimes if rt.fusable)
+        fused_all = self._fusable = tuple(rt for rt in self.runtimes if rt.fusable)
         self._fallback = (_fuse(fused_all, rule_set.namespace, "any"), fused_all,
                           tuple(rt for rt in self.runtimes if not rt.fusable))
 
@@ -103,8 +103,7 @@ class RuleEvaluator(BaseEvaluator):
                 max_time[r["tenant"]] = t
             match, fused, others = plans.get(r["kind"], fallback)
             try:
-                for i in match(r):
-                    fused[i].on_match(r)
+                match(r)  # appends r to the pending list of every fused rule it matches
             except Exception:  # noqa: BLE001 - an odd record: redo it rule by rule to isolate the failing rule
                 self._one_by_one(r, fused)
             for rt in others:
@@ -112,10 +111,19 @@ class RuleEvaluator(BaseEvaluator):
                     rt.feed(r)
                 except Exception as exc:  # noqa: BLE001 - one odd record must not stop the other rules
                     self._runtime_error(rt, r, exc)
+        for rt in self._fusable:
+            if rt.pending:
+                try:
+                    rt.end_batch()
+                except Exception as exc:  # noqa: BLE001 - a rule failing on this batch must not stop the others
+                    rt.pending.clear()
+                    self._runtime_error(rt, {}, exc)
         return self._advance()
 
     def _one_by_one(self, r: dict[str, Any], runtimes: tuple[RuleRuntime, ...]) -> None:
         for rt in runtimes:
+            if rt.pending and rt.pending[-1] is r:
+                rt.pending.pop()  # the fused matcher got this far before failing
             try:
                 rt.feed(r)
             except Exception as exc:  # noqa: BLE001
@@ -213,13 +221,14 @@ class RuleEvaluator(BaseEvaluator):
 
 
 def _fuse(runtimes: Sequence[RuleRuntime], namespace: dict[str, Any], label: str) -> Any:
-    """One function returning the indexes (into ``runtimes``) of the rules whose condition ``r`` meets."""
-    lines = ["def _match(r):", "    m = []"]
-    for i, rt in enumerate(runtimes):
-        lines.append(f"    if {rt.rule.code}:")
-        lines.append(f"        m.append({i})")
-    lines.append("    return m")
+    """One function that appends ``r`` to the pending list of each rule whose condition it meets."""
     scope = dict(namespace)
+    lines = ["def _match(r):"]
+    for i, rt in enumerate(runtimes):
+        scope[f"_pending{i}"] = rt.pending.append
+        lines.append(f"    if {rt.rule.code}:")
+        lines.append(f"        _pending{i}(r)")
+    lines.append("    return None")
     scope["__builtins__"] = {"len": len}
     exec(compile("\n".join(lines) + "\n", f"<rules fused for {label}>", "exec"), scope)  # noqa: S102 - our own code
     return scope["_match"]
