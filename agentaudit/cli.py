@@ -191,9 +191,11 @@ def consume(
         evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
                                      cost_threshold_usd=sink_settings.cost_threshold_usd)
     t = kafka.topics
-    KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq, t.control])
+    KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
     from agentaudit.consumers.control_publisher import ControlPublisher
-    from agentaudit.producers.control import ControlListener
+    from agentaudit.producers.control import ControlListener, ensure_control_topic
+
+    ensure_control_topic(kafka)
 
     # enforce-mode incidents become control commands; promotions on the control topic set rule modes
     promotions = ControlListener(kafka, agents=()).start()
@@ -424,11 +426,11 @@ app.add_typer(control_app, name="control")
 
 
 def _control_settings():  # type: ignore[no-untyped-def]
-    from agentaudit.infra.kafka import KafkaAdmin
+    from agentaudit.producers.control import ensure_control_topic
     from agentaudit.settings import KafkaSettings
 
     kafka = KafkaSettings()
-    KafkaAdmin(kafka).ensure_topics([kafka.topics.control])
+    ensure_control_topic(kafka)
     return kafka
 
 

@@ -47,12 +47,15 @@ from agentaudit.schemas import (
 )
 from agentaudit.settings import KafkaSettings
 
-__all__ = ["ControlIssuer", "ControlListener", "read_control_state"]
+__all__ = ["CONTROL_TOPIC_CONFIG", "ControlIssuer", "ControlListener", "ensure_control_topic", "read_control_state"]
 
 _log = logging.getLogger("agentaudit.producers.control")
 
 #: Low fetch wait: a command should reach agents in tens of milliseconds, not half a second.
 LISTENER_DEFAULTS: Mapping[str, ConfigValue] = {"fetch.wait.max.ms": 20, "auto.offset.reset": "earliest"}
+
+#: The control topic is the state: it must never age out (a kill without expiry would silently lapse).
+CONTROL_TOPIC_CONFIG: Mapping[str, str] = {"retention.ms": "-1"}
 
 _CODES = {ControlType.KILL_AGENT: "killed", ControlType.PAUSE_AGENT: "paused", ControlType.BLOCK_TOOL: "tool_blocked"}
 
@@ -157,7 +160,7 @@ class ControlListener:
                 consumer.subscribe([self.topic])
             else:
                 admin = KafkaAdmin(self.settings)
-                admin.ensure_topics([self.topic])  # an agent may start before any consumer created it
+                ensure_control_topic(self.settings, admin)  # an agent may start before any consumer created it
                 partitions = admin.partitions_for(self.topic)
                 consumer.assign([(self.topic, p, OFFSET_BEGINNING) for p in partitions])
             # Tansu's high watermark is wrong, so "caught up with the log" is judged by quiet: the first
@@ -266,6 +269,11 @@ class ControlListener:
                                     code="approval_required", rule_id=needs.attributes.get("rule_id"),
                                     agent_id=agent_id, tool=name)
             approval.verify(agent_id=agent_id, tool=name, digest=args_hash(args), now_us=now)
+
+
+def ensure_control_topic(settings: KafkaSettings, admin: KafkaAdmin | None = None) -> None:
+    """Create the control topic if missing, with infinite retention (:data:`CONTROL_TOPIC_CONFIG`)."""
+    (admin or KafkaAdmin(settings)).ensure_topics([settings.topics.control], config=CONTROL_TOPIC_CONFIG)
 
 
 def read_control_state(settings: KafkaSettings, timeout: float = 15.0, idle: float = 2.0) -> ControlState:
