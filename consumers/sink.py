@@ -382,8 +382,10 @@ class Sink:
             left = deadline - time.monotonic()
             if left <= 0 or (stop_event is not None and stop_event.is_set()) or self._stop.is_set():
                 break
-            # Polling while paused keeps the group membership alive and serves rebalances.
-            consumer.consume_batch(1, timeout=min(left, 0.5))
+            # Polling while paused keeps the group membership alive and serves rebalances. A
+            # partition assigned meanwhile is not paused: rewind what it hands out, never drop it.
+            for message in consumer.consume_batch(1, timeout=min(left, 0.5)):
+                firsts.setdefault((message.topic(), message.partition()), message.offset())
         owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
         for (topic, partition), offset in firsts.items():
             if (topic, partition) in owned:
