@@ -18,9 +18,11 @@ from tests.control_support import write_rules
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
 
-def events(kafka, expected: int) -> list[dict]:
+def events(kafka, expected: int | None = None) -> list[dict]:
+    """Every action event; ``expected`` stops early once that many arrived (None: until 2 s of quiet)."""
     codec = AvroCodec("action")
-    return [codec.decode(m.value()) for m in read_all(kafka, kafka.topics.actions, expected=expected, timeout=20)]
+    return [codec.decode(m.value()) for m in read_all(kafka, kafka.topics.actions, expected=expected, timeout=20,
+                                                       idle=2.0)]
 
 
 def test_kill_switch_reaches_sdk_actions_and_clear_resumes(kafka_settings_factory, tmp_path: Path) -> None:
@@ -58,7 +60,7 @@ def test_kill_switch_reaches_sdk_actions_and_clear_resumes(kafka_settings_factor
                 time.sleep(0.005)
         assert audit.flush(10)
     assert "resumed" in ran and ran[-2] == "bot-2"
-    recorded = [e for e in events(kafka, expected=len(ran) * 2 + 1) if e["kind"] == "guardrail"]
+    recorded = [e for e in events(kafka) if e["kind"] == "guardrail"]  # more if the resume loop met the kill
     assert recorded and recorded[0]["attributes"]["code"] == "killed"
     assert recorded[0]["attributes"]["command_id"] == kill.command_id and recorded[0]["status"] == "denied"
 
