@@ -1,18 +1,21 @@
 """The background thread: seal events in order, produce them, spill to the spool and replay it.
 
-Delivery keeps per-stream order through every path:
+Delivery keeps per-stream order and sends each event once, through every path:
 
-- **direct**: sealed events go to Kafka (idempotent producer, never timing out, so librdkafka
-  retries in order and without duplicates while the broker is away);
-- **spooling**: once the broker looks away (nothing confirmed for ``spill_after_ms`` while
-  messages wait, or the local producer queue is full), every new event goes to the spool,
-  behind anything still held by librdkafka;
-- **replay**: when everything handed to librdkafka is confirmed, the spool is sent in order with
-  a bounded window; a record leaves the spool only once the broker confirmed it. New events keep
-  going to the spool tail until it is empty, then delivery is direct again.
+- **windows**: events are handed to Kafka a window at a time (at most ``WINDOW_EVENTS`` events and
+  ``WINDOW_BYTES`` bytes, so one request per partition) and the next window starts only when every
+  event of this one has its delivery report. The producer never retries by itself (``retries=0``),
+  so an event is never written twice behind the SDK's back;
+- **read-back**: when a report says a send failed, the event may still have been written (the broker
+  died before answering). Before sending anything else, the worker reads the partition back from
+  the last confirmed offset and re-sends, in order, only the events that are not there;
+- **spooling**: when the broker looks away (a window unanswered for ``spill_after_ms``, or a failed
+  read-back), every queued and new event goes to the on-disk spool; windows are then read from the
+  spool, and a record leaves it only once confirmed. When the spool is empty, sending is direct again.
 
-Events that librdkafka fails (a fatal producer error, or still unconfirmed at close) were
-sealed earlier than anything spooled since, so they go in *front* of the spool.
+Idempotent producing would make the read-back unnecessary, but tansu (the embedded broker)
+acknowledges some re-sent batches after a restart without storing them; the read-back works on
+any broker.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections import deque
 from typing import Any
 
 from agentaudit.infra.exceptions import KafkaError
-from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer
+from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
 from agentaudit.producers._queue import EventQueue
 from agentaudit.producers._spool import Position, Spool
 from agentaudit.producers.redaction import Redactor, cap
@@ -34,32 +37,40 @@ from agentaudit.producers.settings import SdkSettings
 from agentaudit.schemas import AvroCodec, StreamChain
 from agentaudit.settings import KafkaSettings
 
-__all__ = ["SDK_PRODUCER_CONFIG", "Worker"]
+__all__ = ["SDK_PRODUCER_CONFIG", "WINDOW_BYTES", "WINDOW_EVENTS", "Worker"]
 
 _log = logging.getLogger("agentaudit.producers")
 
-#: librdkafka settings of the SDK's producer: idempotent (ordered, no duplicates on retry) and
-#: never giving up on a message by itself; the spool takes over when the broker is away.
+#: librdkafka settings of the SDK's producer: no retries of its own (the worker decides, after a
+#: read-back), one request in flight per broker, and a bounded wait for an absent broker.
 SDK_PRODUCER_CONFIG: dict[str, Any] = {
-    "enable.idempotence": True,
+    "enable.idempotence": False,
     "acks": "all",
-    "max.in.flight.requests.per.connection": 5,
-    "message.timeout.ms": 0,
+    "retries": 0,
+    "max.in.flight.requests.per.connection": 1,
+    "message.timeout.ms": 5000,
     "linger.ms": 5,
-    "queue.buffering.max.messages": 20_000,
-    "retry.backoff.ms": 100,
-    "retry.backoff.max.ms": 1000,
-    "reconnect.backoff.max.ms": 1000,
+    "batch.size": 1_000_000,
+    "reconnect.backoff.ms": 50,
+    "reconnect.backoff.max.ms": 500,
 }
 
-#: Delivery errors that retrying cannot fix: the event is counted as failed, not spooled again.
+#: One window: small enough to travel as one request per partition.
+WINDOW_EVENTS = 2000
+WINDOW_BYTES = 800_000
+
+#: Delivery errors that retrying cannot fix: the event is counted as failed and not sent again.
 _PERMANENT = frozenset({"MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "INVALID_RECORD", "CORRUPT_MESSAGE",
                         "RECORD_LIST_TOO_LARGE", "_INVALID_ARG", "TOPIC_AUTHORIZATION_FAILED",
-                        "INVALID_REQUIRED_ACKS", "UNSUPPORTED_VERSION", "_UNKNOWN_TOPIC", "UNKNOWN_TOPIC_OR_PART"})
+                        "INVALID_REQUIRED_ACKS", "UNSUPPORTED_VERSION"})
 
 DIRECT, SPOOLING = "direct", "spooling"
 _BATCH = 2000
-_REPLAY_WINDOW = 5000
+_READBACK_IDLE = 0.7
+
+# window entry fields
+_KEY, _VALUE, _STATE, _PART, _OFFSET, _END = range(6)
+_SENT, _OK, _FAILED, _LOST = 0, 1, 2, 3
 
 
 class Worker(threading.Thread):
@@ -84,15 +95,12 @@ class Worker(threading.Thread):
         self._producer: KafkaProducer | None = None
         self._topic_ready = not ensure_topic
         self._next_topic_try = 0.0
-        self._fatal = False
-        # direct messages handed to librdkafka and not yet confirmed: ordinal -> (key, value)
-        self._direct: dict[int, tuple[bytes, bytes]] = {}
-        self._direct_failed: dict[int, tuple[bytes, bytes]] = {}
-        self._ordinal = itertools.count()
-        self._waiting_since = 0.0
-        # replayed spool records: [end position, state] where state 0 = in flight, 1 = done
-        self._replay: deque[list[Any]] = deque()
-        self._replay_failed = False
+        self._mem: deque[tuple[bytes, bytes]] = deque()  # sealed, not yet sent (direct mode)
+        self._window: list[list[Any]] = []  # [key, value, state, partition, offset, spool end]
+        self._window_from_spool = False
+        self._window_sent_at = 0.0
+        self._confirmed: dict[int, int] = {}  # partition -> highest confirmed offset
+        self._next_readback = 0.0
         self._event_prefix = str(uuid.uuid4())[:24]
         self._event_counter = itertools.count()
         self._stopping = threading.Event()
@@ -120,13 +128,16 @@ class Worker(threading.Thread):
                     break
                 if not items or len(queue) == 0:
                     self._set_idle()
-                    queue.wait(0.01 if (self._direct or self._replay or not self.spool.empty) else 0.05)
+                    queue.wait(0.005 if self._busy() else 0.05)
             except Exception:  # noqa: BLE001 - the worker must survive anything; the agent never sees it
                 _log.exception("sdk.worker_error; continuing")
                 time.sleep(0.05)
 
+    def _busy(self) -> bool:
+        return bool(self._window or self._mem or not self.spool.empty)
+
     def _set_idle(self) -> None:
-        if not len(self.queue) and not self._direct and not self._replay and self.spool.empty:
+        if not len(self.queue) and not self._busy():
             self._idle.set()
         else:
             self._idle.clear()
@@ -142,7 +153,7 @@ class Worker(threading.Thread):
         self.queue.wake()
         while time.monotonic() < deadline:
             if self._idle.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
-                if not len(self.queue) and not self._direct and not self._replay and self.spool.empty:
+                if not len(self.queue) and not self._busy():
                     return True
                 self._idle.clear()
             if not self.is_alive():
@@ -206,22 +217,23 @@ class Worker(threading.Thread):
     # -- routing --------------------------------------------------------------------------------
 
     def _route(self, sealed: list[tuple[bytes, bytes]]) -> None:
-        if self.mode == DIRECT and self._ready():
-            for index, (key, value) in enumerate(sealed):
-                if not self._produce_direct(key, value):
-                    self._enter_spooling("the local producer queue is full")
-                    self._to_spool(sealed[index:])
-                    return
-            return
         if self.mode == DIRECT:
-            self._enter_spooling("the broker is not reachable")
-        self._to_spool(sealed)
+            self._mem.extend(sealed)
+            if len(self._mem) > self.settings.queue_max_events:
+                self._spill("events pile up faster than the broker confirms them")
+        else:
+            self._to_spool(sealed)
 
-    def _enter_spooling(self, why: str) -> None:
-        if self.mode != SPOOLING:
-            self.mode = SPOOLING
-            self.stats["spill_events"] += 1
-            _log.warning("sdk.spooling reason=%s spool=%s", why, self.spool.dir)
+    def _spill(self, why: str) -> None:
+        """From now on events go to the spool, starting with those waiting in memory."""
+        if self.mode == SPOOLING:
+            return
+        self.mode = SPOOLING
+        self.stats["spill_events"] += 1
+        _log.warning("sdk.spooling reason=%s spool=%s", why, self.spool.dir)
+        waiting = list(self._mem)
+        self._mem.clear()
+        self._to_spool(waiting)
 
     def _to_spool(self, sealed: list[tuple[bytes, bytes]]) -> None:
         spool = self.spool
@@ -231,19 +243,19 @@ class Worker(threading.Thread):
                     dropped = spool.drop_oldest()
                     self.stats["dropped_spool_full"] += dropped
                     _log.warning("sdk.spool_full dropped_oldest=%d spool=%s", dropped, spool.dir)
-                    if dropped == 0 and not spool.room_for(len(value) + len(key) + 10):
-                        self.stats["dropped_spool_full"] += 1
+                    if dropped == 0:
                         break
                 else:
-                    # block: keep delivering until there is room; the agent's queue fills and its
-                    # emits wait at most block_ms each (then drop, counted there).
-                    self._service()
-                    if self._stopping.is_set() and not self._replay and not self._direct:
-                        self.stats["dropped_spool_full"] += 1
+                    # block: keep delivering until there is room; meanwhile the agent's queue fills and
+                    # its emits wait at most block_ms each (then that event is dropped and counted there).
+                    self._pump()
+                    if self._stopping.is_set():
                         break
-                    time.sleep(0.01)
+                    time.sleep(0.005)
             else:
                 self.stats["spooled"] += 1
+                continue
+            self.stats["dropped_spool_full"] += 1
         spool.sync()
 
     # -- Kafka ----------------------------------------------------------------------------------
@@ -265,132 +277,156 @@ class Worker(threading.Thread):
                 return False
         if self._producer is None:
             try:
-                config = dict(self.producer_config)
-                config["error_cb"] = self._on_client_error
-                self._producer = KafkaProducer(self.kafka, config, buffer_timeout=0.0)
+                self._producer = KafkaProducer(self.kafka, self.producer_config, buffer_timeout=0.0)
             except KafkaError as exc:
                 _log.error("sdk.producer_unavailable error=%s", exc)
                 return False
         return True
 
-    def _on_client_error(self, err: Any) -> None:
-        try:
-            fatal = bool(err.fatal())
-        except Exception:  # noqa: BLE001
-            fatal = False
-        if fatal:
-            self._fatal = True
-            _log.error("sdk.producer_fatal error=%s; the producer is recreated and unconfirmed events re-sent "
-                       "from the spool", err)
-        else:
-            _log.debug("sdk.kafka_client error=%s", err)
-
-    def _produce_direct(self, key: bytes, value: bytes) -> bool:
-        producer = self._producer
-        assert producer is not None
-        ordinal = next(self._ordinal)
-        if not self._direct:
-            self._waiting_since = time.monotonic()
-        self._direct[ordinal] = (key, value)
-
-        def delivered(err: KafkaError | None, _msg: Any, ordinal: int = ordinal) -> None:
-            entry = self._direct.pop(ordinal, None)
-            if err is None:
-                self.stats["delivered"] += 1
-                self._waiting_since = time.monotonic()
-            elif err.code in _PERMANENT:
-                self.stats["failed"] += 1
-                _log.error("sdk.delivery_failed permanently: %s", err)
-            elif entry is not None:
-                self._direct_failed[ordinal] = entry
-
-        try:
-            producer.produce(self.topic, value, key=key, on_delivery=delivered)
-        except KafkaError as exc:
-            self._direct.pop(ordinal, None)
-            if exc.code == "_QUEUE_FULL" or exc.retriable or self._fatal:
-                return False
-            self.stats["failed"] += 1
-            _log.error("sdk.produce_refused %s", exc)
-        return True
-
     def _service(self) -> None:
+        self._pump()
+
+    def _pump(self) -> None:
+        """Advance delivery: collect reports, resolve failures, start the next window."""
         producer = self._producer
         if producer is not None:
             producer.poll(0)
-        now = time.monotonic()
-        spill_after = self.settings.spill_after_ms / 1000.0
-        if self.mode == DIRECT and self._direct and now - self._waiting_since > spill_after:
-            self._enter_spooling(f"no delivery confirmed for {self.settings.spill_after_ms} ms")
-        if self._fatal and not self._direct and not self._replay:
-            self._reset_producer()
-        if self._direct_failed and not self._direct:
-            # Sealed before anything spooled since: they go in front of the spool, in order.
-            failed = [self._direct_failed[k] for k in sorted(self._direct_failed)]
-            self._direct_failed.clear()
-            self.spool.prepend(failed)
-            self.stats["spooled"] += len(failed)
-            self._enter_spooling("deliveries failed")
-        if self.mode == SPOOLING:
-            self._replay_step()
+        if self._window:
+            if any(e[_STATE] == _SENT for e in self._window):
+                if self.mode == DIRECT and time.monotonic() - self._window_sent_at > self.settings.spill_after_ms / 1000:
+                    self._spill(f"no delivery confirmed for {self.settings.spill_after_ms} ms")
+                return
+            if not self._settle():
+                return
+        self._send_next()
 
-    def _reset_producer(self) -> None:
-        producer, self._producer = self._producer, None
-        self._fatal = False
-        if producer is not None:
+    def _settle(self) -> bool:
+        """Every event of the window has its report: confirm it, or find out what the broker kept."""
+        window = self._window
+        failed = [e for e in window if e[_STATE] == _FAILED]
+        if failed:
+            now = time.monotonic()
+            if now < self._next_readback:
+                return False
             try:
-                producer.close(timeout=0.5)
-            except KafkaError:
-                pass
+                landed = self._read_back(failed)
+            except KafkaError as exc:
+                self._next_readback = now + 0.5
+                if self.mode == DIRECT:
+                    self._spill(f"the broker is away ({exc})")
+                return False
+            resend = []
+            for entry in failed:
+                if entry[_VALUE] in landed:
+                    entry[_STATE] = _OK
+                else:
+                    resend.append(entry)
+            if resend:
+                _log.info("sdk.resend events=%d (read back %d already written)", len(resend),
+                          len(failed) - len(resend))
+                self._produce_window(resend)
+                return False
+        delivered = sum(1 for e in window if e[_STATE] == _OK)
+        self.stats["delivered"] += delivered
+        if self._window_from_spool:
+            self.spool.confirm(window[-1][_END], len(window))
+            self.stats["replayed"] += delivered
+        for e in window:
+            if e[_STATE] == _OK and e[_OFFSET] >= 0 and e[_OFFSET] > self._confirmed.get(e[_PART], -1):
+                self._confirmed[e[_PART]] = e[_OFFSET]
+        self._window = []
+        self._window_from_spool = False
+        return True
 
-    def _replay_step(self) -> None:
-        # confirm the contiguous prefix of replayed records
-        replay = self._replay
-        done = 0
-        last: Position | None = None
-        while replay and replay[0][1]:
-            entry = replay.popleft()
-            done += 1
-            last = entry[0]
-        if last is not None:
-            self.spool.confirm(last, done)
-            self.stats["replayed"] += done
-            self.stats["delivered"] += done
-        if self._replay_failed and not replay:
-            self._replay_failed = False
-            self.spool.rewind()
-        if self._direct or self._direct_failed:
-            return  # older events still with librdkafka: they go first
-        if self.spool.empty and not replay:
-            self.mode = DIRECT
-            _log.info("sdk.direct spool drained")
-            return
-        room = _REPLAY_WINDOW - len(replay)
-        if room <= 0 or self._replay_failed or not self._ready():
-            return
-        records = self.spool.read(min(room, _BATCH))
+    def _read_back(self, failed: list[list[Any]]) -> set[bytes]:
+        """Values of ``failed`` events that the broker did store, read from the last confirmed offsets."""
+        partitions = {e[_PART] for e in failed if e[_PART] is not None and e[_PART] >= 0}
+        if not partitions:
+            return set()  # never assigned a partition: never sent
+        admin = KafkaAdmin(self.kafka)
+        if not admin.ping(timeout=0.5):
+            raise KafkaError("broker not reachable for the read-back", code="_TRANSPORT", retriable=True)
+        wanted = {e[_VALUE] for e in failed}
+        landed: set[bytes] = set()
+        with KafkaConsumer(self.kafka, f"agentaudit-sdk-readback-{uuid.uuid4().hex}",
+                           {"enable.partition.eof": False, "fetch.wait.max.ms": 50}) as consumer:
+            consumer.assign([(self.topic, p, self._confirmed.get(p, -2) + 1) if p in self._confirmed
+                             else (self.topic, p, -2) for p in partitions])
+            deadline = time.monotonic() + 30.0
+            last = time.monotonic()
+            while time.monotonic() - last < _READBACK_IDLE and time.monotonic() < deadline:
+                batch = consumer.consume_batch(1000, timeout=0.1)
+                if batch:
+                    last = time.monotonic()
+                    for msg in batch:
+                        value = msg.value()
+                        if value in wanted:
+                            landed.add(value)
+                    if len(landed) == len(wanted):
+                        break
+        return landed
+
+    def _send_next(self) -> None:
+        if self.mode == DIRECT:
+            if not self._mem:
+                return
+            if not self._ready():
+                self._spill("the broker is not reachable")
+                return
+            window: list[list[Any]] = []
+            size = 0
+            mem = self._mem
+            while mem and len(window) < WINDOW_EVENTS and size < WINDOW_BYTES:
+                key, value = mem.popleft()
+                size += len(value)
+                window.append([key, value, _SENT, None, -1, None])
+            self._window_from_spool = False
+        else:
+            if self.spool.empty:
+                self.mode = DIRECT
+                _log.info("sdk.direct spool drained")
+                return
+            if not self._ready():
+                return
+            window = []
+            size = 0
+            for key, value, end in self.spool.read(WINDOW_EVENTS):
+                window.append([key, value, _SENT, None, -1, end])
+                size += len(value)
+                if size >= WINDOW_BYTES:
+                    break
+            if not window:
+                return
+            self._window_from_spool = True
+        self._window = window
+        self._produce_window(window)
+
+    def _produce_window(self, entries: list[list[Any]]) -> None:
         producer = self._producer
         assert producer is not None
-        for key, value, end in records:
-            entry = [end, 0]
+        self._window_sent_at = time.monotonic()
+        for entry in entries:
+            entry[_STATE] = _SENT
 
-            def delivered(err: KafkaError | None, _msg: Any, entry: list[Any] = entry) -> None:
-                if err is None or err.code in _PERMANENT:
-                    if err is not None:
-                        self.stats["failed"] += 1
-                        self.stats["delivered"] -= 1
-                        _log.error("sdk.replay_failed permanently: %s", err)
-                    entry[1] = 1
+            def delivered(err: KafkaError | None, msg: Any, entry: list[Any] = entry) -> None:
+                entry[_PART] = msg.partition()
+                if err is None:
+                    entry[_STATE] = _OK
+                    entry[_OFFSET] = msg.offset()
+                elif err.code in _PERMANENT:
+                    entry[_STATE] = _LOST
+                    self.stats["failed"] += 1
+                    _log.error("sdk.delivery_failed permanently: %s", err)
                 else:
-                    self._replay_failed = True
-                    entry[1] = 1  # resent after the rewind
+                    entry[_STATE] = _FAILED
 
             try:
-                producer.produce(self.topic, value, key=key, on_delivery=delivered)
-            except KafkaError:
-                self._replay_failed = True
-                break
-            replay.append(entry)
+                producer.produce(self.topic, entry[_VALUE], key=entry[_KEY], on_delivery=delivered)
+            except KafkaError as exc:
+                entry[_STATE] = _LOST if exc.code not in ("_QUEUE_FULL",) and not exc.retriable else _FAILED
+                if entry[_STATE] == _LOST:
+                    self.stats["failed"] += 1
+                    _log.error("sdk.produce_refused %s", exc)
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -406,14 +442,23 @@ class Worker(threading.Thread):
         producer = self._producer
         if producer is not None:
             producer.poll(0)
-            self._replay_step()
-        # whatever librdkafka still holds was sealed before anything spooled: put it in front
-        pending = {**self._direct, **self._direct_failed}
-        if pending:
-            self.spool.prepend([pending[k] for k in sorted(pending)])
-            _log.warning("sdk.close spooled %d unconfirmed events for the next process", len(pending))
-            self._direct.clear()
-            self._direct_failed.clear()
+        if self._window and not any(e[_STATE] == _SENT for e in self._window) and \
+                not any(e[_STATE] == _FAILED for e in self._window):
+            self._settle()
+        # unconfirmed events go to the spool for the next process; window events first (oldest)
+        leftover = [(e[_KEY], e[_VALUE]) for e in self._window if e[_STATE] != _OK] \
+            if not self._window_from_spool else []
+        leftover.extend(self._mem)
+        if leftover:
+            if self.mode == DIRECT or self.spool.empty:
+                for key, value in leftover:
+                    self.spool.append(key, value)
+                self.spool.sync()
+            else:
+                self.spool.prepend(leftover)
+            _log.warning("sdk.close spooled %d unconfirmed events for the next process", len(leftover))
+        self._window = []
+        self._mem.clear()
         self._producer = None
         if producer is not None:
             try:
@@ -421,4 +466,3 @@ class Worker(threading.Thread):
             except KafkaError:
                 pass
         self.spool.close()
-
