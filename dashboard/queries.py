@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from pyarrow import table as pa_table
+from pyarrow import types as pa_types
+
 from agentaudit.infra.clickhouse import Store
 
 if TYPE_CHECKING:
@@ -95,14 +98,14 @@ class IncidentFilter:
 
 
 def _frame(store: Store, sql: str, params: dict[str, Any] | None = None) -> pandas.DataFrame:
-    """Rows as a DataFrame whose columns exist even when no row matched (pages index them)."""
-    import pandas
+    """Rows as a DataFrame in one round trip; Arrow keeps the columns even when no row matched."""
+    import pyarrow.compute as pc
 
-    result = store.query(sql, params)
-    names = list(result.column_names)
-    if not names:  # an empty result over HTTP may come without a header; Arrow always has the schema
-        names = list(store.query_arrow(sql, params).schema.names)
-    return pandas.DataFrame.from_records(result.rows, columns=names)
+    table = store.query_arrow(sql, params)
+    # LowCardinality columns arrive dictionary-encoded: plain strings keep filters and charts simple.
+    columns = [pc.cast(column, column.type.value_type) if pa_types.is_dictionary(column.type) else column
+               for column in table.columns]
+    return pa_table(columns, names=table.column_names).to_pandas()
 
 
 def _utc(moment: datetime) -> datetime:
