@@ -106,6 +106,10 @@ class Sink:
         self._watermark_us = 0
         self._stop = threading.Event()
         self._assigned: frozenset[tuple[str, int]] = frozenset()
+        # Highest offset per partition fed to the evaluator, and incidents not yet safely written:
+        # a retried batch re-writes these instead of judging the same events twice.
+        self._evaluated: dict[tuple[str, int], int] = {}
+        self._unwritten: dict[str, Incident] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -206,6 +210,7 @@ class Sink:
                 self._on_after_insert(result)
             assert self._dead_letters is not None
             self._dead_letters.confirm()
+            self._unwritten.clear()
         except (StoreError, KafkaError, ConsumerError) as exc:
             self._retry_later(consumer, messages, exc, stop_event)
             result.retried = True
@@ -239,9 +244,9 @@ class Sink:
             events = self._decode(lifecycle, self._lifecycle_codec, result)
             self._insert_chunks("incident_lifecycle", events, lifecycle_table)
             result.lifecycle = sum(len(chunk) for chunk in events)
-        incidents = self._evaluate([r for chunk in records for r in chunk], result)
+        incidents = self._evaluate(records, result)
         if incidents:
-            self._write_incidents(incidents, records)
+            self._write_incidents(incidents)
             result.incidents = len(incidents)
 
     def _decode(self, messages: list[Message], codec: AvroCodec, result: BatchResult) -> list[list[dict[str, Any]]]:
@@ -322,9 +327,21 @@ class Sink:
         )
         self.metrics.dlq.labels(reason).inc()
 
-    def _evaluate(self, records: list[dict[str, Any]], result: BatchResult) -> list[Incident]:
+    def _evaluate(self, chunks: list[list[dict[str, Any]]], result: BatchResult) -> list[Incident]:
+        """Incidents to write for this batch: those of records never evaluated before, plus any
+        from an earlier attempt that never got written (a retried batch is not judged twice)."""
+        records: list[dict[str, Any]] = []
+        evaluated = self._evaluated
+        for chunk in chunks:
+            key = (chunk[0]["_topic"], chunk[0]["_partition"])
+            upto = evaluated.get(key, -1)
+            if chunk[0]["_offset"] > upto:
+                records.extend(chunk)
+            else:
+                records.extend(r for r in chunk if r["_offset"] > upto)
+            evaluated[key] = max(upto, chunk[-1]["_offset"])
         if not records:
-            return []
+            return list(self._unwritten.values())
         started = time.perf_counter()
         try:
             incidents = self.evaluator.evaluate(records)
@@ -345,12 +362,20 @@ class Sink:
             except Exception as exc:  # noqa: BLE001
                 _log.exception("sink.rule_error on_watermark=%d error=%s", watermark, exc)
         self.metrics.rule_eval.observe(time.perf_counter() - started)
+        for incident in incidents:
+            self._unwritten[incident.incident_id] = incident
+        return list(self._unwritten.values())
+        self.metrics.rule_eval.observe(time.perf_counter() - started)
         return incidents
 
-    def _write_incidents(self, incidents: list[Incident], chunks: list[list[dict[str, Any]]]) -> None:
+    def _write_incidents(self, incidents: list[Incident]) -> None:
         assert self._store is not None and self._producer is not None
-        ranges = ",".join(f"{c[0]['_partition']}:{c[0]['_offset']}-{c[-1]['_offset']}" for c in chunks if c)
-        token = f"incidents:{self._topics.actions}:{ranges}"
+        # The token covers the content, so a retry of the same incidents is dropped and an
+        # update (higher count) is not.
+        digest = hashlib.sha256()
+        for incident in incidents:
+            digest.update(f"{incident.incident_id}:{incident.count}:{incident.last_seen_us}\n".encode())
+        token = f"incidents:{digest.hexdigest()}"
         self._store.insert_arrow("incidents", incidents_table(incidents),
                                  settings={"insert_deduplication_token": token})
         codec, topic, producer = self._incident_codec, self._topics.incidents, self._producer

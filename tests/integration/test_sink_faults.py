@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.embedded import ManagedProcess, free_port
 from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer
+from agentaudit.schemas import Incident
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.sink_support import framed_events
 
@@ -220,3 +223,46 @@ def test_rebalance_between_two_sinks_loses_and_duplicates_nothing(
         committed = KafkaAdmin(kafka).committed_offsets(group, [kafka.topics.actions])
         assert sum(offset or 0 for offset in committed.values()) == total
         assert all(s.metrics.registry.get_sample_value("agentaudit_sink_events_out_total") > 0 for s in sinks)
+
+
+class _CountingEvaluator(BaseEvaluator):
+    """Opens one incident per event and remembers every event it was shown."""
+
+    revision = "counting"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def evaluate(self, records):
+        self.seen.extend(r["event_id"] for r in records)
+        return [Incident(incident_id=f"inc-{r['event_id']}", tenant=r["tenant"], rule_id="count", rule_revision="1",
+                         event_ids=(r["event_id"],), first_seen_us=r["event_time_us"], last_seen_us=r["event_time_us"])
+                for r in records]
+
+
+def test_retried_batch_is_not_judged_twice_and_its_incidents_still_land(
+    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, store_settings_factory
+):
+    kafka = kafka_settings_factory(partitions=1)
+    store_settings = store_settings_factory()
+    migrate(store_settings)
+    events = framed_events(40)
+    with KafkaProducer(kafka) as producer:
+        for record, data in events:
+            producer.produce(kafka.topics.actions, data, key=record["stream_id"].encode())
+    failures = [ConsumerError("injected: incidents topic unavailable")]
+
+    def fail_once(_result) -> None:
+        if failures:
+            raise failures.pop()
+
+    evaluator = _CountingEvaluator()
+    settings = SinkSettings(group=group_factory(), session_timeout_ms=6000, heartbeat_interval_ms=1000,
+                            batch_timeout_ms=500, retry_initial_s=0.1)
+    with Sink(kafka, store_settings, settings, evaluator, on_after_insert=fail_once) as sink:
+        _drain(sink, len(events))
+        assert sink.metrics.registry.get_sample_value("agentaudit_sink_retries_total") == 1
+    assert sorted(evaluator.seen) == sorted(r["event_id"] for r, _ in events)  # each event judged once
+    with connect(store_settings) as store:
+        assert store.query("SELECT count() FROM incidents FINAL").rows[0][0] == len(events)
+        assert store.query("SELECT count() FROM actions FINAL").rows[0][0] == len(events)
