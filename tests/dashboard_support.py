@@ -31,7 +31,7 @@ _KINDS = [("chat", "gpt-4o"), ("execute_tool", "search"), ("execute_tool", "http
 
 
 def action_rows(*, tenant: str, agent_id: str, trace_id: str, actions: int, start_us: int, seed: int = 1,
-                violating_name: str = "", violating_status: str = "error", fanout: int = 4,
+                violating_name: str = "", violating_status: str = "error", fanout: int = 4, max_depth: int = 10,
                 model_cost: float = 0.002) -> tuple[list[dict[str, Any]], str]:
     """Start and end events of ``actions`` actions forming a tree under one ``invoke_agent`` root.
 
@@ -54,8 +54,9 @@ def action_rows(*, tenant: str, agent_id: str, trace_id: str, actions: int, star
             depth += 1
             kind, name = "execute_tool", violating_name
         else:
-            candidates = parents[-fanout:] if len(parents) > fanout else parents
-            parent, depth = rng.choice(candidates)
+            # Recent causes are likelier (agents work depth-first), and real plans stay shallow.
+            recent = [p for p in parents[-fanout:] if p[1] < max_depth] or parents[:1]
+            parent, depth = rng.choice(recent if rng.random() < 0.7 else [p for p in parents if p[1] < max_depth])
             depth += 1
             kind, name = rng.choice(_KINDS)
         latency = rng.randint(2_000, 400_000)
