@@ -1,0 +1,53 @@
+"""Every ```sql example of docs/analysts.md runs against a real store with seeded data, so the docs never rot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from agentaudit.infra.clickhouse import connect
+from tests.dashboard_support import seeded_database
+
+pytestmark = pytest.mark.integration
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "analysts.md"
+EXAMPLES = re.findall(r"^### (\d+)\. (.+?)\n.*?```sql\n(.*?)```", DOC.read_text(), re.S | re.M)
+
+
+@pytest.fixture(scope="module")
+def reader(store_server):
+    settings, _ = seeded_database(store_server.url)
+    with connect(settings, readonly=True) as store:
+        yield store
+
+
+def test_the_document_has_at_least_ten_examples():
+    assert len(EXAMPLES) >= 10
+    assert len(re.findall(r"^```sql$", DOC.read_text(), re.M)) == len(EXAMPLES)  # every block is tested
+
+
+@pytest.mark.parametrize("number, title, sql", EXAMPLES, ids=[f"{n}-{t[:40]}" for n, t, _ in EXAMPLES])
+def test_example_runs(reader, number, title, sql):
+    result = reader.query(sql)
+    rows = result.named_rows()
+    checks = {
+        "1": lambda: [r["incident_id"] for r in rows][:1] == ["inc-critical-open"] and len(rows) == 4,
+        "2": lambda: {r["owner"] for r in rows} >= {"team-payments", "team-support"} and all(r["cost_usd"] > 0
+                                                                                            for r in rows),
+        "4": lambda: "shell.exec" in {r["tool"] for r in rows} and all(0 < r["failure_rate"] <= 1 for r in rows),
+        "5": lambda: {(r["rule_id"], r["rule_revision"]) for r in rows} >= {("cost-spike", "rev-0ld"),
+                                                                            ("cost-spike", "rev-a1b2c3")},
+        "6": lambda: {r["team"]: r["mean_tta_minutes"] for r in rows}["team-support"] == 10.0,
+        "7": lambda: rows[0]["trace_id"] == "tr-pay-1" and rows[0]["actions"] == 60,
+        "8": lambda: rows[0]["depth"] == 0 and rows[-1]["name"] == "shell.exec"
+        and [r["depth"] for r in rows] == list(range(len(rows))),
+        "10": lambda: [r["agent_id"] for r in rows] == ["shadow-bot"],
+        "11": lambda: {(r["actor_id"], r["type"]) for r in rows} >= {("bob", "reopened"), ("alice", "resolved")},
+        "12": lambda: [r["incident_id"] for r in rows] == ["inc-high-reopened"],
+        "13": lambda: {r["rule_id"] for r in rows} == {"forbidden-tool", "refund-without-approval"},
+    }
+    assert rows, f"example {number} ({title}) returned no rows on the seeded store"
+    if number in checks:
+        assert checks[number](), (number, title, rows[:5])
