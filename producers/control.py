@@ -145,6 +145,11 @@ class ControlListener:
         self.close()
 
     @property
+    def error(self) -> BaseException | None:
+        """Why the reader stopped, if it did (then no new command arrives; see ``fail_closed``)."""
+        return self._error
+
+    @property
     def ready(self) -> bool:
         """True once the log up to now has been read."""
         return self._ready.is_set()
@@ -242,11 +247,11 @@ class ControlListener:
         :param args: the action's arguments, checked against ``approval`` when a command requires one.
         :param approval: an approval for this exact call, see :mod:`agentaudit.producers.approvals`.
         """
-        if not self._ready.is_set():
-            if not self.wait_ready() and self._fail_closed:
-                raise ActionBlocked(f"the control topic {self.topic!r} has not been read yet and the client fails "
-                                    "closed; check the broker", code="control_unavailable", agent_id=agent_id,
-                                    tool=name)
+        if not self._ready.is_set() or self._error is not None:
+            if (not self.wait_ready() or self._error is not None) and self._fail_closed:
+                raise ActionBlocked(f"the control topic {self.topic!r} cannot be read ({self._error or 'not yet'}) "
+                                    "and the client fails closed; check the broker", code="control_unavailable",
+                                    agent_id=agent_id, tool=name)
         state = self._state
         if not state._by_agent:  # the common case: nothing in force, no lock taken
             return

@@ -219,3 +219,19 @@ def test_simulate_mode_never_blocks_and_records_what_it_would_have_done(pipeline
     assert mode == RuleMode.SIMULATE.value
     assert attrs["control_simulated"] == "true" and attrs["control_action"] == "pause_agent"
     assert attrs["control_target"] == "bot-1"
+
+
+def test_unreachable_control_topic_fails_open_or_closed_as_configured(kafka_settings) -> None:
+    from agentaudit.infra.embedded import free_port
+
+    nowhere = kafka_settings.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    config = {"socket.timeout.ms": 1000, "reconnect.backoff.max.ms": 200}
+    closed = ControlListener(nowhere, ready_timeout=1, fail_closed=True, config=config).start()
+    open_ = ControlListener(nowhere, ready_timeout=1, config=config).start()
+    try:
+        with pytest.raises(ActionBlocked, match="control_unavailable"):
+            closed.check("bot-1", "execute_tool", "search")
+        open_.check("bot-1", "execute_tool", "search")  # runs: fail-open is the default
+    finally:  # the readers are still waiting on the absent broker; they are daemon threads and give up alone
+        closed.close(timeout=0.1)
+        open_.close(timeout=0.1)
