@@ -53,6 +53,7 @@ SDK_PRODUCER_CONFIG: dict[str, Any] = {
     "batch.size": 1_000_000,
     "reconnect.backoff.ms": 50,
     "reconnect.backoff.max.ms": 500,
+    "log_level": 3,  # an absent broker is reported once by the SDK, not per reconnect attempt
 }
 
 #: One window: small enough to travel as one request per partition.
@@ -277,11 +278,16 @@ class Worker(threading.Thread):
                 return False
         if self._producer is None:
             try:
-                self._producer = KafkaProducer(self.kafka, self.producer_config, buffer_timeout=0.0)
+                config = {"error_cb": self._on_client_error, **self.producer_config}
+                self._producer = KafkaProducer(self.kafka, config, buffer_timeout=0.0)
             except KafkaError as exc:
                 _log.error("sdk.producer_unavailable error=%s", exc)
                 return False
         return True
+
+    def _on_client_error(self, err: Any) -> None:
+        # librdkafka reconnects by itself; the spill warning already told the user the broker is away
+        _log.debug("sdk.kafka_client %s", err)
 
     def _service(self) -> None:
         self._pump()

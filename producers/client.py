@@ -575,6 +575,41 @@ class AuditClient:
             _log.warning("sdk.emit_failed error=%r", exc)
             return ""
 
+    def record_action(self, kind: str, name: str, *, action_id: str, trace_id: str, start_time_us: int,
+                      end_time_us: int, parent_action_id: str | None = None, depth: int = 0,
+                      agent: str | None = None, status: str = "ok", error_type: str | None = None,
+                      error_message: str | None = None, model: str | None = None, input_tokens: int = 0,
+                      output_tokens: int = 0, cost_usd: float = 0.0, attributes: Mapping[str, Any] | None = None,
+                      links: list[str] | None = None) -> None:
+        """Record an action that already happened (start and end events), e.g. from another tracer.
+        The ids are the caller's; the events join the agent's stream like any other. Never raises."""
+        try:
+            kind, attrs = _kind(kind, _attrs(attributes))
+            agent = agent or self._agent
+            latency = max(0, end_time_us - start_time_us)
+            common: dict[str, Any] = {}
+            if attrs:
+                common["attributes"] = attrs
+            if links:
+                common["links"] = [str(x) for x in links]
+            if model:
+                common["model"] = str(model)
+            start = dict(common)
+            end = dict(common, status=status if status in _STATUSES else "unset", latency_us=latency,
+                       start_time_us=start_time_us, end_time_us=end_time_us, input_tokens=int(input_tokens),
+                       output_tokens=int(output_tokens), cost_usd=float(cost_usd))
+            if error_type is not None:
+                end["error_type"] = str(error_type)
+            if error_message is not None:
+                end["error_message"] = str(error_message)[:1024]
+            put = self._queue.put
+            put((agent, kind, "start", name, action_id, parent_action_id, trace_id, depth, self._run_id,
+                 start_time_us, start or None, BASE_EVENT_BYTES))
+            put((agent, kind, "end", name, action_id, parent_action_id, trace_id, depth, self._run_id, end_time_us,
+                 end, BASE_EVENT_BYTES))
+        except Exception as exc:  # noqa: BLE001
+            _log.warning("sdk.record_action_failed kind=%s name=%s error=%r", kind, name, exc)
+
     def _digest_input(self, value: Any, field: str) -> tuple[dict[str, Any], int]:
         try:
             text = canonical(value)
