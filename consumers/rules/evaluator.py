@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ __all__ = ["DEFAULT_LATENESS_US", "DEFAULT_PACK", "RuleEvaluator", "load_evaluat
 _log = logging.getLogger(__name__)
 DEFAULT_PACK = Path(__file__).with_name("pack")
 DEFAULT_LATENESS_US = 30_000_000
+DEDUPE_WINDOW = 200_000  # event ids remembered to drop redeliveries; a snapshot restores state as of its offsets
 _SNAPSHOT_VERSION = 2
 
 
@@ -75,6 +77,7 @@ class RuleEvaluator(BaseEvaluator):
         self._max_time: dict[str, int] = {}  # per tenant: the largest event time seen
         self._marked: dict[str, int] = {}  # per tenant: the watermark the runtimes last advanced to
         self.runtime_errors = 0
+        self._seen: dict[str, None] = {}  # recent event ids, oldest first
         # Per event kind: one generated function tests the conditions of every predicate and
         # aggregate rule that can match that kind (one call per event instead of one per rule),
         # then the other kinds' runtimes (sequence, absence, ancestor, integrity) get the event.
@@ -97,7 +100,12 @@ class RuleEvaluator(BaseEvaluator):
         plans = self._plans
         fallback = self._fallback
         max_time = self._max_time
+        seen = self._seen
         for r in records:
+            event_id = r["event_id"]
+            if event_id in seen:  # redelivered (a retried batch): judged once only
+                continue
+            seen[event_id] = None
             t = r["event_time_us"]
             if t > max_time.get(r["tenant"], NEVER):
                 max_time[r["tenant"]] = t
@@ -111,6 +119,9 @@ class RuleEvaluator(BaseEvaluator):
                     rt.feed(r)
                 except Exception as exc:  # noqa: BLE001 - one odd record must not stop the other rules
                     self._runtime_error(rt, r, exc)
+        if len(seen) > DEDUPE_WINDOW:
+            for event_id in list(itertools.islice(seen, len(seen) - DEDUPE_WINDOW)):
+                del seen[event_id]
         for rt in self._fusable:
             if rt.pending:
                 try:

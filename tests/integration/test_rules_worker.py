@@ -79,7 +79,8 @@ def run_workers(kafka, instances: int, group: str) -> tuple[list[Incident], list
 
 
 def test_one_or_three_workers_give_identical_incidents(kafka_settings_factory, group_factory) -> None:
-    expected = digest(_live(RECORDS))
+    live = _live(RECORDS)
+    expected = digest(live)
     runs = {}
     for instances in (1, 1, 3):
         kafka = kafka_settings_factory(partitions=3)
@@ -89,7 +90,14 @@ def test_one_or_three_workers_give_identical_incidents(kafka_settings_factory, g
         published = published_incidents(kafka, group_factory("read"))
         assert digest(published) == digest(incidents)
         runs.setdefault(instances, []).append(digest(incidents))
-    assert runs[1][0] == runs[1][1] == runs[3][0] == expected
+        if runs[instances][-1] != expected:
+            want = {i.incident_id: i for i in live}
+            got = {i.incident_id: i for i in incidents}
+            diff = [(want.get(k) or got.get(k)).rule_id + f" want={want[k].count if k in want else None} "
+                    f"got={got[k].count if k in got else None}" for k in sorted(set(want) | set(got))
+                    if want.get(k) != got.get(k)]
+            pytest.fail(f"{instances} instance(s) differ from one evaluator over the log: {diff[:10]}")
+    assert runs[1][0] == runs[1][1] == runs[3][0] == expected, (runs, expected)
 
 
 def _live(records) -> list[Incident]:

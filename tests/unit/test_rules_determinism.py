@@ -113,3 +113,16 @@ def test_a_tenant_s_incidents_do_not_depend_on_the_other_tenants_it_shares_a_con
     solo = replay(RuleEvaluator(rule_set), alone, batch_size=300)
     shared = [i for i in replay(RuleEvaluator(rule_set), mixed, batch_size=300) if i.tenant == "tenant-1"]
     assert solo and digest(shared) == digest(solo)
+
+
+def test_a_redelivered_batch_is_judged_once(rule_set, records) -> None:
+    once = replay(RuleEvaluator(rule_set), records, batch_size=500)
+    evaluator = RuleEvaluator(rule_set)
+    latest: dict[str, Incident] = {}
+    for start in range(0, len(records), 500):
+        batch = records[start:start + 500]
+        for incident in evaluator.evaluate(batch) + evaluator.evaluate(batch):  # e.g. the sink retried the batch
+            latest[incident.incident_id] = incident
+    for incident in evaluator.flush():
+        latest[incident.incident_id] = incident
+    assert digest(list(latest.values())) == digest(once)
