@@ -53,7 +53,7 @@ SDK_PRODUCER_CONFIG: dict[str, Any] = {
     "batch.size": 1_000_000,
     "reconnect.backoff.ms": 50,
     "reconnect.backoff.max.ms": 500,
-    "log_level": 3,  # an absent broker is reported once by the SDK, not per reconnect attempt
+    "log_level": 2,  # an absent broker is reported once by the SDK, not per reconnect attempt
 }
 
 #: One window: small enough to travel as one request per partition.
