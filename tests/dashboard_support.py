@@ -119,7 +119,7 @@ def seed(store: Store, *, big_trace_actions: int = 60) -> Seeded:
     store.insert_arrow("actions", pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA))
 
     def incident(incident_id: str, **kw: Any) -> dict[str, Any]:
-        row = dict(incident_id=incident_id, tenant="acme", rule_id="forbidden-tool", rule_revision="rev-a1b2c3",
+        row = dict(incident_id=incident_id, tenant="acme", rule_id="security.forbidden-tool", rule_revision="rev-a1b2c3",
                    severity="critical", severity_rank=4, mode="enforce", owner="team-payments", key="payments-bot",
                    window_start=NOW_US - 3 * HOUR_US, window_end=NOW_US, agent_id="payments-bot", trace_id="",
                    event_ids=[], first_seen=NOW_US - 2 * HOUR_US, last_seen=NOW_US - HOUR_US, count=1,
@@ -130,15 +130,15 @@ def seed(store: Store, *, big_trace_actions: int = 60) -> Seeded:
     incidents = [
         incident("inc-critical-open", trace_id="tr-pay-1", event_ids=[violating["tr-pay-1"]],
                  summary="payments-bot ran forbidden tool shell.exec"),
-        incident("inc-high-acked", rule_id="refund-without-approval", severity="high", severity_rank=3, mode="detect",
+        incident("inc-high-acked", rule_id="security.unapproved-consequential-action", severity="high", severity_rank=3, mode="detect",
                  owner="team-support", agent_id="support-bot", key="support-bot", trace_id="tr-sup-1",
                  event_ids=[violating["tr-sup-1"]], summary="support-bot issued a refund without approval",
                  first_seen=NOW_US - 3 * HOUR_US),
-        incident("inc-medium-resolved", rule_id="cost-spike", rule_revision="rev-0ld", severity="medium",
+        incident("inc-medium-resolved", rule_id="cost.spend-spike", rule_revision="rev-0ld", severity="medium",
                  severity_rank=2, mode="detect", owner="team-payments", count=7, summary="cost spike on payments-bot"),
-        incident("inc-low-open", tenant="globex", rule_id="unowned-agent", severity="low", severity_rank=1,
+        incident("inc-low-open", tenant="globex", rule_id="load.slow-action", severity="low", severity_rank=1,
                  mode="simulate", owner="", agent_id="shadow-bot", key="shadow-bot", summary="shadow-bot has no owner"),
-        incident("inc-high-reopened", rule_id="cost-spike", severity="high", severity_rank=3, mode="detect",
+        incident("inc-high-reopened", rule_id="cost.spend-spike", severity="high", severity_rank=3, mode="detect",
                  owner="team-payments", count=3, summary="cost spike again"),
     ]
     store.insert_arrow("incidents", pa.Table.from_pylist(incidents, schema=INCIDENTS_SCHEMA))

@@ -37,8 +37,8 @@ def test_example_runs(reader, number, title, sql):
         "2": lambda: {r["owner"] for r in rows} >= {"team-payments", "team-support"} and all(r["cost_usd"] > 0
                                                                                             for r in rows),
         "4": lambda: "shell.exec" in {r["tool"] for r in rows} and all(0 < r["failure_rate"] <= 1 for r in rows),
-        "5": lambda: {(r["rule_id"], r["rule_revision"]) for r in rows} >= {("cost-spike", "rev-0ld"),
-                                                                            ("cost-spike", "rev-a1b2c3")},
+        "5": lambda: {(r["rule_id"], r["rule_revision"]) for r in rows} >= {("cost.spend-spike", "rev-0ld"),
+                                                                            ("cost.spend-spike", "rev-a1b2c3")},
         "6": lambda: {r["team"]: r["mean_tta_minutes"] for r in rows}["team-support"] == 10.0,
         "7": lambda: rows[0]["trace_id"] == "tr-pay-1" and rows[0]["actions"] == 60,
         "8": lambda: rows[0]["depth"] == 0 and rows[-1]["name"] == "shell.exec"
@@ -46,7 +46,7 @@ def test_example_runs(reader, number, title, sql):
         "10": lambda: [r["agent_id"] for r in rows] == ["shadow-bot"],
         "11": lambda: {(r["actor_id"], r["type"]) for r in rows} >= {("bob", "reopened"), ("alice", "resolved")},
         "12": lambda: [r["incident_id"] for r in rows] == ["inc-high-reopened"],
-        "13": lambda: {r["rule_id"] for r in rows} == {"forbidden-tool", "refund-without-approval"},
+        "13": lambda: {r["rule_id"] for r in rows} == {"security.forbidden-tool", "security.unapproved-consequential-action"},
     }
     assert rows, f"example {number} ({title}) returned no rows on the seeded store"
     if number in checks:

@@ -74,7 +74,7 @@ def test_incident_detail_shows_rule_owner_chain_and_history(app, seeded):
     app.run()
     assert not app.exception, app.exception
     text = _text(app)
-    assert "forbidden-tool" in text and "rev-a1b2c3" in text and "team-payments" in text
+    assert "security.forbidden-tool" in text and "rev-a1b2c3" in text and "team-payments" in text
     assert "not acknowledged" in text
     triggering = app.dataframe[0].value
     assert list(triggering["event_id"]) == [seeded[1].violating_event]

@@ -52,7 +52,7 @@ class TestIncidents:
         (IncidentFilter(owners=("team-support",)), {"inc-high-acked"}),
         (IncidentFilter(owners=("",)), {"inc-low-open"}),
         (IncidentFilter(statuses=("resolved",)), {"inc-medium-resolved"}),
-        (IncidentFilter(rules=("cost-spike",)), {"inc-medium-resolved", "inc-high-reopened"}),
+        (IncidentFilter(rules=("cost.spend-spike",)), {"inc-medium-resolved", "inc-high-reopened"}),
         (IncidentFilter(agents=("shadow-bot",)), {"inc-low-open"}),
         (IncidentFilter(tenants=("globex",)), {"inc-low-open"}),
         (IncidentFilter(search="REFUND"), {"inc-high-acked"}),
@@ -143,8 +143,8 @@ class TestOwnersAgentsRulesTraces:
 
     def test_rules(self, store):
         summary = q.rules_summary(store).set_index("rule_id")
-        assert list(summary.loc["cost-spike", "revisions"]) == ["rev-0ld", "rev-a1b2c3"]
-        assert summary.loc["cost-spike", "hits"] == 10
+        assert list(summary.loc["cost.spend-spike", "revisions"]) == ["rev-0ld", "rev-a1b2c3"]
+        assert summary.loc["cost.spend-spike", "hits"] == 10
         hits = q.rule_hits(store)
         assert hits["incidents"].sum() == 5
 
