@@ -1,5 +1,21 @@
 """The rule engine: Falco-style YAML rules compiled once into closures, judging action events.
 
+A rule is ``id``, ``desc``, ``severity``, ``tags`` (first tag: stable | incubating | sandbox),
+``output`` (a template over event fields and value/threshold/count/key/within/detail),
+optional ``owner``, ``mode`` (detect | simulate | enforce), ``exceptions``, ``by`` (key fields,
+the tenant is always part of the key) and ``window``, a ``condition`` (see ``_condition``) and
+at most one kind block:
+
+- none: a single-event predicate; hits are grouped per ``by`` (default agent_id) and ``window`` (1h);
+- ``aggregate: {fn: count|sum|avg|min|max|distinct|rate|ratio, field, where, op, threshold, slide, min_count}``;
+- ``sequence: {then: <condition>, within: 15m}``: the condition, then ``then``, in one trace;
+- ``absence: {within: 5m, end: <condition>}``: a start without its end (same action_id);
+- ``ancestor: {approval: <condition>, within: 1h}``: the action needs an approval in its causal chain;
+- ``integrity: {checks: [gap, reorder, duplicate, hash_mismatch, bad_start]}``: per producer stream.
+
+The default pack lives in ``pack/`` (fixtures in ``pack/fixtures/``); ``agentaudit rules lint``
+and ``agentaudit rules test`` check rule files and run fixtures.
+
 >>> from agentaudit.consumers.rules import load_evaluator
 >>> evaluator = load_evaluator(None)            # the default pack
 >>> incidents = evaluator.evaluate(records)
