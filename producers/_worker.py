@@ -317,7 +317,7 @@ class Worker(threading.Thread):
             try:
                 landed = self._read_back(failed)
             except KafkaError as exc:
-                self._next_readback = now + 0.5
+                self._next_readback = now + 1.0
                 if self.mode == DIRECT:
                     self._spill(f"the broker is away ({exc})")
                 return False
@@ -350,7 +350,7 @@ class Worker(threading.Thread):
         if not partitions:
             return set()  # never assigned a partition: never sent
         admin = KafkaAdmin(self.kafka)
-        if not admin.ping(timeout=0.5):
+        if not admin.ping(timeout=0.25):
             raise KafkaError("broker not reachable for the read-back", code="_TRANSPORT", retriable=True)
         wanted = {e[_VALUE] for e in failed}
         landed: set[bytes] = set()

@@ -18,6 +18,7 @@ import functools
 import inspect
 import itertools
 import logging
+import math
 import threading
 import time
 import uuid
@@ -126,20 +127,26 @@ class Action:
     def set_cost(self, *, input_tokens: int | None = None, output_tokens: int | None = None,
                  cost_usd: float | None = None, model: str | None = None) -> None:
         """Record tokens, cost and model; the end event carries them. Later calls overwrite."""
-        if input_tokens is not None:
-            self.input_tokens = int(input_tokens)
-        if output_tokens is not None:
-            self.output_tokens = int(output_tokens)
-        if cost_usd is not None:
-            self.cost_usd = float(cost_usd)
+        try:
+            if input_tokens is not None:
+                self.input_tokens = max(0, int(input_tokens))
+            if output_tokens is not None:
+                self.output_tokens = max(0, int(output_tokens))
+            if cost_usd is not None:
+                cost = float(cost_usd)
+                if math.isfinite(cost) and cost >= 0:  # the pipeline rejects NaN, inf and negative costs
+                    self.cost_usd = cost
+                else:
+                    _log.warning("sdk.bad_cost %r ignored for action %s", cost_usd, self.name)
+        except (TypeError, ValueError) as exc:
+            _log.warning("sdk.bad_cost %r", exc)
         if model is not None:
             self.model = str(model)
 
     def add_cost(self, *, input_tokens: int = 0, output_tokens: int = 0, cost_usd: float = 0.0) -> None:
         """Add to the tokens and cost recorded so far (several model calls in one action)."""
-        self.input_tokens += int(input_tokens)
-        self.output_tokens += int(output_tokens)
-        self.cost_usd += float(cost_usd)
+        self.set_cost(input_tokens=self.input_tokens + int(input_tokens),
+                      output_tokens=self.output_tokens + int(output_tokens), cost_usd=self.cost_usd + float(cost_usd))
 
     def set_output(self, output: Any) -> None:
         """Record the action's result: digested now; kept as a redacted body only with ``capture_bodies``."""
@@ -192,6 +199,7 @@ class Action:
         self._finish(exc)
 
     def _begin(self) -> None:
+        self._done = False
         client = self._client
         frame = CURRENT.get()
         parent = self._parent
