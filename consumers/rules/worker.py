@@ -13,17 +13,49 @@ keeping its order, and with per-tenant watermarks a tenant's incidents are the s
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from agentaudit.consumers.rules.evaluator import RuleEvaluator
 from agentaudit.schemas import AvroCodec, Incident, body_hash, frame_body
 
-__all__ = ["RulesWorker"]
+__all__ = ["RulesWorker", "StateDirectory"]
 
 _log = logging.getLogger(__name__)
 REKEY_FETCH_BYTES = 32_768
+
+
+class StateDirectory:
+    """Evaluator snapshots with the offset they belong to, one file per group and partition.
+
+    Written atomically (temp file + rename) after the offsets are committed; a worker that takes
+    over a partition (restart or rebalance) restores the snapshot and resumes at its offset.
+    Put it on storage every instance of the group can reach.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def _file(self, group: str, topic: str, partition: int) -> Path:
+        return self.path / group / f"{topic}-{partition}.json"
+
+    def load(self, group: str, topic: str, partition: int) -> tuple[int, bytes] | None:
+        try:
+            doc = json.loads(self._file(group, topic, partition).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return int(doc["offset"]), doc["state"].encode()
+
+    def save(self, group: str, topic: str, partition: int, offset: int, state: bytes) -> None:
+        target = self._file(group, topic, partition)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_suffix(".tmp")
+        temp.write_text(json.dumps({"offset": offset, "state": state.decode()}), encoding="utf-8")
+        os.replace(temp, target)
 
 
 class RulesWorker:
@@ -34,6 +66,11 @@ class RulesWorker:
     :param group: consumer group of the evaluate loop; the re-key loop uses ``{group}-rekey``.
     :param batch_size: messages per batch for both loops.
     :param consumer_config: librdkafka overrides for both consumers (tests shorten the session timeout).
+    :param state: where evaluator snapshots live (:class:`StateDirectory`); default none, so a
+        partition that moves or a restart starts its windows empty.
+
+    Each assigned repartition partition has its own evaluator (a copy of ``evaluator``'s rules),
+    so its state can follow the partition to whichever instance owns it next.
 
     Incidents are a function of each tenant's events as long as the event-time skew between
     that tenant's streams, as they reach the repartition topic, stays within the evaluator's
@@ -41,7 +78,8 @@ class RulesWorker:
     """
 
     def __init__(self, kafka: Any, evaluator: RuleEvaluator, *, group: str = "agentaudit-rules",
-                 batch_size: int = 2000, consumer_config: dict[str, Any] | None = None) -> None:
+                 batch_size: int = 2000, consumer_config: dict[str, Any] | None = None,
+                 state: StateDirectory | None = None) -> None:
         from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer
 
         self.kafka = kafka
@@ -60,11 +98,44 @@ class RulesWorker:
         self.evaluated = 0
         self.incidents: dict[str, Incident] = {}  # the latest version of each incident this worker published
         self._subscribed = False
+        self.group = group
+        self.state = state
+        self._evaluators: dict[int, RuleEvaluator] = {}
+        self._next_offsets: dict[int, int] = {}
+
+    def _fresh_evaluator(self) -> RuleEvaluator:
+        template = self.evaluator
+        return RuleEvaluator(template.rule_set, owners=template.owners, lateness_us=template.lateness_us)
+
+    def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
+        """Restore each partition's evaluator from its snapshot and resume at the snapshot's offset."""
+        for tp in partitions:
+            evaluator = self._fresh_evaluator()
+            saved = self.state.load(self.group, tp.topic, tp.partition) if self.state else None
+            if saved is not None:
+                offset, data = saved
+                if json.loads(data).get("revision") == evaluator.revision:  # else: new rules, fresh state
+                    evaluator.restore(data)
+                    tp.offset = offset
+            self._evaluators[tp.partition] = evaluator
+        consumer.assign(partitions)
+
+    def _revoked(self, _consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            self._save(tp.partition)
+            self._evaluators.pop(tp.partition, None)
+            self._next_offsets.pop(tp.partition, None)
+
+    def _save(self, partition: int) -> None:
+        evaluator = self._evaluators.get(partition)
+        offset = self._next_offsets.get(partition)
+        if self.state is not None and evaluator is not None and offset is not None:
+            self.state.save(self.group, self.topics.repartition, partition, offset, evaluator.snapshot())
 
     def subscribe(self) -> None:
         if not self._subscribed:
             self._rekey.subscribe([self.topics.actions])
-            self._judge.subscribe([self.topics.repartition])
+            self._judge.subscribe([self.topics.repartition], on_assign=self._assigned, on_revoke=self._revoked)
             self._subscribed = True
 
     def assignment(self) -> tuple[list[Any], list[Any]]:
@@ -95,15 +166,23 @@ class RulesWorker:
             return []
         values = [m.value() for m in messages]
         records, indexes, _ = self._actions.decode_batch(values)
-        batch = []  # a re-keyed batch delivered twice is dropped by the evaluator's event-id window
+        by_partition: dict[int, list[dict[str, Any]]] = {}
         for record, index in zip(records, indexes):
             message = messages[index]
             record["event_hash"] = body_hash(frame_body(values[index]))
             record["_partition"] = message.partition()
             record["_offset"] = message.offset()
-            batch.append(record)
-        incidents = self.evaluator.evaluate(batch)
-        self.evaluated += len(batch)
+            by_partition.setdefault(message.partition(), []).append(record)
+        incidents: list[Incident] = []
+        for partition, batch in sorted(by_partition.items()):
+            evaluator = self._evaluators.get(partition)
+            if evaluator is None:  # assigned without a callback (e.g. assign()); start empty
+                evaluator = self._evaluators[partition] = self._fresh_evaluator()
+            incidents.extend(evaluator.evaluate(batch))  # re-delivered events are dropped by event id
+            self.evaluated += len(batch)
+        for message in messages:
+            self._next_offsets[message.partition()] = max(self._next_offsets.get(message.partition(), 0),
+                                                          message.offset() + 1)
         for incident in incidents:
             self._producer.produce(self.topics.incidents, self._incidents.encode(incident.to_avro()),
                                    key=incident.incident_id.encode())
@@ -111,6 +190,11 @@ class RulesWorker:
         self._producer.flush()
         self._judge.commit(messages)
         return incidents
+
+    def save_state(self) -> None:
+        """Snapshot every held partition's evaluator with its next offset (also done on revoke and close)."""
+        for partition in list(self._evaluators):
+            self._save(partition)
 
     def run_once(self) -> int:
         """One re-key batch and one evaluate batch; returns the messages handled."""
@@ -124,6 +208,7 @@ class RulesWorker:
             self.judge_once()
 
     def close(self) -> None:
+        self.save_state()
         self._rekey.close()
         self._judge.close()
         self._producer.close()
