@@ -13,6 +13,9 @@ Delivery keeps per-stream order and sends each event once, through every path:
   read-back), every queued and new event goes to the on-disk spool; windows are then read from the
   spool, and a record leaves it only once confirmed. When the spool is empty, sending is direct again.
 
+The read-back starts at the last offset this client saw confirmed in that partition (from the
+beginning of the partition when none was confirmed yet) and gives up after 10 s, re-sending then.
+
 Idempotent producing would make the read-back unnecessary, but tansu (the embedded broker)
 acknowledges some re-sent batches after a restart without storing them; the read-back works on
 any broker.
@@ -358,7 +361,7 @@ class Worker(threading.Thread):
                            {"enable.partition.eof": False, "fetch.wait.max.ms": 50}) as consumer:
             consumer.assign([(self.topic, p, self._confirmed.get(p, -2) + 1) if p in self._confirmed
                              else (self.topic, p, -2) for p in partitions])
-            deadline = time.monotonic() + 30.0
+            deadline = time.monotonic() + 10.0
             last = time.monotonic()
             while time.monotonic() - last < _READBACK_IDLE and time.monotonic() < deadline:
                 batch = consumer.consume_batch(1000, timeout=0.1)
@@ -448,9 +451,18 @@ class Worker(threading.Thread):
         producer = self._producer
         if producer is not None:
             producer.poll(0)
-        if self._window and not any(e[_STATE] == _SENT for e in self._window) and \
-                not any(e[_STATE] == _FAILED for e in self._window):
+        if self._window and not any(e[_STATE] in (_SENT, _FAILED) for e in self._window):
             self._settle()
+        elif self._window and self._window_from_spool:
+            # confirm the delivered prefix so that the next process does not send it again
+            done = 0
+            for entry in self._window:
+                if entry[_STATE] not in (_OK, _LOST):
+                    break
+                done += 1
+            if done:
+                self.spool.confirm(self._window[done - 1][_END], done)
+                self.stats["delivered"] += done
         # unconfirmed events go to the spool for the next process; window events first (oldest)
         leftover = [(e[_KEY], e[_VALUE]) for e in self._window if e[_STATE] != _OK] \
             if not self._window_from_spool else []
