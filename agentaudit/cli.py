@@ -152,6 +152,24 @@ def migrate() -> None:
         typer.echo(f"applied {item.name} ({item.statements} statements) to {settings.database}")
 
 
+def _consume_preflight(kafka, store) -> None:  # noqa: ANN001 - KafkaSettings, StoreSettings
+    """Fail fast, naming the unreachable part, before anything is started."""
+    from agentaudit.consumers.exceptions import ConsumerError
+    from agentaudit.infra.clickhouse import connect
+    from agentaudit.infra.exceptions import StoreError
+    from agentaudit.infra.kafka import KafkaAdmin
+
+    if not KafkaAdmin(kafka).ping(timeout=10):
+        raise ConsumerError(f"broker {kafka.bootstrap_servers} is unreachable (no metadata in 10 s); start it or "
+                            "fix AGENTAUDIT_BOOTSTRAP_SERVERS")
+    try:
+        with connect(store) as client:
+            client.query("SELECT 1")
+    except StoreError as exc:
+        raise ConsumerError(f"store {store.redacted_url()} is unreachable: {exc}; start it (agentaudit store) or fix "
+                            "AGENTAUDIT_CLICKHOUSE_URL") from exc
+
+
 @app.command()
 def consume(
     group: str = typer.Option(None, help="Consumer group (AGENTAUDIT_SINK_GROUP)."),
@@ -185,11 +203,23 @@ def consume(
     if rules and load_evaluator is None:
         typer.echo("error: --rules needs the rule engine (agentaudit.consumers.rules), which is not installed", err=True)
         raise typer.Exit(2)
-    if load_evaluator is not None and not builtin_rules:
-        evaluator = load_evaluator(rules)  # None: the rule pack shipped with agentaudit
-    else:
-        evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
-                                     cost_threshold_usd=sink_settings.cost_threshold_usd)
+    from agentaudit.exceptions import AgentAuditError
+
+    try:
+        if load_evaluator is not None and not builtin_rules and rules:
+            from agentaudit.consumers.rule_reload import ReloadingEvaluator
+
+            # a changed rule file swaps in between batches, or the old revision stays (logged)
+            evaluator = ReloadingEvaluator([rules], load=load_evaluator).start()
+        elif load_evaluator is not None and not builtin_rules:
+            evaluator = load_evaluator(None)  # the rule pack shipped with agentaudit
+        else:
+            evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
+                                         cost_threshold_usd=sink_settings.cost_threshold_usd)
+        _consume_preflight(kafka, StoreSettings())
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     t = kafka.topics
     KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
     from agentaudit.consumers.control_publisher import ControlPublisher
