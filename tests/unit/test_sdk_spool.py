@@ -159,3 +159,20 @@ def test_get_client_reads_the_environment_once(tmp_path: Path, monkeypatch: pyte
     finally:
         audit.close(timeout=0.2)
     assert client_module._default is None
+
+
+def test_a_full_spool_under_block_makes_emits_wait_at_most_the_budget(tmp_path: Path) -> None:
+    audit = offline_client(tmp_path, spool_max_bytes=8192, full_policy="block", block_ms=20, queue_max_events=20)
+    audit.decision("first")
+    time.sleep(0.2)  # the broker does not answer: events are spooled until the spool is full
+    slowest = 0.0
+    for i in range(120):
+        began = time.perf_counter()
+        audit.decision("step", input={"i": i})
+        slowest = max(slowest, time.perf_counter() - began)
+    began = time.perf_counter()
+    audit.close(timeout=0.3)
+    assert time.perf_counter() - began < 3.0  # closing does not hang on the full spool
+    stats = audit.stats()
+    assert stats["blocked_emits"] > 0 and stats["dropped_queue_full"] > 0
+    assert slowest < 0.020 + 0.030  # the budget, plus scheduling slack
