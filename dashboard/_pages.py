@@ -240,6 +240,7 @@ def incident_page(ctx: Context) -> None:
         st.caption("No lifecycle events yet: nobody has acknowledged, assigned or resolved it.")
     else:
         st.dataframe(history, hide_index=True, width="stretch")
+    st.button("Refresh", key="refresh_incident", help="Reload the state: actions show once the sink stored them")
     pending = [p for p in st.session_state.get("published", []) if p["incident_id"] == incident_id]
     stored = set(history["event_id"]) if not history.empty else set()
     waiting = [p for p in pending if p["event_id"] not in stored]
@@ -370,8 +371,8 @@ def rules_page(ctx: Context) -> None:
     if merged.empty:
         st.info("No rules loaded and no incidents yet.")
         return
-    sort = [c for c in ("incidents", "rule_id") if c in merged]
-    st.dataframe(merged.sort_values(sort, ascending=[False, True][: len(sort)]), hide_index=True,
+    order = [(c, up) for c, up in (("incidents", False), ("rule_id", True)) if c in merged]
+    st.dataframe(merged.sort_values([c for c, _ in order], ascending=[up for _, up in order]), hide_index=True,
                  width="stretch")
     window = st.selectbox("Hits over", [k for k in RANGES if RANGES[k]], index=2, key="rules_range")
     hits = q.rule_hits(ctx.store, since=_since(window), bucket_seconds=3600 if RANGES[window] <= 48 else 86_400)

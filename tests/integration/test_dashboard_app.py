@@ -134,3 +134,23 @@ def test_trace_explorer_opens_a_pasted_trace(app):
     assert not app.exception
     assert any("25 actions" in c.value for c in app.caption)
     assert app.get("graphviz_chart")
+
+
+def test_rules_page_joins_the_pack_with_hit_counts(app):
+    app.query_params["page"] = "rules"
+    app.run()
+    assert not app.exception
+    rules = app.dataframe[0].value.set_index("rule_id")
+    assert rules.loc["cost.spend-spike", "incidents"] == 2 and rules.loc["cost.spend-spike", "hits"] == 10
+    assert "tool that no agent may call" in rules.loc["security.forbidden-tool", "desc"]
+    assert rules.loc["autonomy.tool-loop", "incidents"] == 0  # in the pack, never hit
+
+
+def test_agents_page_per_owner(app, seeded):
+    app.query_params["page"] = "agents"
+    app.run()
+    app.radio(key="agents_by").set_value("owner").run()
+    assert not app.exception
+    totals = app.dataframe[0].value.set_index("subject")
+    assert set(totals.index) == {"team-payments", "team-support", "(unowned)"}
+    assert totals["events"].sum() == seeded[1].actions
