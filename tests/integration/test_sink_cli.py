@@ -53,7 +53,9 @@ def test_consume_cli_stores_serves_metrics_and_stops_on_sigterm(
                     metrics = response.read().decode()
             except OSError:
                 metrics = ""
-            if f"agentaudit_sink_events_in_total {len(events) + 1}.0" in metrics:
+            # events_in moves when a batch is read, events_out after its insert: wait for both.
+            if (f"agentaudit_sink_events_in_total {len(events) + 1}.0" in metrics
+                    and f"agentaudit_sink_events_out_total {len(events)}.0" in metrics):
                 break
             time.sleep(0.5)
         assert f"agentaudit_sink_events_out_total {len(events)}.0" in metrics, metrics[-3000:]

@@ -1,0 +1,84 @@
+"""``agentaudit up`` end to end: the dashboard answers, ClickHouse fills, Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from agentaudit.infra.clickhouse import connect
+from agentaudit.infra.embedded import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _processes_under(needle: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if needle in cmdline or cwd.startswith(needle):
+            found.append(f"{entry.name}: {cmdline[:160]}")
+    return found
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # the stack is still coming up
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+
+
+def test_up_serves_the_dashboard_fills_clickhouse_and_stops_cleanly(tmp_path):
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "AGENTAUDIT_HOME": str(home),
+        "AGENTAUDIT_BROKER_PORT": str(free_port()),
+        "AGENTAUDIT_STORE_PORT": str(free_port()),
+        "AGENTAUDIT_DASHBOARD_PORT": str(free_port()),
+        "AGENTAUDIT_METRICS_PORT": str(free_port()),
+        "AGENTAUDIT_SIMULATE_RATE": "400",
+    }
+    began = time.monotonic()
+    up = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", "up"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        state = _wait_for(lambda: json.loads((home / "stack.json").read_text()), 60, "stack.json")
+        urls = state["urls"]
+        with urllib.request.urlopen(urls["dashboard"], timeout=5) as response:
+            assert response.status == 200
+        store = connect(urls["store"])
+        actions = _wait_for(lambda: store.command("SELECT count() FROM agentaudit.actions"), 60, "actions")
+        incidents = _wait_for(lambda: store.command("SELECT count() FROM agentaudit.incidents"), 60, "incidents")
+        elapsed = time.monotonic() - began
+        print(f"up: {actions} actions and {incidents} incidents queryable {elapsed:.1f}s after start")
+        assert elapsed < 60
+        store.close()
+    finally:
+        up.send_signal(signal.SIGINT)
+        output, _ = up.communicate(timeout=60)
+    print(output)
+    assert up.returncode == 0, output
+    assert "Dashboard:" in output and "stopped." in output
+    leftovers = _processes_under(str(home))
+    assert leftovers == [], f"processes left behind: {leftovers}"
