@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 import altair as alt
 import pandas as pd
@@ -62,8 +63,8 @@ def _since(label: str) -> datetime | None:
 
 
 def _link(page: str, **params: str) -> str:
-    query = "&".join(f"{k}={v}" for k, v in {"page": page, **params}.items())
-    return f"?{query}"
+    """A relative deep link (``?page=incident&incident=...``); ids are URL-encoded, never trusted as URL text."""
+    return "?" + urlencode({"page": page, **params})
 
 
 def _goto(page: str, **params: str) -> None:
@@ -216,7 +217,8 @@ def incident_page(ctx: Context) -> None:
         age = (datetime.now(timezone.utc) - incident["first_seen"].replace(tzinfo=timezone.utc)).total_seconds()
         st.markdown(f"**Age** {human_age(age)} · **hits** {incident['count']}")
         st.markdown(f"**Agent** `{incident['agent_id'] or '—'}` · **tenant** `{incident['tenant']}`")
-        st.markdown(f"**Trace** `{incident['trace_id'] or '—'}`")
+        trace_id = incident["trace_id"]
+        st.markdown(f"**Trace** [`{trace_id}`]({_link('traces', trace=trace_id)})" if trace_id else "**Trace** —")
     _actions(ctx, incident)
 
     events = q.triggering_events(ctx.store, incident["tenant"], incident["event_ids"], incident["trace_id"])
@@ -399,7 +401,9 @@ def traces_page(ctx: Context) -> None:
         if recent.empty:
             st.info("No traces in the last 7 days.")
             return
-        st.dataframe(recent, hide_index=True, width="stretch")
+        shown = recent.assign(open=[_link("traces", trace=t) for t in recent["trace_id"]])
+        st.dataframe(shown, hide_index=True, width="stretch", column_config={
+            "open": st.column_config.LinkColumn("trace", display_text="open ›", width="small")})
         trace_id = st.selectbox("Open trace", list(recent["trace_id"]), key="trace_pick")
     tenants = q.trace_tenants(ctx.store, trace_id)
     if not tenants:
