@@ -17,8 +17,8 @@ from tests.fixtures.broker import test_consumer_config
 pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.slow]
 
 HOUR_US = 3_600_000_000
+LATENESS_US = 3 * HOUR_US  # covers the whole log (1.7 h): re-keying on tansu skews streams by up to ~70 min
 RULES = load_rule_set(None)
-# 6 tenants, a fleet slow enough (pace 20) that consumer skew stays well inside the lateness
 RECORDS = fleet_records(3000, agents=12, tenants=6, seed=5, pace=20)
 
 
@@ -54,7 +54,7 @@ def published_incidents(kafka, group: str) -> list[Incident]:
 
 def run_workers(kafka, instances: int, group: str) -> tuple[list[Incident], list[int]]:
     config = test_consumer_config(**{"auto.offset.reset": "earliest"})
-    workers = [RulesWorker(kafka, RuleEvaluator(RULES, lateness_us=HOUR_US), group=group, batch_size=500,
+    workers = [RulesWorker(kafka, RuleEvaluator(RULES, lateness_us=LATENESS_US), group=group, batch_size=500,
                            consumer_config=config) for _ in range(instances)]
     try:
         deadline = time.monotonic() + 60
@@ -72,6 +72,8 @@ def run_workers(kafka, instances: int, group: str) -> tuple[list[Incident], list
             for worker in workers:
                 worker.run_once()
             assert time.monotonic() < deadline, f"evaluated {[w.evaluated for w in workers]} of {len(RECORDS)}"
+        for worker in workers:
+            worker.flush()  # the end of the replayed range: close every window
         return [i for w in workers for i in w.incidents.values()], [w.evaluated for w in workers]
     finally:
         for worker in workers:
@@ -101,12 +103,14 @@ def test_one_or_three_workers_give_identical_incidents(kafka_settings_factory, g
 
 
 def _live(records) -> list[Incident]:
-    """What one evaluator publishes over the whole log, without a final flush (like a live worker)."""
-    evaluator = RuleEvaluator(RULES, lateness_us=HOUR_US)
+    """What one evaluator publishes over the whole log, ending with a flush."""
+    evaluator = RuleEvaluator(RULES, lateness_us=LATENESS_US)
     latest: dict[str, Incident] = {}
     for start in range(0, len(records), 500):
         for incident in evaluator.evaluate(records[start:start + 500]):
             latest[incident.incident_id] = incident
+    for incident in evaluator.flush():
+        latest[incident.incident_id] = incident
     return list(latest.values())
 
 
@@ -119,7 +123,7 @@ def test_state_follows_a_partition_across_a_restart(kafka_settings_factory, grou
     half = len(RECORDS) // 2
     published: dict[str, Incident] = {}
     for part, records in enumerate((RECORDS[:half], RECORDS[half:])):
-        worker = RulesWorker(kafka, RuleEvaluator(RULES, lateness_us=HOUR_US), group=group, batch_size=300,
+        worker = RulesWorker(kafka, RuleEvaluator(RULES, lateness_us=LATENESS_US), group=group, batch_size=300,
                              consumer_config=config, state=state)
         try:
             produce_actions(kafka, records)
@@ -127,6 +131,8 @@ def test_state_follows_a_partition_across_a_restart(kafka_settings_factory, grou
             while worker.evaluated < len(records):
                 worker.run_once()
                 assert time.monotonic() < deadline, f"part {part}: evaluated {worker.evaluated} of {len(records)}"
+            if part == 1:
+                worker.flush()
             for incident in worker.incidents.values():
                 current = published.get(incident.incident_id)
                 if current is None or incident.count >= current.count:
