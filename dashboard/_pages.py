@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -60,6 +61,14 @@ def human_age(seconds: float | None) -> str:
 def _since(label: str) -> datetime | None:
     hours = RANGES[label]
     return None if hours is None else datetime.now(timezone.utc) - timedelta(hours=hours)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>:~$])")
+
+
+def md(text: object) -> str:
+    """Event data shown as literal text inside Markdown (no links, images, colours or code spans from data)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
 def _link(page: str, **params: str) -> str:
@@ -197,28 +206,28 @@ def incident_page(ctx: Context) -> None:
     st.query_params["incident"] = incident_id
     severity, status = incident["severity"], incident["status"]
     st.markdown(f"### :{SEVERITY_COLOR.get(severity, 'gray')}-background[{SEVERITY_ICON.get(severity, '')} {severity}]"
-                f" &nbsp; {STATUS_ICON.get(status, '')} **{status}** &nbsp; {incident['summary'] or incident_id}")
+                f" &nbsp; {STATUS_ICON.get(status, '')} **{md(status)}** &nbsp; {md(incident['summary'] or incident_id)}")
     rule = ctx.catalog.get(incident["rule_id"])
     c1, c2, c3 = st.columns(3)
     with c1.container(border=True):
-        st.markdown(f"**Rule** `{incident['rule_id']}`")
+        st.markdown(f"**Rule** {md(incident['rule_id'])}")
         st.caption(rule.desc if rule else "(rule not in the loaded rule files)")
-        st.markdown(f"revision `{incident['rule_revision']}` · mode **{incident['mode']}**"
+        st.markdown(f"revision {md(incident['rule_revision'])} · mode **{md(incident['mode'])}**"
                     + (" · revision differs from the loaded rules" if ctx.catalog_revision
                        and incident["rule_revision"] != ctx.catalog_revision else ""))
     with c2.container(border=True):
-        st.markdown(f"**Owner** {incident['owner'] or '(unowned)'}")
-        st.markdown(f"**Assignee** {incident['assignee'] or '—'}")
+        st.markdown(f"**Owner** {md(incident['owner'] or '(unowned)')}")
+        st.markdown(f"**Assignee** {md(incident['assignee'] or '—')}")
         acked = incident["acknowledged_by"]
         st.markdown(f"**Escalation** level {incident['escalation_level']} · "
-                    + (f"acknowledged by **{acked}** after {human_age(incident['tta_seconds'])}" if acked
+                    + (f"acknowledged by **{md(acked)}** after {human_age(incident['tta_seconds'])}" if acked
                        else "not acknowledged"))
     with c3.container(border=True):
         age = (datetime.now(timezone.utc) - incident["first_seen"].replace(tzinfo=timezone.utc)).total_seconds()
         st.markdown(f"**Age** {human_age(age)} · **hits** {incident['count']}")
-        st.markdown(f"**Agent** `{incident['agent_id'] or '—'}` · **tenant** `{incident['tenant']}`")
+        st.markdown(f"**Agent** {md(incident['agent_id'] or '—')} · **tenant** {md(incident['tenant'])}")
         trace_id = incident["trace_id"]
-        st.markdown(f"**Trace** [`{trace_id}`]({_link('traces', trace=trace_id)})" if trace_id else "**Trace** —")
+        st.markdown(f"**Trace** [{md(trace_id)}]({_link('traces', trace=trace_id)})" if trace_id else "**Trace** —")
     _actions(ctx, incident)
 
     events = q.triggering_events(ctx.store, incident["tenant"], incident["event_ids"], incident["trace_id"])
@@ -254,7 +263,7 @@ def incident_page(ctx: Context) -> None:
 def _actions(ctx: Context, incident: dict[str, Any]) -> None:
     with st.container(border=True):
         who = ctx.actor.name if ctx.actor else None
-        st.markdown(f"**Act** as **{who}**" if who else "**Act** — sign in first (sidebar)")
+        st.markdown(f"**Act** as **{md(who)}**" if who else "**Act** — sign in first (sidebar)")
         note = st.text_input("Note", key="action_note", placeholder="what you did or found")
         teams = sorted({u.team for u in ctx.users if u.team} | ({incident["owner"]} - {""}))
         people = [u.name for u in ctx.users]

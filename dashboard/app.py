@@ -52,12 +52,12 @@ def _actor(settings: DashboardSettings, users: list[User]) -> User | None:
                 st.button("Log in", on_click=st.login, key="oidc_login")
                 return None
             name = str(st.user.get("email") or st.user.get("name") or "")
-            st.caption(f"Signed in as **{name}**")
+            st.caption(f"Signed in as **{_pages.md(name)}**")
             st.button("Log out", on_click=st.logout, key="oidc_logout")
             return User(name)
         current: User | None = st.session_state.get("actor")
         if current is not None:
-            st.caption(f"Signed in as **{current.name}**" + (f" ({current.team})" if current.team else ""))
+            st.caption(f"Signed in as **{_pages.md(current.name)}**" + (f" ({_pages.md(current.team)})" if current.team else ""))
             if st.button("Sign out", key="sign_out"):
                 del st.session_state["actor"]
                 st.rerun()

@@ -31,7 +31,7 @@ def app(seeded, monkeypatch) -> AppTest:
 def _text(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
     parts += [str(m.label) + str(m.value) for m in at.metric]
-    return "\n".join(parts)
+    return "\n".join(parts).replace("\\", "")  # event data is Markdown-escaped
 
 
 def test_incidents_page_lists_open_first_with_counts(app):
@@ -66,6 +66,13 @@ def test_open_detail_button_navigates_to_the_incident(app):
     assert not app.exception, app.exception
     assert app.title[0].value == "Incident"
     assert app.text_input(key="incident_id_input").value == "inc-high-acked"
+
+
+def test_event_data_cannot_inject_markdown(app):
+    app.query_params.update(page="incident", incident="inc-critical-open")
+    app.run()
+    header = next(m.value for m in app.markdown if "payments" in m.value and "###" in m.value)
+    assert "payments\\-bot ran forbidden tool shell\\.exec" in header
 
 
 def test_incident_detail_shows_rule_owner_chain_and_history(app, seeded):
