@@ -299,6 +299,8 @@ def rules_run(
     rules: list[str] = typer.Option(None, "--rules", help="Rule files or directories; default the shipped pack."),
     owners: str = typer.Option(None, "--owners", help="Owners YAML for incidents whose rule names no owner."),
     group: str = typer.Option("agentaudit-rules", help="Consumer group (the re-key loop uses GROUP-rekey)."),
+    state_dir: str = typer.Option(None, help="Directory for rule-state snapshots (kept with offsets); shared by "
+                                               "the group's instances. Default: none, state restarts empty."),
 ) -> None:
     """Run the rules worker: re-key actions by tenant, judge them, publish incidents, until Ctrl-C."""
     import logging
@@ -307,7 +309,7 @@ def rules_run(
 
     from agentaudit.consumers.exceptions import RuleError
     from agentaudit.consumers.rules import load_evaluator
-    from agentaudit.consumers.rules.worker import RulesWorker
+    from agentaudit.consumers.rules.worker import RulesWorker, StateDirectory
     from agentaudit.infra.kafka import KafkaAdmin
     from agentaudit.settings import KafkaSettings
 
@@ -324,7 +326,8 @@ def rules_run(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     typer.echo(f"rules worker: {len(evaluator.rule_set.rules)} rules, revision {evaluator.revision}, group {group}")
-    with RulesWorker(kafka, evaluator, group=group) as worker:
+    state = StateDirectory(state_dir) if state_dir else None
+    with RulesWorker(kafka, evaluator, group=group, state=state) as worker:
         worker.run(stop)
 
 
