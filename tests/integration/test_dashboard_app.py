@@ -88,6 +88,8 @@ def test_incident_detail_shows_rule_owner_chain_and_history(app, seeded):
     assert "60 actions" in text and "the violating action" in text
     charts = app.get("graphviz_chart")
     assert charts and "shell.exec" in charts[0].proto.spec
+    waterfall = [c for c in app.get("vega_lite_chart") if "x2" in c.proto.spec]
+    assert waterfall, "the waterfall tab draws the timeline"
     assert any("No lifecycle events yet" in c.value for c in app.caption)
 
 
