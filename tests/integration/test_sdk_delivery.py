@@ -86,7 +86,7 @@ def test_broker_outage_loses_nothing_duplicates_nothing_and_never_blocks_the_age
     broker = embedded_broker_factory(storage="s3")
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap)
     KafkaAdmin(settings).ensure_topics(["sdk-outage"], partitions=3)
-    total, budget_ms = 10_000, 100
+    total, budget_ms = 10_000, 200
     audit = AuditClient(kafka=settings, topic="sdk-outage", tenant="acme", agent="worker", spool_dir=tmp_path / "spool",
                         spill_after_ms=300, full_policy="block", block_ms=budget_ms)
     emit_times: list[float] = []
