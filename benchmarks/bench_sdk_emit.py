@@ -68,6 +68,13 @@ def run() -> list[dict]:
             with audit.action("execute_tool", name="db.query"):
                 pass
 
+        args = {"sql": "select * from orders where customer_id = %s and status = %s", "params": [42, "open"],
+                "limit": 50, "timeout_s": 5}
+
+        def sdk_action_input() -> None:
+            with audit.action("execute_tool", name="db.query", input=args):
+                pass
+
         def sdk_point() -> None:
             audit.decision("route")
 
@@ -79,18 +86,20 @@ def run() -> list[dict]:
 
         sdk_action()
         audit.flush(20)  # topic created, producer connected
-        results: dict[str, list[int]] = {"otel": [], "action": [], "point": []}
+        results: dict[str, list[int]] = {"otel": [], "action": [], "point": [], "input": []}
         gc.collect()
         for _ in range(ROUNDS):  # interleaved so drift hits both sides alike
             results["otel"] += _time(otel_span, calls // ROUNDS, nothing)
             results["action"] += _time(sdk_action, calls // ROUNDS, drain)
             results["point"] += _time(sdk_point, calls // ROUNDS, drain)
+            results["input"] += _time(sdk_action_input, calls // ROUNDS, drain)
         stats = audit.stats()
         audit.close()
     provider.shutdown()
     otel_med, otel_p99 = _percentiles(results["otel"])
     act_med, act_p99 = _percentiles(results["action"])
     pt_med, pt_p99 = _percentiles(results["point"])
+    in_med, in_p99 = _percentiles(results["input"])
     assert stats["dropped_queue_full"] == 0, stats
     otel_name = "OTel span start+end (SimpleSpanProcessor, no-op exporter)"
     return [
@@ -98,6 +107,10 @@ def run() -> list[dict]:
          "baseline_name": otel_name, "ratio": act_med / otel_med, "goal": "ratio <= 1.0"},
         {"name": "SDK action start+end, p99", "value": act_p99, "unit": "us", "baseline": otel_p99,
          "baseline_name": otel_name + " p99", "ratio": act_p99 / otel_p99, "goal": "<= 50 us"},
+        {"name": "SDK action with input digest, median", "value": in_med, "unit": "us", "baseline": otel_med,
+         "baseline_name": otel_name, "ratio": in_med / otel_med, "goal": "ratio <= 1.0"},
+        {"name": "SDK action with input digest, p99", "value": in_p99, "unit": "us", "baseline": otel_p99,
+         "baseline_name": otel_name + " p99", "ratio": in_p99 / otel_p99, "goal": "<= 50 us"},
         {"name": "SDK point event (decision), median", "value": pt_med, "unit": "us", "baseline": otel_med,
          "baseline_name": otel_name, "ratio": pt_med / otel_med, "goal": "ratio <= 1.0"},
         {"name": "SDK point event (decision), p99", "value": pt_p99, "unit": "us", "baseline": otel_p99,
