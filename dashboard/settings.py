@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DashboardSettings"]
@@ -21,8 +21,8 @@ class DashboardSettings(BaseSettings):
     :param users: ``AGENTAUDIT_DASHBOARD_USERS``, ``name:team`` pairs separated by commas,
         e.g. ``alice:team-payments,bob:team-sre``; default ``oncall:sre``.
     :param password: ``AGENTAUDIT_DASHBOARD_PASSWORD``: when set, signing in as a listed user needs it.
-    :param rules: ``AGENTAUDIT_RULES``-style path of the rule files whose descriptions the pages show;
-        default the shipped pack (``AGENTAUDIT_DASHBOARD_RULES``).
+    :param rules: ``AGENTAUDIT_DASHBOARD_RULES`` (else ``AGENTAUDIT_RULES``, the consumer's): rule files
+        whose descriptions and revision the pages show; default the shipped pack.
     :param graph_max_nodes: ``AGENTAUDIT_DASHBOARD_GRAPH_MAX_NODES``: traces larger than this are drawn
         collapsed (the highlighted path and its neighbours stay), default 80.
     :param list_limit: ``AGENTAUDIT_DASHBOARD_LIST_LIMIT``, rows of the incidents list, default 500.
@@ -35,6 +35,7 @@ class DashboardSettings(BaseSettings):
     auth: Literal["users", "oidc"] = "users"
     users: str = "oncall:sre"
     password: SecretStr = SecretStr("")
-    rules: str | None = None
+    rules: str | None = Field(default=None, validation_alias=AliasChoices("AGENTAUDIT_DASHBOARD_RULES",
+                                                                          "AGENTAUDIT_RULES", "rules"))
     graph_max_nodes: int = Field(default=80, ge=10)
     list_limit: int = Field(default=500, gt=0, le=100_000)
