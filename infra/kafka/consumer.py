@@ -190,6 +190,22 @@ class KafkaConsumer:
             out[(tp.topic, tp.partition)] = None if tp.offset == OFFSET_INVALID else tp.offset
         return out
 
+    def high_watermarks(self, partitions: Iterable[tuple[str, int] | TopicPartition]) -> dict[tuple[str, int], int]:
+        """The last high watermark seen in fetch responses per ``(topic, partition)``, without a request.
+
+        Partitions not fetched yet are left out. On tansu the broker reports last batch base
+        offset + 1, so the value can trail the true end of the partition by up to one batch.
+        """
+        out: dict[tuple[str, int], int] = {}
+        for tp in _partitions(partitions):
+            try:
+                _low, high = self._client.get_watermark_offsets(tp, cached=True)
+            except (KafkaException, RuntimeError):
+                continue
+            if high is not None and high >= 0:
+                out[(tp.topic, tp.partition)] = high
+        return out
+
     def pause(self, partitions: Iterable[tuple[str, int] | TopicPartition]) -> None:
         """Stop fetching from ``partitions`` (back-pressure) while staying in the group."""
         self._client.pause(_partitions(partitions))
