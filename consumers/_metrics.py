@@ -26,6 +26,10 @@ class SinkMetrics:
         self.latency = Histogram("agentaudit_sink_latency_seconds", "Time to process one batch", buckets=_SECONDS, registry=r)
         self.rule_eval = Histogram("agentaudit_sink_rule_eval_seconds", "Evaluator time per batch", buckets=_SECONDS, registry=r)
         self.committed = Gauge("agentaudit_sink_committed_offset", "Next offset committed", ["topic", "partition"], registry=r)
+        self.lag = Gauge("agentaudit_sink_lag", "Messages not yet committed: high watermark (cached from the last "
+                         "fetch) minus committed offset. On the embedded tansu broker the high watermark is wrong "
+                         "(last batch base offset + 1), so there this can under-count by up to one producer batch",
+                         ["topic", "partition"], registry=r)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` over HTTP on ``port`` (a daemon thread)."""

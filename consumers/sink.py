@@ -225,6 +225,8 @@ class Sink:
             result.committed = offsets
             for (topic, partition), offset in offsets.items():
                 self.metrics.committed.labels(topic, str(partition)).set(offset)
+            for (topic, partition), high in consumer.high_watermarks(offsets).items():
+                self.metrics.lag.labels(topic, str(partition)).set(max(high - offsets[(topic, partition)], 0))
         self._backoff = 0.0
         self.metrics.events_out.inc(result.inserted)
         self.metrics.lifecycle.inc(result.lifecycle)
