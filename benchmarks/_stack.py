@@ -4,6 +4,7 @@ database and uuid-named topics; plus ``agentaudit consume`` as a process and pea
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 import sys
@@ -75,6 +76,7 @@ def embedded_stack(partitions: int = 3) -> Iterator[Stack]:
         server.stop()
 
 
+@functools.lru_cache(maxsize=2)
 def simulated(events: int, seed: int = 3) -> list[tuple[bytes, bytes]]:
     """``(key, value)`` of a seeded simulator run whose virtual clock starts yesterday (inside the TTL)."""
     from agentaudit.producers.simulator import SimConfig, Simulator
