@@ -178,6 +178,8 @@ def consume(
     metrics_port: int = typer.Option(None, help="Serve Prometheus /metrics on this port (AGENTAUDIT_SINK_METRICS_PORT)."),
     builtin_rules: bool = typer.Option(False, "--builtin-rules", help="Use only the built-in rules "
                                        "(AGENTAUDIT_SINK_FORBIDDEN_TOOLS, AGENTAUDIT_SINK_COST_THRESHOLD_USD)."),
+    owners: str = typer.Option(None, envvar="AGENTAUDIT_OWNERS",
+                               help="Owners YAML: incident owners for rules without one, synced to the owners table."),
 ) -> None:
     """Run the sink: actions and lifecycle events into ClickHouse, judged by the rules, until Ctrl-C."""
     import logging
@@ -210,13 +212,18 @@ def consume(
             from agentaudit.consumers.rule_reload import ReloadingEvaluator
 
             # a changed rule file swaps in between batches, or the old revision stays (logged)
-            evaluator = ReloadingEvaluator([rules], load=load_evaluator).start()
+            evaluator = ReloadingEvaluator(
+                [rules], load=lambda paths: load_evaluator(paths, owners_path=owners)).start()
         elif load_evaluator is not None and not builtin_rules:
-            evaluator = load_evaluator(None)  # the rule pack shipped with agentaudit
+            evaluator = load_evaluator(None, owners_path=owners)  # the rule pack shipped with agentaudit
         else:
             evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
                                          cost_threshold_usd=sink_settings.cost_threshold_usd)
         _consume_preflight(kafka, StoreSettings())
+        if owners:
+            from agentaudit.consumers.owners import sync_owners
+
+            sync_owners(StoreSettings(), owners)
     except AgentAuditError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

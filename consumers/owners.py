@@ -63,6 +63,7 @@ __all__ = [
     "escalate_due",
     "load_owners",
     "open_incidents",
+    "sync_owners",
     "unowned_agents",
 ]
 
@@ -318,3 +319,19 @@ def escalate_due(store: Any, producer: Any, topic: str, owners: OwnershipMap, no
     if events:
         producer.flush()
     return events
+
+
+def sync_owners(settings: Any, path: str | Path) -> int:
+    """Load an owners file and write its mapping to the ``owners`` table; returns the rows written.
+
+    The table is a ReplacingMergeTree keyed by (subject_kind, pattern), so syncing again updates in place.
+    """
+    from agentaudit.infra.clickhouse import connect
+
+    rows = load_owners(path).rows()
+    if not rows:
+        return 0
+    columns = list(rows[0])
+    with connect(settings) as store:
+        store.insert_batch("owners", [[row[c] for c in columns] for row in rows], columns)
+    return len(rows)

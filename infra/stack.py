@@ -28,6 +28,7 @@ __all__ = ["STATE_FILE", "Stack", "StackSettings", "read_state"]
 
 _log = logging.getLogger("agentaudit.infra.stack")
 STATE_FILE = "stack.json"
+DEFAULT_OWNERS = Path(__file__).resolve().parent / "configs" / "owners.yaml"
 
 
 class StackSettings(BaseSettings):
@@ -43,6 +44,8 @@ class StackSettings(BaseSettings):
     :param agents: ``AGENTAUDIT_SIMULATE_AGENTS``, simulated agents.
     :param seed: ``AGENTAUDIT_SIMULATE_SEED``, the fleet's seed.
     :param rules: ``AGENTAUDIT_RULES``, rule files for the consumer; default the built-in pack.
+    :param owners: ``AGENTAUDIT_OWNERS``, the owners file; default the simulated fleet's
+        (``infra/configs/owners.yaml``).
     """
 
     model_config = SettingsConfigDict(env_prefix="AGENTAUDIT_", frozen=True, extra="ignore")
@@ -57,6 +60,7 @@ class StackSettings(BaseSettings):
     simulate_agents: int = Field(default=12, gt=0)
     simulate_seed: int = 7
     rules: str | None = None
+    owners: Path | None = None
 
 
 @dataclass
@@ -132,6 +136,7 @@ class Stack:
         consume = ["agentaudit.cli", "consume", "--metrics-port", str(self.ports["metrics"])]
         if s.rules:
             consume += ["--rules", s.rules]
+        consume += ["--owners", str(s.owners or DEFAULT_OWNERS)]
         consumer = self._process("consumer", _python(*consume), ready_port=self.ports["metrics"])
         components.append(self._wrap("consumer (sink + rules)", self.urls["metrics"], consumer))
         if s.simulate_rate > 0:

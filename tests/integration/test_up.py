@@ -70,6 +70,7 @@ def test_up_serves_the_dashboard_fills_clickhouse_and_stops_cleanly(tmp_path):
         store = connect(urls["store"])
         actions = _wait_for(lambda: store.command("SELECT count() FROM agentaudit.actions"), 60, "actions")
         incidents = _wait_for(lambda: store.command("SELECT count() FROM agentaudit.incidents"), 60, "incidents")
+        assert store.command("SELECT count() FROM agentaudit.owners") > 0  # the fleet's owners file was synced
         elapsed = time.monotonic() - began
         print(f"up: {actions} actions and {incidents} incidents queryable {elapsed:.1f}s after start")
         assert elapsed < 60
