@@ -6,7 +6,7 @@
 ...         act.set_output(lookup(42))
 
 Actions and point events are hash-chained per stream (client instance x agent), produced by a
-background thread, and spooled on disk while the broker is away. See ``producers/README_SDK.md``.
+background thread, and spooled on disk while the broker is away. See the README's SDK section.
 """
 
 from agentaudit.producers._blocked import ActionBlocked

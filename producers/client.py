@@ -349,7 +349,7 @@ class AuditClient:
     :param control: obey the control topic (kill, pause, tool blocks, approval requirements) for this
         client's agents: a blocked action raises :class:`ActionBlocked` before it starts; default false.
     :param guard_rules: rule files or directories judged inline before each action (single-event rules;
-        enforce-mode matches raise :class:`ActionBlocked`); default none. See ``producers/README_CONTROL.md``.
+        enforce-mode matches raise :class:`ActionBlocked`); default none. See the README's control-plane section.
     :param control_config: librdkafka overrides for the control listener's consumer.
     :raises SdkConfigError: a setting is invalid. :raises SpoolError: the spool directory is unusable.
 
