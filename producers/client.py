@@ -204,17 +204,7 @@ class Action:
         frame = CURRENT.get()
         parent = self._parent
         aid = f"{client._id_prefix}{next(client._ids):012x}"
-        if parent is None:
-            if frame is None:
-                trace, depth, parent_id = aid, 0, None
-            else:
-                trace, depth, parent_id = frame.trace_id, frame.depth + 1, frame.action_id
-        elif isinstance(parent, Action):
-            trace, depth, parent_id = parent.trace_id, parent.depth + 1, parent.action_id
-        else:
-            parent_id = str(parent)
-            trace = frame.trace_id if frame is not None else parent_id
-            depth = frame.depth + 1 if frame is not None else 1
+        trace, depth, parent_id = _place(aid, parent, frame)
         agent = self.agent or (frame.agent if frame is not None else client._agent)
         run_id = self._run_id or (frame.run_id if frame is not None else client._run_id)
         self.agent = agent
@@ -320,6 +310,24 @@ class Action:
                 act.set_output(result)
                 return result
         return run  # type: ignore[return-value]
+
+
+def _place(action_id: str, parent: Any, frame: Any) -> tuple[str, int, str | None]:
+    """Where a new action sits in the causal tree: ``(trace_id, depth, parent_action_id)``.
+
+    An explicit ``parent`` (an :class:`Action` or an action id) wins over the enclosing context's frame;
+    with neither, the action is a trace root.
+    """
+    if parent is None:
+        if frame is None:
+            return action_id, 0, None
+        return frame.trace_id, frame.depth + 1, frame.action_id
+    if isinstance(parent, Action):
+        return parent.trace_id, parent.depth + 1, parent.action_id
+    parent_id = str(parent)
+    if frame is None:
+        return parent_id, 1, parent_id
+    return frame.trace_id, frame.depth + 1, parent_id
 
 
 def _status_for(exc: BaseException) -> str:
@@ -469,17 +477,7 @@ class AuditClient:
                links: list[str] | None, fields: dict[str, Any] | None = None) -> str:
         frame = CURRENT.get()
         aid = f"{self._id_prefix}{next(self._ids):012x}"
-        if parent is None:
-            if frame is None:
-                trace, depth, parent_id = aid, 0, None
-            else:
-                trace, depth, parent_id = frame.trace_id, frame.depth + 1, frame.action_id
-        elif isinstance(parent, Action):
-            trace, depth, parent_id = parent.trace_id, parent.depth + 1, parent.action_id
-        else:
-            parent_id = str(parent)
-            trace = frame.trace_id if frame is not None else parent_id
-            depth = frame.depth + 1 if frame is not None else 1
+        trace, depth, parent_id = _place(aid, parent, frame)
         agent = agent or (frame.agent if frame is not None else self._agent)
         run_id = frame.run_id if frame is not None else self._run_id
         extra: dict[str, Any] | None = None
