@@ -193,7 +193,9 @@ def consume(
     from agentaudit.infra.kafka import KafkaAdmin
     from agentaudit.settings import KafkaSettings, StoreSettings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from agentaudit.logs import configure_logging
+
+    configure_logging(logging.INFO)  # AGENTAUDIT_LOG_FORMAT=json: one JSON object per line
     overrides = {k: v for k, v in {"group": group, "batch_size": batch_size, "metrics_port": metrics_port}.items()
                  if v is not None}
     sink_settings = SinkSettings(**overrides)
