@@ -1,9 +1,10 @@
 """The pipeline's own metrics, scraped over HTTP after known traffic: the consumer's /metrics
 (events in/out, dead letters by reason, incidents, batch sizes, rule time, commits, lag) and
-the store server's /metrics (inserted rows, requests)."""
+the store server's /metrics (inserted rows, requests). The consumer logs JSON lines here, checked too."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -53,7 +54,8 @@ def test_consumer_and_store_metrics_count_the_real_traffic(
     port = free_port()
     store_before = scrape(f"{store_server.url}/metrics")
     produce_all(kafka, kafka.topics.actions, events)
-    consumer = ConsumerProcess(stack_env(kafka, store_settings, AGENTAUDIT_SINK_FORBIDDEN_TOOLS="rm"),
+    consumer = ConsumerProcess(stack_env(kafka, store_settings, AGENTAUDIT_SINK_FORBIDDEN_TOOLS="rm",
+                                         AGENTAUDIT_LOG_FORMAT="json"),
                                ["--group", group_factory(), "--builtin-rules", "--batch-size", "100",
                                 "--metrics-port", str(port)], tmp_path / "consume.log")
     url = f"http://127.0.0.1:{port}/metrics"
@@ -96,3 +98,7 @@ def test_consumer_and_store_metrics_count_the_real_traffic(
     assert lags and all(v == 0 for v in lags.values()), lags  # everything consumed is committed
     assert inserted == GOOD + FORBIDDEN + FORBIDDEN  # action rows + one incident row each
     assert inserts >= 2
+    # structured logs: every log line is one JSON object (AGENTAUDIT_LOG_FORMAT=json)
+    logged = [json.loads(line) for line in consumer.log().splitlines() if not line.startswith("---- start")]
+    assert any(r["msg"].startswith("sink.start") for r in logged)
+    assert sum(r["msg"].startswith("sink.dead_letter reason=bad_magic") for r in logged) == BAD
