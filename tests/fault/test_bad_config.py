@@ -78,8 +78,13 @@ def test_consume_with_missing_rule_file(env: dict[str, str], tmp_path: Path):
     assert "error:" in output and "nope.yaml" in output and "Traceback" not in output, output[-2000:]
 
 
-def test_owners_with_bad_owners_file(env: dict[str, str], tmp_path: Path):
-    # `agentaudit consume` takes no owners file; the commands that do must refuse a bad one
+def test_consume_with_bad_owners_file(env: dict[str, str], tmp_path: Path):
+    code, output, took, leftovers = run_cli(["consume", "--owners", str(tmp_path / "bad_owners.yaml")], env, tmp_path)
+    assert code != 0 and took < 10 and not leftovers
+    assert "error:" in output and "bad_owners.yaml:" in output and "Traceback" not in output, output[-2000:]
+
+
+def test_owners_check_with_bad_owners_file(env: dict[str, str], tmp_path: Path):
     code, output, took, leftovers = run_cli(["owners", "check", "--owners", str(tmp_path / "bad_owners.yaml")],
                                             env, tmp_path)
     assert code != 0 and took < 10 and not leftovers
