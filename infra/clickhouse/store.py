@@ -133,7 +133,11 @@ class Store:
         """Run a ``SELECT``; ``{name:Type}`` placeholders are bound server-side from ``parameters``."""
         with self._translating("query", sql):
             result = self._client.query(sql, parameters=parameters, settings=self._settings(settings))
-            return QueryResult(tuple(result.column_names), list(result.result_rows))
+            names = tuple(result.column_names)
+            rows = list(result.result_rows)
+            if not names and not rows:
+                names = self._empty_result_names(sql, parameters, settings)
+            return QueryResult(names, rows)
 
     def query_arrow(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] | None = None,
                     settings: Mapping[str, Any] | None = None) -> pyarrow.Table:
@@ -209,6 +213,23 @@ class Store:
         if self._readonly and "readonly" in self._defaults:
             merged["readonly"] = self._defaults["readonly"]  # ... except that a read-only store stays so
         return merged
+
+    def _empty_result_names(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] | None,
+                            settings: Mapping[str, Any] | None) -> tuple[str, ...]:
+        """Column names of a query that returned nothing.
+
+        chDB sends no Native block at all for an empty result (a ClickHouse server sends a header
+        block), so names come from ``DESCRIBE`` (parsed, not run), else from an Arrow schema.
+        """
+        statement = sql.strip().rstrip(";")
+        try:
+            described = self._client.query(f"DESCRIBE TABLE ({statement})", parameters=parameters,
+                                           settings=self._settings(settings))
+            return tuple(str(row[0]) for row in described.result_rows)
+        except (ClickHouseError, OSError, RuntimeError, ValueError):
+            pass  # not a SELECT (SHOW, EXPLAIN, a trailing FORMAT ...): its Arrow schema still names the columns
+        table = self._client.query_arrow(sql, parameters=parameters, settings=self._settings(settings))
+        return tuple(table.column_names)
 
     @contextmanager
     def _translating(self, action: str, sql: str) -> Iterator[None]:

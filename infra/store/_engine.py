@@ -2,9 +2,10 @@
 
 chDB allows one open connection per data directory per process, and a connection runs one
 statement at a time (a second concurrent call deadlocks in the engine), so every request
-takes :attr:`Engine.lock` for its whole run, including streaming the result out.
-Per-request settings and database are applied with ``SET``/``USE`` under that lock and
-put back afterwards, so no request sees another's settings.
+takes :attr:`Engine.lock` while its statement runs.
+Each request's settings and database are brought about with ``SET``/``USE`` under that lock;
+the engine remembers what it last applied and issues only the difference, so a request sees
+exactly its own settings (all others at default) without paying a reset round trip each time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,9 @@ __all__ = ["Engine", "EngineError", "InsertStats"]
 
 _LOCK_FILE = "agentaudit-store.lock"
 _STREAMING_KEYWORDS = frozenset({"SELECT", "WITH"})
+# Statements after which the current database may be gone or renamed: USE it again next time.
+_KEEPS_DATABASE = frozenset({"SELECT", "WITH", "INSERT", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN"})
+_VERDICTS = 1024  # read-only verdicts remembered (dashboards repeat the same few queries)
 _SETTING_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -77,6 +82,9 @@ class Engine:
                     "store or pass a different --data-dir / AGENTAUDIT_STORE_DIR", code=parse_code(str(exc))) from exc
             raise StoreError(f"cannot open chDB directory {self.data_dir}: {exc}", code=parse_code(str(exc))) from exc
         self.lock = threading.Lock()
+        self._database: str | None = None  # what the last USE selected; None: unknown, USE again
+        self._settings: dict[str, str] = {}  # settings SET on the connection; all others are at default
+        self._verdicts: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], bool] = OrderedDict()
         self.timezone = self._scalar("SELECT timezone()")
         self.version = self._scalar("SELECT version()")
 
@@ -117,33 +125,52 @@ class Engine:
     def _scalar(self, sql: str) -> str:
         return self._conn.query(sql, "TabSeparated").bytes().decode().strip()
 
-    def apply(self, database: str | None, settings: Mapping[str, str]) -> list[str]:
-        """``USE`` and ``SET`` for one request; returns the names to reset with :meth:`reset`."""
-        applied: list[str] = []
+    def apply(self, database: str | None, settings: Mapping[str, str]) -> None:
+        """Make ``database`` current and exactly ``settings`` set (every other setting at default).
+
+        Only what differs from the previous request runs (``USE``, ``SET x = ...``,
+        ``SET x = DEFAULT``): each is a chDB round trip, and most requests repeat the last one's.
+        """
+        target = database or "default"
         try:
-            self._conn.query(f"USE {_quote_ident(database or 'default')}", "TabSeparated")
+            if self._database != target:
+                self._database = None
+                self._conn.query(f"USE {_quote_ident(target)}", "TabSeparated")
+                self._database = target
+            for name in [n for n in self._settings if n not in settings]:
+                self._set_default(name)
             for name, value in settings.items():
+                if self._settings.get(name) == value:
+                    continue
                 if not name or not set(name) <= _SETTING_NAME_OK:
                     raise EngineError(f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)", 115)
                 self._conn.query(f"SET {name} = {_quote(value)}", "TabSeparated")
-                applied.append(name)
+                self._settings[name] = value
         except EngineError:
-            self.reset(applied)
             raise
         except Exception as exc:
-            self.reset(applied)
             raise _engine_error(exc) from exc
-        return applied
 
-    def reset(self, names: Iterable[str]) -> None:
-        for name in names:
-            try:
-                self._conn.query(f"SET {name} = DEFAULT", "TabSeparated")
-            except Exception:  # noqa: BLE001,S110 - a setting that cannot be reset was never applied
-                pass
+    def _set_default(self, name: str) -> None:
+        del self._settings[name]
+        try:
+            self._conn.query(f"SET {name} = DEFAULT", "TabSeparated")
+        except Exception:  # noqa: BLE001,S110 - a setting that cannot be reset was never applied
+            pass
 
     def is_read_only_statement(self, sql: str, params: Mapping[str, str]) -> bool:
-        """ClickHouse's own parser decides whether ``sql`` only reads (for ``readonly`` requests)."""
+        """ClickHouse's own parser decides whether ``sql`` only reads (for ``readonly`` requests).
+
+        Parsed with default settings (a request's own limits must not break the check); verdicts
+        are remembered, so a repeated dashboard query is not parsed again.
+        """
+        key = (sql, tuple(sorted(params.items())))
+        verdict = self._verdicts.get(key)
+        if verdict is not None:
+            self._verdicts.move_to_end(key)
+            return verdict
+        for name in list(self._settings):
+            self._set_default(name)
         try:
             ast = self._conn.query(f"EXPLAIN AST {sql}", "TabSeparated", params=dict(params)).bytes()
         except Exception as exc:
@@ -151,7 +178,11 @@ class Engine:
         lines = ast.decode(errors="replace").splitlines()
         root = lines[0].split(" ", 1)[0] if lines else ""
         # SELECT ... INTO OUTFILE writes a file on this machine.
-        return root in READ_AST_ROOTS and not any("INTO OUTFILE" in line.upper() for line in lines)
+        verdict = root in READ_AST_ROOTS and not any("INTO OUTFILE" in line.upper() for line in lines)
+        self._verdicts[key] = verdict
+        if len(self._verdicts) > _VERDICTS:
+            self._verdicts.popitem(last=False)
+        return verdict
 
     def execute(self, sql: str, fmt: str, params: Mapping[str, str]) -> Iterator[bytes]:
         """Run ``sql``; yields result chunks (SELECTs in block-concatenable formats stream block by
@@ -160,8 +191,11 @@ class Engine:
 
         The first chunk is produced eagerly by callers that need to send an error status.
         """
+        keyword = leading_keyword(sql)
+        if keyword not in _KEEPS_DATABASE:
+            self._database = None  # DROP/RENAME/DETACH may have removed it
         try:
-            if leading_keyword(sql) in _STREAMING_KEYWORDS and fmt in STREAM_SAFE_FORMATS:
+            if keyword in _STREAMING_KEYWORDS and fmt in STREAM_SAFE_FORMATS:
                 stream = self._conn.send_query(sql, fmt, params=dict(params))
                 return self._drain(stream)
             result = self._conn.query(sql, fmt, params=dict(params))

@@ -7,7 +7,8 @@ production ClickHouse server.
 What differs from a ClickHouse server (chDB is an embedded engine with one session):
 
 - statements run one at a time (one chDB connection; each still uses all cores), with the
-  request's settings and database applied by ``SET``/``USE`` and reset afterwards;
+  request's settings and database applied by ``SET``/``USE`` (only what differs from the
+  previous request, so every request sees exactly its own settings);
 - ``SET``/``USE`` statements are kept per HTTP ``session_id``; temporary tables are not
   per session (avoid them); multi-statement requests are refused, as ClickHouse does;
 - ``readonly`` requests are checked with ClickHouse's parser (``EXPLAIN AST``): only
@@ -152,6 +153,11 @@ class StoreServer:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "agentaudit-store"
+    # Small responses must leave at once: with Nagle on, a second small write waits for the
+    # client's delayed ACK (~40 ms a request). Buffered writes send headers and a small body
+    # in one segment; handle_one_request flushes after each response.
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
     timeout = 300  # a stalled client must not hold the engine lock forever
     server: _Server
 
@@ -336,23 +342,20 @@ class _Handler(BaseHTTPRequestHandler):
             if readonly and (insert is not None or not engine.is_read_only_statement(query, bind)):
                 raise _HTTPError(403, 164, "Code: 164. DB::Exception: default: Cannot execute query in readonly "
                                            "mode. (READONLY)")
-            applied = engine.apply(database, settings)
-            try:
-                if insert is not None:
-                    stats = engine.insert(insert[0], insert[1], _unspool(upload))
-                else:
-                    # The result is spooled too and sent after the lock is released: a client that
-                    # reads slowly, or queries again while iterating a stream, cannot block the engine.
-                    result = _spool(engine.execute(query, fmt, bind))
-            finally:
-                engine.reset(applied)
+            engine.apply(database, settings)
+            if insert is not None:
+                stats = engine.insert(insert[0], insert[1], _unspool(upload))
+            else:
+                # The result is spooled too and sent after the lock is released: a client that
+                # reads slowly, or queries again while iterating a stream, cannot block the engine.
+                result = _spool(engine.execute(query, fmt, bind))
         if insert is not None:
             store.metrics.rows_inserted.inc(stats.rows)
             summary = {"written_rows": stats.rows, "written_bytes": stats.bytes}
-            self._respond_stream(iter(()), query_id, fmt, summary, encoding)
+            self._respond_stream(iter(()), query_id, fmt, summary, encoding, 0)
             return "insert"
         size = result.tell()
-        self._respond_stream(_unspool(result), query_id, fmt, {"result_bytes": size}, encoding)
+        self._respond_stream(_unspool(result), query_id, fmt, {"result_bytes": size}, encoding, size)
         return "query" if size or _is_select(query) else "command"
 
     def _session_statement(self, query: str, session: Session | None, database: str | None,
@@ -369,14 +372,13 @@ class _Handler(BaseHTTPRequestHandler):
                                        "mode. (READONLY)")
         with engine.lock:
             checked = {k: v for k, v in (assignments or {}).items() if k != "readonly"}
-            applied = engine.apply(target or database, {**settings, **checked})  # raises 115 / 81 when wrong
-            engine.reset(applied)
+            engine.apply(target or database, {**settings, **checked})  # raises 115 / 81 when wrong
         if session is not None:
             if assignments:
                 session.settings.update(assignments)
             if target:
                 session.database = target
-        self._respond_stream(iter(()), str(uuid.uuid4()), "TabSeparated", {}, None)
+        self._respond_stream(iter(()), str(uuid.uuid4()), "TabSeparated", {}, None, 0)
 
     # -- responses -------------------------------------------------------------------------
 
@@ -391,30 +393,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-ClickHouse-Server-Display-Name", _DISPLAY_NAME)
 
     def _respond_stream(self, chunks: Iterator[bytes], query_id: str, fmt: str, summary: dict[str, int],
-                        encoding: str | None) -> None:
+                        encoding: str | None, size: int) -> None:
+        """Send ``size`` bytes of ``chunks``: with Content-Length as they are, chunked when compressed."""
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream" if fmt in ("Native", "RowBinary", "Arrow",
                                                                               "Parquet") else "text/plain; charset=UTF-8")
         self._common_headers(query_id, fmt, summary)
-        self.send_header("Transfer-Encoding", "chunked")
         if encoding:
+            self.send_header("Transfer-Encoding", "chunked")
             self.send_header("Content-Encoding", encoding)
+        else:
+            self.send_header("Content-Length", str(size))
         self.end_headers()
+        # Results are spooled before the headers go, so nothing here can fail half-way with an engine error.
         counter = self.server.store.metrics.bytes_out
         codec = compressor(encoding) if encoding else None
-        try:
-            for chunk in chunks:
-                counter.inc(len(chunk))
-                self._write_chunk(codec.compress(chunk) if codec else chunk)
-            if codec:
-                self._write_chunk(codec.flush())
-        except EngineError as exc:
-            # Headers are gone: say it in the body the way ClickHouse does, then cut the stream.
-            self.server.store.metrics.errors.labels(str(exc.code)).inc()
-            self.wfile.write(f"\r\n__exception__\r\n{exc}\r\n".encode())
-            self.close_connection = True
-            return
-        self.wfile.write(b"0\r\n\r\n")
+        for chunk in chunks:
+            counter.inc(len(chunk))
+            if codec is None:
+                self.wfile.write(chunk)
+            else:
+                self._write_chunk(codec.compress(chunk))
+        if codec is not None:
+            self._write_chunk(codec.flush())
+            self.wfile.write(b"0\r\n\r\n")
 
     def _write_chunk(self, data: bytes) -> None:
         if data:

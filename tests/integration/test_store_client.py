@@ -42,6 +42,19 @@ def test_query_command_and_inserts(store_factory: Callable[..., Store]) -> None:
     assert store.ping() is True
 
 
+def test_empty_results_keep_their_column_names(store_settings_factory: Callable[[], StoreSettings],
+                                               store_factory: Callable[..., Store]) -> None:
+    settings = store_settings_factory()
+    store = store_factory(settings)
+    store.command(_DDL)
+    empty = store.query("SELECT agent, sum(cost) AS total FROM actions WHERE agent = {a:String} GROUP BY agent",
+                        {"a": "nobody"})
+    assert (empty.column_names, empty.rows) == (("agent", "total"), [])
+    reader = store_factory(settings, readonly=True)
+    assert reader.query("SELECT id FROM actions SETTINGS max_threads = 1;").column_names == ("id",)
+    assert reader.query("SHOW TABLES LIKE 'nothing%'").column_names == ("name",)
+
+
 def test_errors_keep_the_clickhouse_code_and_name_the_statement(store_factory: Callable[..., Store]) -> None:
     store = store_factory()
     with pytest.raises(StoreError) as info:
@@ -114,6 +127,7 @@ with connect(url, database='app', readonly=True) as reader:
     except StoreError as exc:
         print('drop', exc.code)
     print('rows', reader.query('SELECT count() FROM t').first_item)
+    print('empty', *reader.query('SELECT a, a * 2 AS b FROM t WHERE a > 9').column_names)
 with connect(url, database='app') as store:
     store.insert_batch('t', [[3]], ['a'])  # the read-only session did not stick to the shared chDB session
     print('after', store.command('SELECT count() FROM t'))
@@ -127,7 +141,7 @@ def test_chdb_url_in_its_own_process(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", _CHDB_SCRIPT, str(tmp_path / "db")],  # noqa: S603
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["drop", "164", "rows", "2", "after", "3"]
+    assert out.stdout.split() == ["drop", "164", "rows", "2", "empty", "a", "b", "after", "3"]
 
 
 def test_chdb_url_on_a_served_directory_points_to_the_server(store_server: StoreProcess) -> None:

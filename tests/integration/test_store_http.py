@@ -138,6 +138,42 @@ def test_settings_apply_per_request_and_do_not_leak(client_factory) -> None:
     assert client.command("SELECT getSetting('max_result_rows')") == 0
 
 
+def test_a_dropped_current_database_is_reported_not_reused(store_server: StoreProcess) -> None:
+    # The server skips USE when a request wants the database the previous one used; a DROP must undo that.
+    name = f"gone_{uuid.uuid4().hex[:10]}"
+    port = int(store_server.url.rsplit(":", 1)[1])
+    admin = clickhouse_connect.get_client(host="127.0.0.1", port=port)
+    admin.command(f"CREATE DATABASE {name}")
+    user = clickhouse_connect.get_client(host="127.0.0.1", port=port, database=name)
+    try:
+        assert user.command("SELECT currentDatabase()") == name
+        user.command(f"DROP DATABASE {name}")  # from inside it: the next request must not find it current
+        with pytest.raises(DatabaseError) as info:
+            user.command("SELECT currentDatabase()")
+        assert "81" in str(info.value)
+    finally:
+        user.close()
+        admin.close()
+
+
+def test_responses_are_sized_and_the_connection_is_kept(store_server: StoreProcess, database: str) -> None:
+    import http.client
+
+    port = int(store_server.url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", f"/?database={database}", body=b"SELECT 42")
+        first = conn.getresponse()
+        assert first.read() == b"42\n" and first.getheader("Content-Length") == "3"
+        assert first.getheader("Transfer-Encoding") is None
+        sock = conn.sock
+        conn.request("POST", f"/?database={database}", body=b"SELECT number FROM numbers(3)")
+        assert conn.getresponse().read() == b"0\n1\n2\n"
+        assert sock is not None and conn.sock is sock  # HTTP/1.1 keep-alive: no reconnect
+    finally:
+        conn.close()
+
+
 def test_error_code_reaches_the_client(store_server: StoreProcess, client_factory) -> None:
     with pytest.raises(DatabaseError) as info:
         client_factory().query("SELECT * FROM no_such_table")
