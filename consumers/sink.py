@@ -5,7 +5,10 @@ One consumer group reads the actions topic (and the lifecycle topic). Per batch:
 1. decode; a message that cannot be decoded goes to the dead-letter topic with its reason;
 2. insert the actions into ``actions``, one insert per partition chunk carrying the
    deduplication token ``{topic}:{partition}:{first}-{last}`` (lifecycle events likewise);
-3. evaluate the batch; incidents go into ``incidents`` and onto the incidents topic;
+   the Arrow blocks are built here, the inserts are sent by one background thread;
+3. evaluate the batch meanwhile (the store works in its own process while the rules run);
+   once the inserts are acknowledged, incidents go into ``incidents`` and onto the
+   incidents topic, so an incident never precedes the actions it is about;
 4. wait for the dead letters and incidents to be acknowledged, then commit the next
    offset of every partition synchronously.
 
@@ -25,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +48,9 @@ from agentaudit.settings import KafkaSettings, StoreSettings
 __all__ = ["AfterInsertCallback", "BatchResult", "Sink"]
 
 _log = logging.getLogger("agentaudit.consumers.sink")
+
+#: An insert ready to send: ``(table, Arrow table, deduplication token)``.
+_Insert = tuple[str, Any, str]
 
 #: Test hook called after a batch is in the store and before its offsets are committed.
 AfterInsertCallback = Callable[["BatchResult"], None]
@@ -101,6 +108,7 @@ class Sink:
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._store: Store | None = None
+        self._inserter: ThreadPoolExecutor | None = None
         self._dead_letters: DeadLetters | None = None
         self._backoff = 0.0
         self._watermark_us = 0
@@ -125,6 +133,8 @@ class Sink:
             self._producer = KafkaProducer(self.kafka_settings)
             self._dead_letters = DeadLetters(self._producer, self._topics.dlq)
             self._store = connect(self.store_settings)
+            # One thread, one batch in flight: inserts keep their order and never run concurrently.
+            self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentaudit-sink-insert")
             consumer = KafkaConsumer(self.kafka_settings, s.group, config)
             topics = [self._topics.actions] + ([self._topics.lifecycle] if s.consume_lifecycle else [])
             consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -138,7 +148,10 @@ class Sink:
         consumer, self._consumer = self._consumer, None
         producer, self._producer = self._producer, None
         store, self._store = self._store, None
+        inserter, self._inserter = self._inserter, None
         self._assigned = frozenset()
+        if inserter is not None:
+            inserter.shutdown(wait=True)  # run_once waits for its inserts; nothing is left in flight
         try:
             if consumer is not None:
                 consumer.close()
@@ -241,12 +254,18 @@ class Sink:
             actions = [m for m in messages if m.topic() == actions_topic]
             lifecycle = [m for m in messages if m.topic() != actions_topic]
         records = self._decode(actions, self._actions_codec, result)
-        records = self._insert_actions(records, result)
+        records, inserts = self._insert_actions(records, result)
         if lifecycle:
             events = self._decode(lifecycle, self._lifecycle_codec, result)
-            self._insert_chunks("incident_lifecycle", events, lifecycle_table)
+            events, more = self._insert_chunks("incident_lifecycle", events, lifecycle_table)
+            inserts.extend(more)
             result.lifecycle = sum(len(chunk) for chunk in events)
-        incidents = self._evaluate(records, result)
+        sent = self._send(inserts)
+        try:
+            incidents = self._evaluate(records, result)
+        finally:
+            if sent is not None:
+                sent.result()  # raises the insert's StoreError: the batch is retried, nothing committed
         if incidents:
             self._write_incidents(incidents)
             result.incidents = len(incidents)
@@ -282,16 +301,21 @@ class Sink:
         _log.warning("sink.dead_letter reason=%s topic=%s partition=%d offset=%d error=%s",
                      reason, message.topic(), message.partition(), message.offset(), error)
 
-    def _insert_actions(self, chunks: list[list[dict[str, Any]]], result: BatchResult) -> list[list[dict[str, Any]]]:
-        kept = self._insert_chunks("actions", chunks, actions_table)
+    def _insert_actions(self, chunks: list[list[dict[str, Any]]],
+                        result: BatchResult) -> tuple[list[list[dict[str, Any]]], list[_Insert]]:
+        kept, inserts = self._insert_chunks("actions", chunks, actions_table)
         result.inserted = sum(len(chunk) for chunk in kept)
-        return kept
+        return kept, inserts
 
     def _insert_chunks(self, table: str, chunks: list[list[dict[str, Any]]],
-                       to_arrow: Callable[[Sequence[dict[str, Any]]], Any]) -> list[list[dict[str, Any]]]:
-        """One insert per partition chunk, tokened by its offset range so a re-read deduplicates."""
-        assert self._store is not None
+                       to_arrow: Callable[[Sequence[dict[str, Any]]], Any],
+                       ) -> tuple[list[list[dict[str, Any]]], list[_Insert]]:
+        """One insert per partition chunk, tokened by its offset range so a re-read deduplicates.
+
+        Builds the blocks (dead-lettering records that do not fit) and returns them for :meth:`_send`.
+        """
         kept: list[list[dict[str, Any]]] = []
+        inserts: list[_Insert] = []
         for chunk in chunks:
             try:
                 arrow = to_arrow(chunk)
@@ -303,9 +327,16 @@ class Sink:
                 arrow = to_arrow(chunk)
             first, last = chunk[0], chunk[-1]
             token = f"{first['_topic']}:{first['_partition']}:{first['_offset']}-{last['_offset']}"
-            self._store.insert_arrow(table, arrow, settings={"insert_deduplication_token": token})
+            inserts.append((table, arrow, token))
             kept.append(chunk)
-        return kept
+        return kept, inserts
+
+    def _send(self, inserts: list[_Insert]) -> Future[None] | None:
+        """Start the batch's inserts on the insert thread; the caller waits for the future before committing."""
+        if not inserts:
+            return None
+        assert self._inserter is not None and self._store is not None
+        return self._inserter.submit(_insert_all, self._store, inserts)
 
     def _drop_unstorable(self, chunk: list[dict[str, Any]], to_arrow: Callable[[Sequence[dict[str, Any]]], Any],
                          exc: Exception) -> list[dict[str, Any]]:
@@ -425,6 +456,11 @@ class Sink:
             consumer.resume(consumer.assignment())
         except Exception as resume_exc:  # noqa: BLE001
             _log.debug("sink.resume failed: %s", resume_exc)
+
+
+def _insert_all(store: Store, inserts: list[_Insert]) -> None:
+    for table, arrow, token in inserts:
+        store.insert_arrow(table, arrow, settings={"insert_deduplication_token": token})
 
 
 def _next_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
