@@ -55,7 +55,7 @@ def check_all(kafka: KafkaSettings, store: StoreSettings, *, dashboard_url: str 
                 "SELECT name, total_rows FROM system.tables WHERE database = {db:String} "
                 "AND name IN ('actions', 'incidents') ORDER BY name",
                 parameters={"db": store.database},
-            ).result_rows
+            ).rows
         return ", ".join(f"{name}: {count or 0} rows" for name, count in rows) or "reachable, not migrated"
 
     checks = [_timed("broker", kafka.bootstrap_servers, broker),
