@@ -71,6 +71,12 @@ def test_up_serves_the_dashboard_fills_clickhouse_and_stops_cleanly(tmp_path):
         actions = _wait_for(lambda: store.command("SELECT count() FROM agentaudit.actions"), 60, "actions")
         incidents = _wait_for(lambda: store.command("SELECT count() FROM agentaudit.incidents"), 60, "incidents")
         assert store.command("SELECT count() FROM agentaudit.owners") > 0  # the fleet's owners file was synced
+        status = subprocess.run([sys.executable, "-m", "agentaudit.cli", "status", "--home", str(home)],
+                                capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+        for component in ("broker", "store", "consumer", "dashboard"):
+            assert component in status.stdout
+        assert "down" not in status.stdout
         elapsed = time.monotonic() - began
         print(f"up: {actions} actions and {incidents} incidents queryable {elapsed:.1f}s after start")
         assert elapsed < 60
