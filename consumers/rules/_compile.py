@@ -208,6 +208,16 @@ class _Compiler:
             raise spec.error(f"bad {what} {value!r}; use a number and a unit: 90s, 5m, 1h, 1d", line=line)
         return us
 
+    def bind(self, spec: RuleSpec, value: Any, line: int) -> tuple[str, ...]:
+        """Attribute names an approval must share with the action it approves (``bind: args_hash``)."""
+        if value is None:
+            return ()
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise spec.error(f"ancestor: bind must be an attribute name or a list of them (e.g. args_hash), got "
+                             f"{value!r}", line=line)
+        return tuple(dict.fromkeys(n.strip() for n in names))
+
     def block(self, spec: RuleSpec) -> dict:
         block = spec.body.get(spec.kind) or {}
         if not isinstance(block, dict):
@@ -241,7 +251,7 @@ class _Compiler:
         bline = block.line_of if hasattr(block, "line_of") else (lambda _k: spec.line_of(spec.kind))
         allowed = {"aggregate": {"fn", "field", "where", "op", "threshold", "slide", "min_count"},
                    "sequence": {"then", "within"}, "absence": {"end", "within"},
-                   "ancestor": {"approval", "within"}, "integrity": {"checks"}, "predicate": set()}[spec.kind]
+                   "ancestor": {"approval", "within", "bind"}, "integrity": {"checks"}, "predicate": set()}[spec.kind]
         for k in block:
             if k not in allowed:
                 raise spec.error(f"{spec.kind}: unknown key {k!r}; expected one of {sorted(allowed)}", line=bline(k))
@@ -301,6 +311,7 @@ class _Compiler:
             approval = self.condition(spec, block.get("approval"), "approval", block)
             params["approval"] = self.predicate(spec, approval, "approval")
             params["within"] = self.duration(spec, block.get("within"), "within", bline("within"))
+            params["bind"] = self.bind(spec, block.get("bind"), bline("bind"))
             kinds = None  # the chain of every event in a trace is needed
         elif spec.kind == "integrity":
             checks = block.get("checks", list(INTEGRITY_CHECKS))

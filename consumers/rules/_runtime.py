@@ -474,12 +474,22 @@ class AncestorRuntime(RuleRuntime):
     (asked for by a step of the chain), a sibling, or named in the action's ``links``. The
     check runs when the watermark passes the action's time, so late approvals (within the
     allowed lateness) are still seen.
+
+    With ``bind`` (attribute names, e.g. ``args_hash``), an approval counts only when it carries
+    each of those attributes, non-empty and equal to the action's own, and, when it has an
+    ``expires_at_us`` attribute, the action happened before that time: an approval of
+    arguments A never covers arguments B, and an expired approval covers nothing.
     """
 
     def __init__(self, rule: CompiledRule) -> None:
         super().__init__(rule)
         self.traces: dict[str, dict[str, Any]] = {}
         self.due: dict[str, list[list]] = {}  # per tenant: heap of actions waiting for the watermark
+        self.bind: tuple[str, ...] = rule.params.get("bind") or ()
+
+    def _bound(self, r: dict[str, Any]) -> list[str]:
+        attrs = r.get("attributes") or {}
+        return [str(attrs.get(name) or "") for name in self.bind]
 
     def feed(self, r: dict[str, Any]) -> None:
         rule = self.rule
@@ -493,11 +503,16 @@ class AncestorRuntime(RuleRuntime):
         trace["parents"][r["action_id"]] = r["parent_action_id"] or ""
         if rule.params["approval"](r):
             entry = [t, r["event_id"], r["action_id"], r["parent_action_id"] or ""]
+            if self.bind:
+                entry += [self._bound(r), _expiry((r.get("attributes") or {}).get(EXPIRES_ATTRIBUTE))]
             if entry not in trace["approvals"]:
                 trace["approvals"].append(entry)
         if rule.predicate(r):
-            heapq.heappush(self.due.setdefault(r["tenant"], []), [t, r["event_id"], tkey, r["action_id"], r["parent_action_id"] or "",
-                                      list(r["links"]), rule.slim(r), list(rule.key(r))])
+            due = [t, r["event_id"], tkey, r["action_id"], r["parent_action_id"] or "", list(r["links"]),
+                   rule.slim(r), list(rule.key(r))]
+            if self.bind:
+                due.append(self._bound(r))
+            heapq.heappush(self.due.setdefault(r["tenant"], []), due)
 
     def advance(self, clock: Clock) -> None:
         within = self.rule.params["within"]
@@ -512,25 +527,38 @@ class AncestorRuntime(RuleRuntime):
         super().advance(clock)
 
     def decide(self, entry: list, within: int) -> None:
-        t, event_id, tkey, aid, parent, links, slim, key = entry
+        t, event_id, tkey, aid, parent, links, slim, key = entry[:8]
         trace = self.traces.get(tkey, {"parents": {}, "approvals": []})
         chain: set[str] = set()
         node = parent
         while node and node not in chain:
             chain.add(node)
             node = trace["parents"].get(node, "")
-        approved = any(
-            at <= t and t - at <= within and aid_ != aid
-            and (aid_ in chain or (ap and ap in chain) or ap == parent or aid_ in links)
-            for at, _, aid_, ap in trace["approvals"]
-        )
-        if approved:
+        related = [
+            ap for ap in trace["approvals"]
+            if ap[0] <= t and t - ap[0] <= within and ap[2] != aid
+            and (ap[2] in chain or (ap[3] and ap[3] in chain) or ap[3] == parent or ap[2] in links)
+        ]
+        detail = "no approval in its chain"
+        if related and not self.bind:
             return
+        if related:
+            wanted = entry[8] if len(entry) > 8 else [""] * len(self.bind)
+            names = ", ".join(self.bind)
+            if not all(wanted):
+                detail = f"the action carries no {names} to bind an approval to"
+            else:
+                matching = [ap for ap in related if len(ap) > 5 and ap[4] == wanted]
+                if any(ap[5] is None or t < ap[5] for ap in matching):
+                    return
+                detail = (f"the approval had expired (or has a bad {EXPIRES_ATTRIBUTE})" if matching
+                          else f"approved {names} differs from the action's")
         ws = t - t % self.rule.window_us
         acc_key, acc = self.hits.acc(key[0], tuple(key), ws)
         if self.hits.add_event(acc, t, event_id, slim, slim=True):
             acc["count"] += 1
         acc["values"]["within"] = _human(within)
+        acc["values"]["detail"] = detail
         acc["fired"] = True
         self.hits.touched.add(acc_key)
 
@@ -588,6 +616,19 @@ class IntegrityRuntime(RuleRuntime):
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)
         self.streams = state.get("streams", {})
+
+
+EXPIRES_ATTRIBUTE = "expires_at_us"  # an approval's expiry, epoch microseconds (producers.approvals)
+
+
+def _expiry(value: Any) -> int | None:
+    """An approval's expiry; None when it has none, 0 (always expired) when it is not a number."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _human(us: int) -> str:

@@ -75,18 +75,20 @@ def fleet_records(n_events: int, *, agents: int = 20, tenants: int = 2, seed: in
                 name = rng.choice(_TOOLS)
                 special = rng.random()
                 digest = f"{rng.getrandbits(64):016x}"
+                bound: dict[str, str] = {}  # an approval binds the call's arguments (the pack checks args_hash)
                 if special < 0.02:
                     name = "shell.exec"
                 elif special < 0.04:
                     emit(kind="execute_tool", name="vault.read", phase="start", input_digest=digest)
                     name = "http.post"
                 elif special < 0.06:
-                    emit(kind="approval", name="ok", actor={"type": "human", "id": "alice"})
+                    bound = {"args_hash": digest}
+                    emit(kind="approval", name="ok", actor={"type": "human", "id": "alice"}, attributes=dict(bound))
                     name = "payments.refund"
                 elif special < 0.08:
                     for _ in range(5):
                         emit(kind="execute_tool", name="search", phase="start", input_digest="loop" * 16)
-                call = emit(kind="execute_tool", name=name, phase="start", input_digest=digest)
+                call = emit(kind="execute_tool", name=name, phase="start", input_digest=digest, attributes=bound)
                 if special > 0.995:
                     continue  # never returns
                 latency = pace * rng.randrange(10_000, 2_500_000)

@@ -40,6 +40,7 @@ _DEFAULT_LOG_MEDIAN = math.log(0.2)
 _NORMAL_ERROR_RATE = 0.004
 _MAX_NORMAL_HANDOFFS = 2
 _SEARCH_TOOLS = ("search.web", "http.get")
+_APPROVAL_TTL_US = 900_000_000  # approvals last 15 minutes, the SDK's default
 
 
 def canonical_digest(args: Any) -> str:
@@ -153,8 +154,8 @@ class _TraceBuilder:
 
     def tool(self, agent: Agent, parent: str, depth: int, tool: str, fault: str | None = None, *,
              args: dict[str, str] | None = None, status: str | None = None, latency_s: float | None = None,
-             links: list[str] | None = None, hung: bool = False) -> str:
-        """One tool call (start + end, or start only when ``hung``)."""
+             links: list[str] | None = None, hung: bool = False, attrs: dict[str, str] | None = None) -> str:
+        """One tool call (start + end, or start only when ``hung``); ``attrs`` are added to its attributes."""
         rng = self.rng
         args = args if args is not None else self._args(tool)
         body = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -164,6 +165,8 @@ class _TraceBuilder:
         url = args.get("url")
         if url:
             start["attributes"]["http.url"] = url
+        if attrs:
+            start["attributes"].update(attrs)
         if hung:
             self._tick()
             return start["action_id"]
@@ -202,16 +205,24 @@ class _TraceBuilder:
         self._tick()
 
     def approved_tool(self, agent: Agent, parent: str, depth: int, tool: str) -> None:
-        """A consequential tool call, preceded by a named human's approval bound to its arguments."""
+        """A consequential tool call, preceded by a named human's approval bound to its arguments.
+
+        Both carry ``args_hash`` and ``approval_id`` and the approval ``expires_at_us``, as the SDK
+        records them (producers.approvals), so the rule pack's approval binding holds.
+        """
         rng = self.rng
         args = self._args(tool)
+        digest = canonical_digest(args)
         approver = agent.humans[rng.randrange(len(agent.humans))]
+        approval_id = self._uuid()
         approval = self._point(agent, parent, depth, "approval", f"approve {tool}", None,
                                actor={"type": "human", "id": approver},
-                               attrs={"approval.tool": tool, "approval.args_hash": canonical_digest(args),
-                                      "approval.approver": approver})
+                               attrs={"approval.tool": tool, "approval.args_hash": digest,
+                                      "approval.approver": approver, "approval_id": approval_id,
+                                      "args_hash": digest, "expires_at_us": str(self.t + _APPROVAL_TTL_US)})
         self.t += rng.randrange(2_000_000, 20_000_000)  # a person takes a few seconds
-        self.tool(agent, parent, depth, tool, args=args, links=[approval])
+        self.tool(agent, parent, depth, tool, args=args, links=[approval],
+                  attrs={"args_hash": digest, "approval_id": approval_id})
 
     def _peer(self, agent: Agent) -> Agent | None:
         peers = self.peers[agent.tenant]

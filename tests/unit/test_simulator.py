@@ -40,6 +40,17 @@ def by_trace(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return traces
 
 
+def _pack_incidents(records: list[dict[str, Any]], rule_id: str) -> list:
+    """Incidents of one rule of the default pack over ``records``, judged as the sink would hand them over."""
+    from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
+    from agentaudit.consumers.rules.harness import replay
+
+    codec = AvroCodec("action")
+    fed = [{**r, "event_hash": body_hash(frame_body(codec.encode(r))), "_partition": 0, "_offset": i}
+           for i, r in enumerate(records)]
+    return [i for i in replay(RuleEvaluator(load_rule_set(None)), fed, batch_size=2_000) if i.rule_id == rule_id]
+
+
 def sha256_file(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -208,6 +219,18 @@ class TestEvents:
             assert approval["parent_action_id"] == call["parent_action_id"]
             assert approval["attributes"]["approval.args_hash"] == call["input_digest"]
             assert approval["event_time_us"] < call["event_time_us"]
+            for name in ("args_hash", "approval_id"):  # the SDK's binding, which the rule pack checks
+                assert approval["attributes"][name] == call["attributes"][name]
+            assert call["attributes"]["args_hash"] == call["input_digest"]
+            assert int(approval["attributes"]["expires_at_us"]) > call["event_time_us"]
+
+    def test_the_pack_finds_approved_calls_bound_and_unapproved_faults_unbound(self, all_faults):
+        rule_id = "security.unapproved-consequential-action"
+        normal = [r for *_, r in run(seed=17, traces=150, fault_rate=0)[1]]
+        assert sum(1 for r in normal if r["kind"] == "approval") > 10
+        assert _pack_incidents(normal, rule_id) == []
+        faulty = _pack_incidents([r for *_, r in all_faults[1]], rule_id)
+        assert sum(i.count for i in faulty) >= 30
 
     def test_handoffs_hand_work_to_another_agent(self, fleet_run):
         _, events = fleet_run
