@@ -37,10 +37,11 @@ def stack_env(kafka: KafkaSettings, store: StoreSettings, **extra: str) -> dict[
 
 
 class ConsumerProcess:
-    """``python -m agentaudit.cli consume ARGS`` with its output in a log file; killed at the end."""
+    """``python -m agentaudit.cli consume ARGS`` (or another ``command``) with its output in a log file."""
 
-    def __init__(self, env: dict[str, str], args: Sequence[str], log_path: Path) -> None:
-        self.env, self.args, self.log_path = env, list(args), log_path
+    def __init__(self, env: dict[str, str], args: Sequence[str], log_path: Path,
+                 command: Sequence[str] = ("consume",)) -> None:
+        self.env, self.args, self.log_path, self.command = env, list(args), log_path, list(command)
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -49,7 +50,7 @@ class ConsumerProcess:
             log.write(f"---- start {self.starts + 1}\n".encode())
             log.flush()
             self.process = subprocess.Popen(  # noqa: S603 - our own CLI
-                [sys.executable, "-m", "agentaudit.cli", "consume", *self.args],
+                [sys.executable, "-m", "agentaudit.cli", *self.command, *self.args],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
         return self

@@ -45,12 +45,11 @@ def run_rules_workers(kafka: KafkaSettings, group: str, processes: int, tmp_path
     workers = []
     began = time.monotonic()
     for i in range(processes):
-        w = ConsumerProcess(env, ["--group", group], tmp_path / f"rules-{group}-{i}.log")
-        w.args = []  # rules run is not `consume`: the command line is set below
-        workers.append(w)
+        workers.append(ConsumerProcess(env, ["--group", group], tmp_path / f"rules-{group}-{i}.log",
+                                       command=("rules", "run")))
     try:
         for w in workers:
-            _start(w, ["rules", "run", "--group", group])
+            w.start()
         admin = KafkaAdmin(kafka)
 
         def judged() -> int:
@@ -69,16 +68,6 @@ def run_rules_workers(kafka: KafkaSettings, group: str, processes: int, tmp_path
             latest[record["incident_id"]] = record
     rows = [tuple(sorted((k, repr(v)) for k, v in r.items())) for r in latest.values()]
     return {i: r["count"] for i, r in latest.items()}, digest(rows), took
-
-
-def _start(worker: ConsumerProcess, argv: list[str]) -> None:
-    import subprocess
-    import sys
-
-    with worker.log_path.open("ab") as log:
-        worker.process = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", *argv],  # noqa: S603
-                                          env=worker.env, stdout=log, stderr=subprocess.STDOUT)
-    worker.starts += 1
 
 
 def run_sinks(kafka: KafkaSettings, store: StoreSettings, group: str, processes: int,
