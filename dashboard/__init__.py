@@ -2,11 +2,13 @@
 
 A Streamlit app (``app.py``, started by ``agentaudit dashboard``) over a read-only ClickHouse
 session (:mod:`agentaudit.dashboard.queries`); its only writes are lifecycle events published to
-Kafka (:class:`LifecyclePublisher`) under the signed-in actor's name.
+Kafka (:class:`LifecyclePublisher`) and control commands, kill and clear (:class:`ControlDesk`), all
+under the signed-in actor's name.
 """
 
 from agentaudit.dashboard.auth import User, parse_users, sign_in
 from agentaudit.dashboard.chain import ActionNode, TraceTree, to_dot, waterfall_rows
+from agentaudit.dashboard.control import ControlDesk
 from agentaudit.dashboard.exceptions import AuthError, DashboardError, PublishError
 from agentaudit.dashboard.launch import APP_PATH, dashboard_command
 from agentaudit.dashboard.lifecycle import LifecyclePublisher
@@ -17,6 +19,7 @@ __all__ = [
     "APP_PATH",
     "ActionNode",
     "AuthError",
+    "ControlDesk",
     "DashboardError",
     "DashboardSettings",
     "IncidentFilter",

@@ -16,6 +16,7 @@ from agentaudit.dashboard import queries as q
 from agentaudit.dashboard._catalog import RuleInfo
 from agentaudit.dashboard.auth import User
 from agentaudit.dashboard.chain import TraceTree, to_dot, waterfall_rows
+from agentaudit.dashboard.control import ControlDesk
 from agentaudit.dashboard.exceptions import DashboardError
 from agentaudit.dashboard.lifecycle import LifecyclePublisher
 from agentaudit.dashboard.settings import DashboardSettings
@@ -39,6 +40,7 @@ class Context:
     actor: User | None
     catalog: dict[str, RuleInfo] = field(default_factory=dict)
     catalog_revision: str = ""
+    control: ControlDesk | None = None  # kill and clear on the control topic (the Control page)
 
 
 def human_age(seconds: float | None) -> str:

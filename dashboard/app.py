@@ -1,7 +1,7 @@
 """The Streamlit entry point: ``agentaudit dashboard`` (or ``streamlit run dashboard/app.py``).
 
 Settings are read from the environment here and nowhere deeper: ``AGENTAUDIT_CLICKHOUSE_URL`` and
-``AGENTAUDIT_DATABASE`` (read-only session), ``AGENTAUDIT_BOOTSTRAP_SERVERS`` and the lifecycle topic,
+``AGENTAUDIT_DATABASE`` (read-only session), ``AGENTAUDIT_BOOTSTRAP_SERVERS`` and the lifecycle and control topics,
 ``AGENTAUDIT_DASHBOARD_*`` (users, auth, graph size).
 """
 
@@ -10,8 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from agentaudit.dashboard import _pages
+from agentaudit.dashboard._control_page import control_page
 from agentaudit.dashboard._catalog import RuleInfo, load_catalog
 from agentaudit.dashboard.auth import User, parse_users, sign_in
+from agentaudit.dashboard.control import ControlDesk
 from agentaudit.dashboard.exceptions import AuthError
 from agentaudit.dashboard.lifecycle import LifecyclePublisher
 from agentaudit.dashboard.settings import DashboardSettings
@@ -26,6 +28,7 @@ PAGES = {
     "agents": ("🤖 Agents", _pages.agents_page),
     "rules": ("📏 Rules", _pages.rules_page),
     "traces": ("🧵 Trace explorer", _pages.traces_page),
+    "control": ("🛑 Control", control_page),
 }
 
 
@@ -37,6 +40,11 @@ def _store(url: str, database: str, user: str, _settings: StoreSettings) -> Stor
 @st.cache_resource(show_spinner=False)
 def _publisher(bootstrap: str, topic: str, _settings: KafkaSettings) -> LifecyclePublisher:
     return LifecyclePublisher(_settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _control(bootstrap: str, topic: str, _settings: KafkaSettings) -> ControlDesk:
+    return ControlDesk(_settings)
 
 
 @st.cache_resource(show_spinner=False)
@@ -112,7 +120,8 @@ def main() -> None:
                    f"broker {kafka.bootstrap_servers} · `{kafka.topics.lifecycle}`")
     ctx = _pages.Context(store=store, settings=settings, users=users,
                          publisher=_publisher(kafka.bootstrap_servers, kafka.topics.lifecycle, kafka), actor=actor,
-                         catalog=catalog, catalog_revision=revision)
+                         catalog=catalog, catalog_revision=revision,
+                         control=_control(kafka.bootstrap_servers, kafka.topics.control, kafka))
     try:
         PAGES[page][1](ctx)
     except AgentAuditError as exc:

@@ -38,6 +38,7 @@ __all__ = [
     "incidents",
     "lifecycle_history",
     "owned_subjects",
+    "recent_agents",
     "recent_traces",
     "rule_hits",
     "rules_summary",
@@ -268,6 +269,14 @@ def unowned_agents(store: Store, *, since: datetime | None = None) -> pandas.Dat
            f"WHERE event_time >= {{since:{_TS}}} AND agent_id NOT IN (SELECT agent_id FROM agent_owner) "
            "GROUP BY agent_id, tenant ORDER BY events DESC, agent_id")
     return _frame(store, sql, {"since": _utc(since) if since else _ago(24 * 7)})
+
+
+def recent_agents(store: Store, *, since: datetime | None = None, limit: int = 50) -> pandas.DataFrame:
+    """Agents that acted since ``since`` (default 24 hours), most recently active first: the kill list."""
+    sql = ("SELECT agent_id, tenant, count() AS events, max(event_time) AS last_seen FROM actions "
+           f"WHERE event_time >= {{since:{_TS}}} GROUP BY agent_id, tenant "
+           "ORDER BY last_seen DESC, agent_id LIMIT {limit:UInt32}")
+    return _frame(store, sql, {"since": _utc(since) if since else _ago(24), "limit": max(1, int(limit))})
 
 
 # -- agents and rules over time -------------------------------------------------------------
