@@ -135,8 +135,9 @@ class Stack:
                                      after=self._migrate))
         consume = ["agentaudit.cli", "consume", "--metrics-port", str(self.ports["metrics"])]
         if s.rules:
-            consume += ["--rules", s.rules]
-        consume += ["--owners", str(s.owners or DEFAULT_OWNERS)]
+            # the consumer runs in the home directory: hand it a path that does not depend on our cwd
+            consume += ["--rules", str(Path(s.rules).resolve())]
+        consume += ["--owners", str(Path(s.owners).resolve() if s.owners else DEFAULT_OWNERS)]
         consumer = self._process("consumer", _python(*consume), ready_port=self.ports["metrics"])
         components.append(self._wrap("consumer (sink + rules)", self.urls["metrics"], consumer))
         if s.simulate_rate > 0:
