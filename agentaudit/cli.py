@@ -331,13 +331,29 @@ def rules_run(
     kafka = KafkaSettings()
     t = kafka.topics
     KafkaAdmin(kafka).ensure_topics([t.actions, t.repartition, t.incidents])
+    from agentaudit.consumers.control_publisher import ControlPublisher
+    from agentaudit.infra.kafka import KafkaProducer
+    from agentaudit.producers.control import ControlListener, ensure_control_topic
+
+    ensure_control_topic(kafka)
+    # as in `consume`: enforce-mode incidents become control commands; promotions set rule modes
+    promotions = ControlListener(kafka, agents=()).start()
+    control_producer = KafkaProducer(kafka, {"linger.ms": 0})  # shared by every partition's publisher
+
+    def enforce(inner):  # type: ignore[no-untyped-def]
+        return ControlPublisher(inner, kafka, modes=promotions.rule_mode, producer=control_producer)
+
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     typer.echo(f"rules worker: {len(evaluator.rule_set.rules)} rules, revision {evaluator.revision}, group {group}")
     state = StateDirectory(state_dir) if state_dir else None
-    with RulesWorker(kafka, evaluator, group=group, state=state) as worker:
-        worker.run(stop)
+    try:
+        with RulesWorker(kafka, evaluator, group=group, state=state, wrap=enforce) as worker:
+            worker.run(stop)
+    finally:
+        promotions.close()
+        control_producer.close()
 
 
 @rules_app.command("diff")

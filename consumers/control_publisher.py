@@ -102,6 +102,10 @@ class ControlPublisher(BaseEvaluator):
     def on_watermark(self, watermark_us: int) -> list[Incident]:
         return self._act(self.inner.on_watermark(watermark_us), ())
 
+    def flush(self) -> list[Incident]:
+        """Close every window of the wrapped evaluator (the end of a replay) and act on what that decides."""
+        return self._act(self.inner.flush(), ())  # type: ignore[attr-defined]
+
     def snapshot(self) -> bytes:
         return self.inner.snapshot()
 

@@ -17,9 +17,11 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agentaudit.consumers.engine import BaseEvaluator
 from agentaudit.consumers.rules.evaluator import RuleEvaluator
 from agentaudit.schemas import AvroCodec, Incident, body_hash, frame_body
 
@@ -68,6 +70,9 @@ class RulesWorker:
     :param consumer_config: librdkafka overrides for both consumers (tests shorten the session timeout).
     :param state: where evaluator snapshots live (:class:`StateDirectory`); default none, so a
         partition that moves or a restart starts its windows empty.
+    :param wrap: decorates each partition's evaluator, e.g. ``lambda ev: ControlPublisher(ev, kafka)`` so
+        that simulate and enforce rules publish control commands, as ``agentaudit consume`` does;
+        default none.
 
     Each assigned repartition partition has its own evaluator (a copy of ``evaluator``'s rules),
     so its state can follow the partition to whichever instance owns it next.
@@ -82,7 +87,8 @@ class RulesWorker:
 
     def __init__(self, kafka: Any, evaluator: RuleEvaluator, *, group: str = "agentaudit-rules",
                  batch_size: int = 2000, consumer_config: dict[str, Any] | None = None,
-                 state: StateDirectory | None = None) -> None:
+                 state: StateDirectory | None = None,
+                 wrap: Callable[[RuleEvaluator], BaseEvaluator] | None = None) -> None:
         from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer
 
         self.kafka = kafka
@@ -103,13 +109,15 @@ class RulesWorker:
         self._subscribed = False
         self.group = group
         self.state = state
-        self._evaluators: dict[int, RuleEvaluator] = {}
+        self._wrap = wrap
+        self._evaluators: dict[int, BaseEvaluator] = {}
         self._next_offsets: dict[int, int] = {}
         self._closing = False
 
-    def _fresh_evaluator(self) -> RuleEvaluator:
+    def _fresh_evaluator(self) -> BaseEvaluator:
         template = self.evaluator
-        return RuleEvaluator(template.rule_set, owners=template.owners, lateness_us=template.lateness_us)
+        fresh = RuleEvaluator(template.rule_set, owners=template.owners, lateness_us=template.lateness_us)
+        return fresh if self._wrap is None else self._wrap(fresh)
 
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
         """Restore each partition's evaluator from its snapshot and resume at the snapshot's offset."""
