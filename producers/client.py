@@ -355,9 +355,11 @@ class AuditClient:
     :param producer_config: librdkafka overrides for the SDK's producer.
     :param ensure_topic: create the topic if missing, default true.
     :param control: obey the control topic (kill, pause, tool blocks, approval requirements) for this
-        client's agents: a blocked action raises :class:`ActionBlocked` before it starts; default false.
+        client's agents: a blocked action raises :class:`ActionBlocked` before it starts; default
+        ``AGENTAUDIT_CONTROL`` (false).
     :param guard_rules: rule files or directories judged inline before each action (single-event rules;
-        enforce-mode matches raise :class:`ActionBlocked`); default none. See the README's control-plane section.
+        enforce-mode matches raise :class:`ActionBlocked`); default ``AGENTAUDIT_GUARD_RULES`` (comma-separated
+        paths; none). See the README's control-plane section.
     :param control_config: librdkafka overrides for the control listener's consumer.
     :raises SdkConfigError: a setting is invalid. :raises SpoolError: the spool directory is unusable.
 
@@ -374,7 +376,7 @@ class AuditClient:
     def __init__(self, bootstrap_servers: str | None = None, *, tenant: str | None = None, agent: str | None = None,
                  settings: SdkSettings | None = None, kafka: KafkaSettings | None = None, topic: str | None = None,
                  redactor: Redactor | None | object = _DEFAULT, producer_config: Mapping[str, Any] | None = None,
-                 ensure_topic: bool = True, control: bool = False, guard_rules: str | list[str] | None = None,
+                 ensure_topic: bool = True, control: bool | None = None, guard_rules: str | list[str] | None = None,
                  control_config: Mapping[str, Any] | None = None, **overrides: Any) -> None:
         fields = dict(overrides)
         if tenant is not None:
@@ -422,6 +424,10 @@ class AuditClient:
         self._closed = False
         self._close_lock = threading.Lock()
         self._gate: Any = None
+        if control is None:  # explicit arguments win over AGENTAUDIT_CONTROL / AGENTAUDIT_GUARD_RULES
+            control = settings.control
+        if guard_rules is None:
+            guard_rules = settings.guard_rule_paths()
         if control or guard_rules is not None:
             from agentaudit.producers.gate import ClientGate  # the rule engine loads only when asked for
 

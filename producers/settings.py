@@ -43,6 +43,10 @@ class SdkSettings(BaseSettings):
     :param capture_bodies: ``AGENTAUDIT_CAPTURE_BODIES``: also record redacted, capped input/output
         bodies; default false (digests only).
     :param body_max_bytes: ``AGENTAUDIT_BODY_MAX_BYTES``, cap of one recorded body, default 4096.
+    :param control: ``AGENTAUDIT_CONTROL``: obey the control topic (kill, pause, tool blocks, approval
+        requirements) when :class:`~agentaudit.producers.AuditClient` is not told ``control=``; default false.
+    :param guard_rules: ``AGENTAUDIT_GUARD_RULES``: rule files or directories (comma-separated) judged
+        inline before each action when the client is not given ``guard_rules=``; default none.
     """
 
     model_config = SettingsConfigDict(env_prefix="AGENTAUDIT_", frozen=True, extra="ignore")
@@ -63,3 +67,10 @@ class SdkSettings(BaseSettings):
     spill_after_ms: int = Field(default=1000, gt=0)
     capture_bodies: bool = False
     body_max_bytes: int = Field(default=4096, gt=0)
+    control: bool = False
+    guard_rules: str | None = None
+
+    def guard_rule_paths(self) -> list[str] | None:
+        """``guard_rules`` as a list of paths; None when there are none."""
+        paths = [p.strip() for p in (self.guard_rules or "").split(",") if p.strip()]
+        return paths or None
