@@ -1,6 +1,7 @@
 """Sink throughput: events/s from a pre-loaded embedded tansu topic into a real ``agentaudit store``.
 
-Each run pre-loads N action events (10 producer streams, 3 partitions), then times the sink
+Each run pre-loads N action events of a seeded simulated fleet (keyed by stream id, 3 partitions,
+event time moving forward as in production), then times the sink
 draining them in batches: decode + dead letters + Arrow + tokened insert + rules + incidents +
 commit. The baseline, measured in the same run on the same topic, is a raw loop that only
 consumes and decodes (``consume_batch`` + ``decode_batch``): the sink cannot beat it, and the
@@ -26,7 +27,7 @@ from agentaudit.infra.embedded import ManagedProcess, TansuBroker, free_port
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
 from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings, StoreSettings
-from tests.sink_support import framed_events
+from benchmarks._stack import simulated
 
 BATCH_SIZE = 10_000
 
@@ -70,12 +71,11 @@ def _consume_decode(kafka: KafkaSettings, group: str, total: int) -> float:
 def run() -> list[dict]:
     total = int(os.environ.get("AGENTAUDIT_BENCH_SINK_EVENTS", "100000"))
     total = max(BATCH_SIZE * 2, total - total % BATCH_SIZE)
-    bad = total // 1000
-    per_stream = (total - bad) // 10
-    events = [data for stream in range(10)
-              for _, data in framed_events(per_stream, stream_id=f"bench-{stream}", start=stream * total)]
-    events += [data for _, data in framed_events(total - len(events), stream_id="bench-bad", name="shell.exec",
-                                                 cost_usd=2.0)]
+    # The fleet the rule pack is written for (model and tool calls, loops, approvals, failures), keyed by
+    # stream id as the SDK does; synthetic streams far apart in event time would make every batch
+    # reopen closed windows, which production traffic does not do.
+    messages = simulated(total)
+    events = [data for _, data in messages]
     codec = AvroCodec("action")
     started = time.perf_counter()
     codec.decode_batch(events)
@@ -96,8 +96,8 @@ def run() -> list[dict]:
             t = kafka.topics
             KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq], partitions=3)
             with KafkaProducer(kafka, {"linger.ms": 50}) as producer:
-                for i, data in enumerate(events):
-                    producer.produce(t.actions, data, key=b"bench-%d" % (i % 10))
+                for key, data in messages:
+                    producer.produce(t.actions, data, key=key)
             evaluators: list[tuple[str, BaseEvaluator]] = [
                 ("built-in rules", BuiltinEvaluator(forbidden_tools=["shell.exec"], cost_threshold_usd=1.0))]
             try:
