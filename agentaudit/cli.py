@@ -180,6 +180,9 @@ def consume(
                                        "(AGENTAUDIT_SINK_FORBIDDEN_TOOLS, AGENTAUDIT_SINK_COST_THRESHOLD_USD)."),
     owners: str = typer.Option(None, envvar="AGENTAUDIT_OWNERS",
                                help="Owners YAML: incident owners for rules without one, synced to the owners table."),
+    state_dir: str = typer.Option(None, envvar="AGENTAUDIT_SINK_STATE_DIR",
+                                  help="Keep rule state (open windows) here, snapshotted every batch, so a restart "
+                                       "resumes it. Default: none, a restarted consumer starts with empty windows."),
 ) -> None:
     """Run the sink: actions and lifecycle events into ClickHouse, judged by the rules, until Ctrl-C."""
     import logging
@@ -221,6 +224,11 @@ def consume(
         else:
             evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
                                          cost_threshold_usd=sink_settings.cost_threshold_usd)
+        if state_dir:
+            from agentaudit.consumers.rule_state import DurableEvaluator
+
+            # inside the control publisher: commands repeated after a restore keep their ids
+            evaluator = DurableEvaluator(evaluator, state_dir, name=sink_settings.group)
         _consume_preflight(kafka, StoreSettings())
         if owners:
             from agentaudit.consumers.owners import sync_owners

@@ -25,8 +25,10 @@ incident that was already written is harmless.
 Choices and limits:
 
 - Default: no durability (``agentaudit consume`` without ``--state-dir``): a restarted consumer
-  resumes at the committed offset with empty windows. ``agentaudit up`` passes
-  ``--state-dir <home>/state``.
+  resumes at the committed offset with empty windows. ``agentaudit up --durable`` passes
+  ``--state-dir <home>/state`` (not with the memory broker, whose log restarts empty).
+- The applied offsets trust the log: if the topic is deleted and recreated (offsets restart at
+  0), delete the state file, or the new log's first records are dropped as already applied.
 - A snapshot is written per batch, never every N batches (state must not lag the commits); its
   cost grows with the open state (measured for the default pack in the report of issue 4).
 - The file belongs to one consumer process. With several consumers in a group a rebalance moves

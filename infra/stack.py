@@ -138,6 +138,9 @@ class Stack:
             # the consumer runs in the home directory: hand it a path that does not depend on our cwd
             consume += ["--rules", str(Path(s.rules).resolve())]
         consume += ["--owners", str(Path(s.owners).resolve() if s.owners else DEFAULT_OWNERS)]
+        if s3:
+            # rule state survives a restart only with a log that does: a memory broker restarts at offset 0
+            consume += ["--state-dir", str(self.home / "state")]
         consumer = self._process("consumer", _python(*consume), ready_port=self.ports["metrics"])
         components.append(self._wrap("consumer (sink + rules)", self.urls["metrics"], consumer))
         if s.simulate_rate > 0:
