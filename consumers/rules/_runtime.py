@@ -587,8 +587,13 @@ class IntegrityRuntime(RuleRuntime):
         sid = r["stream_id"]
         seq = r["seq"]
         digest = r.get("event_hash", "")
-        checks = rule.params["checks"]
         state = self.streams.get(sid)
+        # The common case, the next event of a known stream with its chain intact, finds no problem.
+        if state is not None and seq == state[0] and (not state[1] or not digest or r["prev_hash"] == state[1]):
+            state[0] = seq + 1
+            state[1] = digest
+            return
+        checks = rule.params["checks"]
         problem = None
         if seq == 0 and r["prev_hash"] and "bad_start" in checks:
             problem = ("bad_start", "seq 0 must have an empty prev_hash")
