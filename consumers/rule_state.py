@@ -31,7 +31,8 @@ Choices and limits:
   0), delete the state file, or the new log's first records are dropped as already applied.
 - A snapshot is written per batch, never every N batches (state must not lag the commits); its
   cost grows with the open state (measured for the default pack in the report of issue 4).
-- The file belongs to one consumer process. With several consumers in a group a rebalance moves
+- The file belongs to one consumer process (an exclusive lock on ``<name>.lock``: a second
+  process on the same file refuses to start). With several consumers in a group a rebalance moves
   partitions and their state does not follow them (each instance keeps its own file; give each a
   distinct ``name`` or directory). For results independent of partition assignment run
   ``agentaudit rules run``, the re-keying worker with per-partition snapshots.
@@ -45,6 +46,7 @@ Choices and limits:
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import logging
@@ -83,6 +85,7 @@ class DurableEvaluator(BaseEvaluator):
             raise ConsumerError(f"rule state directory {self.state_dir} cannot be created: {exc}; "
                                 "fix --state-dir / AGENTAUDIT_SINK_STATE_DIR") from exc
         self.path = self.state_dir / f"{_safe(name)}.state"
+        self._lock = self._acquire(self.state_dir / f"{_safe(name)}.lock")
         self.applied: dict[tuple[str, int], int] = {}
         self._recent: list[dict[str, Incident]] = []  # incidents of the last calls, newest last
         self._replay: list[Incident] = []  # restored incidents, returned by the first call
@@ -127,12 +130,34 @@ class DurableEvaluator(BaseEvaluator):
         """Close every window of the wrapped evaluator (end of a replay), then snapshot."""
         return self._after(self.inner.flush())  # type: ignore[attr-defined]
 
-    def __getattr__(self, name: str) -> Any:  # rule_set, close(), ... of the wrapped evaluator
-        if name == "inner":
+    def close(self) -> None:
+        """Release the state file for another process, and close the wrapped evaluator if it can be."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+    def __getattr__(self, name: str) -> Any:  # rule_set, watermark_us, ... of the wrapped evaluator
+        if name in ("inner", "_lock"):
             raise AttributeError(name)
         return getattr(self.inner, name)
 
     # -- internals ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _acquire(path: Path) -> Any:
+        # Two processes on one file would overwrite each other's state: the second one refuses.
+        # The OS drops the lock when its holder dies (kill -9 included).
+        fh = open(path, "a+b")  # noqa: SIM115 - held open for the evaluator's lifetime
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.close()
+            raise ConsumerError(f"rule state {path.with_suffix('.state')} is in use by another consumer: {exc}; "
+                                "give each consumer process its own --state-dir (or group)") from exc
+        return fh
 
     def _unapplied(self, records: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
         applied = self.applied

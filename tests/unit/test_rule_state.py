@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.rule_state import DurableEvaluator
 from agentaudit.consumers.rules import load_evaluator
 from agentaudit.producers.simulator import SimConfig, Simulator
@@ -63,7 +64,7 @@ def test_restart_resumes_windows_and_skips_records_already_applied(tmp_path: Pat
         last = _judge(first, _records(start, start + BATCH), {} if start == crash_at - BATCH else store)
     assert last  # killed after the last snapshot, before these incidents reached the store
     assert first.snapshots >= crash_at // BATCH
-    del first
+    first.close()  # as kill -9 does: the OS drops the lock
 
     second = DurableEvaluator(load_evaluator(None), tmp_path, name="g1")
     assert second.restored and second.applied == {("agentaudit.actions", 0): crash_at}
@@ -74,6 +75,7 @@ def test_restart_resumes_windows_and_skips_records_already_applied(tmp_path: Pat
     for start in range(crash_at + BATCH, len(_log()), BATCH):
         _judge(second, _records(start, start + BATCH), store)
     assert len(reference) > 10
+    second.close()
     assert store == reference
 
     # without the restore the same crash changes the aggregates: the scenario exercises state
@@ -109,32 +111,43 @@ def _batch(start: int, stop: int, partition: int = 0) -> list[dict[str, Any]]:
     return [{"_topic": "t", "_partition": partition, "_offset": o} for o in range(start, stop)]
 
 
+def _once(durable: DurableEvaluator, records: list[dict[str, Any]]) -> None:
+    durable.evaluate(records)
+    durable.close()
+
+
 def test_snapshot_is_written_atomically_per_batch_and_per_partition(tmp_path: Path):
     durable = DurableEvaluator(_Counter("r1"), tmp_path, name="grp/one")
     durable.evaluate(_batch(0, 10) + _batch(5, 7, partition=3))
-    assert [p.name for p in tmp_path.iterdir()] == ["grp_one.state"]  # no tmp file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grp_one.lock", "grp_one.state"]  # no tmp file left
+    with pytest.raises(ConsumerError, match="in use by another consumer"):
+        DurableEvaluator(_Counter("r1"), tmp_path, name="grp/one")
+    durable.close()
     restored = DurableEvaluator(_Counter("r1"), tmp_path, name="grp/one")
     assert restored.inner.seen == 12
     assert restored.applied == {("t", 0): 10, ("t", 3): 7}
     restored.evaluate(_batch(8, 12) + _batch(0, 8, partition=3))
     assert restored.inner.seen == 12 + 2 + 1 and restored.dropped == 2 + 7
+    restored.close()
 
 
 def test_revision_change_starts_fresh_state(tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    DurableEvaluator(_Counter("r1"), tmp_path, name="g").evaluate(_batch(0, 10))
+    _once(DurableEvaluator(_Counter("r1"), tmp_path, name="g"), _batch(0, 10))
     with caplog.at_level(logging.WARNING, "agentaudit.consumers.rule_state"):
         fresh = DurableEvaluator(_Counter("r2"), tmp_path, name="g")
     assert not fresh.restored and fresh.inner.seen == 0 and fresh.applied == {}
     assert "revision_changed" in caplog.text
-    fresh.evaluate(_batch(0, 10))  # nothing dropped: the new revision judges them
+    _once(fresh, _batch(0, 10))  # nothing dropped: the new revision judges them
     assert fresh.inner.seen == 10
-    assert DurableEvaluator(_Counter("r2"), tmp_path, name="g").inner.seen == 10
+    again = DurableEvaluator(_Counter("r2"), tmp_path, name="g")
+    assert again.inner.seen == 10
+    again.close()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "flip"])
 def test_torn_or_corrupt_file_is_moved_aside_and_state_starts_fresh(tmp_path: Path, damage: str,
                                                                    caplog: pytest.LogCaptureFixture):
-    DurableEvaluator(_Counter("r1"), tmp_path, name="g").evaluate(_batch(0, 10))
+    _once(DurableEvaluator(_Counter("r1"), tmp_path, name="g"), _batch(0, 10))
     path = tmp_path / "g.state"
     data = path.read_bytes()
     path.write_bytes({"truncate": data[:-3], "garbage": b"\x00\xff not a snapshot",
@@ -144,3 +157,4 @@ def test_torn_or_corrupt_file_is_moved_aside_and_state_starts_fresh(tmp_path: Pa
     assert not fresh.restored and fresh.inner.seen == 0 and fresh.applied == {}
     assert "rule_state.corrupt" in caplog.text
     assert not path.exists() and len(list(tmp_path.glob("g.state.corrupt-*"))) == 1
+    fresh.close()
