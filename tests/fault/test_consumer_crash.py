@@ -11,12 +11,11 @@ One partition: the reference is the in-process rule engine over the log in log o
 several partitions the sink's incidents already differ from it without any crash (the sink
 judges each consumer's interleaving of partitions; see tests/fault/test_scale_out.py).
 
-Events exactly once is asserted. Incidents exactly once (no id twice under FINAL) is asserted;
-incidents *equal to the reference* is not yet true: the sink keeps rule state in memory only
-(``BaseEvaluator.snapshot``/``restore`` exist but the sink never persists them), so a restarted
-consumer resumes at the committed offset with empty windows and misses or under-counts
-aggregate incidents. That part is reported as an xfail with the measured difference until the
-sink persists rule state with its commits.
+Events exactly once is asserted, and incidents equal to the reference: the consumer runs with
+``--state-dir``, so rule state (open windows) is snapshotted with every batch together with the
+offsets it has applied (consumers/rule_state.py), and a restarted consumer resumes those windows
+and skips re-read records already applied. Without ``--state-dir`` it resumes with empty windows
+and misses or under-counts aggregate incidents.
 """
 
 from __future__ import annotations
@@ -54,7 +53,8 @@ def test_kill9_five_times_every_event_and_incident_exactly_once(
     produce_all(kafka, kafka.topics.actions, log)
     reference = expected_incidents(log)
     rng = random.Random(SEED)
-    consumer = ConsumerProcess(stack_env(kafka, store_settings), ["--group", group_factory(), "--batch-size", "1000"],
+    consumer = ConsumerProcess(stack_env(kafka, store_settings), ["--group", group_factory(), "--batch-size", "1000",
+                                                                   "--state-dir", str(tmp_path / "state")],
                                tmp_path / "consume.log")
     kills: list[tuple[int, int]] = []  # (raw rows, rows under FINAL) at each kill
     with connect(store_settings) as store:
@@ -92,8 +92,5 @@ def test_kill9_five_times_every_event_and_incident_exactly_once(
     assert dupes == 0
     diff = {i: (incidents.get(i), reference.get(i)) for i in incidents.keys() | reference.keys()
             if incidents.get(i) != reference.get(i)}
-    if diff:
-        pytest.xfail(f"sink does not persist rule state across restarts: {len(diff)} of {len(reference)} incidents "
-                     f"differ from the uninterrupted reference (id -> (stored count, reference count)): "
-                     f"{sorted(diff.items())[:5]}")
-    assert incidents == reference
+    assert not diff, (f"{len(diff)} of {len(reference)} incidents differ from the uninterrupted reference "
+                      f"(id -> (stored count, reference count)): {sorted(diff.items())[:5]}")
