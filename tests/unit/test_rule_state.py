@@ -158,3 +158,38 @@ def test_torn_or_corrupt_file_is_moved_aside_and_state_starts_fresh(tmp_path: Pa
     assert "rule_state.corrupt" in caplog.text
     assert not path.exists() and len(list(tmp_path.glob("g.state.corrupt-*"))) == 1
     fresh.close()
+
+
+def test_hot_reload_snapshots_the_new_revision_and_a_restart_on_old_files_starts_fresh(tmp_path: Path):
+    from agentaudit.consumers.rule_reload import ReloadingEvaluator
+
+    rules = """required_engine_version: 1
+rules:
+  - id: unit.state
+    desc: >
+      Counts one tool per agent.
+    condition: kind = execute_tool and name = "{tool}"
+    output: "{{agent_id}} called {{name}}"
+    severity: low
+    tags: [sandbox, test]
+"""
+    path = tmp_path / "rules" / "r.yaml"
+    path.parent.mkdir()
+    path.write_text(rules.format(tool="alpha"))
+    durable = DurableEvaluator(ReloadingEvaluator([str(path)], load=load_evaluator), tmp_path / "state", name="g")
+    first = durable.revision
+    durable.evaluate(_records(0, 100))
+    path.write_text(rules.format(tool="beta"))
+    assert durable.inner.check() is True
+    durable.evaluate(_records(100, 200))  # swaps in the new revision, which starts with empty windows
+    second = durable.revision
+    assert second != first
+    durable.close()
+
+    same = DurableEvaluator(ReloadingEvaluator([str(path)], load=load_evaluator), tmp_path / "state", name="g")
+    assert same.restored and same.applied == {("agentaudit.actions", 0): 200}
+    same.close()
+    path.write_text(rules.format(tool="alpha"))  # back to the first revision while down: its state is gone
+    old = DurableEvaluator(ReloadingEvaluator([str(path)], load=load_evaluator), tmp_path / "state", name="g")
+    assert old.revision == first and not old.restored and old.applied == {}
+    old.close()
