@@ -13,21 +13,16 @@ sets N, default 100000).
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 from agentaudit.consumers.builtin_rules import BuiltinEvaluator
 from agentaudit.consumers.engine import BaseEvaluator
-from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
-from agentaudit.infra.embedded import ManagedProcess, TansuBroker, free_port
-from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
+from agentaudit.infra.kafka import KafkaConsumer
 from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings, StoreSettings
-from benchmarks._stack import simulated
+from benchmarks._stack import embedded_stack, produce, simulated
 
 BATCH_SIZE = 10_000
 
@@ -82,41 +77,26 @@ def run() -> list[dict]:
     decode_rate = len(events) / (time.perf_counter() - started)
 
     rows: list[dict] = []
-    work = Path(tempfile.mkdtemp(prefix="agentaudit-bench-sink-"))
-    port = free_port()
-    server = ManagedProcess("store", [sys.executable, "-m", "agentaudit.infra.store", "--data-dir",
-                                      str(work / "store"), "--port", str(port)],
-                            log_path=work / "store.log", ready_port=port)
-    server.start()
-    try:
-        store = StoreSettings(clickhouse_url=f"http://127.0.0.1:{port}", database="bench")
-        migrate(store)
-        with TansuBroker(data_dir=work / "tansu") as broker:
-            kafka = KafkaSettings(bootstrap_servers=broker.bootstrap)
-            t = kafka.topics
-            KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq], partitions=3)
-            with KafkaProducer(kafka, {"linger.ms": 50}) as producer:
-                for key, data in messages:
-                    producer.produce(t.actions, data, key=key)
-            evaluators: list[tuple[str, BaseEvaluator]] = [
-                ("built-in rules", BuiltinEvaluator(forbidden_tools=["shell.exec"], cost_threshold_usd=1.0))]
-            try:
-                from agentaudit.consumers.rules import load_evaluator
+    with embedded_stack(partitions=3) as stack:
+        kafka, store = stack.kafka, stack.store
+        produce(kafka, messages)
+        evaluators: list[tuple[str, BaseEvaluator]] = [
+            ("built-in rules", BuiltinEvaluator(forbidden_tools=["shell.exec"], cost_threshold_usd=1.0))]
+        try:
+            from agentaudit.consumers.rules import load_evaluator
 
-                evaluators.append(("rule pack", load_evaluator()))
-            except ImportError:
-                pass
-            raw_rate = _consume_decode(kafka, "bench-raw", len(events))
-            rows.append({"name": f"raw consume+decode events/s (batch {BATCH_SIZE})", "value": raw_rate,
-                         "unit": "events/s", "baseline": decode_rate, "baseline_name": "Avro decode alone (no broker)",
-                         "ratio": raw_rate / decode_rate, "goal": None})
-            for label, evaluator in evaluators:
-                rate = _drain(kafka, store, evaluator, f"bench-{label.replace(' ', '-')}", len(events))
-                rows.append({"name": f"sink events/s ({label}, batch {BATCH_SIZE})", "value": rate,
-                             "unit": "events/s", "baseline": raw_rate, "baseline_name": "raw consume+decode, same run",
-                             "ratio": rate / raw_rate, "goal": ">= 50000 per process, ratio >= 0.5"})
-    finally:
-        server.stop()
+            evaluators.append(("rule pack", load_evaluator()))
+        except ImportError:
+            pass
+        raw_rate = _consume_decode(kafka, "bench-raw", len(events))
+        rows.append({"name": f"raw consume+decode events/s (batch {BATCH_SIZE})", "value": raw_rate,
+                     "unit": "events/s", "baseline": decode_rate, "baseline_name": "Avro decode alone (no broker)",
+                     "ratio": raw_rate / decode_rate, "goal": None})
+        for label, evaluator in evaluators:
+            rate = _drain(kafka, store, evaluator, f"bench-{label.replace(' ', '-')}", len(events))
+            rows.append({"name": f"sink events/s ({label}, batch {BATCH_SIZE})", "value": rate,
+                         "unit": "events/s", "baseline": raw_rate, "baseline_name": "raw consume+decode, same run",
+                         "ratio": rate / raw_rate, "goal": ">= 50000 per process, ratio >= 0.5"})
     return rows
 
 
