@@ -28,7 +28,6 @@ from typing import Any, Literal
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentaudit.consumers.engine import BaseEvaluator
-from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka import KafkaProducer
 from agentaudit.producers.guard import RuleModeLookup
 from agentaudit.schemas import (

@@ -34,7 +34,7 @@ from typing import Any
 from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
 from agentaudit.producers._queue import EventQueue
-from agentaudit.producers._spool import Position, Spool
+from agentaudit.producers._spool import Spool
 from agentaudit.producers.redaction import Redactor, cap
 from agentaudit.producers.settings import SdkSettings
 from agentaudit.schemas import AvroCodec, StreamChain
