@@ -65,10 +65,17 @@ class RuleEvaluator(BaseEvaluator):
     :param owners: ownership map used when a rule names no owner; default none.
     :param lateness_us: allowed lateness: the watermark trails the largest event time seen by this
         much, so events up to this late still count; default 30 s.
+    :param sources: ids of every source partition that can carry events to this evaluator
+        (records name theirs in ``"_source"``, e.g. ``"agentaudit.actions:3"``). When given, one
+        watermark holds for all tenants: the smallest, over these sources, of the largest event
+        time each has delivered, minus the lateness. Sources that are each in event-time order
+        then never deliver a late event, however the copy interleaved them, so incidents do not
+        depend on that interleaving; a source that has delivered nothing holds every window
+        open (until :meth:`flush`). Default none: per-tenant watermarks from the events alone.
     """
 
     def __init__(self, rule_set: RuleSet, owners: OwnershipMap | None = None,
-                 lateness_us: int = DEFAULT_LATENESS_US) -> None:
+                 lateness_us: int = DEFAULT_LATENESS_US, sources: Sequence[str] | None = None) -> None:
         self.rule_set = rule_set
         self.revision = rule_set.revision
         self.owners = owners
@@ -76,6 +83,9 @@ class RuleEvaluator(BaseEvaluator):
         self.runtimes: list[RuleRuntime] = [RUNTIMES[rule.kind](rule) for rule in rule_set.rules]
         self._max_time: dict[str, int] = {}  # per tenant: the largest event time seen
         self._marked: dict[str, int] = {}  # per tenant: the watermark the runtimes last advanced to
+        self.sources: tuple[str, ...] | None = tuple(sources) if sources is not None else None
+        self._source_max: dict[str, int] = {}  # per source partition: the largest event time it delivered
+        self._source_mark = NEVER  # with sources: the watermark the runtimes last advanced to
         self.runtime_errors = 0
         self._seen: dict[str, None] = {}  # recent event ids, oldest first
         # Per event kind: one generated function tests the conditions of every predicate and
@@ -94,6 +104,8 @@ class RuleEvaluator(BaseEvaluator):
     @property
     def watermark_us(self) -> int:
         """The most advanced tenant watermark (0 before any event)."""
+        if self.sources is not None:
+            return max(self._source_mark, 0)
         return max(self._marked.values(), default=0)
 
     def evaluate(self, records: Sequence[dict[str, Any]]) -> list[Incident]:
@@ -101,6 +113,7 @@ class RuleEvaluator(BaseEvaluator):
         fallback = self._fallback
         max_time = self._max_time
         seen = self._seen
+        source_max = self._source_max
         for r in records:
             event_id = r["event_id"]
             if event_id in seen:  # redelivered (a retried batch): judged once only
@@ -109,6 +122,9 @@ class RuleEvaluator(BaseEvaluator):
             t = r["event_time_us"]
             if t > max_time.get(r["tenant"], NEVER):
                 max_time[r["tenant"]] = t
+            source = r.get("_source")
+            if source is not None and t > source_max.get(source, NEVER):
+                source_max[source] = t
             match, fused, others = plans.get(r["kind"], fallback)
             try:
                 match(r)  # appends r to the pending list of every fused rule it matches
@@ -159,7 +175,14 @@ class RuleEvaluator(BaseEvaluator):
         return self._advance(Clock({}, default=2**62))
 
     def _advance(self, clock: Clock | None = None) -> list[Incident]:
-        if clock is None:
+        if clock is None and self.sources is not None:
+            source_max = self._source_max
+            top = min((source_max.get(s, NEVER) for s in self.sources), default=NEVER)
+            mark = top - self.lateness_us if top != NEVER else NEVER
+            if mark > self._source_mark:
+                self._source_mark = mark
+                clock = Clock({}, default=mark)
+        elif clock is None:
             lateness = self.lateness_us
             marks = {tenant: t - lateness for tenant, t in self._max_time.items()}
             moved = any(mark > self._marked.get(tenant, NEVER) for tenant, mark in marks.items())
@@ -209,7 +232,8 @@ class RuleEvaluator(BaseEvaluator):
         """All rule state as canonical JSON, tagged with the revision it belongs to."""
         state = {
             "version": _SNAPSHOT_VERSION, "revision": self.revision, "max_time": self._max_time,
-            "marked": self._marked, "rules": {rt.rule.id: rt.state() for rt in self.runtimes},
+            "marked": self._marked, "source_max": self._source_max, "source_mark": self._source_mark,
+            "rules": {rt.rule.id: rt.state() for rt in self.runtimes},
         }
         return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
 
@@ -226,6 +250,8 @@ class RuleEvaluator(BaseEvaluator):
             return
         self._max_time = dict(state["max_time"])
         self._marked = dict(state["marked"])
+        self._source_max = dict(state.get("source_max", {}))  # absent in snapshots older than source watermarks
+        self._source_mark = int(state.get("source_mark", NEVER))
         for rt in self.runtimes:
             if rt.rule.id in state["rules"]:
                 rt.load(state["rules"][rt.rule.id])
@@ -246,7 +272,7 @@ def _fuse(runtimes: Sequence[RuleRuntime], namespace: dict[str, Any], label: str
 
 
 def load_evaluator(paths: str | Sequence[str] | None = None, owners_path: str | None = None,
-                   lateness_us: int = DEFAULT_LATENESS_US) -> RuleEvaluator:
+                   lateness_us: int = DEFAULT_LATENESS_US, sources: Sequence[str] | None = None) -> RuleEvaluator:
     """The sink's entry point: compile rule files (None: the default pack) into an evaluator.
 
     :param paths: rule files or directories; None loads the pack shipped in this package.
@@ -257,4 +283,4 @@ def load_evaluator(paths: str | Sequence[str] | None = None, owners_path: str | 
         from agentaudit.consumers.owners import load_owners
 
         owners = load_owners(owners_path)
-    return RuleEvaluator(load_rule_set(paths), owners=owners, lateness_us=lateness_us)
+    return RuleEvaluator(load_rule_set(paths), owners=owners, lateness_us=lateness_us, sources=sources)

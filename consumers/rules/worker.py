@@ -29,6 +29,8 @@ __all__ = ["RulesWorker", "StateDirectory"]
 
 _log = logging.getLogger(__name__)
 REKEY_FETCH_BYTES = 32_768
+SOURCE_TOPIC_HEADER = "x-agentaudit-source-topic"
+SOURCE_PARTITION_HEADER = "x-agentaudit-source-partition"
 
 
 class StateDirectory:
@@ -77,12 +79,13 @@ class RulesWorker:
     Each assigned repartition partition has its own evaluator (a copy of ``evaluator``'s rules),
     so its state can follow the partition to whichever instance owns it next.
 
-    Incidents are a function of each tenant's events as long as the event-time skew between
-    that tenant's streams, as they reach the repartition topic, stays within the evaluator's
-    allowed lateness; the re-key loop fetches little per partition to keep that skew small
-    (on tansu, which ignores fetch sizes, 45-70 minutes of skew were measured over a 1.7 h
-    log). Carrying per-source-partition watermarks through the repartition topic would
-    remove this condition; that is not built yet.
+    Each copy carries its source topic and partition in headers, and each partition's evaluator
+    is told every partition of the actions topic (``sources``): its watermark is the smallest,
+    over those source partitions, of the largest event time each delivered, minus the allowed
+    lateness. As long as each source partition is in event-time order (within the lateness),
+    no event is ever late, so incidents do not depend on how the re-key loop interleaved the
+    source partitions, hence not on how many instances share the group. A source partition that
+    has sent nothing to a repartition partition holds its windows open (until :meth:`flush`).
     """
 
     def __init__(self, kafka: Any, evaluator: RuleEvaluator, *, group: str = "agentaudit-rules",
@@ -113,10 +116,21 @@ class RulesWorker:
         self._evaluators: dict[int, BaseEvaluator] = {}
         self._next_offsets: dict[int, int] = {}
         self._closing = False
+        self._sources: tuple[str, ...] | None = None
+
+    def _source_ids(self) -> tuple[str, ...]:
+        """Every partition of the actions topic, as the evaluators name sources (``topic:partition``)."""
+        if self._sources is None:
+            from agentaudit.infra.kafka import KafkaAdmin
+
+            topic = self.topics.actions
+            self._sources = tuple(f"{topic}:{p}" for p in KafkaAdmin(self.kafka).partitions_for(topic))
+        return self._sources
 
     def _fresh_evaluator(self) -> BaseEvaluator:
         template = self.evaluator
-        fresh = RuleEvaluator(template.rule_set, owners=template.owners, lateness_us=template.lateness_us)
+        fresh = RuleEvaluator(template.rule_set, owners=template.owners, lateness_us=template.lateness_us,
+                              sources=self._source_ids())
         return fresh if self._wrap is None else self._wrap(fresh)
 
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
@@ -148,6 +162,7 @@ class RulesWorker:
 
     def subscribe(self) -> None:
         if not self._subscribed:
+            self._source_ids()  # before any assignment callback needs it
             self._rekey.subscribe([self.topics.actions])
             self._judge.subscribe([self.topics.repartition], on_assign=self._assigned, on_revoke=self._revoked)
             self._subscribed = True
@@ -165,7 +180,9 @@ class RulesWorker:
         records, indexes, failures = self._actions.decode_batch([m.value() for m in messages])
         for record, index in zip(records, indexes):
             message = messages[index]
-            self._producer.produce(self.topics.repartition, message.value(), key=record["tenant"].encode())
+            headers = [(SOURCE_TOPIC_HEADER, message.topic()), (SOURCE_PARTITION_HEADER, str(message.partition()))]
+            self._producer.produce(self.topics.repartition, message.value(), key=record["tenant"].encode(),
+                                   headers=headers)
         if failures:
             _log.info("rules.rekey_skipped count=%d (the sink dead-letters them)", len(failures))
         self._producer.flush()
@@ -186,6 +203,9 @@ class RulesWorker:
             record["event_hash"] = body_hash(frame_body(values[index]))
             record["_partition"] = message.partition()
             record["_offset"] = message.offset()
+            source = _source_of(message.headers())
+            if source is not None:
+                record["_source"] = source
             by_partition.setdefault(message.partition(), []).append(record)
         incidents: list[Incident] = []
         for partition, batch in sorted(by_partition.items()):
@@ -242,3 +262,14 @@ class RulesWorker:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _source_of(headers: list[tuple[str, bytes]] | None) -> str | None:
+    """``topic:partition`` of the action a repartition message copies, from its headers."""
+    if not headers:
+        return None
+    found = {k: v for k, v in headers if k in (SOURCE_TOPIC_HEADER, SOURCE_PARTITION_HEADER)}
+    topic, partition = found.get(SOURCE_TOPIC_HEADER), found.get(SOURCE_PARTITION_HEADER)
+    if topic is None or partition is None:
+        return None
+    return f"{topic.decode()}:{partition.decode()}"
