@@ -164,7 +164,7 @@ class RuleEvaluator(BaseEvaluator):
     def on_watermark(self, watermark_us: int) -> list[Incident]:
         """Incidents still due; the caller's watermark is not used.
 
-        Each tenant's watermark moves with that tenant's own events only, so that a tenant's
+        Without ``sources``, each tenant's watermark moves with that tenant's own events only, so that a tenant's
         incidents never depend on which other tenants (partitions) this consumer reads. A tenant
         that falls silent keeps its last windows open until it sends again (or :meth:`flush`).
         """

@@ -4,8 +4,8 @@ Actions arrive keyed by stream id, but most rules key by agent, trace, tool or m
 span streams and therefore partitions. The worker first copies every action, unchanged, to
 the repartition topic keyed by *tenant* (every rule key includes the tenant), then evaluates
 that topic. Each tenant's events thus meet in one partition and one evaluator, each stream
-keeping its order, and with per-tenant watermarks a tenant's incidents are the same whether
-1 or N instances share the group.
+keeping its order, and with watermarks taken over the source partitions (see
+:class:`RulesWorker`) a tenant's incidents are the same whether 1 or N instances share the group.
 
 >>> with RulesWorker(KafkaSettings(), load_evaluator(None)) as worker:
 ...     worker.run(stop_event)
