@@ -64,3 +64,15 @@ def framed_events(count: int, *, stream_id: str = "test-stream", start: int = 0,
         record = action_record(n, **overrides)
         out.append((record, chain.seal(record, codec)))
     return out
+
+
+def drain(sink: Any, expected: int, timeout: float = 40.0) -> int:
+    """Run batches until ``expected`` messages were consumed and committed (retried batches do not count)."""
+    consumed = 0
+    deadline = time.monotonic() + timeout
+    while consumed < expected and time.monotonic() < deadline:
+        result = sink.run_once()
+        if not result.retried:
+            consumed += result.consumed
+    assert consumed == expected, f"consumed {consumed} of {expected} messages in {timeout}s"
+    return consumed

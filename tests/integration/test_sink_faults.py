@@ -24,7 +24,7 @@ from agentaudit.infra.embedded import ManagedProcess, free_port
 from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer
 from agentaudit.schemas import Incident
 from agentaudit.settings import KafkaSettings, StoreSettings
-from tests.sink_support import framed_events
+from tests.sink_support import drain, framed_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.fault]
 
@@ -65,16 +65,6 @@ def _sink_env(kafka: KafkaSettings, store: StoreSettings, group: str) -> dict[st
     return env
 
 
-def _drain(sink: Sink, expected: int, timeout: float = 40.0) -> None:
-    consumed = 0
-    deadline = time.monotonic() + timeout
-    while consumed < expected and time.monotonic() < deadline:
-        result = sink.run_once()
-        if not result.retried:
-            consumed += result.consumed
-    assert consumed == expected, f"consumed {consumed} of {expected}"
-
-
 def _duplicates(store) -> int:
     return store.query(
         "SELECT count() FROM (SELECT event_id FROM actions FINAL GROUP BY event_id HAVING count() > 1)"
@@ -105,7 +95,7 @@ def test_crash_between_insert_and_commit_leaves_no_duplicates(
 
         settings = SinkSettings(group=group, session_timeout_ms=6000, heartbeat_interval_ms=1000, batch_timeout_ms=500)
         with Sink(kafka, store_settings, settings) as sink:
-            _drain(sink, len(events))
+            drain(sink, len(events))
         assert store.query("SELECT count() FROM actions FINAL").rows[0][0] == len(events)
         assert _duplicates(store) == 0
         print(f"rows before restart {before}, raw rows after {store.query('SELECT count() FROM actions').rows[0][0]}")
@@ -138,7 +128,7 @@ def test_store_outage_blocks_commits_then_resumes_without_loss(
                                 batch_timeout_ms=300, retry_initial_s=0.2, retry_max_s=0.8)
         with Sink(kafka, store_settings, settings) as sink:
             produce(first)
-            _drain(sink, len(first))
+            drain(sink, len(first))
             assert committed() == len(first)
 
             server.stop()
@@ -154,7 +144,7 @@ def test_store_outage_blocks_commits_then_resumes_without_loss(
             assert sink.metrics.registry.get_sample_value("agentaudit_sink_retries_total") == 4
 
             server.start()
-            _drain(sink, len(second))
+            drain(sink, len(second))
             assert committed() == len(first) + len(second)
         with connect(store_settings) as store:
             assert store.query("SELECT count() FROM actions FINAL").rows[0][0] == len(first) + len(second)
@@ -260,7 +250,7 @@ def test_retried_batch_is_not_judged_twice_and_its_incidents_still_land(
     settings = SinkSettings(group=group_factory(), session_timeout_ms=6000, heartbeat_interval_ms=1000,
                             batch_timeout_ms=500, retry_initial_s=0.1)
     with Sink(kafka, store_settings, settings, evaluator, on_after_insert=fail_once) as sink:
-        _drain(sink, len(events))
+        drain(sink, len(events))
         assert sink.metrics.registry.get_sample_value("agentaudit_sink_retries_total") == 1
     assert sorted(evaluator.seen) == sorted(r["event_id"] for r, _ in events)  # each event judged once
     with connect(store_settings) as store:

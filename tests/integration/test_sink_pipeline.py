@@ -3,7 +3,6 @@ rows under FINAL, built-in incidents and lifecycle events."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 
@@ -18,7 +17,7 @@ from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.kafka import KafkaProducer, read_all
 from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings, StoreSettings
-from tests.sink_support import BASE_US, framed_events
+from tests.sink_support import BASE_US, drain, framed_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
@@ -26,18 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.broker]
 def sink_settings(group: str, **fields) -> SinkSettings:
     return SinkSettings(group=group, session_timeout_ms=6000, heartbeat_interval_ms=1000,
                         batch_timeout_ms=300, **fields)
-
-
-def drain(sink: Sink, expected: int, timeout: float = 40.0) -> int:
-    """Run batches until ``expected`` messages were consumed and committed."""
-    consumed = 0
-    deadline = time.monotonic() + timeout
-    while consumed < expected and time.monotonic() < deadline:
-        result = sink.run_once()
-        if not result.retried:
-            consumed += result.consumed
-    assert consumed == expected, f"consumed {consumed} of {expected} messages in {timeout}s"
-    return consumed
 
 
 @pytest.fixture
