@@ -183,8 +183,16 @@ def consume(
     state_dir: str = typer.Option(None, envvar="AGENTAUDIT_SINK_STATE_DIR",
                                   help="Keep rule state (open windows) here, snapshotted every batch, so a restart "
                                        "resumes it. Default: none, a restarted consumer starts with empty windows."),
+    no_rules: bool = typer.Option(False, "--no-rules", help="Store only, do not judge; store the incidents that "
+                                  "`agentaudit rules run` publishes instead (AGENTAUDIT_SINK_INLINE_RULES=false). "
+                                  "The scale-out shape: N x `consume --no-rules` + M x `rules run`."),
 ) -> None:
-    """Run the sink: actions and lifecycle events into ClickHouse, judged by the rules, until Ctrl-C."""
+    """Run the sink: actions and lifecycle events into ClickHouse, judged by the rules, until Ctrl-C.
+
+    Inline rules judge only the partitions this process was assigned, so several `consume` processes in one
+    group give incidents that depend on the group's size; to scale out run `consume --no-rules` replicas
+    next to `rules run` replicas (incidents re-keyed by tenant, the same for any number of each).
+    """
     import logging
     import signal
     import threading
@@ -201,8 +209,14 @@ def consume(
     configure_logging(logging.INFO)  # AGENTAUDIT_LOG_FORMAT=json: one JSON object per line
     overrides = {k: v for k, v in {"group": group, "batch_size": batch_size, "metrics_port": metrics_port}.items()
                  if v is not None}
+    if no_rules:
+        overrides["inline_rules"] = False
     sink_settings = SinkSettings(**overrides)
     kafka = KafkaSettings()
+    if not sink_settings.inline_rules:
+        _consume_store_only(kafka, sink_settings, rules=rules, builtin_rules=builtin_rules, owners=owners,
+                            state_dir=state_dir)
+        return
     try:
         from agentaudit.consumers.rules import load_evaluator  # the rule engine, when installed
     except ImportError:
@@ -254,6 +268,44 @@ def consume(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics).run(stop)
+
+
+def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, state_dir) -> None:  # noqa: ANN001
+    """`consume --no-rules`: actions, lifecycle events and published incidents into ClickHouse, no judging."""
+    import signal
+    import threading
+
+    from agentaudit.consumers._metrics import SinkMetrics
+    from agentaudit.consumers.sink import Sink
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.infra.kafka import KafkaAdmin
+    from agentaudit.settings import StoreSettings
+
+    judging = [name for name, given in (("--rules", rules), ("--builtin-rules", builtin_rules),
+                                        ("--state-dir", state_dir)) if given]
+    if judging:
+        typer.echo(f"error: {', '.join(judging)} configure inline rules, which --no-rules "
+                   "(AGENTAUDIT_SINK_INLINE_RULES=false) turns off; give them to `agentaudit rules run` instead",
+                   err=True)
+        raise typer.Exit(2)
+    try:
+        _consume_preflight(kafka, StoreSettings())
+        if owners:
+            from agentaudit.consumers.owners import sync_owners
+
+            sync_owners(StoreSettings(), owners)
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    t = kafka.topics
+    KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
+    metrics = SinkMetrics()
+    if sink_settings.metrics_port is not None:
+        metrics.serve(sink_settings.metrics_port)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    Sink(kafka, StoreSettings(), sink_settings, metrics=metrics).run(stop)
 
 
 # -- the rule engine (helper "rules"): rules lint, rules test --
@@ -368,21 +420,23 @@ def rules_run(
 def rules_diff(
     old: str = typer.Argument(..., help="Old rule file or directory."),
     new: str = typer.Argument(..., help="New rule file or directory."),
-    start: str = typer.Option(None, "--from", help="Range start: ISO 8601 time or epoch microseconds."),
-    end: str = typer.Option(None, "--to", help="Range end (exclusive)."),
+    start: str = typer.Option(None, "--from", help="Range start (inclusive): ISO 8601 time, epoch microseconds, "
+                              "or Kafka offsets of the actions topic as PARTITION:OFFSET pairs (0:1200,1:900; "
+                              "a partition not named is unbounded) or all:OFFSET for every partition."),
+    end: str = typer.Option(None, "--to", help="Range end (exclusive): a time, or offsets as for --from "
+                            "(0:5000,1:4000 or all:5000: the first offset not replayed)."),
 ) -> None:
     """Replay the recorded actions in a range under two rule sets; print incidents that appear or vanish."""
     from agentaudit.consumers.exceptions import RuleError
-    from agentaudit.consumers.rules.replay import diff_incidents, parse_time, replay_range
+    from agentaudit.consumers.rules.replay import diff_incidents, parse_range, replay_range
     from agentaudit.infra.clickhouse import connect
     from agentaudit.settings import StoreSettings
 
     try:
-        start_us = parse_time(start) if start else None
-        end_us = parse_time(end) if end else None
+        bounds = parse_range(start, end)
         with connect(StoreSettings(), readonly=True) as store:
-            before = replay_range(store, [old], start_us=start_us, end_us=end_us)
-            after = replay_range(store, [new], start_us=start_us, end_us=end_us)
+            before = replay_range(store, [old], **bounds)
+            after = replay_range(store, [new], **bounds)
     except RuleError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -397,25 +451,27 @@ def rules_diff(
 @app.command()
 def replay(
     rules: list[str] = typer.Option(..., "--rules", help="Rule files or directories to replay."),
-    start: str = typer.Option(None, "--from", help="Range start: ISO 8601 time or epoch microseconds."),
-    end: str = typer.Option(None, "--to", help="Range end (exclusive)."),
+    start: str = typer.Option(None, "--from", help="Range start (inclusive): ISO 8601 time, epoch microseconds, "
+                              "or Kafka offsets of the actions topic as PARTITION:OFFSET pairs (0:1200,1:900; "
+                              "a partition not named is unbounded) or all:OFFSET for every partition."),
+    end: str = typer.Option(None, "--to", help="Range end (exclusive): a time, or offsets as for --from "
+                            "(0:5000,1:4000 or all:5000: the first offset not replayed)."),
     into: str = typer.Option(..., "--into", help="Database to write the incidents into (created and migrated)."),
     owners: str = typer.Option(None, "--owners", help="Owners YAML for incidents whose rule names no owner."),
 ) -> None:
     """Re-run a rule revision over a recorded range of the actions table and store its incidents in another database."""
     from agentaudit.consumers.exceptions import RuleError
     from agentaudit.consumers.migrate import migrate as apply
-    from agentaudit.consumers.rules.replay import parse_time, replay_range, write_incidents
+    from agentaudit.consumers.rules.replay import parse_range, replay_range, write_incidents
     from agentaudit.infra.clickhouse import connect
     from agentaudit.settings import StoreSettings
 
     source = StoreSettings()
     target = source.model_copy(update={"database": into})
     try:
-        start_us = parse_time(start) if start else None
-        end_us = parse_time(end) if end else None
+        bounds = parse_range(start, end)
         with connect(source, readonly=True) as store:
-            incidents = replay_range(store, rules, start_us=start_us, end_us=end_us, owners_path=owners)
+            incidents = replay_range(store, rules, owners_path=owners, **bounds)
     except RuleError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
