@@ -13,7 +13,10 @@ import pyarrow as pa
 
 from agentaudit.schemas import Incident, Severity
 
-__all__ = ["ACTIONS_SCHEMA", "INCIDENTS_SCHEMA", "LIFECYCLE_SCHEMA", "actions_table", "incidents_table", "lifecycle_table"]
+__all__ = [
+    "ACTIONS_SCHEMA", "INCIDENTS_SCHEMA", "LIFECYCLE_SCHEMA", "actions_table", "incident_records_table",
+    "incidents_table", "lifecycle_table",
+]
 
 _STR = pa.string()
 _TS = pa.timestamp("us", tz="UTC")
@@ -86,6 +89,27 @@ def incidents_table(incidents: Sequence[Incident]) -> pa.Table:
         for i in incidents
     ]
     return pa.Table.from_pylist(rows, schema=INCIDENTS_SCHEMA)
+
+
+_SEVERITY_RANK = {str(s): s.rank for s in Severity}
+_INCIDENT_PLAIN = (
+    "incident_id", "tenant", "rule_id", "rule_revision", "severity", "mode", "owner", "key", "agent_id",
+    "trace_id", "event_ids", "count", "summary", "tags", "attributes",
+)
+
+
+def incident_records_table(records: Sequence[dict[str, Any]]) -> pa.Table:
+    """The ``incidents`` rows for decoded Avro incident records (as ``agentaudit rules run`` publishes them).
+
+    Same rows as :func:`incidents_table` gives for the same incidents; built column by column.
+    """
+    columns: dict[str, list[Any]] = {name: [r[name] for r in records] for name in _INCIDENT_PLAIN}
+    columns["severity_rank"] = [_SEVERITY_RANK[s] for s in columns["severity"]]
+    columns["window_start"] = [r["window_start_us"] for r in records]
+    columns["window_end"] = [r["window_end_us"] for r in records]
+    columns["first_seen"] = [r["first_seen_us"] for r in records]
+    columns["last_seen"] = [r["last_seen_us"] for r in records]
+    return pa.Table.from_pydict(columns, schema=INCIDENTS_SCHEMA)
 
 
 LIFECYCLE_SCHEMA = pa.schema(

@@ -24,6 +24,10 @@ class SinkSettings(BaseSettings):
     :param forbidden_tools: ``AGENTAUDIT_SINK_FORBIDDEN_TOOLS``, comma-separated tool names the built-in rules flag.
     :param cost_threshold_usd: ``AGENTAUDIT_SINK_COST_THRESHOLD_USD``, per-event cost the built-in rules flag, default 1.0.
     :param consume_lifecycle: ``AGENTAUDIT_SINK_CONSUME_LIFECYCLE``, also store incident lifecycle events, default true.
+    :param inline_rules: ``AGENTAUDIT_SINK_INLINE_RULES``, judge the actions in the sink, default true (one process,
+        as ``agentaudit up`` runs it). False (``consume --no-rules``): store only, and store the incidents that
+        ``agentaudit rules run`` publishes on the incidents topic; the scale-out shape, whose incidents do not
+        depend on how many sinks share the group.
     :param metrics_port: ``AGENTAUDIT_SINK_METRICS_PORT``, Prometheus HTTP port; unset = no server.
     :param consumer_config: extra librdkafka consumer settings (dotted names), merged last.
     """
@@ -41,6 +45,7 @@ class SinkSettings(BaseSettings):
     forbidden_tools: Annotated[tuple[str, ...], NoDecode] = ()
     cost_threshold_usd: float = Field(default=1.0, ge=0)
     consume_lifecycle: bool = True
+    inline_rules: bool = True
     metrics_port: int | None = None
     consumer_config: dict[str, Any] = Field(default_factory=dict)
 

@@ -12,6 +12,15 @@ One consumer group reads the actions topic (and the lifecycle topic). Per batch:
 4. wait for the dead letters and incidents to be acknowledged, then commit the next
    offset of every partition synchronously.
 
+With ``inline_rules=False`` (``agentaudit consume --no-rules``) step 3 is left out: the sink
+stores and does not judge. It also reads the incidents topic, where ``agentaudit rules run``
+publishes the incidents of actions re-keyed by tenant, and stores each record in ``incidents``
+like an action (per-partition chunks and tokens, dead letters, commit after the insert).
+That is the scale-out shape: N sinks plus M rules workers give the same incidents whatever
+N and M. Inline rules judge only the partitions a sink was assigned, in arrival order, so
+several inline sinks in one group give incidents that depend on the group's size (warned at
+assignment).
+
 Delivery is at least once: a crash or a store outage before step 4 re-reads the batch,
 and insert tokens plus ReplacingMergeTree (read with FINAL) keep queries free of
 duplicates. A store or broker failure never commits: the sink pauses, backs off
@@ -35,7 +44,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentaudit.consumers._columns import actions_table, incidents_table, lifecycle_table
+from agentaudit.consumers._columns import actions_table, incident_records_table, incidents_table, lifecycle_table
 from agentaudit.consumers._metrics import SinkMetrics
 from agentaudit.consumers.builtin_rules import BuiltinEvaluator
 from agentaudit.consumers.dlq import DeadLetters
@@ -44,7 +53,7 @@ from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.exceptions import KafkaError, StoreError
-from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer, Message, TopicPartition
+from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer, Message, TopicPartition
 from agentaudit.schemas import AvroCodec, Incident, frame_body
 from agentaudit.settings import KafkaSettings, StoreSettings
 
@@ -79,6 +88,7 @@ class Sink:
     :param store: ClickHouse (``AGENTAUDIT_CLICKHOUSE_URL``, ``AGENTAUDIT_DATABASE``).
     :param sink: group, batching, retry and built-in rule settings (``AGENTAUDIT_SINK_*``).
     :param evaluator: judges each batch; default :class:`BuiltinEvaluator` from ``sink``'s settings.
+        Unused when ``sink.inline_rules`` is false.
     :param on_after_insert: test hook run after the inserts and before the commit (crash tests).
     :param metrics: Prometheus metrics; default a fresh registry.
     """
@@ -117,6 +127,7 @@ class Sink:
         self._watermark_us = 0
         self._stop = threading.Event()
         self._assigned: frozenset[tuple[str, int]] = frozenset()
+        self._warned_partial = False
         # Highest offset per partition fed to the evaluator, and incidents not yet safely written:
         # a retried batch re-writes these instead of judging the same events twice.
         self._evaluated: dict[tuple[str, int], int] = {}
@@ -140,9 +151,12 @@ class Sink:
             self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentaudit-sink-insert")
             consumer = KafkaConsumer(self.kafka_settings, s.group, config)
             topics = [self._topics.actions] + ([self._topics.lifecycle] if s.consume_lifecycle else [])
+            if not s.inline_rules:
+                topics.append(self._topics.incidents)  # judged by `agentaudit rules run`, stored here
             consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._consumer = consumer
-            _log.info("sink.start group=%s topics=%s store=%s database=%s", s.group, ",".join(topics),
+            _log.info("sink.start group=%s topics=%s rules=%s store=%s database=%s", s.group, ",".join(topics),
+                      "inline" if s.inline_rules else "none (incidents topic)",
                       self.store_settings.redacted_url(), self.store_settings.database)
         return self._consumer
 
@@ -199,6 +213,26 @@ class Sink:
     def _on_assign(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         self._assigned = self._assigned | {(tp.topic, tp.partition) for tp in partitions}
         _log.info("sink.assigned partitions=%s", _names(partitions))
+        if self.settings.inline_rules:
+            self._warn_if_partial()
+
+    def _warn_if_partial(self) -> None:
+        """Warn once when inline rules see only some of the actions partitions (a group of several sinks)."""
+        topic = self._topics.actions
+        owned = sum(1 for t, _ in self._assigned if t == topic)
+        try:
+            total = len(KafkaAdmin(self.kafka_settings).partitions_for(topic))
+        except KafkaError as exc:
+            _log.debug("sink.partition_count topic=%s error=%s", topic, exc)
+            return
+        partial = 0 < owned < total
+        if partial and not self._warned_partial:
+            _log.warning(
+                "sink.partial_assignment group=%s topic=%s partitions=%d/%d: inline rules judge only this "
+                "sink's partitions, so its incidents now depend on the group's size. For incidents that do "
+                "not, scale out as N x `agentaudit consume --no-rules` + M x `agentaudit rules run`.",
+                self.settings.group, topic, owned, total)
+        self._warned_partial = partial
 
     def _on_revoke(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         # Work is committed before the next poll, so nothing in flight belongs to these
@@ -251,12 +285,14 @@ class Sink:
         return result
 
     def _process(self, messages: list[Message], result: BatchResult) -> None:
-        actions_topic = self._topics.actions
+        topics = self._topics
         actions = messages
         lifecycle: list[Message] = []
-        if self.settings.consume_lifecycle and any(m.topic() != actions_topic for m in messages):
-            actions = [m for m in messages if m.topic() == actions_topic]
-            lifecycle = [m for m in messages if m.topic() != actions_topic]
+        published: list[Message] = []
+        if any(m.topic() != topics.actions for m in messages):
+            actions = [m for m in messages if m.topic() == topics.actions]
+            lifecycle = [m for m in messages if m.topic() == topics.lifecycle]
+            published = [m for m in messages if m.topic() == topics.incidents]
         records = self._decode(actions, self._actions_codec, result)
         records, inserts = self._insert_actions(records, result)
         if lifecycle:
@@ -264,7 +300,16 @@ class Sink:
             events, more = self._insert_chunks("incident_lifecycle", events, lifecycle_table)
             inserts.extend(more)
             result.lifecycle = sum(len(chunk) for chunk in events)
+        if published:
+            found = self._decode(published, self._incident_codec, result)
+            found, more = self._insert_chunks("incidents", found, incident_records_table)
+            inserts.extend(more)
+            result.incidents = sum(len(chunk) for chunk in found)
         sent = self._send(inserts)
+        if not self.settings.inline_rules:
+            if sent is not None:
+                sent.result()
+            return
         try:
             incidents = self._evaluate(records, result)
         finally:
@@ -356,10 +401,12 @@ class Sink:
         return good
 
     def _dead_letter_record(self, record: dict[str, Any], reason: str, error: str) -> None:
-        # Actions are keyed by stream_id (the contract), so key and value are the original message's.
+        # Actions are keyed by stream_id and incidents by incident_id (the contracts), so key and
+        # value are the original message's.
         assert self._dead_letters is not None
+        key = record.get("stream_id") or record.get("incident_id") or ""
         self._dead_letters.send(
-            (record.get("stream_id") or "").encode(), record["_value"], reason=reason, error=error,
+            key.encode(), record["_value"], reason=reason, error=error,
             topic=record["_topic"], partition=record["_partition"], offset=record["_offset"],
         )
         self.metrics.dlq.labels(reason).inc()
@@ -402,8 +449,6 @@ class Sink:
         for incident in incidents:
             self._unwritten[incident.incident_id] = incident
         return list(self._unwritten.values())
-        self.metrics.rule_eval.observe(time.perf_counter() - started)
-        return incidents
 
     def _write_incidents(self, incidents: list[Incident]) -> None:
         assert self._store is not None and self._producer is not None

@@ -154,7 +154,8 @@ def test_store_outage_blocks_commits_then_resumes_without_loss(
 
 
 def test_rebalance_between_two_sinks_loses_and_duplicates_nothing(
-    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, store_settings_factory
+    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, store_settings_factory,
+    caplog: pytest.LogCaptureFixture,
 ):
     kafka = kafka_settings_factory(partitions=4)
     store_settings = store_settings_factory()
@@ -198,6 +199,9 @@ def test_rebalance_between_two_sinks_loses_and_duplicates_nothing(
                 time.sleep(0.1)
             assert all(s.assignment for s in sinks), "the second sink never got partitions"
             assert not sinks[0].assignment & sinks[1].assignment
+            # inline rules over part of the partitions: each sink says so once, naming the scale-out shape
+            partial = [r.getMessage() for r in caplog.records if "sink.partial_assignment" in r.getMessage()]
+            assert partial and all("consume --no-rules" in m and "rules run" in m for m in partial), partial
             stops[0].set()  # sink 0 leaves: its partitions move to sink 1
             threads[0].join(20)
             produce(waves[4] + waves[5])

@@ -1,5 +1,6 @@
 """The sink on the real embedded broker and the real store server: dead letters, exactly-once
-rows under FINAL, built-in incidents and lifecycle events."""
+rows under FINAL, built-in incidents, lifecycle events, and the store-only sink
+(``consume --no-rules``) storing the incidents topic."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.kafka import KafkaProducer, read_all
-from agentaudit.schemas import AvroCodec
+from agentaudit.schemas import AvroCodec, Incident
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.sink_support import BASE_US, drain, framed_events
 
@@ -135,3 +136,46 @@ def test_lifecycle_events_land_in_incident_lifecycle(
     assert store.query("SELECT count() FROM actions FINAL").rows[0][0] == len(actions)
     dead = read_all(kafka, kafka.topics.dlq, expected=1, timeout=10, idle=5)
     assert [dict(m.headers())[SOURCE_TOPIC_HEADER].decode() for m in dead] == [kafka.topics.lifecycle]
+
+
+def test_store_only_sink_stores_published_incidents_and_dead_letters_bad_ones(
+    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, migrated: tuple[StoreSettings, Store]
+):
+    """`consume --no-rules`: no judging; the incidents topic (as `rules run` publishes it) lands in ``incidents``."""
+    kafka = kafka_settings_factory(partitions=2)
+    store_settings, store = migrated
+
+    def incident(incident_id: str, count: int, **fields) -> Incident:
+        return Incident(incident_id=incident_id, tenant="acme", rule_id="tool-burst", rule_revision="r1",
+                        severity="high", key="agent-1", window_start_us=BASE_US, window_end_us=BASE_US + 60_000_000,
+                        agent_id="agent-1", event_ids=tuple(f"e{n}" for n in range(count)), first_seen_us=BASE_US,
+                        last_seen_us=BASE_US + count, count=count, summary=f"{count} calls", tags=("stable",),
+                        attributes={"tool": "search"}, **fields)
+
+    published = [incident("inc-a", 1), incident("inc-b", 2, owner="sre"), incident("inc-a", 4)]
+    codec = AvroCodec("incident")
+    # would open a forbidden-tool incident if this sink judged
+    actions = framed_events(3, stream_id="s-1") + framed_events(1, stream_id="s-2", start=10, name="shell.exec")
+    with KafkaProducer(kafka) as producer:
+        for item in published:
+            producer.produce(kafka.topics.incidents, codec.encode(item.to_avro()), key=item.incident_id.encode())
+        producer.produce(kafka.topics.incidents, b"not an incident", key=b"inc-x")
+        for record, data in actions:
+            producer.produce(kafka.topics.actions, data, key=record["stream_id"].encode())
+    settings = sink_settings(group_factory(), inline_rules=False, forbidden_tools=("shell.exec",))
+    with Sink(kafka, store_settings, settings) as sink:
+        drain(sink, len(published) + 1 + len(actions))
+        assert sink.run_once().consumed == 0  # every offset, the incidents topic's too, was committed
+
+    assert store.query("SELECT count() FROM actions FINAL").rows[0][0] == len(actions)
+    columns = "incident_id, severity, severity_rank, owner, event_ids, count, summary, tags, attributes"
+    rows = store.query(f"SELECT {columns} FROM incidents FINAL ORDER BY incident_id").rows
+    assert rows == [
+        ("inc-a", "high", 3, "", ["e0", "e1", "e2", "e3"], 4, "4 calls", ["stable"], {"tool": "search"}),
+        ("inc-b", "high", 3, "sre", ["e0", "e1"], 2, "2 calls", ["stable"], {"tool": "search"}),
+    ]
+    dead = read_all(kafka, kafka.topics.dlq, expected=1, timeout=10, idle=3)
+    assert [(m.key(), dict(m.headers())[REASON_HEADER], dict(m.headers())[SOURCE_TOPIC_HEADER].decode())
+            for m in dead] == [(b"inc-x", b"bad_magic", kafka.topics.incidents)]
+    # nothing judged inline: the incidents topic holds only what was published to it
+    assert len(read_all(kafka, kafka.topics.incidents, timeout=10, idle=2)) == len(published) + 1

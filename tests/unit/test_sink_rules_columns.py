@@ -6,7 +6,9 @@ import hashlib
 
 import pytest
 
-from agentaudit.consumers._columns import ACTIONS_SCHEMA, actions_table, incidents_table, lifecycle_table
+from agentaudit.consumers._columns import (
+    ACTIONS_SCHEMA, actions_table, incident_records_table, incidents_table, lifecycle_table,
+)
 from agentaudit.consumers.builtin_rules import RULE_COST, RULE_ERROR, RULE_FORBIDDEN_TOOL, BuiltinEvaluator
 from agentaudit.consumers.exceptions import ConsumerError, RuleError
 from agentaudit.consumers.settings import SinkSettings
@@ -80,6 +82,22 @@ def test_incident_and_lifecycle_tables():
         ]
     )
     assert lifecycle.to_pylist()[0]["actor_id"] == "ann"
+
+
+def test_published_incident_records_give_the_rows_the_sink_writes_for_its_own_incidents():
+    # `consume --no-rules` stores the incidents topic's records; inline mode stores Incident models
+    evaluator = BuiltinEvaluator(forbidden_tools=["shell.exec"], cost_threshold_usd=0.0)
+    incidents = evaluator.evaluate(_enrich([action_record(1, name="shell.exec", status="error", error_type="E")]))
+    assert len(incidents) == 3
+    codec = AvroCodec("incident")
+    records = [codec.decode(codec.encode(i.to_avro())) for i in incidents]
+    assert incident_records_table(records).to_pylist() == incidents_table(incidents).to_pylist()
+
+
+def test_sink_settings_inline_rules_default_on_and_off_from_env(monkeypatch: pytest.MonkeyPatch):
+    assert SinkSettings().inline_rules is True
+    monkeypatch.setenv("AGENTAUDIT_SINK_INLINE_RULES", "false")
+    assert SinkSettings().inline_rules is False
 
 
 def test_sink_settings_read_comma_separated_tools(monkeypatch: pytest.MonkeyPatch):
