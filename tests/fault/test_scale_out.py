@@ -1,14 +1,18 @@
-"""Scale-out: a consumer group of 3 processes gives the same incidents as 1 process over the
-same seeded log (sorted incident ids, and a hash of the sorted incident rows without ingestion
-times).
+"""Scale-out: the same seeded log gives the same incidents whether 1 or 3 instances share each group
+(sorted incident ids, and a hash of the sorted incident rows without ingestion times).
 
-Two consumers are checked: the rules worker (``agentaudit rules run``, which re-keys actions by
-tenant before judging, so each tenant is judged in one place) and the sink with inline rules
-(``agentaudit consume``, which judges whatever partitions it was assigned, in the order they
-arrive). The rules workers must agree exactly (source-partition watermarks make them
-independent of the interleaving); where the sinks differ the test reports an xfail with the
-measured difference instead of failing, a known limit of ``agentaudit consume``.
-``SCALE_EVENTS`` (default 6 000) simulator events over 6 partitions.
+Two checks:
+
+- the rules workers alone (``agentaudit rules run``, which re-keys actions by tenant before judging,
+  so each tenant is judged in one place): the incidents they publish, read from the topic;
+- the scale-out deployment end to end: N x ``agentaudit consume --no-rules`` (store only, and store
+  the incidents topic) + N x ``agentaudit rules run``, N = 1 and N = 3, each over its own copy of the
+  log and its own database: the ``incidents FINAL`` rows and the stored action counts must match.
+
+Source-partition watermarks (consumers/rules/worker.py) make the rules workers independent of the
+interleaving. ``agentaudit consume`` with inline rules is not checked here: it judges only the
+partitions it was assigned, so it is the single-process shape and warns when it shares a group.
+``AGENTAUDIT_FAULT_SCALE_EVENTS`` (default 6 000) simulator events over 6 partitions.
 """
 
 from __future__ import annotations
@@ -71,27 +75,61 @@ def run_rules_workers(kafka: KafkaSettings, group: str, processes: int, tmp_path
     return {i: r["count"] for i, r in latest.items()}, digest(rows), took
 
 
-def run_sinks(kafka: KafkaSettings, store: StoreSettings, group: str, processes: int,
-              tmp_path: Path) -> tuple[dict, str, float]:
-    """``processes`` x ``agentaudit consume`` in one group until every event is stored."""
+def run_deployment(kafka: KafkaSettings, store: StoreSettings, processes: int,
+                   tmp_path: Path) -> tuple[dict, str, float, int, dict]:
+    """``processes`` x ``consume --no-rules`` + ``processes`` x ``rules run`` until every event is stored,
+    judged, and every published incident is stored.
+
+    Returns (id -> count in ``incidents FINAL``, digest of those rows, seconds, actions stored,
+    id -> highest count published on the incidents topic).
+    """
     env = stack_env(kafka, store)
-    sinks = [ConsumerProcess(env, ["--group", group, "--batch-size", "1000"], tmp_path / f"sink-{group}-{i}.log")
-             for i in range(processes)]
+    tag = f"{processes}x-{kafka.topics.actions}"
+    sink_group, rules_group = f"sink-{tag}", f"rules-{tag}"
+    sinks = [ConsumerProcess(env, ["--no-rules", "--group", sink_group, "--batch-size", "1000"],
+                             tmp_path / f"sink-{processes}x-{i}.log") for i in range(processes)]
+    workers = [ConsumerProcess(env, ["--group", rules_group], tmp_path / f"rules-{processes}x-{i}.log",
+                               command=("rules", "run")) for i in range(processes)]
+    admin = KafkaAdmin(kafka)
+
+    def committed(group: str, topic: str) -> dict[int, int]:
+        return {p: o or 0 for (_, p), o in admin.committed_offsets(group, [topic]).items()}
+
     began = time.monotonic()
     with connect(store) as client:
         try:
-            for s in sinks:
-                s.start()
-            wait_until(lambda: count_final(client) >= SCALE_EVENTS, 180, f"{SCALE_EVENTS} events stored", alive=sinks)
-            time.sleep(2)
+            for p in sinks + workers:
+                p.start()
+            everyone = sinks + workers
+            wait_until(lambda: sum(committed(rules_group, kafka.topics.repartition).values()) >= SCALE_EVENTS,
+                       180, f"{SCALE_EVENTS} events judged", alive=everyone)
+            for w in workers:  # nothing more is published once they are gone
+                w.stop()
+            published = read_all(kafka, kafka.topics.incidents, timeout=30, idle=2)
+            ends: dict[int, int] = {}
+            for m in published:
+                ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
+
+            def stored_all() -> bool:
+                done = committed(sink_group, kafka.topics.incidents)
+                return (all(done.get(p, 0) >= end for p, end in ends.items())
+                        and count_final(client) >= SCALE_EVENTS)
+            wait_until(stored_all, 120, f"{len(published)} published incidents and {SCALE_EVENTS} events stored",
+                       alive=sinks)
         finally:
-            for s in sinks:
-                s.stop()
+            for p in sinks + workers:
+                p.stop()
+        actions = count_final(client)
         columns = [c for c in client.query("SELECT * FROM incidents LIMIT 0").column_names if c != "ingested_at"]
         rows = client.query(f"SELECT {', '.join(columns)} FROM incidents FINAL").rows
     took = time.monotonic() - began
+    codec = AvroCodec("incident")
+    on_topic: dict[str, int] = {}
+    for m in published:
+        record = codec.decode(m.value())
+        on_topic[record["incident_id"]] = max(on_topic.get(record["incident_id"], 0), record["count"])
     counts = {r[0]: int(r[columns.index("count")]) for r in rows}
-    return counts, digest([tuple(repr(v) for v in r) for r in rows]), took
+    return counts, digest([tuple(repr(v) for v in r) for r in rows]), took, actions, on_topic
 
 
 @pytest.fixture
@@ -124,16 +162,23 @@ def test_rules_workers_three_processes_same_incidents_as_one(
     assert one[1] == three[1], "same incident ids, but their rows differ between 1 and 3 processes"
 
 
-def test_sinks_three_processes_same_incidents_as_one(
-    seeded_log: KafkaSettings, group_factory, store_settings_factory: Callable[[], StoreSettings], tmp_path: Path,
+def test_scale_out_deployment_three_of_each_stores_same_incidents_as_one_of_each(
+    kafka_settings_factory: Callable[..., KafkaSettings], store_settings_factory: Callable[[], StoreSettings],
+    tmp_path: Path,
 ):
-    first, second = store_settings_factory(), store_settings_factory()
-    migrate(first)
-    migrate(second)
-    one = run_sinks(seeded_log, first, group_factory(), 1, tmp_path)
-    three = run_sinks(seeded_log, second, group_factory(), 3, tmp_path)
-    _report("consume", one, three)
+    runs = []
+    for processes in (1, 3):
+        kafka = kafka_settings_factory(partitions=PARTITIONS)  # own topics: own repartition and incidents
+        produce_all(kafka, kafka.topics.actions, simulated_log(SEED, SCALE_EVENTS))
+        store = store_settings_factory()
+        migrate(store)
+        runs.append(run_deployment(kafka, store, processes, tmp_path))
+    one, three = runs
+    _report("consume --no-rules + rules run", one[:3], three[:3])
+    print(f"[scale-out consume --no-rules + rules run] actions stored: 1 of each {one[3]}, 3 of each {three[3]}")
     assert one[0], "the log raised no incident at all"
-    if sorted(one[0]) != sorted(three[0]) or one[1] != three[1]:
-        pytest.xfail("agentaudit consume judges each process's own partitions in arrival order, so a group of 3 "
-                     "differs from 1 process; `agentaudit rules run` (re-keyed by tenant) is the scale-out path")
+    assert one[3] == three[3] == SCALE_EVENTS
+    for counts, _, _, _, on_topic in runs:  # the store holds every published incident at its highest count
+        assert counts == on_topic
+    assert sorted(one[0]) == sorted(three[0]), (one[0].keys() ^ three[0].keys())
+    assert one[1] == three[1], "same incident ids, but their stored rows differ between 1 and 3 of each"
