@@ -75,3 +75,14 @@ def test_consume_cli_stores_serves_metrics_and_stops_on_sigterm(
     with connect(store_settings) as store:
         assert store.query("SELECT count() FROM actions FINAL").rows[0][0] == len(events)
         assert store.query("SELECT count() FROM incidents FINAL").rows[0][0] == 3
+
+
+def test_consume_no_rules_refuses_inline_rule_options(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentaudit.cli import app
+
+    result = CliRunner().invoke(app, ["consume", "--no-rules", "--state-dir", str(tmp_path), "--builtin-rules"])
+    assert result.exit_code == 2
+    assert "--builtin-rules, --state-dir configure inline rules" in result.output
+    assert "agentaudit rules run" in result.output
