@@ -415,7 +415,14 @@ class SequenceRuntime(RuleRuntime):
 
 
 class AbsenceRuntime(RuleRuntime):
-    """A started action (condition) with no end (``end``, same action_id) within T of its start."""
+    """A started action (condition) with no end (``end``, same action_id) within T of its start.
+
+    A start is decided when the watermark passes its deadline (start + T), which for starts late
+    in a window is after the window's end; so a window's accumulator stays until the watermark
+    passes its end + T, the last deadline of a start inside it. Every hung start of a key and
+    window thus adds to one incident whose count only grows (the incidents table keeps the row
+    with the largest count), instead of a later decision restarting the count under the same id.
+    """
 
     def __init__(self, rule: CompiledRule) -> None:
         super().__init__(rule)
@@ -442,7 +449,9 @@ class AbsenceRuntime(RuleRuntime):
             watermark = clock.of(tenant)
             while heap and heap[0][0] <= watermark:
                 self.decide(heapq.heappop(heap)[1])
-        super().advance(clock)
+        within = self.rule.params["within"]  # windows close T after their end: see the class docstring
+        default = clock.default - within if clock.default != NEVER else NEVER
+        self.hits.evict(Clock({tenant: mark - within for tenant, mark in clock.items()}, default=default))
 
     def decide(self, aid: str) -> None:
         entry = self.pending.pop(aid, None)
