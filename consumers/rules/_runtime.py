@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, insort
+from collections import defaultdict
+from operator import itemgetter
 from typing import Any
 
 from agentaudit.consumers.rules._compile import CompiledRule
@@ -209,18 +211,27 @@ class PredicateRuntime(RuleRuntime):
 
 
 _OP = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+_SORT_KEY = itemgetter("event_time_us", "event_id")  # an event's (time, id) pair, as a tuple
 SCALE = 1_000_000  # sums are kept as integers of millionths, so their order of addition cannot change them
 
 
 class AggregateRuntime(RuleRuntime):
     """count/sum/avg/min/max/distinct/rate/ratio per key over tumbling or sliding event-time windows.
 
-    Matches are grouped per batch by (key, window) and folded into each window once, so the
-    per-event cost is a key computation and an append. Every match counts (the rules worker
-    and the sink deduplicate redelivered events before they get here).
+    Matches are grouped per batch once, by (key, slide bucket): a pane. Each pane is summed up
+    once (count, integer sum, distinct values, numerator, sorted (time, id) pairs) and folded
+    into every window that covers it, so a sliding window costs a fold per pane, not per event.
+    Every match counts (the rules worker and the sink deduplicate redelivered events before
+    they get here).
     """
 
     fusable = True
+
+    def __init__(self, rule: CompiledRule) -> None:
+        super().__init__(rule)
+        # A sliding min/max groups per window, as it always has: which of two equal extremes
+        # (0.0 and -0.0) a window keeps depends on the order its events are folded in.
+        self._by_pane = rule.slide_us == rule.window_us or rule.params["fn"] not in ("min", "max")
 
     def feed(self, r: dict[str, Any]) -> None:
         if self.rule.predicate(r):
@@ -231,85 +242,116 @@ class AggregateRuntime(RuleRuntime):
         if not pending:
             return
         rule = self.rule
-        p = rule.params
-        fn = p["fn"]
         slide = rule.slide_us
-        window = rule.window_us
         keyf = rule.key
-        groups: dict[tuple, list[dict[str, Any]]] = {}
-        for r in pending:
-            t = r["event_time_us"]
-            key = keyf(r)
-            ws = t - t % slide
-            while ws > t - window:
-                group = groups.get((*key, ws))
-                if group is None:
-                    group = groups[(*key, ws)] = []
-                group.append(r)
-                ws -= slide
+        panes: defaultdict[tuple, list[dict[str, Any]]] = defaultdict(list)
+        if self._by_pane:
+            for r in pending:
+                t = r["event_time_us"]
+                panes[keyf(r), t - t % slide].append(r)
+            span = rule.window_us - slide  # the pane at b belongs to the windows starting at b - span .. b
+        else:
+            window = rule.window_us
+            for r in pending:
+                t = r["event_time_us"]
+                key = keyf(r)
+                ws = t - t % slide
+                while ws > t - window:
+                    panes[key, ws].append(r)
+                    ws -= slide
+            span = 0
         pending.clear()
         hits = self.hits
+        accs = hits.accs
+        p = rule.params
+        fn = p["fn"]
         value_of = p.get("value")
-        for acc_key, rs in groups.items():
-            acc = hits.accs.get(acc_key)
-            if acc is None:
-                acc = hits.acc(acc_key[0], acc_key[:-1], acc_key[-1])[1]
-            acc["count"] += len(rs)
-            agg = acc["values"]
+        where = p.get("where")
+        fold_events = self._fold_events
+        folded: dict[tuple, dict[str, Any]] = {}
+        for (key, b), rs in panes.items():
+            n = len(rs)
             if fn == "sum" or fn == "avg":
-                agg["_sum"] = agg.get("_sum", 0) + sum(round(value_of(r) * SCALE) for r in rs)
+                part: Any = sum([round(value_of(r) * SCALE) for r in rs])
             elif fn == "distinct":
-                seen = agg.get("_seen")
-                if seen is None:
-                    seen = agg["_seen"] = {}
-                for r in rs:
-                    seen[str(value_of(r))] = 1
+                part = dict.fromkeys([str(value_of(r)) for r in rs], 1)
             elif fn == "max":
-                top = max(value_of(r) for r in rs)
-                agg["_max"] = max(agg.get("_max", top), top)
+                part = max([value_of(r) for r in rs])
             elif fn == "min":
-                low = min(value_of(r) for r in rs)
-                agg["_min"] = min(agg.get("_min", low), low)
+                part = min([value_of(r) for r in rs])
             elif fn == "ratio":
-                where = p["where"]
-                agg["_num"] = agg.get("_num", 0) + sum(1 for r in rs if where(r))
-            self._fold_events(acc, rs)
-            if not acc["fired"] and p["eager"] and self.passes(acc):
+                part = len(list(filter(where, rs)))
+            else:
+                part = None
+            pairs = sorted(map(_SORT_KEY, rs))
+            for ws in range(b - span, b + 1, slide):
+                acc_key = (*key, ws)
+                acc = accs.get(acc_key)
+                if acc is None:
+                    acc = hits.acc(key[0], key, ws)[1]
+                acc["count"] += n
+                if part is not None:
+                    agg = acc["values"]
+                    if fn == "sum" or fn == "avg":
+                        agg["_sum"] = agg.get("_sum", 0) + part
+                    elif fn == "distinct":
+                        seen = agg.get("_seen")
+                        if seen is None:
+                            agg["_seen"] = dict(part)
+                        else:
+                            seen.update(part)
+                    elif fn == "max":
+                        agg["_max"] = max(agg.get("_max", part), part)
+                    elif fn == "min":
+                        agg["_min"] = min(agg.get("_min", part), part)
+                    else:
+                        agg["_num"] = agg.get("_num", 0) + part
+                fold_events(acc, rs, pairs)
+                folded[acc_key] = acc
+        eager = p["eager"]
+        touched = hits.touched
+        for acc_key, acc in folded.items():
+            if not acc["fired"] and eager and self.passes(acc):
                 acc["fired"] = True
             if acc["fired"]:
-                hits.touched.add(acc_key)
+                touched.add(acc_key)
 
     @staticmethod
-    def _fold_events(acc: dict[str, Any], rs: list[dict[str, Any]]) -> None:
-        """Smallest (time, id) pairs, first/last seen and the representative (largest pair) after a batch."""
-        best = low = rs[0]
-        best_t = low_t = best["event_time_us"]
-        for r in rs:
-            t = r["event_time_us"]
-            if t > best_t or (t == best_t and r["event_id"] > best["event_id"]):
-                best, best_t = r, t
-            elif t < low_t or (t == low_t and r["event_id"] < low["event_id"]):
-                low, low_t = r, t
-        low_pair = [low_t, low["event_id"]]
-        best_pair = [best_t, best["event_id"]]
+    def _fold_events(acc: dict[str, Any], rs: list[dict[str, Any]], pairs: list[tuple[int, str]]) -> None:
+        """Smallest (time, id) pairs, first/last seen and the representative (largest pair) after a batch.
+
+        :param pairs: the (time, id) pairs of ``rs``, sorted.
+        """
+        low = pairs[0]
+        high = pairs[-1]
         events = acc["events"]
-        if not events or low_pair > events[-1]:  # in time order: the new pairs all go after the kept ones
+        if events:
+            last = events[-1]
+            after = low[0] > last[0] or (low[0] == last[0] and low[1] > last[1])
+        else:
+            after = True
+        if after:  # in time order: the new pairs all go after the kept ones
             if len(events) < MAX_EVENT_IDS:
-                for pair in sorted([r["event_time_us"], r["event_id"]] for r in rs):
-                    if not events or pair != events[-1]:
-                        events.append(pair)
+                previous = None
+                for pair in pairs:
+                    if pair != previous:
+                        events.append([pair[0], pair[1]])
                         if len(events) == MAX_EVENT_IDS:
                             break
-        elif len(events) < MAX_EVENT_IDS or low_pair < events[-1]:
-            merged = sorted({(t, i) for t, i in events} | {(r["event_time_us"], r["event_id"]) for r in rs})
+                        previous = pair
+        elif len(events) < MAX_EVENT_IDS or low[0] < last[0] or (low[0] == last[0] and low[1] < last[1]):
+            merged = sorted({(t, i) for t, i in events}.union(pairs))
             acc["events"] = [[t, i] for t, i in merged[:MAX_EVENT_IDS]]
-        if acc["first"] is None or low_t < acc["first"]:
-            acc["first"] = low_t
-        if acc["last"] is None or best_t > acc["last"]:
-            acc["last"] = best_t
-        if acc["rep_sk"] is None or best_pair > acc["rep_sk"]:
-            acc["rep_sk"] = best_pair
-            acc["_raw"] = best
+        first = acc["first"]
+        if first is None or low[0] < first:
+            acc["first"] = low[0]
+        seen_last = acc["last"]
+        if seen_last is None or high[0] > seen_last:
+            acc["last"] = high[0]
+        rep_sk = acc["rep_sk"]
+        if rep_sk is None or high[0] > rep_sk[0] or (high[0] == rep_sk[0] and high[1] > rep_sk[1]):
+            acc["rep_sk"] = [high[0], high[1]]
+            acc["_raw"] = max(rs, key=_SORT_KEY)  # the first of equal pairs, as a scan in order finds it
 
     def value(self, acc: dict[str, Any]) -> float:
         fn = self.rule.params["fn"]
