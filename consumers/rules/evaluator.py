@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from agentaudit.consumers.engine import BaseEvaluator
 from agentaudit.consumers.exceptions import RuleError
 from agentaudit.consumers.rules._compile import RuleSet, compile_rule_files
@@ -229,19 +231,33 @@ class RuleEvaluator(BaseEvaluator):
         )
 
     def snapshot(self) -> bytes:
-        """All rule state as canonical JSON, tagged with the revision it belongs to."""
+        """All rule state as canonical JSON (sorted keys, UTF-8), tagged with the revision it belongs to.
+
+        Written by orjson, about 3x faster than the standard library on rule state (the snapshot is
+        taken after every batch; ``python -m benchmarks rule_state``), with the same data model:
+        the text is still JSON that any process can read back and no code runs on load, unlike
+        pickle; the rules worker's state files keep it as text. State orjson refuses (an integer
+        beyond 64 bits) falls back to the standard library. A float NaN or infinity in an event
+        field would be written as ``null`` (the standard library wrote ``NaN``): event fields are
+        finite in practice.
+        """
         state = {
             "version": _SNAPSHOT_VERSION, "revision": self.revision, "max_time": self._max_time,
             "marked": self._marked, "source_max": self._source_max, "source_mark": self._source_mark,
             "rules": {rt.rule.id: rt.state() for rt in self.runtimes},
         }
-        return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+        try:
+            return orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
 
     def restore(self, data: bytes) -> None:
         """Load a :meth:`snapshot`; a snapshot of another revision is ignored (state rebuilds from the log)."""
         if not data:
             return
         try:
+            # The standard library, not orjson: it reads integers beyond 64 bits exactly (orjson makes
+            # them floats), and a restore happens once per start, not per batch.
             state = json.loads(data)
         except ValueError as exc:
             raise RuleError(f"rule engine snapshot is not valid JSON: {exc}; delete it to rebuild state") from exc
