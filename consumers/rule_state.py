@@ -30,7 +30,10 @@ Choices and limits:
 - The applied offsets trust the log: if the topic is deleted and recreated (offsets restart at
   0), delete the state file, or the new log's first records are dropped as already applied.
 - A snapshot is written per batch, never every N batches (state must not lag the commits); its
-  cost grows with the open state (measured for the default pack in the report of issue 4).
+  cost grows with the open state: for the default pack over the simulator's log about 20 ms of
+  ``snapshot()`` (orjson, 3x faster than the standard library's JSON) and 50-75 ms in all with
+  the checksum, write and fsync, per 10k-event batch of 4 MB of state
+  (``python -m benchmarks rule_state``).
 - The file belongs to one consumer process (an exclusive lock on ``<name>.lock``: a second
   process on the same file refuses to start). With several consumers in a group a rebalance moves
   partitions and their state does not follow them (each instance keeps its own file; give each a
@@ -194,11 +197,12 @@ class DurableEvaluator(BaseEvaluator):
             "state_sha256": hashlib.sha256(state).hexdigest(), "state_len": len(state),
             "pending": [i.model_dump(mode="json") for i in pending.values()],
         }
-        data = json.dumps(header, separators=(",", ":")).encode() + b"\n" + state
+        head = json.dumps(header, separators=(",", ":")).encode() + b"\n"
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             with open(tmp, "wb") as fh:
-                fh.write(data)
+                fh.write(head)
+                fh.write(state)  # not joined to the header first: that would copy megabytes per batch
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
