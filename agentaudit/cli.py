@@ -370,8 +370,14 @@ def rules_run(
     group: str = typer.Option("agentaudit-rules", help="Consumer group (the re-key loop uses GROUP-rekey)."),
     state_dir: str = typer.Option(None, help="Directory for rule-state snapshots (kept with offsets); shared by "
                                                "the group's instances. Default: none, state restarts empty."),
+    idle_timeout_ms: int = typer.Option(None, min=0, help="An actions partition that delivers nothing for this "
+                                        "long, read to its end, stops holding windows open until it delivers "
+                                        "again (AGENTAUDIT_RULES_IDLE_TIMEOUT_MS, default 5000; 0: never idle)."),
 ) -> None:
-    """Run the rules worker: re-key actions by tenant, judge them, publish incidents, until Ctrl-C."""
+    """Run the rules worker: re-key actions by tenant, judge them, publish incidents, until Ctrl-C.
+
+    Ctrl-C/SIGTERM commits and snapshots (--state-dir) what was judged; windows still open stay open for the restart.
+    """
     import logging
     import signal
     import threading
@@ -408,8 +414,12 @@ def rules_run(
         signal.signal(signum, lambda *_: stop.set())
     typer.echo(f"rules worker: {len(evaluator.rule_set.rules)} rules, revision {evaluator.revision}, group {group}")
     state = StateDirectory(state_dir) if state_dir else None
+    from agentaudit.consumers.rules import RulesSettings
+
+    idle_ms = RulesSettings().idle_timeout_ms if idle_timeout_ms is None else idle_timeout_ms
     try:
-        with RulesWorker(kafka, evaluator, group=group, state=state, wrap=enforce) as worker:
+        with RulesWorker(kafka, evaluator, group=group, state=state, wrap=enforce,
+                         idle_timeout_ms=idle_ms) as worker:
             worker.run(stop)
     finally:
         promotions.close()

@@ -32,6 +32,7 @@ from agentaudit.consumers.rules.evaluator import (
     load_rule_set,
     rule_paths,
 )
+from agentaudit.consumers.rules.settings import RulesSettings
 
 __all__ = [
     "DEFAULT_LATENESS_US",
@@ -42,6 +43,7 @@ __all__ = [
     "CompiledRule",
     "RuleEvaluator",
     "RuleSet",
+    "RulesSettings",
     "load_evaluator",
     "load_rule_set",
     "rule_paths",

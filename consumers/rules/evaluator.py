@@ -73,7 +73,18 @@ class RuleEvaluator(BaseEvaluator):
         time each has delivered, minus the lateness. Sources that are each in event-time order
         then never deliver a late event, however the copy interleaved them, so incidents do not
         depend on that interleaving; a source that has delivered nothing holds every window
-        open (until :meth:`flush`). Default none: per-tenant watermarks from the events alone.
+        open (until :meth:`flush`) unless it is marked idle. Default none: per-tenant watermarks
+        from the events alone.
+
+    Source markers: with ``sources``, :meth:`evaluate` also takes marker records, dicts with
+    ``"_marker"`` (``"progress"`` or ``"idle"``), ``"_source"`` and optionally ``"event_time_us"``
+    (the largest event time the source has delivered anywhere). A marker raises that source's
+    maximum as its events would, so a source that carries nothing to this evaluator still moves
+    its watermark. ``"idle"`` also leaves the source out of the minimum until an event or a
+    progress marker of it arrives again; when every source is idle, the watermark is the largest
+    of their maxima minus the lateness (nothing is pending anywhere). Markers are applied in
+    their place among the records, as the rules worker copies them into the repartition topic
+    behind the source's events (see :class:`~agentaudit.consumers.rules.worker.RulesWorker`).
     """
 
     def __init__(self, rule_set: RuleSet, owners: OwnershipMap | None = None,
@@ -88,6 +99,7 @@ class RuleEvaluator(BaseEvaluator):
         self.sources: tuple[str, ...] | None = tuple(sources) if sources is not None else None
         self._source_max: dict[str, int] = {}  # per source partition: the largest event time it delivered
         self._source_mark = NEVER  # with sources: the watermark the runtimes last advanced to
+        self._idle: set[str] = set()  # with sources: those marked idle, left out of the minimum
         self.runtime_errors = 0
         self._seen: dict[str, None] = {}  # recent event ids, oldest first
         # Per event kind: one generated function tests the conditions of every predicate and
@@ -116,7 +128,11 @@ class RuleEvaluator(BaseEvaluator):
         max_time = self._max_time
         seen = self._seen
         source_max = self._source_max
+        idle = self._idle
         for r in records:
+            if "_marker" in r:
+                self._mark_source(r)
+                continue
             event_id = r["event_id"]
             if event_id in seen:  # redelivered (a retried batch): judged once only
                 continue
@@ -125,8 +141,11 @@ class RuleEvaluator(BaseEvaluator):
             if t > max_time.get(r["tenant"], NEVER):
                 max_time[r["tenant"]] = t
             source = r.get("_source")
-            if source is not None and t > source_max.get(source, NEVER):
-                source_max[source] = t
+            if source is not None:
+                if t > source_max.get(source, NEVER):
+                    source_max[source] = t
+                if idle:
+                    idle.discard(source)  # it delivers again
             match, fused, others = plans.get(r["kind"], fallback)
             try:
                 match(r)  # appends r to the pending list of every fused rule it matches
@@ -148,6 +167,17 @@ class RuleEvaluator(BaseEvaluator):
                     rt.pending.clear()
                     self._runtime_error(rt, {}, exc)
         return self._advance()
+
+    def _mark_source(self, marker: dict[str, Any]) -> None:
+        """Apply a source marker (see the class docstring): raise the source's maximum, set it idle or active."""
+        source = marker["_source"]
+        t = marker.get("event_time_us", NEVER)
+        if t > self._source_max.get(source, NEVER):
+            self._source_max[source] = t
+        if marker["_marker"] == "idle":
+            self._idle.add(source)
+        else:
+            self._idle.discard(source)
 
     def _one_by_one(self, r: dict[str, Any], runtimes: tuple[RuleRuntime, ...]) -> None:
         for rt in runtimes:
@@ -179,7 +209,12 @@ class RuleEvaluator(BaseEvaluator):
     def _advance(self, clock: Clock | None = None) -> list[Incident]:
         if clock is None and self.sources is not None:
             source_max = self._source_max
-            top = min((source_max.get(s, NEVER) for s in self.sources), default=NEVER)
+            idle = self._idle
+            active = [s for s in self.sources if s not in idle] if idle else self.sources
+            if active:
+                top = min(source_max.get(s, NEVER) for s in active)
+            else:  # every source idle: all each delivered is here, so the largest maximum holds
+                top = max((source_max.get(s, NEVER) for s in self.sources), default=NEVER)
             mark = top - self.lateness_us if top != NEVER else NEVER
             if mark > self._source_mark:
                 self._source_mark = mark
@@ -244,6 +279,7 @@ class RuleEvaluator(BaseEvaluator):
         state = {
             "version": _SNAPSHOT_VERSION, "revision": self.revision, "max_time": self._max_time,
             "marked": self._marked, "source_max": self._source_max, "source_mark": self._source_mark,
+            "idle": sorted(self._idle),
             "rules": {rt.rule.id: rt.state() for rt in self.runtimes},
         }
         try:
@@ -268,6 +304,7 @@ class RuleEvaluator(BaseEvaluator):
         self._marked = dict(state["marked"])
         self._source_max = dict(state.get("source_max", {}))  # absent in snapshots older than source watermarks
         self._source_mark = int(state.get("source_mark", NEVER))
+        self._idle = set(state.get("idle", ()))  # absent in snapshots older than idle sources
         for rt in self.runtimes:
             if rt.rule.id in state["rules"]:
                 rt.load(state["rules"][rt.rule.id])

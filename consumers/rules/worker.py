@@ -6,6 +6,8 @@ the repartition topic keyed by *tenant* (every rule key includes the tenant), th
 that topic. Each tenant's events thus meet in one partition and one evaluator, each stream
 keeping its order, and with watermarks taken over the source partitions (see
 :class:`RulesWorker`) a tenant's incidents are the same whether 1 or N instances share the group.
+Behind the copies the re-key stage writes watermark markers (a source's progress, or that it is
+idle), so a quiet source partition does not hold every window open.
 
 >>> with RulesWorker(KafkaSettings(), load_evaluator(None)) as worker:
 ...     worker.run(stop_event)
@@ -17,20 +19,26 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.consumers.rules._idleness import SourceIdleness
 from agentaudit.consumers.rules.evaluator import RuleEvaluator
+from agentaudit.consumers.rules.settings import DEFAULT_IDLE_TIMEOUT_MS
+from agentaudit.infra.exceptions import KafkaError
 from agentaudit.schemas import AvroCodec, Incident, body_hash, frame_body
 
-__all__ = ["RulesWorker", "StateDirectory"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT_MS", "RulesWorker", "StateDirectory"]
 
 _log = logging.getLogger(__name__)
 REKEY_FETCH_BYTES = 32_768
 SOURCE_TOPIC_HEADER = "x-agentaudit-source-topic"
 SOURCE_PARTITION_HEADER = "x-agentaudit-source-partition"
+MARKER_HEADER = "x-agentaudit-marker"  # on a watermark marker: "progress" or "idle"; its value is empty
+EVENT_TIME_HEADER = "x-agentaudit-event-time-us"  # on a marker: the source's largest event time so far
 
 
 class StateDirectory:
@@ -75,6 +83,9 @@ class RulesWorker:
     :param wrap: decorates each partition's evaluator, e.g. ``lambda ev: ControlPublisher(ev, kafka)`` so
         that simulate and enforce rules publish control commands, as ``agentaudit consume`` does;
         default none.
+    :param idle_timeout_ms: processing time after which a source partition that delivers nothing,
+        and has been read to its end, is idle (``AGENTAUDIT_RULES_IDLE_TIMEOUT_MS``, ``rules run
+        --idle-timeout-ms``); default 5000. ``0``: no markers, every window waits for every source.
 
     Each assigned repartition partition has its own evaluator (a copy of ``evaluator``'s rules),
     so its state can follow the partition to whichever instance owns it next.
@@ -84,15 +95,32 @@ class RulesWorker:
     over those source partitions, of the largest event time each delivered, minus the allowed
     lateness. As long as each source partition is in event-time order (within the lateness),
     no event is ever late, so incidents do not depend on how the re-key loop interleaved the
-    source partitions, hence not on how many instances share the group. A source partition that
-    has sent nothing to a repartition partition holds its windows open (until :meth:`flush`).
+    source partitions, hence not on how many instances share the group.
+
+    Watermark markers keep that minimum moving. The re-key loop writes them to every
+    repartition partition, behind the copies of the source's events (empty value, the source
+    headers and :data:`MARKER_HEADER`): *progress* carries the largest event time the source has
+    delivered (when it grew, at most about once a second), so a source whose tenants all live in
+    other partitions still advances this one; *idle* says the source has delivered nothing for
+    ``idle_timeout_ms`` while read to its end (next offset >= the high watermark of the latest
+    fetch), so the judges leave it out of the minimum until it delivers again (when all are
+    idle, the largest maximum holds). A partition with unread records is never idle, so a
+    backlog replay decides the same incidents as without markers, only sooner; an idle source
+    that later delivers events older than the watermark (minus the lateness) finds their windows
+    closed, as in any stream processor with idleness.
+
+    Stopping (:meth:`close`, e.g. on SIGINT/SIGTERM in ``agentaudit rules run``) commits what was
+    handled and snapshots every partition's state, but fires no window the watermark has not
+    closed: with a :class:`StateDirectory` a restart resumes those windows; :meth:`flush` closes
+    them all, for the end of a finite replay only.
     """
 
     def __init__(self, kafka: Any, evaluator: RuleEvaluator, *, group: str = "agentaudit-rules",
                  batch_size: int = 2000, consumer_config: dict[str, Any] | None = None,
                  state: StateDirectory | None = None,
-                 wrap: Callable[[RuleEvaluator], BaseEvaluator] | None = None) -> None:
-        from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer
+                 wrap: Callable[[RuleEvaluator], BaseEvaluator] | None = None,
+                 idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS) -> None:
+        from agentaudit.infra.kafka import CONSUMER_DEFAULTS, KafkaConsumer, KafkaProducer
 
         self.kafka = kafka
         self.evaluator = evaluator
@@ -102,6 +130,8 @@ class RulesWorker:
         # the event-time skew between streams of one tenant small: incidents are independent of
         # the number of instances as long as that skew stays within the allowed lateness.
         rekey_config = {"max.partition.fetch.bytes": REKEY_FETCH_BYTES, **(consumer_config or {})}
+        self._reset_to_start = str({**CONSUMER_DEFAULTS, **rekey_config}.get("auto.offset.reset")) in (
+            "earliest", "beginning", "smallest")
         self._rekey = KafkaConsumer(kafka, f"{group}-rekey", rekey_config)
         self._judge = KafkaConsumer(kafka, group, consumer_config)
         self._producer = KafkaProducer(kafka)
@@ -117,6 +147,8 @@ class RulesWorker:
         self._next_offsets: dict[int, int] = {}
         self._closing = False
         self._sources: tuple[str, ...] | None = None
+        self._targets: tuple[int, ...] = ()  # repartition partitions, each of which gets every marker
+        self.idleness = SourceIdleness(idle_timeout_ms / 1000)
 
     def _source_ids(self) -> tuple[str, ...]:
         """Every partition of the actions topic, as the evaluators name sources (``topic:partition``)."""
@@ -160,10 +192,23 @@ class RulesWorker:
         if self.state is not None and evaluator is not None and offset is not None:
             self.state.save(self.group, self.topics.repartition, partition, offset, evaluator.snapshot())
 
+    def _rekey_assigned(self, _consumer: Any, partitions: list[Any]) -> None:
+        now = time.monotonic()
+        for tp in partitions:
+            self.idleness.assign(f"{tp.topic}:{tp.partition}", now)
+
+    def _rekey_revoked(self, _consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            self.idleness.revoke(f"{tp.topic}:{tp.partition}")
+
     def subscribe(self) -> None:
         if not self._subscribed:
+            from agentaudit.infra.kafka import KafkaAdmin
+
             self._source_ids()  # before any assignment callback needs it
-            self._rekey.subscribe([self.topics.actions])
+            self._targets = tuple(KafkaAdmin(self.kafka).partitions_for(self.topics.repartition))
+            self._rekey.subscribe([self.topics.actions], on_assign=self._rekey_assigned,
+                                  on_revoke=self._rekey_revoked)
             self._judge.subscribe([self.topics.repartition], on_assign=self._assigned, on_revoke=self._revoked)
             self._subscribed = True
 
@@ -172,22 +217,63 @@ class RulesWorker:
         return self._rekey.assignment(), self._judge.assignment()
 
     def rekey_once(self, timeout: float = 0.2) -> int:
-        """Copy one batch of actions to the repartition topic keyed by tenant; commit after delivery."""
+        """Copy one batch of actions to the repartition topic keyed by tenant, then the markers due; commit."""
         self.subscribe()
         messages = self._rekey.consume_batch(self.batch_size, timeout)
-        if not messages:
-            return 0
-        records, indexes, failures = self._actions.decode_batch([m.value() for m in messages])
-        for record, index in zip(records, indexes):
-            message = messages[index]
-            headers = [(SOURCE_TOPIC_HEADER, message.topic()), (SOURCE_PARTITION_HEADER, str(message.partition()))]
-            self._producer.produce(self.topics.repartition, message.value(), key=record["tenant"].encode(),
-                                   headers=headers)
-        if failures:
-            _log.info("rules.rekey_skipped count=%d (the sink dead-letters them)", len(failures))
-        self._producer.flush()
-        self._rekey.commit(messages)
+        now = time.monotonic()
+        idleness = self.idleness
+        if messages:
+            records, indexes, failures = self._actions.decode_batch([m.value() for m in messages])
+            times: list[int | None] = [None] * len(messages)
+            for record, index in zip(records, indexes):
+                message = messages[index]
+                times[index] = record["event_time_us"]
+                headers = [(SOURCE_TOPIC_HEADER, message.topic()), (SOURCE_PARTITION_HEADER, str(message.partition()))]
+                self._producer.produce(self.topics.repartition, message.value(), key=record["tenant"].encode(),
+                                       headers=headers)
+            if failures:
+                _log.info("rules.rekey_skipped count=%d (the sink dead-letters them)", len(failures))
+            if idleness.enabled:
+                for message, t in zip(messages, times):
+                    idleness.delivered(f"{message.topic()}:{message.partition()}", message.offset() + 1, t, now)
+        if idleness.enabled:
+            self._send_markers(now)
+        if messages:
+            self._producer.flush()
+            self._rekey.commit(messages)
         return len(messages)
+
+    def _send_markers(self, now: float) -> None:
+        """Progress and idle markers due (see :class:`SourceIdleness`), to every repartition partition."""
+        idleness = self.idleness
+        quiet = idleness.unpositioned(now)
+        if quiet:  # nothing delivered since the assignment: the group's committed offset is where reading starts
+            topic = self.topics.actions
+            try:
+                committed = self._rekey.committed([(topic, int(s.rsplit(":", 1)[1])) for s in quiet], timeout=2.0)
+            except KafkaError as exc:  # e.g. a rebalance under way: try again next time
+                _log.info("rules.idle_check_deferred error=%s", exc)
+                committed = {}
+            ends = self._rekey.high_watermarks(committed)
+            for (t, p), offset in committed.items():
+                if offset is None:  # nothing committed: auto.offset.reset decides
+                    offset = 0 if self._reset_to_start else ends.get((t, p))
+                if offset is not None:
+                    idleness.set_position(f"{t}:{p}", offset)
+        assigned = self._rekey.assignment()
+        ends = {f"{t}:{p}": end for (t, p), end in self._rekey.high_watermarks(assigned).items()}
+        markers = idleness.markers(now, ends)
+        for source, kind, event_time in markers:
+            topic, partition = source.rsplit(":", 1)
+            headers = [(SOURCE_TOPIC_HEADER, topic), (SOURCE_PARTITION_HEADER, partition), (MARKER_HEADER, kind)]
+            if event_time is not None:
+                headers.append((EVENT_TIME_HEADER, str(event_time)))
+            for target in self._targets:
+                self._producer.produce(self.topics.repartition, None, headers=headers, partition=target)
+            _log.log(logging.INFO if kind == "idle" else logging.DEBUG,
+                     "rules.source_%s source=%s event_time_us=%s", kind, source, event_time)
+        if markers:
+            self._producer.flush()
 
     def judge_once(self, timeout: float = 0.2) -> list[Incident]:
         """Evaluate one batch of the repartition topic; publish incidents; commit."""
@@ -195,25 +281,40 @@ class RulesWorker:
         messages = self._judge.consume_batch(self.batch_size, timeout)
         if not messages:
             return []
-        values = [m.value() for m in messages]
+        # Markers keep their place among the records: each evaluator applies them in log order.
+        slots: list[dict[str, Any] | None] = [None] * len(messages)
+        data: list[int] = []
+        sources: list[str | None] = []
+        for i, message in enumerate(messages):
+            source, marker = _read_headers(message.headers())
+            sources.append(source)
+            if marker is None:
+                data.append(i)
+            elif source is not None:
+                slots[i] = marker
+                marker["_source"] = source
+        values = [messages[i].value() for i in data]
         records, indexes, _ = self._actions.decode_batch(values)
-        by_partition: dict[int, list[dict[str, Any]]] = {}
         for record, index in zip(records, indexes):
-            message = messages[index]
+            i = data[index]
+            message = messages[i]
             record["event_hash"] = body_hash(frame_body(values[index]))
             record["_partition"] = message.partition()
             record["_offset"] = message.offset()
-            source = _source_of(message.headers())
-            if source is not None:
-                record["_source"] = source
-            by_partition.setdefault(message.partition(), []).append(record)
+            if sources[i] is not None:
+                record["_source"] = sources[i]
+            slots[i] = record
+        by_partition: dict[int, list[dict[str, Any]]] = {}
+        for message, slot in zip(messages, slots):
+            if slot is not None:
+                by_partition.setdefault(message.partition(), []).append(slot)
         incidents: list[Incident] = []
         for partition, batch in sorted(by_partition.items()):
             evaluator = self._evaluators.get(partition)
             if evaluator is None:  # assigned without a callback (e.g. assign()); start empty
                 evaluator = self._evaluators[partition] = self._fresh_evaluator()
             incidents.extend(evaluator.evaluate(batch))  # re-delivered events are dropped by event id
-            self.evaluated += len(batch)
+        self.evaluated += len(records)
         for message in messages:
             self._next_offsets[message.partition()] = max(self._next_offsets.get(message.partition(), 0),
                                                           message.offset() + 1)
@@ -264,12 +365,18 @@ class RulesWorker:
         self.close()
 
 
-def _source_of(headers: list[tuple[str, bytes]] | None) -> str | None:
-    """``topic:partition`` of the action a repartition message copies, from its headers."""
+def _read_headers(headers: list[tuple[str, bytes]] | None) -> tuple[str | None, dict[str, Any] | None]:
+    """``topic:partition`` of the source a repartition message comes from, and its marker record if it is one."""
     if not headers:
-        return None
-    found = {k: v for k, v in headers if k in (SOURCE_TOPIC_HEADER, SOURCE_PARTITION_HEADER)}
+        return None, None
+    found = dict(headers)
     topic, partition = found.get(SOURCE_TOPIC_HEADER), found.get(SOURCE_PARTITION_HEADER)
-    if topic is None or partition is None:
-        return None
-    return f"{topic.decode()}:{partition.decode()}"
+    source = f"{topic.decode()}:{partition.decode()}" if topic is not None and partition is not None else None
+    kind = found.get(MARKER_HEADER)
+    if kind is None:
+        return source, None
+    marker: dict[str, Any] = {"_marker": kind.decode()}
+    event_time = found.get(EVENT_TIME_HEADER)
+    if event_time is not None:
+        marker["event_time_us"] = int(event_time)
+    return source, marker

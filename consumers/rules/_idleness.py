@@ -1,0 +1,124 @@
+"""Source-partition idleness for the rules worker's re-key stage: which markers it owes the judges.
+
+The judging stage takes its watermark over source partitions (see ``RuleEvaluator(sources=)``).
+Two things would hold it back for ever: a source partition that receives nothing (idle), and
+one that only carries tenants of other repartition partitions. The re-key stage, which reads the
+source partitions, therefore sends every repartition partition, behind the copied events:
+
+- a *progress* marker: the largest event time a source has delivered, when it has grown (at
+  most once per ``progress_interval_s``, and at once when an idle source delivers again);
+- an *idle* marker: the source has delivered nothing for ``idle_timeout_s`` of processing time
+  while the re-key stage has read all of it, so the judges leave it out of their minimum until
+  it delivers again (Flink's ``withIdleness``, Kafka Streams' ``max.task.idle.ms``).
+
+"Read all of it" is ``next offset >= high watermark`` of the latest fetch response. A partition
+with unread records is thus never idle, which keeps a backlog replay deterministic. On brokers
+whose high watermark trails the true end by up to one batch (tansu: last batch base offset + 1)
+the test passes once the last batch has started arriving; its remaining records are already
+fetched and arrive with the next poll, before the idle timeout can run out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from agentaudit.consumers.rules._runtime import NEVER
+
+__all__ = ["IDLE", "PROGRESS", "Marker", "SourceIdleness"]
+
+IDLE = "idle"
+PROGRESS = "progress"
+
+#: (source, kind, largest event time delivered or None when the source delivered nothing yet)
+Marker = tuple[str, str, int | None]
+
+
+@dataclass
+class _Source:
+    seen: float  # processing time of the last delivery, or of the assignment
+    position: int | None = None  # next offset to read, when known
+    max_time: int = NEVER  # largest event time delivered since the assignment
+    sent_time: int = NEVER  # the largest event time announced in a marker
+    sent_at: float = -math.inf  # when that marker was due
+    idle: bool = False
+    woke: bool = False  # delivered again after an idle marker: announce it at once
+
+
+class SourceIdleness:
+    """Per assigned source partition: the last delivery, the read position, and the markers due.
+
+    :param idle_timeout_s: processing time without a delivery, with the partition read to its
+        end, after which it is idle; ``0`` turns markers off (the judges wait for every source).
+    :param progress_interval_s: the shortest gap between two progress markers of one source;
+        default ``min(1, idle_timeout_s)``.
+
+    >>> idleness = SourceIdleness(5.0)
+    >>> idleness.assign("actions:0", now=0.0, position=0)
+    >>> idleness.markers(now=6.0, ends={"actions:0": 0})
+    [('actions:0', 'idle', None)]
+    """
+
+    def __init__(self, idle_timeout_s: float, progress_interval_s: float | None = None) -> None:
+        self.idle_timeout_s = idle_timeout_s
+        self.progress_interval_s = min(1.0, idle_timeout_s) if progress_interval_s is None else progress_interval_s
+        self._sources: dict[str, _Source] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.idle_timeout_s > 0
+
+    def assign(self, source: str, now: float, position: int | None = None) -> None:
+        """Start tracking ``source`` (newly assigned): not idle until quiet for the idle timeout."""
+        self._sources[source] = _Source(seen=now, position=position)
+
+    def revoke(self, source: str) -> None:
+        self._sources.pop(source, None)
+
+    def delivered(self, source: str, next_offset: int, event_time_us: int | None, now: float) -> None:
+        """One message read from ``source``; ``event_time_us`` None when it could not be decoded."""
+        state = self._sources.get(source)
+        if state is None:
+            state = self._sources[source] = _Source(seen=now)
+        state.seen = now
+        if state.position is None or next_offset > state.position:
+            state.position = next_offset
+        if event_time_us is not None and event_time_us > state.max_time:
+            state.max_time = event_time_us
+        if state.idle:
+            state.idle = False
+            state.woke = True
+
+    def unpositioned(self, now: float) -> list[str]:
+        """Quiet sources whose read position is unknown (nothing delivered since the assignment)."""
+        return [name for name, s in self._sources.items()
+                if s.position is None and not s.idle and now - s.seen >= self.idle_timeout_s]
+
+    def set_position(self, source: str, position: int) -> None:
+        state = self._sources.get(source)
+        if state is not None and state.position is None:
+            state.position = position
+
+    def idle(self) -> list[str]:
+        """Sources currently idle, in name order."""
+        return sorted(name for name, s in self._sources.items() if s.idle)
+
+    def markers(self, now: float, ends: Mapping[str, int]) -> list[Marker]:
+        """Markers due now; ``ends`` holds each source's high watermark from the latest fetch (absent: unknown)."""
+        if not self.enabled:
+            return []
+        due: list[Marker] = []
+        for name, s in self._sources.items():
+            if s.idle:
+                continue
+            known = s.max_time if s.max_time != NEVER else None
+            end = ends.get(name)
+            if now - s.seen >= self.idle_timeout_s and s.position is not None and end is not None \
+                    and s.position >= end:
+                s.idle, s.woke, s.sent_time, s.sent_at = True, False, s.max_time, now
+                due.append((name, IDLE, known))
+            elif s.woke or (s.max_time > s.sent_time and now - s.sent_at >= self.progress_interval_s):
+                s.woke, s.sent_time, s.sent_at = False, s.max_time, now
+                due.append((name, PROGRESS, known))
+        return due
