@@ -79,7 +79,7 @@ class Hits:
 
         :param r: the event's record (or, with ``slim``, its already slimmed fields), a candidate representative.
         """
-        pair = [t, event_id]
+        pair = (t, event_id)
         events = acc["events"]
         if not events or (pair > events[-1] and len(events) < MAX_EVENT_IDS):
             events.append(pair)  # the common case: events arrive in time order
@@ -157,6 +157,10 @@ class Hits:
 
     def load(self, accs: list[list]) -> None:
         self.accs = {tuple(k): acc for k, acc in accs}
+        for acc in self.accs.values():  # (time, id) pairs are tuples in memory, arrays in JSON
+            acc["events"] = [tuple(pair) for pair in acc["events"]]
+            if acc["rep_sk"] is not None:
+                acc["rep_sk"] = tuple(acc["rep_sk"])
         self.next_close = min((a["we"] for a in self.accs.values()), default=0)
 
 
@@ -335,13 +339,13 @@ class AggregateRuntime(RuleRuntime):
                 previous = None
                 for pair in pairs:
                     if pair != previous:
-                        events.append([pair[0], pair[1]])
+                        events.append(pair)
                         if len(events) == MAX_EVENT_IDS:
                             break
                         previous = pair
         elif len(events) < MAX_EVENT_IDS or low[0] < last[0] or (low[0] == last[0] and low[1] < last[1]):
             merged = sorted({(t, i) for t, i in events}.union(pairs))
-            acc["events"] = [[t, i] for t, i in merged[:MAX_EVENT_IDS]]
+            acc["events"] = merged[:MAX_EVENT_IDS]
         first = acc["first"]
         if first is None or low[0] < first:
             acc["first"] = low[0]
@@ -350,7 +354,7 @@ class AggregateRuntime(RuleRuntime):
             acc["last"] = high[0]
         rep_sk = acc["rep_sk"]
         if rep_sk is None or high[0] > rep_sk[0] or (high[0] == rep_sk[0] and high[1] > rep_sk[1]):
-            acc["rep_sk"] = [high[0], high[1]]
+            acc["rep_sk"] = high
             acc["_raw"] = max(rs, key=_SORT_KEY)  # the first of equal pairs, as a scan in order finds it
 
     def value(self, acc: dict[str, Any]) -> float:
