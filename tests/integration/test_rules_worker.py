@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
+from agentaudit.consumers.rules import DEFAULT_LATENESS_US, RuleEvaluator, load_rule_set
 from agentaudit.consumers.rules._synthetic import fleet_records
 from agentaudit.consumers.rules.worker import RulesWorker, StateDirectory
 from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer
@@ -16,8 +16,7 @@ from tests.fixtures.broker import test_consumer_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.slow]
 
-HOUR_US = 3_600_000_000
-LATENESS_US = 3 * HOUR_US  # covers the whole log (1.7 h): re-keying on tansu skews streams by up to ~70 min
+LATENESS_US = DEFAULT_LATENESS_US  # source watermarks: the re-key interleaving makes no event late
 RULES = load_rule_set(None)
 RECORDS = fleet_records(3000, agents=12, tenants=6, seed=5, pace=20)
 
