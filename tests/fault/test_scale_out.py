@@ -46,7 +46,10 @@ def digest(rows: list[tuple]) -> str:
 
 def run_rules_workers(kafka: KafkaSettings, group: str, processes: int, tmp_path: Path) -> tuple[dict, str, float]:
     """``processes`` x ``agentaudit rules run`` in one group until the log is judged; (id -> count, digest, s)."""
-    env = stack_env(kafka, StoreSettings(clickhouse_url="http://127.0.0.1:9", database="unused"))
+    # No watermark markers (idle timeout 0): the runs stop once the committed offsets reach the event count,
+    # which markers would reach early; idleness is tested in tests/integration/test_rules_worker_idle.py.
+    env = stack_env(kafka, StoreSettings(clickhouse_url="http://127.0.0.1:9", database="unused"),
+                    AGENTAUDIT_RULES_IDLE_TIMEOUT_MS="0")
     workers = []
     began = time.monotonic()
     for i in range(processes):
@@ -83,7 +86,7 @@ def run_deployment(kafka: KafkaSettings, store: StoreSettings, processes: int,
     Returns (id -> count in ``incidents FINAL``, digest of those rows, seconds, actions stored,
     id -> highest count published on the incidents topic).
     """
-    env = stack_env(kafka, store)
+    env = stack_env(kafka, store, AGENTAUDIT_RULES_IDLE_TIMEOUT_MS="0")  # as in run_rules_workers
     tag = f"{processes}x-{kafka.topics.actions}"
     sink_group, rules_group = f"sink-{tag}", f"rules-{tag}"
     sinks = [ConsumerProcess(env, ["--no-rules", "--group", sink_group, "--batch-size", "1000"],
