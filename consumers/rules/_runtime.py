@@ -22,7 +22,8 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from collections import defaultdict
-from operator import itemgetter
+from itertools import islice
+from operator import eq, itemgetter
 from typing import Any
 
 from agentaudit.consumers.rules._compile import CompiledRule
@@ -219,6 +220,58 @@ _SORT_KEY = itemgetter("event_time_us", "event_id")  # an event's (time, id) pai
 SCALE = 1_000_000  # sums are kept as integers of millionths, so their order of addition cannot change them
 
 
+def _sum_part(value_of: Any, rs: list[dict[str, Any]]) -> int:
+    return sum([round(value_of(r) * SCALE) for r in rs])
+
+
+def _sum_merge(agg: dict[str, Any], part: int) -> None:
+    agg["_sum"] = agg.get("_sum", 0) + part
+
+
+def _distinct_part(value_of: Any, rs: list[dict[str, Any]]) -> dict[str, int]:
+    return dict.fromkeys([str(value_of(r)) for r in rs], 1)
+
+
+def _distinct_merge(agg: dict[str, Any], part: dict[str, int]) -> None:
+    seen = agg.get("_seen")
+    if seen is None:
+        agg["_seen"] = dict(part)
+    else:
+        seen.update(part)
+
+
+def _max_part(value_of: Any, rs: list[dict[str, Any]]) -> Any:
+    return max([value_of(r) for r in rs])
+
+
+def _max_merge(agg: dict[str, Any], part: Any) -> None:
+    agg["_max"] = max(agg.get("_max", part), part)
+
+
+def _min_part(value_of: Any, rs: list[dict[str, Any]]) -> Any:
+    return min([value_of(r) for r in rs])
+
+
+def _min_merge(agg: dict[str, Any], part: Any) -> None:
+    agg["_min"] = min(agg.get("_min", part), part)
+
+
+def _ratio_part(where: Any, rs: list[dict[str, Any]]) -> int:
+    return len(list(filter(where, rs)))
+
+
+def _ratio_merge(agg: dict[str, Any], part: int) -> None:
+    agg["_num"] = agg.get("_num", 0) + part
+
+
+# Per aggregate fn: what a pane (one key, one slide bucket) adds up to, and how that folds into a window's values.
+_PARTS: dict[str, tuple[Any, Any]] = {
+    "sum": (_sum_part, _sum_merge), "avg": (_sum_part, _sum_merge), "distinct": (_distinct_part, _distinct_merge),
+    "max": (_max_part, _max_merge), "min": (_min_part, _min_merge), "ratio": (_ratio_part, _ratio_merge),
+}
+_NO_PART = (lambda value_of, rs: None, None)  # count and rate need the count alone
+
+
 class AggregateRuntime(RuleRuntime):
     """count/sum/avg/min/max/distinct/rate/ratio per key over tumbling or sliding event-time windows.
 
@@ -233,9 +286,11 @@ class AggregateRuntime(RuleRuntime):
 
     def __init__(self, rule: CompiledRule) -> None:
         super().__init__(rule)
+        fn = rule.params["fn"]
+        self._part = _PARTS.get(fn, _NO_PART)
         # A sliding min/max groups per window, as it always has: which of two equal extremes
         # (0.0 and -0.0) a window keeps depends on the order its events are folded in.
-        self._by_pane = rule.slide_us == rule.window_us or rule.params["fn"] not in ("min", "max")
+        self._by_pane = rule.slide_us == rule.window_us or fn not in ("min", "max")
 
     def feed(self, r: dict[str, Any]) -> None:
         if self.rule.predicate(r):
@@ -267,58 +322,40 @@ class AggregateRuntime(RuleRuntime):
         pending.clear()
         hits = self.hits
         accs = hits.accs
+        new_acc = hits.acc
         p = rule.params
-        fn = p["fn"]
-        value_of = p.get("value")
-        where = p.get("where")
+        part_of, merge = self._part
+        value_of = p.get("where") if p["fn"] == "ratio" else p.get("value")
         fold_events = self._fold_events
         folded: dict[tuple, dict[str, Any]] = {}
         for (key, b), rs in panes.items():
             n = len(rs)
-            if fn == "sum" or fn == "avg":
-                part: Any = sum([round(value_of(r) * SCALE) for r in rs])
-            elif fn == "distinct":
-                part = dict.fromkeys([str(value_of(r)) for r in rs], 1)
-            elif fn == "max":
-                part = max([value_of(r) for r in rs])
-            elif fn == "min":
-                part = min([value_of(r) for r in rs])
-            elif fn == "ratio":
-                part = len(list(filter(where, rs)))
+            part = part_of(value_of, rs)
+            if n == 1:
+                pairs = [_SORT_KEY(rs[0])]
             else:
-                part = None
-            pairs = sorted(map(_SORT_KEY, rs))
-            for ws in range(b - span, b + 1, slide):
+                pairs = sorted(map(_SORT_KEY, rs))
+            for ws in range(b - span, b + 1, slide) if span else (b,):
                 acc_key = (*key, ws)
                 acc = accs.get(acc_key)
                 if acc is None:
-                    acc = hits.acc(key[0], key, ws)[1]
+                    acc = new_acc(key[0], key, ws)[1]
                 acc["count"] += n
-                if part is not None:
-                    agg = acc["values"]
-                    if fn == "sum" or fn == "avg":
-                        agg["_sum"] = agg.get("_sum", 0) + part
-                    elif fn == "distinct":
-                        seen = agg.get("_seen")
-                        if seen is None:
-                            agg["_seen"] = dict(part)
-                        else:
-                            seen.update(part)
-                    elif fn == "max":
-                        agg["_max"] = max(agg.get("_max", part), part)
-                    elif fn == "min":
-                        agg["_min"] = min(agg.get("_min", part), part)
-                    else:
-                        agg["_num"] = agg.get("_num", 0) + part
+                if merge is not None:
+                    merge(acc["values"], part)
                 fold_events(acc, rs, pairs)
                 folded[acc_key] = acc
-        eager = p["eager"]
         touched = hits.touched
-        for acc_key, acc in folded.items():
-            if not acc["fired"] and eager and self.passes(acc):
-                acc["fired"] = True
-            if acc["fired"]:
-                touched.add(acc_key)
+        if p["eager"]:
+            passes = self.passes
+            for acc_key, acc in folded.items():
+                if acc["fired"] or passes(acc):
+                    acc["fired"] = True
+                    touched.add(acc_key)
+        else:
+            for acc_key, acc in folded.items():
+                if acc["fired"]:
+                    touched.add(acc_key)
 
     @staticmethod
     def _fold_events(acc: dict[str, Any], rs: list[dict[str, Any]], pairs: list[tuple[int, str]]) -> None:
@@ -329,12 +366,18 @@ class AggregateRuntime(RuleRuntime):
         low = pairs[0]
         high = pairs[-1]
         events = acc["events"]
-        if events:
-            last = events[-1]
-            after = low[0] > last[0] or (low[0] == last[0] and low[1] > last[1])
-        else:
-            after = True
-        if after:  # in time order: the new pairs all go after the kept ones
+        if not events:  # a new window, the common case
+            if len(pairs) == 1 or not any(map(eq, pairs, islice(pairs, 1, None))):
+                acc["events"] = pairs[:MAX_EVENT_IDS]
+            else:
+                acc["events"] = sorted(set(pairs))[:MAX_EVENT_IDS]
+            acc["first"] = low[0]
+            acc["last"] = high[0]
+            acc["rep_sk"] = high
+            acc["_raw"] = rs[0] if len(rs) == 1 else max(rs, key=_SORT_KEY)
+            return
+        last = events[-1]
+        if low[0] > last[0] or (low[0] == last[0] and low[1] > last[1]):  # the new pairs all go after the kept ones
             if len(events) < MAX_EVENT_IDS:
                 previous = None
                 for pair in pairs:
