@@ -142,11 +142,12 @@ def seeded_log(kafka_settings_factory: Callable[..., KafkaSettings]) -> KafkaSet
     return kafka
 
 
-def _report(what: str, one: tuple[dict, str, float], three: tuple[dict, str, float]) -> None:
+def _report(what: str, one: tuple[dict, str, float], three: tuple[dict, str, float],
+            sizes: tuple[str, str] = ("1 process", "3 processes")) -> None:
     print(f"\n[scale-out {what}] injected: the same {SCALE_EVENTS}-event seeded log, {PARTITIONS} partitions, "
-          f"judged by 1 process then by a group of 3")
-    print(f"[scale-out {what}] counted: 1 process {len(one[0])} incidents digest {one[1]} in {one[2]:.1f}s; "
-          f"3 processes {len(three[0])} incidents digest {three[1]} in {three[2]:.1f}s; ids only in 1: "
+          f"judged by {sizes[0]} then by {sizes[1]}")
+    print(f"[scale-out {what}] counted: {sizes[0]} {len(one[0])} incidents digest {one[1]} in {one[2]:.1f}s; "
+          f"{sizes[1]} {len(three[0])} incidents digest {three[1]} in {three[2]:.1f}s; ids only in 1: "
           f"{len(one[0].keys() - three[0].keys())}, only in 3: {len(three[0].keys() - one[0].keys())}")
 
 
@@ -177,7 +178,7 @@ def test_scale_out_deployment_three_of_each_stores_same_incidents_as_one_of_each
         migrate(store)
         runs.append(run_deployment(kafka, store, processes, tmp_path))
     one, three = runs
-    _report("consume --no-rules + rules run", one[:3], three[:3])
+    _report("consume --no-rules + rules run", one[:3], three[:3], ("1 of each", "3 of each (own groups)"))
     print(f"[scale-out consume --no-rules + rules run] actions stored: 1 of each {one[3]}, 3 of each {three[3]}")
     assert one[0], "the log raised no incident at all"
     assert one[3] == three[3] == SCALE_EVENTS
