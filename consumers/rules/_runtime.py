@@ -1,7 +1,8 @@
 """Per-kind rule state: what each compiled rule remembers between batches, and when it fires.
 
 All state is plain JSON data (dicts, lists, strings, numbers) so that a snapshot is a
-``json.dumps`` away. Time is event time only; "now" is the watermark: the largest event
+``json.dumps`` away; accumulators keep their (time, id) pairs as tuples, which the
+cyclic collector stops tracking, and ``load`` turns the arrays back into tuples. Time is event time only; "now" is the watermark: the largest event
 time seen minus the allowed lateness.
 
 Watermarks are per tenant: a tenant's windows close and its pending checks are decided by
