@@ -2,8 +2,9 @@
 
 All state is plain JSON data (dicts, lists, strings, numbers) so that a snapshot is a
 ``json.dumps`` away; accumulators keep their (time, id) pairs as tuples, which the
-cyclic collector stops tracking, and ``load`` turns the arrays back into tuples. Time is event time only; "now" is the watermark: the largest event
-time seen minus the allowed lateness.
+cyclic collector stops tracking, and ``load`` turns the arrays back into tuples. Time is
+event time only; "now" is the watermark: the largest event time seen minus the allowed
+lateness.
 
 Watermarks are per tenant: a tenant's windows close and its pending checks are decided by
 that tenant's own events only, so the answer for one tenant does not depend on which other
