@@ -413,9 +413,9 @@ class AggregateRuntime(RuleRuntime):
         if fn == "avg":
             return agg.get("_sum", 0) / SCALE / n if n else 0.0
         if fn == "max":
-            return agg.get("_max", 0.0)
+            return float(agg.get("_max", 0.0))  # an int field (latency_us) keeps int extremes
         if fn == "min":
-            return agg.get("_min", 0.0)
+            return float(agg.get("_min", 0.0))
         if fn == "distinct":
             return float(len(agg.get("_seen", ())))
         if fn == "rate":

@@ -101,3 +101,17 @@ def test_an_event_counts_once_in_every_sliding_window_that_covers_it(tmp_path, r
     middle = by_start[base]
     assert middle.event_ids == ("e0", "e1", "e3", "e2")  # smallest (time, id) first
     assert (middle.first_seen_us, middle.last_seen_us) == (times[0], times[2])
+
+
+@pytest.mark.parametrize("fn", ["min", "max", "avg", "sum"])
+def test_aggregates_over_an_integer_field_compare_with_the_threshold(tmp_path: Path, records, fn: str) -> None:
+    """``latency_us`` is an Avro long: its min/max stay ints, and the threshold test must still work."""
+    spec = _RULE.format(name=f"{fn}-latency", agg=f"fn: {fn}, field: latency_us, threshold: 1, op: '>'",
+                        window="5m")
+    path = tmp_path / "latency.yaml"
+    path.write_text("required_engine_version: 1\n\nrules:\n" + spec)
+    ended = [r for r in records if r["latency_us"] is not None]
+    assert ended, "the fleet has no ended actions to aggregate"
+    incidents = replay(RuleEvaluator(load_rule_set([str(path)])), ended)
+    assert incidents, f"{fn}(latency_us) > 1 raised no incident"
+    assert all(float(i.summary.split()[-1]) > 1 for i in incidents)
