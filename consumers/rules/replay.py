@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from agentaudit.consumers.exceptions import RuleError
 from agentaudit.consumers.rules._bounds import Offsets, offsets_sql, parse_bound, parse_time
 from agentaudit.consumers.rules.evaluator import DEFAULT_LATENESS_US, RuleEvaluator, load_rule_set
 from agentaudit.schemas import Incident
@@ -123,6 +124,7 @@ def replay_range(store: Any, rule_paths: str | Sequence[str] | None, *, start_us
         from agentaudit.consumers.owners import load_owners
 
         owners = load_owners(owners_path)
+    _check_partitions(store, start_offsets, end_offsets)
     evaluator = RuleEvaluator(load_rule_set(rule_paths), owners=owners, lateness_us=lateness_us)
     final: dict[str, Incident] = {}
     for batch in read_actions(store, start_us=start_us, end_us=end_us, start_offsets=start_offsets,
@@ -132,6 +134,21 @@ def replay_range(store: Any, rule_paths: str | Sequence[str] | None, *, start_us
     for incident in evaluator.flush():
         final[incident.incident_id] = incident
     return [final[k] for k in sorted(final)]
+
+
+def _check_partitions(store: Any, *bounds: Offsets | None) -> None:
+    """Refuse a named partition the actions table never recorded: ``12:30`` meant as a time would
+    otherwise replay every other partition whole, silently."""
+    named = sorted({p for b in bounds if b is not None for p, _ in b.partitions})
+    if not named:
+        return
+    known = {int(row[0]) for row in store.query("SELECT DISTINCT kafka_partition FROM actions").rows}
+    unknown = [p for p in named if p not in known]
+    if unknown:
+        raise RuleError(
+            f"partition(s) {', '.join(map(str, unknown))} of the offset range have no recorded actions "
+            f"(recorded: {', '.join(map(str, sorted(known))) or 'none'}); for a time, write it as ISO 8601 "
+            f"with the date (2026-01-01T12:30)")
 
 
 def write_incidents(store: Any, incidents: Sequence[Incident]) -> int:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from agentaudit.cli import app
 from agentaudit.consumers._columns import actions_table
+from agentaudit.consumers.exceptions import RuleError
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.rules import DEFAULT_PACK
 from agentaudit.consumers.rules._synthetic import fleet_records
@@ -103,3 +104,16 @@ def test_cli_replay_and_diff_take_offsets(recorded) -> None:
                              env=env)
     assert bad.exit_code == 1
     assert "--to: bad token '1:x'" in bad.output and "all:OFFSET" in bad.output
+
+
+def test_a_partition_never_recorded_is_refused_by_name(recorded) -> None:
+    """``12:30`` meant as a time reads as partition 12, offset 30: refused, not a silent replay of the rest."""
+    settings, store, _ = recorded
+    with pytest.raises(RuleError, match=r"partition\(s\) 12 of the offset range have no recorded actions "
+                                        r"\(recorded: 0, 1\)"):
+        replay_range(store, DEFAULT_PACK, **parse_range("12:30", None))
+    env = {"AGENTAUDIT_CLICKHOUSE_URL": settings.clickhouse_url, "AGENTAUDIT_DATABASE": settings.database}
+    refused = CliRunner().invoke(app, ["replay", "--rules", str(DEFAULT_PACK), "--from", "12:30",
+                                       "--into", settings.database + "_refused"], env=env)
+    assert refused.exit_code == 1
+    assert "ISO 8601 with the date" in refused.output
