@@ -2,8 +2,13 @@
 
 ``put`` is the only thing an emitting call does besides building a tuple: an append to a
 ``deque`` (atomic under the GIL). The bounds are checked without a lock, so the byte count is
-an estimate; when full, the policy applies (drop the oldest queued event, or wait at most
-``block_ms`` for room and then drop the new one). Every drop is counted.
+an estimate. When full, the policy applies: ``drop_oldest`` drops the oldest queued event at once;
+``spool`` and ``block`` wait at most ``block_ms`` for the worker to make room, then drop the new
+event. After one such timeout the worker counts as stalled and later emits drop without waiting
+until it takes again, so a hung worker costs the agent one ``block_ms``, not one per event.
+
+Every drop is counted, per agent, so that the worker leaves a gap in that agent's stream
+(:meth:`EventQueue.take_gaps`): the integrity rules see what the queue dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ class EventQueue:
     """A bounded multi-producer, single-consumer FIFO of emitted items."""
 
     __slots__ = ("_items", "max_events", "max_bytes", "bytes", "block_s", "drop_oldest", "dropped",
-                 "blocked", "_room", "_wake", "wake_at", "closed")
+                 "blocked", "_room", "_wake", "wake_at", "closed", "stalled", "_gaps", "_gap_lock")
 
     def __init__(self, max_events: int, max_bytes: int, *, policy: str, block_ms: int) -> None:
         self._items: deque[tuple[Any, ...]] = deque()
@@ -39,6 +44,10 @@ class EventQueue:
         #: the worker is woken early once this many items wait (otherwise it polls).
         self.wake_at = 256
         self.closed = False
+        #: a wait for room timed out and the worker has not taken anything since.
+        self.stalled = False
+        self._gaps: dict[str, int] = {}  # agent -> events dropped since the worker last looked
+        self._gap_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -48,6 +57,7 @@ class EventQueue:
         items = self._items
         if len(items) >= self.max_events or self.bytes + size > self.max_bytes:
             if not self._make_room(size):
+                self._dropped(item)
                 return
         items.append(item)
         self.bytes += size
@@ -63,19 +73,35 @@ class EventQueue:
                 except IndexError:
                     break
                 self.bytes -= old[-1]
-                self.dropped += 1
+                self._dropped(old)
             return True
         self._wake.set()
-        deadline = time.monotonic() + self.block_s
         self.blocked += 1
+        if self.stalled or self.closed:
+            return False
+        deadline = time.monotonic() + self.block_s
         with self._room:
             while len(items) >= self.max_events or self.bytes + size > self.max_bytes:
                 left = deadline - time.monotonic()
                 if left <= 0 or self.closed:
-                    self.dropped += 1
+                    self.stalled = True
                     return False
                 self._room.wait(left)
         return True
+
+    def _dropped(self, item: tuple[Any, ...]) -> None:
+        with self._gap_lock:
+            self.dropped += 1
+            agent = item[0]
+            self._gaps[agent] = self._gaps.get(agent, 0) + 1
+
+    def take_gaps(self) -> dict[str, int]:
+        """Events dropped per agent since the last call (worker thread only)."""
+        if not self._gaps:
+            return {}
+        with self._gap_lock:
+            gaps, self._gaps = self._gaps, {}
+        return gaps
 
     def take(self, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` items, oldest first (worker thread only)."""
@@ -91,6 +117,7 @@ class EventQueue:
         except IndexError:
             pass
         if out:
+            self.stalled = False
             self.bytes = max(0, self.bytes - size) if items else 0
             if not self.drop_oldest:
                 with self._room:

@@ -257,16 +257,21 @@ class Spool:
         self._dirty = False
 
     def drop_oldest(self) -> int:
-        """Delete the oldest segment to make room; returns how many undelivered records were dropped."""
-        if len(self._segments) <= 1 and self._write_segment in self._segments:
-            # everything is in the tail segment: start a new one so the old one can go
+        """Delete the oldest segment that holds no record handed out and unconfirmed, to make room;
+        returns how many undelivered records were dropped (0: nothing can go)."""
+        in_flight = self._read > self._committed
+        candidates = [s for s in self._segments if not in_flight or s > self._read.segment]
+        if candidates and min(candidates) == self._write_segment:
+            # the candidate is the tail segment: start a new one so that it can go
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
             self._write_segment += 1
-        oldest = min(self._segments)
-        if oldest == self._write_segment:
+            self._segments[self._write_segment] = [0, 0]
+        candidates = [s for s in candidates if s != self._write_segment]
+        if not candidates:
             return 0
+        oldest = min(candidates)
         dropped, size = self._segments.pop(oldest)  # the count excludes confirmed records
         self._skip.pop(oldest, None)
         self.pending -= dropped
@@ -275,21 +280,25 @@ class Spool:
             self._close_reader()
         assert self.dir is not None
         (self.dir / f"{oldest:020d}{_SUFFIX}").unlink(missing_ok=True)
-        nxt = min(self._segments)
-        if self._committed.segment <= oldest:
-            self._committed = Position(nxt, 0)
-        if self._read.segment <= oldest:
-            self._read = Position(nxt, 0)
+        if not in_flight and self._committed.segment <= oldest:
+            nxt = min(self._segments)
+            self._committed = self._read = Position(nxt, self._skip.get(nxt, 0))
         self._save_cursor()
         return dropped
 
     # -- reading and confirming -----------------------------------------------------------------
 
-    def read(self, limit: int) -> list[SpoolRecord]:
-        """Up to ``limit`` records after the last one handed out, in order."""
+    def read(self, limit: int, max_bytes: int | None = None) -> list[SpoolRecord]:
+        """Up to ``limit`` records after the last one handed out, in order, whose keys and values add up
+        to at most ``max_bytes`` (the first record is handed out whatever its size).
+
+        The read position moves past exactly the records returned: a caller that cannot use all of
+        them must ask for fewer, never drop the rest, or those records are skipped until a restart.
+        """
         out: list[SpoolRecord] = []
         if self._writer is not None and self._dirty:
             self._writer.flush()
+        size = 0
         while len(out) < limit:
             segment, offset = self._read
             info = self._segments.get(segment)
@@ -310,6 +319,9 @@ class Spool:
             reader = self._reader_at(segment, offset)
             header = reader.read(_HEADER.size)
             length, crc = _HEADER.unpack(header)
+            if max_bytes is not None and out and size + length - _KEYLEN.size > max_bytes:
+                reader.seek(offset)  # the record stays for the next read
+                break
             payload = reader.read(length)
             if len(payload) < length or zlib.crc32(payload) != crc:  # cannot happen after _load; be safe
                 _log.error("spool.corrupt segment=%s offset=%d; skipping the rest of the segment", segment, offset)
@@ -317,7 +329,9 @@ class Spool:
                 continue
             (klen,) = _KEYLEN.unpack_from(payload)
             end = Position(segment, offset + _HEADER.size + length)
-            out.append(SpoolRecord(payload[2:2 + klen], payload[2 + klen:], end))
+            value = payload[2 + klen:]
+            size += length - _KEYLEN.size
+            out.append(SpoolRecord(payload[2:2 + klen], value, end))
             self._read = end
         return out
 

@@ -115,7 +115,7 @@ def test_queue_full_block_waits_at_most_the_budget_then_drops() -> None:
 
 
 def test_a_full_spool_drops_the_oldest_counts_it_and_never_raises(tmp_path: Path) -> None:
-    audit = offline_client(tmp_path, spool_max_bytes=16_384)
+    audit = offline_client(tmp_path, spool_max_bytes=16_384, full_policy="drop_oldest")
     audit.decision("first")
     time.sleep(0.2)  # the broker does not answer: from now on events are spooled
     for i in range(400):
