@@ -40,7 +40,8 @@ from agentaudit.producers.settings import SdkSettings
 from agentaudit.schemas import AvroCodec, StreamChain
 from agentaudit.settings import KafkaSettings
 
-__all__ = ["SDK_PRODUCER_CONFIG", "WINDOW_BYTES", "WINDOW_EVENTS", "Worker"]
+__all__ = ["DROPPED_ATTRIBUTE", "DROP_LOG_INTERVAL_S", "SDK_PRODUCER_CONFIG", "WINDOW_BYTES", "WINDOW_EVENTS",
+           "Worker"]
 
 _log = logging.getLogger("agentaudit.producers")
 
@@ -67,6 +68,11 @@ WINDOW_BYTES = 800_000
 _PERMANENT = frozenset({"MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "INVALID_RECORD", "CORRUPT_MESSAGE",
                         "RECORD_LIST_TOO_LARGE", "_INVALID_ARG", "TOPIC_AUTHORIZATION_FAILED",
                         "INVALID_REQUIRED_ACKS", "UNSUPPORTED_VERSION"})
+
+#: Dropped events are logged at most this often (and counted in ``stats()`` always).
+DROP_LOG_INTERVAL_S = 10.0
+#: Attribute of the first event sealed after events of its stream were dropped: how many.
+DROPPED_ATTRIBUTE = "agentaudit.dropped_before"
 
 DIRECT, SPOOLING = "direct", "spooling"
 _BATCH = 2000
@@ -114,6 +120,9 @@ class Worker(threading.Thread):
         self.stats: dict[str, int] = dict.fromkeys(
             ("sealed", "delivered", "spooled", "replayed", "dropped_spool_full", "failed", "invalid",
              "redaction_errors", "spill_events"), 0)
+        self._unshown: dict[str, int] = {}  # stream -> events dropped before its next sealed event
+        self._next_drop_log = 0.0
+        self._drops_logged = (0, 0)
         self._static = {"tenant": settings.tenant, "agent_version": settings.agent_version,
                         "environment": settings.environment}
 
@@ -124,10 +133,16 @@ class Worker(threading.Thread):
         while True:
             try:
                 stopping = self._stopping.is_set()
+                gaps = queue.take_gaps()
+                if gaps:
+                    self._skip_dropped(gaps)
                 items = queue.take(_BATCH)
                 if items:
                     self._handle(items)
+                elif self._unshown:
+                    self._mark_unshown_gaps()  # the agent went quiet right after a drop
                 self._service()
+                self._report_drops()
                 if stopping and not len(queue):
                     break
                 if not items or len(queue) == 0:
@@ -194,6 +209,9 @@ class Worker(threading.Thread):
         chain = self.chains.get(stream_id)
         if chain is None:
             chain = self.chains[stream_id] = StreamChain(stream_id)
+        if self._unshown and stream_id in self._unshown:
+            record["attributes"] = {**(record["attributes"] or {}),
+                                    DROPPED_ATTRIBUTE: str(self._unshown.pop(stream_id))}
         try:
             value = chain.seal(record, self.codec)
         except Exception as exc:  # noqa: BLE001 - a bad value is counted, never raised into the agent
@@ -202,6 +220,34 @@ class Worker(threading.Thread):
             return None
         self.stats["sealed"] += 1
         return stream_id.encode(), value
+
+    def _skip_dropped(self, gaps: dict[str, int]) -> None:
+        """Events the queue dropped before sealing: their stream's seq moves past them, so the next
+        event shows the gap (placed within one worker batch of where the drops happened)."""
+        for agent, count in gaps.items():
+            stream_id = f"{self.instance_id}/{agent}"
+            chain = self.chains.get(stream_id)
+            if chain is None:
+                chain = self.chains[stream_id] = StreamChain(stream_id)
+            chain.seq += count
+            self._unshown[stream_id] = self._unshown.get(stream_id, 0) + count
+
+    def _mark_unshown_gaps(self) -> None:
+        """At close: a stream whose last events were dropped gets a marker event, so the gap is visible."""
+        gaps = self.queue.take_gaps()
+        if gaps:
+            self._skip_dropped(gaps)
+        marks = []
+        for stream_id in list(self._unshown):
+            agent = stream_id.split("/", 1)[1]
+            mark_id = f"{self._event_prefix}{next(self._event_counter):012x}"
+            item = (agent, "other", "point", "agentaudit.dropped", mark_id, None, mark_id, 0, self.instance_id,
+                    time.time_ns() // 1000, None, 0)
+            sealed = self._seal(item)
+            if sealed is not None:
+                marks.append(sealed)
+        if marks:
+            self._route(marks)
 
     def _apply(self, record: dict[str, Any], extra: dict[str, Any]) -> None:
         bodies = extra.pop("_bodies", None)
@@ -241,26 +287,45 @@ class Worker(threading.Thread):
 
     def _to_spool(self, sealed: list[tuple[bytes, bytes]]) -> None:
         spool = self.spool
+        policy = self.settings.full_policy
         for key, value in sealed:
             while not spool.append(key, value):
-                if self.settings.full_policy == "drop_oldest":
+                if policy == "drop_oldest":
                     dropped = spool.drop_oldest()
                     self.stats["dropped_spool_full"] += dropped
-                    _log.warning("sdk.spool_full dropped_oldest=%d spool=%s", dropped, spool.dir)
                     if dropped == 0:
                         break
-                else:
-                    # block: keep delivering until there is room; meanwhile the agent's queue fills and
-                    # its emits wait at most block_ms each (then that event is dropped and counted there).
+                elif policy == "block":
+                    # keep delivering until there is room; meanwhile the agent's queue fills and its
+                    # emits wait at most block_ms each (then that event is dropped and counted there)
                     self._pump()
                     if self._stopping.is_set():
                         break
                     time.sleep(0.005)
+                else:
+                    break  # spool: the newest sealed event is dropped; its stream shows the gap
             else:
                 self.stats["spooled"] += 1
                 continue
             self.stats["dropped_spool_full"] += 1
         spool.sync()
+
+    def _report_drops(self) -> None:
+        """Log what was dropped since the last report, at most once per ``DROP_LOG_INTERVAL_S``."""
+        now = time.monotonic()
+        if now < self._next_drop_log:
+            return
+        queue_dropped, spool_dropped = self.queue.dropped, self.stats["dropped_spool_full"]
+        last_queue, last_spool = self._drops_logged
+        if queue_dropped == last_queue and spool_dropped == last_spool:
+            return
+        self._drops_logged = (queue_dropped, spool_dropped)
+        self._next_drop_log = now + DROP_LOG_INTERVAL_S
+        _log.warning("sdk.dropped queue_full=%d spool_full=%d (since last report; totals %d, %d) policy=%s "
+                     "spool=%s: the streams show these as sequence gaps; raise AGENTAUDIT_QUEUE_MAX_EVENTS or "
+                     "AGENTAUDIT_SPOOL_MAX_BYTES, or slow the agent down", queue_dropped - last_queue,
+                     spool_dropped - last_spool, queue_dropped, spool_dropped, self.settings.full_policy,
+                     self.spool.dir)
 
     # -- Kafka ----------------------------------------------------------------------------------
 
@@ -397,13 +462,9 @@ class Worker(threading.Thread):
                 return
             if not self._ready():
                 return
-            window = []
-            size = 0
-            for key, value, end in self.spool.read(WINDOW_EVENTS):
-                window.append([key, value, _SENT, None, -1, end])
-                size += len(value)
-                if size >= WINDOW_BYTES:
-                    break
+            # the spool hands out only what fits: the read position never passes a record left out
+            window = [[key, value, _SENT, None, -1, end]
+                      for key, value, end in self.spool.read(WINDOW_EVENTS, WINDOW_BYTES)]
             if not window:
                 return
             self._window_from_spool = True
@@ -448,6 +509,7 @@ class Worker(threading.Thread):
         if self.is_alive():
             _log.warning("sdk.close worker still busy after %.1fs", timeout)
             return
+        self._mark_unshown_gaps()
         producer = self._producer
         if producer is not None:
             producer.poll(0)

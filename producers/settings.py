@@ -34,10 +34,21 @@ class SdkSettings(BaseSettings):
     :param spool_segment_bytes: ``AGENTAUDIT_SPOOL_SEGMENT_BYTES``, size of one spool file, default 8 MiB.
     :param spool_fsync: ``AGENTAUDIT_SPOOL_FSYNC``: ``batch`` (after each batch written, default),
         ``always`` (after each record) or ``never`` (leave it to the OS; survives a process kill, not a power cut).
-    :param full_policy: ``AGENTAUDIT_FULL_POLICY``, what happens when the queue or spool is full:
-        ``drop_oldest`` (default; drops are counted) or ``block`` (the emitting call waits at most ``block_ms``,
-        then the event is dropped and counted).
-    :param block_ms: ``AGENTAUDIT_BLOCK_MS``, the most an emit may wait under ``block``, default 50.
+    :param full_policy: ``AGENTAUDIT_FULL_POLICY``, what happens when events pile up faster than they
+        are delivered (every drop is counted in ``stats()``, logged at most every 10 s, and leaves a
+        sequence gap in its stream that the integrity rules report):
+
+        - ``spool`` (default): the in-memory queue hands events to the on-disk spool; when the queue is
+          full, an emit waits for room (at most ``block_ms``), so a faster agent runs at the speed the
+          SDK seals and spools (tens of thousands of events/s); when the spool is full, new events are
+          dropped;
+        - ``block``: as ``spool``, but when the spool is full the SDK waits for the broker to make room,
+          so the agent runs at the broker's speed (each emit waits at most ``block_ms``);
+        - ``drop_oldest``: an emit never waits; a full queue drops its oldest event, a full spool its
+          oldest segment.
+    :param block_ms: ``AGENTAUDIT_BLOCK_MS``, the most an emit waits for room under ``spool`` and
+        ``block``, default 5000; after one such wait times out, emits drop without waiting until
+        the SDK's thread makes room again.
     :param spill_after_ms: ``AGENTAUDIT_SPILL_AFTER_MS``: when no delivery was confirmed for this long
         while messages wait, the broker counts as away and new events go to the spool, default 1000.
     :param capture_bodies: ``AGENTAUDIT_CAPTURE_BODIES``: also record redacted, capped input/output
@@ -62,8 +73,8 @@ class SdkSettings(BaseSettings):
     spool_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     spool_segment_bytes: int = Field(default=8 * 1024 * 1024, gt=1024)
     spool_fsync: Literal["always", "batch", "never"] = "batch"
-    full_policy: Literal["drop_oldest", "block"] = "drop_oldest"
-    block_ms: int = Field(default=50, ge=0)
+    full_policy: Literal["spool", "block", "drop_oldest"] = "spool"
+    block_ms: int = Field(default=5000, ge=0)
     spill_after_ms: int = Field(default=1000, gt=0)
     capture_bodies: bool = False
     body_max_bytes: int = Field(default=4096, gt=0)
