@@ -3,12 +3,13 @@
 A Streamlit app (``app.py``, started by ``agentaudit dashboard``) over a read-only ClickHouse
 session (:mod:`agentaudit.dashboard.queries`); its only writes are lifecycle events published to
 Kafka (:class:`LifecyclePublisher`) and control commands, kill and clear (:class:`ControlDesk`), all
-under the signed-in actor's name.
+under the signed-in operator's name (no anonymous actor: :mod:`~agentaudit.dashboard.credentials`).
 """
 
-from agentaudit.dashboard.auth import User, parse_users, sign_in
+from agentaudit.dashboard.auth import Credential, SignInThrottle, User, sign_in
 from agentaudit.dashboard.chain import ActionNode, TraceTree, to_dot, waterfall_rows
 from agentaudit.dashboard.control import ControlDesk
+from agentaudit.dashboard.credentials import add_user, ensure_first_operator, read_users, remove_user, set_password
 from agentaudit.dashboard.exceptions import AuthError, DashboardError, PublishError
 from agentaudit.dashboard.launch import APP_PATH, dashboard_command
 from agentaudit.dashboard.lifecycle import LifecyclePublisher
@@ -20,15 +21,21 @@ __all__ = [
     "ActionNode",
     "AuthError",
     "ControlDesk",
+    "Credential",
     "DashboardError",
     "DashboardSettings",
     "IncidentFilter",
     "LifecyclePublisher",
     "PublishError",
+    "SignInThrottle",
     "TraceTree",
     "User",
+    "add_user",
     "dashboard_command",
-    "parse_users",
+    "ensure_first_operator",
+    "read_users",
+    "remove_user",
+    "set_password",
     "sign_in",
     "to_dot",
     "waterfall_rows",

@@ -162,7 +162,7 @@ def incidents_page(ctx: Context) -> None:
 
 def _publish(ctx: Context, action: str, incident: dict[str, Any], note: str, assignee: str = "") -> None:
     if ctx.actor is None:
-        st.error("Sign in (sidebar) before acting on an incident: every action carries your name.")
+        st.error("Sign in (sidebar) as an operator before acting on an incident: every action carries your name.")
         return
     if ctx.publisher is None:
         st.error("No Kafka broker configured (AGENTAUDIT_BOOTSTRAP_SERVERS): actions cannot be published.")
@@ -265,7 +265,7 @@ def incident_page(ctx: Context) -> None:
 def _actions(ctx: Context, incident: dict[str, Any]) -> None:
     with st.container(border=True):
         who = ctx.actor.name if ctx.actor else None
-        st.markdown(f"**Act** as **{md(who)}**" if who else "**Act** — sign in first (sidebar)")
+        st.markdown(f"**Act** as **{md(who)}**" if who else "**Act** — sign in as an operator first (sidebar)")
         note = st.text_input("Note", key="action_note", placeholder="what you did or found")
         teams = sorted({u.team for u in ctx.users if u.team} | ({incident["owner"]} - {""}))
         people = [u.name for u in ctx.users]

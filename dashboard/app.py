@@ -2,7 +2,8 @@
 
 Settings are read from the environment here and nowhere deeper: ``AGENTAUDIT_CLICKHOUSE_URL`` and
 ``AGENTAUDIT_DATABASE`` (read-only session), ``AGENTAUDIT_BOOTSTRAP_SERVERS`` and the lifecycle and control topics,
-``AGENTAUDIT_DASHBOARD_*`` (users, auth, graph size).
+``AGENTAUDIT_DASHBOARD_*`` (users file, auth, graph size).
+No page shows before sign-in unless ``AGENTAUDIT_DASHBOARD_ANONYMOUS_VIEW`` is set, and only operators act.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import streamlit as st
 from agentaudit.dashboard import _pages
 from agentaudit.dashboard._control_page import control_page
 from agentaudit.dashboard._catalog import RuleInfo, load_catalog
-from agentaudit.dashboard.auth import User, parse_users, sign_in
+from agentaudit.dashboard.auth import Credential, SignInThrottle, User, sign_in
 from agentaudit.dashboard.control import ControlDesk
+from agentaudit.dashboard.credentials import read_users
 from agentaudit.dashboard.exceptions import AuthError
 from agentaudit.dashboard.lifecycle import LifecyclePublisher
 from agentaudit.dashboard.settings import DashboardSettings
@@ -52,36 +54,64 @@ def _catalog(paths: str | None) -> tuple[dict[str, RuleInfo], str]:
     return load_catalog(paths)
 
 
-def _actor(settings: DashboardSettings, users: list[User]) -> User | None:
-    """The signed-in actor: Streamlit OIDC in production, the configured user list by default."""
-    with st.sidebar:
-        if settings.auth == "oidc":
-            if not st.user.is_logged_in:
-                st.button("Log in", on_click=st.login, key="oidc_login")
-                return None
-            name = str(st.user.get("email") or st.user.get("name") or "")
-            st.caption(f"Signed in as **{_pages.md(name)}**")
-            st.button("Log out", on_click=st.logout, key="oidc_logout")
-            return User(name)
-        current: User | None = st.session_state.get("actor")
-        if current is not None:
-            st.caption(f"Signed in as **{_pages.md(current.name)}**" + (f" ({_pages.md(current.team)})" if current.team else ""))
+@st.cache_resource(show_spinner=False)
+def _throttle() -> SignInThrottle:
+    return SignInThrottle()  # one per process: a new browser session does not reset the count
+
+
+def _password_actor(credentials: dict[str, Credential]) -> User | None:
+    """The user signed in with name and password in this session, checked again on every run."""
+    signed_in: tuple[str, str] | None = st.session_state.get("signed_in")
+    if signed_in is not None:
+        entry = credentials.get(signed_in[0])
+        if entry is not None and entry.hash == signed_in[1]:
+            user = entry.user
+            st.caption(f"Signed in as **{_pages.md(user.name)}**" + (f" ({_pages.md(user.team)})" if user.team else "")
+                       + ("" if user.may_act else " · viewer: may read, not act"))
             if st.button("Sign out", key="sign_out"):
-                del st.session_state["actor"]
+                del st.session_state["signed_in"]
                 st.rerun()
-            return current
-        with st.form("sign_in", border=True):
-            name = st.selectbox("Sign in as", [u.name for u in users], key="sign_in_user")
-            password = st.text_input("Password", type="password", key="sign_in_password") \
-                if settings.password.get_secret_value() else ""
-            if st.form_submit_button("Sign in"):
-                try:
-                    st.session_state["actor"] = sign_in(users, name, password,
-                                                        required_password=settings.password.get_secret_value())
-                    st.rerun()
-                except AuthError as exc:
-                    st.error(str(exc))
+            return user
+        # Removed from the users file or given a new password since: this session ends.
+        del st.session_state["signed_in"]
+        st.warning("Signed out: your dashboard credential was reset or removed.")
+    with st.form("sign_in", border=True):
+        name = st.text_input("User", key="sign_in_user", autocomplete="username")
+        password = st.text_input("Password", type="password", key="sign_in_password",
+                                 autocomplete="current-password")
+        if st.form_submit_button("Sign in"):
+            try:
+                user = sign_in(credentials, name.strip(), password, throttle=_throttle())
+            except AuthError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["signed_in"] = (user.name, credentials[user.name].hash)
+                st.rerun()
+    return None
+
+
+def _oidc_actor(credentials: dict[str, Credential]) -> User | None:
+    """The OIDC identity (its e-mail, else its subject) when the users file lists it."""
+    if not st.user.is_logged_in:
+        st.button("Log in", on_click=st.login, key="oidc_login")
         return None
+    identity = str(st.user.get("email") or st.user.get("sub") or "")
+    entry = credentials.get(identity)
+    st.button("Log out", on_click=st.logout, key="oidc_logout")
+    if st.user.get("email_verified") is False or entry is None:
+        st.error(f"{_pages.md(identity)} is not a dashboard user (or its e-mail is not verified); an operator adds "
+                 "it with `agentaudit dashboard-users add IDENTITY --oidc`.")
+        return None
+    user = entry.user
+    st.caption(f"Signed in as **{_pages.md(user.name)}**" + (f" ({_pages.md(user.team)})" if user.team else "")
+               + ("" if user.may_act else " · viewer: may read, not act"))
+    return user
+
+
+def _signed_in(settings: DashboardSettings, credentials: dict[str, Credential]) -> User | None:
+    """Who is signed in, if anyone: never an anonymous actor."""
+    with st.sidebar:
+        return _oidc_actor(credentials) if settings.auth == "oidc" else _password_actor(credentials)
 
 
 def main() -> None:
@@ -90,7 +120,7 @@ def main() -> None:
         settings = DashboardSettings()
         store_settings = StoreSettings()
         kafka = KafkaSettings()
-        users = parse_users(settings.users)
+        credentials = read_users(settings.users_file)  # every run: a reset or a removal applies at once
     except (AgentAuditError, ValueError) as exc:
         st.error(f"Configuration error: {exc}")
         st.stop()
@@ -107,7 +137,12 @@ def main() -> None:
     if st.query_params.get("page") != page:
         st.query_params.clear()  # another page's parameters (incident, trace) do not carry over
         st.query_params["page"] = page
-    actor = _actor(settings, users)
+    user = _signed_in(settings, credentials)
+    if user is None and not settings.anonymous_view:
+        st.title("Sign in")
+        st.info("Sign in (sidebar) to see incidents, agents and traces.")
+        st.stop()
+    actor = user if user is not None and user.may_act else None  # viewers and visitors never act
     try:
         store = _store(store_settings.clickhouse_url, store_settings.database, store_settings.clickhouse_user,
                        store_settings)
@@ -118,7 +153,7 @@ def main() -> None:
     with st.sidebar:
         st.caption(f"store {store_settings.redacted_url()} · db `{store_settings.database}` (read-only)  \n"
                    f"broker {kafka.bootstrap_servers} · `{kafka.topics.lifecycle}`")
-    ctx = _pages.Context(store=store, settings=settings, users=users,
+    ctx = _pages.Context(store=store, settings=settings, users=[c.user for c in credentials.values()],
                          publisher=_publisher(kafka.bootstrap_servers, kafka.topics.lifecycle, kafka), actor=actor,
                          catalog=catalog, catalog_revision=revision,
                          control=_control(kafka.bootstrap_servers, kafka.topics.control, kafka))

@@ -1,59 +1,201 @@
-"""Who is signed in: the actor whose name every lifecycle event carries.
+"""Who is signed in: the actor whose name every lifecycle event and control command carries.
 
-Two sources: a configured user list (``AGENTAUDIT_DASHBOARD_USERS``, the embedded default) and
-Streamlit's own OIDC sign-in (``st.login``) in production. This module is pure logic; the page
-code asks Streamlit and passes what it found here.
+Two sources: the users file (:mod:`agentaudit.dashboard.credentials`, a name, team, role and argon2id hash
+per person; the default) and Streamlit's OIDC sign-in (``st.login``) with the users file as the list of
+identities that may act. This module is pure logic: the page code asks Streamlit and passes what it found here.
+
+There is no anonymous actor and no shared password: a password signs in as the one user it was set for.
 """
 
 from __future__ import annotations
 
-import hmac
+import functools
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from agentaudit.dashboard.exceptions import AuthError
 from agentaudit.exceptions import ConfigError
 
-__all__ = ["User", "parse_users", "sign_in"]
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "NO_PASSWORD",
+    "ROLES",
+    "Credential",
+    "Role",
+    "SignInThrottle",
+    "User",
+    "check_name",
+    "check_team",
+    "hash_password",
+    "new_password",
+    "sign_in",
+    "verify_password",
+]
+
+Role = Literal["operator", "viewer"]
+#: ``operator`` acts (acknowledge, assign, resolve, kill, clear); ``viewer`` only reads.
+ROLES: tuple[Role, ...] = ("operator", "viewer")
+#: The hash of an entry that signs in through OIDC only: no password matches it.
+NO_PASSWORD = "!"
+#: Shortest password accepted when a person picks their own.
+MIN_PASSWORD_LENGTH = 12
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+_TEAM = re.compile(r"[A-Za-z0-9._@+-]{0,128}")
+# argon2-cffi's defaults (RFC 9106 low-memory profile: 3 passes over 64 MiB, 4 lanes): every guess costs that.
+_HASHER = PasswordHasher()
+
+
+@functools.cache
+def _decoy() -> str:
+    """A hash unknown names are checked against, so they take as long as known ones (no enumeration by timing)."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """A person who may act on incidents, and the team they belong to."""
+    """A person who signed in, the team they belong to and whether they may act or only view."""
 
     name: str
     team: str = ""
+    role: Role = "operator"
+
+    @property
+    def may_act(self) -> bool:
+        """True for operators: they acknowledge, assign, resolve, kill and clear."""
+        return self.role == "operator"
 
 
-def parse_users(spec: str) -> list[User]:
-    """Parse ``"alice:team-payments,bob:team-sre"`` (team optional) into users, in order.
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """One line of the users file: the user and the argon2id hash of their password (``!``: OIDC only)."""
 
-    :raises ConfigError: an entry is empty or a name repeats.
+    user: User
+    hash: str
+
+    def __repr__(self) -> str:  # the hash is not a secret by itself, but keep it out of logs all the same
+        return f"Credential(user={self.user!r}, hash='***')"
+
+
+def check_name(name: str, *, what: str = "user name") -> str:
+    """``name`` if it is a safe user name (letters, digits, ``._@+-``, up to 128); no ``:``, space or newline.
+
+    :raises ConfigError: anything else, which could forge another line of the users file.
     """
-    users: list[User] = []
-    seen: set[str] = set()
-    for entry in (part.strip() for part in spec.split(",")):
-        if not entry:
-            continue
-        name, _, team = (piece.strip() for piece in entry.partition(":"))
-        if not name:
-            raise ConfigError(f"AGENTAUDIT_DASHBOARD_USERS entry {entry!r} has no name; use name:team")
-        if name in seen:
-            raise ConfigError(f"AGENTAUDIT_DASHBOARD_USERS names {name!r} twice")
-        seen.add(name)
-        users.append(User(name, team))
-    if not users:
-        raise ConfigError("AGENTAUDIT_DASHBOARD_USERS is empty; list at least one name:team")
-    return users
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"{what} {name!r} is not allowed: use 1-128 letters, digits or ._@+- "
+                          "(starting with a letter or digit)")
+    return name
 
 
-def sign_in(users: list[User], name: str, password: str = "", *, required_password: str = "") -> User:
-    """The listed user called ``name`` when the password matches (or none is required).
+def check_team(team: str) -> str:
+    """``team`` if it is empty or made of letters, digits and ``._@+-``.
 
-    :raises AuthError: unknown name or wrong password.
+    :raises ConfigError: anything else.
     """
-    user = next((u for u in users if u.name == name), None)
-    if user is None:
-        raise AuthError(f"{name!r} is not a dashboard user; add it to AGENTAUDIT_DASHBOARD_USERS")
-    if required_password and not hmac.compare_digest(password.encode(), required_password.encode()):
-        raise AuthError("wrong password for the dashboard (AGENTAUDIT_DASHBOARD_PASSWORD)")
-    return user
+    if not _TEAM.fullmatch(team):
+        raise ConfigError(f"team {team!r} is not allowed: use up to 128 letters, digits or ._@+-")
+    return team
+
+
+def new_password() -> str:
+    """A random password of 24 URL-safe characters (144 bits): what ``up`` and ``dashboard-users`` hand out."""
+    return secrets.token_urlsafe(18)
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash (PHC string, salt included) of ``password``.
+
+    :raises ConfigError: a password shorter than :data:`MIN_PASSWORD_LENGTH` characters.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(f"a dashboard password needs at least {MIN_PASSWORD_LENGTH} characters "
+                          "(leave it out to get a random one)")
+    return _HASHER.hash(password)
+
+
+def verify_password(stored: str, password: str) -> bool:
+    """True when ``password`` matches the argon2 hash ``stored``; false for ``!`` (OIDC only) or a bad hash."""
+    if stored == NO_PASSWORD or not password:
+        _matches(_decoy(), password or "-")  # the same cost as a real check: the answer says nothing more
+        return False
+    return _matches(stored, password)
+
+
+def _matches(stored: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+class SignInThrottle:
+    """Slows password guessing against one user name beyond the hash cost.
+
+    After ``free`` failed sign-ins in a row, the name is locked for ``2 ** (failures - free)`` seconds
+    (at most ``cap``) after each further failure; a success resets it. Only names of real users are
+    tracked, so made-up names cannot grow the table. One instance serves every session of the process.
+
+    :param free: failures allowed before the lock starts, default 5.
+    :param cap: longest lock in seconds, default 300.
+    """
+
+    def __init__(self, free: int = 5, cap: float = 300.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._free = free
+        self._cap = cap
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[str, tuple[int, float]] = {}  # name -> (failures in a row, locked until)
+
+    def check(self, name: str) -> None:
+        """:raises AuthError: ``name`` is locked after too many failures."""
+        with self._lock:
+            failures, until = self._failures.get(name, (0, 0.0))
+        wait = until - self._clock()
+        if wait > 0:
+            raise AuthError(f"too many failed sign-ins for {name!r} ({failures} in a row); "
+                            f"try again in {wait:.0f} s")
+
+    def failed(self, name: str) -> None:
+        """Count a wrong password for ``name``."""
+        with self._lock:
+            failures = self._failures.get(name, (0, 0.0))[0] + 1
+            delay = min(self._cap, 2.0 ** (failures - self._free)) if failures >= self._free else 0.0
+            self._failures[name] = (failures, self._clock() + delay)
+
+    def succeeded(self, name: str) -> None:
+        """Forget ``name``'s failures."""
+        with self._lock:
+            self._failures.pop(name, None)
+
+
+def sign_in(credentials: Mapping[str, Credential], name: str, password: str, *,
+            throttle: SignInThrottle | None = None) -> User:
+    """The user called ``name`` when ``password`` matches their hash in the users file.
+
+    Unknown names cost as much as known ones and get the same answer.
+
+    :raises AuthError: unknown name, wrong or empty password, OIDC-only user, or a name locked by ``throttle``.
+    """
+    refused = AuthError("wrong user name or password")
+    entry = credentials.get(name)
+    if entry is None:
+        verify_password(NO_PASSWORD, password)  # as slow as a real check
+        raise refused
+    if throttle is not None:
+        throttle.check(name)
+    if not verify_password(entry.hash, password):
+        if throttle is not None:
+            throttle.failed(name)
+        raise refused
+    if throttle is not None:
+        throttle.succeeded(name)
+    return entry.user

@@ -112,6 +112,11 @@ class Stack:
             "AGENTAUDIT_CLICKHOUSE_URL": self.urls["store"],
         }
         self._started: list[_Component] = []
+        # Dashboard sign-in: per-person hashes in a mode-0600 file under home; the first operator is made on first start.
+        self.users_file = self.home / "dashboard-users"
+        self.env["AGENTAUDIT_DASHBOARD_USERS_FILE"] = str(self.users_file)
+        #: ``(name, password)`` of the operator created by this start (None when the users file already existed).
+        self.first_operator: tuple[str, str] | None = None
 
     # -- components -------------------------------------------------------------------------
 
@@ -170,6 +175,13 @@ class Stack:
         return _Component(label, url, start, process.stop, lambda: process.running, process.log_path,
                           pid=lambda: process.pid)
 
+    def _ensure_first_operator(self) -> None:
+        from agentaudit.dashboard.credentials import ensure_first_operator
+
+        password = ensure_first_operator(self.users_file)
+        if password is not None:
+            self.first_operator = ("admin", password)
+
     def _migrate(self) -> None:
         from agentaudit.consumers.migrate import migrate
         from agentaudit.infra.kafka import KafkaAdmin
@@ -185,6 +197,7 @@ class Stack:
     def start(self, on_started: Callable[[str, str], None] | None = None) -> None:
         """Start everything; on any failure, stop what already runs and re-raise."""
         self.home.mkdir(parents=True, exist_ok=True)
+        self._ensure_first_operator()
         try:
             for component in self._components():
                 began = time.monotonic()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agentaudit.dashboard import APP_PATH
+from agentaudit.dashboard import APP_PATH, read_users
 from agentaudit.settings import StoreSettings
 from tests.dashboard_support import Seeded, seeded_database
+from tests.dashboard_users import sign_in, users_file
 
 pytestmark = pytest.mark.integration
 
@@ -17,15 +18,31 @@ def seeded(store_server) -> tuple[StoreSettings, Seeded]:
     return seeded_database(store_server.url)
 
 
+@pytest.fixture(scope="module")
+def users(tmp_path_factory):
+    return users_file(tmp_path_factory.mktemp("users"), viewer="vera")
+
+
 @pytest.fixture
-def app(seeded, monkeypatch) -> AppTest:
+def visitor(seeded, users, monkeypatch) -> AppTest:
+    """The app as a browser session that has not signed in yet."""
     settings, _ = seeded
     monkeypatch.setenv("AGENTAUDIT_CLICKHOUSE_URL", settings.clickhouse_url)
     monkeypatch.setenv("AGENTAUDIT_DATABASE", settings.database)
     # A broker nobody listens on: pages render without Kafka; publishing is tested elsewhere.
     monkeypatch.setenv("AGENTAUDIT_BOOTSTRAP_SERVERS", "127.0.0.1:9")
-    monkeypatch.setenv("AGENTAUDIT_DASHBOARD_USERS", "alice:team-payments,bob:team-sre")
+    monkeypatch.setenv("AGENTAUDIT_DASHBOARD_USERS_FILE", str(users))
     return AppTest.from_file(str(APP_PATH), default_timeout=30)
+
+
+@pytest.fixture
+def app(visitor, users) -> AppTest:
+    """A session in which alice (operator) signed in: what the form leaves in the session (the form is tested below).
+
+    Not run yet, so the query parameters a test sets still pick the page.
+    """
+    visitor.session_state["signed_in"] = ("alice", read_users(users)["alice"].hash)
+    return visitor
 
 
 def _text(at: AppTest) -> str:
@@ -102,20 +119,49 @@ def test_incident_detail_history_of_a_reopened_incident(app):
     assert list(history["actor_id"]) == ["alice", "alice", "bob"]
 
 
-def test_acting_needs_a_signed_in_actor(app):
-    app.query_params.update(page="incident", incident="inc-critical-open")
-    app.run()
-    app.button(key="btn_ack").click().run()
-    assert any("Sign in" in e.value for e in app.error)
+def test_nothing_shows_before_sign_in(visitor):
+    visitor.query_params.update(page="incident", incident="inc-critical-open")
+    visitor.run()
+    assert not visitor.exception, visitor.exception
+    assert [t.value for t in visitor.title] == ["Sign in"]
+    assert not visitor.dataframe and "payments-bot" not in _text(visitor)
+    assert not [b for b in visitor.button if b.key == "btn_ack"]
 
 
-def test_sign_in_with_the_configured_user_list(app):
-    app.run()
-    app.selectbox(key="sign_in_user").set_value("bob")
-    app.form_submit_button[0].click().run()
-    assert not app.exception
-    assert app.session_state["actor"].name == "bob"
-    assert any("Signed in as **bob**" in c.value for c in app.sidebar.caption)
+def test_anonymous_view_reads_but_cannot_act(visitor, monkeypatch):
+    monkeypatch.setenv("AGENTAUDIT_DASHBOARD_ANONYMOUS_VIEW", "true")
+    visitor.query_params.update(page="incident", incident="inc-critical-open")
+    visitor.run()
+    assert visitor.title[0].value == "Incident"
+    visitor.button(key="btn_ack").click().run()
+    assert any("Sign in" in e.value for e in visitor.error)
+
+
+def test_sign_in_with_name_and_password(visitor):
+    visitor.run()
+    sign_in(visitor, "bob")
+    assert not visitor.exception
+    assert visitor.session_state["signed_in"][0] == "bob"
+    assert any("Signed in as **bob**" in c.value for c in visitor.sidebar.caption)
+    assert visitor.title[0].value == "Incidents"
+
+
+def test_a_wrong_password_is_refused(visitor):
+    visitor.run()
+    sign_in(visitor, "bob", "alice-correct-horse")  # alice's password does not open bob's account
+    assert any("wrong user name or password" in e.value for e in visitor.error)
+    assert "signed_in" not in visitor.session_state
+    assert [t.value for t in visitor.title] == ["Sign in"]
+
+
+def test_a_viewer_reads_but_cannot_act(visitor):
+    visitor.query_params.update(page="incident", incident="inc-critical-open")
+    visitor.run()
+    sign_in(visitor, "vera", "vera-read-only-pass")
+    assert visitor.title[0].value == "Incident"
+    assert any("viewer" in c.value for c in visitor.sidebar.caption)
+    visitor.button(key="btn_ack").click().run()
+    assert any("Sign in" in e.value and "operator" in e.value for e in visitor.error)
 
 
 @pytest.mark.parametrize("page, title", [("owners", "Owners"), ("agents", "Agents"), ("rules", "Rules"),

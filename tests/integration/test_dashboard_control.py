@@ -7,11 +7,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from agentaudit.dashboard import APP_PATH, AuthError, ControlDesk, PublishError
-from agentaudit.dashboard.auth import User
 from agentaudit.infra.kafka import read_all
 from agentaudit.schemas import AvroCodec, ControlCommand, ControlType
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.dashboard_support import Seeded, seeded_database
+from tests.dashboard_users import sign_in, users_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
@@ -27,17 +27,23 @@ def kafka(kafka_settings_factory) -> KafkaSettings:
 
 
 @pytest.fixture
-def app(seeded, kafka, monkeypatch) -> AppTest:
+def app(seeded, kafka, users, monkeypatch) -> AppTest:
     settings, _ = seeded
     monkeypatch.setenv("AGENTAUDIT_CLICKHOUSE_URL", settings.clickhouse_url)
     monkeypatch.setenv("AGENTAUDIT_DATABASE", settings.database)
     monkeypatch.setenv("AGENTAUDIT_BOOTSTRAP_SERVERS", kafka.bootstrap_servers)
     for name in ("control", "lifecycle"):
         monkeypatch.setenv(f"AGENTAUDIT_TOPIC_{name.upper()}", getattr(kafka.topics, name))
-    monkeypatch.setenv("AGENTAUDIT_DASHBOARD_USERS", "alice:team-payments,bob:team-sre")
+    monkeypatch.setenv("AGENTAUDIT_DASHBOARD_USERS_FILE", str(users))
+    monkeypatch.setenv("AGENTAUDIT_DASHBOARD_ANONYMOUS_VIEW", "true")  # the page shows; acting still needs sign-in
     at = AppTest.from_file(str(APP_PATH), default_timeout=60)
     at.query_params["page"] = "control"
     return at
+
+
+@pytest.fixture(scope="module")
+def users(tmp_path_factory):
+    return users_file(tmp_path_factory.mktemp("users"))
 
 
 def commands(kafka: KafkaSettings, expected: int) -> list[ControlCommand]:
@@ -47,8 +53,8 @@ def commands(kafka: KafkaSettings, expected: int) -> list[ControlCommand]:
 
 
 def test_kill_per_agent_then_clear_publish_commands_by_the_signed_in_user(app, kafka):
-    app.session_state["actor"] = User("alice", "team-payments")
     app.run()
+    sign_in(app, "alice")
     assert not app.exception, app.exception
     assert app.title[0].value == "Control"
     assert any("No control command is in force" in i.value for i in app.info)
@@ -63,7 +69,8 @@ def test_kill_per_agent_then_clear_publish_commands_by_the_signed_in_user(app, k
     in_force = app.dataframe[0].value  # the page read the topic again: the kill is listed with its issuer
     assert list(in_force["command"]) == [kill.command_id] and list(in_force["issuer"]) == ["human:alice"]
 
-    app.session_state["actor"] = User("bob", "team-sre")
+    app.button(key="sign_out").click().run()
+    sign_in(app, "bob")
     app.text_input(key="control_note").set_value("refund loop fixed")
     app.button(key=f"clear:{kill.command_id}").click().run()
     assert not app.exception, app.exception
@@ -85,7 +92,7 @@ def test_kill_a_typed_agent_id_and_refusals_publish_nothing(app, kafka):
     app.button(key="kill_typed").click().run()
     assert any("Sign in" in e.value for e in app.error)  # nobody signed in: refused before Kafka
 
-    app.session_state["actor"] = User("alice")
+    sign_in(app, "alice")
     app.text_input(key="control_note").set_value("")
     app.button(key="kill_typed").click().run()
     assert any("needs a note" in e.value for e in app.error)
