@@ -71,13 +71,6 @@ def up(
         table.add_row(component.name, component.url, str(component.log))
     console.print(table)
     console.print(f"Dashboard: [bold cyan]{stack.urls['dashboard']}[/bold cyan]")
-    if stack.first_operator is not None:
-        name, password = stack.first_operator
-        console.print(f"Dashboard sign-in: user [bold]{name}[/bold], password [bold]{password}[/bold]  (shown once: "
-                      f"only its hash is kept, in {stack.users_file}; `agentaudit dashboard-users reset {name} "
-                      f"--file {stack.users_file}` makes a new one)", markup=True, highlight=False, soft_wrap=True)
-    else:
-        console.print(f"Dashboard sign-in: the users in {stack.users_file} (`agentaudit dashboard-users`)")
     console.print(f"ClickHouse: clickhouse_connect.get_client(host='127.0.0.1', port={stack.ports['store']})")
     console.print("Press Ctrl-C to stop.")
     dead = stack.wait(stop)
@@ -205,7 +198,7 @@ def consume(
     import threading
 
     from agentaudit.consumers._metrics import SinkMetrics
-    from agentaudit.consumers.builtin_rules import BuiltinEvaluator
+    from agentaudit.rules.builtin import BuiltinEvaluator
     from agentaudit.consumers.settings import SinkSettings
     from agentaudit.consumers.sink import Sink
     from agentaudit.infra.kafka import KafkaAdmin
@@ -225,11 +218,11 @@ def consume(
                             state_dir=state_dir)
         return
     try:
-        from agentaudit.consumers.rules import load_evaluator  # the rule engine, when installed
+        from agentaudit.rules import load_evaluator  # the rule engine, when installed
     except ImportError:
         load_evaluator = None
     if rules and load_evaluator is None:
-        typer.echo("error: --rules needs the rule engine (agentaudit.consumers.rules), which is not installed", err=True)
+        typer.echo("error: --rules needs the rule engine (agentaudit.rules), which is not installed", err=True)
         raise typer.Exit(2)
     from agentaudit.exceptions import AgentAuditError
 
@@ -261,7 +254,7 @@ def consume(
     t = kafka.topics
     KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
     from agentaudit.consumers.control_publisher import ControlPublisher
-    from agentaudit.producers.control import ControlListener, ensure_control_topic
+    from agentaudit.control import ControlListener, ensure_control_topic
 
     ensure_control_topic(kafka)
 
@@ -324,8 +317,8 @@ app.add_typer(rules_app, name="rules")
 @rules_app.command("lint")
 def rules_lint(paths: list[str] = typer.Argument(None, help="Rule files or directories; default the shipped pack.")) -> None:
     """Load and compile rule files; print each problem with file, line and rule."""
-    from agentaudit.consumers.exceptions import RuleError
-    from agentaudit.consumers.rules import load_rule_set
+    from agentaudit.rules.exceptions import RuleError
+    from agentaudit.rules import load_rule_set
 
     try:
         rule_set = load_rule_set(paths or None)
@@ -347,8 +340,8 @@ def rules_test(
     shuffle_seed: int = typer.Option(None, help="Interleave streams at random with this seed."),
 ) -> None:
     """Run fixture event streams (YAML, or JSONL via events_file) and check the expected incidents."""
-    from agentaudit.consumers.exceptions import RuleError
-    from agentaudit.consumers.rules.harness import run_fixtures
+    from agentaudit.rules.exceptions import RuleError
+    from agentaudit.rules.harness import run_fixtures
 
     try:
         results = run_fixtures(rules or None, directory, batch_size=batch_size, shuffle_seed=shuffle_seed)
@@ -389,9 +382,9 @@ def rules_run(
     import signal
     import threading
 
-    from agentaudit.consumers.exceptions import RuleError
-    from agentaudit.consumers.rules import load_evaluator
-    from agentaudit.consumers.rules.worker import RulesWorker, StateDirectory
+    from agentaudit.rules.exceptions import RuleError
+    from agentaudit.rules import load_evaluator
+    from agentaudit.consumers.rules_worker import RulesWorker, StateDirectory
     from agentaudit.infra.kafka import KafkaAdmin
     from agentaudit.settings import KafkaSettings
 
@@ -406,7 +399,7 @@ def rules_run(
     KafkaAdmin(kafka).ensure_topics([t.actions, t.repartition, t.incidents])
     from agentaudit.consumers.control_publisher import ControlPublisher
     from agentaudit.infra.kafka import KafkaProducer
-    from agentaudit.producers.control import ControlListener, ensure_control_topic
+    from agentaudit.control import ControlListener, ensure_control_topic
 
     ensure_control_topic(kafka)
     # as in `consume`: enforce-mode incidents become control commands; promotions set rule modes
@@ -421,7 +414,7 @@ def rules_run(
         signal.signal(signum, lambda *_: stop.set())
     typer.echo(f"rules worker: {len(evaluator.rule_set.rules)} rules, revision {evaluator.revision}, group {group}")
     state = StateDirectory(state_dir) if state_dir else None
-    from agentaudit.consumers.rules import RulesSettings
+    from agentaudit.rules import RulesSettings
 
     idle_ms = RulesSettings().idle_timeout_ms if idle_timeout_ms is None else idle_timeout_ms
     try:
@@ -444,8 +437,8 @@ def rules_diff(
                             "(0:5000,1:4000 or all:5000: the first offset not replayed)."),
 ) -> None:
     """Replay the recorded actions in a range under two rule sets; print incidents that appear or vanish."""
-    from agentaudit.consumers.exceptions import RuleError
-    from agentaudit.consumers.rules.replay import diff_incidents, parse_range, replay_range
+    from agentaudit.rules.exceptions import RuleError
+    from agentaudit.consumers.replay import diff_incidents, parse_range, replay_range
     from agentaudit.infra.clickhouse import connect
     from agentaudit.settings import StoreSettings
 
@@ -477,9 +470,9 @@ def replay(
     owners: str = typer.Option(None, "--owners", help="Owners YAML for incidents whose rule names no owner."),
 ) -> None:
     """Re-run a rule revision over a recorded range of the actions table and store its incidents in another database."""
-    from agentaudit.consumers.exceptions import RuleError
+    from agentaudit.rules.exceptions import RuleError
     from agentaudit.consumers.migrate import migrate as apply
-    from agentaudit.consumers.rules.replay import parse_range, replay_range, write_incidents
+    from agentaudit.consumers.replay import parse_range, replay_range, write_incidents
     from agentaudit.infra.clickhouse import connect
     from agentaudit.settings import StoreSettings
 
@@ -507,7 +500,7 @@ app.add_typer(owners_app, name="owners")
 
 
 def _load_owners_or_exit(path: str):  # noqa: ANN202 - returns an OwnershipMap
-    from agentaudit.consumers.owners import OwnersError, load_owners
+    from agentaudit.rules.owners import OwnersError, load_owners
 
     try:
         return load_owners(path)
@@ -523,7 +516,8 @@ def owners_check(
     fail: bool = typer.Option(False, "--fail", help="Exit 1 when some agent is unowned (for CI)."),
 ) -> None:
     """List every agent seen in the actions table in the last N days that no one owns."""
-    from agentaudit.consumers.owners import agents_seen, unowned_agents
+    from agentaudit.consumers.owners import agents_seen
+    from agentaudit.rules.owners import unowned_agents
     from agentaudit.infra.clickhouse import connect
     from agentaudit.settings import StoreSettings
 
@@ -565,7 +559,7 @@ app.add_typer(control_app, name="control")
 
 
 def _control_settings():  # type: ignore[no-untyped-def]
-    from agentaudit.producers.control import ensure_control_topic
+    from agentaudit.control import ensure_control_topic
     from agentaudit.settings import KafkaSettings
 
     kafka = KafkaSettings()
@@ -590,7 +584,7 @@ def control_list(
     from rich.table import Table
 
     from agentaudit.exceptions import AgentAuditError
-    from agentaudit.producers.control import read_control_state
+    from agentaudit.control import read_control_state
 
     try:
         state = read_control_state(_control_settings())
@@ -627,7 +621,7 @@ def control_clear(
 ) -> None:
     """Lift a command (pause, block, kill, approval requirement); the clear is recorded with your name."""
     from agentaudit.exceptions import AgentAuditError
-    from agentaudit.producers.control import ControlIssuer, read_control_state
+    from agentaudit.control import ControlIssuer, read_control_state
 
     try:
         kafka = _control_settings()
@@ -653,7 +647,7 @@ def control_kill(
 ) -> None:
     """The kill switch: every action of the agent is refused until the kill is cleared."""
     from agentaudit.exceptions import AgentAuditError
-    from agentaudit.producers.control import ControlIssuer
+    from agentaudit.control import ControlIssuer
 
     try:
         with ControlIssuer(_control_settings()) as issuer:
@@ -674,8 +668,8 @@ def rules_promote(
 ) -> None:
     """Change a rule's mode, recorded as a promote_rule command on the control topic (consumers and guards obey)."""
     from agentaudit.exceptions import AgentAuditError
-    from agentaudit.consumers.rules import load_rule_set
-    from agentaudit.producers.control import ControlIssuer, read_control_state
+    from agentaudit.rules import load_rule_set
+    from agentaudit.control import ControlIssuer, read_control_state
     from agentaudit.schemas import RuleMode
 
     if to not in [m.value for m in RuleMode]:
@@ -808,97 +802,6 @@ def dashboard(
             child.wait()
     if code not in (0, -signal.SIGTERM):
         raise typer.Exit(code if code > 0 else 1)
-
-
-# -- dashboard users (issue 12): who may sign in, one password hash each --
-
-users_app = typer.Typer(help="Who may sign in to the dashboard: one argon2id hash per person in a mode-0600 "
-                             "users file (AGENTAUDIT_DASHBOARD_USERS_FILE).", no_args_is_help=True)
-app.add_typer(users_app, name="dashboard-users")
-_USERS_FILE_HELP = "Users file (AGENTAUDIT_DASHBOARD_USERS_FILE, default .agentaudit/dashboard-users)."
-
-
-def _users_call(what, *args, **kwargs):  # type: ignore[no-untyped-def]
-    """Run a users-file operation; a refusal prints ``error: ...`` and exits 1."""
-    from agentaudit.exceptions import ConfigError
-
-    try:
-        return what(*args, **kwargs)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-
-
-def _users_path(path: str | None):  # type: ignore[no-untyped-def]
-    from pathlib import Path
-
-    from agentaudit.dashboard import DashboardSettings
-
-    return Path(path) if path else _users_call(lambda: DashboardSettings().users_file)
-
-
-def _read_password(stdin: bool) -> str | None:
-    import sys
-
-    return sys.stdin.readline().rstrip("\n") if stdin else None
-
-
-@users_app.command("add")
-def users_add(
-    name: str = typer.Argument(..., help="User name (with --oidc: the e-mail the OIDC provider gives)."),
-    team: str = typer.Option("", help="Team, offered when assigning incidents."),
-    role: str = typer.Option("operator", help="operator (acknowledge, assign, resolve, kill, clear) or viewer."),
-    oidc: bool = typer.Option(False, "--oidc", help="Signs in through OIDC only: no password."),
-    password_stdin: bool = typer.Option(False, "--password-stdin",
-                                        help="Read the password (12+ characters) from stdin instead of a random one."),
-    file: str = typer.Option(None, "--file", help=_USERS_FILE_HELP),
-) -> None:
-    """Add a user; prints the new password once (it is stored only as a hash)."""
-    from agentaudit.dashboard import add_user
-
-    path = _users_path(file)
-    secret = _users_call(add_user, path, name, team=team, role=role, oidc=oidc,  # type: ignore[arg-type]
-                         password=_read_password(password_stdin))
-    typer.echo(f"added {name} ({team or 'no team'}, {role}) to {path}")
-    if secret is not None and not password_stdin:
-        typer.echo(f"password: {secret}\n(shown once; `agentaudit dashboard-users reset {name}` makes a new one)")
-
-
-@users_app.command("reset")
-def users_reset(
-    name: str = typer.Argument(..., help="User name."),
-    password_stdin: bool = typer.Option(False, "--password-stdin",
-                                        help="Read the password (12+ characters) from stdin instead of a random one."),
-    file: str = typer.Option(None, "--file", help=_USERS_FILE_HELP),
-) -> None:
-    """Give a user a new password (printed once); their open sessions end."""
-    from agentaudit.dashboard import set_password
-
-    path = _users_path(file)
-    secret = _users_call(set_password, path, name, _read_password(password_stdin))
-    typer.echo(f"new password for {name} in {path}" + ("" if password_stdin else f": {secret}"))
-
-
-@users_app.command("remove")
-def users_remove(name: str = typer.Argument(..., help="User name."),
-                 file: str = typer.Option(None, "--file", help=_USERS_FILE_HELP)) -> None:
-    """Remove a user; their open sessions end."""
-    from agentaudit.dashboard import remove_user
-
-    path = _users_path(file)
-    _users_call(remove_user, path, name)
-    typer.echo(f"removed {name} from {path}")
-
-
-@users_app.command("list")
-def users_list(file: str = typer.Option(None, "--file", help=_USERS_FILE_HELP)) -> None:
-    """List users, teams, roles and how each signs in (never the hashes)."""
-    from agentaudit.dashboard import read_users
-    from agentaudit.dashboard.auth import NO_PASSWORD
-
-    for c in _users_call(read_users, _users_path(file)).values():
-        typer.echo(f"{c.user.name}\t{c.user.team or '-'}\t{c.user.role}\t"
-                   f"{'oidc' if c.hash == NO_PASSWORD else 'password'}")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Insert throughput: 1M-row Arrow insert through ``agentaudit store`` (HTTP) vs direct chDB.
 
-Run: ``python -m agentaudit.infra.store._bench [rows]``. Prints rows/s; not part of the tests.
+Run: ``python -m benchmarks._store_load [rows]``. Prints rows/s; not part of the tests.
 Each side runs in its own process, since one process may open only one chDB directory.
 """
 

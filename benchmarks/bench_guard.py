@@ -11,8 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
-from agentaudit.consumers.rules import load_rule_set
-from agentaudit.producers.guard import Guard
+from agentaudit.rules import load_rule_set
+from agentaudit.control.guard import Guard
 from agentaudit.schemas import ControlCommand, ControlState, ControlType
 
 RULES = 30

@@ -18,8 +18,8 @@ from agentaudit.infra.clickhouse import connect
 from benchmarks._stack import embedded_stack, peak_rss_mb, produce, simulated, wait_for
 
 _IDLE_CONSUMER = textwrap.dedent("""
-    import agentaudit.cli, agentaudit.consumers.sink, agentaudit.consumers.rules, agentaudit.producers.control
-    from agentaudit.consumers.rules import load_evaluator
+    import agentaudit.cli, agentaudit.consumers.sink, agentaudit.rules, agentaudit.control.listener
+    from agentaudit.rules import load_evaluator
     load_evaluator(None)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from agentaudit.consumers.rule_state import DurableEvaluator
-from agentaudit.consumers.rules import evaluator as evaluator_module
-from agentaudit.consumers.rules import load_evaluator
+from agentaudit.rules import evaluator as evaluator_module
+from agentaudit.rules import load_evaluator
 from agentaudit.schemas import AvroCodec
 from benchmarks._stack import simulated
 

@@ -13,8 +13,8 @@ import os
 import time
 from typing import Any
 
-from agentaudit.consumers.rules import load_evaluator, load_rule_set
-from agentaudit.consumers.rules._synthetic import fleet_records
+from agentaudit.rules import load_evaluator, load_rule_set
+from tests.synthetic_fleet import fleet_records
 
 BATCH_SIZE = 5_000
 ROUNDS = 3

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import time
 
-from agentaudit.consumers.builtin_rules import BuiltinEvaluator
-from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.rules.builtin import BuiltinEvaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.kafka import KafkaConsumer
@@ -83,7 +83,7 @@ def run() -> list[dict]:
         evaluators: list[tuple[str, BaseEvaluator]] = [
             ("built-in rules", BuiltinEvaluator(forbidden_tools=["shell.exec"], cost_threshold_usd=1.0))]
         try:
-            from agentaudit.consumers.rules import load_evaluator
+            from agentaudit.rules import load_evaluator
 
             evaluators.append(("rule pack", load_evaluator()))
         except ImportError:

@@ -53,7 +53,7 @@ def run() -> list[dict]:
     count = int(os.environ.get("AGENTAUDIT_BENCH_STORE_QUERIES", "200"))
     rows = int(os.environ.get("AGENTAUDIT_BENCH_STORE_ROWS", "1000000"))
     me = __spec__.name if __spec__ else "benchmarks.bench_store"
-    insert = "agentaudit.infra.store._bench"  # its child mode prints the seconds one insert took
+    insert = "benchmarks._store_load"  # its child mode prints the seconds one insert took
     with tempfile.TemporaryDirectory() as tmp:
         direct = json.loads(_child("-m", me, "latency", f"chdb://{Path(tmp) / 'direct'}", str(count)))
         direct_insert = float(_child("-m", insert, str(rows), f"chdb://{Path(tmp) / 'direct-insert'}", "none").split()[-1])

@@ -1,19 +1,18 @@
-"""How events are judged and stored: the sink, migrations, dead letters and the evaluator protocol."""
+"""How events are judged and stored: the sink, migrations, dead letters, replay and the rules worker.
 
-from agentaudit.consumers.builtin_rules import BuiltinEvaluator
-from agentaudit.consumers.engine import BaseEvaluator
-from agentaudit.consumers.exceptions import ConsumerError, MigrationError, RuleError
+The judging itself is the rule engine, :mod:`agentaudit.rules`; this package runs it over Kafka
+and writes what it decides to ClickHouse.
+"""
+
+from agentaudit.consumers.exceptions import ConsumerError, MigrationError
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import AfterInsertCallback, BatchResult, Sink
 
 __all__ = [
     "AfterInsertCallback",
     "BatchResult",
-    "BaseEvaluator",
-    "BuiltinEvaluator",
     "ConsumerError",
     "MigrationError",
-    "RuleError",
     "Sink",
     "SinkSettings",
 ]

@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.infra.kafka import KafkaProducer
-from agentaudit.producers.guard import RuleModeLookup
+from agentaudit.control.guard import RuleModeLookup
 from agentaudit.schemas import (
     Actor,
     ActorType,

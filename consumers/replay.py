@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from agentaudit.consumers.exceptions import RuleError
-from agentaudit.consumers.rules._bounds import Offsets, offsets_sql, parse_bound, parse_time
-from agentaudit.consumers.rules.evaluator import DEFAULT_LATENESS_US, RuleEvaluator, load_rule_set
+from agentaudit.rules.exceptions import RuleError
+from agentaudit.rules._bounds import Offsets, offsets_sql, parse_bound, parse_time
+from agentaudit.rules.evaluator import DEFAULT_LATENESS_US, RuleEvaluator, load_rule_set
 from agentaudit.schemas import Incident
 
 __all__ = ["Offsets", "diff_incidents", "parse_bound", "parse_range", "parse_time", "read_actions", "replay_range",
@@ -121,7 +121,7 @@ def replay_range(store: Any, rule_paths: str | Sequence[str] | None, *, start_us
     """
     owners = None
     if owners_path:
-        from agentaudit.consumers.owners import load_owners
+        from agentaudit.rules.owners import load_owners
 
         owners = load_owners(owners_path)
     _check_partitions(store, start_offsets, end_offsets)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.exceptions import AgentAuditError
 from agentaudit.schemas import Incident
 

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.schemas import Incident
 

@@ -24,10 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentaudit.consumers.engine import BaseEvaluator
-from agentaudit.consumers.rules._idleness import SourceIdleness
-from agentaudit.consumers.rules.evaluator import RuleEvaluator
-from agentaudit.consumers.rules.settings import DEFAULT_IDLE_TIMEOUT_MS
+from agentaudit.rules.engine import BaseEvaluator
+from agentaudit.rules._idleness import SourceIdleness
+from agentaudit.rules.evaluator import RuleEvaluator
+from agentaudit.rules.settings import DEFAULT_IDLE_TIMEOUT_MS
 from agentaudit.infra.exceptions import KafkaError
 from agentaudit.schemas import AvroCodec, Incident, body_hash, frame_body
 

@@ -46,9 +46,9 @@ from typing import Any
 
 from agentaudit.consumers._columns import actions_table, incident_records_table, incidents_table, lifecycle_table
 from agentaudit.consumers._metrics import SinkMetrics
-from agentaudit.consumers.builtin_rules import BuiltinEvaluator
+from agentaudit.rules.builtin import BuiltinEvaluator
 from agentaudit.consumers.dlq import DeadLetters
-from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.infra.clickhouse import Store, connect

@@ -30,7 +30,7 @@ class RuleInfo:
 def load_catalog(paths: str | None = None) -> tuple[dict[str, RuleInfo], str]:
     """``({rule id: RuleInfo}, revision)`` of the rule files (default the shipped pack); empty when unavailable."""
     try:
-        from agentaudit.consumers.rules import load_rule_set
+        from agentaudit.rules import load_rule_set
     except ImportError:
         return {}, ""
     try:

@@ -1,8 +1,8 @@
 """Kill and clear from the dashboard: control commands on Kafka under the signed-in actor's name.
 
 The control topic is the state (:class:`~agentaudit.schemas.ControlState` folds it); the
-dashboard reads it with :func:`~agentaudit.producers.control.read_control_state` and writes only
-by publishing commands through :class:`~agentaudit.producers.control.ControlIssuer`, as
+dashboard reads it with :func:`~agentaudit.control.topic.read_control_state` and writes only
+by publishing commands through :class:`~agentaudit.control.issuer.ControlIssuer`, as
 ``agentaudit control kill/clear`` does. Nothing here touches ClickHouse.
 
 >>> with ControlDesk(KafkaSettings()) as desk:
@@ -17,7 +17,7 @@ from types import TracebackType
 
 from agentaudit.dashboard.exceptions import AuthError, PublishError
 from agentaudit.exceptions import AgentAuditError
-from agentaudit.producers.control import ControlIssuer, ensure_control_topic, read_control_state
+from agentaudit.control import ControlIssuer, ensure_control_topic, read_control_state
 from agentaudit.schemas import ControlCommand, ControlState
 from agentaudit.settings import KafkaSettings
 

@@ -9,12 +9,13 @@ Actions and point events are hash-chained per stream (client instance x agent), 
 background thread, and spooled on disk while the broker is away. See the README's SDK section.
 """
 
-from agentaudit.producers._blocked import ActionBlocked
 from agentaudit.producers._context import ContextExecutor, current_frame, wrap
 from agentaudit.producers.client import Action, AuditClient, get_client
 from agentaudit.producers.exceptions import ProducerError, SdkConfigError, SpoolError
 from agentaudit.producers.redaction import Redactor, redact
 from agentaudit.producers.settings import SdkSettings
+
+from agentaudit.control import ActionBlocked
 
 __all__ = [
     "Action",

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from agentaudit.producers._blocked import ActionBlocked
+from agentaudit.control import ActionBlocked
 from agentaudit.producers._context import CURRENT, ContextExecutor, Frame, wrap
 from agentaudit.producers._queue import BASE_EVENT_BYTES, EventQueue
 from agentaudit.producers._spool import Spool
@@ -450,7 +450,7 @@ class AuditClient:
         :param agent: acting agent, default the enclosing action's agent, else the client's.
         :param parent: parent action (id or :class:`Action`), default the enclosing action.
         :param input: tool arguments or prompt: recorded as a SHA-256 digest (a body only with ``capture_bodies``).
-        :param approval: an :class:`~agentaudit.producers.approvals.Approval` of exactly these arguments
+        :param approval: an :class:`~agentaudit.control.approvals.Approval` of exactly these arguments
             (``input``); the action is refused (:class:`ActionBlocked`) if they differ or it expired.
         """
         kind, attrs = _kind(kind, _attrs(attributes))
@@ -540,7 +540,7 @@ class AuditClient:
                  grant: Any = None, agent: str | None = None, attributes: Mapping[str, Any] | None = None) -> str:
         """A named human approved (or refused, ``granted=False``) something the agent wants to do.
 
-        :param grant: an :class:`~agentaudit.producers.approvals.Approval`, whose attributes (args_hash,
+        :param grant: an :class:`~agentaudit.control.approvals.Approval`, whose attributes (args_hash,
             expiry) the event then carries so that the SDK and the rules can check it.
         """
         attrs: dict[str, Any] = {"approver": approver, "granted": "true" if granted else "false"}

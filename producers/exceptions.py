@@ -16,7 +16,7 @@ decision stops an action::
 from __future__ import annotations
 
 from agentaudit.exceptions import AgentAuditError, ConfigError
-from agentaudit.producers._blocked import ActionBlocked
+from agentaudit.control import ActionBlocked
 
 __all__ = ["ActionBlocked", "ProducerError", "SdkConfigError", "SpoolError"]
 

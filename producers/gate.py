@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agentaudit.producers._blocked import ActionBlocked
-from agentaudit.producers.approvals import Approval, args_hash
-from agentaudit.producers.control import ControlListener
-from agentaudit.producers.guard import Guard
 from agentaudit.producers.redaction import canonical, digest
+
+from agentaudit.control import ActionBlocked, ControlListener
+from agentaudit.control.approvals import Approval, args_hash
+from agentaudit.control.guard import Guard
 
 if TYPE_CHECKING:
     from agentaudit.producers.client import Action, AuditClient

@@ -87,7 +87,7 @@ class ControlCommand(_AvroModel):
 class ControlState:
     """The current constraints: the fold of control commands in log order.
 
-    Not thread-safe by itself; :class:`agentaudit.producers.control.ControlListener` guards it.
+    Not thread-safe by itself; :class:`agentaudit.control.ControlListener` guards it.
     A clear may arrive before the command it lifts (another partition): it still wins.
     """
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agentaudit.producers._blocked import ActionBlocked
+from agentaudit.control._blocked import ActionBlocked
 from agentaudit.schemas import Actor, ActorType
 
 __all__ = ["APPROVAL_ATTRIBUTES", "Approval", "args_hash", "canonical_json"]

@@ -23,13 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentaudit.consumers.rules import CompiledRule, RuleSet, load_rule_set
-from agentaudit.producers._blocked import ActionBlocked
+from agentaudit.rules import CompiledRule, RuleSet, load_rule_set
+from agentaudit.control._blocked import ActionBlocked
 from agentaudit.schemas import ActionKind, RuleMode, Severity
 
 __all__ = ["DECISIONS", "Guard", "GuardDecision", "RuleModeLookup", "guardable"]
 
-_log = logging.getLogger("agentaudit.producers.guard")
+_log = logging.getLogger("agentaudit.control.guard")
 
 #: What a matching rule does to the action, by the rule's mode.
 DECISIONS = {RuleMode.DETECT: "log", RuleMode.SIMULATE: "would_deny", RuleMode.ENFORCE: "deny"}
@@ -69,7 +69,7 @@ class GuardDecision:
 class Guard:
     """Judges action start records against the single-event rules of a rule set.
 
-    :param rule_set: compiled rules (:func:`agentaudit.consumers.rules.load_rule_set`).
+    :param rule_set: compiled rules (:func:`agentaudit.rules.load_rule_set`).
     :param modes: the current mode of a rule when promotions override its file, default the file's mode.
     """
 

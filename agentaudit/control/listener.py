@@ -1,12 +1,9 @@
-"""The control plane as an agent process sees it: obey the control topic; and how people write to it.
+"""The control plane as an agent process sees it: obey the control topic.
 
 :class:`ControlListener` reads the control topic from the beginning in a background thread and
 folds it (:class:`~agentaudit.schemas.ControlState`) into the current constraints of its
 agents, so a restarted agent is paused again if it was paused. :meth:`ControlListener.check`
 runs before each action and raises :class:`ActionBlocked` when a command forbids it.
-
-:class:`ControlIssuer` publishes commands (kill, clear, promote) and reads the current state back;
-the CLI (``agentaudit control ...``) and the dashboard use it. Every command names its issuer.
 
 >>> with ControlListener(settings, agents=["billing-bot"]) as control:
 ...     control.check("billing-bot", "execute_tool", "payments.refund")   # raises if blocked
@@ -28,52 +25,28 @@ from agentaudit.infra.kafka import (
     ConfigValue,
     KafkaAdmin,
     KafkaConsumer,
-    KafkaProducer,
-    Message,
-    read_all,
 )
-from agentaudit.producers._blocked import ActionBlocked
-from agentaudit.producers.approvals import Approval, args_hash
+from agentaudit.control._blocked import ActionBlocked
+from agentaudit.control.approvals import Approval, args_hash
 from agentaudit.schemas import (
     ANY_AGENT,
-    Actor,
-    ActorType,
     AvroCodec,
     ControlCommand,
     ControlState,
     ControlType,
-    DecodeError,
     RuleMode,
 )
 from agentaudit.settings import KafkaSettings
+from agentaudit.control.topic import decode_commands, ensure_control_topic, wall_clock_us
 
-__all__ = ["CONTROL_TOPIC_CONFIG", "ControlIssuer", "ControlListener", "ensure_control_topic", "read_control_state"]
+__all__ = ["LISTENER_DEFAULTS", "ControlListener"]
 
-_log = logging.getLogger("agentaudit.producers.control")
+_log = logging.getLogger("agentaudit.control")
 
 #: Low fetch wait: a command should reach agents in tens of milliseconds, not half a second.
 LISTENER_DEFAULTS: Mapping[str, ConfigValue] = {"fetch.wait.max.ms": 20, "auto.offset.reset": "earliest"}
 
-#: The control topic is the state: it must never age out (a kill without expiry would silently lapse).
-CONTROL_TOPIC_CONFIG: Mapping[str, str] = {"retention.ms": "-1"}
-
 _CODES = {ControlType.KILL_AGENT: "killed", ControlType.PAUSE_AGENT: "paused", ControlType.BLOCK_TOOL: "tool_blocked"}
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def _decode(codec: AvroCodec, messages: Iterable[Message]) -> list[ControlCommand]:
-    commands: list[ControlCommand] = []
-    for msg in messages:
-        try:
-            commands.append(ControlCommand.from_avro(codec.decode(msg.value())))
-        except (DecodeError, ValueError) as exc:
-            # One bad record must not blind every agent; it is logged with its position.
-            _log.warning("control.undecodable topic=%s partition=%s offset=%s error=%s",
-                         msg.topic(), msg.partition(), msg.offset(), exc)
-    return commands
 
 
 class ControlListener:
@@ -179,7 +152,7 @@ class ControlListener:
                     batch += consumer.consume_batch(500, timeout=0)
                 now = time.monotonic()
                 if batch:
-                    self._fold(_decode(self._codec, batch))
+                    self._fold(decode_commands(self._codec, batch))
                     last = now
                 if self._ready.is_set():
                     continue
@@ -199,7 +172,7 @@ class ControlListener:
                 _log.warning("control.close_failed error=%s", exc)
 
     def _fold(self, commands: list[ControlCommand]) -> None:
-        now = _now_us()
+        now = wall_clock_us()
         with self._changed:
             for command in commands:
                 if not self._wanted(command):
@@ -232,7 +205,7 @@ class ControlListener:
 
     def active(self, now_us: int | None = None) -> list[ControlCommand]:
         with self._lock:
-            return self._state.active(_now_us() if now_us is None else now_us)
+            return self._state.active(wall_clock_us() if now_us is None else now_us)
 
     def rule_mode(self, rule_id: str) -> RuleMode | None:
         """The mode a ``promote_rule`` command set for ``rule_id``, or None (the rule file's own mode)."""
@@ -245,7 +218,7 @@ class ControlListener:
 
         :param kind: the action kind (``execute_tool``, ``chat``, ...); kills and pauses stop every kind.
         :param args: the action's arguments, checked against ``approval`` when a command requires one.
-        :param approval: an approval for this exact call, see :mod:`agentaudit.producers.approvals`.
+        :param approval: an approval for this exact call, see :mod:`agentaudit.control.approvals`.
         """
         if not self._ready.is_set() or self._error is not None:
             if (not self.wait_ready() or self._error is not None) and self._fail_closed:
@@ -255,7 +228,7 @@ class ControlListener:
         state = self._state
         if not state._by_agent:  # the common case: nothing in force, no lock taken
             return
-        now = _now_us() if now_us is None else now_us
+        now = wall_clock_us() if now_us is None else now_us
         ten = self.tenant if tenant is None else tenant
         with self._lock:
             command = state.blocking(ten, agent_id, name, now)
@@ -274,101 +247,3 @@ class ControlListener:
                                     code="approval_required", rule_id=needs.attributes.get("rule_id"),
                                     agent_id=agent_id, tool=name)
             approval.verify(agent_id=agent_id, tool=name, digest=args_hash(args), now_us=now)
-
-
-def ensure_control_topic(settings: KafkaSettings, admin: KafkaAdmin | None = None) -> None:
-    """Create the control topic if missing, with infinite retention (:data:`CONTROL_TOPIC_CONFIG`)."""
-    (admin or KafkaAdmin(settings)).ensure_topics([settings.topics.control], config=CONTROL_TOPIC_CONFIG)
-
-
-def read_control_state(settings: KafkaSettings, timeout: float = 15.0, idle: float = 2.0) -> ControlState:
-    """The current control state, folded from the whole control topic (CLI, dashboard)."""
-    codec = AvroCodec("control", schema_registry_url=settings.schema_registry_url, topic=settings.topics.control)
-    messages = read_all(settings, settings.topics.control, timeout=timeout, idle=idle)
-    messages.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
-    return ControlState().apply_all(_decode(codec, messages))
-
-
-class ControlIssuer:
-    """Publishes control commands, each a recorded event naming who issued it.
-
-    :param settings: broker and control topic.
-    :param producer: an existing producer to share; default a new one, closed by :meth:`close`.
-
-    Example::
-
-        with ControlIssuer(settings) as issuer:
-            kill = issuer.kill("billing-bot", actor="alice", reason="runaway refunds")
-            issuer.clear(kill, actor="alice", note="root cause fixed")
-    """
-
-    def __init__(self, settings: KafkaSettings, producer: KafkaProducer | None = None) -> None:
-        self.settings = settings
-        self.topic = settings.topics.control
-        self._codec = AvroCodec("control", schema_registry_url=settings.schema_registry_url, topic=self.topic)
-        self._own = producer is None
-        self._producer = producer if producer is not None else KafkaProducer(settings, {"linger.ms": 0})
-
-    def publish(self, command: ControlCommand, *, flush: bool = True, timeout: float = 10.0) -> ControlCommand:
-        """Publish ``command`` keyed by its agent (rule for promotions), so an agent's commands stay ordered."""
-        key = command.attributes.get("rule_id", "") if command.type is ControlType.PROMOTE_RULE else command.agent_id
-        self._producer.produce(self.topic, self._codec.encode(command.to_avro()), key=key.encode())
-        if flush and self._producer.flush(timeout):
-            raise AgentAuditError(f"control command {command.command_id} was not acknowledged by the broker within "
-                                  f"{timeout}s on topic {self.topic!r}; check that the broker is reachable")
-        return command
-
-    def command(self, type: ControlType, *, agent_id: str, actor: str | Actor, reason: str = "",
-                tenant: str = "", tool: str | None = None, ttl_s: float | None = None,
-                incident_id: str | None = None, attributes: Mapping[str, str] | None = None,
-                command_id: str | None = None) -> ControlCommand:
-        """Build a command issued now by ``actor`` (a plain name means a human)."""
-        now = _now_us()
-        issuer = actor if isinstance(actor, Actor) else Actor(type=ActorType.HUMAN, id=actor)
-        return ControlCommand(
-            command_id=command_id or str(uuid.uuid4()), type=type, tenant=tenant, agent_id=agent_id, tool=tool,
-            reason=reason, incident_id=incident_id, issuer=issuer, issued_at_us=now,
-            expires_at_us=None if ttl_s is None else now + int(ttl_s * 1_000_000),
-            attributes=dict(attributes or {}))
-
-    def kill(self, agent_id: str, *, actor: str | Actor, reason: str, tenant: str = "",
-             ttl_s: float | None = None) -> ControlCommand:
-        """The kill switch: every action of ``agent_id`` (``*``: every agent) is refused until cleared."""
-        return self.publish(self.command(ControlType.KILL_AGENT, agent_id=agent_id, actor=actor, reason=reason,
-                                         tenant=tenant, ttl_s=ttl_s))
-
-    def pause(self, agent_id: str, *, actor: str | Actor, reason: str, tenant: str = "",
-              ttl_s: float | None = None) -> ControlCommand:
-        return self.publish(self.command(ControlType.PAUSE_AGENT, agent_id=agent_id, actor=actor, reason=reason,
-                                         tenant=tenant, ttl_s=ttl_s))
-
-    def clear(self, target: ControlCommand, *, actor: str | Actor, note: str = "") -> ControlCommand:
-        """Lift ``target``; the clear is itself a command naming who lifted it and why."""
-        return self.publish(self.command(
-            ControlType.CLEAR, agent_id=target.agent_id, tenant=target.tenant, tool=target.tool, actor=actor,
-            reason=note, incident_id=target.incident_id,
-            attributes={"note": note, "cleared_type": target.type.value}).model_copy(
-                update={"clears_command_id": target.command_id}))
-
-    def promote(self, rule_id: str, *, to: RuleMode | str, actor: str | Actor, note: str = "",
-                from_mode: RuleMode | str | None = None) -> ControlCommand:
-        """Record that ``rule_id`` now runs in mode ``to``; consumers and guards that read the topic obey."""
-        to_mode = RuleMode(to)
-        attributes = {"rule_id": rule_id, "to_mode": to_mode.value, "note": note}
-        if from_mode is not None:
-            attributes["from_mode"] = RuleMode(from_mode).value
-        return self.publish(self.command(ControlType.PROMOTE_RULE, agent_id="", actor=actor,
-                                         reason=note or f"promote {rule_id} to {to_mode.value}",
-                                         attributes=attributes))
-
-    def close(self) -> None:
-        if self._own:
-            self._producer.close()
-
-    def __enter__(self) -> ControlIssuer:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-

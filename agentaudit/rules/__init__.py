@@ -16,15 +16,19 @@ at most one kind block:
 The default pack lives in ``pack/`` (fixtures in ``pack/fixtures/``); ``agentaudit rules lint``
 and ``agentaudit rules test`` check rule files and run fixtures.
 
->>> from agentaudit.consumers.rules import load_evaluator
+>>> from agentaudit.rules import load_evaluator
 >>> evaluator = load_evaluator(None)            # the default pack
 >>> incidents = evaluator.evaluate(records)
 """
 
-from agentaudit.consumers.rules._compile import CompiledRule, RuleSet
-from agentaudit.consumers.rules._fields import FIELDS
-from agentaudit.consumers.rules._spec import ENGINE_VERSION, KINDS
-from agentaudit.consumers.rules.evaluator import (
+from agentaudit.rules._compile import CompiledRule, RuleSet
+from agentaudit.rules.builtin import BuiltinEvaluator
+from agentaudit.rules.engine import BaseEvaluator
+from agentaudit.rules.exceptions import RuleEngineError, RuleError
+from agentaudit.rules.owners import Owner, OwnersError, OwnershipMap, load_owners
+from agentaudit.rules._fields import FIELDS
+from agentaudit.rules._spec import ENGINE_VERSION, KINDS
+from agentaudit.rules.evaluator import (
     DEFAULT_LATENESS_US,
     DEFAULT_PACK,
     RuleEvaluator,
@@ -32,10 +36,18 @@ from agentaudit.consumers.rules.evaluator import (
     load_rule_set,
     rule_paths,
 )
-from agentaudit.consumers.rules.settings import RulesSettings
+from agentaudit.rules.settings import RulesSettings
 
 __all__ = [
     "DEFAULT_LATENESS_US",
+    "BaseEvaluator",
+    "BuiltinEvaluator",
+    "Owner",
+    "OwnersError",
+    "OwnershipMap",
+    "RuleEngineError",
+    "RuleError",
+    "load_owners",
     "DEFAULT_PACK",
     "ENGINE_VERSION",
     "FIELDS",

@@ -23,7 +23,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from agentaudit.consumers.exceptions import RuleError
+from agentaudit.rules.exceptions import RuleError
 
 __all__ = ["FORMS", "Offsets", "offsets_sql", "parse_bound", "parse_time"]
 

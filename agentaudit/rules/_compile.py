@@ -9,16 +9,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentaudit.consumers.exceptions import RuleError
-from agentaudit.consumers.rules._condition import (
+from agentaudit.rules.exceptions import RuleError
+from agentaudit.rules._condition import (
     CompileContext,
     ConditionError,
     Fragment,
     compile_predicate,
     parse_condition,
 )
-from agentaudit.consumers.rules._fields import resolve_field
-from agentaudit.consumers.rules._spec import ENGINE_VERSION, RuleFiles, RuleSpec, parse_duration
+from agentaudit.rules._fields import resolve_field
+from agentaudit.rules._spec import ENGINE_VERSION, RuleFiles, RuleSpec, parse_duration
 from agentaudit.schemas import RuleMode, Severity
 
 __all__ = ["CompiledRule", "RuleSet", "compile_rule_files"]

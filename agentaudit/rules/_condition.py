@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agentaudit.consumers.rules._fields import resolve_field
+from agentaudit.rules._fields import resolve_field
 
 __all__ = ["CompileContext", "ConditionError", "Fragment", "compile_predicate", "parse_condition"]
 

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agentaudit.consumers.rules._runtime import NEVER
+from agentaudit.rules._runtime import NEVER
 
 __all__ = ["IDLE", "PROGRESS", "Marker", "SourceIdleness"]
 

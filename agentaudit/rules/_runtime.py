@@ -28,7 +28,7 @@ from itertools import islice
 from operator import eq, itemgetter
 from typing import Any
 
-from agentaudit.consumers.rules._compile import CompiledRule
+from agentaudit.rules._compile import CompiledRule
 
 __all__ = ["Clock", "Hits", "RUNTIMES", "RuleRuntime"]
 
@@ -723,7 +723,7 @@ class IntegrityRuntime(RuleRuntime):
         self.streams = state.get("streams", {})
 
 
-EXPIRES_ATTRIBUTE = "expires_at_us"  # an approval's expiry, epoch microseconds (producers.approvals)
+EXPIRES_ATTRIBUTE = "expires_at_us"  # an approval's expiry, epoch microseconds (agentaudit.control.approvals)
 
 
 def _expiry(value: Any) -> int | None:

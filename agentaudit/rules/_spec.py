@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentaudit.consumers.exceptions import RuleError
-from agentaudit.consumers.rules._yaml import LineDict, YamlError, load_yaml
+from agentaudit.rules.exceptions import RuleError
+from agentaudit.rules._yaml import LineDict, YamlError, load_yaml
 from agentaudit.schemas import RuleMode, Severity
 
 __all__ = ["ENGINE_VERSION", "KINDS", "ListSpec", "MacroSpec", "RuleSpec", "parse_duration", "read_rule_files"]

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import Incident, Severity
 
 __all__ = ["BuiltinEvaluator", "RULE_COST", "RULE_ERROR", "RULE_FORBIDDEN_TOOL"]

@@ -1,7 +1,7 @@
 """The evaluator protocol: what the sink calls to judge a consumed batch.
 
 The sink owns delivery (decode, store, commit); an evaluator owns judgement. The rule
-engine (``agentaudit.consumers.rules``) and the built-in rules both implement it.
+engine (``agentaudit.rules``) and the built-in rules both implement it.
 """
 
 from __future__ import annotations

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from agentaudit.consumers.engine import BaseEvaluator
-from agentaudit.consumers.exceptions import RuleError
-from agentaudit.consumers.rules._compile import RuleSet, compile_rule_files
-from agentaudit.consumers.rules._runtime import NEVER, RUNTIMES, Clock, RuleRuntime
-from agentaudit.consumers.rules._spec import read_rule_files
+from agentaudit.rules.engine import BaseEvaluator
+from agentaudit.rules.exceptions import RuleError
+from agentaudit.rules._compile import RuleSet, compile_rule_files
+from agentaudit.rules._runtime import NEVER, RUNTIMES, Clock, RuleRuntime
+from agentaudit.rules._spec import read_rule_files
 from agentaudit.schemas import ActionKind, Incident
 
 if TYPE_CHECKING:
-    from agentaudit.consumers.owners import OwnershipMap
+    from agentaudit.rules.owners import OwnershipMap
 
 __all__ = ["DEFAULT_LATENESS_US", "DEFAULT_PACK", "RuleEvaluator", "load_evaluator", "load_rule_set", "rule_paths"]
 
@@ -84,7 +84,7 @@ class RuleEvaluator(BaseEvaluator):
     progress marker of it arrives again; when every source is idle, the watermark is the largest
     of their maxima minus the lateness (nothing is pending anywhere). Markers are applied in
     their place among the records, as the rules worker copies them into the repartition topic
-    behind the source's events (see :class:`~agentaudit.consumers.rules.worker.RulesWorker`).
+    behind the source's events (see :class:`~agentaudit.consumers.rules_worker.RulesWorker`).
     """
 
     def __init__(self, rule_set: RuleSet, owners: OwnershipMap | None = None,
@@ -333,7 +333,7 @@ def load_evaluator(paths: str | Sequence[str] | None = None, owners_path: str | 
     """
     owners = None
     if owners_path:
-        from agentaudit.consumers.owners import load_owners
+        from agentaudit.rules.owners import load_owners
 
         owners = load_owners(owners_path)
     return RuleEvaluator(load_rule_set(paths), owners=owners, lateness_us=lateness_us, sources=sources)

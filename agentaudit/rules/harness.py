@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentaudit.consumers.exceptions import RuleError
-from agentaudit.consumers.rules._compile import RuleSet
-from agentaudit.consumers.rules._spec import parse_duration
-from agentaudit.consumers.rules._yaml import YamlError, load_yaml
-from agentaudit.consumers.rules.evaluator import DEFAULT_PACK, RuleEvaluator, load_rule_set
+from agentaudit.rules.exceptions import RuleError
+from agentaudit.rules._compile import RuleSet
+from agentaudit.rules._spec import parse_duration
+from agentaudit.rules._yaml import YamlError, load_yaml
+from agentaudit.rules.evaluator import DEFAULT_PACK, RuleEvaluator, load_rule_set
 from agentaudit.schemas import AvroCodec, Incident, StreamChain, body_hash, frame_body
 
 __all__ = ["BASE_TIME_US", "Fixture", "FixtureResult", "build_events", "load_fixtures", "run_fixture", "run_fixtures"]

@@ -208,7 +208,7 @@ class _TraceBuilder:
         """A consequential tool call, preceded by a named human's approval bound to its arguments.
 
         Both carry ``args_hash`` and ``approval_id`` and the approval ``expires_at_us``, as the SDK
-        records them (producers.approvals), so the rule pack's approval binding holds.
+        records them (agentaudit.control.approvals), so the rule pack's approval binding holds.
         """
         rng = self.rng
         args = self._args(tool)

@@ -149,7 +149,7 @@ def expected_incidents(log: Sequence[tuple[bytes, bytes]], rules: str | None = N
     """
     import hashlib
 
-    from agentaudit.consumers.rules import load_evaluator
+    from agentaudit.rules import load_evaluator
     from agentaudit.schemas import frame_body
 
     evaluator = load_evaluator(rules)

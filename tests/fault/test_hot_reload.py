@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agentaudit.consumers.migrate import migrate
-from agentaudit.consumers.rules import load_rule_set
+from agentaudit.rules import load_rule_set
 from agentaudit.infra.clickhouse import connect
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.fault.support import ConsumerProcess, count_final, produce_all, stack_env, wait_until

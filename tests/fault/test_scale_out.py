@@ -9,7 +9,7 @@ Two checks:
   the incidents topic) + N x ``agentaudit rules run``, N = 1 and N = 3, each over its own copy of the
   log and its own database: the ``incidents FINAL`` rows and the stored action counts must match.
 
-Source-partition watermarks (consumers/rules/worker.py) make the rules workers independent of the
+Source-partition watermarks (agentaudit/rules/worker.py) make the rules workers independent of the
 interleaving. ``agentaudit consume`` with inline rules is not checked here: it judges only the
 partitions it was assigned, so it is the single-process shape and warns when it shares a group.
 ``AGENTAUDIT_FAULT_SCALE_EVENTS`` (default 6 000) simulator events over 6 partitions.
@@ -161,7 +161,7 @@ def test_rules_workers_three_processes_same_incidents_as_one(
     three = run_rules_workers(other, group_factory(), 3, tmp_path)
     _report("rules run", one, three)
     assert one[0], "the log raised no incident at all"
-    # source-partition watermarks (consumers/rules/worker.py): no event is late, whatever the interleaving
+    # source-partition watermarks (agentaudit/rules/worker.py): no event is late, whatever the interleaving
     assert sorted(one[0]) == sorted(three[0]), (one[0].keys() ^ three[0].keys())
     assert one[1] == three[1], "same incident ids, but their rows differ between 1 and 3 processes"
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.consumers.rules import load_rule_set
+from agentaudit.rules import load_rule_set
 from agentaudit.infra.kafka import read_all
-from agentaudit.producers._blocked import ActionBlocked
-from agentaudit.producers.approvals import Approval, args_hash
-from agentaudit.producers.control import ControlIssuer, ControlListener
+from agentaudit.control import ActionBlocked
+from agentaudit.control.approvals import Approval, args_hash
+from agentaudit.control import ControlIssuer, ControlListener
 from agentaudit.producers.gate import ActionGate
-from agentaudit.producers.guard import Guard
+from agentaudit.control.guard import Guard
 from agentaudit.schemas import AvroCodec, ControlType
 from tests.control_support import GatedAgent, write_rules
 

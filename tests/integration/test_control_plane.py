@@ -13,13 +13,13 @@ import pytest
 
 from agentaudit.consumers.control_publisher import ControlPublisher, ControlPublisherSettings
 from agentaudit.consumers.migrate import migrate
-from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
+from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaProducer
-from agentaudit.producers._blocked import ActionBlocked
-from agentaudit.producers.control import ControlIssuer, ControlListener, read_control_state
+from agentaudit.control import ActionBlocked
+from agentaudit.control import ControlIssuer, ControlListener, read_control_state
 from agentaudit.schemas import AvroCodec, ControlType, RuleMode, StreamChain
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.control_support import action_record, write_rules

@@ -10,8 +10,8 @@ import pytest
 
 from agentaudit.infra.kafka import read_all
 from agentaudit.producers import ActionBlocked, AuditClient
-from agentaudit.producers.approvals import Approval, args_hash
-from agentaudit.producers.control import ControlIssuer
+from agentaudit.control.approvals import Approval, args_hash
+from agentaudit.control import ControlIssuer
 from agentaudit.schemas import AvroCodec, ControlType
 from tests.control_support import write_rules
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agentaudit.consumers.migrate import migrate
-from agentaudit.consumers.owners import load_owners, sync_owners
+from agentaudit.consumers.owners import sync_owners
+from agentaudit.rules.owners import load_owners
 from agentaudit.infra.stack import DEFAULT_OWNERS
 
 pytestmark = pytest.mark.integration

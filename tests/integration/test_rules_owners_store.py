@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from agentaudit.cli import app
 from agentaudit.consumers.migrate import migrate
-from agentaudit.consumers.owners import agents_seen, due_escalations, load_owners, open_incidents
+from agentaudit.consumers.owners import agents_seen, open_incidents
+from agentaudit.rules.owners import due_escalations, load_owners
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from agentaudit.consumers.rules import DEFAULT_LATENESS_US, RuleEvaluator, load_rule_set
-from agentaudit.consumers.rules._synthetic import fleet_records
-from agentaudit.consumers.rules.worker import RulesWorker, StateDirectory
+from agentaudit.rules import DEFAULT_LATENESS_US, RuleEvaluator, load_rule_set
+from tests.synthetic_fleet import fleet_records
+from agentaudit.consumers.rules_worker import RulesWorker, StateDirectory
 from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer
 from agentaudit.schemas import AvroCodec, Incident
 from tests.fixtures.broker import test_consumer_config

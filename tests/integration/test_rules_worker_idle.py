@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
-from agentaudit.consumers.rules.harness import build_events
-from agentaudit.consumers.rules.worker import RulesWorker, StateDirectory
+from agentaudit.rules import RuleEvaluator, load_rule_set
+from agentaudit.rules.harness import build_events
+from agentaudit.consumers.rules_worker import RulesWorker, StateDirectory
 from agentaudit.infra.kafka import KafkaProducer
 from agentaudit.schemas import AvroCodec
 from tests.fixtures.broker import test_consumer_config

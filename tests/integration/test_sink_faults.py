@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings

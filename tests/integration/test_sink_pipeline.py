@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from agentaudit.consumers.builtin_rules import RULE_COST, RULE_ERROR, RULE_FORBIDDEN_TOOL
+from agentaudit.rules.builtin import RULE_COST, RULE_ERROR, RULE_FORBIDDEN_TOOL
 from agentaudit.consumers.dlq import REASON_HEADER, SOURCE_OFFSET_HEADER, SOURCE_TOPIC_HEADER
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentaudit.producers.approvals import Approval, args_hash, canonical_json
-from agentaudit.producers.control import ControlListener  # noqa: F401 - the module imports cleanly
-from agentaudit.producers._blocked import ActionBlocked
+from agentaudit.control.approvals import Approval, args_hash, canonical_json
+from agentaudit.control import ControlListener  # noqa: F401 - the module imports cleanly
+from agentaudit.control import ActionBlocked
 
 NOW = 1_700_000_000_000_000
 ARGS_A = {"amount": 40, "currency": "EUR", "to": "acct-1"}

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.consumers.rules import load_rule_set
-from agentaudit.producers._blocked import ActionBlocked
-from agentaudit.producers.guard import Guard
+from agentaudit.rules import load_rule_set
+from agentaudit.control import ActionBlocked
+from agentaudit.control.guard import Guard
 from agentaudit.schemas import RuleMode
 from tests.control_support import action_record, write_rules
 

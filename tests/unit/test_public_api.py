@@ -15,6 +15,8 @@ PACKAGES = [
     "agentaudit.infra.clickhouse",
     "agentaudit.infra.embedded",
     "agentaudit.consumers",
+    "agentaudit.rules",
+    "agentaudit.control",
     "agentaudit.producers",
 ]
 

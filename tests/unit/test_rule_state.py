@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from agentaudit.consumers.engine import BaseEvaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.rule_state import DurableEvaluator
-from agentaudit.consumers.rules import load_evaluator
+from agentaudit.rules import load_evaluator
 from agentaudit.producers.simulator import SimConfig, Simulator
 from agentaudit.schemas import AvroCodec, Incident, frame_body
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
-from agentaudit.consumers.rules._synthetic import fleet_records
+from agentaudit.rules import RuleEvaluator, load_rule_set
+from tests.synthetic_fleet import fleet_records
 
 RECORDS = fleet_records(3000, agents=10, seed=21)
 CUT = 1700

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
-from agentaudit.consumers.rules.harness import build_events
+from agentaudit.rules import RuleEvaluator, load_rule_set
+from agentaudit.rules.harness import build_events
 
 RULE = """
 rules:

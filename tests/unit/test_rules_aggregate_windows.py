@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
-from agentaudit.consumers.rules._synthetic import fleet_records
-from agentaudit.consumers.rules.harness import interleave, replay
+from agentaudit.rules import RuleEvaluator, load_rule_set
+from tests.synthetic_fleet import fleet_records
+from agentaudit.rules.harness import interleave, replay
 from agentaudit.schemas import Incident
 
 HOUR_US = 3_600_000_000

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentaudit.consumers.exceptions import RuleError
-from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
-from agentaudit.consumers.rules.harness import BASE_TIME_US, build_events, replay
+from agentaudit.rules.exceptions import RuleError
+from agentaudit.rules import RuleEvaluator, load_rule_set
+from agentaudit.rules.harness import BASE_TIME_US, build_events, replay
 
 RULE = """
 rules:

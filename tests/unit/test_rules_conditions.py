@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.consumers.rules import load_rule_set
-from agentaudit.consumers.rules.harness import build_events
+from agentaudit.rules import load_rule_set
+from agentaudit.rules.harness import build_events
 
 FILE = """\
 lists:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import zlib
 
-from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
-from agentaudit.consumers.rules._idleness import IDLE, PROGRESS, SourceIdleness
-from agentaudit.consumers.rules._synthetic import fleet_records
-from agentaudit.consumers.rules.harness import build_events
+from agentaudit.rules import RuleEvaluator, load_rule_set
+from agentaudit.rules._idleness import IDLE, PROGRESS, SourceIdleness
+from tests.synthetic_fleet import fleet_records
+from agentaudit.rules.harness import build_events
 
 RULES = load_rule_set(None)
 SOURCES = ("actions:0", "actions:1", "actions:2")

@@ -7,11 +7,11 @@ import types
 import pytest
 from typer.testing import CliRunner
 
-import agentaudit.consumers.rules as rules_pkg
+import agentaudit.rules as rules_pkg
 from agentaudit.cli import app
-from agentaudit.consumers.rules import DEFAULT_PACK, load_evaluator, load_rule_set
-from agentaudit.consumers.rules._spec import MATURITY
-from agentaudit.consumers.rules.harness import load_fixtures, run_fixture
+from agentaudit.rules import DEFAULT_PACK, load_evaluator, load_rule_set
+from agentaudit.rules._spec import MATURITY
+from agentaudit.rules.harness import load_fixtures, run_fixture
 
 RULE_SET = load_rule_set(None)
 FIXTURES = load_fixtures(DEFAULT_PACK / "fixtures")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import zlib
 
-from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
-from agentaudit.consumers.rules._synthetic import fleet_records
+from agentaudit.rules import RuleEvaluator, load_rule_set
+from tests.synthetic_fleet import fleet_records
 
 RULES = load_rule_set(None)
 SOURCES = tuple(f"actions:{p}" for p in range(3))

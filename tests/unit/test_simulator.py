@@ -42,8 +42,8 @@ def by_trace(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 def _pack_incidents(records: list[dict[str, Any]], rule_id: str) -> list:
     """Incidents of one rule of the default pack over ``records``, judged as the sink would hand them over."""
-    from agentaudit.consumers.rules import RuleEvaluator, load_rule_set
-    from agentaudit.consumers.rules.harness import replay
+    from agentaudit.rules import RuleEvaluator, load_rule_set
+    from agentaudit.rules.harness import replay
 
     codec = AvroCodec("action")
     fed = [{**r, "event_hash": body_hash(frame_body(codec.encode(r))), "_partition": 0, "_offset": i}

@@ -9,8 +9,9 @@ import pytest
 from agentaudit.consumers._columns import (
     ACTIONS_SCHEMA, actions_table, incident_records_table, incidents_table, lifecycle_table,
 )
-from agentaudit.consumers.builtin_rules import RULE_COST, RULE_ERROR, RULE_FORBIDDEN_TOOL, BuiltinEvaluator
-from agentaudit.consumers.exceptions import ConsumerError, RuleError
+from agentaudit.rules.builtin import RULE_COST, RULE_ERROR, RULE_FORBIDDEN_TOOL, BuiltinEvaluator
+from agentaudit.consumers.exceptions import ConsumerError
+from agentaudit.rules.exceptions import RuleEngineError, RuleError
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.exceptions import AgentAuditError
 from agentaudit.schemas import AvroCodec, frame_body
@@ -109,5 +110,6 @@ def test_sink_settings_read_comma_separated_tools(monkeypatch: pytest.MonkeyPatc
 
 def test_rule_error_names_file_line_and_rule():
     error = RuleError("unknown field", file="rules.yaml", line=12, rule="no-shell")
-    assert isinstance(error, ConsumerError) and isinstance(error, AgentAuditError)
+    assert isinstance(error, RuleEngineError) and isinstance(error, AgentAuditError)
+    assert not isinstance(error, ConsumerError)  # the engine is its own room
     assert str(error).startswith("rules.yaml:12: rule 'no-shell'") and error.line == 12

@@ -1,0 +1,63 @@
+"""The control topic itself: its config, how it is created, read and folded into state.
+
+The topic is the state of the control plane: every command is kept forever and folded in order,
+so anyone who reads it from the beginning (an agent, the CLI, the dashboard) sees the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+
+from agentaudit.infra.kafka import (
+    KafkaAdmin,
+    Message,
+    read_all,
+)
+from agentaudit.schemas import (
+    AvroCodec,
+    ControlCommand,
+    ControlState,
+    DecodeError,
+)
+from agentaudit.settings import KafkaSettings
+
+__all__ = ["CONTROL_TOPIC_CONFIG", "decode_commands", "ensure_control_topic", "read_control_state", "wall_clock_us"]
+
+_log = logging.getLogger("agentaudit.control")
+
+#: The control topic is the state: it must never age out (a kill without expiry would silently lapse).
+CONTROL_TOPIC_CONFIG: Mapping[str, str] = {"retention.ms": "-1"}
+
+
+def wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+def decode_commands(codec: AvroCodec, messages: Iterable[Message]) -> list[ControlCommand]:
+    commands: list[ControlCommand] = []
+    for msg in messages:
+        try:
+            commands.append(ControlCommand.from_avro(codec.decode(msg.value())))
+        except (DecodeError, ValueError) as exc:
+            # One bad record must not blind every agent; it is logged with its position.
+            _log.warning("control.undecodable topic=%s partition=%s offset=%s error=%s",
+                         msg.topic(), msg.partition(), msg.offset(), exc)
+    return commands
+
+
+
+def ensure_control_topic(settings: KafkaSettings, admin: KafkaAdmin | None = None) -> None:
+    """Create the control topic if missing, with infinite retention (:data:`CONTROL_TOPIC_CONFIG`)."""
+    (admin or KafkaAdmin(settings)).ensure_topics([settings.topics.control], config=CONTROL_TOPIC_CONFIG)
+
+
+def read_control_state(settings: KafkaSettings, timeout: float = 15.0, idle: float = 2.0) -> ControlState:
+    """The current control state, folded from the whole control topic (CLI, dashboard)."""
+    codec = AvroCodec("control", schema_registry_url=settings.schema_registry_url, topic=settings.topics.control)
+    messages = read_all(settings, settings.topics.control, timeout=timeout, idle=idle)
+    messages.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
+    return ControlState().apply_all(decode_commands(codec, messages))
+
+
