@@ -71,6 +71,13 @@ def up(
         table.add_row(component.name, component.url, str(component.log))
     console.print(table)
     console.print(f"Dashboard: [bold cyan]{stack.urls['dashboard']}[/bold cyan]")
+    if stack.first_operator is not None:
+        name, password = stack.first_operator
+        console.print(f"Dashboard sign-in: user [bold]{name}[/bold], password [bold]{password}[/bold]  (shown once: "
+                      f"only its hash is kept, in {stack.users_file}; `agentaudit dashboard-users reset {name} "
+                      f"--file {stack.users_file}` makes a new one)", markup=True, highlight=False, soft_wrap=True)
+    else:
+        console.print(f"Dashboard sign-in: the users in {stack.users_file} (`agentaudit dashboard-users`)")
     console.print(f"ClickHouse: clickhouse_connect.get_client(host='127.0.0.1', port={stack.ports['store']})")
     console.print("Press Ctrl-C to stop.")
     dead = stack.wait(stop)
@@ -802,6 +809,97 @@ def dashboard(
             child.wait()
     if code not in (0, -signal.SIGTERM):
         raise typer.Exit(code if code > 0 else 1)
+
+
+# -- dashboard users (issue 12): who may sign in, one password hash each --
+
+users_app = typer.Typer(help="Who may sign in to the dashboard: one argon2id hash per person in a mode-0600 "
+                             "users file (AGENTAUDIT_DASHBOARD_USERS_FILE).", no_args_is_help=True)
+app.add_typer(users_app, name="dashboard-users")
+_USERS_FILE_HELP = "Users file (AGENTAUDIT_DASHBOARD_USERS_FILE, default .agentaudit/dashboard-users)."
+
+
+def _users_call(what, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run a users-file operation; a refusal prints ``error: ...`` and exits 1."""
+    from agentaudit.exceptions import ConfigError
+
+    try:
+        return what(*args, **kwargs)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _users_path(path: str | None):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from agentaudit.dashboard import DashboardSettings
+
+    return Path(path) if path else _users_call(lambda: DashboardSettings().users_file)
+
+
+def _read_password(stdin: bool) -> str | None:
+    import sys
+
+    return sys.stdin.readline().rstrip("\n") if stdin else None
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Argument(..., help="User name (with --oidc: the e-mail the OIDC provider gives)."),
+    team: str = typer.Option("", help="Team, offered when assigning incidents."),
+    role: str = typer.Option("operator", help="operator (acknowledge, assign, resolve, kill, clear) or viewer."),
+    oidc: bool = typer.Option(False, "--oidc", help="Signs in through OIDC only: no password."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password (12+ characters) from stdin instead of a random one."),
+    file: str = typer.Option(None, "--file", help=_USERS_FILE_HELP),
+) -> None:
+    """Add a user; prints the new password once (it is stored only as a hash)."""
+    from agentaudit.dashboard import add_user
+
+    path = _users_path(file)
+    secret = _users_call(add_user, path, name, team=team, role=role, oidc=oidc,  # type: ignore[arg-type]
+                         password=_read_password(password_stdin))
+    typer.echo(f"added {name} ({team or 'no team'}, {role}) to {path}")
+    if secret is not None and not password_stdin:
+        typer.echo(f"password: {secret}\n(shown once; `agentaudit dashboard-users reset {name}` makes a new one)")
+
+
+@users_app.command("reset")
+def users_reset(
+    name: str = typer.Argument(..., help="User name."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Read the password (12+ characters) from stdin instead of a random one."),
+    file: str = typer.Option(None, "--file", help=_USERS_FILE_HELP),
+) -> None:
+    """Give a user a new password (printed once); their open sessions end."""
+    from agentaudit.dashboard import set_password
+
+    path = _users_path(file)
+    secret = _users_call(set_password, path, name, _read_password(password_stdin))
+    typer.echo(f"new password for {name} in {path}" + ("" if password_stdin else f": {secret}"))
+
+
+@users_app.command("remove")
+def users_remove(name: str = typer.Argument(..., help="User name."),
+                 file: str = typer.Option(None, "--file", help=_USERS_FILE_HELP)) -> None:
+    """Remove a user; their open sessions end."""
+    from agentaudit.dashboard import remove_user
+
+    path = _users_path(file)
+    _users_call(remove_user, path, name)
+    typer.echo(f"removed {name} from {path}")
+
+
+@users_app.command("list")
+def users_list(file: str = typer.Option(None, "--file", help=_USERS_FILE_HELP)) -> None:
+    """List users, teams, roles and how each signs in (never the hashes)."""
+    from agentaudit.dashboard import read_users
+    from agentaudit.dashboard.auth import NO_PASSWORD
+
+    for c in _users_call(read_users, _users_path(file)).values():
+        typer.echo(f"{c.user.name}\t{c.user.team or '-'}\t{c.user.role}\t"
+                   f"{'oidc' if c.hash == NO_PASSWORD else 'password'}")
 
 
 def main() -> None:
