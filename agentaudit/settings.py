@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["KafkaSettings", "StoreSettings", "TopicNames"]
+__all__ = ["KafkaSecurity", "KafkaSettings", "StoreSettings", "TopicNames"]
 
 _ENV = SettingsConfigDict(env_prefix="AGENTAUDIT_", frozen=True, extra="ignore")
 
@@ -30,17 +30,91 @@ class TopicNames(BaseSettings):
     repartition: str = "agentaudit.actions.by-key"
 
 
+class KafkaSecurity(BaseSettings):
+    """How every Kafka client authenticates (SASL) and encrypts (TLS). ``AGENTAUDIT_KAFKA_<NAME>`` sets each.
+
+    The SDK, sink, rules worker, control listener, dashboard and CLI all build their librdkafka
+    config from this one object (through :class:`KafkaSettings`), so one set of variables
+    configures them all. Passwords are ``SecretStr``: repr, str, ``model_dump`` and validation
+    errors show ``**********``.
+
+    :param security_protocol: ``AGENTAUDIT_KAFKA_SECURITY_PROTOCOL``, default ``PLAINTEXT``
+        (no authentication; the embedded tansu broker only speaks this). ``SASL_SSL`` in production.
+    :param sasl_mechanism: ``AGENTAUDIT_KAFKA_SASL_MECHANISM``, default ``SCRAM-SHA-512``; ``PLAIN``
+        sends the password itself, so use it only under TLS.
+    :param sasl_username: ``AGENTAUDIT_KAFKA_SASL_USERNAME``, the principal (``User:<name>`` in ACLs).
+    :param sasl_password: ``AGENTAUDIT_KAFKA_SASL_PASSWORD``, masked when printed.
+    :param ssl_ca_location: ``AGENTAUDIT_KAFKA_SSL_CA_LOCATION``, PEM file of the CA that signed the
+        broker's certificate; default the system trust store.
+    :param ssl_certificate_location: ``AGENTAUDIT_KAFKA_SSL_CERTIFICATE_LOCATION``, client certificate (mTLS).
+    :param ssl_key_location: ``AGENTAUDIT_KAFKA_SSL_KEY_LOCATION``, client private key (mTLS).
+    :param ssl_key_password: ``AGENTAUDIT_KAFKA_SSL_KEY_PASSWORD``, masked when printed.
+    :param ssl_check_hostname: ``AGENTAUDIT_KAFKA_SSL_CHECK_HOSTNAME``, default true: the broker's
+        certificate must name the host dialled.
+
+    Example::
+
+        KafkaSettings(bootstrap_servers="kafka:9094", security=KafkaSecurity(
+            security_protocol="SASL_SSL", sasl_username="agent", sasl_password="...",
+            ssl_ca_location="/etc/agentaudit/kafka-ca.pem"))
+    """
+
+    # hide_input_in_errors: a ValidationError would otherwise quote the raw password it was given.
+    model_config = SettingsConfigDict(env_prefix="AGENTAUDIT_KAFKA_", frozen=True, extra="ignore",
+                                      hide_input_in_errors=True)
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol.endswith("SSL")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecurity:
+        # A half-configured client would silently connect without the protection asked for.
+        if self.uses_sasl and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(f"security_protocol {self.security_protocol} needs AGENTAUDIT_KAFKA_SASL_USERNAME "
+                             "and AGENTAUDIT_KAFKA_SASL_PASSWORD")
+        if not self.uses_sasl and (self.sasl_username or self.sasl_password is not None):
+            raise ValueError(f"SASL credentials are set but security_protocol is {self.security_protocol}, "
+                             "which sends none; set AGENTAUDIT_KAFKA_SECURITY_PROTOCOL=SASL_SSL "
+                             "(or SASL_PLAINTEXT on loopback)")
+        tls_files = (self.ssl_ca_location, self.ssl_certificate_location, self.ssl_key_location)
+        if not self.uses_tls and any(tls_files):
+            raise ValueError(f"TLS files are set but security_protocol is {self.security_protocol}, which does "
+                             "not use TLS; set AGENTAUDIT_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SSL")
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            raise ValueError("mTLS needs both AGENTAUDIT_KAFKA_SSL_CERTIFICATE_LOCATION and "
+                             "AGENTAUDIT_KAFKA_SSL_KEY_LOCATION")
+        return self
+
+
 class KafkaSettings(BaseSettings):
-    """Where the broker is and how messages are framed.
+    """Where the broker is, how clients authenticate to it, and how messages are framed.
 
     :param bootstrap_servers: ``AGENTAUDIT_BOOTSTRAP_SERVERS``, default ``127.0.0.1:9092``.
     :param schema_registry_url: ``AGENTAUDIT_SCHEMA_REGISTRY_URL``; when set, messages use the
         Confluent wire format instead of Avro single-object encoding.
     :param max_message_bytes: ``AGENTAUDIT_MAX_MESSAGE_BYTES``; larger messages go to the DLQ.
     :param partitions: ``AGENTAUDIT_PARTITIONS``, partitions for topics agentaudit creates.
+    :param security: SASL and TLS, from ``AGENTAUDIT_KAFKA_*`` (see :class:`KafkaSecurity`).
     """
 
-    model_config = _ENV
+    # hide_input_in_errors: a nested ``security`` dict would otherwise be quoted with its password.
+    model_config = SettingsConfigDict(env_prefix="AGENTAUDIT_", frozen=True, extra="ignore",
+                                      hide_input_in_errors=True)
 
     bootstrap_servers: str = "127.0.0.1:9092"
     schema_registry_url: str | None = None
@@ -48,6 +122,7 @@ class KafkaSettings(BaseSettings):
     partitions: int = Field(default=3, gt=0)
     replication_factor: int = Field(default=1, gt=0)
     topics: TopicNames = Field(default_factory=TopicNames)
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity)
 
 
 class StoreSettings(BaseSettings):

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Start a single-node Apache Kafka (KRaft, combined broker+controller) on 127.0.0.1.
 #
-# Prints ONLY the bootstrap address on stdout (progress goes to stderr), so:
+# Prints ONLY the PLAINTEXT bootstrap address on stdout (progress goes to stderr), so:
 #   export AGENTAUDIT_TEST_BOOTSTRAP="$(bash .ci/kafka/start.sh)"
 #   .venv/bin/pytest -m broker
 #   bash .ci/kafka/stop.sh
+#
+# Two client listeners, both on loopback:
+#   PLAINTEXT       unauthenticated; User:ANONYMOUS is a super user, so the broker tier and hand runs
+#                   work as before. A CI convenience only: compose has no such listener.
+#   SASL_PLAINTEXT  SCRAM-SHA-512 (users created at format time with --add-scram) and PLAIN (static JAAS),
+#                   with the KRaft StandardAuthorizer: only `admin` is a super user, every other user
+#                   gets what ACLs grant (allow.everyone.if.no.acl.found=false).
+# Users: admin agent sink rules dashboard operator, each with a random password per start. Their
+# names, passwords and the SASL address are in $state/sasl.json (mode 0600); the address also in
+# $state/sasl_bootstrap. The tests apply agentaudit's ACLs (infra/kafka/acls.py) themselves as admin.
 #
 # Environment (all optional):
 #   AGENTAUDIT_KAFKA_VERSION  Kafka version from Maven Central (default 4.4.0)
@@ -49,12 +59,15 @@ if [[ ! -f "$jars/.complete" ]]; then
   log "fetched $(ls "$jars"/*.jar | wc -l) jars in $((SECONDS - t0))s"
 fi
 
-# 2. Fresh run dir and two free loopback ports (bind port 0, read what the OS gave).
+# 2. Fresh run dir (private: it holds passwords), three free loopback ports (bind port 0, read what
+#    the OS gave) and a random password per SASL user.
 rm -rf "$state"
 mkdir -p "$state/data" "$state/logs"
-read -r broker_port controller_port < <("$python" - <<'PY'
+chmod 700 "$state"
+users=(admin agent sink rules dashboard operator)
+read -r broker_port controller_port sasl_port < <("$python" - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(3)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -63,16 +76,43 @@ for s in socks:
 PY
 )
 bootstrap="127.0.0.1:$broker_port"
+sasl_bootstrap="127.0.0.1:$sasl_port"
+declare -A password
+for user in "${users[@]}"; do
+  password[$user]="$("$python" -c 'import secrets; print(secrets.token_urlsafe(24))')"
+done
+plain_users=""
+scram_args=()
+for user in "${users[@]}"; do
+  plain_users+=" user_$user=\"${password[$user]}\""
+  scram_args+=(--add-scram "SCRAM-SHA-512=[name=$user,password=${password[$user]}]")
+done
+pairs=()
+for user in "${users[@]}"; do pairs+=("$user" "${password[$user]}"); done
+(umask 077; "$python" -c '
+import json, sys
+users = dict(zip(sys.argv[2::2], sys.argv[3::2]))
+json.dump({"bootstrap": sys.argv[1], "security_protocol": "SASL_PLAINTEXT",
+           "mechanisms": ["SCRAM-SHA-512", "PLAIN"], "users": users}, sys.stdout, indent=2)
+' "$sasl_bootstrap" "${pairs[@]}" >"$state/sasl.json")
+echo "$sasl_bootstrap" >"$state/sasl_bootstrap"
 
-cat > "$state/server.properties" <<PROPS
+(umask 077; cat > "$state/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port,CONTROLLER://127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$broker_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port,CONTROLLER://127.0.0.1:$controller_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+# ANONYMOUS: the PLAINTEXT and CONTROLLER listeners (loopback, CI only); admin: the SASL super user.
+super.users=User:admin;User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
 log.dirs=$state/data
 num.partitions=3
 auto.create.topics.enable=true
@@ -89,6 +129,7 @@ replica.fetch.max.bytes=10485760
 socket.request.max.bytes=104857600
 log.retention.hours=1
 PROPS
+)
 
 jvm=(-Xms128m "-Xmx$heap" -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
      "-Dlog4j2.configurationFile=$here/log4j2.xml" "-Dkafka.logs.dir=$state/logs")
@@ -98,7 +139,7 @@ cp="$jars/*"
 cluster_id="$("$java" "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool random-uuid 2>>"$state/logs/storage-tool.err")" \
   || die "StorageTool random-uuid failed; see $state/logs/storage-tool.err"
 "$java" "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format --standalone \
-  -t "$cluster_id" -c "$state/server.properties" >"$state/logs/format.out" 2>&1 \
+  -t "$cluster_id" -c "$state/server.properties" "${scram_args[@]}" >"$state/logs/format.out" 2>&1 \
   || { cat "$state/logs/format.out" >&2; die "StorageTool format failed"; }
 
 # 4. Start the broker detached from our stdout (so "$(start.sh)" returns) and wait for it.
@@ -108,7 +149,7 @@ t0=$SECONDS
 pid=$!
 echo "$pid" >"$state/broker.pid"
 echo "$bootstrap" >"$state/bootstrap"
-log "starting Kafka $version as pid $pid on $bootstrap (controller 127.0.0.1:$controller_port, logs $state/logs)"
+log "starting Kafka $version as pid $pid on $bootstrap, SASL on $sasl_bootstrap (controller 127.0.0.1:$controller_port, logs $state/logs)"
 
 fail() {
   log "ERROR: $*"
@@ -125,18 +166,20 @@ until grep -q "Kafka Server started" "$state/logs/server.log" 2>/dev/null; do
 done
 
 # The port answers and, where confluent_kafka is installed, a metadata request names our broker.
-"$python" - "$bootstrap" <<'PY' || fail "broker at $bootstrap does not answer"
-import socket, sys, time
-host, port = sys.argv[1].rsplit(":", 1)
-deadline = time.monotonic() + 30
-while True:
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-        break
-    except OSError:
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.2)
+# Then the SASL listener authenticates admin with SCRAM-SHA-512.
+"$python" - "$bootstrap" "$sasl_bootstrap" "$state/sasl.json" <<'PY' || fail "broker at $bootstrap / $sasl_bootstrap does not answer"
+import json, socket, sys, time
+for address in sys.argv[1:3]:
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 try:
     from confluent_kafka.admin import AdminClient
 except ImportError:
@@ -144,6 +187,10 @@ except ImportError:
 metadata = AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=20)
 if 1 not in metadata.brokers:
     sys.exit(f"metadata names brokers {sorted(metadata.brokers)}, expected node 1")
+admin = {"bootstrap.servers": sys.argv[2], "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
+         "sasl.username": "admin", "sasl.password": json.load(open(sys.argv[3]))["users"]["admin"]}
+if 1 not in AdminClient(admin).list_topics(timeout=20).brokers:
+    sys.exit("the SASL listener did not answer a SCRAM-SHA-512 metadata request as admin")
 PY
 log "ready in $((SECONDS - t0))s"
 echo "$bootstrap"

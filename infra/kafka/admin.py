@@ -8,11 +8,20 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka._errors import from_exception
 from agentaudit.infra.kafka._types import ConfigValue
+from agentaudit.infra.kafka.acls import Grant
 from agentaudit.infra.kafka.config import build_config
 from agentaudit.settings import KafkaSettings
 
@@ -20,6 +29,7 @@ __all__ = ["KafkaAdmin"]
 
 _ALREADY_EXISTS = "TOPIC_ALREADY_EXISTS"
 _UNKNOWN_TOPIC = "UNKNOWN_TOPIC_OR_PART"
+_NOT_ALLOWED = frozenset({"TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED"})
 
 
 class KafkaAdmin:
@@ -52,7 +62,8 @@ class KafkaAdmin:
                       config: Mapping[str, str] | None = None, timeout: float = 30.0) -> list[str]:
         """Create the topics that do not exist yet; returns the names actually created.
 
-        Existing topics are left as they are (their partition count is not changed).
+        Existing topics are left as they are (their partition count is not changed). A principal
+        without CREATE (an agent, under ACLs) passes when the topics already exist.
 
         :param partitions: default ``settings.partitions``.
         :param config: topic configs, e.g. ``{"retention.ms": "604800000"}``.
@@ -68,15 +79,48 @@ class KafkaAdmin:
         except (KafkaException, ValueError, TypeError) as exc:
             raise from_exception(exc, f"creating topics {wanted}") from exc
         created: list[str] = []
+        refused: dict[str, KafkaError] = {}
         for name, future in futures.items():
             try:
                 _result(future, timeout, "creating", name)
                 created.append(name)
             except KafkaError as exc:
-                if exc.code != _ALREADY_EXISTS:
+                if exc.code in _NOT_ALLOWED:
+                    refused[name] = exc
+                elif exc.code != _ALREADY_EXISTS:
                     raise
+        if refused:
+            self._require_existing(refused, timeout)
         self._wait_visible(wanted, timeout)
         return created
+
+    def _require_existing(self, refused: dict[str, KafkaError], timeout: float) -> None:
+        # Apache Kafka refuses CreateTopics without CREATE even for a topic that exists.
+        try:
+            existing = self._client.list_topics(timeout=timeout).topics
+        except KafkaException as exc:
+            raise from_exception(exc, f"reading metadata of topics {sorted(refused)}") from exc
+        for name, exc in refused.items():
+            if name not in existing or existing[name].error is not None:
+                raise KafkaError(f"topic {name!r} does not exist and this principal may not create it ({exc.code}); "
+                                 "have an operator create it (python -m agentaudit.infra.kafka.acls "
+                                 "--create-topics) or grant CREATE", code=exc.code, retriable=False) from exc
+
+    def create_acls(self, grants: Iterable[Grant], timeout: float = 30.0) -> None:
+        """Add ALLOW ACLs (see :func:`agentaudit.infra.kafka.acls.grants`); existing ones are kept.
+
+        Needs a principal allowed to ALTER the cluster (a super user) and a broker with an authorizer.
+        """
+        bindings = [_binding(g) for g in dict.fromkeys(grants)]
+        if not bindings:
+            return
+        try:
+            futures = self._client.create_acls(bindings, request_timeout=timeout)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise from_exception(exc, f"creating {len(bindings)} ACLs") from exc
+        for binding, future in futures.items():
+            _result(future, timeout, "creating ACL", f"{binding.principal} {binding.operation.name} "
+                                                     f"{binding.restype.name} {binding.name}")
 
     def _wait_visible(self, names: list[str], timeout: float) -> None:
         # Apache Kafka acknowledges a creation before every broker's metadata shows leaders;
@@ -159,6 +203,12 @@ class KafkaAdmin:
         except (KafkaException, KafkaError):
             return False
         return bool(metadata.brokers)
+
+
+def _binding(grant: Grant) -> AclBinding:
+    return AclBinding(ResourceType.TOPIC if grant.resource == "topic" else ResourceType.GROUP, grant.name,
+                      ResourcePatternType.PREFIXED if grant.prefixed else ResourcePatternType.LITERAL,
+                      f"User:{grant.principal}", "*", AclOperation[grant.operation], AclPermissionType.ALLOW)
 
 
 def _ready(topic: object) -> bool:
