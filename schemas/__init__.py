@@ -26,6 +26,14 @@ from agentaudit.schemas.models import (
     Status,
 )
 from agentaudit.schemas.registry import SchemaInfo, known_schemas
+from agentaudit.schemas.signing import (
+    KeyRing,
+    KeysFileError,
+    SignatureCheck,
+    SignatureVerdict,
+    SigningKey,
+    signed_message,
+)
 from agentaudit.schemas.validation import check_action
 
 __all__ = [
@@ -48,12 +56,17 @@ __all__ = [
     "IncidentLifecycleEvent",
     "IncidentState",
     "IncidentStatus",
+    "KeyRing",
+    "KeysFileError",
     "LifecycleType",
     "MessageTooLargeError",
     "Phase",
     "RuleMode",
     "SchemaError",
     "SchemaInfo",
+    "SignatureCheck",
+    "SignatureVerdict",
+    "SigningKey",
     "StreamChain",
     "Severity",
     "Status",
@@ -63,6 +76,7 @@ __all__ = [
     "command_id_for",
     "frame_body",
     "known_schemas",
+    "signed_message",
     "verify_stream",
     "verify_streams",
 ]
