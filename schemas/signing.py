@@ -56,6 +56,7 @@ __all__ = [
     "SignatureVerdict",
     "SigningKey",
     "dump_keys",
+    "load_plain_yaml",
     "public_key_text",
     "signed_message",
 ]
@@ -245,7 +246,7 @@ class KeyRing:
         except UnicodeDecodeError as exc:
             raise KeysFileError(f"{path}: not UTF-8 text: {exc}") from exc
         try:
-            document = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader that also refuses aliases
+            document = load_plain_yaml(text)
         except yaml.YAMLError as exc:
             raise KeysFileError(f"{path}: not valid YAML: {exc}") from exc
         return cls.from_document(document, source=str(path))
@@ -303,6 +304,14 @@ class _NoAliasLoader(yaml.SafeLoader):
             event = self.peek_event()
             raise yaml.YAMLError(f"aliases are not allowed (line {event.start_mark.line + 1})")
         return super().compose_node(parent, index)
+
+
+def load_plain_yaml(text: str) -> Any:
+    """Parse YAML with the safe loader, refusing anchors and aliases.
+
+    :raises yaml.YAMLError: malformed text, or an alias (named with its line).
+    """
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass that also refuses aliases
 
 
 def _entry(item: Any, index: int, source: str) -> KeyEntry:
