@@ -1,41 +1,46 @@
-"""The chDB session the store server owns, used by one request at a time.
+"""The chDB directory the store server owns, and one chDB connection per request.
 
-chDB allows one open connection per data directory per process, and a connection runs one
-statement at a time (a second concurrent call deadlocks in the engine), so every request
-takes :attr:`Engine.lock` while its statement runs.
-Each request's settings and database are brought about with ``SET``/``USE`` under that lock;
-the engine remembers what it last applied and issues only the difference, so a request sees
-exactly its own settings (all others at default) without paying a reset round trip each time.
+chDB 4.x opens any number of connections to one directory in one process; each keeps its
+own session (``USE``, ``SET``) and they run at the same time. So every request gets a fresh
+connection: its settings and database are its own, nothing of an earlier request (a failed
+statement, a half-read result, a ``SET``) can reach it, and a slow query holds only its own
+connection. Opening one costs about 2 ms.
+
+A statement is parsed, never executed, before it runs: ``parseQueryToJSON`` /
+``formatQuerySingleLine`` take the text as a bound parameter on a read-only parser
+connection, so a second statement in it is a parse error and nothing of it executes.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import queue
 import threading
-from collections import OrderedDict
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agentaudit.infra.clickhouse._errors import parse_code
 from agentaudit.infra.exceptions import StoreError
-from agentaudit.infra.store._sql import READ_AST_ROOTS, STREAM_SAFE_FORMATS, leading_keyword
+from agentaudit.infra.store._authz import Refused, check_explain_ast, check_read_ast
+from agentaudit.infra.store._sql import STREAM_SAFE_FORMATS, leading_keyword
 from agentaudit.infra.store.exceptions import StoreLockedError
 
 __all__ = ["Engine", "EngineError", "InsertStats"]
 
 _LOCK_FILE = "agentaudit-store.lock"
 _STREAMING_KEYWORDS = frozenset({"SELECT", "WITH"})
-# Statements after which the current database may be gone or renamed: USE it again next time.
-_KEEPS_DATABASE = frozenset({"SELECT", "WITH", "INSERT", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN"})
-_VERDICTS = 1024  # read-only verdicts remembered (dashboards repeat the same few queries)
 _SETTING_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_PARSERS = 2
+_TAG_PREFIX = "agentaudit-store:"
 
 
 class EngineError(Exception):
-    """A statement failed inside chDB; ``code`` is the ClickHouse exception code."""
+    """A statement failed inside chDB or was refused before it; ``code`` is the ClickHouse code."""
 
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
@@ -55,6 +60,11 @@ def _engine_error(exc: BaseException) -> EngineError:
     return EngineError(message.strip(), parse_code(message) or 1001)
 
 
+def _readonly_error(reason: str) -> EngineError:
+    return EngineError(f"Code: 164. DB::Exception: default: Cannot execute query in readonly mode: {reason}. "
+                       "(READONLY)", 164)
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -63,17 +73,23 @@ def _quote_ident(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
+def _param(text: str) -> str:
+    """A query-parameter value for ``{q:String}``: chDB reads it in TSV-escaped form."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+
+
 class Engine:
-    """Owns the chDB directory: an exclusive lock file, then the one chDB connection."""
+    """Owns the chDB directory: an exclusive lock file, then connections on demand."""
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         import chdb
 
+        self._chdb = chdb
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = self._take_directory_lock()
         try:
-            self._conn = chdb.connect(str(self.data_dir))
+            self._control = chdb.connect(str(self.data_dir))
         except Exception as exc:
             self._release_directory_lock()
             if "lock" in str(exc).lower() or "EmbeddedServer" in str(exc):
@@ -81,10 +97,13 @@ class Engine:
                     f"cannot open store directory {self.data_dir}: another process owns it ({exc}); stop that "
                     "store or pass a different --data-dir / AGENTAUDIT_STORE_DIR", code=parse_code(str(exc))) from exc
             raise StoreError(f"cannot open chDB directory {self.data_dir}: {exc}", code=parse_code(str(exc))) from exc
-        self.lock = threading.Lock()
-        self._database: str | None = None  # what the last USE selected; None: unknown, USE again
-        self._settings: dict[str, str] = {}  # settings SET on the connection; all others are at default
-        self._verdicts: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], bool] = OrderedDict()
+        self._control_lock = threading.Lock()
+        self._parsers: queue.Queue[Any] = queue.Queue()
+        for _ in range(_PARSERS):
+            parser = chdb.connect(str(self.data_dir))
+            parser.query("SET readonly = 1", "TabSeparated")
+            self._parsers.put(parser)
+        self._closed = False
         self.timezone = self._scalar("SELECT timezone()")
         self.version = self._scalar("SELECT version()")
 
@@ -114,111 +133,148 @@ class Engine:
 
     def close(self) -> None:
         """Close chDB (flushes parts) and release the directory; idempotent."""
-        with self.lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
+        with self._control_lock:
+            if self._closed:
+                return
+            self._closed = True
+            while not self._parsers.empty():
+                self._parsers.get_nowait().close()
+            self._control.close()
             self._release_directory_lock()
 
-    # -- statements (call with self.lock held) ----------------------------------------
-
     def _scalar(self, sql: str) -> str:
-        return self._conn.query(sql, "TabSeparated").bytes().decode().strip()
+        with self._control_lock:
+            return self._control.query(sql, "TabSeparated").bytes().decode().strip()
 
-    def apply(self, database: str | None, settings: Mapping[str, str]) -> None:
-        """Make ``database`` current and exactly ``settings`` set (every other setting at default).
+    # -- parsing (executes nothing) ----------------------------------------------------
 
-        Only what differs from the previous request runs (``USE``, ``SET x = ...``,
-        ``SET x = DEFAULT``): each is a chDB round trip, and most requests repeat the last one's.
-        """
-        target = database or "default"
+    @contextmanager
+    def _parser(self) -> Iterator[Any]:
+        parser = self._parsers.get()
         try:
-            if self._database != target:
-                self._database = None
-                self._conn.query(f"USE {_quote_ident(target)}", "TabSeparated")
-                self._database = target
-            for name in [n for n in self._settings if n not in settings]:
-                self._set_default(name)
+            yield parser
+        finally:
+            self._parsers.put(parser)
+
+    def _parse_call(self, function: str, sql: str) -> str:
+        with self._parser() as parser:
+            try:
+                result = parser.query(f"SELECT {function}({{q:String}})", "TSVRaw", params={"q": _param(sql)})
+            except Exception as exc:
+                raise _engine_error(exc) from exc
+        return result.bytes().decode()
+
+    def parse(self, sql: str) -> str | None:
+        """The statement's tree as ``parseQueryToJSON`` gives it; ``None`` for the few kinds it cannot
+        serialise (DESCRIBE, SHOW CREATE, ...), which are then checked single by ``formatQuerySingleLine``.
+
+        :raises EngineError: code 62 for a syntax error or more than one statement; 36 for an INSERT
+            with inline data (send its data as the body after ``INSERT ... FORMAT X``).
+        """
+        try:
+            return self._parse_call("parseQueryToJSON", sql)
+        except EngineError as exc:
+            text = str(exc)
+            if "does not support JSON serialization" not in text and "not supported by parseQueryToJSON" not in text:
+                raise
+            if "INSERT with inline data" in text:
+                raise EngineError("Code: 36. DB::Exception: agentaudit store runs an INSERT's data through the "
+                                  "input format only: send `INSERT INTO t [(cols)] FORMAT <fmt>` then the data "
+                                  "(VALUES rows included). (BAD_ARGUMENTS)", 36) from exc
+        self._parse_call("formatQuerySingleLine", sql)  # raises 62 unless exactly one statement
+        return None
+
+    def authorize_read(self, sql: str, database: str | None) -> None:
+        """Refuse (``EngineError`` 164) what a read-only session may not run (see ``_authz``)."""
+        tree = self.parse(sql)
+        try:
+            if tree is not None:
+                check_read_ast(tree, database)
+                return
+            with self._parser() as parser:  # one statement (checked above): EXPLAIN AST only parses it
+                try:
+                    explain = parser.query(f"EXPLAIN AST {sql}", "TSVRaw").bytes().decode()
+                except Exception as exc:
+                    raise _engine_error(exc) from exc
+            check_explain_ast(explain, database)
+        except Refused as exc:
+            raise _readonly_error(str(exc)) from exc
+
+    def check_insert_head(self, head: str, fmt: str) -> str:
+        """``INSERT INTO t [(cols)] [SETTINGS ...]`` checked to be exactly that (no SELECT, no data);
+        returns the head to hand to chDB's streaming insert."""
+        import json
+
+        tree = json.loads(self._parse_call("parseQueryToJSON", f"{head} FORMAT {fmt}"))
+        if tree.get("type") != "InsertQuery" or tree.get("select") is not None or tree.get("infile") is not None:
+            raise EngineError("Code: 62. DB::Exception: an INSERT with a body must be `INSERT INTO t [(cols)] "
+                              "FORMAT <fmt>` followed by the data. (SYNTAX_ERROR)", 62)
+        return head
+
+    # -- running -----------------------------------------------------------------------
+
+    def open(self, database: str | None, settings: Mapping[str, str], *, readonly: bool) -> _Connection:
+        """A fresh connection with ``database`` current and exactly ``settings`` set, then
+        ``readonly = 1`` when asked (from then on the engine refuses any change of setting)."""
+        tag = _TAG_PREFIX + uuid.uuid4().hex
+        try:
+            conn = self._chdb.connect(str(self.data_dir))
+        except Exception as exc:
+            raise _engine_error(exc) from exc
+        try:
+            if database:
+                conn.query(f"USE {_quote_ident(database)}", "TabSeparated")
             for name, value in settings.items():
-                if self._settings.get(name) == value:
-                    continue
                 if not name or not set(name) <= _SETTING_NAME_OK:
                     raise EngineError(f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)", 115)
-                self._conn.query(f"SET {name} = {_quote(value)}", "TabSeparated")
-                self._settings[name] = value
+                conn.query(f"SET {name} = {_quote(value)}", "TabSeparated")
+            conn.query(f"SET log_comment = {_quote(tag)}", "TabSeparated")
+            if readonly:
+                conn.query("SET readonly = 1", "TabSeparated")
         except EngineError:
+            conn.close()
             raise
         except Exception as exc:
+            conn.close()
             raise _engine_error(exc) from exc
+        return _Connection(conn, tag)
 
-    def _set_default(self, name: str) -> None:
-        del self._settings[name]
-        try:
-            self._conn.query(f"SET {name} = DEFAULT", "TabSeparated")
-        except Exception:  # noqa: BLE001,S110 - a setting that cannot be reset was never applied
-            pass
+    def kill(self, tag: str) -> None:
+        """Cancel the statement running on the connection tagged ``tag`` (its client went away)."""
+        if not tag.startswith(_TAG_PREFIX) or not set(tag[len(_TAG_PREFIX):]) <= set("0123456789abcdef"):
+            return
+        with self._control_lock:
+            if not self._closed:
+                try:
+                    self._control.query(f"KILL QUERY WHERE Settings['log_comment'] = {_quote(tag)} ASYNC",
+                                        "TabSeparated")
+                except Exception:  # noqa: BLE001,S110 - the query may have just finished
+                    pass
 
-    def is_read_only_statement(self, sql: str, params: Mapping[str, str]) -> bool:
-        """ClickHouse's own parser decides whether ``sql`` only reads (for ``readonly`` requests).
 
-        Parsed with default settings (a request's own limits must not break the check); verdicts
-        are remembered, so a repeated dashboard query is not parsed again.
-        """
-        key = (sql, tuple(sorted(params.items())))
-        verdict = self._verdicts.get(key)
-        if verdict is not None:
-            self._verdicts.move_to_end(key)
-            return verdict
-        for name in list(self._settings):
-            self._set_default(name)
-        try:
-            ast = self._conn.query(f"EXPLAIN AST {sql}", "TabSeparated", params=dict(params)).bytes()
-        except Exception as exc:
-            raise _engine_error(exc) from exc
-        lines = ast.decode(errors="replace").splitlines()
-        root = lines[0].split(" ", 1)[0] if lines else ""
-        # SELECT ... INTO OUTFILE writes a file on this machine.
-        verdict = root in READ_AST_ROOTS and not any("INTO OUTFILE" in line.upper() for line in lines)
-        self._verdicts[key] = verdict
-        if len(self._verdicts) > _VERDICTS:
-            self._verdicts.popitem(last=False)
-        return verdict
+class _Connection:
+    """One request's chDB connection; closed after its statement."""
+
+    def __init__(self, conn: Any, tag: str) -> None:
+        self._conn = conn
+        self.tag = tag
+
+    def close(self) -> None:
+        self._conn.close()
 
     def execute(self, sql: str, fmt: str, params: Mapping[str, str]) -> Iterator[bytes]:
         """Run ``sql``; yields result chunks (SELECTs in block-concatenable formats stream block by
         block; Arrow, Parquet, JSON etc. come whole because each block would repeat the file header).
-        ``fmt`` is the effective output format (the query's own FORMAT clause wins).
-
-        The first chunk is produced eagerly by callers that need to send an error status.
         """
         keyword = leading_keyword(sql)
-        if keyword not in _KEEPS_DATABASE:
-            self._database = None  # DROP/RENAME/DETACH may have removed it
         try:
             if keyword in _STREAMING_KEYWORDS and fmt in STREAM_SAFE_FORMATS:
-                stream = self._conn.send_query(sql, fmt, params=dict(params))
-                return self._drain(stream)
+                return _drain(self._conn.send_query(sql, fmt, params=dict(params)))
             result = self._conn.query(sql, fmt, params=dict(params))
         except Exception as exc:
             raise _engine_error(exc) from exc
         data = result.bytes()
         return iter((data,) if data else ())
-
-    @staticmethod
-    def _drain(stream: Any) -> Iterator[bytes]:
-        try:
-            while True:
-                try:
-                    chunk = next(stream)
-                except StopIteration:
-                    return
-                except Exception as exc:
-                    raise _engine_error(exc) from exc
-                data = chunk.bytes()
-                if data:
-                    yield data
-        finally:
-            stream.close()
 
     def insert(self, head: str, fmt: str, chunks: Iterable[bytes]) -> InsertStats:
         """Stream FORMAT-encoded ``chunks`` into ``head`` (``INSERT INTO t [(cols)] [SETTINGS ...]``)."""
@@ -237,3 +293,19 @@ class Engine:
             except Exception as exc:
                 raise _engine_error(exc) from exc
         return InsertStats(rows=result.rows_written, bytes=result.bytes_written)
+
+
+def _drain(stream: Any) -> Iterator[bytes]:
+    try:
+        while True:
+            try:
+                chunk = next(stream)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise _engine_error(exc) from exc
+            data = chunk.bytes()
+            if data:
+                yield data
+    finally:
+        stream.close()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["READ_AST_ROOTS", "STREAM_SAFE_FORMATS", "is_multi_statement", "leading_keyword", "output_format",
-           "split_insert"]
+__all__ = ["STREAM_SAFE_FORMATS", "leading_keyword", "output_format", "split_insert"]
 
 # Formats whose per-block outputs concatenate into one valid stream (no file header/footer).
 STREAM_SAFE_FORMATS = frozenset({
@@ -20,32 +19,10 @@ _KEYWORD = re.compile(r"[\s(]*([A-Za-z]+)")
 _INSERT_FORMAT = re.compile(rb"\A(?P<head>\s*INSERT\b.*?)\bFORMAT\s+(?P<fmt>[A-Za-z0-9_]+)[ \t]*(?:\r?\n)?",
                             re.IGNORECASE | re.DOTALL)
 
+# INSERT ... VALUES <rows>: the rows go through the Values input format, never the SQL executor.
+_INSERT_VALUES = re.compile(rb"\A(?P<head>\s*INSERT\b[^'\"]*?)\bVALUES\b[ \t\r\n]*", re.IGNORECASE | re.DOTALL)
 _NOT_A_FORMAT_HEAD = re.compile(r"'|\bVALUES\b|\bSELECT\b", re.IGNORECASE)
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
-
-# Roots of `EXPLAIN AST` that only read: what a read-only request may run.
-READ_AST_ROOTS = frozenset({
-    "SelectWithUnionQuery", "SelectIntersectExceptQuery", "SelectQuery", "ShowTables", "DescribeQuery",
-    "ExistsTableQuery", "ExistsDatabaseQuery", "ExistsDictionaryQuery", "ExistsViewQuery",
-    "ShowCreateTableQuery", "ShowCreateDatabaseQuery", "ShowCreateViewQuery", "ShowCreateDictionaryQuery",
-    "Explain", "ShowProcesslistQuery", "ShowColumns", "ShowIndexes", "ShowSettingQuery", "ShowEnginesQuery",
-    "ShowFunctionsQuery",
-})
-
-
-_TOKENS = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`(?:[^`\\]|\\.)*`|--[^\n]*|#[^\n]*|/\*.*?\*/|;""",
-                     re.DOTALL)
-
-
-def is_multi_statement(sql: str) -> bool:
-    """Whether ``sql`` holds a second statement after a ``;`` (outside strings and comments).
-
-    ClickHouse's HTTP interface refuses those; chDB would run them all on the shared session.
-    """
-    for match in _TOKENS.finditer(sql):
-        if match.group() == ";" and _COMMENTS.sub("", sql[match.end():]).strip(" \t\r\n;"):
-            return True
-    return False
 
 
 def leading_keyword(sql: str) -> str:
@@ -61,13 +38,24 @@ def output_format(sql: str, default: str) -> str:
 
 
 def split_insert(sql: bytes) -> tuple[str, str, bytes] | None:
-    """``INSERT ... FORMAT X<newline>data`` -> (``INSERT ...``, ``X``, the data bytes seen so far).
+    """``INSERT ... FORMAT X<newline>data`` -> (``INSERT ...``, ``X``, the data bytes seen so far);
+    ``INSERT ... VALUES rows`` -> (``INSERT ...``, ``Values``, the rows). The head is then checked
+    by ClickHouse's parser (``Engine.check_insert_head``), so a wrong split is refused, never run.
 
     Works on bytes because the data after the header is often binary (Native, RowBinary).
     """
     match = _INSERT_FORMAT.match(sql)
-    if match is None:
-        return None
+    if match is None or _NOT_A_FORMAT_HEAD.search(_QUOTED.sub("", match.group("head").decode(errors="replace"))):
+        values = _INSERT_VALUES.match(sql)
+        if values is None:
+            return None
+        try:
+            head = values.group("head").decode()
+        except UnicodeDecodeError:
+            return None
+        if re.search(r"\bSELECT\b", head, re.IGNORECASE):
+            return None
+        return head.strip(), "Values", sql[values.end():]
     try:
         head = match.group("head").decode()
     except UnicodeDecodeError:

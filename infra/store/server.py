@@ -6,17 +6,21 @@ production ClickHouse server.
 
 What differs from a ClickHouse server (chDB is an embedded engine with one session):
 
-- statements run one at a time (one chDB connection; each still uses all cores), with the
-  request's settings and database applied by ``SET``/``USE`` (only what differs from the
-  previous request, so every request sees exactly its own settings);
-- ``SET``/``USE`` statements are kept per HTTP ``session_id``; temporary tables are not
-  per session (avoid them); multi-statement requests are refused, as ClickHouse does;
-- ``readonly`` requests are checked with ClickHouse's parser (``EXPLAIN AST``): only
-  SELECT/SHOW/DESCRIBE/EXISTS/EXPLAIN run;
-- request bodies and results are spooled (memory, then a temp file) so the engine is never
-  held while the network is slow; results stream out after the statement has finished;
-- one user: an optional password; anyone who has it can run any SQL (including ``file()``)
-  as this process, so keep the default loopback bind unless you mean it.
+- each request runs on its own chDB connection (its settings and database only, nothing left
+  from another request), in one of two lanes: reads (bounded, with a bounded wait queue) and
+  writes (inserts and DDL), so readers cannot starve the sink's inserts;
+- every statement is parsed by ClickHouse's parser before anything runs (``parseQueryToJSON``
+  with the text as a bound parameter): more than one statement never reaches the engine, and an
+  INSERT's data goes only through its input format;
+- read-only sessions (``readonly`` set, or the ``reader`` user) run with ``readonly = 1`` on
+  their connection plus an allow-list on the parse tree (see ``_authz``): tables of the
+  agentaudit databases, no files, no URLs, no system tables that show the host;
+- limits (:class:`StoreLimits`): execution time, memory, result size, body and statement size
+  (checked before the body is read, after authentication), a query is killed when its client
+  disconnects;
+- two users: ``default`` (``password``, any SQL, as this process: keep the loopback bind) and
+  ``reader`` (``reader_password``, always read-only); ``SET``/``USE`` are kept per HTTP
+  ``session_id``; temporary tables are not supported.
 
 >>> server = StoreServer("./.agentaudit/store", port=0)
 >>> server.start_in_thread()
@@ -42,11 +46,15 @@ from urllib.parse import parse_qsl, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agentaudit.infra.store._authz import DENIED_DATABASES
 from agentaudit.infra.store._codecs import compressor, decompress_stream, pick_encoding
 from agentaudit.infra.store._engine import Engine, EngineError
+from agentaudit.infra.store._lanes import Lane, LaneFullError
+from agentaudit.infra.store._limits import StoreLimits
 from agentaudit.infra.store._metrics import StoreMetrics
 from agentaudit.infra.store._sessions import Session, Sessions, parse_set, parse_use
-from agentaudit.infra.store._sql import is_multi_statement, leading_keyword, output_format, split_insert
+from agentaudit.infra.store._sql import leading_keyword, output_format, split_insert
+from agentaudit.infra.store._watch import watch_disconnect
 
 __all__ = ["StoreServer"]
 
@@ -54,6 +62,8 @@ _log = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 20
 _SPOOL_MEMORY = 32 << 20  # larger request bodies and results go to a temporary file
+_SPOOL_SLACK = 1 << 20  # a result may pass max_result_bytes by one block before the engine stops it
+_READ_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN"})
 # Query-string keys that are HTTP-interface controls, not ClickHouse settings to SET.
 _NOT_SETTINGS = frozenset({
     "query", "database", "default_format", "user", "password", "query_id", "session_id", "session_timeout",
@@ -62,6 +72,13 @@ _NOT_SETTINGS = frozenset({
     "cancel_http_readonly_queries_on_client_close", "add_http_cors_header", "readonly",
 })
 _DISPLAY_NAME = "agentaudit-store"
+READER_USER = "reader"
+# Settings a read-only request may not set at all (the limits are clamped instead, see _read_settings).
+_READER_DENIED_SETTINGS = frozenset({
+    "allow_introspection_functions", "allow_ddl", "log_comment", "use_query_cache", "enable_writes_to_query_cache",
+    "enable_reads_from_query_cache", "query_cache_share_between_users", "max_concurrent_queries_for_user",
+    "workload", "priority", "os_thread_priority", "function_sleep_max_microseconds_per_block",
+})
 
 
 class _HTTPError(Exception):
@@ -84,16 +101,27 @@ class StoreServer:
     :param host: interface to bind, default ``127.0.0.1`` (loopback only).
     :param port: TCP port, default 8123; 0 picks a free one (see :attr:`port`).
     :param password: when set, every request must carry it (``X-ClickHouse-Key``, basic auth or
-        the ``password`` query parameter); env ``AGENTAUDIT_STORE_PASSWORD`` at the CLI.
+        the ``password`` query parameter) for user ``default``; env ``AGENTAUDIT_STORE_PASSWORD``.
+    :param reader_password: password of user ``reader``, whose every request is read-only; env
+        ``AGENTAUDIT_STORE_READER_PASSWORD``. Unset: no ``reader`` user.
+    :param limits: :class:`StoreLimits`, default from ``AGENTAUDIT_STORE_*`` at the CLI.
+    :param protect_metrics: ``/metrics`` needs a password too (when one is set), default True.
     :raises StoreLockedError: another process already serves ``data_dir``.
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8123,
-                 password: str | None = None) -> None:
+                 password: str | None = None, *, reader_password: str | None = None,
+                 limits: StoreLimits | None = None, protect_metrics: bool = True) -> None:
+        self.limits = limits or StoreLimits()
         self.engine = Engine(data_dir)
         self.metrics = StoreMetrics()
         self.sessions = Sessions()
         self.password = password or None
+        self.reader_password = reader_password or None
+        self.protect_metrics = protect_metrics
+        lim = self.limits
+        self.read_lane = Lane("reads", lim.max_concurrent_reads, lim.max_queued_reads, lim.read_queue_timeout)
+        self.write_lane = Lane("writes", lim.max_concurrent_writes, 1024, 300.0)
         try:
             self._httpd = _Server((host, port), _Handler)
         except OSError:
@@ -182,22 +210,31 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path.rstrip("/") or "/"
         if path == "/ping" or (path == "/" and "query" not in params and self.command == "GET"):
             store.metrics.requests.labels("ping").inc()
-            self._drain_body()
-            self._respond_simple(200, b"Ok.\n", "text/plain; charset=UTF-8")
+            self._respond_simple(200, b"Ok.\n", "text/plain; charset=UTF-8", close=self._has_body())
             return
         if path == "/metrics":
-            self._drain_body()
-            self._respond_simple(200, generate_latest(store.metrics.registry), CONTENT_TYPE_LATEST)
+            try:
+                if store.protect_metrics:
+                    self._authenticate(params)
+            except _HTTPError as exc:
+                self._error(exc)
+                return
+            self._respond_simple(200, generate_latest(store.metrics.registry), CONTENT_TYPE_LATEST,
+                                 close=self._has_body())
             return
         if path != "/":
-            self._drain_body()
             self._error(_HTTPError(404, 0, f"Code: 0. DB::Exception: There is no handle {parts.path}. (UNKNOWN)"))
             return
         kind = "query"
         started = time.perf_counter()
         try:
-            self._authenticate(params)
-            kind = self._run(params)
+            forced_readonly = self._authenticate(params)
+            self._check_body_size()
+            kind = self._run(params, forced_readonly)
+        except LaneFullError as exc:
+            store.metrics.errors.labels("202").inc()
+            self._error(_HTTPError(503, 202, f"Code: 202. DB::Exception: Too many simultaneous queries ({exc}); "
+                                             "retry later. (TOO_MANY_SIMULTANEOUS_QUERIES)"))
         except _HTTPError as exc:
             store.metrics.errors.labels(str(exc.code)).inc()
             self._error(exc)
@@ -212,30 +249,59 @@ class _Handler(BaseHTTPRequestHandler):
             store.metrics.requests.labels(kind).inc()
             store.metrics.latency.labels(kind).observe(time.perf_counter() - started)
 
-    def _authenticate(self, params: dict[str, str]) -> None:
-        expected = self.server.store.password
-        if expected is None:
-            return
+    def _authenticate(self, params: dict[str, str]) -> bool:
+        """Check the user and password before any of the body is read; True: a read-only user."""
+        store = self.server.store
+        user = self.headers.get("X-ClickHouse-User") or params.get("user")
         supplied = self.headers.get("X-ClickHouse-Key") or params.get("password")
         auth = self.headers.get("Authorization", "")
-        if supplied is None and auth.lower().startswith("basic "):
+        if auth.lower().startswith("basic "):
             try:
-                supplied = base64.b64decode(auth[6:].strip()).decode().partition(":")[2]
+                basic_user, _, basic_password = base64.b64decode(auth[6:].strip()).decode().partition(":")
             except ValueError:
-                supplied = None
-        if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
-            self._drain_body()
-            user = self.headers.get("X-ClickHouse-User") or params.get("user") or "default"
-            raise _HTTPError(401, 516, f"Code: 516. DB::Exception: {user}: Authentication failed: password is "
+                basic_user, basic_password = "", None
+            user = user or basic_user
+            supplied = supplied if supplied is not None else basic_password
+        user = user or "default"
+        if user == READER_USER and store.reader_password is not None:
+            expected: str | None = store.reader_password
+        elif user == "default":
+            expected = store.password
+            if expected is None:
+                return False
+        else:
+            expected = None
+        if expected is None or supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
+            raise _HTTPError(401, 516, f"Code: 516. DB::Exception: {user[:64]}: Authentication failed: password is "
                                        "incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)")
+        return user == READER_USER
+
+    def _check_body_size(self) -> None:
+        """Refuse an announced body over the limit before reading a byte of it."""
+        limit = self.server.store.limits.max_body_bytes
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise _HTTPError(400, 1001, "Code: 1001. DB::Exception: bad Content-Length. (STD_EXCEPTION)") from None
+        if length > limit:
+            raise _body_too_large(limit, length)
 
     def _body_chunks(self) -> Iterator[bytes]:
         """The raw request body (Content-Length or chunked), in pieces, counted in metrics."""
         counter = self.server.store.metrics.bytes_in
+        limit = self.server.store.limits.max_body_bytes
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            total = 0
             while True:
                 size_line = self.rfile.readline(1024)
-                size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                try:
+                    size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                except ValueError:
+                    raise _HTTPError(400, 33, "Code: 33. DB::Exception: bad chunk size in a chunked request "
+                                              "body. (CANNOT_READ_ALL_DATA)") from None
+                total += size
+                if total > limit:
+                    raise _body_too_large(limit, total)
                 if size == 0:
                     while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
@@ -263,17 +329,19 @@ class _Handler(BaseHTTPRequestHandler):
         return (self.headers.get("Transfer-Encoding", "").lower() == "chunked"
                 or int(self.headers.get("Content-Length") or 0) > 0)
 
-    def _drain_body(self) -> None:
-        for _ in self._body_chunks():
-            pass
-
     def _decoded_body(self, params: dict[str, str]) -> Iterator[bytes]:
         if params.get("decompress") == "1":
             raise _HTTPError(400, 48, "Code: 48. DB::Exception: ClickHouse's native compressed request format "
                                       "(decompress=1) is not supported by agentaudit store; use HTTP "
                                       "Content-Encoding. (NOT_IMPLEMENTED)")
+        limit = self.server.store.limits.max_body_bytes
+        total = 0
         try:
-            yield from decompress_stream(self._body_chunks(), self.headers.get("Content-Encoding"))
+            for chunk in decompress_stream(self._body_chunks(), self.headers.get("Content-Encoding")):
+                total += len(chunk)
+                if total > limit:
+                    raise _body_too_large(limit, total, decoded=True)
+                yield chunk
         except _HTTPError:
             raise
         except Exception as exc:  # noqa: BLE001 - any codec failure is a bad request
@@ -282,16 +350,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- the request -------------------------------------------------------------------
 
-    def _run(self, params: dict[str, str]) -> str:
+    def _run(self, params: dict[str, str], forced_readonly: bool) -> str:
         store = self.server.store
-        engine = store.engine
+        engine, limits = store.engine, store.limits
         body = self._decoded_body(params)
         if "query" in params:
             text = params["query"].encode()
             insert = split_insert(text)
             if insert is None and self._has_body():
                 # ClickHouse runs query parameter + body as one statement (e.g. "INSERT ... VALUES" + rows).
-                text = text + b"\n" + b"".join(body)
+                text = text + b"\n" + _read_at_most(body, limits.max_query_bytes - len(text))
                 insert = split_insert(text)
                 body = iter(())
         else:
@@ -304,17 +372,18 @@ class _Handler(BaseHTTPRequestHandler):
             text = bytes(head)
             insert = split_insert(text)
             if insert is None:
-                text += b"".join(body)
+                text += _read_at_most(body, limits.max_query_bytes - len(text))
                 body = iter(())
         try:
             query = insert[0] if insert is not None else text.decode()
         except UnicodeDecodeError as exc:
             raise _HTTPError(400, 1001, f"Code: 1001. DB::Exception: query is not valid UTF-8: {exc}. (STD_EXCEPTION)") from exc
+        if len(query) > limits.max_query_bytes:
+            raise _HTTPError(413, 62, f"Code: 62. DB::Exception: Max query size exceeded: the statement text is over "
+                                      f"{limits.max_query_bytes} bytes (AGENTAUDIT_STORE_MAX_QUERY_BYTES); send insert "
+                                      "data after `INSERT ... FORMAT X`. (SYNTAX_ERROR)")
         if not query.strip():
             raise _HTTPError(400, 62, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
-        if is_multi_statement(query):
-            raise _HTTPError(400, 62, "Code: 62. DB::Exception: Syntax error (Multi-statements are not allowed): "
-                                      "send one statement per request. (SYNTAX_ERROR)")
         bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         session = None
         if params.get("session_id"):
@@ -324,7 +393,9 @@ class _Handler(BaseHTTPRequestHandler):
                         if k not in _NOT_SETTINGS and not k.startswith(("param_", "http_")))
         database = (self.headers.get("X-ClickHouse-Database") or params.get("database")
                     or (session.database if session else None))
-        readonly = settings.pop("readonly", "0") not in ("0", "") or params.get("readonly", "0") not in ("0", "")
+        readonly = (forced_readonly or settings.pop("readonly", "0") not in ("0", "")
+                    or params.get("readonly", "0") not in ("0", ""))
+        settings.pop("readonly", None)
         if insert is None and leading_keyword(query) in ("SET", "USE"):
             self._session_statement(query, session, database, settings, readonly)
             return "command"
@@ -333,46 +404,68 @@ class _Handler(BaseHTTPRequestHandler):
         fmt = output_format(query, fmt) if insert is None else fmt
         encoding = pick_encoding(self.headers.get("Accept-Encoding")) \
             if params.get("enable_http_compression") == "1" else None
+        # Authorization: parsed by ClickHouse's parser, nothing executed yet.
         if insert is not None:
-            # Take the whole body off the network before taking the engine lock, so a slow
-            # uploader never stalls other requests (memory up to _SPOOL_MEMORY, then disk).
-            upload = _spool(_prefixed(insert[2], body))
-        with engine.lock:
-            # Checked before SET: the request's own limits (max_result_rows, ...) must not hit the check.
-            if readonly and (insert is not None or not engine.is_read_only_statement(query, bind)):
+            if readonly:
                 raise _HTTPError(403, 164, "Code: 164. DB::Exception: default: Cannot execute query in readonly "
                                            "mode. (READONLY)")
-            engine.apply(database, settings)
-            if insert is not None:
-                stats = engine.insert(insert[0], insert[1], _unspool(upload))
-            else:
-                # The result is spooled too and sent after the lock is released: a client that
-                # reads slowly, or queries again while iterating a stream, cannot block the engine.
-                result = _spool(engine.execute(query, fmt, bind))
+            engine.check_insert_head(insert[0], insert[1])
+        elif readonly:
+            engine.authorize_read(query, database)
+        else:
+            engine.parse(query)
         if insert is not None:
+            # Take the whole body off the network before taking a lane, so a slow uploader never
+            # holds a slot (memory up to _SPOOL_MEMORY, then disk).
+            upload = _spool(_prefixed(insert[2], body))
+            with store.write_lane.slot():
+                conn = engine.open(database, _write_settings(limits, settings), readonly=False)
+                try:
+                    stats = conn.insert(insert[0], insert[1], _unspool(upload))
+                finally:
+                    conn.close()
             store.metrics.rows_inserted.inc(stats.rows)
             summary = {"written_rows": stats.rows, "written_bytes": stats.bytes}
             self._respond_stream(iter(()), query_id, fmt, summary, encoding, 0)
             return "insert"
+        reading = readonly or leading_keyword(query) in _READ_KEYWORDS
+        lane = store.read_lane if reading else store.write_lane
+        with lane.slot():
+            conn = engine.open(database, _read_settings(limits, settings) if readonly
+                               else _write_settings(limits, settings), readonly=readonly)
+            try:
+                with watch_disconnect(self.connection, lambda: engine.kill(conn.tag)):
+                    # Spooled, then sent after the connection is closed and the slot freed: a client
+                    # that reads slowly cannot hold either.
+                    result = _spool(conn.execute(query, fmt, bind), limits.max_result_bytes + _SPOOL_SLACK)
+            finally:
+                conn.close()
         size = result.tell()
         self._respond_stream(_unspool(result), query_id, fmt, {"result_bytes": size}, encoding, size)
         return "query" if size or _is_select(query) else "command"
 
     def _session_statement(self, query: str, session: Session | None, database: str | None,
                            settings: dict[str, str], readonly: bool) -> None:
-        """SET/USE: validated on the engine, kept in the HTTP session (never left on the shared engine)."""
-        engine = self.server.store.engine
+        """SET/USE: checked single and validated on a connection, kept in the HTTP session only."""
+        store = self.server.store
+        store.engine.parse(query)  # exactly one statement, or refused before anything runs
         assignments = parse_set(query)
         target = parse_use(query)
         if assignments is None and target is None:
             raise _HTTPError(400, 62, f"Code: 62. DB::Exception: agentaudit store understands only "
                                       f"`SET name = value, ...` and `USE db` here: {query[:200]}. (SYNTAX_ERROR)")
-        if readonly and assignments and "readonly" in assignments:
+        if readonly and assignments and "readonly" in assignments and assignments["readonly"] not in ("1", "2"):
             raise _HTTPError(403, 164, "Code: 164. DB::Exception: Cannot modify 'readonly' setting in readonly "
                                        "mode. (READONLY)")
-        with engine.lock:
-            checked = {k: v for k, v in (assignments or {}).items() if k != "readonly"}
-            engine.apply(target or database, {**settings, **checked})  # raises 115 / 81 when wrong
+        if readonly and target is not None and target.lower() in DENIED_DATABASES:
+            raise _HTTPError(403, 164, f"Code: 164. DB::Exception: database {target} is not readable by a "
+                                       "read-only session. (READONLY)")
+        checked = {k: v for k, v in (assignments or {}).items() if k != "readonly"}
+        merged = {**settings, **checked}
+        with store.read_lane.slot():
+            conn = store.engine.open(target or database, _read_settings(store.limits, merged) if readonly
+                                     else merged, readonly=readonly)  # raises 115 / 81 / 164 when wrong
+            conn.close()
         if session is not None:
             if assignments:
                 session.settings.update(assignments)
@@ -422,10 +515,13 @@ class _Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
-    def _respond_simple(self, status: int, body: bytes, content_type: str) -> None:
+    def _respond_simple(self, status: int, body: bytes, content_type: str, *, close: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if close:  # an unread request body must not be taken for the next request
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -444,11 +540,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def _spool(chunks: Iterator[bytes]) -> tempfile.SpooledTemporaryFile[bytes]:
+def _spool(chunks: Iterator[bytes], limit: int | None = None) -> tempfile.SpooledTemporaryFile[bytes]:
     spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)
     try:
         for chunk in chunks:
             spool.write(chunk)
+            if limit is not None and spool.tell() > limit:
+                raise _HTTPError(500, 396, f"Code: 396. DB::Exception: Limit for result exceeded: over {limit} bytes "
+                                           "(AGENTAUDIT_STORE_MAX_RESULT_BYTES). (TOO_MANY_ROWS_OR_BYTES)")
     except BaseException:
         spool.close()
         raise
@@ -462,6 +561,48 @@ def _unspool(spool: tempfile.SpooledTemporaryFile[bytes]) -> Iterator[bytes]:
             yield chunk
     finally:
         spool.close()
+
+
+def _read_at_most(chunks: Iterator[bytes], limit: int) -> bytes:
+    """The rest of a statement's text; refused (413) past ``limit`` bytes, without reading on."""
+    out = bytearray()
+    for chunk in chunks:
+        out += chunk
+        if len(out) > limit:
+            raise _HTTPError(413, 62, "Code: 62. DB::Exception: Max query size exceeded: the statement text is over "
+                                      "AGENTAUDIT_STORE_MAX_QUERY_BYTES; send insert data after `INSERT ... FORMAT "
+                                      "X`. (SYNTAX_ERROR)")
+    return bytes(out)
+
+
+def _body_too_large(limit: int, size: int, *, decoded: bool = False) -> _HTTPError:
+    what = "decompressed request body" if decoded else "request body"
+    return _HTTPError(413, 307, f"Code: 307. DB::Exception: {what} of {size} bytes or more is over the store's limit "
+                                f"of {limit} bytes (AGENTAUDIT_STORE_MAX_BODY_BYTES); send smaller inserts. "
+                                "(TOO_MANY_BYTES)")
+
+
+def _write_settings(limits: StoreLimits, settings: dict[str, str]) -> dict[str, str]:
+    """A read-write request's settings: the limits as defaults, its own settings win."""
+    return {**limits.engine_settings(readonly=False), **settings}
+
+
+def _read_settings(limits: StoreLimits, settings: dict[str, str]) -> dict[str, str]:
+    """A read-only request's settings: its own, then the limits (a lower value of its own kept);
+    ``readonly = 1`` comes after, so the query cannot change any of them."""
+    denied = sorted(set(settings) & _READER_DENIED_SETTINGS)
+    if denied:
+        raise _HTTPError(403, 164, f"Code: 164. DB::Exception: setting {', '.join(denied)} is not allowed in a "
+                                   "read-only session. (READONLY)")
+    merged = dict(settings)
+    for name, cap in limits.engine_settings(readonly=True).items():
+        mine = merged.get(name)
+        try:
+            lower = mine is not None and 0 < float(mine) < float(cap)
+        except ValueError:
+            lower = False
+        merged[name] = mine if lower else cap  # type: ignore[assignment]
+    return merged
 
 
 def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -21,7 +21,10 @@ def test_split_insert_keeps_binary_data_after_the_header() -> None:
 
 
 def test_split_insert_ignores_format_inside_values_and_selects() -> None:
-    assert split_insert(b"INSERT INTO t VALUES ('FORMAT x')") is None
+    # VALUES rows go to the Values input format, never to the SQL executor
+    assert split_insert(b"INSERT INTO t VALUES ('FORMAT x')") == ("INSERT INTO t", "Values", b"('FORMAT x')")
+    assert split_insert(b"INSERT INTO t (`a`) VALUES (1); DROP TABLE t") == (
+        "INSERT INTO t (`a`)", "Values", b"(1); DROP TABLE t")
     assert split_insert(b"INSERT INTO t SELECT 'FORMAT' FROM numbers(1)") is None
     assert split_insert(b"SELECT 1 FORMAT Native") is None
 
@@ -59,13 +62,3 @@ def test_parse_set_and_use() -> None:
     assert parse_use("USE `my db`") == "my db"
     assert parse_use("use analytics;") == "analytics"
     assert parse_use("USE a; DROP TABLE b") is None
-
-
-def test_multi_statements_are_detected_outside_strings_and_comments() -> None:
-    from agentaudit.infra.store._sql import is_multi_statement
-
-    assert is_multi_statement("SELECT 1; SET readonly = 1")
-    assert is_multi_statement("SELECT ';' AS x;\nDROP TABLE t")
-    assert not is_multi_statement("SELECT ';' AS x, `a;b`, \"c;d\" -- e; f\n;")
-    assert not is_multi_statement("SELECT 1 /* ; DROP */ ;  ")
-    assert not is_multi_statement("SELECT 'it\\'s; fine'")
