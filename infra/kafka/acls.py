@@ -15,21 +15,20 @@ operator    control, lifecycle, actions (simulate)        every topic; creates t
 ==========  ===========================================  =====================================
 
 :func:`grants` lists them as plain records; :meth:`KafkaAdmin.create_acls` applies them and
-:meth:`Grant.cli_args` renders them for ``kafka-acls.sh``. ``python -m agentaudit.infra.kafka.acls``
-applies them (and creates the topics) with the admin credentials in ``AGENTAUDIT_KAFKA_*``.
+:meth:`Grant.cli_args` renders them for ``kafka-acls.sh``. ``python -m agentaudit.infra.kafka``
+applies them with the admin credentials in ``AGENTAUDIT_KAFKA_*``; with ``--create-topics`` it creates
+the topics, and with ``--scram-users`` it sets the SCRAM-SHA-512 password of each principal from
+``AGENTAUDIT_SCRAM_PASSWORD_<KIND>`` (``..._AGENT``, ``..._SINK``, ``..._RULES``, ``..._DASHBOARD``, ``..._OPERATOR``).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from agentaudit.settings import KafkaSettings, TopicNames
+from agentaudit.settings import TopicNames
 
-__all__ = ["CONTROL_RETENTION", "Grant", "Principals", "grants", "main"]
+__all__ = ["CONTROL_RETENTION", "Grant", "Principals", "grants"]
 
 Operation = Literal["READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS"]
 
@@ -115,42 +114,3 @@ def grants(topics: TopicNames, principals: Principals | None = None, *, sink_gro
     topic(p.operator, "WRITE", t.control, t.lifecycle, t.actions)
     group(p.operator, "agentaudit-")
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m agentaudit.infra.kafka.acls [--print] [--create-topics]``: apply the ACLs as an admin."""
-    from agentaudit.infra.exceptions import KafkaError
-    from agentaudit.infra.kafka.admin import KafkaAdmin
-
-    parser = argparse.ArgumentParser(prog="python -m agentaudit.infra.kafka.acls", description=main.__doc__)
-    parser.add_argument("--print", action="store_true", help="print kafka-acls.sh arguments instead of applying")
-    parser.add_argument("--create-topics", action="store_true",
-                        help="also create agentaudit's topics (the other principals may not create them)")
-    for kind in Principals.__dataclass_fields__:
-        parser.add_argument(f"--{kind}", default=kind, help=f"SASL user of the {kind} clients (default {kind})")
-    parser.add_argument("--sink-group", default="agentaudit-sink")
-    parser.add_argument("--rules-group", default="agentaudit-rules")
-    args = parser.parse_args(argv)
-    settings = KafkaSettings()  # bootstrap and the admin's SASL/TLS from AGENTAUDIT_*
-    principals = Principals(**{k: getattr(args, k) for k in Principals.__dataclass_fields__})
-    wanted = grants(settings.topics, principals, sink_group=args.sink_group, rules_group=args.rules_group)
-    if args.print:
-        for grant in wanted:
-            print("kafka-acls.sh --add", *grant.cli_args())
-        return 0
-    admin = KafkaAdmin(settings)
-    try:
-        if args.create_topics:
-            t = settings.topics
-            admin.ensure_topics([t.actions, t.incidents, t.lifecycle, t.dlq, t.repartition])
-            admin.ensure_topics([t.control], config=CONTROL_RETENTION)
-        admin.create_acls(wanted)
-    except KafkaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{len(wanted)} ACLs applied on {settings.bootstrap_servers}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,11 @@ from confluent_kafka.admin import (
     NewTopic,
     ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
 )
+from pydantic import SecretStr
 
 from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka._errors import from_exception
@@ -121,6 +125,21 @@ class KafkaAdmin:
         for binding, future in futures.items():
             _result(future, timeout, "creating ACL", f"{binding.principal} {binding.operation.name} "
                                                      f"{binding.restype.name} {binding.name}")
+
+    def upsert_scram_users(self, passwords: Mapping[str, SecretStr], iterations: int = 8192,
+                           timeout: float = 30.0) -> None:
+        """Create or change SCRAM-SHA-512 users (``{name: password}``); needs ALTER on the cluster (a super user)."""
+        upserts = [UserScramCredentialUpsertion(name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, iterations),
+                                                password.get_secret_value().encode()) for name, password in
+                   passwords.items()]
+        if not upserts:
+            return
+        try:
+            futures = self._client.alter_user_scram_credentials(upserts, request_timeout=timeout)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise from_exception(exc, f"setting SCRAM credentials of {sorted(passwords)}") from exc
+        for name, future in futures.items():
+            _result(future, timeout, "setting the SCRAM credential of user", name)
 
     def _wait_visible(self, names: list[str], timeout: float) -> None:
         # Apache Kafka acknowledges a creation before every broker's metadata shows leaders;

@@ -170,3 +170,31 @@ def test_sdk_records_actions_as_the_agent_principal(topics: TopicNames, tmp_path
     stats: dict[str, Any] = audit.stats()
     assert stats["delivered"] >= 2, stats  # start and end
     assert len(stored_values(as_user("admin", topics), topics.actions)) >= 3  # + the probe and earlier writes
+
+
+def test_setup_command_sets_users_topics_and_acls() -> None:
+    """``python -m agentaudit.infra.kafka --scram-users --create-topics`` (compose's kafka-setup) as admin, then
+    the new agent user may write actions and is refused control."""
+    import subprocess
+    import sys
+
+    prefix = f"aa-setup-{uuid.uuid4().hex[:12]}"
+    names = TopicNames(**{field: f"{prefix}.{field}" for field in TopicNames.model_fields})
+    agent_user, agent_password = f"agent-{prefix}", uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTAUDIT_KAFKA_", "AGENTAUDIT_TOPIC_"))}
+    env.update({f"AGENTAUDIT_TOPIC_{field.upper()}": getattr(names, field) for field in TopicNames.model_fields})
+    env.update(AGENTAUDIT_BOOTSTRAP_SERVERS=os.environ[SASL_BOOTSTRAP_ENV], AGENTAUDIT_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+               AGENTAUDIT_KAFKA_SASL_USERNAME="admin", AGENTAUDIT_KAFKA_SASL_PASSWORD=_users()["admin"],
+               AGENTAUDIT_SCRAM_PASSWORD_AGENT=agent_password)
+    done = subprocess.run([sys.executable, "-m", "agentaudit.infra.kafka", "--scram-users", "--create-topics",
+                           "--agent", agent_user], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"SCRAM-SHA-512 users set: ['{agent_user}']" in done.stdout
+    assert agent_password not in done.stdout + done.stderr
+    agent = as_user(agent_user, names, password=agent_password)
+    deadline = time.monotonic() + 20
+    while (err := produce(agent, names.actions, b"first action", timeout=3)) is not None:
+        assert time.monotonic() < deadline, f"the new agent user never got in: {err}"
+        time.sleep(0.3)
+    err = produce(agent, names.control, FORGED_CLEAR)
+    assert err is not None and err.code == REFUSED, err
