@@ -3,8 +3,10 @@
 A watcher thread polls the rule files' (path, mtime, size) signature. On a change it loads
 and compiles the new files off the hot path. If they compile, the compiled evaluator waits in
 a slot and the next batch's :meth:`ReloadingEvaluator.evaluate` swaps it in before judging, so
-every batch is judged by exactly one revision. If they do not, the old revision stays and the
-error is logged. Rule state (open windows) is not carried over: incident ids include the
+every batch is judged by exactly one revision. If they do not, or a file is refused (too large,
+an alias bomb, a pattern RE2 rejects: see ``agentaudit.rules._yaml``), the old revision stays,
+the error is logged and kept in :attr:`ReloadingEvaluator.last_error`; a refused file is tried
+again only once it changes. Rule state (open windows) is not carried over: incident ids include the
 revision, so the new revision starts its windows afresh.
 
 >>> evaluator = ReloadingEvaluator(["rules/"], load=load_evaluator).start()
@@ -71,6 +73,8 @@ class ReloadingEvaluator(BaseEvaluator):
         self._thread: threading.Thread | None = None
         self.reloads = 0
         self.failures = 0
+        #: why the latest reload was refused (None once a reload succeeds)
+        self.last_error: str | None = None
 
     @property  # type: ignore[override]
     def revision(self) -> str:
@@ -98,14 +102,21 @@ class ReloadingEvaluator(BaseEvaluator):
         try:
             candidate = self._load(self.paths)
         except (AgentAuditError, OSError) as exc:
-            self.failures += 1
-            _log.error("rules reload failed, keeping revision %s: %s", self.current.revision, exc)
-            return False
+            return self._refuse(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a loader bug is a refused file too, never a half-loaded one
+            return self._refuse(f"{type(exc).__name__}: {exc}")
+        self.last_error = None
         if candidate.revision == self.current.revision:
             return False
         with self._lock:
             self._pending = candidate
         return True
+
+    def _refuse(self, reason: str) -> bool:
+        self.failures += 1
+        self.last_error = reason
+        _log.error("rules reload failed, keeping revision %s: %s", self.current.revision, reason)
+        return False
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval_s):

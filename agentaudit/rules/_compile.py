@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ _DEFAULT_BY = {"predicate": ["agent_id"], "aggregate": None, "sequence": ["trace
 _DEFAULT_WINDOW = {"predicate": "1h", "sequence": "1d", "absence": "1h", "ancestor": "1h", "integrity": "1d"}
 TEMPLATE_EXTRAS = ("value", "threshold", "count", "key", "window", "rule_id", "severity", "detail", "within")
 INTEGRITY_CHECKS = ("gap", "reorder", "duplicate", "hash_mismatch", "bad_start")
+MAX_SLIDES = 1_000
 
 @dataclass
 class CompiledRule:
@@ -113,7 +115,10 @@ class _Compiler:
             raise spec.error(f"{key}, column {exc.column}: {exc}", line=line) from None
 
     def predicate(self, spec: RuleSpec, fragment: Fragment, label: str) -> Predicate:
-        return compile_predicate(fragment, self.namespace, f"{spec.id}:{label}")
+        try:
+            return compile_predicate(fragment, self.namespace, f"{spec.id}:{label}")
+        except ConditionError as exc:
+            raise spec.error(f"{label}: {exc}", label if label in spec.body else None) from None
 
     def exceptions(self, spec: RuleSpec) -> str | None:
         raw = spec.body.get("exceptions")
@@ -145,10 +150,14 @@ class _Compiler:
                 for fld, item in zip(fields, row):
                     if fld.type == "num":
                         try:
-                            converted.append(float(item))
-                        except (TypeError, ValueError):
+                            number = float(item)
+                        except (TypeError, ValueError, OverflowError):
                             raise spec.error(f"type mismatch: exception value {item!r} for number field "
                                              f"{fld.name!r}", line=line) from None
+                        if not math.isfinite(number):
+                            raise spec.error(f"exception value {item!r} for number field {fld.name!r} is not a "
+                                             "finite number", line=line)
+                        converted.append(number)
                     else:
                         converted.append(str(item))
                 tuples.add(tuple(converted))
@@ -288,7 +297,13 @@ class _Compiler:
             if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
                 raise spec.error(f"type mismatch: aggregate threshold must be a number, got {threshold!r}",
                                  line=bline("threshold"))
-            params["threshold"] = float(threshold)
+            try:
+                params["threshold"] = float(threshold)
+            except OverflowError:
+                params["threshold"] = math.inf
+            if not math.isfinite(params["threshold"]):
+                raise spec.error(f"aggregate threshold must be a finite number, got {threshold!r}",
+                                 line=bline("threshold"))
             min_count = block.get("min_count", 1)
             if not isinstance(min_count, int) or min_count < 1:
                 raise spec.error("aggregate: min_count must be a positive integer", line=bline("min_count"))
@@ -297,6 +312,9 @@ class _Compiler:
                 slide_us = self.duration(spec, block["slide"], "slide", bline("slide"))
                 if slide_us > window_us or window_us % slide_us:
                     raise spec.error("bad window spec: slide must divide the window", line=bline("slide"))
+                if window_us // slide_us > MAX_SLIDES:  # each event is counted in every window covering it
+                    raise spec.error(f"bad window spec: a window of {window_text} holds {window_us // slide_us:,} "
+                                     f"slides; at most {MAX_SLIDES:,}: use a longer slide", line=bline("slide"))
             params["eager"] = fn in EAGER_FNS and op in (">", ">=")
         elif spec.kind == "sequence":
             then = self.condition(spec, block.get("then"), "then", block)

@@ -6,28 +6,41 @@ The language follows Falco's filter syntax::
     cost_usd > 0.5 or attributes["http.url"] startswith "http://"
 
 Operators: ``and or not``, ``= == != < <= > >=``, ``in (a, b, list_name)``, ``not in``,
-``startswith endswith contains icontains glob matches`` (regex), ``+ - * / %`` on numbers,
-``attributes["key"]`` map access, ``true``/``false``, parentheses. Enum fields (kind, phase,
-status, actor_type) accept bare symbols (``kind = chat``), checked at load. Other strings
-are quoted. Names are fields, macros or lists; anything else is an error.
+``startswith endswith contains icontains glob matches`` (regex, RE2 syntax), ``+ - * / %`` on
+numbers (left to right; ``x / 0`` and ``x % 0`` are 0), ``attributes["key"]`` map access,
+``true``/``false``, parentheses. Enum fields (kind, phase, status, actor_type) accept bare
+symbols (``kind = chat``), checked at load. Other strings are quoted. Names are fields, macros
+or lists; anything else is an error. The full reference is docs/conditions.md.
 
-The parser emits typed Python source directly and the result is compiled with ``compile``:
-the hot path runs a plain function, never an interpreter. Every constant goes through
-``repr`` or a namespace slot, so the generated source can only read the record.
+The parser builds a typed tree (:attr:`Fragment.node`, nested tuples) and, at the same step,
+the Python source of each node; the source is compiled with ``compile``: the hot path runs a
+plain function, never an interpreter. Every constant goes through ``repr`` or a namespace slot,
+so the generated source can only read the record. What a rule author can make the loader do is
+bounded: numeric literals are finite, patterns compile with RE2, nesting and the code that
+macros expand to have limits.
 """
 
 from __future__ import annotations
 
 import ast
-import fnmatch
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from agentaudit.rules._fields import resolve_field
+from agentaudit.rules._regex import PatternError, compile_glob, compile_matches
 
-__all__ = ["CompileContext", "ConditionError", "Fragment", "compile_predicate", "parse_condition"]
+__all__ = ["MAX_CODE_CHARS", "MAX_DEPTH", "CompileContext", "ConditionError", "Fragment", "compile_predicate",
+           "parse_condition"]
+
+#: Deepest nesting of parentheses, ``not`` and unary ``-`` in one condition.
+MAX_DEPTH = 50
+#: Most Python source one condition may compile to, macros expanded (a macro used twice in each of
+#: 30 nested macros would otherwise expand to 2**30 copies).
+MAX_CODE_CHARS = 100_000
+_MAX_NUMBER_CHARS = 64
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -66,6 +79,10 @@ class Fragment:
     symbols: frozenset[str] = frozenset()
     const: Any = None
     is_const: bool = False
+    #: the parsed tree: ``("const", v)``, ``("field", name)``, ``("map", name, key)``, ``("and"|"or", parts)``,
+    #: ``("not", x)``, ``("cmp", op, l, r)``, ``("in", l, values, negate)``, ``("str", op, l, r)``,
+    #: ``("regex", "glob"|"matches", l, pattern)``, ``("has", list, item)``, ``("arith", op, l, r)``, ``("neg", x)``
+    node: tuple = ()
 
 
 @dataclass
@@ -75,11 +92,17 @@ class CompileContext:
     lists: Mapping[str, list[Any]]
     macro: Callable[[str], Fragment | None]
     namespace: dict[str, Any]
+    temps: int = 0
 
     def slot(self, value: Any) -> str:
         name = f"_k{len(self.namespace)}"
         self.namespace[name] = value
         return name
+
+    def temp(self) -> str:
+        """A local name no other node uses (``(a / b) / c`` once reused one and divided by b twice)."""
+        self.temps += 1
+        return f"_d{self.temps}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +136,8 @@ class _Parser:
         self.ctx = ctx
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
+        self.inlined = 0
 
     # -- token helpers --
     def peek(self, offset: int = 0) -> _Tok:
@@ -159,7 +184,8 @@ class _Parser:
             tok = self.peek()
             parts.append(self.boolean(self.and_expr(), tok))
         kinds = None if any(p.kinds is None for p in parts) else frozenset().union(*(p.kinds for p in parts))
-        return Fragment("(" + " or ".join(p.code for p in parts) + ")", "bool", kinds)
+        return Fragment("(" + " or ".join(p.code for p in parts) + ")", "bool", kinds,
+                        node=("or", tuple(p.node for p in parts)))
 
     def and_expr(self) -> Fragment:
         start = self.peek()
@@ -173,14 +199,21 @@ class _Parser:
             parts.append(self.boolean(self.not_expr(), tok))
         known = [p.kinds for p in parts if p.kinds is not None]
         kinds = frozenset.intersection(*known) if known else None
-        return Fragment("(" + " and ".join(p.code for p in parts) + ")", "bool", kinds)
+        return Fragment("(" + " and ".join(p.code for p in parts) + ")", "bool", kinds,
+                        node=("and", tuple(p.node for p in parts)))
+
+    def nest(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"nested more than {MAX_DEPTH} levels deep; split it into macros", tok)
 
     def not_expr(self) -> Fragment:
         if self.at("not") and not (self.peek(1).kind == "id" and self.peek(1).text == "in"):
-            self.take()
+            self.nest(self.take())
             tok = self.peek()
             inner = self.boolean(self.not_expr(), tok)
-            return Fragment(f"(not {inner.code})", "bool", None)
+            self.depth -= 1
+            return Fragment(f"(not {inner.code})", "bool", None, node=("not", inner.node))
         return self.comparison()
 
     def comparison(self) -> Fragment:
@@ -207,7 +240,7 @@ class _Parser:
         if left.type == "enum" and rtok.kind == "id" and rtok.text not in _KEYWORDS and resolve_field(rtok.text) is None \
                 and self.ctx.macro(rtok.text) is None:
             self.take()
-            right = Fragment(repr(rtok.text), "str", const=rtok.text, is_const=True)
+            right = Fragment(repr(rtok.text), "str", const=rtok.text, is_const=True, node=("const", rtok.text))
         else:
             right = self.sum_expr()
         pyop = "==" if op in ("=", "==") else op
@@ -224,7 +257,7 @@ class _Parser:
         kinds = None
         if pyop == "==" and left.code == "r['kind']" and right.is_const:
             kinds = frozenset([right.const])
-        return Fragment(f"({left.code} {pyop} {right.code})", "bool", kinds)
+        return Fragment(f"({left.code} {pyop} {right.code})", "bool", kinds, node=("cmp", pyop, left.node, right.node))
 
     def membership(self, left: Fragment, ltok: _Tok, negate: bool) -> Fragment:
         if left.type not in ("str", "enum", "num"):
@@ -245,18 +278,23 @@ class _Parser:
         for item in items:
             if left.type == "num":
                 try:
-                    values.append(float(item))
-                except (TypeError, ValueError):
+                    number = float(item)
+                except (TypeError, ValueError, OverflowError):
                     raise self.error(f"type mismatch: list item {item!r} is not a number", ltok) from None
+                if not math.isfinite(number):
+                    raise self.error(f"list item {item!r} is not a finite number", ltok)
+                values.append(number)
             else:
                 if not isinstance(item, str):
                     item = str(item)
                 if left.type == "enum" and item not in left.symbols:
                     raise self.error(f"{item!r} is not a valid value here; expected one of {sorted(left.symbols)}", ltok)
                 values.append(item)
-        slot = self.ctx.slot(frozenset(values))
-        kinds = None if negate or left.code != "r['kind']" else frozenset(values)
-        return Fragment(f"({left.code} {'not in' if negate else 'in'} {slot})", "bool", kinds)
+        frozen = frozenset(values)
+        slot = self.ctx.slot(frozen)
+        kinds = None if negate or left.code != "r['kind']" else frozen
+        return Fragment(f"({left.code} {'not in' if negate else 'in'} {slot})", "bool", kinds,
+                        node=("in", left.node, frozen, negate))
 
     def list_item(self, left: Fragment, bare_only: bool = False) -> list[Any]:
         tok = self.take()
@@ -271,7 +309,7 @@ class _Parser:
         if tok.kind == "str":
             return [ast.literal_eval(tok.text)]
         if tok.kind == "num":
-            return [ast.literal_eval(tok.text)]
+            return [self.number(tok)]
         raise self.error(f"expected a list item, found {tok.text or 'end of condition'!r}", tok)
 
     def string_op(self, left: Fragment, ltok: _Tok, op: str) -> Fragment:
@@ -280,26 +318,26 @@ class _Parser:
         if op == "contains" and left.type == "list":
             if right.type not in ("str", "enum"):
                 raise self.error(f"type mismatch: {op!r} needs a string on the right", rtok)
-            return Fragment(f"({right.code} in {left.code})", "bool")
+            return Fragment(f"({right.code} in {left.code})", "bool", node=("has", left.node, right.node))
         if left.type not in ("str", "enum") or right.type not in ("str", "enum"):
             raise self.error(f"type mismatch: {op!r} works on strings, got {left.type} {op} {right.type}", ltok)
         if op in ("glob", "matches"):
             if not right.is_const:
                 raise self.error(f"{op!r} needs a literal pattern", rtok)
-            pattern = fnmatch.translate(right.const) if op == "glob" else right.const
             try:
-                compiled = re.compile(pattern)
-            except re.error as exc:
-                raise self.error(f"bad regular expression {right.const!r}: {exc}", rtok) from None
-            slot = self.ctx.slot(compiled.match if op == "glob" else compiled.search)
-            return Fragment(f"({slot}({left.code}) is not None)", "bool")
+                matcher = (compile_glob if op == "glob" else compile_matches)(right.const)
+            except PatternError as exc:
+                raise self.error(str(exc), rtok) from None
+            slot = self.ctx.slot(matcher)
+            return Fragment(f"{slot}({left.code})", "bool", node=("regex", op, left.node, right.const))
+        node = ("str", op, left.node, right.node)
         if op == "startswith":
-            return Fragment(f"{left.code}.startswith({right.code})", "bool")
+            return Fragment(f"{left.code}.startswith({right.code})", "bool", node=node)
         if op == "endswith":
-            return Fragment(f"{left.code}.endswith({right.code})", "bool")
+            return Fragment(f"{left.code}.endswith({right.code})", "bool", node=node)
         if op == "contains":
-            return Fragment(f"({right.code} in {left.code})", "bool")
-        return Fragment(f"({right.code}.lower() in {left.code}.lower())", "bool")
+            return Fragment(f"({right.code} in {left.code})", "bool", node=node)
+        return Fragment(f"({right.code}.lower() in {left.code}.lower())", "bool", node=node)
 
     def sum_expr(self) -> Fragment:
         left = self.term()
@@ -320,38 +358,59 @@ class _Parser:
     def arith(self, left: Fragment, right: Fragment, op: _Tok) -> Fragment:
         if left.type != "num" or right.type != "num":
             raise self.error(f"type mismatch: {op.text!r} works on numbers, got {left.type} and {right.type}", op)
+        node = ("arith", op.text, left.node, right.node)
         if op.text in ("/", "%"):
-            # a zero divisor yields 0 instead of raising on the hot path
-            return Fragment(f"(({left.code}) {op.text} _d if (_d := {right.code}) else 0)", "num")
-        return Fragment(f"({left.code} {op.text} {right.code})", "num")
+            # a zero divisor yields 0 instead of raising on the hot path; the divisor is read first, into
+            # a name of this node's own, so that a division nested on the left cannot overwrite it
+            d = self.ctx.temp()
+            return Fragment(f"(({left.code}) {op.text} {d} if ({d} := {right.code}) else 0)", "num", node=node)
+        return Fragment(f"({left.code} {op.text} {right.code})", "num", node=node)
 
     def unary(self) -> Fragment:
         if self.at("-"):
             tok = self.take()
+            self.nest(tok)
             inner = self.unary()
+            self.depth -= 1
             if inner.type != "num":
                 raise self.error("type mismatch: '-' needs a number", tok)
             return Fragment(f"(-{inner.code})", "num", const=-inner.const if inner.is_const else None,
-                            is_const=inner.is_const)
+                            is_const=inner.is_const, node=("neg", inner.node))
         return self.atom()
+
+    def number(self, tok: _Tok) -> int | float:
+        """A numeric literal, refused unless finite (``1e999`` once compiled to ``inf``, a NameError per event)."""
+        text = tok.text
+        if len(text) > _MAX_NUMBER_CHARS:
+            raise self.error(f"numeric literal {text[:20]}... is longer than {_MAX_NUMBER_CHARS} characters", tok)
+        value: int | float = int(text) if text.isdigit() else float(text)
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:
+            finite = False
+        if not finite or abs(value) > 1.7976931348623157e308:
+            raise self.error(f"numeric literal {text} is out of range (the largest is about 1.8e308)", tok)
+        return value
 
     def atom(self) -> Fragment:
         tok = self.take()
         if tok.kind == "num":
-            value = ast.literal_eval(tok.text)
-            return Fragment(repr(value), "num", const=value, is_const=True)
+            value = self.number(tok)
+            return Fragment(repr(value), "num", const=value, is_const=True, node=("const", value))
         if tok.kind == "str":
             value = ast.literal_eval(tok.text)
-            return Fragment(repr(value), "str", const=value, is_const=True)
+            return Fragment(repr(value), "str", const=value, is_const=True, node=("const", value))
         if tok.kind == "op" and tok.text == "(":
+            self.nest(tok)
             inner = self.or_expr()
             self.expect(")")
+            self.depth -= 1
             return inner
         if tok.kind == "id":
             if tok.text == "true":
-                return Fragment("True", "bool")
+                return Fragment("True", "bool", node=("const", True))
             if tok.text == "false":
-                return Fragment("False", "bool", frozenset())
+                return Fragment("False", "bool", frozenset(), node=("const", False))
             if tok.text in _KEYWORDS:
                 raise self.error(f"unexpected {tok.text!r}", tok)
             field = resolve_field(tok.text)
@@ -362,10 +421,15 @@ class _Parser:
                     if ktok.kind != "str":
                         raise self.error("map keys are quoted strings: attributes[\"key\"]", ktok)
                     self.expect("]")
-                    return Fragment(f"{field.code}.get({ast.literal_eval(ktok.text)!r}, '')", "str")
-                return Fragment(field.code, field.type, symbols=field.symbols)
+                    key = ast.literal_eval(ktok.text)
+                    return Fragment(f"{field.code}.get({key!r}, '')", "str", node=("map", field.name, key))
+                return Fragment(field.code, field.type, symbols=field.symbols, node=("field", field.name))
             macro = self.ctx.macro(tok.text)
             if macro is not None:
+                self.inlined += len(macro.code)
+                if self.inlined > MAX_CODE_CHARS:
+                    raise self.error(f"the macros used here expand to more than {MAX_CODE_CHARS:,} characters of "
+                                     "code; use fewer or smaller macros", tok)
                 return macro
             if tok.text in self.ctx.lists:
                 raise self.error(f"list {tok.text!r} can only be used after 'in'", tok)
@@ -377,6 +441,8 @@ def parse_condition(text: str, ctx: CompileContext) -> Fragment:
     """Parse and type-check ``text`` into a boolean :class:`Fragment`; raises :class:`ConditionError`."""
     if not isinstance(text, str) or not text.strip():
         raise ConditionError("empty condition", 1)
+    if len(text) > MAX_CODE_CHARS // 4:
+        raise ConditionError(f"condition is {len(text):,} characters long; the limit is {MAX_CODE_CHARS // 4:,}", 1)
     return _Parser(text, ctx).parse()
 
 
@@ -385,5 +451,10 @@ def compile_predicate(fragment: Fragment, namespace: dict[str, Any], label: str)
     source = f"def _predicate(r):\n    return {fragment.code}\n"
     scope = dict(namespace)
     scope["__builtins__"] = {"len": len}
-    exec(compile(source, f"<rule {label}>", "exec"), scope)  # noqa: S102 - source generated from our own parse tree
+    try:
+        code = compile(source, f"<rule {label}>", "exec")
+    except (SyntaxError, RecursionError, MemoryError) as exc:  # e.g. Python's 200 nested parentheses
+        raise ConditionError(f"too complex to compile ({type(exc).__name__}: {exc}); split it into simpler "
+                             "conditions", 1) from None
+    exec(code, scope)  # noqa: S102 - source generated from our own parse tree
     return scope["_predicate"]

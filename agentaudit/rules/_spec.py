@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agentaudit.rules.exceptions import RuleError
-from agentaudit.rules._yaml import LineDict, YamlError, load_yaml
+from agentaudit.rules._yaml import LineDict, YamlError, load_yaml, read_yaml_text
 from agentaudit.schemas import RuleMode, Severity
 
 __all__ = ["ENGINE_VERSION", "KINDS", "ListSpec", "MacroSpec", "RuleSpec", "parse_duration", "read_rule_files"]
@@ -45,15 +45,16 @@ _RULE_KEYS = {"id", "desc", "severity", "owner", "tags", "mode", "condition", "o
 _TOP_KEYS = {"required_engine_version", "lists", "macros", "rules"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)\s*$")
 _UNIT_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
+MAX_DURATION_US = 366 * 86_400_000_000
 
 
 def parse_duration(text: Any) -> int | None:
-    """``"90s"``, ``"5m"``, ``"1d"`` as microseconds; None if not a duration."""
+    """``"90s"``, ``"5m"``, ``"1d"`` as microseconds; None if not a duration (or longer than 366 days)."""
     match = _DURATION.match(str(text)) if isinstance(text, (str, int)) and not isinstance(text, bool) else None
-    if match is None:
+    if match is None or len(match.group(1)) > 20:
         return None
     value = int(float(match.group(1)) * _UNIT_US[match.group(2)])
-    return value if value > 0 else None
+    return value if 0 < value <= MAX_DURATION_US else None
 
 
 @dataclass
@@ -110,9 +111,11 @@ def read_rule_files(paths: list[Path]) -> RuleFiles:
     for path in paths:
         name = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_yaml_text(path)
         except OSError as exc:
             raise RuleError(f"cannot read rule file: {exc.strerror}; check the path", file=name) from exc
+        except YamlError as exc:
+            raise RuleError(f"refused: {exc}", file=name) from exc
         try:
             doc = load_yaml(text)
         except YamlError as exc:

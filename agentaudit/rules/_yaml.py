@@ -1,16 +1,31 @@
-"""YAML loading that remembers where each mapping and key came from, for error messages."""
+"""YAML loading that remembers where each mapping and key came from, and that a hostile file cannot exhaust.
+
+A few hundred bytes of anchors and aliases (billion laughs) expand to gigabytes once anything
+walks the loaded value, and deep nesting overflows the stack. So the loader refuses:
+
+- files larger than :data:`MAX_FILE_BYTES` (checked before they are read whole);
+- documents whose aliases, expanded, would add more than :data:`MAX_ALIAS_NODES` nodes;
+- aliases that refer to their own anchor (a cycle), and nesting deeper than :data:`MAX_DEPTH`.
+
+Rule files and owners files both load through here.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["LineDict", "YamlError", "load_yaml"]
+__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "MAX_FILE_BYTES", "LineDict", "YamlError", "load_yaml", "read_yaml_text"]
+
+MAX_FILE_BYTES = 1 << 20
+MAX_ALIAS_NODES = 10_000
+MAX_DEPTH = 64
 
 
 class YamlError(Exception):
-    """The text is not YAML, or a mapping repeats a key; ``line`` is 1-based."""
+    """The text is not YAML, a mapping repeats a key, or a bound is exceeded; ``line`` is 1-based."""
 
     def __init__(self, message: str, line: int | None) -> None:
         super().__init__(message)
@@ -28,7 +43,64 @@ class LineDict(dict):
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise YamlError(f"nested more than {MAX_DEPTH} levels deep", mark.line + 1)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a node graph whose unfolded tree (aliases expanded) is much larger or deeper than the text."""
+    size: dict[int, int] = {}  # node id -> nodes in its unfolded tree
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # iterative post-order: an alias chain must not overflow Python's stack here
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            on_path.discard(key)
+            if size[key] - len(size) > MAX_ALIAS_NODES:  # early, with the line of the node that blows up
+                raise YamlError(f"aliases expand this node by more than {MAX_ALIAS_NODES:,} nodes (an alias "
+                                "bomb?); write the values out or use fewer aliases", node.start_mark.line + 1)
+            if depth[key] > MAX_DEPTH:
+                raise YamlError(f"aliases nest the document more than {MAX_DEPTH} levels deep",
+                                node.start_mark.line + 1)
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise YamlError("an alias refers to its own anchor (a recursive structure)", node.start_mark.line + 1)
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in size)
+    distinct = len(size)
+    if size[id(root)] - distinct > MAX_ALIAS_NODES:
+        raise YamlError(f"aliases expand the document by more than {MAX_ALIAS_NODES:,} nodes (an alias bomb?); "
+                        "write the values out or use fewer aliases", None)
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -38,7 +110,12 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if key in result:
+        try:
+            duplicate = key in result
+        except TypeError:
+            raise YamlError(f"a mapping key must be a string or a number, not {type(key).__name__}",
+                            key_node.start_mark.line + 1) from None
+        if duplicate:
             raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
@@ -48,8 +125,23 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def read_yaml_text(path: str | Path) -> str:
+    """The text of ``path``, read only if it is at most :data:`MAX_FILE_BYTES`; raises :class:`YamlError`
+    (too large, not UTF-8) or :class:`OSError`."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise YamlError(f"file is larger than {MAX_FILE_BYTES:,} bytes; split it into several files", None)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlError(f"not UTF-8 text (byte {exc.start})", None) from None
+
+
 def load_yaml(text: str) -> Any:
-    """Parse one YAML document; mappings come back as :class:`LineDict`."""
+    """Parse one YAML document; mappings come back as :class:`LineDict`. Raises :class:`YamlError`."""
+    if len(text) > MAX_FILE_BYTES:
+        raise YamlError(f"text is larger than {MAX_FILE_BYTES:,} characters; split it into several files", None)
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -57,3 +149,5 @@ def load_yaml(text: str) -> Any:
         raise YamlError(f"YAML syntax error: {exc.problem or exc}", mark.line + 1 if mark else None) from exc
     except yaml.YAMLError as exc:
         raise YamlError(f"YAML error: {exc}", None) from exc
+    except RecursionError:
+        raise YamlError("nested too deeply to load", None) from None

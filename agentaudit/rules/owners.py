@@ -40,7 +40,7 @@ from typing import Any
 
 from agentaudit.rules.exceptions import OwnersError
 from agentaudit.rules._spec import parse_duration
-from agentaudit.rules._yaml import LineDict, YamlError, load_yaml
+from agentaudit.rules._yaml import LineDict, YamlError, load_yaml, read_yaml_text
 from agentaudit.schemas import (
     Actor,
     ActorType,
@@ -143,7 +143,7 @@ def load_owners(path: str | Path) -> OwnershipMap:
     """Read an owners file; raises :class:`OwnersError` naming file and line."""
     name = str(path)
     try:
-        doc = load_yaml(Path(path).read_text(encoding="utf-8"))
+        doc = load_yaml(read_yaml_text(path))
     except OSError as exc:
         raise OwnersError(f"cannot read owners file: {exc.strerror}; check the path", file=name) from exc
     except YamlError as exc:
