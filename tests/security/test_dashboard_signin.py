@@ -1,0 +1,138 @@
+"""Attacks on dashboard sign-in at the credential layer: guessing, borrowing, forging a users-file line.
+
+Each test states the attack (the exact payload) and the refusal expected.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import pytest
+
+from agentaudit.dashboard import AuthError, SignInThrottle, add_user, read_users, set_password, sign_in
+from agentaudit.exceptions import ConfigError
+from tests.dashboard_users import PASSWORDS, users_file
+
+
+@pytest.fixture(scope="module")
+def credentials(tmp_path_factory):
+    return read_users(users_file(tmp_path_factory.mktemp("users")))
+
+
+@pytest.mark.parametrize("password", [
+    "",                                   # no password at all (the old default signed in as oncall with none)
+    "alice-correct-hors",                 # one character short
+    "ALICE-CORRECT-HORSE",                # case changed
+    "alice-correct-horse ",               # trailing space
+    PASSWORDS["bob"],                     # another user's valid password
+    "' OR '1'='1",                        # injection-shaped
+])
+def test_wrong_password_is_refused(credentials, password):
+    """Attack: sign in as alice with a password that is not hers. Expected: AuthError, the same message each time."""
+    with pytest.raises(AuthError, match="^wrong user name or password$"):
+        sign_in(credentials, "alice", password)
+
+
+def test_the_stored_hash_is_not_a_password(credentials):
+    """Attack: pass-the-hash: present alice's argon2 hash string (read from a leaked users file) as her password."""
+    with pytest.raises(AuthError):
+        sign_in(credentials, "alice", credentials["alice"].hash)
+
+
+def test_a_user_cannot_sign_in_as_another(credentials):
+    """Attack: bob, who knows only his own password, signs in under alice's name (and variants of it).
+    Expected: refused; his password signs in as bob and only as bob."""
+    for name in ("alice", "Alice", "alice ", " alice", "alice\x00", "alice:team-payments"):
+        with pytest.raises(AuthError):
+            sign_in(credentials, name, PASSWORDS["bob"])
+    assert sign_in(credentials, "bob", PASSWORDS["bob"]).name == "bob"
+
+
+def test_oidc_only_users_have_no_password(tmp_path):
+    """Attack: sign in with a password as an OIDC-only user, with '!' (the marker itself) or anything else."""
+    path = tmp_path / "users"
+    add_user(path, "carol@example.com", oidc=True)
+    users = read_users(path)
+    for password in ("!", "", "carol@example.com", "x" * 20):
+        with pytest.raises(AuthError):
+            sign_in(users, "carol@example.com", password)
+
+
+@pytest.mark.parametrize("name", [
+    "mallory\nroot:sre:operator:!",        # a newline would start a second line in the users file
+    "mallory:sre:operator:!",              # a colon would shift the fields: mallory becomes an OIDC operator
+    "../../etc/passwd", " alice", "", "a" * 129,
+])
+def test_a_name_cannot_forge_a_users_file_line(tmp_path, name):
+    """Attack: an operator is tricked into adding a crafted name. Expected: ConfigError, file unchanged."""
+    path = tmp_path / "users"
+    add_user(path, "alice", password=PASSWORDS["alice"])
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="not allowed"):
+        add_user(path, name, team="sre")
+    assert path.read_bytes() == before and list(read_users(path)) == ["alice"]
+
+
+def test_team_cannot_forge_a_users_file_line(tmp_path):
+    """Attack: team ``x:operator:!\\nroot`` to smuggle fields or a line. Expected: ConfigError."""
+    with pytest.raises(ConfigError, match="not allowed"):
+        add_user(tmp_path / "users", "mallory", team="x:operator:!\nroot")
+
+
+def test_guessing_is_slowed_by_the_hash_cost(credentials):
+    """Attack: online guessing. Expected: each guess costs an argon2id check (>= 50 ms here, 64 MiB), for
+    unknown names as much as for known ones, so neither a guess nor a name probe is cheap."""
+    assert credentials["alice"].hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    timings = {}
+    for name in ("alice", "nobody-by-that-name"):
+        began = time.perf_counter()
+        for guess in range(5):
+            with pytest.raises(AuthError):
+                sign_in(credentials, name, f"guess-{guess}")
+        timings[name] = (time.perf_counter() - began) / 5
+    print(f"seconds per guess: {timings}")
+    assert min(timings.values()) >= 0.05
+    assert 0.5 < timings["alice"] / timings["nobody-by-that-name"] < 2.0
+
+
+def test_guessing_one_name_is_locked_out(credentials):
+    """Attack: 5 wrong guesses for alice, then the right password. Expected: the right password is refused too
+    while the lock lasts (the guesser cannot tell a hit), and sign-in works again once it expires."""
+    now = [100.0]
+    throttle = SignInThrottle(clock=lambda: now[0])
+    for guess in range(5):
+        with pytest.raises(AuthError, match="wrong user name or password"):
+            sign_in(credentials, "alice", f"guess-{guess}", throttle=throttle)
+    with pytest.raises(AuthError, match="too many failed sign-ins"):
+        sign_in(credentials, "alice", PASSWORDS["alice"], throttle=throttle)
+    assert sign_in(credentials, "bob", PASSWORDS["bob"], throttle=throttle).name == "bob"  # others unaffected
+    now[0] += 2
+    assert sign_in(credentials, "alice", PASSWORDS["alice"], throttle=throttle).name == "alice"
+
+
+def test_users_file_is_created_0600_whatever_the_umask(tmp_path):
+    """Attack: read hashes out of a world-readable users file. Expected: created, reset and rewritten at 0600
+    even under umask 000."""
+    path = tmp_path / "users"
+    old = os.umask(0)
+    try:
+        add_user(path, "alice")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        set_password(path, "alice")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert [p.name for p in tmp_path.iterdir()] == ["users"]  # no temporary file left behind
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o666])
+def test_a_users_file_others_can_read_or_write_is_refused(tmp_path, mode):
+    """Attack: someone made the file group/world readable or writable (to read hashes or add themselves).
+    Expected: the dashboard refuses to load it and says how to fix it."""
+    path = tmp_path / "users"
+    add_user(path, "alice")
+    path.chmod(mode)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        read_users(path)
