@@ -35,7 +35,7 @@ from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
 from agentaudit.producers._queue import EventQueue
 from agentaudit.producers._spool import Spool
-from agentaudit.producers.redaction import Redactor, cap
+from agentaudit.producers.redaction import Redactor, cap, redact_fields
 from agentaudit.producers.settings import SdkSettings
 from agentaudit.schemas import AvroCodec, StreamChain
 from agentaudit.settings import KafkaSettings
@@ -205,6 +205,10 @@ class Worker(threading.Thread):
         record.update(self._static)
         if extra:
             self._apply(record, extra)
+        if self.redactor is not None:  # every free-text field, bodies captured or not
+            failed = redact_fields(record, self.redactor)
+            if failed:
+                self.stats["redaction_errors"] += failed
         stream_id = f"{self.instance_id}/{agent}"
         chain = self.chains.get(stream_id)
         if chain is None:

@@ -37,9 +37,12 @@ from agentaudit.producers._queue import BASE_EVENT_BYTES, EventQueue
 from agentaudit.producers._spool import Spool
 from agentaudit.producers._worker import Worker
 from agentaudit.producers.exceptions import SdkConfigError
-from agentaudit.producers.redaction import Redactor, canonical, digest, redact
+from agentaudit.producers._capture import UNCAPTURED, json_text, number, text, type_name
+from agentaudit.producers._digests import Digester
+from agentaudit.producers.redaction import Redactor, redact
 from agentaudit.producers.settings import SdkSettings, default_spool_dir
 from agentaudit.schemas import ActionKind
+from agentaudit.schemas.validation import MAX_EVENT_TIME_US, MIN_EVENT_TIME_US
 from agentaudit.settings import KafkaSettings
 
 __all__ = ["Action", "AuditClient", "get_client"]
@@ -65,20 +68,99 @@ _EMIT_CASTS: dict[str, Callable[[Any], Any]] = {"input_tokens": int, "output_tok
 
 _DEFAULT = object()
 
+# Bounds that keep every event encodable and accepted by the pipeline whatever the agent passes.
+_NAME_MAX = 1024  # names, models, error types
+_ID_MAX = 256  # ids the pipeline checks (agent, parent, run, links)
+_AGENT_MAX = 200
+_ERROR_MAX = 1024
+_ATTR_KEY_MAX = 256
+_ATTR_VALUE_MAX = 4096
+_ATTRS_MAX = 128
+_ACTOR_TYPES = frozenset(("agent", "human", "system"))
 
-def _kind(kind: str, attributes: dict[str, str] | None) -> tuple[str, dict[str, str] | None]:
-    kind = str(kind)
+
+def _name(value: Any, limit: int, field: str, notes: dict[str, str]) -> str:
+    """``value`` as a clean string of at most ``limit`` characters; what was lost goes to ``notes``."""
+    if type(value) is str and len(value) <= limit and value.isascii():
+        return value
+    result, problem = text(value, limit)
+    if problem:
+        notes[UNCAPTURED + field] = problem
+    return result
+
+
+def _id(value: Any, field: str, notes: dict[str, str], limit: int = _ID_MAX) -> str | None:
+    """An optional id: None stays None, anything else a non-empty clean string."""
+    if value is None:
+        return None
+    return _name(value, limit, field, notes) or None
+
+
+def _mapping(values: Any, notes: dict[str, str]) -> dict[Any, Any]:
+    """A plain dict copy of ``values`` (a mapping the caller owns, never mutated)."""
+    if values is None:
+        return {}
+    try:
+        return dict(values)
+    except Exception as exc:  # noqa: BLE001
+        notes[UNCAPTURED + "attributes"] = f"dict() of {type_name(values)} raised {type_name(exc)}"
+        return {}
+
+
+def _kind(kind: Any, attributes: dict[str, str] | None) -> tuple[str, dict[str, str] | None]:
+    if type(kind) is not str:
+        kind = text(kind, 64)[0]
     if kind in _KINDS:
         return kind, attributes
     attributes = dict(attributes or {})
-    attributes["kind"] = kind
+    attributes["kind"] = kind[:64]
     return "other", attributes
 
 
-def _attrs(values: Mapping[str, Any] | None) -> dict[str, str] | None:
+def _attrs(values: Mapping[Any, Any] | None, notes: dict[str, str] | None = None) -> dict[str, str] | None:
+    """Attributes as ``str -> str``: keys and values turned to clean, bounded text, at most 128 of them;
+    what was lost is said in ``agentaudit.uncaptured.attributes``."""
     if not values:
+        return dict(notes) if notes else None
+    out: dict[str, str] = {}
+    problems: list[str] = []
+    for key, value in values.items():
+        if (type(key) is str and type(value) is str and len(value) <= _ATTR_VALUE_MAX and len(key) <= _ATTR_KEY_MAX
+                and key.isascii() and value.isascii()):
+            out[key] = value
+            continue
+        key, key_problem = text(key, _ATTR_KEY_MAX)
+        value, problem = text(value, _ATTR_VALUE_MAX)
+        out[key] = value
+        if key_problem or problem:
+            problems.append(f"{key}: {key_problem or problem}")
+    if len(out) > _ATTRS_MAX:
+        problems.append(f"{len(out) - _ATTRS_MAX} of {len(out)} attributes left out")
+        out = dict(list(out.items())[:_ATTRS_MAX])
+    if problems:
+        out[UNCAPTURED + "attributes"] = "; ".join(problems)[:_ATTR_VALUE_MAX]
+    if notes:
+        out.update(notes)
+    return out
+
+
+def _safe_attrs(values: Any, notes: dict[str, str]) -> dict[str, str] | None:
+    """:func:`_attrs` of any value the agent passed as attributes; never raises."""
+    try:
+        return _attrs(values if type(values) is dict else _mapping(values, notes), notes)
+    except Exception as exc:  # noqa: BLE001 - e.g. a mapping whose items() raises
+        notes[UNCAPTURED + "attributes"] = f"{type_name(values)} raised {type_name(exc)}"
+        return dict(notes)
+
+
+def _links(values: Any, notes: dict[str, str]) -> list[str] | None:
+    """Causal links as clean ids (an :class:`Action` gives its id)."""
+    try:
+        out = [x.action_id if isinstance(x, Action) else _id(x, "links", notes) for x in list(values)[:_ATTRS_MAX]]
+    except Exception as exc:  # noqa: BLE001
+        notes[UNCAPTURED + "links"] = f"{type_name(values)} raised {type_name(exc)}"
         return None
-    return {str(k): v if isinstance(v, str) else str(v) for k, v in values.items()}
+    return [x for x in out if x] or None
 
 
 class Action:
@@ -126,59 +208,95 @@ class Action:
 
     def set_cost(self, *, input_tokens: int | None = None, output_tokens: int | None = None,
                  cost_usd: float | None = None, model: str | None = None) -> None:
-        """Record tokens, cost and model; the end event carries them. Later calls overwrite."""
-        try:
-            if input_tokens is not None:
-                self.input_tokens = max(0, int(input_tokens))
-            if output_tokens is not None:
-                self.output_tokens = max(0, int(output_tokens))
-            if cost_usd is not None:
-                cost = float(cost_usd)
-                if math.isfinite(cost) and cost >= 0:  # the pipeline rejects NaN, inf and negative costs
-                    self.cost_usd = cost
+        """Record tokens, cost and model; the end event carries them. Later calls overwrite.
+        A value that is not a count (0..2**63-1) or a finite cost >= 0 is left out and noted."""
+        for field, value, integer in (("input_tokens", input_tokens, True), ("output_tokens", output_tokens, True),
+                                      ("cost_usd", cost_usd, False)):
+            if value is not None:
+                result, problem = number(value, integer=integer)
+                if problem is None:
+                    setattr(self, field, result)
                 else:
-                    _log.warning("sdk.bad_cost %r ignored for action %s", cost_usd, self.name)
-        except (TypeError, ValueError) as exc:
-            _log.warning("sdk.bad_cost %r", exc)
+                    _log.warning("sdk.bad_cost %s ignored for action %s: %s", field, self.name, problem)
+                    self._note(field, problem)
         if model is not None:
-            self.model = str(model)
+            notes: dict[str, str] = {}
+            self.model = _name(model, _NAME_MAX, "model", notes)
+            self._notes(notes)
 
     def add_cost(self, *, input_tokens: int = 0, output_tokens: int = 0, cost_usd: float = 0.0) -> None:
         """Add to the tokens and cost recorded so far (several model calls in one action)."""
-        self.set_cost(input_tokens=self.input_tokens + int(input_tokens),
-                      output_tokens=self.output_tokens + int(output_tokens), cost_usd=self.cost_usd + float(cost_usd))
+        add_in, p_in = number(input_tokens, integer=True)
+        add_out, p_out = number(output_tokens, integer=True)
+        add_cost, p_cost = number(cost_usd, integer=False)
+        self.set_cost(input_tokens=None if p_in else self.input_tokens + add_in,  # type: ignore[operator]
+                      output_tokens=None if p_out else self.output_tokens + add_out,  # type: ignore[operator]
+                      cost_usd=None if p_cost else self.cost_usd + add_cost)  # type: ignore[operator]
+        for field, problem in (("input_tokens", p_in), ("output_tokens", p_out), ("cost_usd", p_cost)):
+            if problem:
+                self._note(field, problem)
 
     def set_output(self, output: Any) -> None:
         """Record the action's result: digested now; kept as a redacted body only with ``capture_bodies``."""
         try:
-            text = canonical(output)
-        except Exception:  # noqa: BLE001 - an odd output must not break the agent
-            text = repr(output)
-        self._out_digest = digest(text)
-        self._payload += len(text)
-        if self._client._capture:
-            self._out_text = text
+            out, problem = json_text(output)
+            client = self._client
+            self._out_digest = client._digests.digest(out)
+            self._payload += len(out)
+            if problem:
+                self._note("output", problem)
+            if client._capture:
+                self._out_text = out[:client._body_keep]
+        except Exception as exc:  # noqa: BLE001 - an odd output must not break the agent
+            self._note("output", f"capture raised {type_name(exc)}")
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Attach a ``key=value`` attribute (a string) to the end event."""
-        if self._attributes is None:
-            self._attributes = {}
-        self._attributes[str(key)] = value if isinstance(value, str) else str(value)
+        try:
+            notes: dict[str, str] = {}
+            attrs = _attrs({_name(key, _ATTR_KEY_MAX, "attribute_key", notes): value}, notes) or {}
+            if self._attributes is None:
+                self._attributes = {}
+            if len(self._attributes) >= _ATTRS_MAX:
+                self._note("attributes", f"more than {_ATTRS_MAX} attributes; later ones left out")
+                return
+            self._attributes.update(attrs)
+        except Exception as exc:  # noqa: BLE001
+            self._note("attributes", f"set_attribute raised {type_name(exc)}")
 
     def set_status(self, status: str, message: str | None = None) -> None:
         """Override the end status (``ok``, ``error``, ``cancelled``, ``denied``, ``timeout``) without raising."""
+        notes: dict[str, str] = {}
+        status = _name(status, 32, "status", notes)
         if status not in _STATUSES:
             _log.warning("sdk.bad_status %r ignored (one of %s)", status, sorted(_STATUSES))
+            self._note("status", f"{status!r} is not one of {sorted(_STATUSES)}")
             return
         self._status = status
-        self._status_message = message
+        self._status_message = None if message is None else _name(message, _ERROR_MAX, "error_message", notes)
+        self._notes(notes)
 
     def link(self, action_id: str | Action) -> None:
         """Add a causal link to another action (beyond the parent)."""
-        target = action_id.action_id if isinstance(action_id, Action) else str(action_id)
-        if self._links is None:
-            self._links = []
-        self._links.append(target)
+        notes: dict[str, str] = {}
+        target = action_id.action_id if isinstance(action_id, Action) else _id(action_id, "links", notes)
+        self._notes(notes)
+        if target:
+            if self._links is None:
+                self._links = []
+            self._links.append(target)
+
+    def _note(self, field: str, problem: str) -> None:
+        """Say on the event that ``field`` could not be (fully) captured, and why."""
+        if self._attributes is None:
+            self._attributes = {}
+        self._attributes[UNCAPTURED + field] = problem[:_ATTR_VALUE_MAX]
+
+    def _notes(self, notes: dict[str, str]) -> None:
+        if notes:
+            if self._attributes is None:
+                self._attributes = {}
+            self._attributes.update(notes)
 
     # -- start and end --------------------------------------------------------------------------
 
@@ -211,50 +329,86 @@ class Action:
         self.action_id, self.trace_id, self.parent_action_id, self.depth = aid, trace, parent_id, depth
         self._frame_run = run_id
         if client._gate is not None or self._approval is not None:  # control plane: may raise ActionBlocked
-            client._gate_for(self).before_action(self, self._input, self._approval)
+            self._ask_gate()
         self._token = CURRENT.set(Frame(aid, trace, depth, agent, run_id))
-        extra: dict[str, Any] | None = None
-        size = BASE_EVENT_BYTES
-        self._in_digest = None
-        if self._input is not None:
-            extra, size = client._digest_input(self._input, "input")
-            self._in_digest = extra["input_digest"]
-            self._payload = extra["payload_bytes"]
-            self._input = None
-        if self._attributes or self._links or self.model:
-            if extra is None:
-                extra = {}
-            if self._attributes:
-                extra["attributes"] = dict(self._attributes)
-            if self._links:
-                extra["links"] = list(self._links)
-            if self.model:
-                extra["model"] = self.model
         self._start_us = start = _now_ns() // 1000
         self._t0 = _perf_ns()
+        extra: dict[str, Any] | None = None
+        size = BASE_EVENT_BYTES
+        try:
+            self._in_digest = None
+            if self._input is not None:
+                extra, size = client._digest_input(self._input, "input")
+                self._in_digest = extra["input_digest"]
+                self._payload = extra["payload_bytes"]
+                self._input = None
+                if "_uncaptured" in extra:
+                    self._note("input", extra.pop("_uncaptured"))
+            if self._attributes or self._links or self.model:
+                if extra is None:
+                    extra = {}
+                if self._attributes:
+                    extra["attributes"] = dict(self._attributes)
+                if self._links:
+                    extra["links"] = list(self._links)
+                if self.model:
+                    extra["model"] = self.model
+        except Exception as exc:  # noqa: BLE001 - the action runs and is recorded whatever its input
+            self._input = None
+            self._note("input", f"capture raised {type_name(exc)}")
+            extra, size = {"attributes": dict(self._attributes or {})}, BASE_EVENT_BYTES
         client._queue.put((agent, self.kind, "start", self.name, aid, parent_id, trace, depth, run_id, start,
                            extra, size))
+
+    def _ask_gate(self) -> None:
+        """The gate's verdict; a gate that fails for any other reason refuses (it was asked to judge)."""
+        client = self._client
+        try:
+            client._gate_for(self).before_action(self, self._input, self._approval)
+        except ActionBlocked:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. arguments that cannot be hashed for an approval
+            raise ActionBlocked(f"the SDK could not check this action ({type_name(exc)}: it cannot judge these "
+                                "arguments or this approval); pass JSON arguments and an Approval",
+                                code="gate_error", agent_id=self.agent or "", tool=self.name) from None
+        if self._approval is not None and self._attributes and "args_hash" in self._attributes:
+            # recorded keyed, as client.approval() records the grant's: the rules still match the two
+            self._attributes["args_hash"] = client._digests.bind(self._attributes["args_hash"])
 
     def _finish(self, exc: BaseException | None) -> None:
         if self._done:
             return
         self._done = True
-        latency = (_perf_ns() - self._t0) // 1000
-        client = self._client
         token = self._token
         if token is not None:
             try:
                 CURRENT.reset(token)
             except ValueError:  # left in another context (e.g. a generator); put the parent back by hand
                 CURRENT.set(None)
+        try:
+            self._end(exc)
+        except Exception as error:  # noqa: BLE001 - the agent's own exception (or none) must go on unchanged
+            _log.warning("sdk.action_end_failed name=%s error=%s", self.name, type_name(error))
+            now = _now_ns() // 1000
+            self._client._queue.put((self.agent, self.kind, "end", self.name, self.action_id, self.parent_action_id,
+                                     self.trace_id, self.depth, self._frame_run, now,
+                                     {"status": "unset", "start_time_us": self._start_us, "end_time_us": now,
+                                      "attributes": {UNCAPTURED + "end": f"raised {type_name(error)}"}},
+                                     BASE_EVENT_BYTES))
+
+    def _end(self, exc: BaseException | None) -> None:
+        latency = (_perf_ns() - self._t0) // 1000
+        client = self._client
         status = self._status
         extra: dict[str, Any] = {"latency_us": latency, "start_time_us": self._start_us,
                                  "end_time_us": self._start_us + latency}
         if exc is not None:
             if status is None:
                 status = _status_for(exc)
-            extra["error_type"] = type(exc).__qualname__
-            extra["error_message"] = str(exc)[:1024]
+            extra["error_type"] = type_name(exc)
+            notes: dict[str, str] = {}
+            extra["error_message"] = _name(exc, _ERROR_MAX, "error_message", notes)
+            self._notes(notes)
         elif self._status_message is not None:
             extra["error_message"] = self._status_message
         extra["status"] = status or "ok"
@@ -289,9 +443,8 @@ class Action:
                       list(self._links) if self._links else None, self._run_id, self._approval)
 
     def __call__(self, fn: F) -> F:
-        name = self.name or getattr(fn, "__qualname__", "call")
         if not self.name:
-            self.name = name
+            self.name = _name(getattr(fn, "__qualname__", "call"), _NAME_MAX, "name", {})
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
@@ -406,7 +559,10 @@ class AuditClient:
         self.instance_id = str(uuid.uuid4())
         self._agent = settings.agent_id
         self._run_id = settings.run_id or str(uuid.uuid4())
+        spool_dir = Path(settings.spool_dir) if settings.spool_dir else default_spool_dir()
         self._capture = settings.capture_bodies
+        # bodies travel to the worker cut to twice their cap: room to redact a secret across the cap
+        self._body_keep = 2 * settings.body_max_bytes + 64
         self._redactor: Redactor | None = redact if redactor is _DEFAULT else redactor  # type: ignore[assignment]
         if self._redactor is not None and not callable(self._redactor):
             raise SdkConfigError(f"redactor must be a callable str -> str or None, got {self._redactor!r}")
@@ -414,10 +570,17 @@ class AuditClient:
         self._ids = itertools.count()
         self._queue = EventQueue(settings.queue_max_events, settings.queue_max_bytes, policy=settings.full_policy,
                                  block_ms=settings.block_ms)
-        self._spool = Spool(Path(settings.spool_dir) if settings.spool_dir else default_spool_dir(),
+        self._spool = Spool(spool_dir,
                             max_bytes=settings.spool_max_bytes, segment_bytes=settings.spool_segment_bytes,
                             fsync=settings.spool_fsync)
         self._spool.open()
+        try:
+            self._digests = Digester.load(settings.tenant, secret=settings.digest_key.get_secret_value()
+                                          if settings.digest_key is not None else None,
+                                          key_file=settings.digest_key_file, spool_dir=spool_dir)
+        except SdkConfigError:
+            self._spool.close()
+            raise
         self._worker = Worker(queue=self._queue, settings=settings, kafka=kafka, topic=self.topic, spool=self._spool,
                               instance_id=self.instance_id, redactor=self._redactor,
                               producer_config=dict(producer_config or {}), ensure_topic=ensure_topic)
@@ -453,9 +616,24 @@ class AuditClient:
         :param approval: an :class:`~agentaudit.control.approvals.Approval` of exactly these arguments
             (``input``); the action is refused (:class:`ActionBlocked`) if they differ or it expired.
         """
-        kind, attrs = _kind(kind, _attrs(attributes))
-        return Action(self, kind, name, agent, parent, input, attrs, model, list(links) if links else None, run_id,
-                      approval)
+        try:
+            notes: dict[str, str] = {}
+            name = _name(name, _NAME_MAX, "name", notes)
+            if agent is not None:
+                agent = _id(agent, "agent", notes, _AGENT_MAX)
+            if parent is not None and not isinstance(parent, Action):
+                parent = _id(parent, "parent", notes)
+            if model is not None:
+                model = _name(model, _NAME_MAX, "model", notes) or None
+            if run_id is not None:
+                run_id = _id(run_id, "run_id", notes)
+            link_ids = _links(links, notes) if links is not None else None
+            attrs = _safe_attrs(attributes, notes) if attributes is not None or notes else None
+            kind, attrs = _kind(kind, attrs)
+        except Exception as exc:  # noqa: BLE001 - the action still runs, recorded with what was capturable
+            kind, name, agent, parent, model, link_ids, run_id = "other", "", None, None, None, None, None
+            attrs = {UNCAPTURED + "action": f"raised {type_name(exc)}"}
+        return Action(self, kind, name, agent, parent, input, attrs, model, link_ids, run_id, approval)
 
     def _gate_for(self, action: Action) -> Any:
         if self._gate is not None:
@@ -470,17 +648,41 @@ class AuditClient:
               input: Any = None, output: Any = None, attributes: Mapping[str, Any] | None = None,
               actor: tuple[str, str] | None = None, status: str = "unset", links: list[str] | None = None) -> str:
         """A point event (``decision``, ``message``, ``approval``, ``handoff``, ``guardrail``, ``human_action``)
-        linked to the enclosing action; returns its action id."""
+        linked to the enclosing action; returns its action id. Never raises."""
+        return self._event(kind, name, agent, parent, input, output, attributes, actor, status, links, {})
+
+    def _event(self, kind: Any, name: Any, agent: Any, parent: Any, input: Any, output: Any, attributes: Any,
+               actor: Any, status: Any, links: Any, notes: dict[str, str]) -> str:
         try:
-            kind, attrs = _kind(kind, _attrs(attributes))
-            return self._point(kind, str(name), agent, parent, input, output, attrs, actor, status, links)
+            attrs = _safe_attrs(attributes, notes) if attributes is not None else None
+            kind, attrs = _kind(kind, attrs)
+            return self._point(kind, name, agent, parent, input, output, attrs, actor, status, links, None, notes)
         except Exception as exc:  # noqa: BLE001 - telemetry must not break the agent
-            _log.warning("sdk.event_failed kind=%s error=%r", kind, exc)
+            return self._point_failed("event", exc)
+
+    def _point_failed(self, what: str, exc: BaseException) -> str:
+        """Record that a point event could not be captured (kind ``other``), rather than nothing."""
+        _log.warning("sdk.%s_failed error=%s", what, type_name(exc))
+        try:
+            frame = CURRENT.get()
+            aid = f"{self._id_prefix}{next(self._ids):012x}"
+            trace, depth, parent_id = _place(aid, None, frame)
+            agent = frame.agent if frame is not None else self._agent
+            run_id = frame.run_id if frame is not None else self._run_id
+            self._queue.put((agent, "other", "point", "", aid, parent_id, trace, depth, run_id, _now_ns() // 1000,
+                             {"attributes": {UNCAPTURED + what: f"raised {type_name(exc)}"}}, BASE_EVENT_BYTES))
+            return aid
+        except Exception:  # noqa: BLE001
             return ""
 
-    def _point(self, kind: str, name: str, agent: str | None, parent: Any, input: Any, output: Any,
-               attrs: dict[str, str] | None, actor: tuple[str, str] | None, status: str,
-               links: list[str] | None, fields: dict[str, Any] | None = None) -> str:
+    def _point(self, kind: str, name: Any, agent: Any, parent: Any, input: Any, output: Any,
+               attrs: dict[str, str] | None, actor: Any, status: Any, links: Any, fields: dict[str, Any] | None,
+               notes: dict[str, str]) -> str:
+        name = _name(name, _NAME_MAX, "name", notes)
+        if agent is not None:
+            agent = _id(agent, "agent", notes, _AGENT_MAX)
+        if parent is not None and not isinstance(parent, Action):
+            parent = _id(parent, "parent", notes)
         frame = CURRENT.get()
         aid = f"{self._id_prefix}{next(self._ids):012x}"
         trace, depth, parent_id = _place(aid, parent, frame)
@@ -490,8 +692,12 @@ class AuditClient:
         size = BASE_EVENT_BYTES
         if input is not None:
             extra, size = self._digest_input(input, "input")
+            if "_uncaptured" in extra:
+                notes[UNCAPTURED + "input"] = extra.pop("_uncaptured")
         if output is not None:
             out, out_size = self._digest_input(output, "output")
+            if "_uncaptured" in out:
+                notes[UNCAPTURED + "output"] = out.pop("_uncaptured")
             if extra is None:
                 extra = out
             else:
@@ -501,7 +707,14 @@ class AuditClient:
                 if bodies:
                     extra.setdefault("_bodies", []).extend(bodies)
             size += out_size - BASE_EVENT_BYTES
-        if attrs or actor or links or status != "unset" or fields:
+        link_ids = _links(links, notes) if links is not None else None
+        if type(status) is not str:
+            status = _name(status, 32, "status", notes)
+        if actor is not None:
+            actor = self._actor(actor, notes)
+        if notes:
+            attrs = {**(attrs or {}), **notes}
+        if attrs or actor or link_ids or status != "unset" or fields:
             if extra is None:
                 extra = {}
             if fields:
@@ -509,83 +722,129 @@ class AuditClient:
             if attrs:
                 extra["attributes"] = attrs
             if actor:
-                extra["actor"] = {"type": actor[0], "id": actor[1]}
-            if links:
-                extra["links"] = [str(x) for x in links]
+                extra["actor"] = actor
+            if link_ids:
+                extra["links"] = link_ids
             if status != "unset":
                 extra["status"] = status if status in _STATUSES else "unset"
         self._queue.put((agent, kind, "point", name, aid, parent_id, trace, depth, run_id, _now_ns() // 1000,
                          extra, size))
         return aid
 
+    @staticmethod
+    def _actor(actor: Any, notes: dict[str, str]) -> dict[str, str] | None:
+        try:
+            kind, who = actor
+        except Exception as exc:  # noqa: BLE001
+            notes[UNCAPTURED + "actor"] = f"not a (type, id) pair: {type_name(actor)} raised {type_name(exc)}"
+            return None
+        kind = _name(kind, 16, "actor", notes)
+        if kind not in _ACTOR_TYPES:
+            notes[UNCAPTURED + "actor"] = f"actor type {kind!r} is not one of {sorted(_ACTOR_TYPES)}"
+            kind = "agent"
+        return {"type": kind, "id": _name(who, _ID_MAX, "actor", notes)}
+
     def decision(self, name: str, *, input: Any = None, output: Any = None, reason: str | None = None,
                  agent: str | None = None, attributes: Mapping[str, Any] | None = None) -> str:
         """The agent chose something (a plan step, a route, a tool); ``reason`` becomes an attribute."""
-        attrs = dict(attributes or {})
+        notes: dict[str, str] = {}
+        attrs = _mapping(attributes, notes)
         if reason is not None:
             attrs["reason"] = reason
-        return self.event("decision", name, agent=agent, input=input, output=output, attributes=attrs)
+        return self._event("decision", name, agent, None, input, output, attrs, None, "unset", None, notes)
 
     def message(self, name: str = "", *, content: Any = None, to: str | None = None, role: str | None = None,
                 agent: str | None = None, attributes: Mapping[str, Any] | None = None) -> str:
         """A message sent or received (to a user, another agent, a channel); ``content`` is digested."""
-        attrs = dict(attributes or {})
+        notes: dict[str, str] = {}
+        attrs = _mapping(attributes, notes)
         if to is not None:
             attrs["to"] = to
         if role is not None:
             attrs["role"] = role
-        return self.event("message", name or (to or ""), agent=agent, input=content, attributes=attrs)
+        if type(name) is str and not name:
+            name = to if to is not None else ""
+        return self._event("message", name, agent, None, content, None, attrs, None, "unset", None, notes)
 
     def approval(self, approver: str, *, name: str = "", input: Any = None, granted: bool = True,
                  grant: Any = None, agent: str | None = None, attributes: Mapping[str, Any] | None = None) -> str:
         """A named human approved (or refused, ``granted=False``) something the agent wants to do.
 
         :param grant: an :class:`~agentaudit.control.approvals.Approval`, whose attributes (args_hash,
-            expiry) the event then carries so that the SDK and the rules can check it.
+            expiry) the event then carries so that the SDK and the rules can check it. Its ``args_hash``
+            is recorded keyed (:meth:`Digester.bind`), as the approved action records its own.
         """
-        attrs: dict[str, Any] = {"approver": approver, "granted": "true" if granted else "false"}
+        notes: dict[str, str] = {}
+        try:
+            yes = bool(granted)
+        except Exception as exc:  # noqa: BLE001
+            notes[UNCAPTURED + "granted"] = f"bool() of {type_name(granted)} raised {type_name(exc)}"
+            yes = False
+        attrs: dict[Any, Any] = {"approver": approver, "granted": "true" if yes else "false"}
         if grant is not None:
-            attrs.update(grant.attributes())
-            name = name or grant.tool
-        attrs.update(attributes or {})
-        return self.event("approval", name, agent=agent, input=input, attributes=attrs, actor=("human", approver),
-                          status="ok" if granted else "denied")
+            try:
+                granted_attrs = dict(grant.attributes())
+                if type(granted_attrs.get("args_hash")) is str:
+                    granted_attrs["args_hash"] = self._digests.bind(granted_attrs["args_hash"])
+                attrs.update(granted_attrs)
+                if not (type(name) is str and name):
+                    name = grant.tool
+            except Exception as exc:  # noqa: BLE001
+                notes[UNCAPTURED + "grant"] = f"{type_name(grant)} raised {type_name(exc)}"
+        attrs.update(_mapping(attributes, notes))
+        return self._event("approval", name, agent, None, input, None, attrs, ("human", approver),
+                           "ok" if yes else "denied", None, notes)
 
     def handoff(self, to_agent: str, *, input: Any = None, agent: str | None = None,
                 attributes: Mapping[str, Any] | None = None) -> str:
         """The current agent hands the work to ``to_agent``; the receiving agent's actions should pass
         ``parent=<returned id>`` (or run inside the same context) to stay in the trace."""
+        notes: dict[str, str] = {}
         frame = CURRENT.get()
-        attrs = {"to_agent": to_agent, "from_agent": agent or (frame.agent if frame else self._agent)}
-        attrs.update(attributes or {})
-        return self.event("handoff", to_agent, agent=agent, input=input, attributes=attrs)
+        attrs = {"to_agent": to_agent,
+                 "from_agent": agent if agent is not None else (frame.agent if frame else self._agent)}
+        attrs.update(_mapping(attributes, notes))
+        return self._event("handoff", to_agent, agent, None, input, None, attrs, None, "unset", None, notes)
 
     def emit(self, event: Mapping[str, Any]) -> str:
         """Logging-style quick use: ``client.emit({"kind": "decision", "name": "route", "why": "cheap"})``.
 
         Known keys map onto fields (``kind``, ``name``, ``agent``, ``status``, ``input``, ``output``, ``model``,
-        tokens, ``cost_usd``, ``parent``, ...); every other key becomes an attribute. Never raises.
+        tokens, ``cost_usd``, ``parent``, ...); every other key becomes an attribute. Never raises: a value that
+        cannot be captured is left out and named in an ``agentaudit.uncaptured.<field>`` attribute.
         """
+        notes: dict[str, str] = {}
         try:
-            data = dict(event)
-            attrs = {str(k): v for k, v in (data.pop("attributes", None) or {}).items()}
-            for key in [k for k in data if k not in EMIT_FIELDS]:
-                attrs[str(key)] = data.pop(key)
-            kind, attrs_s = _kind(data.get("kind", "other"), _attrs(attrs))
+            data = _mapping(event, notes)
+            known: dict[str, Any] = {}
+            attrs = _mapping(data.pop("attributes", None), notes) if "attributes" in data else {}
+            for key, value in data.items():
+                if type(key) is str and key in EMIT_FIELDS:
+                    known[key] = value
+                else:
+                    attrs[key] = value
+            get = known.get
             actor = None
-            if data.get("actor_type") or data.get("actor_id"):
-                actor = (str(data.get("actor_type") or "agent"), str(data.get("actor_id") or ""))
+            if get("actor_type") is not None or get("actor_id") is not None:
+                actor = (get("actor_type") or "agent", get("actor_id") or "")
             fields: dict[str, Any] = {}
-            for key, cast in _EMIT_CASTS.items():
-                if data.get(key) is not None:
-                    fields[key] = cast(data[key])
-            return self._point(kind, str(data.get("name", "")), data.get("agent") or data.get("agent_id"),
-                               data.get("parent") or data.get("parent_action_id"), data.get("input"),
-                               data.get("output"), attrs_s, actor, str(data.get("status", "unset")),
-                               data.get("links"), fields)
+            for key in ("input_tokens", "output_tokens", "latency_us", "cost_usd"):
+                if get(key) is not None:
+                    value, problem = number(known[key], integer=key != "cost_usd")
+                    if problem is None:
+                        fields[key] = value
+                    else:
+                        notes[UNCAPTURED + key] = problem
+            for key, limit in (("model", _NAME_MAX), ("error_type", _NAME_MAX), ("error_message", _ERROR_MAX)):
+                if get(key) is not None:
+                    fields[key] = _name(known[key], limit, key, notes)
+            kind, attrs_s = _kind(get("kind", "other"), _safe_attrs(attrs, notes) if attrs else None)
+            agent = get("agent") if get("agent") is not None else get("agent_id")
+            parent = get("parent") if get("parent") is not None else get("parent_action_id")
+            return self._point(kind, get("name", ""), agent, parent, get("input"), get("output"), attrs_s, actor,
+                               get("status", "unset"), get("links"), fields, notes)
         except Exception as exc:  # noqa: BLE001
-            _log.warning("sdk.emit_failed error=%r", exc)
-            return ""
+            return self._point_failed("emit", exc)
 
     def record_action(self, kind: str, name: str, *, action_id: str, trace_id: str, start_time_us: int,
                       end_time_us: int, parent_action_id: str | None = None, depth: int = 0,
@@ -594,45 +853,84 @@ class AuditClient:
                       output_tokens: int = 0, cost_usd: float = 0.0, attributes: Mapping[str, Any] | None = None,
                       links: list[str] | None = None) -> None:
         """Record an action that already happened (start and end events), e.g. from another tracer.
-        The ids are the caller's; the events join the agent's stream like any other. Never raises."""
+        The ids are the caller's; the events join the agent's stream like any other. Never raises: what
+        cannot be captured is left out and named in ``agentaudit.uncaptured.<field>`` attributes."""
         try:
-            kind, attrs = _kind(kind, _attrs(attributes))
-            agent = agent or self._agent
-            latency = max(0, end_time_us - start_time_us)
+            notes: dict[str, str] = {}
+            name = _name(name, _NAME_MAX, "name", notes)
+            action_id = _id(action_id, "action_id", notes) or f"{self._id_prefix}{next(self._ids):012x}"
+            trace_id = _id(trace_id, "trace_id", notes) or action_id
+            parent_action_id = _id(parent_action_id, "parent", notes)
+            agent = _id(agent, "agent", notes, _AGENT_MAX) or self._agent
+            depth_n, problem = number(depth, integer=True)
+            if problem:
+                notes[UNCAPTURED + "depth"] = problem
+            now = _now_ns() // 1000
+            times = []
+            for field, value in (("start_time_us", start_time_us), ("end_time_us", end_time_us)):
+                t, problem = number(value, integer=True)
+                if problem is None and not MIN_EVENT_TIME_US <= t < MAX_EVENT_TIME_US:  # type: ignore[operator]
+                    problem = f"{t} is outside 2001..2100 (epoch microseconds)"
+                if problem:
+                    notes[UNCAPTURED + field] = problem
+                    t = now
+                times.append(t)
+            start_us, end_us = times
+            counts = []
+            for field, value, integer in (("input_tokens", input_tokens, True), ("output_tokens", output_tokens, True),
+                                          ("cost_usd", cost_usd, False)):
+                n, problem = number(value, integer=integer)
+                if problem:
+                    notes[UNCAPTURED + field] = problem
+                counts.append(n or 0)
+            link_ids = _links(links, notes) if links is not None else None
+            status = _name(status, 32, "status", notes)
+            model = _name(model, _NAME_MAX, "model", notes) or None if model is not None else None
+            errors: dict[str, str] = {}
+            if error_type is not None:
+                errors["error_type"] = _name(error_type, _NAME_MAX, "error_type", notes)
+            if error_message is not None:
+                errors["error_message"] = _name(error_message, _ERROR_MAX, "error_message", notes)
+            attrs = _safe_attrs(attributes, notes) if attributes is not None or notes else None
+            kind, attrs = _kind(kind, attrs)
             common: dict[str, Any] = {}
             if attrs:
                 common["attributes"] = attrs
-            if links:
-                common["links"] = [str(x) for x in links]
+            if link_ids:
+                common["links"] = link_ids
             if model:
-                common["model"] = str(model)
+                common["model"] = model
             start = dict(common)
-            end = dict(common, status=status if status in _STATUSES else "unset", latency_us=latency,
-                       start_time_us=start_time_us, end_time_us=end_time_us, input_tokens=int(input_tokens),
-                       output_tokens=int(output_tokens), cost_usd=float(cost_usd))
-            if error_type is not None:
-                end["error_type"] = str(error_type)
-            if error_message is not None:
-                end["error_message"] = str(error_message)[:1024]
+            end = dict(common, status=status if status in _STATUSES else "unset",
+                       latency_us=max(0, end_us - start_us), start_time_us=start_us,  # type: ignore[operator]
+                       end_time_us=end_us, input_tokens=counts[0], output_tokens=counts[1], cost_usd=counts[2],
+                       **errors)
             put = self._queue.put
-            put((agent, kind, "start", name, action_id, parent_action_id, trace_id, depth, self._run_id,
-                 start_time_us, start or None, BASE_EVENT_BYTES))
-            put((agent, kind, "end", name, action_id, parent_action_id, trace_id, depth, self._run_id, end_time_us,
+            put((agent, kind, "start", name, action_id, parent_action_id, trace_id, depth_n or 0, self._run_id,
+                 start_us, start or None, BASE_EVENT_BYTES))
+            put((agent, kind, "end", name, action_id, parent_action_id, trace_id, depth_n or 0, self._run_id, end_us,
                  end, BASE_EVENT_BYTES))
         except Exception as exc:  # noqa: BLE001
-            _log.warning("sdk.record_action_failed kind=%s name=%s error=%r", kind, name, exc)
+            self._point_failed("record_action", exc)
 
     def _digest_input(self, value: Any, field: str) -> tuple[dict[str, Any], int]:
-        try:
-            text = canonical(value)
-        except Exception:  # noqa: BLE001
-            text = repr(value)
-        extra: dict[str, Any] = {f"{field}_digest": digest(text), "payload_bytes": len(text)}
+        """The keyed digest (and, with ``capture_bodies``, the body) of an input or output; never raises.
+        What could not be captured is returned under ``_uncaptured``."""
+        body, problem = json_text(value)
+        extra: dict[str, Any] = {f"{field}_digest": self._digests.digest(body), "payload_bytes": len(body)}
+        if problem:
+            extra["_uncaptured"] = problem
         size = BASE_EVENT_BYTES
         if self._capture:
-            extra["_bodies"] = [(f"{field}_body", text)]
-            size += len(text)
+            body = body[:self._body_keep]  # the worker redacts, then caps at body_max_bytes
+            extra["_bodies"] = [(f"{field}_body", body)]
+            size += len(body)
         return extra, size
+
+    def digest(self, value: Any) -> str:
+        """The digest this client records for ``value`` as an input or output (keyed with the tenant's key):
+        to find the events of a known input. Never raises."""
+        return self._digests.digest(json_text(value)[0])
 
     # -- context helpers ------------------------------------------------------------------------
 

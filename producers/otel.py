@@ -17,6 +17,7 @@ only (children before parents), so depth and inherited agents are exact only wit
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 
@@ -25,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
+from agentaudit.producers._capture import type_name
 from agentaudit.producers.client import AuditClient
 
 __all__ = ["AuditSpanExporter", "AuditSpanProcessor", "GENAI_KINDS", "span_action_id"]
@@ -42,6 +44,7 @@ _MAPPED = frozenset(("gen_ai.operation.name", "gen_ai.agent.name", "gen_ai.agent
                      "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens",
                      "gen_ai.usage.cost_usd", "error.type"))
 _MAX_ATTRIBUTES = 32
+_log = logging.getLogger("agentaudit.producers")
 
 
 def span_action_id(trace_id: int, span_id: int) -> str:
@@ -60,6 +63,18 @@ class _Converter:
         self._lock = threading.Lock()
 
     def started(self, span: Span) -> None:
+        try:
+            self._started(span)
+        except Exception as exc:  # noqa: BLE001 - a span processor must never break the traced code
+            _log.warning("sdk.otel_start_failed error=%s", type_name(exc))
+
+    def ended(self, span: ReadableSpan) -> None:
+        try:
+            self._ended(span)
+        except Exception as exc:  # noqa: BLE001
+            self.client._point_failed("otel_span", exc)
+
+    def _started(self, span: Span) -> None:
         ctx = span.get_span_context()
         parent = span.parent
         attrs = span.attributes or {}
@@ -69,7 +84,7 @@ class _Converter:
             agent = attrs.get("gen_ai.agent.name") or attrs.get("gen_ai.agent.id") or (above[1] if above else None)
             self._open[ctx.span_id] = (depth, str(agent) if agent else None)
 
-    def ended(self, span: ReadableSpan) -> None:
+    def _ended(self, span: ReadableSpan) -> None:
         ctx = span.get_span_context()
         if ctx is None:
             return
@@ -118,10 +133,10 @@ class _Converter:
             depth=depth, agent=str(agent) if agent else None, start_time_us=start_us, end_time_us=end_us,
             status=status, error_type=error_type, error_message=error_message,
             model=str(model) if model else None,
-            input_tokens=int(attrs.get("gen_ai.usage.input_tokens", attrs.get("gen_ai.usage.prompt_tokens", 0)) or 0),
-            output_tokens=int(attrs.get("gen_ai.usage.output_tokens",
-                                        attrs.get("gen_ai.usage.completion_tokens", 0)) or 0),
-            cost_usd=float(attrs.get("gen_ai.usage.cost_usd", 0.0) or 0.0), attributes=attributes, links=links)
+            # values the client cannot take are left out and named in agentaudit.uncaptured.* attributes
+            input_tokens=attrs.get("gen_ai.usage.input_tokens", attrs.get("gen_ai.usage.prompt_tokens", 0)) or 0,
+            output_tokens=attrs.get("gen_ai.usage.output_tokens", attrs.get("gen_ai.usage.completion_tokens", 0)) or 0,
+            cost_usd=attrs.get("gen_ai.usage.cost_usd", 0.0) or 0.0, attributes=attributes, links=links)
 
 
 class AuditSpanProcessor(SpanProcessor):

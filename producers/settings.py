@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["SdkSettings", "default_spool_dir"]
@@ -54,6 +54,10 @@ class SdkSettings(BaseSettings):
     :param capture_bodies: ``AGENTAUDIT_CAPTURE_BODIES``: also record redacted, capped input/output
         bodies; default false (digests only).
     :param body_max_bytes: ``AGENTAUDIT_BODY_MAX_BYTES``, cap of one recorded body, default 4096.
+    :param digest_key: ``AGENTAUDIT_DIGEST_KEY``: the secret that input, output and approved-argument digests
+        are keyed with (HMAC-SHA256, per tenant); give all processes of a tenant the same one. Default none:
+        ``digest_key_file``, else a key generated once under the spool directory (``keys/``, mode 0600).
+    :param digest_key_file: ``AGENTAUDIT_DIGEST_KEY_FILE``: a file (mode 0600) holding that secret; default none.
     :param control: ``AGENTAUDIT_CONTROL``: obey the control topic (kill, pause, tool blocks, approval
         requirements) when :class:`~agentaudit.producers.AuditClient` is not told ``control=``; default false.
     :param guard_rules: ``AGENTAUDIT_GUARD_RULES``: rule files or directories (comma-separated) judged
@@ -78,6 +82,8 @@ class SdkSettings(BaseSettings):
     spill_after_ms: int = Field(default=1000, gt=0)
     capture_bodies: bool = False
     body_max_bytes: int = Field(default=4096, gt=0)
+    digest_key: SecretStr | None = None
+    digest_key_file: Path | None = None
     control: bool = False
     guard_rules: str | None = None
 
