@@ -8,11 +8,14 @@ table functions that reach outside (``file``, ``url``, ``s3``, ``remote``, ``exe
 nothing and a second statement is a parse error):
 
 - ``INTO OUTFILE`` (chDB writes the file even under ``readonly = 1``);
-- tables of ``system`` and ``information_schema`` (the host, other queries, paths), except a
-  few constant ones; ``system.databases`` only by its ``name``/``engine``/``comment`` columns;
+- tables of ``system`` and ``information_schema`` (the host, other queries, paths), except
+  ``one``, ``numbers``, ``zeros`` and ``settings`` (clickhouse-connect reads it on connect);
+  ``system.databases`` only by its ``name``/``engine``/``comment`` columns;
 - table functions other than the generators (``numbers``, ``zeros``, ``values``, ``view`` ...);
 - functions that read files, the host or dictionaries (``file``, ``hostName``, ``dictGet`` ...);
-- statements other than SELECT, EXPLAIN, SHOW TABLES/DATABASES and DESCRIBE.
+- statements other than SELECT, EXPLAIN, SHOW TABLES/DATABASES and DESCRIBE;
+- a SETTINGS clause anywhere that names a limit or ``readonly`` (the engine checks a top-level
+  clause itself and ignores one in a subquery: refused either way).
 
 Everything here is an allow-list: an AST node or statement kind it does not know is refused.
 """
@@ -24,9 +27,20 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["DENIED_DATABASES", "READER_TABLE_FUNCTIONS", "Refused", "check_explain_ast", "check_read_ast"]
+__all__ = ["DENIED_DATABASES", "LIMIT_SETTINGS", "READER_DENIED_SETTINGS", "READER_TABLE_FUNCTIONS", "Refused",
+           "check_explain_ast", "check_read_ast"]
 
 DENIED_DATABASES = frozenset({"system", "information_schema"})
+# Settings that hold the store's limits on a read-only connection (see StoreLimits.engine_settings).
+LIMIT_SETTINGS = frozenset({"max_execution_time", "max_memory_usage", "max_result_bytes", "result_overflow_mode",
+                            "timeout_overflow_mode", "max_threads"})
+# Settings a read-only request may not set at all, anywhere (URL, session, SETTINGS clause).
+READER_DENIED_SETTINGS = frozenset({
+    "readonly", "allow_introspection_functions", "allow_ddl", "log_comment", "use_query_cache",
+    "enable_writes_to_query_cache", "enable_reads_from_query_cache", "query_cache_share_between_users",
+    "max_concurrent_queries_for_user", "workload", "priority", "os_thread_priority",
+    "function_sleep_max_microseconds_per_block", "profile",
+})
 # Table functions that only generate values inside the engine.
 READER_TABLE_FUNCTIONS = frozenset({
     "numbers", "numbers_mt", "zeros", "zeros_mt", "values", "view", "null", "generateseries", "generate_series",
@@ -35,6 +49,7 @@ READER_TABLE_FUNCTIONS = frozenset({
 # system tables with nothing about the host; None: any column.
 _READER_SYSTEM_TABLES: dict[str, frozenset[str] | None] = {
     "one": None, "numbers": None, "numbers_mt": None, "zeros": None, "zeros_mt": None,
+    "settings": None,  # clickhouse-connect reads it on connect; names, values and docs of settings only
     "databases": frozenset({"name", "engine", "comment"}),
 }
 # Functions that read files, the host, the server's configuration, other queries or dictionaries.
@@ -140,6 +155,11 @@ def check_read_ast(tree_json: str, current_database: str | None) -> None:
                     raise Refused(f"{'.'.join(parts)} is not readable by a read-only session")
         elif kind in _MATCHERS:
             matcher = True
+        elif kind == "SetQuery":
+            names = {str(change.get("name", "")).lower() for change in node.get("changes") or ()}
+            protected = sorted(names & (LIMIT_SETTINGS | READER_DENIED_SETTINGS))
+            if protected:
+                raise Refused(f"a read-only session may not change {', '.join(protected)}")
     if restricted:
         if matcher:
             raise Refused("select named columns of system.databases (name, engine, comment), not *")

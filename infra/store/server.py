@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agentaudit.infra.store._authz import DENIED_DATABASES
+from agentaudit.infra.store._authz import DENIED_DATABASES, READER_DENIED_SETTINGS
 from agentaudit.infra.store._codecs import compressor, decompress_stream, pick_encoding
 from agentaudit.infra.store._engine import Engine, EngineError
 from agentaudit.infra.store._lanes import Lane, LaneFullError
@@ -73,12 +73,6 @@ _NOT_SETTINGS = frozenset({
 })
 _DISPLAY_NAME = "agentaudit-store"
 READER_USER = "reader"
-# Settings a read-only request may not set at all (the limits are clamped instead, see _read_settings).
-_READER_DENIED_SETTINGS = frozenset({
-    "allow_introspection_functions", "allow_ddl", "log_comment", "use_query_cache", "enable_writes_to_query_cache",
-    "enable_reads_from_query_cache", "query_cache_share_between_users", "max_concurrent_queries_for_user",
-    "workload", "priority", "os_thread_priority", "function_sleep_max_microseconds_per_block",
-})
 
 
 class _HTTPError(Exception):
@@ -454,7 +448,11 @@ class _Handler(BaseHTTPRequestHandler):
         if assignments is None and target is None:
             raise _HTTPError(400, 62, f"Code: 62. DB::Exception: agentaudit store understands only "
                                       f"`SET name = value, ...` and `USE db` here: {query[:200]}. (SYNTAX_ERROR)")
-        if readonly and assignments and "readonly" in assignments and assignments["readonly"] not in ("1", "2"):
+        if readonly and assignments and set(assignments) - {"readonly"}:
+            # the request's connection runs with readonly = 1, which refuses every SET
+            raise _HTTPError(403, 164, f"Code: 164. DB::Exception: Cannot modify '{sorted(assignments)[0]}' setting "
+                                       "in readonly mode. (READONLY)")
+        if readonly and assignments and assignments.get("readonly") not in ("1", "2"):
             raise _HTTPError(403, 164, "Code: 164. DB::Exception: Cannot modify 'readonly' setting in readonly "
                                        "mode. (READONLY)")
         if readonly and target is not None and target.lower() in DENIED_DATABASES:
@@ -590,7 +588,7 @@ def _write_settings(limits: StoreLimits, settings: dict[str, str]) -> dict[str, 
 def _read_settings(limits: StoreLimits, settings: dict[str, str]) -> dict[str, str]:
     """A read-only request's settings: its own, then the limits (a lower value of its own kept);
     ``readonly = 1`` comes after, so the query cannot change any of them."""
-    denied = sorted(set(settings) & _READER_DENIED_SETTINGS)
+    denied = sorted(set(settings) & READER_DENIED_SETTINGS)
     if denied:
         raise _HTTPError(403, 164, f"Code: 164. DB::Exception: setting {', '.join(denied)} is not allowed in a "
                                    "read-only session. (READONLY)")
