@@ -17,11 +17,24 @@ largest, aggregates that can fall (avg, min, ratio) fire only when their window 
 and sequence/ancestor checks consider every qualifying pair whatever the arrival order.
 Integrity and absence rely on one producer stream's events arriving in order, which
 Kafka guarantees because the stream id is the message key.
+
+Failures: a rule that raises on one event fails for that event alone. The risky steps of a
+batch (key and value expressions over the event) run before any state changes; when they
+raise, the batch is redone event by event for that rule, and each event that still fails is
+put in ``failures`` (the evaluator turns them into ``rule_error`` incidents). Python 3.11's
+try blocks cost nothing until they raise, so the fast path is unchanged.
+
+Numbers: event fields are finite (validation refuses NaN and infinities). Sums are exact
+integers of millionths whatever the size of the values, so two ``1e308`` costs add up; a
+sum too large for a float reads as ``inf`` and compares as such (a budget rule fires). A
+value that is not finite (only a rule's own arithmetic can make one) is a failure of that
+event for that rule.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from bisect import bisect_left, insort
 from collections import defaultdict
 from itertools import islice
@@ -181,6 +194,7 @@ class RuleRuntime:
         self.rule = rule
         self.hits = Hits(rule)
         self.pending: list[dict[str, Any]] = []  # fusable: this batch's matches, handled in end_batch()
+        self.failures: list[tuple[dict[str, Any], Exception]] = []  # (event, error) the evaluator reports
 
     def feed(self, r: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -210,11 +224,16 @@ class PredicateRuntime(RuleRuntime):
             self.pending.append(r)
 
     def end_batch(self) -> None:
-        hit = self.hits.hit
+        pending = self.pending
         key = self.rule.key
-        for r in self.pending:
-            hit(r, key(r), r["event_time_us"])
-        self.pending.clear()
+        try:
+            keys = [key(r) for r in pending]
+        except Exception:  # noqa: BLE001 - one odd event: key them one by one, the failing ones alone
+            pending[:], keys = _isolate(pending, key, self.failures)
+        hit = self.hits.hit
+        for r, k in zip(pending, keys):
+            hit(r, k, r["event_time_us"])
+        pending.clear()
 
 
 _OP = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
@@ -223,7 +242,25 @@ SCALE = 1_000_000  # sums are kept as integers of millionths, so their order of 
 
 
 def _sum_part(value_of: Any, rs: list[dict[str, Any]]) -> int:
-    return sum([round(value_of(r) * SCALE) for r in rs])
+    try:
+        return sum([round(value_of(r) * SCALE) for r in rs])
+    except OverflowError:  # a value beyond 1.8e302: scaled exactly instead (see the module docstring)
+        return sum([_scaled(value_of(r)) for r in rs])
+
+
+def _scaled(value: Any) -> int:
+    """``value`` in millionths as an exact integer; raises ValueError when it is not finite."""
+    if not math.isfinite(value):
+        raise ValueError(f"aggregate value {value!r} is not a finite number")
+    if abs(value) >= 2**53:  # a float this large is an integer: multiply exactly, no rounding
+        return int(value) * SCALE
+    return round(value * SCALE)
+
+
+def _finite(values: list[Any]) -> list[Any]:
+    if not all(map(math.isfinite, values)):
+        raise ValueError(f"aggregate value {next(v for v in values if not math.isfinite(v))!r} is not a finite number")
+    return values
 
 
 def _sum_merge(agg: dict[str, Any], part: int) -> None:
@@ -243,7 +280,7 @@ def _distinct_merge(agg: dict[str, Any], part: dict[str, int]) -> None:
 
 
 def _max_part(value_of: Any, rs: list[dict[str, Any]]) -> Any:
-    return max([value_of(r) for r in rs])
+    return max(_finite([value_of(r) for r in rs]))
 
 
 def _max_merge(agg: dict[str, Any], part: Any) -> None:
@@ -251,7 +288,7 @@ def _max_merge(agg: dict[str, Any], part: Any) -> None:
 
 
 def _min_part(value_of: Any, rs: list[dict[str, Any]]) -> Any:
-    return min([value_of(r) for r in rs])
+    return min(_finite([value_of(r) for r in rs]))
 
 
 def _min_merge(agg: dict[str, Any], part: Any) -> None:
@@ -305,17 +342,20 @@ class AggregateRuntime(RuleRuntime):
         rule = self.rule
         slide = rule.slide_us
         keyf = rule.key
+        try:
+            keys = list(map(keyf, pending))
+        except Exception:  # noqa: BLE001 - one odd event: key them one by one, the failing ones alone
+            pending[:], keys = _isolate(pending, keyf, self.failures)
         panes: defaultdict[tuple, list[dict[str, Any]]] = defaultdict(list)
         if self._by_pane:
-            for r in pending:
+            for r, key in zip(pending, keys):
                 t = r["event_time_us"]
-                panes[keyf(r), t - t % slide].append(r)
+                panes[key, t - t % slide].append(r)
             span = rule.window_us - slide  # the pane at b belongs to the windows starting at b - span .. b
         else:
             window = rule.window_us
-            for r in pending:
+            for r, key in zip(pending, keys):
                 t = r["event_time_us"]
-                key = keyf(r)
                 ws = t - t % slide
                 while ws > t - window:
                     panes[key, ws].append(r)
@@ -331,8 +371,13 @@ class AggregateRuntime(RuleRuntime):
         fold_events = self._fold_events
         folded: dict[tuple, dict[str, Any]] = {}
         for (key, b), rs in panes.items():
+            try:
+                part = part_of(value_of, rs)
+            except Exception:  # noqa: BLE001 - before any state changed: drop the failing events alone
+                rs, part = self._isolate_part(value_of, rs)
+                if not rs:
+                    continue
             n = len(rs)
-            part = part_of(value_of, rs)
             if n == 1:
                 pairs = [_SORT_KEY(rs[0])]
             else:
@@ -358,6 +403,25 @@ class AggregateRuntime(RuleRuntime):
             for acc_key, acc in folded.items():
                 if acc["fired"]:
                     touched.add(acc_key)
+
+    def _isolate_part(self, value_of: Any, rs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+        """The events of a pane whose values can be aggregated, and their part; the others go to ``failures``."""
+        part_of = self._part[0]
+        good = []
+        for r in rs:
+            try:
+                part_of(value_of, [r])
+            except Exception as exc:  # noqa: BLE001
+                self.failures.append((r, exc))
+            else:
+                good.append(r)
+        if not good:
+            return good, None
+        try:
+            return good, part_of(value_of, good)
+        except Exception as exc:  # noqa: BLE001 - values fine alone but not together (mixed types)
+            self.failures.extend((r, exc) for r in good)
+            return [], None
 
     @staticmethod
     def _fold_events(acc: dict[str, Any], rs: list[dict[str, Any]], pairs: list[tuple[int, str]]) -> None:
@@ -409,9 +473,9 @@ class AggregateRuntime(RuleRuntime):
         if fn == "count":
             return float(n)
         if fn == "sum":
-            return agg.get("_sum", 0) / SCALE
+            return _saturated(agg.get("_sum", 0), SCALE)
         if fn == "avg":
-            return agg.get("_sum", 0) / SCALE / n if n else 0.0
+            return _saturated(agg.get("_sum", 0), SCALE, n) if n else 0.0
         if fn == "max":
             return float(agg.get("_max", 0.0))  # an int field (latency_us) keeps int extremes
         if fn == "min":
@@ -715,6 +779,21 @@ class IntegrityRuntime(RuleRuntime):
             self.hits.hit(r, rule.key(r), r["event_time_us"],
                           values={"detail": f"{problem[0]} at seq {seq}: {problem[1]}"})
 
+    def feed_conflict(self, r: dict[str, Any], first_hash: str) -> None:
+        """``r`` repeats the event id of an event already judged, with another body (``first_hash`` was the first's).
+
+        The copy is not judged (the first-seen copy stands, as readers show it); the check
+        ``conflicting_duplicate`` reports it, naming the event id and both body hashes.
+        """
+        rule = self.rule
+        if "conflicting_duplicate" not in rule.params["checks"] or not rule.predicate(r):
+            return
+        self.hits.hit(r, rule.key(r), r["event_time_us"], values={
+            "detail": (f"event {r['event_id']} arrived again with another body: first copy {first_hash}, "
+                       f"this copy {r['event_hash']} (partition {r.get('_partition')} offset {r.get('_offset')}); "
+                       "both are stored, readers show the first"),
+            "first_hash": first_hash, "conflict_hash": r["event_hash"]})
+
     def state(self) -> dict[str, Any]:
         return {"accs": self.hits.state(), "streams": self.streams}
 
@@ -734,6 +813,32 @@ def _expiry(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+def _saturated(total: int, scale: int, n: int = 0) -> float:
+    """``total / scale`` (``/ n``) as a float; beyond the float range, ``inf`` of its sign (see the module docstring)."""
+    try:
+        return total / scale / n if n else total / scale
+    except OverflowError:
+        try:
+            return total / (scale * n)  # a mean can fit where the sum did not
+        except (OverflowError, ZeroDivisionError):
+            return math.inf if total > 0 else -math.inf
+
+
+def _isolate(pending: list[dict[str, Any]], fn: Any,
+             failures: list[tuple[dict[str, Any], Exception]]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """``fn`` of each event, one by one: the events it succeeded on and its results; the others to ``failures``."""
+    good: list[dict[str, Any]] = []
+    results: list[Any] = []
+    for r in pending:
+        try:
+            results.append(fn(r))
+        except Exception as exc:  # noqa: BLE001
+            failures.append((r, exc))
+        else:
+            good.append(r)
+    return good, results
 
 
 def _human(us: int) -> str:

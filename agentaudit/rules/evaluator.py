@@ -3,6 +3,12 @@
 >>> evaluator = load_evaluator(["rules/"], owners_path="owners.yaml")
 >>> incidents = evaluator.evaluate(records)          # one consumed batch
 >>> incidents += evaluator.on_watermark(max_event_time_us)
+
+A rule that raises on an event fails for that event alone: the event still counts for every
+other rule, and the failure becomes a ``rule_error`` incident (rule id :data:`RULE_ERROR_ID`,
+key the failing rule's id) of the event's tenant, one per rule, tenant and hour of event time,
+naming the rule, the events (up to 50) and the last error. See :mod:`._runtime` for numbers
+that overflow.
 """
 
 from __future__ import annotations
@@ -20,20 +26,27 @@ import orjson
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules._compile import RuleSet, compile_rule_files
-from agentaudit.rules._runtime import NEVER, RUNTIMES, Clock, RuleRuntime
+from agentaudit.rules._runtime import NEVER, RUNTIMES, Clock, Hits, RuleRuntime
 from agentaudit.rules._spec import read_rule_files
-from agentaudit.schemas import ActionKind, Incident
+from agentaudit.schemas import ActionKind, Incident, Severity
 
 if TYPE_CHECKING:
     from agentaudit.rules.owners import OwnershipMap
 
-__all__ = ["DEFAULT_LATENESS_US", "DEFAULT_PACK", "RuleEvaluator", "load_evaluator", "load_rule_set", "rule_paths"]
+__all__ = ["DEFAULT_LATENESS_US", "DEFAULT_PACK", "RULE_ERROR_ID", "RuleEvaluator", "load_evaluator", "load_rule_set",
+           "rule_error_incident", "rule_paths"]
 
 _log = logging.getLogger(__name__)
 DEFAULT_PACK = Path(__file__).with_name("pack")
 DEFAULT_LATENESS_US = 30_000_000
 DEDUPE_WINDOW = 200_000  # event ids remembered to drop redeliveries; a snapshot restores state as of its offsets
 _SNAPSHOT_VERSION = 2
+#: Rule id of the incidents that record a rule failing on events (the key names the failing rule).
+RULE_ERROR_ID = "rule_error"
+_ERROR_WINDOW_US = 3_600_000_000  # one rule_error incident per rule, tenant and hour of event time
+_MAX_SUMMARY_CHARS = 4096  # an incident must fit a Kafka message whatever the events it quotes
+_MAX_ATTRIBUTE_CHARS = 1024
+_MAX_ERROR_CHARS = 500
 
 
 def rule_paths(paths: str | Sequence[str] | None) -> list[Path]:
@@ -101,7 +114,12 @@ class RuleEvaluator(BaseEvaluator):
         self._source_mark = NEVER  # with sources: the watermark the runtimes last advanced to
         self._idle: set[str] = set()  # with sources: those marked idle, left out of the minimum
         self.runtime_errors = 0
-        self._seen: dict[str, None] = {}  # recent event ids, oldest first
+        # rule_error accumulators, keyed (rule id, tenant, hour start); touched ones are emitted by _advance
+        self._errors: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self._errors_touched: set[tuple[str, str, int]] = set()
+        self._seen: dict[str, str] = {}  # recent event ids -> body hash of the copy judged, oldest first
+        # Integrity rules told about a copy of a seen event id with another body (integrity.conflicting-duplicate).
+        self._conflicts = tuple(rt for rt in self.runtimes if hasattr(rt, "feed_conflict"))
         # Per event kind: one generated function tests the conditions of every predicate and
         # aggregate rule that can match that kind (one call per event instead of one per rule),
         # then the other kinds' runtimes (sequence, absence, ancestor, integrity) get the event.
@@ -134,9 +152,12 @@ class RuleEvaluator(BaseEvaluator):
                 self._mark_source(r)
                 continue
             event_id = r["event_id"]
-            if event_id in seen:  # redelivered (a retried batch): judged once only
+            first = seen.get(event_id)
+            if first is not None:  # redelivered (a retried batch): judged once only
+                if first != r.get("event_hash", first) and first and self._conflicts:
+                    self._conflict(r, first)  # not a redelivery: the same id with another body
                 continue
-            seen[event_id] = None
+            seen[event_id] = r.get("event_hash") or ""
             t = r["event_time_us"]
             if t > max_time.get(r["tenant"], NEVER):
                 max_time[r["tenant"]] = t
@@ -162,11 +183,31 @@ class RuleEvaluator(BaseEvaluator):
         for rt in self._fusable:
             if rt.pending:
                 try:
-                    rt.end_batch()
-                except Exception as exc:  # noqa: BLE001 - a rule failing on this batch must not stop the others
+                    rt.end_batch()  # isolates the events a rule fails on into rt.failures
+                except Exception as exc:  # noqa: BLE001 - not an event's fault: report each event, keep the rule
+                    for r in rt.pending:
+                        self._runtime_error(rt, r, exc)
                     rt.pending.clear()
-                    self._runtime_error(rt, {}, exc)
+                if rt.failures:
+                    for r, exc in rt.failures:
+                        self._runtime_error(rt, r, exc)
+                    rt.failures.clear()
         return self._advance()
+
+    def _conflict(self, r: dict[str, Any], first_hash: str) -> None:
+        """Report a copy of an already judged event id whose body differs; the copy itself is not judged.
+
+        Detected here, in the evaluator's seen-set, because the evaluator reads each tenant's events in
+        one deterministic order (a partition's log order; the rules worker routes a tenant to one
+        evaluator), so the same log raises the same incident live and in replay; a store lookup at
+        insert would depend on insert timing across sinks and cost a read per batch. The set holds
+        the last ``DEDUPE_WINDOW`` ids; older conflicts are found by ``agentaudit verify --store``.
+        """
+        for rt in self._conflicts:
+            try:
+                rt.feed_conflict(r, first_hash)
+            except Exception as exc:  # noqa: BLE001 - one odd record must not stop the other rules
+                self._runtime_error(rt, r, exc)
 
     def _mark_source(self, marker: dict[str, Any]) -> None:
         """Apply a source marker (see the class docstring): raise the source's maximum, set it idle or active."""
@@ -188,10 +229,27 @@ class RuleEvaluator(BaseEvaluator):
             except Exception as exc:  # noqa: BLE001
                 self._runtime_error(rt, r, exc)
 
-    def _runtime_error(self, rt: RuleRuntime, r: Any, exc: Exception) -> None:
+    def _runtime_error(self, rt: RuleRuntime, r: dict[str, Any], exc: Exception) -> None:
+        """Count ``rt``'s failure on event ``r`` into its rule_error incident."""
         self.runtime_errors += 1
-        event_id = r.get("event_id") if isinstance(r, dict) else None
-        _log.warning("rules.runtime_error rule=%s event_id=%s error=%r", rt.rule.id, event_id, exc)
+        event_id = str(r.get("event_id", ""))
+        tenant = str(r.get("tenant", ""))
+        t = r.get("event_time_us", 0)
+        error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
+        _log.warning("rules.runtime_error rule=%s tenant=%s event_id=%s partition=%s offset=%s error=%s",
+                     rt.rule.id, tenant, event_id, r.get("_partition"), r.get("_offset"), error)
+        ws = t - t % _ERROR_WINDOW_US
+        key = (rt.rule.id, tenant, ws)
+        acc = self._errors.get(key)
+        if acc is None:
+            acc = self._errors[key] = {"count": 0, "events": [], "first": None, "last": None, "rep": None,
+                                       "rep_sk": None, "error": "", "event_id": "", "agent_id": "", "trace_id": ""}
+        if Hits.add_event(acc, t, event_id, None):
+            acc["count"] += 1
+        if acc["rep_sk"] is None or (t, event_id) >= acc["rep_sk"]:  # the latest event names the error
+            acc.update(rep_sk=(t, event_id), error=error, event_id=event_id,
+                       agent_id=str(r.get("agent_id", "")), trace_id=str(r.get("trace_id", "")))
+        self._errors_touched.add(key)
 
     def on_watermark(self, watermark_us: int) -> list[Incident]:
         """Incidents still due; the caller's watermark is not used.
@@ -227,12 +285,39 @@ class RuleEvaluator(BaseEvaluator):
             self._marked = marks
         if clock is not None:
             for rt in self.runtimes:
-                rt.advance(clock)
+                try:
+                    rt.advance(clock)
+                except Exception as exc:  # noqa: BLE001 - one rule's bug must not close no other rule's windows
+                    self._runtime_error(rt, {}, exc)
         incidents: list[Incident] = []
         for rt in self.runtimes:
             if rt.hits.touched:
-                incidents.extend(self._incident(rt, acc) for acc in rt.hits.take())
+                for acc in rt.hits.take():
+                    try:
+                        incidents.append(self._incident(rt, acc))
+                    except Exception as exc:  # noqa: BLE001
+                        t, event_id = acc["events"][-1] if acc["events"] else (acc["ws"], "")
+                        self._runtime_error(rt, {"event_id": event_id, "tenant": acc["tenant"], "event_time_us": t},
+                                            exc)
+        if self._errors_touched:
+            incidents.extend(self._error_incidents())
+        if clock is not None and self._errors:
+            for key in [k for k in self._errors if k[2] + _ERROR_WINDOW_US <= clock.of(k[1])]:
+                del self._errors[key]
         return incidents
+
+    def _error_incidents(self) -> list[Incident]:
+        out = []
+        for key in sorted(self._errors_touched):
+            acc = self._errors.get(key)
+            if acc is not None:
+                rule_id, tenant, ws = key
+                out.append(rule_error_incident(
+                    rule_id, tenant, self.revision, event_ids=[eid for _, eid in acc["events"]], count=acc["count"],
+                    first_us=acc["first"], last_us=acc["last"], window_start_us=ws, error=acc["error"],
+                    event_id=acc["event_id"], agent_id=acc["agent_id"], trace_id=acc["trace_id"]))
+        self._errors_touched.clear()
+        return out
 
     def _incident(self, rt: RuleRuntime, acc: dict[str, Any]) -> Incident:
         rule = rt.rule
@@ -255,14 +340,14 @@ class RuleEvaluator(BaseEvaluator):
                                         tenant=acc["tenant"])
             owner = found.team if found else ""
         attributes = {"kind": rule.kind, "key_fields": ",".join(rule.key_names)}
-        attributes.update({k: str(v) for k, v in values.items()})
+        attributes.update({k: _cut(str(v), _MAX_ATTRIBUTE_CHARS) for k, v in values.items()})
         return Incident(
             incident_id=incident_id, tenant=acc["tenant"], rule_id=rule.id, rule_revision=self.revision,
             severity=rule.severity, mode=rule.mode, owner=owner, key=acc["key"],
             window_start_us=acc["ws"], window_end_us=acc["we"], agent_id=rep.get("agent_id", ""),
             trace_id=rep.get("trace_id", ""), event_ids=tuple(eid for _, eid in acc["events"]),
             first_seen_us=acc["first"], last_seen_us=acc["last"], count=max(acc["count"], 1),
-            summary=rule.render(render), tags=rule.tags, attributes=attributes,
+            summary=_cut(rule.render(render), _MAX_SUMMARY_CHARS), tags=rule.tags, attributes=attributes,
         )
 
     def snapshot(self) -> bytes:
@@ -281,6 +366,7 @@ class RuleEvaluator(BaseEvaluator):
             "marked": self._marked, "source_max": self._source_max, "source_mark": self._source_mark,
             "idle": sorted(self._idle),
             "rules": {rt.rule.id: rt.state() for rt in self.runtimes},
+            "errors": [[list(k), acc] for k, acc in sorted(self._errors.items())],
         }
         try:
             return orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
@@ -308,6 +394,39 @@ class RuleEvaluator(BaseEvaluator):
         for rt in self.runtimes:
             if rt.rule.id in state["rules"]:
                 rt.load(state["rules"][rt.rule.id])
+        self._errors = {}
+        for k, acc in state.get("errors", ()):  # absent in snapshots older than rule_error incidents
+            acc["events"] = [tuple(pair) for pair in acc["events"]]
+            acc["rep_sk"] = tuple(acc["rep_sk"]) if acc["rep_sk"] is not None else None
+            self._errors[tuple(k)] = acc
+
+
+def rule_error_incident(rule_id: str, tenant: str, revision: str, *, event_ids: Sequence[str], count: int,
+                        first_us: int, last_us: int, window_start_us: int, error: str, event_id: str,
+                        agent_id: str = "", trace_id: str = "") -> Incident:
+    """The incident that records rule ``rule_id`` failing on ``count`` events of ``tenant`` in one hour.
+
+    Its id derives from the failing rule, tenant and hour, so a re-read batch updates the same
+    incident. Evaluators and the sink (for an evaluator that raises) both report failures this way.
+    """
+    ident = "\x1f".join((RULE_ERROR_ID, revision, tenant, rule_id, str(window_start_us)))
+    summary = (f"rule {rule_id} failed on {count} event(s) of tenant {tenant}, the last {event_id}: {error}; "
+               "those events were not judged by that rule (fix the rule, then replay them)")
+    return Incident(
+        incident_id=hashlib.sha256(ident.encode()).hexdigest()[:32], tenant=tenant, rule_id=RULE_ERROR_ID,
+        rule_revision=revision, severity=Severity.HIGH, key=rule_id, window_start_us=window_start_us,
+        window_end_us=window_start_us + _ERROR_WINDOW_US, agent_id=agent_id, trace_id=trace_id,
+        event_ids=tuple(event_ids), first_seen_us=first_us, last_seen_us=last_us, count=max(count, 1),
+        summary=_cut(summary, _MAX_SUMMARY_CHARS), tags=(RULE_ERROR_ID,),
+        attributes={"rule": rule_id, "event_id": event_id, "error": _cut(error, _MAX_ERROR_CHARS)},
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters and how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... (cut, {len(text)} characters)"
 
 
 def _fuse(runtimes: Sequence[RuleRuntime], namespace: dict[str, Any], label: str) -> Any:
