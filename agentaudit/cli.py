@@ -795,7 +795,14 @@ def dashboard(
 
     from agentaudit.dashboard import DashboardSettings, dashboard_command
 
-    settings = DashboardSettings()
+    try:
+        settings = DashboardSettings()
+    except ValueError as exc:  # e.g. the retired shared-password variables are still set
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if settings.auth == "users" and not settings.users_file.exists():
+        typer.echo(f"warning: no dashboard users file at {settings.users_file}, so nobody can sign in; "
+                   "`agentaudit dashboard-users add NAME --team TEAM` creates it", err=True)
     argv = dashboard_command(port if port is not None else settings.port, host or settings.host)
     typer.echo(f"dashboard: http://{host or settings.host}:{port if port is not None else settings.port}")
     child = subprocess.Popen(argv)  # noqa: S603 - our own app under the running interpreter
