@@ -3,6 +3,11 @@
 Every statement is idempotent (``IF NOT EXISTS``), so running the migration again is a
 no-op; a failing statement stops the run with the file and statement named.
 
+A layout change that DDL alone cannot make runs first: an ``actions`` table whose sort key
+lacks ``event_hash`` (written before conflicting copies were kept apart) is rebuilt under the
+current layout, rows copied as they are, and swapped in with ``EXCHANGE TABLES``; an interrupted
+rebuild leaves ``actions__upgrade`` behind, which the next run drops and redoes.
+
 >>> applied = migrate(StoreSettings())
 """
 
@@ -18,7 +23,7 @@ from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.exceptions import StoreError
 from agentaudit.settings import StoreSettings
 
-__all__ = ["MigrationFile", "ddl_files", "migrate", "render", "split_statements"]
+__all__ = ["MigrationFile", "ddl_files", "migrate", "render", "split_statements", "upgrade_actions"]
 
 _log = logging.getLogger("agentaudit.consumers.migrate")
 
@@ -82,6 +87,8 @@ def migrate(settings: StoreSettings, *, directory: Path | None = None, store: St
     store = connect(settings) if store is None else store
     applied: list[MigrationFile] = []
     try:
+        if directory is None:
+            upgrade_actions(store, settings)
         for path in ddl_files(directory):
             statements = split_statements(render(path.read_text(encoding="utf-8"), settings))
             for number, statement in enumerate(statements, start=1):
@@ -102,3 +109,51 @@ def migrate(settings: StoreSettings, *, directory: Path | None = None, store: St
         if owned:
             store.close()
     return applied
+
+
+_UPGRADE = "actions__upgrade"
+
+
+def upgrade_actions(store: Store, settings: StoreSettings) -> bool:
+    """Rebuild an ``actions`` table of the layout before event_hash joined its sort key; True when it did.
+
+    The old layout (``ReplacingMergeTree(ingested_at)`` keyed without the body hash) let a re-sent event
+    with another body replace the first. Rows are copied unchanged (``ingested_at`` kept, so the first-seen
+    order survives), then the tables are exchanged atomically. Idempotent: a current table is left alone.
+
+    :raises MigrationError: a step failed; the file is ``0001_base.sql`` and the statement the step's.
+    """
+    db = settings.database
+
+    def run(sql: str) -> None:
+        try:
+            store.command(sql, settings={"insert_deduplicate": 0} if sql.startswith("INSERT") else None)
+        except StoreError as exc:
+            raise MigrationError(
+                f"upgrading {db}.actions to the current layout failed at {sql.splitlines()[0]!r} on "
+                f"{settings.redacted_url()}: {exc}; fix the store and run `agentaudit migrate` again "
+                f"(an interrupted upgrade is redone from the start)", file="0001_base.sql", statement=sql) from exc
+
+    try:
+        found = store.query("SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = 'actions'",
+                            {"db": db}).rows
+    except StoreError as exc:
+        raise MigrationError(f"cannot read the layout of {db}.actions on {settings.redacted_url()}: {exc}",
+                             file="0001_base.sql", statement="SELECT sorting_key FROM system.tables") from exc
+    run(f"DROP TABLE IF EXISTS {db}.{_UPGRADE}")  # what an interrupted upgrade left (before or after the swap)
+    if not found or "event_hash" in found[0][0]:
+        return False
+    base = next(p for p in ddl_files() if p.name == "0001_base.sql")
+    create = next(st for st in split_statements(render(base.read_text(encoding="utf-8"), settings))
+                  if st.startswith(f"CREATE TABLE IF NOT EXISTS {db}.actions\n"))
+    run(create.replace(f"{db}.actions\n", f"{db}.{_UPGRADE}\n", 1))
+    columns = [row[0] for row in store.query(
+        "SELECT name FROM system.columns WHERE database = {db:String} AND table = 'actions' "
+        "AND name IN (SELECT name FROM system.columns WHERE database = {db:String} AND table = {new:String} "
+        "AND default_kind != 'MATERIALIZED') ORDER BY position", {"db": db, "new": _UPGRADE}).rows]
+    names = ", ".join(f"`{c}`" for c in columns)
+    run(f"INSERT INTO {db}.{_UPGRADE} ({names}) SELECT {names} FROM {db}.actions")
+    run(f"EXCHANGE TABLES {db}.actions AND {db}.{_UPGRADE}")
+    run(f"DROP TABLE IF EXISTS {db}.{_UPGRADE}")
+    _log.info("upgraded %s.actions to the current layout (event_hash in the sort key, first copy kept)", db)
+    return True

@@ -6,9 +6,12 @@ closes every window at the end. Same rows + same rules -> the same incidents, by
 
 A range is bounded by event time, by Kafka position (the ``kafka_partition`` and
 ``kafka_offset`` the sink recorded for each event, see :func:`parse_bound`), or both; every
-bound given applies. An event stored twice (redelivered to the sink) counts once, at the
-position of the copy the table keeps (``FINAL``: the latest written, which is also the one
-that survives merges), so the answer does not depend on when ClickHouse merges.
+bound given applies. An event stored twice with the same body (redelivered to the sink) counts
+once, at the position of the copy the table keeps (``FINAL``: the first written, which is also
+the one that survives merges), so the answer does not depend on when ClickHouse merges. A copy
+with another body under the same event id is stored beside the first and read right after it
+(ties in event time, stream and seq go by first seen), so the evaluator judges the first-seen
+copy and raises ``integrity.conflicting-duplicate`` for the later one, as it did live.
 
 >>> incidents = replay_range(store, ["rules/"], start_us=t0, end_us=t1)
 >>> incidents = replay_range(store, None, **parse_range("0:1200,1:900", "all:5000"))
@@ -91,21 +94,25 @@ def read_actions(store: Any, *, start_us: int | None = None, end_us: int | None 
     if tenant is not None:
         where.append("tenant = {tenant:String}")
         params["tenant"] = tenant
-    last: tuple[int, str, int] | None = None
+    last: tuple[Any, ...] | None = None
     while True:
         page = list(where)
         if last is not None:
-            page.append("(toUnixTimestamp64Micro(event_time), stream_id, seq) > ({lt:Int64}, {ls:String}, {lq:UInt64})")
-            params.update(lt=last[0], ls=last[1], lq=last[2])
+            page.append("(toUnixTimestamp64Micro(event_time), stream_id, seq, toUnixTimestamp64Micro(ingested_at), "
+                        "kafka_partition, kafka_offset) > ({lt:Int64}, {ls:String}, {lq:UInt64}, {li:Int64}, "
+                        "{lp:UInt16}, {lo:UInt64})")
+            params.update(lt=last[0], ls=last[1], lq=last[2], li=last[3], lp=last[4], lo=last[5])
         rows = store.query(
-            f"SELECT {_COLUMNS} FROM actions FINAL WHERE {' AND '.join(page)} "
-            f"ORDER BY event_time, stream_id, seq LIMIT {int(batch_size)}", params).rows
+            f"SELECT {_COLUMNS}, toUnixTimestamp64Micro(ingested_at) FROM actions FINAL WHERE {' AND '.join(page)} "
+            f"ORDER BY event_time, stream_id, seq, ingested_at, kafka_partition, kafka_offset "
+            f"LIMIT {int(batch_size)}", params).rows
         if not rows:
             return
-        batch = [_record(row) for row in rows]
+        batch = [_record(row[:-1]) for row in rows]
         yield batch
         tail = batch[-1]
-        last = (tail["event_time_us"], tail["stream_id"], tail["seq"])
+        last = (tail["event_time_us"], tail["stream_id"], tail["seq"], rows[-1][-1], tail["_partition"],
+                tail["_offset"])
         if len(rows) < batch_size:
             return
 

@@ -197,23 +197,27 @@ _EVENT_COLUMNS = (
 )
 
 
+#: Each event once, as first seen: a later copy with another body (``action_conflicts``) never replaces it.
+_FIRST_COPY = "ORDER BY ingested_at, kafka_partition, kafka_offset LIMIT 1 BY event_id"
+
+
 def triggering_events(store: Store, tenant: str, event_ids: list[str] | tuple[str, ...],
                       trace_id: str = "") -> pandas.DataFrame:
-    """The action events an incident names, each once, in event-time order."""
+    """The action events an incident names, each once (its first-seen copy), in event-time order."""
     params: dict[str, Any] = {"tenant": tenant, "ids": list(event_ids)}
     trace_clause = ""
     if trace_id:  # narrows the read to the trace's granules (bloom index / by_trace projection)
         trace_clause = " AND trace_id = {trace:String}"
         params["trace"] = trace_id
-    sql = (f"SELECT {_EVENT_COLUMNS} FROM actions WHERE tenant = {{tenant:String}} AND event_id IN {{ids:Array(String)}}"
-           f"{trace_clause} ORDER BY event_time, event_id LIMIT 1 BY event_id")
+    sql = (f"SELECT {_EVENT_COLUMNS} FROM (SELECT {_EVENT_COLUMNS} FROM actions WHERE tenant = {{tenant:String}} "
+           f"AND event_id IN {{ids:Array(String)}}{trace_clause} {_FIRST_COPY}) ORDER BY event_time, event_id")
     return _frame(store, sql, params)
 
 
 def trace(store: Store, tenant: str, trace_id: str, *, limit: int = 20_000) -> pandas.DataFrame:
-    """Every event of one trace, each once, in event-time order (reads the ``by_trace`` projection)."""
-    sql = (f"SELECT {_EVENT_COLUMNS} FROM actions WHERE tenant = {{tenant:String}} AND trace_id = {{trace:String}} "
-           "ORDER BY event_time, event_id LIMIT 1 BY event_id LIMIT {limit:UInt32}")
+    """Every event of one trace, each once (its first-seen copy), in event-time order (``by_trace`` projection)."""
+    sql = (f"SELECT {_EVENT_COLUMNS} FROM (SELECT {_EVENT_COLUMNS} FROM actions WHERE tenant = {{tenant:String}} "
+           f"AND trace_id = {{trace:String}} {_FIRST_COPY}) ORDER BY event_time, event_id LIMIT {{limit:UInt32}}")
     return _frame(store, sql, {"tenant": tenant, "trace": trace_id, "limit": limit})
 
 

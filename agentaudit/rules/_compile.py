@@ -32,7 +32,7 @@ _DEFAULT_BY = {"predicate": ["agent_id"], "aggregate": None, "sequence": ["trace
                "ancestor": ["agent_id"], "integrity": ["stream_id"]}
 _DEFAULT_WINDOW = {"predicate": "1h", "sequence": "1d", "absence": "1h", "ancestor": "1h", "integrity": "1d"}
 TEMPLATE_EXTRAS = ("value", "threshold", "count", "key", "window", "rule_id", "severity", "detail", "within")
-INTEGRITY_CHECKS = ("gap", "reorder", "duplicate", "hash_mismatch", "bad_start")
+INTEGRITY_CHECKS = ("gap", "reorder", "duplicate", "hash_mismatch", "bad_start", "conflicting_duplicate")
 MAX_SLIDES = 1_000
 
 @dataclass

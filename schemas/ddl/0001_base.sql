@@ -2,6 +2,9 @@
 -- Placeholders: {database}, {retention_days}, {incident_retention_days}.
 -- Delivery is at least once: tables are ReplacingMergeTree keyed by the event or incident id, inserts carry
 -- deduplication tokens, and readers use FINAL or LIMIT 1 BY <id> so no query shows a duplicate.
+-- `actions` is append-only in meaning: the body hash is part of its key, so a second copy of an event with an
+-- identical body merges away (the first seen is kept), while a copy with a different body is stored beside the
+-- first and never replaces it; readers see the first-seen copy (views in 0010_analyst_views.sql).
 
 CREATE DATABASE IF NOT EXISTS {database};
 
@@ -46,17 +49,19 @@ CREATE TABLE IF NOT EXISTS {database}.actions
     environment       LowCardinality(String) DEFAULT '' COMMENT 'Added in action schema v2',
     kafka_partition   UInt16 COMMENT 'Where the sink read it',
     kafka_offset      UInt64,
-    ingested_at       DateTime64(6, 'UTC') DEFAULT now64(6),
+    ingested_at       DateTime64(6, 'UTC') DEFAULT now64(6) COMMENT 'When the store first took this copy',
+    first_seen_rank   UInt64 MATERIALIZED bitNot(toUInt64(toUnixTimestamp64Micro(ingested_at)))
+                      COMMENT 'Larger for an earlier copy: merging identical copies keeps the first seen',
     INDEX idx_trace trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_action action_id TYPE bloom_filter(0.001) GRANULARITY 1,
     PROJECTION by_trace (SELECT * ORDER BY tenant, trace_id, event_time)
 )
-ENGINE = ReplacingMergeTree(ingested_at)
+ENGINE = ReplacingMergeTree(first_seen_rank)
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (tenant, agent_id, event_time, event_id)
+ORDER BY (tenant, agent_id, event_time, event_id, event_hash)
 TTL toDateTime(event_time) + INTERVAL {retention_days} DAY
 SETTINGS deduplicate_merge_projection_mode = 'rebuild', non_replicated_deduplication_window = 10000
-COMMENT 'Every action event, one row per event_id (query with FINAL or LIMIT 1 BY event_id)';
+COMMENT 'Every action event, one row per distinct body of an event_id (readers: actions_first, first-seen copy)';
 
 CREATE TABLE IF NOT EXISTS {database}.incidents
 (

@@ -1,8 +1,42 @@
 -- Analyst views: the stable, documented face of the store (docs/analysts.md has example queries).
--- Views hold no data: they read the base tables of 0001_base.sql, deduplicated, with the incident state
+-- Views hold no data: they read the base tables of 0001_base.sql, deduplicated (an event id stored with
+-- several bodies shows its first-seen copy, see action_conflicts), with the incident state
 -- folded from incident_lifecycle exactly as agentaudit.schemas.IncidentState.fold does. CREATE OR REPLACE
 -- keeps `agentaudit migrate` idempotent and lets a new release change a view's body; columns are only added.
 -- Owner globs ('*' any run, '?' one character) become LIKE patterns; the highest specificity wins.
+
+CREATE OR REPLACE VIEW {database}.action_conflicts
+(
+    tenant            String,
+    event_id          String COMMENT 'An event id stored with more than one body',
+    copies            UInt64 COMMENT 'Distinct bodies stored under it',
+    first_hash        String COMMENT 'Body hash of the first-seen copy: the one every reader shows',
+    later_hashes      Array(String) COMMENT 'Body hashes of the later copies, in the order the store took them',
+    first_ingested_at DateTime64(6, 'UTC') COMMENT 'When the store took the first copy',
+    last_ingested_at  DateTime64(6, 'UTC') COMMENT 'When it took the latest copy'
+)
+AS SELECT
+    tenant, event_id, count() AS copies,
+    arraySort(x -> x.2, groupArray((event_hash, first)))[1].1 AS first_hash,
+    arrayMap(x -> x.1, arrayPopFront(arraySort(x -> x.2, groupArray((event_hash, first))))) AS later_hashes,
+    min(first.1) AS first_ingested_at, max(first.1) AS last_ingested_at
+FROM
+(
+    SELECT toString(tenant) AS tenant, event_id, event_hash, min((ingested_at, kafka_partition, kafka_offset)) AS first
+    FROM {database}.actions
+    WHERE (tenant, event_id) IN (
+        SELECT tenant, event_id FROM {database}.actions GROUP BY tenant, event_id HAVING min(event_hash) != max(event_hash))
+    GROUP BY tenant, event_id, event_hash
+)
+GROUP BY tenant, event_id
+COMMENT 'Event ids re-sent with a different body (integrity.conflicting-duplicate): every copy is kept, the first seen is shown';
+
+CREATE OR REPLACE VIEW {database}.actions_first
+AS SELECT *
+FROM {database}.actions FINAL
+WHERE (toString(tenant), event_id, event_hash) NOT IN (
+    SELECT tenant, event_id, arrayJoin(later_hashes) FROM {database}.action_conflicts)
+COMMENT 'Every action event once: the first-seen copy of each (tenant, event_id); later copies with another body are in action_conflicts';
 
 CREATE OR REPLACE VIEW {database}.agent_owner
 (
@@ -56,10 +90,10 @@ AS SELECT
     toString(a.actor_id) AS actor_id, toString(a.model) AS model, a.input_tokens AS input_tokens,
     a.output_tokens AS output_tokens, a.cost_usd AS cost_usd, a.latency_us AS latency_us, a.event_time AS event_time,
     toString(a.environment) AS environment
-FROM {database}.actions AS a FINAL
+FROM {database}.actions_first AS a
 LEFT JOIN {database}.agent_owner AS o ON o.agent_id = toString(a.agent_id)
 SETTINGS join_use_nulls = 1
-COMMENT 'Every action event once, with the owning team of its agent resolved';
+COMMENT 'Every action event once (its first-seen copy), with the owning team of its agent resolved';
 
 CREATE OR REPLACE VIEW {database}.incident_current
 (
