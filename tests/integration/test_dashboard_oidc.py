@@ -3,13 +3,15 @@
 tokens), run as its own process on loopback.
 
 The client is registered with the provider like any relying party; the dashboard reads its ``[auth]``
-section from ``.streamlit/secrets.toml`` in its working directory. An identity the users file does not
-list signs in at the provider but sees nothing and cannot act; a listed one acknowledges an incident,
+section from ``.streamlit/secrets.toml`` in its working directory. A hand-made or wrongly signed user cookie
+naming a listed identity signs no one in. An identity the users file does not list signs in at the provider but
+sees nothing and cannot act; a listed one acknowledges an incident,
 and the lifecycle event on Kafka names that OIDC identity.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import secrets
@@ -21,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 
 from agentaudit.dashboard import add_user
 from agentaudit.infra.embedded import free_port
@@ -117,11 +120,20 @@ def test_oidc_sign_in_names_the_identity_on_the_lifecycle_event(oidc_dashboard):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            context = browser.new_context(viewport={"width": 1400, "height": 1800})
+            # Forged identity: Streamlit's user cookie naming carol, written by hand (base64 of the JSON) or signed
+            # the way Streamlit signs it but with a guessed secret. Expected: not signed in, nothing to act on.
+            forged = json.dumps({"email": CAROL, "sub": "u-1001", "is_logged_in": True}, separators=(",", ":"))
+            guessed_secret = URLSafeTimedSerializer("changeme", salt="_streamlit_user").dumps(forged)
+            page = context.new_page()
             page.set_default_timeout(30_000)
-            page.goto(f"{url}/?page=incident&incident=inc-critical-open")
-            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-            expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+            for value in (base64.b64encode(forged.encode()).decode(), guessed_secret):
+                context.add_cookies([{"name": "_streamlit_user", "value": value, "url": url}])
+                page.goto(f"{url}/?page=incident&incident=inc-critical-open")
+                expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+                expect(page.get_by_text(f"Signed in as {CAROL}")).to_have_count(0)
+                expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+                context.clear_cookies()
 
             # Mallory holds a valid account at the provider, but the users file does not list her.
             _log_in_at_provider(page, "u-6666")
