@@ -12,6 +12,8 @@
 #   SASL_PLAINTEXT  SCRAM-SHA-512 (users created at format time with --add-scram) and PLAIN (static JAAS),
 #                   with the KRaft StandardAuthorizer: only `admin` is a super user, every other user
 #                   gets what ACLs grant (allow.everyone.if.no.acl.found=false).
+#   SASL_SSL        the same over TLS, with a throwaway CA ($state/tls/ca.pem) and a certificate for the IP
+#                   127.0.0.1; only when $PYTHON can import `cryptography`.
 # Users: admin agent sink rules dashboard operator, each with a random password per start. Their
 # names, passwords and the SASL address are in $state/sasl.json (mode 0600); the address also in
 # $state/sasl_bootstrap. The tests apply agentaudit's ACLs (infra/kafka/acls.py) themselves as admin.
@@ -65,9 +67,9 @@ rm -rf "$state"
 mkdir -p "$state/data" "$state/logs"
 chmod 700 "$state"
 users=(admin agent sink rules dashboard operator)
-read -r broker_port controller_port sasl_port < <("$python" - <<'PY'
+read -r broker_port controller_port sasl_port tls_port < <("$python" - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -87,25 +89,79 @@ for user in "${users[@]}"; do
   plain_users+=" user_$user=\"${password[$user]}\""
   scram_args+=(--add-scram "SCRAM-SHA-512=[name=$user,password=${password[$user]}]")
 done
+
+# TLS for a SASL_SSL listener: a throwaway CA and a broker certificate for the IP 127.0.0.1, made with the
+# `cryptography` package when $python has it (without it there is no SASL_SSL listener and its tests skip).
+tls_bootstrap=""
+tls_properties=""
+if "$python" -c 'import cryptography' 2>/dev/null; then
+  mkdir -p "$state/tls"
+  (umask 077; "$python" - "$state/tls" <<'PY'
+import datetime, ipaddress, sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+out = Path(sys.argv[1])
+now = datetime.datetime.now(datetime.timezone.utc)
+
+
+def certificate(subject, issuer, public_key, signing_key, *extensions):
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+               .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=2)))
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "agentaudit CI CA")])
+ca_key = ec.generate_private_key(ec.SECP256R1())
+ca = certificate(ca_name, ca_name, ca_key.public_key(), ca_key, (x509.BasicConstraints(ca=True, path_length=0), True))
+key = ec.generate_private_key(ec.SECP256R1())
+broker = certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), ca_name, key.public_key(),
+                     ca_key, (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False),
+                     (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False))
+pem = serialization.Encoding.PEM
+(out / "ca.pem").write_bytes(ca.public_bytes(pem))
+(out / "broker.pem").write_bytes(
+    key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    + broker.public_bytes(pem) + ca.public_bytes(pem))
+PY
+  ) || die "could not create the TLS certificates in $state/tls"
+  tls_bootstrap="127.0.0.1:$tls_port"
+  tls_properties="listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$state/tls/broker.pem"
+fi
+
 pairs=()
 for user in "${users[@]}"; do pairs+=("$user" "${password[$user]}"); done
 (umask 077; "$python" -c '
 import json, sys
-users = dict(zip(sys.argv[2::2], sys.argv[3::2]))
-json.dump({"bootstrap": sys.argv[1], "security_protocol": "SASL_PLAINTEXT",
-           "mechanisms": ["SCRAM-SHA-512", "PLAIN"], "users": users}, sys.stdout, indent=2)
-' "$sasl_bootstrap" "${pairs[@]}" >"$state/sasl.json")
+users = dict(zip(sys.argv[4::2], sys.argv[5::2]))
+out = {"bootstrap": sys.argv[1], "security_protocol": "SASL_PLAINTEXT", "mechanisms": ["SCRAM-SHA-512", "PLAIN"],
+       "users": users}
+if sys.argv[2]:
+    out["tls"] = {"bootstrap": sys.argv[2], "security_protocol": "SASL_SSL", "ca_location": sys.argv[3]}
+json.dump(out, sys.stdout, indent=2)
+' "$sasl_bootstrap" "$tls_bootstrap" "$state/tls/ca.pem" "${pairs[@]}" >"$state/sasl.json")
 echo "$sasl_bootstrap" >"$state/sasl_bootstrap"
 
 (umask 077; cat > "$state/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$broker_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port,CONTROLLER://127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$broker_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port${tls_bootstrap:+,SASL_SSL://$tls_bootstrap},CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port${tls_bootstrap:+,SASL_SSL://$tls_bootstrap},CONTROLLER://127.0.0.1:$controller_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;
@@ -113,6 +169,7 @@ authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 # ANONYMOUS: the PLAINTEXT and CONTROLLER listeners (loopback, CI only); admin: the SASL super user.
 super.users=User:admin;User:ANONYMOUS
 allow.everyone.if.no.acl.found=false
+$tls_properties
 log.dirs=$state/data
 num.partitions=3
 auto.create.topics.enable=true
@@ -149,7 +206,7 @@ t0=$SECONDS
 pid=$!
 echo "$pid" >"$state/broker.pid"
 echo "$bootstrap" >"$state/bootstrap"
-log "starting Kafka $version as pid $pid on $bootstrap, SASL on $sasl_bootstrap (controller 127.0.0.1:$controller_port, logs $state/logs)"
+log "starting Kafka $version as pid $pid on $bootstrap, SASL on $sasl_bootstrap${tls_bootstrap:+, SASL_SSL on $tls_bootstrap} (controller 127.0.0.1:$controller_port, logs $state/logs)"
 
 fail() {
   log "ERROR: $*"

@@ -73,7 +73,26 @@ def produce(settings: KafkaSettings, topic: str, value: bytes, timeout: float = 
 
 
 def stored_values(admin: KafkaSettings, topic: str) -> list[bytes]:
-    return [m.value() for m in read_all(admin, topic, timeout=10, idle=1.0)]
+    """Every value of ``topic`` (idle 3 s: the first fetch of a fresh consumer can take over a second under load)."""
+    return [m.value() for m in read_all(admin, topic, timeout=20, idle=3.0)]
+
+
+def is_stored(admin: KafkaSettings, topic: str, value: bytes, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while value not in stored_values(admin, topic):
+        if time.monotonic() >= deadline:
+            return False
+    return True
+
+
+def everything_stored(admin: KafkaSettings, topic: str) -> list[bytes]:
+    """All values of a one-partition ``topic``, read up to a marker admin writes now (so an empty read is no pass)."""
+    marker = f"marker-{uuid.uuid4()}".encode()
+    assert produce(admin, topic, marker) is None
+    deadline = time.monotonic() + 30
+    while marker not in (values := stored_values(admin, topic)):
+        assert time.monotonic() < deadline, f"the marker never showed up on {topic!r}"
+    return values
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +124,7 @@ def test_agent_is_refused_control_and_lifecycle(topics: TopicNames, topic_field:
     topic = getattr(topics, topic_field)
     err = produce(as_user("agent", topics), topic, payload)
     assert err is not None and err.code == REFUSED, err
-    assert payload not in stored_values(as_user("admin", topics), topic)
+    assert payload not in everything_stored(as_user("admin", topics), topic)
 
 
 @pytest.mark.parametrize(("user", "mechanism"), [
@@ -117,7 +136,7 @@ def test_operator_and_dashboard_may_produce_control_and_lifecycle(topics: TopicN
     value = f"{user} {mechanism} {uuid.uuid4()}".encode()
     topic = getattr(topics, topic_field)
     assert produce(as_user(user, topics, mechanism=mechanism), topic, value) is None
-    assert value in stored_values(as_user("admin", topics), topic)
+    assert is_stored(as_user("admin", topics), topic, value)
 
 
 def test_unauthenticated_client_is_refused(topics: TopicNames) -> None:
@@ -127,7 +146,7 @@ def test_unauthenticated_client_is_refused(topics: TopicNames) -> None:
     assert KafkaAdmin(anonymous).ping(timeout=3) is False
     err = produce(anonymous, topics.control, FORGED_CLEAR, timeout=4)
     assert err is not None and err.code == "_MSG_TIMED_OUT", err
-    assert FORGED_CLEAR not in stored_values(as_user("admin", topics), topics.control)
+    assert FORGED_CLEAR not in everything_stored(as_user("admin", topics), topics.control)
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "PLAIN"])
@@ -138,7 +157,7 @@ def test_wrong_password_is_refused(topics: TopicNames, mechanism: str) -> None:
     err = produce(settings, topics.control, FORGED_CLEAR, timeout=4)
     assert err is not None and err.code in {"_AUTHENTICATION", "_MSG_TIMED_OUT"}, err
     assert guess not in str(err)
-    assert FORGED_CLEAR not in stored_values(as_user("admin", topics), topics.control)
+    assert FORGED_CLEAR not in everything_stored(as_user("admin", topics), topics.control)
 
 
 def test_agent_cannot_grant_itself_control(topics: TopicNames) -> None:
@@ -198,3 +217,46 @@ def test_setup_command_sets_users_topics_and_acls() -> None:
         time.sleep(0.3)
     err = produce(agent, names.control, FORGED_CLEAR)
     assert err is not None and err.code == REFUSED, err
+
+
+# -- the same over TLS (SASL_SSL): the CA and hostname settings of KafkaSecurity, against a real TLS listener --
+
+def _tls() -> dict[str, str]:
+    tls = json.loads(Path(os.environ[SASL_USERS_ENV]).read_text()).get("tls")
+    if not tls:
+        pytest.skip("the broker has no SASL_SSL listener (.ci/kafka/start.sh makes one when `cryptography` is installed)")
+    return tls  # type: ignore[no-any-return]
+
+
+def over_tls(user: str, topics: TopicNames, *, ca: bool = True, host: str = "127.0.0.1",
+             check_hostname: bool = True) -> KafkaSettings:
+    tls = _tls()
+    port = tls["bootstrap"].rsplit(":", 1)[1]
+    security = KafkaSecurity(security_protocol="SASL_SSL", sasl_username=user, sasl_password=_users()[user],
+                             ssl_ca_location=tls["ca_location"] if ca else None, ssl_check_hostname=check_hostname)
+    return KafkaSettings(bootstrap_servers=f"{host}:{port}", topics=topics, security=security)
+
+
+def test_tls_operator_may_publish_and_agent_is_still_refused(topics: TopicNames) -> None:
+    value = f"over tls {uuid.uuid4()}".encode()
+    assert produce(over_tls("operator", topics), topics.control, value) is None
+    assert is_stored(as_user("admin", topics), topics.control, value)
+    err = produce(over_tls("agent", topics), topics.control, FORGED_CLEAR)
+    assert err is not None and err.code == REFUSED, err
+
+
+def test_tls_refuses_a_broker_the_ca_did_not_sign(topics: TopicNames) -> None:
+    """Without our CA the client trusts only the system store, which never signed this broker: no connection."""
+    assert KafkaAdmin(over_tls("operator", topics, ca=False)).ping(timeout=3) is False
+
+
+def test_tls_checks_the_host_name(topics: TopicNames) -> None:
+    """The certificate names IP 127.0.0.1 only: dialling `localhost` fails unless the check is turned off."""
+    assert KafkaAdmin(over_tls("operator", topics, host="localhost")).ping(timeout=3) is False
+    assert KafkaAdmin(over_tls("operator", topics, host="localhost", check_hostname=False)).ping(timeout=5) is True
+
+
+def test_tls_listener_refuses_a_client_without_tls(topics: TopicNames) -> None:
+    tls = _tls()
+    settings = as_user("operator", topics).model_copy(update={"bootstrap_servers": tls["bootstrap"]})
+    assert KafkaAdmin(settings).ping(timeout=3) is False
