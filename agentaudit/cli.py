@@ -745,9 +745,11 @@ def simulate(
             raise typer.Exit(2)
     if out and events is None and traces is None and duration is None:
         events = 10_000
-    fields = {"seed": seed, "agents": agents, "traces": traces, "events": events, "duration_s": duration,
-              "fault_rate": fault_rate, "fault_rates": rates, "clock": clock or ("virtual" if out else "wall"),
+    fields = {"seed": seed, "run_nonce": run_nonce, "agents": agents, "traces": traces, "events": events,
+              "duration_s": duration, "fault_rate": fault_rate, "fault_rates": rates, "clock": clock or ("virtual" if out else "wall"),
               "tenants": tuple(tenant) if tenant else None, "sessions_per_agent": sessions}
+    run_nonce: str = typer.Option("", help="Mixed into the seed and stream ids: runs with different nonces "
+                                  "share no id (`agentaudit up` passes a fresh one per start)."),
     try:
         if start:
             fields["start"] = datetime.fromisoformat(start.replace("Z", "+00:00"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ DEFAULT_OWNERS = Path(__file__).resolve().parent / "configs" / "owners.yaml"
 
 
 class StackSettings(BaseSettings):
+DEFAULT_SIMULATE_SEED = 7  # with a fresh run nonce per start unless AGENTAUDIT_SIMULATE_SEED pins a seed
     """What ``agentaudit up`` starts and where.
 
     :param home: ``AGENTAUDIT_HOME``, data and logs, default ``./.agentaudit``.
@@ -42,7 +44,9 @@ class StackSettings(BaseSettings):
     :param metrics_port: ``AGENTAUDIT_METRICS_PORT``, the consumer's Prometheus port, default 9108.
     :param simulate_rate: ``AGENTAUDIT_SIMULATE_RATE``, simulated events per second; 0 disables the fleet.
     :param agents: ``AGENTAUDIT_SIMULATE_AGENTS``, simulated agents.
-    :param seed: ``AGENTAUDIT_SIMULATE_SEED``, the fleet's seed.
+    :param simulate_seed: ``AGENTAUDIT_SIMULATE_SEED``, pins the fleet's seed: every start then re-sends the
+        same ids (for reproducing a run). Unset (default): seed 7 with a fresh run nonce per start, so a
+        second start over the same home never reuses an event, trace or stream id.
     :param rules: ``AGENTAUDIT_RULES``, rule files for the consumer; default the built-in pack.
     :param owners: ``AGENTAUDIT_OWNERS``, the owners file; default the simulated fleet's
         (``infra/configs/owners.yaml``).
@@ -58,7 +62,7 @@ class StackSettings(BaseSettings):
     metrics_port: int = 9108
     simulate_rate: float = Field(default=200.0, ge=0)
     simulate_agents: int = Field(default=12, gt=0)
-    simulate_seed: int = 7
+    simulate_seed: int | None = None
     rules: str | None = None
     owners: Path | None = None
 
@@ -141,6 +145,8 @@ class Stack:
         consume = ["agentaudit.cli", "consume", "--metrics-port", str(self.ports["metrics"])]
         if s.rules:
             # the consumer runs in the home directory: hand it a path that does not depend on our cwd
+        # The sink's digest key (signs what it stored; `agentaudit verify --store` checks it) lives under home.
+        self.env["AGENTAUDIT_SINK_DIGEST_KEY"] = str(self.home / "keys" / "sink-digest.key")
             consume += ["--rules", str(Path(s.rules).resolve())]
         consume += ["--owners", str(Path(s.owners).resolve() if s.owners else DEFAULT_OWNERS)]
         if s3:
@@ -151,7 +157,7 @@ class Stack:
         if s.simulate_rate > 0:
             simulator = self._process("simulator", _python(
                 "agentaudit.cli", "simulate", "--clock", "wall", "--rate", str(s.simulate_rate),
-                "--agents", str(s.simulate_agents), "--seed", str(s.simulate_seed)))
+                "--agents", str(s.simulate_agents), *seed))
             components.append(self._wrap(f"simulator ({s.simulate_agents} agents, {s.simulate_rate:g} ev/s)",
                                          self.urls["broker"], simulator))
         dashboard = self._process("dashboard", _python(
@@ -184,6 +190,8 @@ class Stack:
 
     def _migrate(self) -> None:
         from agentaudit.consumers.migrate import migrate
+            seed = ["--seed", str(s.simulate_seed)] if s.simulate_seed is not None else [
+                "--seed", str(DEFAULT_SIMULATE_SEED), "--run-nonce", secrets.token_hex(8)]
         from agentaudit.infra.kafka import KafkaAdmin
         from agentaudit.settings import KafkaSettings, StoreSettings
 

@@ -15,6 +15,9 @@ Clocks:
   starts in the past, and :func:`run_to_kafka` emits each event when its time comes, so the
   dashboard shows recent activity. Not byte-identical across runs.
 
+A ``run_nonce`` (``agentaudit up`` draws one per start unless the seed is pinned) is mixed into
+the seed and the stream ids (``sim-{seed}-{nonce}/{agent}``), so two runs share no id.
+
 Each agent's events are sealed into ``StreamChain(f"sim-{seed}/{agent}")``, so a log verifies
 with :func:`agentaudit.schemas.verify_streams`. Generating and sealing runs at a few tens of
 thousands of events/s (the Avro encode dominates); to feed throughput benchmarks, write a log

@@ -25,6 +25,9 @@ class SimConfig(BaseModel):
     """A simulation run. The same config with ``clock="virtual"`` always yields the same bytes.
 
     :param seed: seeds every random choice and every id, default 0.
+    :param run_nonce: mixed into the seed and the stream ids, default ``""`` (none). Two runs of one
+        seed with different nonces share no event, trace, run or stream id; ``agentaudit up`` gives
+        each start a fresh nonce unless the seed is pinned, so restarts never re-send old ids.
     :param agents: fleet size, default 12, spread over five teams and the tenants.
     :param tenants: tenant names, assigned to agents round-robin, default ``("acme", "globex")``.
     :param traces: stop after this many traces have been started (all their events are emitted).
@@ -45,6 +48,7 @@ class SimConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     seed: int = 0
+    run_nonce: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")
     agents: int = Field(default=12, gt=0, le=10_000)
     tenants: tuple[str, ...] = ("acme", "globex")
     traces: int | None = Field(default=None, ge=0)

@@ -95,12 +95,14 @@ class Simulator:
     def stream_id(self, agent: Agent | str) -> str:
         """The producer stream of ``agent`` in this run."""
         name = agent if isinstance(agent, str) else agent.agent_id
-        return f"sim-{self.config.seed}/{name}"
+        nonce = self.config.run_nonce
+        return f"sim-{self.config.seed}-{nonce}/{name}" if nonce else f"sim-{self.config.seed}/{name}"
 
     def events(self) -> Iterator[SimEvent]:
         """Every event of the run in emission order; each call starts the run afresh (and resets ``stats``)."""
         cfg = self.config
-        rng = random.Random(cfg.seed)
+        # A nonce makes another id space; without one, the seed alone (byte-identical logs as before).
+        rng = random.Random(f"{cfg.seed}/{cfg.run_nonce}" if cfg.run_nonce else cfg.seed)
         wall = cfg.clock == "wall"
         now_us = self._now_us
         epoch = now_us() if wall else int(cfg.start.timestamp()) * 1_000_000 + cfg.start.microsecond
