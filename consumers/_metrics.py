@@ -19,6 +19,10 @@ class SinkMetrics:
         self.events_in = Counter("agentaudit_sink_events_in", "Messages consumed", registry=r)
         self.events_out = Counter("agentaudit_sink_events_out", "Action events inserted into the store", registry=r)
         self.dlq = Counter("agentaudit_sink_dlq", "Messages sent to the dead-letter topic", ["reason"], registry=r)
+        self.dlq_cut = Counter("agentaudit_sink_dlq_cut", "Dead letters whose key or value was cut to fit the "
+                               "broker's limit (original size and SHA-256 in headers)", registry=r)
+        self.quarantined = Counter("agentaudit_sink_quarantined", "Dead letters the broker refused after every try, "
+                                   "written to the local quarantine file instead", ["reason"], registry=r)
         self.incidents = Counter("agentaudit_sink_incidents", "Incidents written", ["rule_id"], registry=r)
         self.lifecycle = Counter("agentaudit_sink_lifecycle_events", "Incident lifecycle events stored", registry=r)
         self.retries = Counter("agentaudit_sink_retries", "Batches retried after a store or broker failure", registry=r)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
@@ -29,6 +30,22 @@ class SinkSettings(BaseSettings):
         ``agentaudit rules run`` publishes on the incidents topic; the scale-out shape, whose incidents do not
         depend on how many sinks share the group.
     :param metrics_port: ``AGENTAUDIT_SINK_METRICS_PORT``, Prometheus HTTP port; unset = no server.
+    :param dlq_max_bytes: ``AGENTAUDIT_SINK_DLQ_MAX_BYTES``, the largest dead letter the broker accepts, default
+        1000000 (librdkafka's producer limit, under Apache Kafka's default 1048588); a larger key or value is cut,
+        its original size and SHA-256 in headers.
+    :param dlq_max_attempts: ``AGENTAUDIT_SINK_DLQ_MAX_ATTEMPTS``, tries of a refused dead letter before it goes
+        to the quarantine file, default 3 (each after a size refusal a quarter as large).
+    :param quarantine_path: ``AGENTAUDIT_SINK_QUARANTINE_PATH``, JSON-lines file of dead letters the broker
+        refused, default ``quarantine.jsonl`` in the working directory (``agentaudit up``: its home).
+    :param quarantine_max_bytes: ``AGENTAUDIT_SINK_QUARANTINE_MAX_BYTES``, bound of that file and its one
+        rotation (``.1``), default 268435456 (256 MiB).
+    :param digests: ``AGENTAUDIT_SINK_DIGESTS``, write a signed digest of what each batch stored per partition
+        range to ``action_digests`` and the digest topic (checked by ``agentaudit verify --store``), default true.
+    :param digest_key: ``AGENTAUDIT_SINK_DIGEST_KEY``, the Ed25519 key that signs them (PEM), created mode 0600
+        with ``<path>.pub`` beside it when absent; default ``~/.agentaudit/keys/sink-digest.key``
+        (``agentaudit up``: ``<home>/keys/sink-digest.key``).
+    :param digest_topic: ``AGENTAUDIT_SINK_DIGEST_TOPIC``, where digests are published too, default
+        ``agentaudit.digests`` (created when missing).
     :param consumer_config: extra librdkafka consumer settings (dotted names), merged last.
     """
 
@@ -47,6 +64,13 @@ class SinkSettings(BaseSettings):
     consume_lifecycle: bool = True
     inline_rules: bool = True
     metrics_port: int | None = None
+    dlq_max_bytes: int = Field(default=1_000_000, ge=16_384)
+    dlq_max_attempts: int = Field(default=3, ge=1, le=10)
+    quarantine_path: str = "quarantine.jsonl"
+    quarantine_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4 * 1024 * 1024)
+    digests: bool = True
+    digest_key: Path = Path("~/.agentaudit/keys/sink-digest.key")
+    digest_topic: str = "agentaudit.digests"
     consumer_config: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("forbidden_tools", mode="before")

@@ -2,15 +2,23 @@
 
 One consumer group reads the actions topic (and the lifecycle topic). Per batch:
 
-1. decode; a message that cannot be decoded goes to the dead-letter topic with its reason;
+1. decode; a message that cannot be decoded goes to the dead-letter topic with its reason
+   (cut to what the broker accepts; one the broker still refuses goes to a local quarantine
+   file after a few tries, see :mod:`~agentaudit.consumers.dlq`), so no message can stop the sink;
 2. insert the actions into ``actions``, one insert per partition chunk carrying the
    deduplication token ``{topic}:{partition}:{first}-{last}`` (lifecycle events likewise);
    the Arrow blocks are built here, the inserts are sent by one background thread;
 3. evaluate the batch meanwhile (the store works in its own process while the rules run);
    once the inserts are acknowledged, incidents go into ``incidents`` and onto the
-   incidents topic, so an incident never precedes the actions it is about;
+   incidents topic, so an incident never precedes the actions it is about. A rule that
+   raises on an event fails for that event alone, recorded as a ``rule_error`` incident;
 4. wait for the dead letters and incidents to be acknowledged, then commit the next
    offset of every partition synchronously.
+
+With digests on (``AGENTAUDIT_SINK_DIGESTS``, the default) step 2 also inserts, after the
+actions, one signed digest per partition range stored (:mod:`~agentaudit.consumers.digests`)
+into ``action_digests``, and step 4 publishes it on the digest topic before the commit, so
+every committed row is covered and ``agentaudit verify --store`` can tell what changed later.
 
 With ``inline_rules=False`` (``agentaudit consume --no-rules``) step 3 is left out: the sink
 stores and does not judge. It also reads the incidents topic, where ``agentaudit rules run``
@@ -46,9 +54,11 @@ from typing import Any
 
 from agentaudit.consumers._columns import actions_table, incident_records_table, incidents_table, lifecycle_table
 from agentaudit.consumers._metrics import SinkMetrics
+from agentaudit.consumers.digests import Digest, DigestChain, DigestSigner, digests_table
 from agentaudit.rules.builtin import BuiltinEvaluator
-from agentaudit.consumers.dlq import DeadLetters
+from agentaudit.consumers.dlq import DEFAULT_MAX_BYTES, DeadLetters, Quarantine
 from agentaudit.rules.engine import BaseEvaluator
+from agentaudit.rules.evaluator import rule_error_incident
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.infra.clickhouse import Store, connect
@@ -60,6 +70,7 @@ from agentaudit.settings import KafkaSettings, StoreSettings
 __all__ = ["AfterInsertCallback", "BatchResult", "Sink"]
 
 _log = logging.getLogger("agentaudit.consumers.sink")
+_MAX_SUMMARY_CHARS = 4096
 
 #: An insert ready to send: ``(table, Arrow table, deduplication token)``.
 _Insert = tuple[str, Any, str]
@@ -132,6 +143,11 @@ class Sink:
         # a retried batch re-writes these instead of judging the same events twice.
         self._evaluated: dict[tuple[str, int], int] = {}
         self._unwritten: dict[str, Incident] = {}
+        # Store-side digests: the chain, this batch's digests, and those built per stored range until
+        # the commit (a retried batch sends the same digests again instead of new ones).
+        self._digests: DigestChain | None = None
+        self._digests_batch: list[Digest] = []
+        self._digests_built: dict[tuple[int, int, int], list[Digest]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -144,9 +160,16 @@ class Sink:
                 "auto.offset.reset": s.auto_offset_reset,
                 **s.consumer_config,
             }
-            self._producer = KafkaProducer(self.kafka_settings)
-            self._dead_letters = DeadLetters(self._producer, self._topics.dlq)
+            self._producer = KafkaProducer(self.kafka_settings,
+                                           {"message.max.bytes": max(s.dlq_max_bytes, DEFAULT_MAX_BYTES)})
+            self._dead_letters = DeadLetters(self._producer, self._topics.dlq, max_bytes=s.dlq_max_bytes,
+                                             max_attempts=s.dlq_max_attempts, metrics=self.metrics,
+                                             quarantine=Quarantine(s.quarantine_path, s.quarantine_max_bytes))
             self._store = connect(self.store_settings)
+            if s.digests and self._digests is None:
+                signer = DigestSigner.load_or_create(s.digest_key.expanduser())
+                KafkaAdmin(self.kafka_settings).ensure_topics([s.digest_topic])
+                self._digests = DigestChain(signer, self._topics.actions)
             # One thread, one batch in flight: inserts keep their order and never run concurrently.
             self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentaudit-sink-insert")
             consumer = KafkaConsumer(self.kafka_settings, s.group, config)
@@ -259,9 +282,11 @@ class Sink:
                 self._process(messages, result)
             if self._on_after_insert is not None:
                 self._on_after_insert(result)
+            self._publish_digests()
             assert self._dead_letters is not None
             self._dead_letters.confirm()
             self._unwritten.clear()
+            self._settle_digests()
         except (StoreError, KafkaError, ConsumerError) as exc:
             self._retry_later(consumer, messages, exc, stop_event)
             result.retried = True
@@ -354,7 +379,40 @@ class Sink:
                         result: BatchResult) -> tuple[list[list[dict[str, Any]]], list[_Insert]]:
         kept, inserts = self._insert_chunks("actions", chunks, actions_table)
         result.inserted = sum(len(chunk) for chunk in kept)
+        self._digests_batch = []
+        if self._digests is not None and kept:
+            digests = self._digests_batch = self._digest(kept)
+            token = "digests:" + hashlib.sha256("".join(d.digest_id for d in digests).encode()).hexdigest()
+            inserts.append(("action_digests", digests_table(digests), token))  # after the rows they cover
         return kept, inserts
+
+    def _digest(self, chunks: list[list[dict[str, Any]]]) -> list[Digest]:
+        assert self._digests is not None
+        out: list[Digest] = []
+        for chunk in chunks:
+            key = (chunk[0]["_partition"], chunk[0]["_offset"], chunk[-1]["_offset"])
+            built = self._digests_built.get(key)
+            if built is None:
+                built = self._digests_built[key] = self._digests.build(chunk)
+            out.extend(built)
+        return out
+
+    def _publish_digests(self) -> None:
+        """Send the batch's digests (stored by now) to the digest topic; the commit waits for them."""
+        if not self._digests_batch:
+            return
+        assert self._producer is not None and self._dead_letters is not None
+        topic, letters = self.settings.digest_topic, self._dead_letters
+        for digest in self._digests_batch:
+            letters.track()
+            self._producer.produce(topic, digest.to_json(), key=f"{digest.topic}:{digest.partition}".encode(),
+                                   on_delivery=letters.delivered)
+
+    def _settle_digests(self) -> None:
+        if self._digests is not None and self._digests_batch:
+            self._digests.advance(self._digests_batch)
+        self._digests_batch = []
+        self._digests_built.clear()
 
     def _insert_chunks(self, table: str, chunks: list[list[dict[str, Any]]],
                        to_arrow: Callable[[Sequence[dict[str, Any]]], Any],
@@ -435,9 +493,8 @@ class Sink:
             for record in records:
                 try:
                     incidents.extend(self.evaluator.evaluate([record]))
-                except Exception as one:  # noqa: BLE001
-                    self._dead_letter_record(record, "rule_error", f"{type(one).__name__}: {one}")
-                    result.dead_letters += 1
+                except Exception as one:  # noqa: BLE001 - stored already; judged by no rule: say so
+                    incidents.append(self._rule_error(record, one))
         watermark = max(r["event_time_us"] for r in records)
         if watermark > self._watermark_us:
             self._watermark_us = watermark
@@ -450,8 +507,24 @@ class Sink:
             self._unwritten[incident.incident_id] = incident
         return list(self._unwritten.values())
 
+    def _rule_error(self, record: dict[str, Any], exc: Exception) -> Incident:
+        """The rule_error incident of an evaluator that raised on ``record`` (the rule engine reports its own)."""
+        rule_id = getattr(exc, "rule_id", None) or type(self.evaluator).__name__
+        error = f"{type(exc).__name__}: {exc}"
+        _log.warning("sink.rule_error rule=%s topic=%s partition=%s offset=%s event_id=%s error=%s", rule_id,
+                     record["_topic"], record["_partition"], record["_offset"], record["event_id"], error[:500])
+        t = record["event_time_us"]
+        return rule_error_incident(rule_id, record["tenant"], self.evaluator.revision, event_ids=[record["event_id"]],
+                                   count=1, first_us=t, last_us=t, window_start_us=t - t % 3_600_000_000, error=error,
+                                   event_id=record["event_id"], agent_id=record["agent_id"],
+                                   trace_id=record["trace_id"])
+
     def _write_incidents(self, incidents: list[Incident]) -> None:
         assert self._store is not None and self._producer is not None
+        # Any evaluator's summary quotes event fields; an incident must fit a Kafka message.
+        incidents = [i if len(i.summary) <= _MAX_SUMMARY_CHARS else
+                     i.model_copy(update={"summary": f"{i.summary[:_MAX_SUMMARY_CHARS]}... (cut, {len(i.summary)} "
+                                                     "characters)"}) for i in incidents]
         # The token covers the content, so a retry of the same incidents is dropped and an
         # update (higher count) is not.
         digest = hashlib.sha256()
@@ -476,6 +549,8 @@ class Sink:
         s = self.settings
         self._backoff = s.retry_initial_s if not self._backoff else min(self._backoff * 2, s.retry_max_s)
         self.metrics.retries.inc()
+        if self._dead_letters is not None:
+            self._dead_letters.reset()  # the retried batch sends its dead letters and incidents again
         firsts = _first_offsets(messages)
         _log.warning("sink.retry group=%s batch=%d backoff_s=%.2f error_type=%s error=%s",
                      s.group, len(messages), self._backoff, type(exc).__name__, exc)
