@@ -52,6 +52,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 _TEAM = re.compile(r"[A-Za-z0-9._@+-]{0,128}")
 # argon2-cffi's defaults (RFC 9106 low-memory profile: 3 passes over 64 MiB, 4 lanes): every guess costs that.
 _HASHER = PasswordHasher()
+# At most this many checks at once: each takes 64 MiB, and a flood of sign-ins must not exhaust memory.
+_CHECKS = threading.BoundedSemaphore(4)
 
 
 @functools.cache
@@ -132,7 +134,8 @@ def verify_password(stored: str, password: str) -> bool:
 
 def _matches(stored: str, password: str) -> bool:
     try:
-        return _HASHER.verify(stored, password)
+        with _CHECKS:
+            return _HASHER.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

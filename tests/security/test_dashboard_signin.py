@@ -136,3 +136,34 @@ def test_a_users_file_others_can_read_or_write_is_refused(tmp_path, mode):
     path.chmod(mode)
     with pytest.raises(ConfigError, match="chmod 600"):
         read_users(path)
+
+
+_FLOOD = """
+import resource, sys, threading
+from agentaudit.dashboard import AuthError, read_users, sign_in
+users = read_users(sys.argv[1])
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def guess(n):
+    try:
+        sign_in(users, "alice", f"flood-{n}")
+    except AuthError:
+        pass
+threads = [threading.Thread(target=guess, args=(n,)) for n in range(24)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)
+"""
+
+
+def test_a_flood_of_sign_ins_does_not_exhaust_memory(tmp_path):
+    """Attack: 24 sessions submit a wrong password at the same moment (each argon2id check takes 64 MiB, so
+    24 at once would take 1.5 GiB). Expected: at most 4 checks run at once; the process grows by < 600 MiB."""
+    import subprocess
+    import sys
+
+    path = users_file(tmp_path)
+    run = subprocess.run([sys.executable, "-c", _FLOOD, str(path)], capture_output=True, text=True, timeout=300,
+                         check=True)
+    grown_mib = int(run.stdout.strip())
+    print(f"peak RSS growth during 24 concurrent sign-ins: {grown_mib} MiB")
+    assert grown_mib < 600
