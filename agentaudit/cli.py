@@ -159,6 +159,52 @@ def migrate() -> None:
         typer.echo(f"applied {item.name} ({item.statements} statements) to {settings.database}")
 
 
+@app.command()
+def verify(
+    store: bool = typer.Option(False, "--store", help="Re-read ClickHouse and check every row against the sink's "
+                               "signed digests (action_digests): report rows modified, deleted or added."),
+    key: list[str] = typer.Option(None, "--key", help="Trusted digest key file (PEM, public or private; "
+                                  "repeatable). Default: the sink's key, AGENTAUDIT_SINK_DIGEST_KEY(.pub)."),
+    limit: int = typer.Option(50, help="Findings printed at most (all are counted)."),
+) -> None:
+    """Check stored evidence; exit 1 when anything was changed after the fact."""
+    from pathlib import Path
+
+    from agentaudit.consumers.digests import DigestError, load_public_keys, verify_store
+    from agentaudit.consumers.settings import SinkSettings
+    from agentaudit.infra.clickhouse import connect
+    from agentaudit.infra.exceptions import StoreError
+    from agentaudit.settings import StoreSettings
+
+    if not store:
+        typer.echo("error: say what to verify: --store", err=True)
+        raise typer.Exit(2)
+    settings = StoreSettings()
+    if key:
+        paths = [Path(k).expanduser() for k in key]
+    else:
+        own = SinkSettings().digest_key.expanduser()
+        paths = [own.with_name(own.name + ".pub") if own.with_name(own.name + ".pub").exists() else own]
+    try:
+        keys = load_public_keys(paths)
+        with connect(settings, readonly=True) as client:
+            report = verify_store(client, keys, retention_days=settings.retention_days)
+    except (DigestError, StoreError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{settings.database}: {report.digests} digests, {report.rows} rows read, {report.covered} match "
+               f"their digest, {report.undigested} stored before digests, {report.expired} past retention")
+    for finding in report.findings[:limit]:
+        typer.echo(f"  {finding}")
+    if report.ok:
+        typer.echo("ok: nothing was modified, deleted or added after the fact")
+        return
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts().items()))
+    more = f" (first {limit} shown)" if len(report.findings) > limit else ""
+    typer.echo(f"FAILED: {counts}{more}")
+    raise typer.Exit(1)
+
+
 def _consume_preflight(kafka, store) -> None:  # noqa: ANN001 - KafkaSettings, StoreSettings
     """Fail fast, naming the unreachable part, before anything is started."""
     from agentaudit.consumers.exceptions import ConsumerError
@@ -702,6 +748,8 @@ def rules_promote(
 @app.command()
 def simulate(
     seed: int = typer.Option(0, help="Seeds every choice and id; the same seed gives the same log."),
+    run_nonce: str = typer.Option("", help="Mixed into the seed and stream ids: runs with different nonces "
+                                  "share no id (`agentaudit up` passes a fresh one per start)."),
     agents: int = typer.Option(12, help="Agents in the fleet (five teams, spread over the tenants)."),
     traces: int = typer.Option(None, help="Stop after this many traces."),
     events: int = typer.Option(None, help="Stop after this many events (default 10000 with --out)."),
@@ -748,8 +796,6 @@ def simulate(
     fields = {"seed": seed, "run_nonce": run_nonce, "agents": agents, "traces": traces, "events": events,
               "duration_s": duration, "fault_rate": fault_rate, "fault_rates": rates, "clock": clock or ("virtual" if out else "wall"),
               "tenants": tuple(tenant) if tenant else None, "sessions_per_agent": sessions}
-    run_nonce: str = typer.Option("", help="Mixed into the seed and stream ids: runs with different nonces "
-                                  "share no id (`agentaudit up` passes a fresh one per start)."),
     try:
         if start:
             fields["start"] = datetime.fromisoformat(start.replace("Z", "+00:00"))

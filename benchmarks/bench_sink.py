@@ -8,12 +8,18 @@ consumes and decodes (``consume_batch`` + ``decode_batch``): the sink cannot bea
 ratio says what storing and judging cost. N is a multiple of the batch size so that no timed
 batch waits out the batch timeout. ``python -m benchmarks sink`` (``AGENTAUDIT_BENCH_SINK_EVENTS``
 sets N, default 100000).
+
+Store-side digests (issue 12) are measured the same way: the rule pack's sink with digests off,
+then on (leaf per row, signed digest per partition range, into ``action_digests`` and the digest
+topic), back to back on the same topic; the goal is a ratio on/off of at least 0.8.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from pathlib import Path
 
 from agentaudit.rules.builtin import BuiltinEvaluator
 from agentaudit.rules.engine import BaseEvaluator
@@ -27,9 +33,11 @@ from benchmarks._stack import embedded_stack, produce, simulated
 BATCH_SIZE = 10_000
 
 
-def _drain(kafka: KafkaSettings, store: StoreSettings, evaluator: BaseEvaluator, group: str, total: int) -> float:
+def _drain(kafka: KafkaSettings, store: StoreSettings, evaluator: BaseEvaluator, group: str, total: int,
+           *, digests: bool = False, key: Path | None = None) -> float:
     settings = SinkSettings(group=group, batch_size=BATCH_SIZE, batch_timeout_ms=1000,
-                            session_timeout_ms=6000, heartbeat_interval_ms=1000)
+                            session_timeout_ms=6000, heartbeat_interval_ms=1000, digests=digests,
+                            **({"digest_key": key} if key is not None else {}))
     with Sink(kafka, store, settings, evaluator) as sink:
         consumed = 0
         while consumed == 0:  # group join and first fetch are not throughput
@@ -97,6 +105,16 @@ def run() -> list[dict]:
             rows.append({"name": f"sink events/s ({label}, batch {BATCH_SIZE})", "value": rate,
                          "unit": "events/s", "baseline": raw_rate, "baseline_name": "raw consume+decode, same run",
                          "ratio": rate / raw_rate, "goal": ">= 50000 per process, ratio >= 0.5"})
+        # Digests off then on, each with a fresh rule pack, back to back (same topic, same store).
+        from agentaudit.rules import load_evaluator
+
+        with tempfile.TemporaryDirectory() as keys:
+            off = _drain(kafka, store, load_evaluator(), "bench-digests-off", len(events), digests=False)
+            on = _drain(kafka, store, load_evaluator(), "bench-digests-on", len(events), digests=True,
+                        key=Path(keys) / "sink-digest.key")
+        rows.append({"name": f"sink events/s (rule pack, digests on, batch {BATCH_SIZE})", "value": on,
+                     "unit": "events/s", "baseline": off, "baseline_name": "same sink, digests off, same run",
+                     "ratio": on / off, "goal": "ratio >= 0.8"})
     return rows
 
 

@@ -30,10 +30,10 @@ __all__ = ["STATE_FILE", "Stack", "StackSettings", "read_state"]
 _log = logging.getLogger("agentaudit.infra.stack")
 STATE_FILE = "stack.json"
 DEFAULT_OWNERS = Path(__file__).resolve().parent / "configs" / "owners.yaml"
+DEFAULT_SIMULATE_SEED = 7  # with a fresh run nonce per start unless AGENTAUDIT_SIMULATE_SEED pins a seed
 
 
 class StackSettings(BaseSettings):
-DEFAULT_SIMULATE_SEED = 7  # with a fresh run nonce per start unless AGENTAUDIT_SIMULATE_SEED pins a seed
     """What ``agentaudit up`` starts and where.
 
     :param home: ``AGENTAUDIT_HOME``, data and logs, default ``./.agentaudit``.
@@ -115,6 +115,8 @@ class Stack:
             "AGENTAUDIT_BOOTSTRAP_SERVERS": self.urls["broker"],
             "AGENTAUDIT_CLICKHOUSE_URL": self.urls["store"],
         }
+        # The sink's digest key (signs what it stored; `agentaudit verify --store` checks it) lives under home.
+        self.env["AGENTAUDIT_SINK_DIGEST_KEY"] = str(self.home / "keys" / "sink-digest.key")
         self._started: list[_Component] = []
         # Dashboard sign-in: per-person hashes in a mode-0600 file under home; the first operator is made on first start.
         self.users_file = self.home / "dashboard-users"
@@ -145,8 +147,6 @@ class Stack:
         consume = ["agentaudit.cli", "consume", "--metrics-port", str(self.ports["metrics"])]
         if s.rules:
             # the consumer runs in the home directory: hand it a path that does not depend on our cwd
-        # The sink's digest key (signs what it stored; `agentaudit verify --store` checks it) lives under home.
-        self.env["AGENTAUDIT_SINK_DIGEST_KEY"] = str(self.home / "keys" / "sink-digest.key")
             consume += ["--rules", str(Path(s.rules).resolve())]
         consume += ["--owners", str(Path(s.owners).resolve() if s.owners else DEFAULT_OWNERS)]
         if s3:
@@ -155,6 +155,8 @@ class Stack:
         consumer = self._process("consumer", _python(*consume), ready_port=self.ports["metrics"])
         components.append(self._wrap("consumer (sink + rules)", self.urls["metrics"], consumer))
         if s.simulate_rate > 0:
+            seed = ["--seed", str(s.simulate_seed)] if s.simulate_seed is not None else [
+                "--seed", str(DEFAULT_SIMULATE_SEED), "--run-nonce", secrets.token_hex(8)]
             simulator = self._process("simulator", _python(
                 "agentaudit.cli", "simulate", "--clock", "wall", "--rate", str(s.simulate_rate),
                 "--agents", str(s.simulate_agents), *seed))
@@ -190,8 +192,6 @@ class Stack:
 
     def _migrate(self) -> None:
         from agentaudit.consumers.migrate import migrate
-            seed = ["--seed", str(s.simulate_seed)] if s.simulate_seed is not None else [
-                "--seed", str(DEFAULT_SIMULATE_SEED), "--run-nonce", secrets.token_hex(8)]
         from agentaudit.infra.kafka import KafkaAdmin
         from agentaudit.settings import KafkaSettings, StoreSettings
 
