@@ -31,7 +31,7 @@ from typing import Any
 from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules._compile import RuleSet
 from agentaudit.rules._spec import parse_duration
-from agentaudit.rules._yaml import YamlError, load_yaml
+from agentaudit.rules._yaml import YamlError, load_yaml, read_yaml_text
 from agentaudit.rules.evaluator import DEFAULT_PACK, RuleEvaluator, load_rule_set
 from agentaudit.schemas import AvroCodec, Incident, StreamChain, body_hash, frame_body
 
@@ -135,7 +135,7 @@ def load_fixtures(directory: str | Path) -> list[Fixture]:
     files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml")) if root.is_dir() else [root]
     for path in files:
         try:
-            doc = load_yaml(path.read_text(encoding="utf-8"))
+            doc = load_yaml(read_yaml_text(path))
         except YamlError as exc:
             raise RuleError(f"fixture file: {exc}", file=str(path), line=exc.line) from exc
         for entry in (doc or {}).get("fixtures", []):
