@@ -102,11 +102,14 @@ def _database_of(parts: list[str], current: str | None) -> tuple[str, str]:
     return current or "default", parts[0] if parts else ""
 
 
-def check_read_ast(tree_json: str, current_database: str | None) -> None:
+def check_read_ast(tree_json: str, current_database: str | None) -> dict[str, str]:
     """Refuse (:class:`Refused`) a parsed statement a read-only session may not run.
 
     :param tree_json: ``parseQueryToJSON`` of the statement.
     :param current_database: the database unqualified table names resolve to.
+    :returns: the settings of its top-level SETTINGS clause, to set on the connection before
+        ``readonly = 1`` (clamped to the limits like URL parameters): the clause then changes
+        nothing and the engine lets it through; a value the limits lowered differs and is refused.
     """
     if (current_database or "default").lower() in DENIED_DATABASES:
         raise Refused(f"database {current_database} is not readable by a read-only session")
@@ -156,15 +159,51 @@ def check_read_ast(tree_json: str, current_database: str | None) -> None:
         elif kind in _MATCHERS:
             matcher = True
         elif kind == "SetQuery":
-            names = {str(change.get("name", "")).lower() for change in node.get("changes") or ()}
-            protected = sorted(names & (LIMIT_SETTINGS | READER_DENIED_SETTINGS))
-            if protected:
-                raise Refused(f"a read-only session may not change {', '.join(protected)}")
+            for change in node.get("changes") or ():
+                name = str(change.get("name", ""))
+                if name.lower() in READER_DENIED_SETTINGS:
+                    raise Refused(f"a read-only session may not change {name}")
+                if name.lower() in LIMIT_SETTINGS and not _tightens(change.get("value")):
+                    raise Refused(f"a read-only session may lower {name}, not lift it")
+    clause = _top_level_settings(tree)
     if restricted:
         if matcher:
             raise Refused("select named columns of system.databases (name, engine, comment), not *")
         if identifiers & _HOST_COLUMNS:
             raise Refused(f"columns {sorted(identifiers & _HOST_COLUMNS)} of system tables expose the host")
+    return clause
+
+
+def _tightens(value: Any) -> bool:
+    """A limit setting's value that only tightens: a positive number or ``throw``."""
+    inner = value.get("value") if isinstance(value, dict) else value
+    if isinstance(inner, str):
+        return inner.lower() == "throw"
+    return isinstance(inner, (int, float)) and not isinstance(inner, bool) and inner > 0
+
+
+def _top_level_settings(tree: dict[str, Any]) -> dict[str, str]:
+    """Settings the engine applies to the whole statement: the root's and its SELECTs' (not subqueries')."""
+    holders = [tree]
+    selects = tree.get("list_of_selects")
+    if isinstance(selects, dict):
+        holders += [s for s in selects.get("children") or () if isinstance(s, dict)]
+    out: dict[str, str] = {}
+    for holder in holders:
+        for key in ("settings", "settings_ast"):
+            node = holder.get(key)
+            if not isinstance(node, dict):
+                continue
+            for change in node.get("changes") or ():
+                value = change.get("value")
+                inner = value.get("value") if isinstance(value, dict) else value
+                if isinstance(inner, bool):
+                    inner = int(inner)
+                if not isinstance(inner, (str, int, float)):
+                    raise Refused(f"setting {change.get('name')} with a value of this type is not allowed in a "
+                                  "read-only session")
+                out[str(change.get("name"))] = str(inner)
+    return out
 
 
 # Columns of system.databases (and kin) that expose the host.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 __all__ = ["RESPONSE_ENCODINGS", "compressor", "decompress_stream", "pick_encoding"]
 
@@ -22,25 +24,64 @@ class _Zlib:
         return self._c.flush()
 
 
-def _decompressor(encoding: str) -> Callable[[bytes], bytes]:
+_OUT_STEP = 1 << 20  # most bytes one decompression step may produce (a bomb expands only this far at a time)
+_IN_STEP = 64  # input per step for brotli, which has no output bound
+
+
+def _bounded_zlib(wbits: int) -> Callable[[bytes], Iterator[bytes]]:
+    obj = zlib.decompressobj(wbits=wbits)
+
+    def decompress(data: bytes) -> Iterator[bytes]:
+        while data:
+            out = obj.decompress(data, _OUT_STEP)
+            data = obj.unconsumed_tail
+            if out:
+                yield out
+            elif obj.eof:
+                return
+
+    return decompress
+
+
+def _sliced(step: Callable[[bytes], bytes]) -> Callable[[bytes], Iterator[bytes]]:
+    def decompress(data: bytes) -> Iterator[bytes]:
+        for start in range(0, len(data), _IN_STEP):
+            out = step(data[start:start + _IN_STEP])
+            if out:
+                yield out
+
+    return decompress
+
+
+def _decompressor(encoding: str) -> Callable[[bytes], Iterator[bytes]]:
+    """A function from compressed bytes to decoded pieces of at most about ``_OUT_STEP`` bytes each,
+    so a caller counting the pieces stops a decompression bomb before it is in memory."""
     if encoding == "gzip":
-        return zlib.decompressobj(wbits=47).decompress  # gzip or zlib header
+        return _bounded_zlib(47)  # gzip or zlib header
     if encoding == "deflate":
-        return zlib.decompressobj().decompress
+        return _bounded_zlib(15)
     if encoding == "lz4":
         import lz4.frame
 
-        return lz4.frame.LZ4FrameDecompressor().decompress
-    if encoding == "zstd":
-        import zstandard
+        lz4_obj = lz4.frame.LZ4FrameDecompressor()
 
-        return zstandard.ZstdDecompressor().decompressobj().decompress
+        def lz4_decompress(data: bytes) -> Iterator[bytes]:
+            while True:
+                out = lz4_obj.decompress(data, max_length=_OUT_STEP)
+                data = b""
+                if out:
+                    yield out
+                if not lz4_obj.needs_input and not lz4_obj.eof:
+                    continue
+                return
+
+        return lz4_decompress
     if encoding == "br":
         try:
             import brotli
         except ImportError:
             raise ValueError("Content-Encoding br needs the brotli package, which is not installed") from None
-        return brotli.Decompressor().process
+        return _sliced(brotli.Decompressor().process)
     raise ValueError(f"unsupported Content-Encoding {encoding!r} (use lz4, zstd, gzip, deflate)")
 
 
@@ -50,11 +91,39 @@ def decompress_stream(chunks: Iterable[bytes], encoding: str | None) -> Iterator
     if encoding in ("", "identity"):
         yield from chunks
         return
+    if encoding == "zstd":
+        import zstandard
+
+        # stream_reader.read(n) returns at most n bytes however far the input would expand
+        reader = zstandard.ZstdDecompressor().stream_reader(_ChunkReader(chunks), read_across_frames=True)
+        while out := reader.read(_OUT_STEP):
+            yield out
+        return
     decompress = _decompressor(encoding)
     for chunk in chunks:
-        out = decompress(chunk)
-        if out:
-            yield out
+        yield from decompress(chunk)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file-like view of an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def pick_encoding(accept_encoding: str | None) -> str | None:

@@ -14,10 +14,12 @@ connection, so a second statement in it is a parse error and nothing of it execu
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import queue
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +39,9 @@ _STREAMING_KEYWORDS = frozenset({"SELECT", "WITH"})
 _SETTING_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _PARSERS = 2
 _TAG_PREFIX = "agentaudit-store:"
+_IDLE_PER_KEY = 4  # idle connections kept per (database, settings, readonly)
+_IDLE_TOTAL = 64
+_VERDICTS = 4096  # read-only verdicts remembered (dashboards repeat the same few queries)
 
 
 class EngineError(Exception):
@@ -104,6 +109,10 @@ class Engine:
             parser.query("SET readonly = 1", "TabSeparated")
             self._parsers.put(parser)
         self._closed = False
+        self._idle: OrderedDict[tuple[Any, ...], list[_Connection]] = OrderedDict()
+        self._idle_count = 0
+        self._idle_lock = threading.Lock()
+        self._verdicts: OrderedDict[tuple[str, str | None], dict[str, str]] = OrderedDict()
         self.timezone = self._scalar("SELECT timezone()")
         self.version = self._scalar("SELECT version()")
 
@@ -137,6 +146,11 @@ class Engine:
             if self._closed:
                 return
             self._closed = True
+            with self._idle_lock:
+                for conns in self._idle.values():
+                    for conn in conns:
+                        conn.close()
+                self._idle.clear()
             while not self._parsers.empty():
                 self._parsers.get_nowait().close()
             self._control.close()
@@ -184,27 +198,43 @@ class Engine:
         self._parse_call("formatQuerySingleLine", sql)  # raises 62 unless exactly one statement
         return None
 
-    def authorize_read(self, sql: str, database: str | None) -> None:
-        """Refuse (``EngineError`` 164) what a read-only session may not run (see ``_authz``)."""
+    def authorize_read(self, sql: str, database: str | None) -> dict[str, str]:
+        """Refuse (``EngineError`` 164) what a read-only session may not run (see ``_authz``);
+        returns the statement's top-level SETTINGS to set on its connection before ``readonly = 1``.
+
+        A statement allowed once for a database is remembered (the verdict depends on nothing else).
+        """
+        key = (sql, database)
+        with self._idle_lock:
+            clause = self._verdicts.get(key)
+            if clause is not None:
+                self._verdicts.move_to_end(key)
+                return dict(clause)
+        clause = self._authorize_read(sql, database)
+        with self._idle_lock:
+            self._verdicts[key] = clause
+            if len(self._verdicts) > _VERDICTS:
+                self._verdicts.popitem(last=False)
+        return dict(clause)
+
+    def _authorize_read(self, sql: str, database: str | None) -> dict[str, str]:
         tree = self.parse(sql)
         try:
             if tree is not None:
-                check_read_ast(tree, database)
-                return
+                return check_read_ast(tree, database)
             with self._parser() as parser:  # one statement (checked above): EXPLAIN AST only parses it
                 try:
                     explain = parser.query(f"EXPLAIN AST {sql}", "TSVRaw").bytes().decode()
                 except Exception as exc:
                     raise _engine_error(exc) from exc
             check_explain_ast(explain, database)
+            return {}
         except Refused as exc:
             raise _readonly_error(str(exc)) from exc
 
     def check_insert_head(self, head: str, fmt: str) -> str:
         """``INSERT INTO t [(cols)] [SETTINGS ...]`` checked to be exactly that (no SELECT, no data);
         returns the head to hand to chDB's streaming insert."""
-        import json
-
         tree = json.loads(self._parse_call("parseQueryToJSON", f"{head} FORMAT {fmt}"))
         if tree.get("type") != "InsertQuery" or tree.get("select") is not None or tree.get("infile") is not None:
             raise EngineError("Code: 62. DB::Exception: an INSERT with a body must be `INSERT INTO t [(cols)] "
@@ -212,6 +242,68 @@ class Engine:
         return head
 
     # -- running -----------------------------------------------------------------------
+
+    @contextmanager
+    def connection(self, database: str | None, settings: Mapping[str, str], *, readonly: bool,
+                   reuse: bool = True) -> Iterator[_Connection]:
+        """A connection with exactly this database and these settings, for one statement.
+
+        Connections are kept for the next request with the same key: nothing a statement can do
+        changes their session (SET/USE never reach them, multi-statements are refused, and
+        ``readonly = 1`` refuses even a SETTINGS clause). One that saw an error is closed.
+        ``reuse=False`` (DDL, which may drop its database) always gets and closes a fresh one.
+        """
+        key = (database, tuple(sorted(settings.items())), readonly)
+        conn = self._take_idle(key) if reuse else None
+        if conn is None:
+            conn = self.open(database, settings, readonly=readonly)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        if reuse:
+            self._give_back(key, conn)
+        else:
+            conn.close()
+
+    def forget_idle(self) -> None:
+        """Close every kept connection: after DDL one may name a database that is gone or renamed."""
+        with self._idle_lock:
+            conns = [conn for kept in self._idle.values() for conn in kept]
+            self._idle.clear()
+            self._idle_count = 0
+        for conn in conns:
+            conn.close()
+
+    def _take_idle(self, key: tuple[Any, ...]) -> _Connection | None:
+        with self._idle_lock:
+            conns = self._idle.get(key)
+            if not conns:
+                return None
+            self._idle_count -= 1
+            self._idle.move_to_end(key)
+            return conns.pop()
+
+    def _give_back(self, key: tuple[Any, ...], conn: _Connection) -> None:
+        evicted: list[_Connection] = []
+        with self._idle_lock:
+            conns = self._idle.setdefault(key, [])
+            if self._closed or len(conns) >= _IDLE_PER_KEY:
+                evicted.append(conn)
+            else:
+                conns.append(conn)
+                self._idle_count += 1
+                self._idle.move_to_end(key)
+                while self._idle_count > _IDLE_TOTAL:
+                    oldest_key, oldest = next(iter(self._idle.items()))
+                    if oldest:
+                        evicted.append(oldest.pop(0))
+                        self._idle_count -= 1
+                    if not oldest:
+                        del self._idle[oldest_key]
+        for old in evicted:
+            old.close()
 
     def open(self, database: str | None, settings: Mapping[str, str], *, readonly: bool) -> _Connection:
         """A fresh connection with ``database`` current and exactly ``settings`` set, then
@@ -224,11 +316,12 @@ class Engine:
         try:
             if database:
                 conn.query(f"USE {_quote_ident(database)}", "TabSeparated")
-            for name, value in settings.items():
+            for name in settings:
                 if not name or not set(name) <= _SETTING_NAME_OK:
                     raise EngineError(f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)", 115)
-                conn.query(f"SET {name} = {_quote(value)}", "TabSeparated")
-            conn.query(f"SET log_comment = {_quote(tag)}", "TabSeparated")
+            # one round trip; the tag names this connection's running statement for KILL QUERY
+            assignments = [f"{name} = {_quote(value)}" for name, value in settings.items() if name != "log_comment"]
+            conn.query("SET " + ", ".join([*assignments, f"log_comment = {_quote(tag)}"]), "TabSeparated")
             if readonly:
                 conn.query("SET readonly = 1", "TabSeparated")
         except EngineError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import threading
@@ -18,16 +19,20 @@ _HANGUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 def watch_disconnect(sock: socket.socket, on_disconnect: Callable[[], None]) -> Iterator[None]:
     """Call ``on_disconnect`` once if the peer of ``sock`` closes before the block ends."""
     done = threading.Event()
+    wake_r, wake_w = os.pipe()  # wakes the watcher at once when the block ends
 
     def watch() -> None:
         poller = select.poll()
         poller.register(sock, _HANGUP | select.POLLIN)
+        poller.register(wake_r, select.POLLIN)
         while not done.is_set():
             try:
                 events = poller.poll(_POLL_MS)
             except (OSError, ValueError):
                 return
-            for _fd, mask in events:
+            for fd, mask in events:
+                if fd == wake_r:
+                    return
                 if mask & _HANGUP or (mask & select.POLLIN and _peer_closed(sock)):
                     if not done.is_set():
                         on_disconnect()
@@ -42,7 +47,10 @@ def watch_disconnect(sock: socket.socket, on_disconnect: Callable[[], None]) -> 
         yield
     finally:
         done.set()
+        os.write(wake_w, b"x")
         thread.join(timeout=1)
+        os.close(wake_r)
+        os.close(wake_w)
 
 
 def _peer_closed(sock: socket.socket) -> bool:

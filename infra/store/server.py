@@ -405,35 +405,35 @@ class _Handler(BaseHTTPRequestHandler):
                                            "mode. (READONLY)")
             engine.check_insert_head(insert[0], insert[1])
         elif readonly:
-            engine.authorize_read(query, database)
+            settings.update(engine.authorize_read(query, database))
         else:
             engine.parse(query)
         if insert is not None:
             # Take the whole body off the network before taking a lane, so a slow uploader never
             # holds a slot (memory up to _SPOOL_MEMORY, then disk).
             upload = _spool(_prefixed(insert[2], body))
-            with store.write_lane.slot():
-                conn = engine.open(database, _write_settings(limits, settings), readonly=False)
-                try:
-                    stats = conn.insert(insert[0], insert[1], _unspool(upload))
-                finally:
-                    conn.close()
+            with store.write_lane.slot(), \
+                    engine.connection(database, _write_settings(limits, settings), readonly=False) as conn:
+                stats = conn.insert(insert[0], insert[1], _unspool(upload))
             store.metrics.rows_inserted.inc(stats.rows)
             summary = {"written_rows": stats.rows, "written_bytes": stats.bytes}
             self._respond_stream(iter(()), query_id, fmt, summary, encoding, 0)
             return "insert"
+        # Lanes by session: read-only sessions (dashboards, analysts) queue among themselves; the
+        # read-write user (the sink, migrations) has its own lane, so no reader can delay an insert.
         reading = readonly or leading_keyword(query) in _READ_KEYWORDS
-        lane = store.read_lane if reading else store.write_lane
-        with lane.slot():
-            conn = engine.open(database, _read_settings(limits, settings) if readonly
-                               else _write_settings(limits, settings), readonly=readonly)
-            try:
-                with watch_disconnect(self.connection, lambda: engine.kill(conn.tag)):
-                    # Spooled, then sent after the connection is closed and the slot freed: a client
-                    # that reads slowly cannot hold either.
+        lane = store.read_lane if readonly else store.write_lane
+        with lane.slot(), engine.connection(database, _read_settings(limits, settings) if readonly
+                                            else _write_settings(limits, settings), readonly=readonly,
+                                            reuse=reading) as conn:
+            with watch_disconnect(self.connection, lambda: engine.kill(conn.tag)):
+                # Spooled, then sent after the connection is back and the slot freed: a client
+                # that reads slowly cannot hold either.
+                try:
                     result = _spool(conn.execute(query, fmt, bind), limits.max_result_bytes + _SPOOL_SLACK)
-            finally:
-                conn.close()
+                finally:
+                    if not reading:
+                        engine.forget_idle()  # DROP/RENAME/DETACH may have removed a kept connection's database
         size = result.tell()
         self._respond_stream(_unspool(result), query_id, fmt, {"result_bytes": size}, encoding, size)
         return "query" if size or _is_select(query) else "command"
@@ -460,10 +460,10 @@ class _Handler(BaseHTTPRequestHandler):
                                        "read-only session. (READONLY)")
         checked = {k: v for k, v in (assignments or {}).items() if k != "readonly"}
         merged = {**settings, **checked}
-        with store.read_lane.slot():
-            conn = store.engine.open(target or database, _read_settings(store.limits, merged) if readonly
-                                     else merged, readonly=readonly)  # raises 115 / 81 / 164 when wrong
-            conn.close()
+        with store.read_lane.slot(), store.engine.connection(
+                target or database, _read_settings(store.limits, merged) if readonly else merged,
+                readonly=readonly, reuse=False):  # raises 115 / 81 / 164 when wrong
+            pass
         if session is not None:
             if assignments:
                 session.settings.update(assignments)
