@@ -327,6 +327,15 @@ DIGESTS_SCHEMA = pa.schema([
 ])
 
 
+def _lists(values: list[Sequence[Any]], type_: pa.DataType) -> pa.ListArray:
+    """One list per digest, built from one flat array (per-element conversion of nested lists is slow)."""
+    bounds = [0]
+    for v in values:
+        bounds.append(bounds[-1] + len(v))
+    flat = pa.array([x for v in values for x in v], type=type_)
+    return pa.ListArray.from_arrays(pa.array(bounds, type=pa.int32()), flat)
+
+
 def digests_table(digests: Sequence[Digest]) -> pa.Table:
     """The ``action_digests`` rows of ``digests`` (schemas/ddl/0002_digests.sql)."""
     return pa.Table.from_pydict({
@@ -335,7 +344,8 @@ def digests_table(digests: Sequence[Digest]) -> pa.Table:
         "last_offset": [d.last_offset for d in digests], "rows": [len(d.offsets) for d in digests],
         "min_event_time": [d.min_event_time_us for d in digests],
         "max_event_time": [d.max_event_time_us for d in digests],
-        "offsets": [list(d.offsets) for d in digests], "leaves": [list(d.leaves) for d in digests],
+        "offsets": _lists([d.offsets for d in digests], pa.uint64()),
+        "leaves": _lists([d.leaves for d in digests], pa.string()),
         "root": [d.root for d in digests], "prev_digest": [d.prev_digest for d in digests],
         "sink_run": [d.sink_run for d in digests], "created_at": [d.created_at_us for d in digests],
         "key_id": [d.key_id for d in digests], "signature": [d.signature for d in digests],
