@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ _DEFAULT_WINDOW = {"predicate": "1h", "sequence": "1d", "absence": "1h", "ancest
 TEMPLATE_EXTRAS = ("value", "threshold", "count", "key", "window", "rule_id", "severity", "detail", "within")
 INTEGRITY_CHECKS = ("gap", "reorder", "duplicate", "hash_mismatch", "bad_start", "conflicting_duplicate")
 MAX_SLIDES = 1_000
+MAX_TEMPLATE_WIDTH = 200
 
 @dataclass
 class CompiledRule:
@@ -188,9 +190,14 @@ class _Compiler:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
             raise spec.error(f"output template: {exc}", "output") from None
-        for _, name, _, _ in parsed:
+        for _, name, spec_text, _ in parsed:
             if name is None:
                 continue
+            if spec_text and ("{" in spec_text or any(int(n) > MAX_TEMPLATE_WIDTH
+                                                      for n in re.findall(r"\d+", spec_text))):
+                # ``{name:>999999999}`` allocated a gigabyte at load and at every incident
+                raise spec.error(f"output template: format spec {spec_text!r} of {name!r}: widths and precisions are "
+                                 f"literal numbers up to {MAX_TEMPLATE_WIDTH}", "output")
             if name == "" or not (name in TEMPLATE_EXTRAS or resolve_field(name)):
                 raise spec.error(f"output template: unknown field {name!r}", "output")
             if name not in TEMPLATE_EXTRAS:

@@ -46,6 +46,8 @@ _TOP_KEYS = {"required_engine_version", "lists", "macros", "rules"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)\s*$")
 _UNIT_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
 MAX_DURATION_US = 366 * 86_400_000_000
+#: Most text one rule set may hold across its files (each file holds at most 1 MiB).
+MAX_TOTAL_CHARS = 4 << 20
 
 
 def parse_duration(text: Any) -> int | None:
@@ -107,8 +109,9 @@ class RuleFiles:
 
 def read_rule_files(paths: list[Path]) -> RuleFiles:
     """Read and shape-check rule files in order; raises :class:`RuleError` naming file, line and rule."""
-    out = RuleFiles()
-    for path in paths:
+    texts: list[tuple[str, str]] = []
+    total = 0
+    for path in paths:  # every file's size is checked before any is parsed (parsing costs ~1 s per MiB)
         name = str(path)
         try:
             text = read_yaml_text(path)
@@ -116,6 +119,13 @@ def read_rule_files(paths: list[Path]) -> RuleFiles:
             raise RuleError(f"cannot read rule file: {exc.strerror}; check the path", file=name) from exc
         except YamlError as exc:
             raise RuleError(f"refused: {exc}", file=name) from exc
+        total += len(text)
+        if total > MAX_TOTAL_CHARS:
+            raise RuleError(f"refused: the rule files up to this one hold more than {MAX_TOTAL_CHARS:,} characters; "
+                            "load fewer or smaller files", file=name)
+        texts.append((name, text))
+    out = RuleFiles()
+    for name, text in texts:
         try:
             doc = load_yaml(text)
         except YamlError as exc:

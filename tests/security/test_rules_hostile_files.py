@@ -163,6 +163,17 @@ def test_oversized_and_endless_files_are_refused_before_being_read_whole(tmp_pat
         assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024  # KiB
 
 
+def test_a_directory_of_many_large_files_is_refused(tmp_path: Path) -> None:
+    """Attack: 20 rule files of 1,000,000 bytes each in one rules directory (20 MB of comments). Expected: refused
+    once the set passes 4 MiB, naming the file where it did, before any file is parsed (< 2 s)."""
+    for i in range(20):
+        write(tmp_path, f"{i:02}.yaml", "rules: []\n#" + "x" * 999_988 + "\n")
+    started = time.perf_counter()
+    with pytest.raises(RuleError, match="more than 4,194,304 characters") as info:
+        load_rule_set([str(tmp_path)])
+    assert "04.yaml" in str(info.value) and time.perf_counter() - started < 2
+
+
 def test_owners_file_alias_bomb_is_refused(tmp_path: Path) -> None:
     """Attack: the alias bomb as an owners file (``agentaudit consume --owners``). Expected: OwnersError naming
     the file, in < 1 s."""
@@ -237,6 +248,17 @@ def test_hostile_numbers_in_rule_blocks_are_refused(tmp_path: Path, block: str, 
     with pytest.raises(RuleError, match=why) as info:
         load_rule_set([str(path)])
     assert str(path) in str(info.value) and "'hostile'" in str(info.value)
+
+
+@pytest.mark.parametrize("template", ["{name:>400000000}", "{name:>{value}}", "{value:.999999f}"])
+def test_output_templates_cannot_allocate_gigabytes(tmp_path: Path, template: str) -> None:
+    """Attack: ``output: "{name:>400000000}"`` took 440 MB at lint and at every incident; a width taken from the
+    aggregate's value (``{name:>{value}}``) would at run time. Expected: refused at load, naming the rule."""
+    path = write(tmp_path, "template.yaml", RULE.format(condition="kind = chat").replace(
+        '"{agent_id} ran {name}"', repr(template).replace("'", '"')))
+    with pytest.raises(RuleError, match="widths and precisions are literal numbers up to 200") as info:
+        load_rule_set([str(path)])
+    assert f"{path}:5: rule 'hostile'" in str(info.value)
 
 
 def test_macro_expansion_bomb_is_refused(tmp_path: Path) -> None:
