@@ -78,7 +78,7 @@ def up(
                       f"--file {stack.users_file}` makes a new one)", markup=True, highlight=False, soft_wrap=True)
     else:
         console.print(f"Dashboard sign-in: the users in {stack.users_file} (`agentaudit dashboard-users`)")
-    console.print(f"ClickHouse: clickhouse_connect.get_client(host='127.0.0.1', port={stack.ports['store']})")
+    console.print(f"ClickHouse (read-only user): {stack.analyst_hint()}", markup=False, highlight=False, soft_wrap=True)
     console.print("Press Ctrl-C to stop.")
     dead = stack.wait(stop)
     if dead is not None:
@@ -103,9 +103,14 @@ def status(
     from agentaudit.infra.status import check_all, stack_urls
     from agentaudit.settings import KafkaSettings, StoreSettings
 
+    from agentaudit.infra.stack import CREDENTIALS_FILE, store_credentials
+
     urls = stack_urls(Path(home))
     kafka = KafkaSettings(**({"bootstrap_servers": urls["broker"]} if "broker" in urls else {}))
-    store = StoreSettings(**({"clickhouse_url": urls["store"]} if "store" in urls else {}))
+    store_options: dict[str, object] = {"clickhouse_url": urls["store"]} if "store" in urls else {}
+    if "store" in urls and (Path(home) / CREDENTIALS_FILE).exists():
+        store_options["clickhouse_password"] = store_credentials(Path(home)).password  # up's store has a password
+    store = StoreSettings(**store_options)  # type: ignore[arg-type]
     checks = check_all(kafka, store, dashboard_url=urls.get("dashboard"), metrics_url=urls.get("metrics"))
     table = Table(title="agentaudit status")
     for column in ("component", "target", "state", "detail", "ms"):

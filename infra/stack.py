@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,10 +26,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agentaudit.infra.embedded import ManagedProcess, SeaweedS3, TansuBroker
 from agentaudit.infra.embedded.ports import free_port, port_open
 
-__all__ = ["STATE_FILE", "Stack", "StackSettings", "read_state"]
+__all__ = ["CREDENTIALS_FILE", "STATE_FILE", "Stack", "StackSettings", "StoreCredentials", "read_state",
+           "store_credentials"]
 
 _log = logging.getLogger("agentaudit.infra.stack")
 STATE_FILE = "stack.json"
+CREDENTIALS_FILE = "store.credentials"
 DEFAULT_OWNERS = Path(__file__).resolve().parent / "configs" / "owners.yaml"
 DEFAULT_SIMULATE_SEED = 7  # with a fresh run nonce per start unless AGENTAUDIT_SIMULATE_SEED pins a seed
 
@@ -65,6 +68,33 @@ class StackSettings(BaseSettings):
     simulate_seed: int | None = None
     rules: str | None = None
     owners: Path | None = None
+
+
+class StoreCredentials(NamedTuple):
+    """The store's passwords: ``default`` (any SQL: the consumer, migrations) and ``reader`` (read-only:
+    the dashboard, analysts)."""
+
+    password: str
+    reader_password: str
+
+    def __repr__(self) -> str:
+        return "StoreCredentials(password='***', reader_password='***')"
+
+
+def store_credentials(home: Path) -> StoreCredentials:
+    """The store's passwords kept in ``home/store.credentials`` (mode 0600), made on first call."""
+    path = Path(home) / CREDENTIALS_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # someone loosened it: the passwords are as good as the file's mode
+        data = json.loads(path.read_text())
+        return StoreCredentials(data["password"], data["reader_password"])
+    credentials = StoreCredentials(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+    with os.fdopen(fd, "w") as out:
+        json.dump(credentials._asdict(), out)
+    return credentials
 
 
 @dataclass
@@ -123,6 +153,8 @@ class Stack:
         self.env["AGENTAUDIT_DASHBOARD_USERS_FILE"] = str(self.users_file)
         #: ``(name, password)`` of the operator created by this start (None when the users file already existed).
         self.first_operator: tuple[str, str] | None = None
+        #: the store's passwords (``home/store.credentials``), read or made by :meth:`start`.
+        self.credentials: StoreCredentials | None = None
 
     # -- components -------------------------------------------------------------------------
 
@@ -139,9 +171,12 @@ class Stack:
         storage = f"s3 {s3.endpoint}" if s3 else "memory"
         components.append(_Component(f"broker (tansu, {storage})", self.urls["broker"], broker.start, broker.stop,
                                      lambda: broker.running, broker.log_path))
+        credentials = self._store_credentials()
         store = self._process("store", _python("agentaudit.infra.store", "--data-dir", str(self.home / "store"),
                                                "--host", "127.0.0.1", "--port", str(self.ports["store"])),
-                              ready_port=self.ports["store"])
+                              ready_port=self.ports["store"],
+                              env={"AGENTAUDIT_STORE_PASSWORD": credentials.password,
+                                   "AGENTAUDIT_STORE_READER_PASSWORD": credentials.reader_password})
         components.append(self._wrap("store (chDB, ClickHouse HTTP)", self.urls["store"], store,
                                      after=self._migrate))
         consume = ["agentaudit.cli", "consume", "--metrics-port", str(self.ports["metrics"])]
@@ -164,14 +199,28 @@ class Stack:
                                          self.urls["broker"], simulator))
         dashboard = self._process("dashboard", _python(
             "agentaudit.cli", "dashboard", "--host", "127.0.0.1", "--port", str(self.ports["dashboard"])),
-            ready_port=self.ports["dashboard"], ready_timeout=60)
+            ready_port=self.ports["dashboard"], ready_timeout=60,
+            # the dashboard only reads: it gets the read-only store user
+            env={"AGENTAUDIT_CLICKHOUSE_USER": "reader", "AGENTAUDIT_CLICKHOUSE_PASSWORD": credentials.reader_password})
         components.append(self._wrap("dashboard (Streamlit)", self.urls["dashboard"], dashboard))
         return components
 
     def _process(self, name: str, argv: list[str], *, ready_port: int | None = None,
-                 ready_timeout: float = 45.0) -> ManagedProcess:
+                 ready_timeout: float = 45.0, env: dict[str, str] | None = None) -> ManagedProcess:
         return ManagedProcess(name, argv, log_path=self.logs / f"{name}.log", ready_port=ready_port,
-                              env=self.env, cwd=self.home, ready_timeout=ready_timeout)
+                              env={**self.env, **(env or {})}, cwd=self.home, ready_timeout=ready_timeout)
+
+    def _store_credentials(self) -> StoreCredentials:
+        """Read or make the store's passwords; every component but the dashboard gets ``default``'s."""
+        if self.credentials is None:
+            self.credentials = store_credentials(self.home)
+            self.env["AGENTAUDIT_CLICKHOUSE_PASSWORD"] = self.credentials.password
+        return self.credentials
+
+    def analyst_hint(self) -> str:
+        """How an analyst connects to the store (read-only user; the password file is mode 0600)."""
+        return (f"clickhouse_connect.get_client(host='127.0.0.1', port={self.ports['store']}, username='reader', "
+                f"password=json.load(open('{self.home / CREDENTIALS_FILE}'))['reader_password'])")
 
     @staticmethod
     def _wrap(label: str, url: str, process: ManagedProcess, *, after: Callable[[], None] | None = None) -> _Component:
@@ -195,7 +244,8 @@ class Stack:
         from agentaudit.infra.kafka import KafkaAdmin
         from agentaudit.settings import KafkaSettings, StoreSettings
 
-        migrate(StoreSettings(clickhouse_url=self.urls["store"]))
+        migrate(StoreSettings(clickhouse_url=self.urls["store"],
+                              clickhouse_password=self._store_credentials().password))  # type: ignore[arg-type]
         kafka = KafkaSettings(bootstrap_servers=self.urls["broker"])
         t = kafka.topics
         KafkaAdmin(kafka).ensure_topics([t.actions, t.incidents, t.lifecycle, t.control, t.dlq])

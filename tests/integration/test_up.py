@@ -15,6 +15,8 @@ import pytest
 
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.embedded import free_port
+from agentaudit.infra.exceptions import StoreError
+from agentaudit.settings import StoreSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -67,7 +69,11 @@ def test_up_serves_the_dashboard_fills_clickhouse_and_stops_cleanly(tmp_path):
         urls = state["urls"]
         with urllib.request.urlopen(urls["dashboard"], timeout=5) as response:
             assert response.status == 200
-        store = connect(urls["store"])
+        assert (home / "store.credentials").stat().st_mode & 0o777 == 0o600
+        password = json.loads((home / "store.credentials").read_text())["password"]
+        with pytest.raises(StoreError):  # the store of up has a password
+            connect(urls["store"]).command("SELECT 1")
+        store = connect(StoreSettings(clickhouse_url=urls["store"], clickhouse_password=password))
         actions = _wait_for(lambda: store.command("SELECT count() FROM agentaudit.actions"), 60, "actions")
         incidents = _wait_for(lambda: store.command("SELECT count() FROM agentaudit.incidents"), 60, "incidents")
         assert store.command("SELECT count() FROM agentaudit.owners") > 0  # the fleet's owners file was synced
