@@ -76,6 +76,7 @@ DROPPED_ATTRIBUTE = "agentaudit.dropped_before"
 
 DIRECT, SPOOLING = "direct", "spooling"
 _BATCH = 2000
+_MARK_ROOM = 64 * 1024  # spool room wanted before a gap marker is sealed (it would be dropped too)
 _READBACK_IDLE = 0.7
 
 # window entry fields
@@ -139,7 +140,7 @@ class Worker(threading.Thread):
                 items = queue.take(_BATCH)
                 if items:
                     self._handle(items)
-                elif self._unshown:
+                elif self._unshown and (self.mode == DIRECT or self.spool.room_for(_MARK_ROOM)):
                     self._mark_unshown_gaps()  # the agent went quiet right after a drop
                 self._service()
                 self._report_drops()
@@ -227,31 +228,34 @@ class Worker(threading.Thread):
 
     def _skip_dropped(self, gaps: dict[str, int]) -> None:
         """Events the queue dropped before sealing: their stream's seq moves past them, so the next
-        event shows the gap (placed within one worker batch of where the drops happened)."""
+        event shows the gap (placed within one worker batch of where the drops happened). A stream
+        that has no event yet first gets a marker at seq 0: a stream that starts later than 0 looks
+        to the integrity rules like one whose start they did not see, not like a gap."""
         for agent, count in gaps.items():
             stream_id = f"{self.instance_id}/{agent}"
             chain = self.chains.get(stream_id)
-            if chain is None:
-                chain = self.chains[stream_id] = StreamChain(stream_id)
+            if chain is None or chain.seq == 0:
+                self._seal_marker(stream_id)
+                chain = self.chains[stream_id]
             chain.seq += count
             self._unshown[stream_id] = self._unshown.get(stream_id, 0) + count
 
     def _mark_unshown_gaps(self) -> None:
-        """At close: a stream whose last events were dropped gets a marker event, so the gap is visible."""
+        """A stream whose last events were dropped gets a marker event, so that the gap is visible."""
         gaps = self.queue.take_gaps()
         if gaps:
             self._skip_dropped(gaps)
-        marks = []
         for stream_id in list(self._unshown):
-            agent = stream_id.split("/", 1)[1]
-            mark_id = f"{self._event_prefix}{next(self._event_counter):012x}"
-            item = (agent, "other", "point", "agentaudit.dropped", mark_id, None, mark_id, 0, self.instance_id,
-                    time.time_ns() // 1000, None, 0)
-            sealed = self._seal(item)
-            if sealed is not None:
-                marks.append(sealed)
-        if marks:
-            self._route(marks)
+            self._seal_marker(stream_id)
+
+    def _seal_marker(self, stream_id: str) -> None:
+        """Seal and route an ``agentaudit.dropped`` point event (kind ``other``) into ``stream_id``."""
+        mark_id = f"{self._event_prefix}{next(self._event_counter):012x}"
+        item = (stream_id.split("/", 1)[1], "other", "point", "agentaudit.dropped", mark_id, None, mark_id, 0,
+                self.instance_id, time.time_ns() // 1000, None, 0)
+        sealed = self._seal(item)
+        if sealed is not None:
+            self._route([sealed])
 
     def _apply(self, record: dict[str, Any], extra: dict[str, Any]) -> None:
         bodies = extra.pop("_bodies", None)
@@ -312,6 +316,8 @@ class Worker(threading.Thread):
                 self.stats["spooled"] += 1
                 continue
             self.stats["dropped_spool_full"] += 1
+            stream_id = key.decode()
+            self._unshown[stream_id] = self._unshown.get(stream_id, 0) + 1
         spool.sync()
 
     def _report_drops(self) -> None:

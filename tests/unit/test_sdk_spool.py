@@ -120,6 +120,9 @@ def test_a_full_spool_drops_the_oldest_counts_it_and_never_raises(tmp_path: Path
     time.sleep(0.2)  # the broker does not answer: from now on events are spooled
     for i in range(400):
         audit.decision("step", input={"i": i})
+    deadline = time.monotonic() + 20
+    while audit.stats()["sealed"] < 401 and time.monotonic() < deadline:  # a loaded machine seals slowly
+        time.sleep(0.01)
     audit.close(timeout=0.2)
     stats = audit.stats()
     assert stats["dropped_spool_full"] > 0 and stats["sealed"] == 401
