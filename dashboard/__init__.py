@@ -6,7 +6,7 @@ Kafka (:class:`LifecyclePublisher`) and control commands, kill and clear (:class
 under the signed-in operator's name (no anonymous actor: :mod:`~agentaudit.dashboard.credentials`).
 """
 
-from agentaudit.dashboard.auth import Credential, SignInThrottle, User, sign_in
+from agentaudit.dashboard.auth import Credential, SessionTokens, SignInThrottle, User, sign_in
 from agentaudit.dashboard.chain import ActionNode, TraceTree, to_dot, waterfall_rows
 from agentaudit.dashboard.control import ControlDesk
 from agentaudit.dashboard.credentials import add_user, ensure_first_operator, read_users, remove_user, set_password
@@ -27,6 +27,7 @@ __all__ = [
     "IncidentFilter",
     "LifecyclePublisher",
     "PublishError",
+    "SessionTokens",
     "SignInThrottle",
     "TraceTree",
     "User",

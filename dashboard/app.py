@@ -13,7 +13,7 @@ import streamlit as st
 from agentaudit.dashboard import _pages
 from agentaudit.dashboard._control_page import control_page
 from agentaudit.dashboard._catalog import RuleInfo, load_catalog
-from agentaudit.dashboard.auth import Credential, SignInThrottle, User, sign_in
+from agentaudit.dashboard.auth import SESSION_COOKIE, Credential, SessionTokens, SignInThrottle, User, sign_in
 from agentaudit.dashboard.control import ControlDesk
 from agentaudit.dashboard.credentials import read_users
 from agentaudit.dashboard.exceptions import AuthError
@@ -59,22 +59,46 @@ def _throttle() -> SignInThrottle:
     return SignInThrottle()  # one per process: a new browser session does not reset the count
 
 
+@st.cache_resource(show_spinner=False)
+def _tokens() -> SessionTokens:
+    return SessionTokens()  # one key per process: a restart signs everyone out
+
+
+def _cookie_script(token: str | None, ttl: float) -> None:
+    """Set (or with None, delete) the sign-in cookie in the browser; Streamlit cannot set cookies from Python."""
+    value, age = (token, int(ttl)) if token else ("", 0)
+    st.html(f"<script>document.cookie = '{SESSION_COOKIE}={value}; Path=/; Max-Age={age}; SameSite=Strict'"
+            " + (location.protocol === 'https:' ? '; Secure' : '');</script>", unsafe_allow_javascript=True)
+
+
 def _password_actor(credentials: dict[str, Credential]) -> User | None:
-    """The user signed in with name and password in this session, checked again on every run."""
+    """The user signed in with name and password (in this session, or by the signed cookie of an earlier one),
+    checked again on every run."""
+    tokens = _tokens()
     signed_in: tuple[str, str] | None = st.session_state.get("signed_in")
+    cookie = st.context.cookies.get(SESSION_COOKIE)
+    if signed_in is None and cookie and cookie != st.session_state.get("dropped_cookie"):
+        user = tokens.check(credentials, cookie)
+        if user is not None:
+            signed_in = st.session_state["signed_in"] = (user.name, credentials[user.name].hash)
+            st.session_state["session_token"] = cookie
     if signed_in is not None:
         entry = credentials.get(signed_in[0])
         if entry is not None and entry.hash == signed_in[1]:
             user = entry.user
+            if "set_cookie" in st.session_state:
+                _cookie_script(st.session_state.pop("set_cookie"), tokens.ttl)
             st.caption(f"Signed in as **{_pages.md(user.name)}**" + (f" ({_pages.md(user.team)})" if user.team else "")
                        + ("" if user.may_act else " · viewer: may read, not act"))
             if st.button("Sign out", key="sign_out"):
-                del st.session_state["signed_in"]
+                _sign_out(tokens)
                 st.rerun()
             return user
         # Removed from the users file or given a new password since: this session ends.
-        del st.session_state["signed_in"]
+        _sign_out(tokens)
         st.warning("Signed out: your dashboard credential was reset or removed.")
+    if st.session_state.pop("clear_cookie", False):
+        _cookie_script(None, 0)
     with st.form("sign_in", border=True):
         name = st.text_input("User", key="sign_in_user", autocomplete="username")
         password = st.text_input("Password", type="password", key="sign_in_password",
@@ -85,9 +109,24 @@ def _password_actor(credentials: dict[str, Credential]) -> User | None:
             except AuthError as exc:
                 st.error(str(exc))
             else:
-                st.session_state["signed_in"] = (user.name, credentials[user.name].hash)
+                token = tokens.issue(credentials[user.name])
+                st.session_state.update(signed_in=(user.name, credentials[user.name].hash), session_token=token,
+                                        set_cookie=token)
                 st.rerun()
     return None
+
+
+def _sign_out(tokens: SessionTokens) -> None:
+    """End this session's sign-in: revoke its token, delete the cookie, and never read that cookie again here."""
+    st.session_state.pop("signed_in", None)
+    token = st.session_state.pop("session_token", None)
+    if token:
+        tokens.revoke(token)
+    cookie = st.context.cookies.get(SESSION_COOKIE)
+    if cookie:
+        tokens.revoke(cookie)
+        st.session_state["dropped_cookie"] = cookie  # this session's handshake keeps sending it
+    st.session_state["clear_cookie"] = True
 
 
 def _oidc_actor(credentials: dict[str, Credential]) -> User | None:

@@ -9,7 +9,10 @@ There is no anonymous actor and no shared password: a password signs in as the o
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import hmac
 import re
 import secrets
 import threading
@@ -30,6 +33,8 @@ __all__ = [
     "ROLES",
     "Credential",
     "Role",
+    "SESSION_COOKIE",
+    "SessionTokens",
     "SignInThrottle",
     "User",
     "check_name",
@@ -202,3 +207,58 @@ def sign_in(credentials: Mapping[str, Credential], name: str, password: str, *,
     if throttle is not None:
         throttle.succeeded(name)
     return entry.user
+
+
+#: The cookie that keeps a password sign-in across reloads and tabs.
+SESSION_COOKIE = "agentaudit_session"
+
+
+class SessionTokens:
+    """Signed sign-in tokens for a browser cookie, so that a reload or a new tab stays signed in.
+
+    A token names the user and its expiry, MACed (HMAC-SHA256) with a key made when the process starts and
+    with the user's current password hash: a restart, a password reset or a removal voids it, and signing
+    out revokes it. It grants no more than the sign-in it came from.
+
+    :param ttl: seconds a token lasts, default 12 hours.
+    """
+
+    def __init__(self, ttl: float = 12 * 3600, *, clock: Callable[[], float] = time.time) -> None:
+        self.ttl = ttl
+        self._key = secrets.token_bytes(32)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._revoked: dict[str, float] = {}  # token -> expiry, dropped once expired
+
+    def _mac(self, payload: str, credential: Credential) -> str:
+        return hmac.new(self._key, f"{payload}|{credential.hash}".encode(), hashlib.sha256).hexdigest()
+
+    def issue(self, credential: Credential) -> str:
+        """A token for ``credential``'s user, valid for ``ttl`` seconds."""
+        name = base64.urlsafe_b64encode(credential.user.name.encode()).decode().rstrip("=")
+        payload = f"{name}.{int(self._clock() + self.ttl)}"
+        return f"{payload}.{self._mac(payload, credential)}"
+
+    def check(self, credentials: Mapping[str, Credential], token: str) -> User | None:
+        """The user ``token`` was issued to, if it is intact, unexpired, unrevoked and their hash is unchanged."""
+        try:
+            name_b64, expiry, mac = token.split(".")
+            name = base64.urlsafe_b64decode(name_b64 + "=" * (-len(name_b64) % 4)).decode()
+            expires = int(expiry)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        entry = credentials.get(name)
+        now = self._clock()
+        if entry is None or expires < now or not hmac.compare_digest(mac, self._mac(f"{name_b64}.{expiry}", entry)):
+            return None
+        with self._lock:
+            if token in self._revoked:
+                return None
+        return entry.user
+
+    def revoke(self, token: str) -> None:
+        """Refuse ``token`` from now on (sign-out)."""
+        now = self._clock()
+        with self._lock:
+            self._revoked = {t: e for t, e in self._revoked.items() if e >= now}
+            self._revoked[token] = now + self.ttl

@@ -43,6 +43,7 @@ def test_acknowledge_an_incident_in_the_browser(dashboard, group_factory):
 
     url, kafka, store_settings, seeded = dashboard
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=30_000)  # two cores shared with the broker and the store
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -62,10 +63,9 @@ def test_acknowledge_an_incident_in_the_browser(dashboard, group_factory):
             expect(page.get_by_text("payments-bot ran forbidden tool shell.exec").first).to_be_attached()
             page.screenshot(path=str(ARTIFACTS / "incidents.png"), full_page=True)
 
-            # A sign-in lasts as long as the browser session: move inside the app, do not load a new page.
-            page.get_by_text("Incident detail").click()
-            page.get_by_label("Incident id").fill("inc-critical-open")
-            page.get_by_label("Incident id").press("Enter")
+            # The sign-in cookie keeps alice signed in across page loads (deep links, reloads, new tabs).
+            page.goto(f"{url}/?page=incident&incident=inc-critical-open")
+            expect(page.get_by_text("Signed in as alice")).to_be_visible()
             expect(page.get_by_text("not acknowledged")).to_be_visible()
             graph = page.locator("[data-testid='stGraphVizChart'] svg")
             expect(graph.first).to_be_visible()
@@ -97,9 +97,21 @@ def test_acknowledge_an_incident_in_the_browser(dashboard, group_factory):
                     sink.run_once()
                 assert q.incident(reader, "inc-critical-open")["status"] == "acknowledged"
 
-            page.get_by_role("button", name="Refresh").click()
+            page.reload()
             expect(page.get_by_text("acknowledged by alice after")).to_be_visible()
             expect(page.get_by_role("button", name="Acknowledge")).to_be_disabled()
             page.screenshot(path=str(ARTIFACTS / "incident_acknowledged.png"), full_page=True)
+
+            # Signing out deletes the cookie and revokes its token: a reload, or the old cookie replayed, shows nothing.
+            token = next(c["value"] for c in page.context.cookies() if c["name"] == "agentaudit_session")
+            page.get_by_role("button", name="Sign out").click()
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            page.reload()
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            page.context.add_cookies([{"name": "agentaudit_session", "value": token, "url": url}])
+            page.reload()
+            expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+            expect(page.get_by_text("Signed in as alice")).to_have_count(0)
         finally:
             browser.close()
+            expect.set_options(timeout=5_000)  # Playwright's default, for the tests that follow

@@ -167,3 +167,56 @@ def test_a_flood_of_sign_ins_does_not_exhaust_memory(tmp_path):
     grown_mib = int(run.stdout.strip())
     print(f"peak RSS growth during 24 concurrent sign-ins: {grown_mib} MiB")
     assert grown_mib < 600
+
+
+class TestSessionCookie:
+    """Attacks on the ``agentaudit_session`` cookie that keeps a password sign-in across page loads."""
+
+    @pytest.fixture
+    def clock(self):
+        return [1_000_000.0]
+
+    @pytest.fixture
+    def tokens(self, clock):
+        from agentaudit.dashboard import SessionTokens
+
+        return SessionTokens(ttl=3600, clock=lambda: clock[0])
+
+    def test_a_token_signs_in_only_its_own_user(self, tokens, credentials):
+        token = tokens.issue(credentials["bob"])
+        assert tokens.check(credentials, token).name == "bob"
+
+    def test_a_forged_or_edited_token_is_refused(self, tokens, credentials):
+        """Attack: bob edits his token to name alice (payload swapped, MAC kept), pushes its expiry out, or
+        writes one from scratch. Expected: each refused."""
+        import base64
+
+        token = tokens.issue(credentials["bob"])
+        name, expiry, mac = token.split(".")
+        alice = base64.urlsafe_b64encode(b"alice").decode().rstrip("=")
+        for forged in (f"{alice}.{expiry}.{mac}", f"{name}.{int(expiry) + 10**6}.{mac}", f"{alice}.9999999999.{'0' * 64}",
+                       f"{alice}.{expiry}", "alice", "", f"{token}.x", f"{name}.{expiry}.{mac.upper()}"):
+            assert tokens.check(credentials, forged) is None, forged
+
+    def test_a_token_from_another_process_is_refused(self, tokens, credentials):
+        """Attack: a token issued by another dashboard process (or before a restart). Expected: refused."""
+        from agentaudit.dashboard import SessionTokens
+
+        assert tokens.check(credentials, SessionTokens().issue(credentials["alice"])) is None
+
+    def test_an_expired_or_revoked_token_is_refused(self, tokens, credentials, clock):
+        """Attack: replay a stolen cookie after its 12 h (here 1 h) or after its owner signed out."""
+        token = tokens.issue(credentials["alice"])
+        clock[0] += 3601
+        assert tokens.check(credentials, token) is None
+        fresh = tokens.issue(credentials["alice"])
+        tokens.revoke(fresh)
+        assert tokens.check(credentials, fresh) is None
+
+    def test_a_password_reset_voids_every_token(self, tokens, tmp_path):
+        """Attack: keep using a stolen cookie after the operator reset the victim's password. Expected: refused."""
+        path = users_file(tmp_path)
+        token = tokens.issue(read_users(path)["alice"])
+        assert tokens.check(read_users(path), token).name == "alice"
+        set_password(path, "alice")
+        assert tokens.check(read_users(path), token) is None
