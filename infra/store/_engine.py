@@ -41,7 +41,8 @@ _PARSERS = 2
 _TAG_PREFIX = "agentaudit-store:"
 _IDLE_PER_KEY = 4  # idle connections kept per (database, settings, readonly)
 _IDLE_TOTAL = 64
-_VERDICTS = 4096  # read-only verdicts remembered (dashboards repeat the same few queries)
+_VERDICTS = 4096  # parse results and read verdicts remembered (the sink and dashboards repeat a few statements)
+_REMEMBER_CHARS = 8192  # longer statements are parsed each time (bounds the memory of what is remembered)
 
 
 class EngineError(Exception):
@@ -113,6 +114,7 @@ class Engine:
         self._idle_count = 0
         self._idle_lock = threading.Lock()
         self._verdicts: OrderedDict[tuple[str, str | None], dict[str, str]] = OrderedDict()
+        self._parsed: OrderedDict[str, str | None] = OrderedDict()  # statements parsed single (the sink repeats its few)
         self.timezone = self._scalar("SELECT timezone()")
         self.version = self._scalar("SELECT version()")
 
@@ -185,6 +187,20 @@ class Engine:
         :raises EngineError: code 62 for a syntax error or more than one statement; 36 for an INSERT
             with inline data (send its data as the body after ``INSERT ... FORMAT X``).
         """
+        with self._idle_lock:
+            if sql in self._parsed:
+                self._parsed.move_to_end(sql)
+                return self._parsed[sql]
+        tree = self._parse(sql)
+        if len(sql) > _REMEMBER_CHARS:
+            return tree
+        with self._idle_lock:
+            self._parsed[sql] = tree
+            if len(self._parsed) > _VERDICTS:
+                self._parsed.popitem(last=False)
+        return tree
+
+    def _parse(self, sql: str) -> str | None:
         try:
             return self._parse_call("parseQueryToJSON", sql)
         except EngineError as exc:
@@ -211,6 +227,8 @@ class Engine:
                 self._verdicts.move_to_end(key)
                 return dict(clause)
         clause = self._authorize_read(sql, database)
+        if len(sql) > _REMEMBER_CHARS:
+            return clause
         with self._idle_lock:
             self._verdicts[key] = clause
             if len(self._verdicts) > _VERDICTS:
