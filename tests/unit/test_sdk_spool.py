@@ -180,3 +180,48 @@ def test_a_full_spool_under_block_makes_emits_wait_at_most_the_budget(tmp_path: 
     assert stats["blocked_emits"] > 0 and stats["dropped_queue_full"] > 0
     # the 20 ms budget plus slack for a loaded CI machine; unbounded, an emit would wait until close
     assert slowest < 0.020 + 0.180
+
+
+def test_queue_drops_are_counted_per_agent_so_the_worker_can_leave_a_gap() -> None:
+    queue = EventQueue(4, 1 << 20, policy="drop_oldest", block_ms=0)
+    for i in range(10):
+        queue.put(("planner" if i % 2 else "booker", i, 1), 1)
+    assert queue.take_gaps() == {"booker": 3, "planner": 3} and queue.dropped == 6
+    assert queue.take_gaps() == {}  # handed over once
+
+
+def test_after_one_timed_out_wait_emits_drop_without_waiting_until_the_worker_takes_again() -> None:
+    queue = EventQueue(2, 1 << 20, policy="spool", block_ms=30)
+    queue.put(("a", 1), 1)
+    queue.put(("a", 2), 1)
+    began = time.perf_counter()
+    queue.put(("a", 3), 1)  # the worker does not take: waits the budget, then drops
+    first = time.perf_counter() - began
+    began = time.perf_counter()
+    for i in range(100):
+        queue.put(("a", i), 1)  # the worker counts as stalled: no more waiting
+    rest = time.perf_counter() - began
+    assert first >= 0.025 and rest < 0.025 and queue.dropped == 101
+    assert len(queue.take(10)) == 2
+    began = time.perf_counter()
+    queue.put(("a", 4), 1)
+    queue.put(("a", 5), 1)
+    queue.put(("a", 6), 1)  # it took again: a full queue makes the emit wait once more
+    assert time.perf_counter() - began >= 0.025 and queue.take_gaps() == {"a": 102}
+
+
+def test_a_full_spool_under_the_default_policy_keeps_the_oldest_and_marks_the_drop(tmp_path: Path) -> None:
+    audit = offline_client(tmp_path, spool_max_bytes=16_384)
+    audit.decision("first")
+    time.sleep(0.2)  # the broker does not answer: from now on events are spooled
+    for i in range(400):
+        audit.decision("step", input={"i": i})
+    deadline = time.monotonic() + 20
+    while audit.stats()["sealed"] < 401 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    audit.close(timeout=0.2)
+    stats = audit.stats()
+    kept = [r["seq"] for r, _ in spooled(tmp_path)]
+    assert stats["dropped_spool_full"] > 0 and stats["dropped_queue_full"] == 0
+    assert kept == sorted(kept) and kept[:3] == [0, 1, 2]  # the oldest stay, in order
+    assert len(kept) + stats["dropped_spool_full"] == stats["sealed"]
