@@ -114,7 +114,8 @@ class Approval:
                                 code="approval_expired", agent_id=agent_id, tool=tool)
         actual = digest if digest is not None else args_hash(args)
         if actual != self.args_hash:
-            raise ActionBlocked(f"arguments differ from what {self.approver.id} approved in {self.approval_id} "
-                                f"(args_hash {actual[:12]}... != approved {self.args_hash[:12]}...); "
+            # no hash in the message: it is recorded (guardrail event), and a plain SHA-256 of short
+            # arguments gives them back to whoever hashes every candidate
+            raise ActionBlocked(f"arguments differ from what {self.approver.id} approved in {self.approval_id}; "
                                 "ask for approval of these arguments", code="approval_mismatch",
                                 agent_id=agent_id, tool=tool)
