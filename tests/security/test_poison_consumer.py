@@ -37,6 +37,7 @@ from agentaudit.rules.builtin import RULE_COST, RULE_FORBIDDEN_TOOL, BuiltinEval
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.evaluator import RULE_ERROR_ID
 from agentaudit.settings import KafkaSettings, StoreSettings, TopicNames
+from tests.fixtures.broker import external_bootstrap
 from tests.sink_support import drain, framed_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
@@ -50,15 +51,16 @@ def poison_kafka(kafka_settings: KafkaSettings, kafka_admin: KafkaAdmin) -> Call
     """``make(dlq=None) -> KafkaSettings``: uuid topics; the actions topic takes messages up to 2 MB (Apache
     Kafka's default is 1 MB) so a 1.5 MB poison can be published; ``dlq`` names the dead-letter topic instead."""
 
-    def make(dlq: str | None = None) -> KafkaSettings:
+    def make(dlq: str | None = None, dlq_config: dict[str, str] | None = None) -> KafkaSettings:
         prefix = f"aa-{uuid.uuid4().hex[:16]}"
         names = {name: f"{prefix}.{name}" for name in TopicNames.model_fields}
         if dlq is not None:
             names["dlq"] = f"{prefix}.{dlq}"
         topics = TopicNames(**names)
         kafka_admin.ensure_topics([topics.actions], partitions=2, config={"max.message.bytes": "2000000"})
-        kafka_admin.ensure_topics([t for n, t in names.items() if n != "actions" and (n != "dlq" or dlq is None)],
-                                  partitions=2)
+        if dlq is None:
+            kafka_admin.ensure_topics([topics.dlq], partitions=2, config=dlq_config)
+        kafka_admin.ensure_topics([t for n, t in names.items() if n not in ("actions", "dlq")], partitions=2)
         base = kafka_settings.model_dump(exclude={"topics"})
         base.update(partitions=2)
         return KafkaSettings(**base, topics=topics)
@@ -237,4 +239,33 @@ def test_a_dead_letter_the_broker_refuses_is_quarantined_and_the_sink_moves_on(
     assert quarantined == 1
     assert (tmp_path / "quarantine.jsonl").stat().st_mode & 0o777 == 0o600
     print(f"\n[quarantine] got past in {elapsed:.1f}s")
+    assert elapsed < BOUND_S
+
+
+@pytest.mark.skipif(not external_bootstrap(), reason="tansu ignores a topic's max.message.bytes; runs on Apache Kafka")
+def test_a_dead_letter_refused_for_its_size_is_sent_shorter(poison_kafka, group_factory, store, tmp_path):
+    """Attack: a 999 990-byte undecodable message (valid header and body, then incompressible bytes) while
+    the dead-letter topic accepts only 100 000 bytes (``max.message.bytes``, lower than the sink's
+    ``AGENTAUDIT_SINK_DLQ_MAX_BYTES``). Expected: the broker refuses the 1 MB and 250 KB tries
+    (MSG_SIZE_TOO_LARGE); the third, a quarter as large again, is stored with the original size and
+    SHA-256 in headers; nothing is quarantined; the valid events are all stored once."""
+    kafka = poison_kafka(dlq_config={"max.message.bytes": "100000"})
+    store_settings, client = store
+    events = _valid_events()
+    noise = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(999_990 // 32 + 1))
+    poison = (events[0][1] + noise)[:999_990]
+    _publish(kafka, events, [poison])
+    began = time.monotonic()
+    with Sink(kafka, store_settings, _sink_settings(group_factory(), tmp_path)) as sink:
+        drain(sink, len(events) + 1, timeout=BOUND_S)
+        quarantined = sink.metrics.registry.get_sample_value("agentaudit_sink_quarantined_total",
+                                                             {"reason": "undecodable"})
+    elapsed = time.monotonic() - began
+    _assert_stored_once(client, events)
+    [dead] = read_all(kafka, kafka.topics.dlq, expected=1, timeout=15, idle=3)
+    headers = {k: v.decode() for k, v in dead.headers()}
+    assert int(headers[ORIGINAL_SIZE_HEADER]) == 999_990
+    assert headers[ORIGINAL_SHA256_HEADER] == hashlib.sha256(poison).hexdigest()
+    assert poison.startswith(dead.value()) and 50_000 < len(dead.value()) < 62_500
+    assert not quarantined and not (tmp_path / "quarantine.jsonl").exists()
     assert elapsed < BOUND_S
