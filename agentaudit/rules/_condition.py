@@ -26,13 +26,14 @@ import ast
 import math
 import re
 from collections.abc import Callable, Mapping
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from agentaudit.rules._fields import resolve_field
 from agentaudit.rules._regex import PatternError, compile_glob, compile_matches
 
-__all__ = ["MAX_CODE_CHARS", "MAX_DEPTH", "CompileContext", "ConditionError", "Fragment", "compile_predicate",
+__all__ = ["MAX_CODE_CHARS", "MAX_DEPTH", "MAX_LIST_ITEMS", "CompileContext", "ConditionError", "Fragment", "compile_predicate",
            "parse_condition"]
 
 #: Deepest nesting of parentheses, ``not`` and unary ``-`` in one condition.
@@ -41,6 +42,9 @@ MAX_DEPTH = 50
 #: 30 nested macros would otherwise expand to 2**30 copies).
 MAX_CODE_CHARS = 100_000
 _MAX_NUMBER_CHARS = 64
+#: Most list items all ``in`` tests of a rule set may expand to (a 1 MiB list named in every rule of
+#: another file would otherwise be copied once per rule).
+MAX_LIST_ITEMS = 1_000_000
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -93,6 +97,8 @@ class CompileContext:
     macro: Callable[[str], Fragment | None]
     namespace: dict[str, Any]
     temps: int = 0
+    sets: dict[tuple, frozenset[Any]] = dataclasses.field(default_factory=dict)  # the items of each distinct 'in', built once
+    expanded: int = 0  # list items expanded so far, against MAX_LIST_ITEMS
 
     def slot(self, value: Any) -> str:
         name = f"_k{len(self.namespace)}"
@@ -262,20 +268,36 @@ class _Parser:
     def membership(self, left: Fragment, ltok: _Tok, negate: bool) -> Fragment:
         if left.type not in ("str", "enum", "num"):
             raise self.error(f"type mismatch: 'in' needs a string or number on the left, got {left.type}", ltok)
-        items: list[Any] = []
+        names: list[str] = []  # list names, each once
+        literals: list[Any] = []
         if self.at("("):
             self.take()
             while True:
-                items.extend(self.list_item(left))
+                self.list_item(left, names, literals)
                 if self.at(","):
                     self.take()
                     continue
                 self.expect(")")
                 break
         else:
-            items.extend(self.list_item(left, bare_only=True))
+            self.list_item(left, names, literals, bare_only=True)
+        key = (left.type, left.symbols, tuple(names), tuple((type(x), x) for x in literals))  # 1 and 1.0 differ as str
+        frozen = self.ctx.sets.get(key)
+        if frozen is None:
+            frozen = self.ctx.sets[key] = self.item_set(left, ltok, names, literals)
+        slot = self.ctx.slot(frozen)
+        kinds = None if negate or left.code != "r['kind']" else frozen
+        return Fragment(f"({left.code} {'not in' if negate else 'in'} {slot})", "bool", kinds,
+                        node=("in", left.node, frozen, negate))
+
+    def item_set(self, left: Fragment, ltok: _Tok, names: list[str], literals: list[Any]) -> frozenset[Any]:
+        """The items of an ``in``, converted to the left side's type; every list expanded counts to a budget."""
+        self.ctx.expanded += len(literals) + sum(len(self.ctx.lists[name]) for name in names)
+        if self.ctx.expanded > MAX_LIST_ITEMS:
+            raise self.error(f"'in' lists expand to more than {MAX_LIST_ITEMS:,} items in this rule set; put the "
+                             "items in one list and name it", ltok)
         values: list[Any] = []
-        for item in items:
+        for item in (*literals, *(item for name in names for item in self.ctx.lists[name])):
             if left.type == "num":
                 try:
                     number = float(item)
@@ -290,26 +312,27 @@ class _Parser:
                 if left.type == "enum" and item not in left.symbols:
                     raise self.error(f"{item!r} is not a valid value here; expected one of {sorted(left.symbols)}", ltok)
                 values.append(item)
-        frozen = frozenset(values)
-        slot = self.ctx.slot(frozen)
-        kinds = None if negate or left.code != "r['kind']" else frozen
-        return Fragment(f"({left.code} {'not in' if negate else 'in'} {slot})", "bool", kinds,
-                        node=("in", left.node, frozen, negate))
+        return frozenset(values)
 
-    def list_item(self, left: Fragment, bare_only: bool = False) -> list[Any]:
+    def list_item(self, left: Fragment, names: list[str], literals: list[Any], bare_only: bool = False) -> None:
         tok = self.take()
         if tok.kind == "id" and tok.text not in _KEYWORDS:
             if tok.text in self.ctx.lists:
-                return list(self.ctx.lists[tok.text])
+                if tok.text not in names:
+                    names.append(tok.text)
+                return
             if left.type == "enum" and tok.text in left.symbols and not bare_only:
-                return [tok.text]
+                literals.append(tok.text)
+                return
             raise self.error(f"unknown list {tok.text!r} (quote it if you meant a string)", tok)
         if bare_only:
             raise self.error("expected a list name or '(' after 'in'", tok)
         if tok.kind == "str":
-            return [ast.literal_eval(tok.text)]
+            literals.append(ast.literal_eval(tok.text))
+            return
         if tok.kind == "num":
-            return [self.number(tok)]
+            literals.append(self.number(tok))
+            return
         raise self.error(f"expected a list item, found {tok.text or 'end of condition'!r}", tok)
 
     def string_op(self, left: Fragment, ltok: _Tok, op: str) -> Fragment:

@@ -134,13 +134,14 @@ def test_alias_bomb_is_refused_by_lint_quickly_and_in_little_memory(tmp_path: Pa
 
 @pytest.mark.parametrize(("name", "text", "why"), [
     ("recursive", "lists:\n  - &a {name: a, items: [*a]}\n", "refers to its own anchor"),
-    ("deep", "lists: " + "[" * 100_000 + "\n", "levels deep"),
+    ("deep", "lists: " + "[" * 100_000 + "\n", "levels deep|maximum nesting depth"),  # ours, or libyaml's at 1000
+    ("deep-70", "lists: " + "[" * 70 + "]" * 70 + "\n", "nested more than 64 levels deep"),
     ("mapping-bomb", "x0: &x0 {a: 1, b: 2, c: 3, d: 4}\n" + "".join(
         f"x{i}: &x{i} {{{', '.join(f'k{j}: *x{i - 1}' for j in range(8))}}}\n" for i in range(1, 8)), "alias"),
 ])
 def test_hostile_yaml_shapes_are_refused(tmp_path: Path, name: str, text: str, why: str) -> None:
-    """Attack: a recursive alias (infinite structure), 100,000 nested brackets (stack overflow), aliases of
-    mappings nested 7 deep (8**7 mappings). Expected: refused in < 2 s with the file named."""
+    """Attack: a recursive alias (infinite structure), 100,000 and 70 nested brackets (stack overflow in the
+    loader or in whatever walks the value), aliases of mappings nested 7 deep (8**7 mappings). Expected: refused in < 2 s with the file named."""
     path = write(tmp_path, f"{name}.yaml", text)
     started = time.perf_counter()
     with pytest.raises(RuleError, match=why) as info:
@@ -259,6 +260,23 @@ def test_output_templates_cannot_allocate_gigabytes(tmp_path: Path, template: st
     with pytest.raises(RuleError, match="widths and precisions are literal numbers up to 200") as info:
         load_rule_set([str(path)])
     assert f"{path}:5: rule 'hostile'" in str(info.value)
+
+
+def test_a_long_list_named_in_every_rule_is_expanded_once_and_the_total_is_bounded(tmp_path: Path) -> None:
+    """Attack: a list of 5,000 items named in 210 rules, each with one more literal (``name in (big, "x7")``), so
+    that every rule copies the list: 1.05 million items. Expected: refused at load once the rule set passes
+    1,000,000 expanded items, naming the rule; the same ``in`` in many rules shares one set."""
+    items = ", ".join(f"t{i}" for i in range(5_000))
+    head = f"lists:\n  - name: big\n    items: [{items}]\nrules:\n"
+    rule = "  - id: r{i}\n    desc: d\n    condition: name in (big{extra})\n    output: o\n    severity: low\n" \
+           "    tags: [sandbox]\n"
+    hostile = write(tmp_path, "hostile.yaml", head + "".join(rule.format(i=i, extra=f', "x{i}"') for i in range(210)))
+    with pytest.raises(RuleError, match="expand to more than 1,000,000 items") as info:
+        load_rule_set([str(hostile)])
+    assert "rule 'r199'" in str(info.value)  # 200 x 5,001 items
+    shared = write(tmp_path, "shared.yaml", head + "".join(rule.format(i=i, extra="") for i in range(210)))
+    rule_set = load_rule_set([str(shared)])
+    assert len({id(v) for v in rule_set.namespace.values() if isinstance(v, frozenset)}) == 1
 
 
 def test_macro_expansion_bomb_is_refused(tmp_path: Path) -> None:
