@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import http.client
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -72,6 +74,8 @@ _NOT_SETTINGS = frozenset({
     "cancel_http_readonly_queries_on_client_close", "add_http_cors_header", "readonly",
 })
 _DISPLAY_NAME = "agentaudit-store"
+_MAX_HEADERS = 100
+_MAX_HEADER_BYTES = 256 << 10
 READER_USER = "reader"
 
 
@@ -79,6 +83,24 @@ class _HTTPError(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:
         super().__init__(message)
         self.status, self.code = status, code
+
+
+class _HeaderBudget:
+    """``rfile`` while the headers are read: at most ``_MAX_HEADERS`` lines and ``_MAX_HEADER_BYTES`` bytes."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw, self._lines, self._bytes = raw, 0, 0
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._raw.readline(limit)
+        self._lines += 1
+        self._bytes += len(line)
+        if self._lines > _MAX_HEADERS or self._bytes > _MAX_HEADER_BYTES:
+            raise http.client.HTTPException(f"more than {_MAX_HEADERS} headers or {_MAX_HEADER_BYTES} bytes of them")
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 class _Server(ThreadingHTTPServer):
@@ -182,6 +204,16 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = 1 << 16
     timeout = 300  # a stalled client must not hold the engine lock forever
     server: _Server
+
+    def parse_request(self) -> bool:
+        # clickhouse-connect raises http.client's process-wide header count to 10,000: hold our own
+        # budget while the stdlib reads the headers (over it: 431 before anything else is read).
+        real = self.rfile
+        self.rfile = _HeaderBudget(real)  # type: ignore[assignment]
+        try:
+            return super().parse_request()
+        finally:
+            self.rfile = real
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         _log.debug("%s " + format, self.address_string(), *args)

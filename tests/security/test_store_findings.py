@@ -294,3 +294,19 @@ def test_stack_password_is_generated_once_and_private(tmp_path: Path) -> None:
     assert first == again and len(first.password) >= 32 and first.password != first.reader_password
     path = tmp_path / "store.credentials"
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_oversized_request_line_and_headers_are_refused_before_authentication(store: StoreProcess) -> None:
+    """Attack: a 70 KB URL, a 70 KB header line, 150 headers (clickhouse-connect, imported by the store,
+    lifts Python's process-wide header count to 10,000). Each gets 414/431 before anything else."""
+    cases = {
+        b"POST /?" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n": 414,
+        b"POST / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n": 431,
+        b"POST / HTTP/1.1\r\n" + b"".join(b"X-H%d: a\r\n" % i for i in range(150)) + b"\r\n": 431,
+        b"POST / HTTP/1.1\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 4000) for i in range(90)) + b"\r\n": 431,
+    }
+    for raw, status in cases.items():
+        with socket.create_connection(("127.0.0.1", _port(store)), timeout=10) as sock:
+            sock.sendall(raw)
+            reply = sock.recv(200).decode(errors="replace")
+        assert reply.startswith(f"HTTP/1.1 {status}"), reply[:80]
