@@ -131,15 +131,25 @@ def store(
     data_dir: str = typer.Option(None, help="chDB data directory (AGENTAUDIT_STORE_DIR), default ./.agentaudit/store."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind; loopback only unless given explicitly."),
     port: int = typer.Option(8123, help="TCP port of the ClickHouse HTTP interface."),
-    password: str = typer.Option(None, help="Require this password (AGENTAUDIT_STORE_PASSWORD)."),
+    password: str = typer.Option(None, help="Password of user default, any SQL (AGENTAUDIT_STORE_PASSWORD)."),
+    reader_password: str = typer.Option(None, help="Password of user reader, read-only "
+                                                   "(AGENTAUDIT_STORE_READER_PASSWORD)."),
+    open_metrics: bool = typer.Option(False, help="Serve /metrics without a password (default: behind it)."),
 ) -> None:
-    """Own a chDB directory and serve ClickHouse's HTTP interface on it until Ctrl-C."""
+    """Own a chDB directory and serve ClickHouse's HTTP interface on it until Ctrl-C.
+
+    Limits come from AGENTAUDIT_STORE_MAX_EXECUTION_TIME (default 30 s), _MAX_MEMORY_USAGE (2 GiB),
+    _MAX_RESULT_BYTES (256 MiB), _MAX_BODY_BYTES (128 MiB), _MAX_QUERY_BYTES (1 MiB), _MAX_CONCURRENT_READS (4),
+    _MAX_QUEUED_READS (16), _READ_QUEUE_TIMEOUT (10 s), _READER_MAX_THREADS (half the cores),
+    _MAX_CONCURRENT_WRITES (4); see the README's store section.
+    """
     import os
 
     from agentaudit.infra.store.__main__ import DEFAULT_DATA_DIR, run
 
     code = run(data_dir or os.environ.get("AGENTAUDIT_STORE_DIR", DEFAULT_DATA_DIR), host, port,
-               password or os.environ.get("AGENTAUDIT_STORE_PASSWORD"))
+               password or os.environ.get("AGENTAUDIT_STORE_PASSWORD"),
+               reader_password or os.environ.get("AGENTAUDIT_STORE_READER_PASSWORD"), not open_metrics)
     if code:
         raise typer.Exit(code)
 
