@@ -33,17 +33,17 @@ from agentaudit.infra.kafka import KafkaProducer
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
-    "DeadLetters",
     "ERROR_HEADER",
     "ORIGINAL_KEY_SHA256_HEADER",
     "ORIGINAL_KEY_SIZE_HEADER",
     "ORIGINAL_SHA256_HEADER",
     "ORIGINAL_SIZE_HEADER",
-    "Quarantine",
     "REASON_HEADER",
     "SOURCE_OFFSET_HEADER",
     "SOURCE_PARTITION_HEADER",
     "SOURCE_TOPIC_HEADER",
+    "DeadLetters",
+    "Quarantine",
     "dlq_headers",
     "fit",
 ]

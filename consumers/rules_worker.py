@@ -134,7 +134,9 @@ class RulesWorker:
             "earliest", "beginning", "smallest")
         self._rekey = KafkaConsumer(kafka, f"{group}-rekey", rekey_config)
         self._judge = KafkaConsumer(kafka, group, consumer_config)
-        self._producer = KafkaProducer(kafka)
+        # A re-keyed action is the value as consumed plus a key and two headers: a valid action just
+        # under max_message_bytes must still fit (at the default limit it was refused, halting the worker).
+        self._producer = KafkaProducer(kafka, {"message.max.bytes": kafka.max_message_bytes + 65_536})
         self._actions = AvroCodec("action")
         self._incidents = AvroCodec("incident")
         self.evaluated = 0

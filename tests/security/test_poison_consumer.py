@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from agentaudit.consumers.dlq import (
     ORIGINAL_SHA256_HEADER,
     ORIGINAL_SIZE_HEADER,
@@ -28,17 +27,20 @@ from agentaudit.consumers.dlq import (
     SOURCE_OFFSET_HEADER,
 )
 from agentaudit.consumers.migrate import migrate
+from agentaudit.consumers.rules_worker import RulesWorker
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer, read_all
-from agentaudit.rules import load_evaluator
+from agentaudit.schemas import AvroCodec
+
+from agentaudit.rules import RuleEvaluator, load_evaluator, load_rule_set
 from agentaudit.rules.builtin import RULE_COST, RULE_FORBIDDEN_TOOL, BuiltinEvaluator
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.evaluator import RULE_ERROR_ID
 from agentaudit.settings import KafkaSettings, StoreSettings, TopicNames
-from tests.fixtures.broker import external_bootstrap
-from tests.sink_support import drain, framed_events
+from tests.fixtures.broker import external_bootstrap, test_consumer_config
+from tests.sink_support import action_record, drain, framed_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
@@ -172,7 +174,7 @@ class _CrashesOn(BaseEvaluator):
         self.inner = BuiltinEvaluator(forbidden_tools=["shell.exec"], cost_threshold_usd=1.0)
         self.revision = self.inner.revision
 
-    def evaluate(self, records):  # noqa: ANN001, ANN201
+    def evaluate(self, records):
         if any(r["name"] == "crash-me" for r in records):
             raise ZeroDivisionError("division by zero in the plug-in's rule")
         return self.inner.evaluate(records)
@@ -269,3 +271,32 @@ def test_a_dead_letter_refused_for_its_size_is_sent_shorter(poison_kafka, group_
     assert poison.startswith(dead.value()) and 50_000 < len(dead.value()) < 62_500
     assert not quarantined and not (tmp_path / "quarantine.jsonl").exists()
     assert elapsed < BOUND_S
+
+
+def test_a_valid_action_just_under_the_limit_does_not_halt_the_rules_worker(poison_kafka, group_factory):
+    """Attack: a valid action of 999 953 bytes (a 999 KB attribute), under ``AGENTAUDIT_MAX_MESSAGE_BYTES``,
+    then a 1 USD-over-the-ceiling event of another tenant. Before: ``rules run`` re-keys each action with a
+    key and two headers, so the copy exceeded the producer's 1 000 000 bytes (MSG_SIZE_TOO_LARGE) and the
+    worker stopped on it, again after every restart. Expected: both re-keyed and judged; the other
+    tenant's incident is published."""
+    kafka = poison_kafka()
+    codec = AvroCodec("action")
+    small = codec.encode(action_record(0, stream_id="s-1", tenant="t1"))
+    big = codec.encode(action_record(1, stream_id="s-1", tenant="t1", attributes={"pad": "p" * (999_950 - len(small))}))
+    other = codec.encode(action_record(2, stream_id="s-2", tenant="t2", cost_usd=2.0, kind="chat", name="gpt"))
+    assert 999_900 < len(big) <= kafka.max_message_bytes and not codec.decode_batch([big])[2]
+    with KafkaProducer(kafka, {"message.max.bytes": 2_000_000}) as producer:
+        for value, key in ((big, b"s-1"), (small, b"s-1"), (other, b"s-2")):
+            producer.produce(kafka.topics.actions, value, key=key)
+    worker = RulesWorker(kafka, RuleEvaluator(load_rule_set(None)), group=group_factory(), batch_size=100,
+                         consumer_config=test_consumer_config(**{"auto.offset.reset": "earliest"}))
+    began = time.monotonic()
+    moved = judged = 0
+    try:
+        while (moved < 3 or not worker.incidents) and time.monotonic() - began < BOUND_S:
+            moved += worker.rekey_once(0.3)
+            judged += len(worker.judge_once(0.3))
+    finally:
+        worker.close()
+    assert moved == 3 and worker.evaluated == 3
+    assert {(i.rule_id, i.tenant) for i in worker.incidents.values()} >= {("cost.action-ceiling", "t2")}
