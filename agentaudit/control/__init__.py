@@ -7,10 +7,13 @@ never the producers, consumers or dashboard.
 """
 
 from agentaudit.control._blocked import ActionBlocked
+from agentaudit.control.admission import ControlAdmission, Refusal, check_lifecycle
 from agentaudit.control.approvals import Approval, args_hash
+from agentaudit.control.authority import Authority, AuthorityError, sign_headers
 from agentaudit.control.guard import Guard, RuleModeLookup
 from agentaudit.control.issuer import ControlIssuer
 from agentaudit.control.listener import LISTENER_DEFAULTS, ControlListener
+from agentaudit.control.settings import AuthoritySettings
 from agentaudit.control.topic import CONTROL_TOPIC_CONFIG, ensure_control_topic, read_control_state
 
 __all__ = [
@@ -18,11 +21,18 @@ __all__ = [
     "LISTENER_DEFAULTS",
     "ActionBlocked",
     "Approval",
+    "Authority",
+    "AuthorityError",
+    "AuthoritySettings",
+    "ControlAdmission",
     "ControlIssuer",
     "ControlListener",
     "Guard",
+    "Refusal",
     "RuleModeLookup",
     "args_hash",
+    "check_lifecycle",
     "ensure_control_topic",
     "read_control_state",
+    "sign_headers",
 ]

@@ -15,6 +15,7 @@ from agentaudit.exceptions import AgentAuditError
 from agentaudit.infra.kafka import (
     KafkaProducer,
 )
+from agentaudit.control.authority import sign_headers
 from agentaudit.schemas import (
     Actor,
     ActorType,
@@ -22,6 +23,7 @@ from agentaudit.schemas import (
     ControlCommand,
     ControlType,
     RuleMode,
+    SigningKey,
 )
 from agentaudit.settings import KafkaSettings
 from agentaudit.control.topic import wall_clock_us
@@ -36,6 +38,9 @@ class ControlIssuer:
 
     :param settings: broker and control topic.
     :param producer: an existing producer to share; default a new one, closed by :meth:`close`.
+    :param key: the operator's (CLI, ``AGENTAUDIT_OPERATOR_KEY_FILE``) or a service's (dashboard, consumer) key;
+        every command is signed with it (:func:`~agentaudit.control.authority.sign_headers`). Default None:
+        unsigned, which readers with an authority file refuse.
 
     Example::
 
@@ -44,8 +49,10 @@ class ControlIssuer:
             issuer.clear(kill, actor="alice", note="root cause fixed")
     """
 
-    def __init__(self, settings: KafkaSettings, producer: KafkaProducer | None = None) -> None:
+    def __init__(self, settings: KafkaSettings, producer: KafkaProducer | None = None, *,
+                 key: SigningKey | None = None) -> None:
         self.settings = settings
+        self.key = key
         self.topic = settings.topics.control
         self._codec = AvroCodec("control", schema_registry_url=settings.schema_registry_url, topic=self.topic)
         self._own = producer is None
@@ -54,7 +61,9 @@ class ControlIssuer:
     def publish(self, command: ControlCommand, *, flush: bool = True, timeout: float = 10.0) -> ControlCommand:
         """Publish ``command`` keyed by its agent (rule for promotions), so an agent's commands stay ordered."""
         key = command.attributes.get("rule_id", "") if command.type is ControlType.PROMOTE_RULE else command.agent_id
-        self._producer.produce(self.topic, self._codec.encode(command.to_avro()), key=key.encode())
+        value = self._codec.encode(command.to_avro())
+        headers = sign_headers(self.key, "control", self.topic, value) if self.key is not None else None
+        self._producer.produce(self.topic, value, key=key.encode(), headers=headers)
         if flush and self._producer.flush(timeout):
             raise AgentAuditError(f"control command {command.command_id} was not acknowledged by the broker within "
                                   f"{timeout}s on topic {self.topic!r}; check that the broker is reachable")

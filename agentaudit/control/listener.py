@@ -37,7 +37,9 @@ from agentaudit.schemas import (
     RuleMode,
 )
 from agentaudit.settings import KafkaSettings
-from agentaudit.control.topic import decode_commands, ensure_control_topic, wall_clock_us
+from agentaudit.control.admission import ControlAdmission, Refusal, warn_unauthenticated
+from agentaudit.control.authority import Authority
+from agentaudit.control.topic import decode_records, ensure_control_topic, wall_clock_us
 
 __all__ = ["LISTENER_DEFAULTS", "ControlListener"]
 
@@ -65,12 +67,15 @@ class ControlListener:
     :param fail_closed: block every action while the log has not been read, default False (run).
     :param settle_s: with nothing in the log, seconds after assignment until it counts as read, default 1.5.
     :param quiet_s: seconds without new commands after the backlog until it counts as read, default 0.3.
+    :param authority: obey only commands it authorizes (signed by a registered key whose principal holds the
+        grant; clears of earlier commands; no replays), from ``AGENTAUDIT_AUTHORITY_FILE`` at the entry point.
+        Default None: every command is obeyed, and a warning says once that none is authenticated.
     """
 
     def __init__(self, settings: KafkaSettings, *, agents: Iterable[str] | None = None, tenant: str = "",
                  config: Mapping[str, ConfigValue] | None = None, subscribe: bool = False,
                  ready_timeout: float = 5.0, fail_closed: bool = False, poll_timeout: float = 0.1,
-                 settle_s: float = 1.5, quiet_s: float = 0.3) -> None:
+                 settle_s: float = 1.5, quiet_s: float = 0.3, authority: Authority | None = None) -> None:
         self.settings = settings
         self.topic = settings.topics.control
         self.tenant = tenant
@@ -92,6 +97,9 @@ class ControlListener:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._seen: set[str] = set()
+        if authority is None:
+            warn_unauthenticated(f"control listener on topic {self.topic!r}")
+        self._admission = ControlAdmission(authority)
         #: per command id: (issued_at_us, applied_at_us), to measure propagation.
         self.arrivals: dict[str, tuple[int, int]] = {}
 
@@ -152,7 +160,7 @@ class ControlListener:
                     batch += consumer.consume_batch(500, timeout=0)
                 now = time.monotonic()
                 if batch:
-                    self._fold(decode_commands(self._codec, batch))
+                    self._fold(decode_records(self._codec, batch))
                     last = now
                 if self._ready.is_set():
                     continue
@@ -171,16 +179,24 @@ class ControlListener:
             except AgentAuditError as exc:
                 _log.warning("control.close_failed error=%s", exc)
 
-    def _fold(self, commands: list[ControlCommand]) -> None:
+    def _fold(self, records: list[tuple[Any, ControlCommand]]) -> None:
         now = wall_clock_us()
         with self._changed:
-            for command in commands:
-                if not self._wanted(command):
-                    continue
-                self._state.apply(command)
-                self.arrivals.setdefault(command.command_id, (command.issued_at_us, now))
-                self._seen.add(command.command_id)
+            for message, record in records:
+                # Every record passes admission (a clear's target may be another agent's command it holds for).
+                for command in self._admission.admit(record, message):
+                    if not self._wanted(command):
+                        continue
+                    self._state.apply(command)
+                    self.arrivals.setdefault(command.command_id, (command.issued_at_us, now))
+                    self._seen.add(command.command_id)
             self._changed.notify_all()
+
+    @property
+    def refusals(self) -> list[Refusal]:
+        """Records refused so far (logged as ``authority.refused`` with topic, partition and offset)."""
+        with self._lock:
+            return list(self._admission.refusals)
 
     def _wanted(self, command: ControlCommand) -> bool:
         if self.tenant and command.tenant and command.tenant != self.tenant:

@@ -15,6 +15,8 @@ from agentaudit.infra.kafka import (
     Message,
     read_all,
 )
+from agentaudit.control.admission import ControlAdmission
+from agentaudit.control.authority import Authority
 from agentaudit.schemas import (
     AvroCodec,
     ControlCommand,
@@ -23,7 +25,8 @@ from agentaudit.schemas import (
 )
 from agentaudit.settings import KafkaSettings
 
-__all__ = ["CONTROL_TOPIC_CONFIG", "decode_commands", "ensure_control_topic", "read_control_state", "wall_clock_us"]
+__all__ = ["CONTROL_TOPIC_CONFIG", "decode_commands", "decode_records", "ensure_control_topic", "read_control_state",
+           "wall_clock_us"]
 
 _log = logging.getLogger("agentaudit.control")
 
@@ -36,15 +39,20 @@ def wall_clock_us() -> int:
 
 
 def decode_commands(codec: AvroCodec, messages: Iterable[Message]) -> list[ControlCommand]:
-    commands: list[ControlCommand] = []
+    return [command for _, command in decode_records(codec, messages)]
+
+
+def decode_records(codec: AvroCodec, messages: Iterable[Message]) -> list[tuple[Message, ControlCommand]]:
+    """Each decodable message with its command (the message's headers carry the signature)."""
+    records: list[tuple[Message, ControlCommand]] = []
     for msg in messages:
         try:
-            commands.append(ControlCommand.from_avro(codec.decode(msg.value())))
+            records.append((msg, ControlCommand.from_avro(codec.decode(msg.value()))))
         except (DecodeError, ValueError) as exc:
             # One bad record must not blind every agent; it is logged with its position.
             _log.warning("control.undecodable topic=%s partition=%s offset=%s error=%s",
                          msg.topic(), msg.partition(), msg.offset(), exc)
-    return commands
+    return records
 
 
 
@@ -53,11 +61,21 @@ def ensure_control_topic(settings: KafkaSettings, admin: KafkaAdmin | None = Non
     (admin or KafkaAdmin(settings)).ensure_topics([settings.topics.control], config=CONTROL_TOPIC_CONFIG)
 
 
-def read_control_state(settings: KafkaSettings, timeout: float = 15.0, idle: float = 2.0) -> ControlState:
-    """The current control state, folded from the whole control topic (CLI, dashboard)."""
+def read_control_state(settings: KafkaSettings, timeout: float = 15.0, idle: float = 2.0, *,
+                       authority: Authority | None = None) -> ControlState:
+    """The current control state, folded from the whole control topic (CLI, dashboard).
+
+    :param authority: apply only records it authorizes (:class:`~agentaudit.control.admission.ControlAdmission`);
+        default None, every record (the caller warns that nothing is authenticated).
+    """
     codec = AvroCodec("control", schema_registry_url=settings.schema_registry_url, topic=settings.topics.control)
     messages = read_all(settings, settings.topics.control, timeout=timeout, idle=idle)
     messages.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
-    return ControlState().apply_all(decode_commands(codec, messages))
+    admission = ControlAdmission(authority, record_refusals=False)
+    state = ControlState()
+    for message, command in decode_records(codec, messages):
+        for ready in admission.admit(command, message):
+            state.apply(ready)
+    return state
 
 
