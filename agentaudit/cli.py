@@ -79,6 +79,12 @@ def up(
     else:
         console.print(f"Dashboard sign-in: the users in {stack.users_file} (`agentaudit dashboard-users`)")
     console.print(f"ClickHouse (read-only user): {stack.analyst_hint()}", markup=False, highlight=False, soft_wrap=True)
+    if stack.authority is not None:
+        a = stack.authority
+        console.print(f"Control plane: commands are signed and checked against {a.authority_file}; operator "
+                      f"{a.operator}'s key is {a.operator_key_file} (mode 0600). To act from a shell: "
+                      f"AGENTAUDIT_AUTHORITY_FILE={a.authority_file} AGENTAUDIT_OPERATOR_KEY_FILE={a.operator_key_file} "
+                      f"agentaudit control kill --actor {a.operator} ...", markup=False, highlight=False, soft_wrap=True)
     console.print("Press Ctrl-C to stop.")
     dead = stack.wait(stop)
     if dead is not None:
@@ -326,16 +332,17 @@ def consume(
 
     ensure_control_topic(kafka)
 
+    authority, service_key = _service_authority()
     # enforce-mode incidents become control commands; promotions on the control topic set rule modes
-    promotions = ControlListener(kafka, agents=()).start()
-    evaluator = ControlPublisher(evaluator, kafka, modes=promotions.rule_mode)
+    promotions = ControlListener(kafka, agents=(), authority=authority).start()
+    evaluator = ControlPublisher(evaluator, kafka, modes=promotions.rule_mode, key=service_key)
     metrics = SinkMetrics()
     if sink_settings.metrics_port is not None:
         metrics.serve(sink_settings.metrics_port)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics).run(stop)
+    Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics, authority=authority).run(stop)
 
 
 def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, state_dir) -> None:  # noqa: ANN001
@@ -370,10 +377,24 @@ def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, s
     metrics = SinkMetrics()
     if sink_settings.metrics_port is not None:
         metrics.serve(sink_settings.metrics_port)
+    authority, _ = _service_authority()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    Sink(kafka, StoreSettings(), sink_settings, metrics=metrics).run(stop)
+    Sink(kafka, StoreSettings(), sink_settings, metrics=metrics, authority=authority).run(stop)
+
+
+def _service_authority():  # type: ignore[no-untyped-def] - (Authority | None, SigningKey | None)
+    """The authority file and service key of a consumer process (AGENTAUDIT_AUTHORITY_FILE, _SERVICE_KEY_FILE)."""
+    from agentaudit.control.settings import AuthoritySettings
+    from agentaudit.exceptions import AgentAuditError
+
+    settings = AuthoritySettings()
+    try:
+        return settings.load_authority(), settings.service_key()
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 # -- the rule engine (helper "rules"): rules lint, rules test --
@@ -471,11 +492,12 @@ def rules_run(
 
     ensure_control_topic(kafka)
     # as in `consume`: enforce-mode incidents become control commands; promotions set rule modes
-    promotions = ControlListener(kafka, agents=()).start()
+    authority, service_key = _service_authority()
+    promotions = ControlListener(kafka, agents=(), authority=authority).start()
     control_producer = KafkaProducer(kafka, {"linger.ms": 0})  # shared by every partition's publisher
 
     def enforce(inner):  # type: ignore[no-untyped-def]
-        return ControlPublisher(inner, kafka, modes=promotions.rule_mode, producer=control_producer)
+        return ControlPublisher(inner, kafka, modes=promotions.rule_mode, producer=control_producer, key=service_key)
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -612,8 +634,10 @@ def owners_escalate(owners: str = typer.Option(..., "--owners", help="Owners YAM
 
     mapping = _load_owners_or_exit(owners)
     kafka = KafkaSettings()
+    _, service_key = _service_authority()  # escalations are signed for system:agentaudit-escalator
     with connect(StoreSettings(), readonly=True) as store, KafkaProducer(kafka) as producer:
-        events = escalate_due(store, producer, kafka.topics.lifecycle, mapping, time.time_ns() // 1000)
+        events = escalate_due(store, producer, kafka.topics.lifecycle, mapping, time.time_ns() // 1000,
+                              key=service_key)
     for event in events:
         typer.echo(f"escalated {event.incident_id} level {event.attributes['level']} -> {event.assignee or '-'}")
     typer.echo(f"{len(events)} escalations published")
@@ -640,6 +664,38 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1) from exc
 
 
+def _operator(actor: str | None = None):  # type: ignore[no-untyped-def] - (Authority | None, SigningKey | None)
+    """The authority (AGENTAUDIT_AUTHORITY_FILE) and operator key (AGENTAUDIT_OPERATOR_KEY_FILE) of a CLI call.
+
+    With ``actor``, refuses early when the authority would refuse the command: no key, or a key that is not
+    the actor's (readers would ignore the command and raise an integrity incident).
+    """
+    from agentaudit.control.admission import warn_unauthenticated
+    from agentaudit.control.settings import AuthoritySettings
+    from agentaudit.exceptions import AgentAuditError
+
+    settings = AuthoritySettings()
+    try:
+        authority, key = settings.load_authority(), settings.operator_key()
+    except AgentAuditError as exc:
+        _fail(exc)
+    if authority is None:
+        warn_unauthenticated("agentaudit control")
+    if actor is not None and authority is not None:
+        entry = authority.keys.get(key.key_id) if key is not None else None
+        issuer = f"human:{actor}"
+        if entry is None:
+            typer.echo(f"error: commands must be signed: set AGENTAUDIT_OPERATOR_KEY_FILE to your operator key, "
+                       f"registered in {authority.source}" + (f" (key {key.key_id!r} is not)" if key else ""), err=True)
+            raise typer.Exit(1)
+        if entry.principal != issuer and not any(g.matches(entry.principal) and g.speaks_for(issuer)
+                                                 for g in authority.grants):
+            typer.echo(f"error: key {key.key_id!r} belongs to {entry.principal}, not {issuer}; "  # type: ignore[union-attr]
+                       f"pass --actor {entry.principal.split(':', 1)[1]}", err=True)
+            raise typer.Exit(1)
+    return authority, key
+
+
 @control_app.command("list")
 def control_list(
     show_all: bool = typer.Option(False, "--all", help="Also show cleared, expired and simulated commands and promotions."),
@@ -655,7 +711,8 @@ def control_list(
     from agentaudit.control import read_control_state
 
     try:
-        state = read_control_state(_control_settings())
+        authority, _ = _operator()
+        state = read_control_state(_control_settings(), authority=authority)
     except AgentAuditError as exc:
         _fail(exc)
     now = time.time_ns() // 1000
@@ -692,13 +749,15 @@ def control_clear(
     from agentaudit.control import ControlIssuer, read_control_state
 
     try:
+        authority, key = _operator(actor)
         kafka = _control_settings()
-        target = next((c for c in read_control_state(kafka).history if c.command_id == command), None)
+        state = read_control_state(kafka, authority=authority)
+        target = next((c for c in state.history if c.command_id == command and c.type.value != "clear"), None)
         if target is None:
             typer.echo(f"error: no command {command!r} on topic {kafka.topics.control!r}; "
                        "see `agentaudit control list --all`", err=True)
             raise typer.Exit(1)
-        with ControlIssuer(kafka) as issuer:
+        with ControlIssuer(kafka, key=key) as issuer:
             clear = issuer.clear(target, actor=actor, note=note)
     except AgentAuditError as exc:
         _fail(exc)
@@ -717,8 +776,9 @@ def control_kill(
     from agentaudit.exceptions import AgentAuditError
     from agentaudit.control import ControlIssuer
 
+    authority, key = _operator(actor)
     try:
-        with ControlIssuer(_control_settings()) as issuer:
+        with ControlIssuer(_control_settings(), key=key) as issuer:
             kill = issuer.kill(agent, actor=actor, reason=reason, tenant=tenant, ttl_s=ttl)
     except AgentAuditError as exc:
         _fail(exc)
@@ -748,9 +808,10 @@ def rules_promote(
         if found is None:
             typer.echo(f"error: no enabled rule {rule!r} in the rule files; check the id or pass --rules", err=True)
             raise typer.Exit(1)
+        authority, key = _operator(actor)
         kafka = _control_settings()
-        current = read_control_state(kafka).rule_modes.get(rule, found.mode)
-        with ControlIssuer(kafka) as issuer:
+        current = read_control_state(kafka, authority=authority).rule_modes.get(rule, found.mode)
+        with ControlIssuer(kafka, key=key) as issuer:
             command = issuer.promote(rule, to=to, actor=actor, note=note, from_mode=current)
     except AgentAuditError as exc:
         _fail(exc)

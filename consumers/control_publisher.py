@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.control.authority import sign_headers
 from agentaudit.control.guard import RuleModeLookup
 from agentaudit.schemas import (
     Actor,
@@ -38,6 +39,7 @@ from agentaudit.schemas import (
     ControlType,
     Incident,
     RuleMode,
+    SigningKey,
     command_id_for,
 )
 from agentaudit.settings import KafkaSettings
@@ -78,11 +80,15 @@ class ControlPublisher(BaseEvaluator):
     :param settings: action, expiry and issuer (``AGENTAUDIT_CONTROL_*``).
     :param modes: current rule modes from promotions (e.g. ``ControlListener.rule_mode``); default the files'.
     :param producer: a producer to share; default a new one.
+    :param key: the consumer's service key (``AGENTAUDIT_SERVICE_KEY_FILE``): each command is signed with it, on
+        behalf of its ``system:<issuer_id>`` issuer; default None, unsigned (refused where an authority is set).
     """
 
     def __init__(self, inner: BaseEvaluator, kafka: KafkaSettings, settings: ControlPublisherSettings | None = None,
-                 *, modes: RuleModeLookup | None = None, producer: KafkaProducer | None = None) -> None:
+                 *, modes: RuleModeLookup | None = None, producer: KafkaProducer | None = None,
+                 key: SigningKey | None = None) -> None:
         self.inner = inner
+        self.key = key
         self.settings = settings or ControlPublisherSettings()
         self.topic = kafka.topics.control
         self._modes = modes
@@ -144,8 +150,9 @@ class ControlPublisher(BaseEvaluator):
                               control_target=command.agent_id + (f"/{command.tool}" if command.tool else ""))
             out.append(incident.model_copy(update={"mode": mode, "attributes": attributes}))
             if command.command_id not in self._published:
-                self._producer.produce(self.topic, self._codec.encode(command.to_avro()),
-                                       key=command.agent_id.encode())
+                value = self._codec.encode(command.to_avro())
+                headers = sign_headers(self.key, "control", self.topic, value) if self.key is not None else None
+                self._producer.produce(self.topic, value, key=command.agent_id.encode(), headers=headers)
                 self._published.add(command.command_id)
                 self.published.append(command)
                 sent += 1

@@ -15,6 +15,7 @@ from agentaudit.schemas import (
     IncidentLifecycleEvent,
     LifecycleType,
     Severity,
+    SigningKey,
 )
 
 __all__ = ["agents_seen", "escalate_due", "open_incidents", "sync_owners"]
@@ -48,19 +49,25 @@ def open_incidents(store: Any) -> tuple[list[Incident], list[IncidentLifecycleEv
     return incidents, lifecycle
 
 
-def escalate_due(store: Any, producer: Any, topic: str, owners: OwnershipMap, now_us: int) -> list[IncidentLifecycleEvent]:
+def escalate_due(store: Any, producer: Any, topic: str, owners: OwnershipMap, now_us: int, *,
+                 key: SigningKey | None = None) -> list[IncidentLifecycleEvent]:
     """Publish ``escalated`` lifecycle events for overdue unacknowledged incidents; returns them.
 
     :param producer: an ``agentaudit.infra.kafka.KafkaProducer``; events are keyed by incident id.
     :param topic: the lifecycle topic (``TopicNames.lifecycle``).
+    :param key: the escalator's service key (``AGENTAUDIT_SERVICE_KEY_FILE``); each event is signed with it on
+        behalf of its system actor. Default None: unsigned, which a consumer with an authority file refuses.
     """
+    from agentaudit.control.authority import sign_headers
     from agentaudit.schemas import AvroCodec
 
     incidents, lifecycle = open_incidents(store)
     events = due_escalations(incidents, lifecycle, owners, now_us)
     codec = AvroCodec("incident_lifecycle")
     for event in events:
-        producer.produce(topic, codec.encode(event.to_avro()), key=event.incident_id.encode())
+        value = codec.encode(event.to_avro())
+        headers = sign_headers(key, "lifecycle", topic, value) if key is not None else None
+        producer.produce(topic, value, key=event.incident_id.encode(), headers=headers)
     if events:
         producer.flush()
     return events

@@ -54,6 +54,9 @@ from typing import Any
 
 from agentaudit.consumers._columns import actions_table, incident_records_table, incidents_table, lifecycle_table
 from agentaudit.consumers._metrics import SinkMetrics
+from agentaudit.control.admission import ControlAdmission, Refusal, check_lifecycle, warn_unauthenticated
+from agentaudit.control.authority import Authority
+from agentaudit.control.topic import decode_records, ensure_control_topic
 from agentaudit.consumers.digests import Digest, DigestChain, DigestSigner, digests_table
 from agentaudit.rules.builtin import BuiltinEvaluator
 from agentaudit.consumers.dlq import DEFAULT_MAX_BYTES, DeadLetters, Quarantine
@@ -102,6 +105,10 @@ class Sink:
         Unused when ``sink.inline_rules`` is false.
     :param on_after_insert: test hook run after the inserts and before the commit (crash tests).
     :param metrics: Prometheus metrics; default a fresh registry.
+    :param authority: the operator keys and grants (``AGENTAUDIT_AUTHORITY_FILE``). Given, the sink stores
+        only lifecycle events it authorizes, also reads the control topic, and writes an integrity incident
+        (``integrity.unauthorized-lifecycle`` / ``integrity.unauthorized-command``) for each refused record.
+        Default None: lifecycle events are stored unchecked (a warning says so once).
     """
 
     def __init__(
@@ -113,6 +120,7 @@ class Sink:
         *,
         on_after_insert: AfterInsertCallback | None = None,
         metrics: SinkMetrics | None = None,
+        authority: Authority | None = None,
     ) -> None:
         self.kafka_settings = kafka
         self.store_settings = store
@@ -122,6 +130,13 @@ class Sink:
         )
         self.metrics = metrics if metrics is not None else SinkMetrics()
         self._on_after_insert = on_after_insert
+        self.authority = authority
+        if authority is None and sink.consume_lifecycle:
+            warn_unauthenticated("sink (lifecycle topic)")
+        # Control records are judged here only to raise incidents for refused ones (agents judge for themselves).
+        self._control_admission = ControlAdmission(authority) if authority is not None else None
+        self._control_codec = AvroCodec("control", schema_registry_url=kafka.schema_registry_url,
+                                        topic=kafka.topics.control)
         self._topics = kafka.topics
         self._actions_codec = AvroCodec("action", max_message_bytes=kafka.max_message_bytes,
                                         schema_registry_url=kafka.schema_registry_url, topic=kafka.topics.actions)
@@ -176,6 +191,9 @@ class Sink:
             topics = [self._topics.actions] + ([self._topics.lifecycle] if s.consume_lifecycle else [])
             if not s.inline_rules:
                 topics.append(self._topics.incidents)  # judged by `agentaudit rules run`, stored here
+            if self._control_admission is not None:
+                ensure_control_topic(self.kafka_settings)
+                topics.append(self._topics.control)  # refused commands become integrity incidents
             consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._consumer = consumer
             _log.info("sink.start group=%s topics=%s rules=%s store=%s database=%s", s.group, ",".join(topics),
@@ -314,14 +332,19 @@ class Sink:
         actions = messages
         lifecycle: list[Message] = []
         published: list[Message] = []
+        control: list[Message] = []
         if any(m.topic() != topics.actions for m in messages):
             actions = [m for m in messages if m.topic() == topics.actions]
             lifecycle = [m for m in messages if m.topic() == topics.lifecycle]
             published = [m for m in messages if m.topic() == topics.incidents]
+            control = [m for m in messages if m.topic() == topics.control]
+        refused: list[Refusal] = self._judge_control(control) if control else []
         records = self._decode(actions, self._actions_codec, result)
         records, inserts = self._insert_actions(records, result)
         if lifecycle:
             events = self._decode(lifecycle, self._lifecycle_codec, result)
+            if self.authority is not None:
+                events = self._authorized(lifecycle, events, refused)
             events, more = self._insert_chunks("incident_lifecycle", events, lifecycle_table)
             inserts.extend(more)
             result.lifecycle = sum(len(chunk) for chunk in events)
@@ -331,18 +354,48 @@ class Sink:
             inserts.extend(more)
             result.incidents = sum(len(chunk) for chunk in found)
         sent = self._send(inserts)
+        integrity = list({r.record_id: r.incident() for r in refused}.values())
         if not self.settings.inline_rules:
             if sent is not None:
                 sent.result()
+            if integrity:
+                self._write_incidents(integrity)
             return
         try:
             incidents = self._evaluate(records, result)
         finally:
             if sent is not None:
                 sent.result()  # raises the insert's StoreError: the batch is retried, nothing committed
+        incidents = incidents + integrity
         if incidents:
             self._write_incidents(incidents)
             result.incidents = len(incidents)
+
+    def _judge_control(self, messages: list[Message]) -> list[Refusal]:
+        """Refused control records of this batch (their incidents are deterministic: a re-read is one incident)."""
+        assert self._control_admission is not None
+        admission = self._control_admission
+        for message, command in decode_records(self._control_codec, messages):
+            admission.admit(command, message)
+        return admission.take_refusals()
+
+    def _authorized(self, messages: list[Message], chunks: list[list[dict[str, Any]]],
+                    refused: list[Refusal]) -> list[list[dict[str, Any]]]:
+        """The lifecycle records the authority admits; the others are left out of the store and refused."""
+        assert self.authority is not None
+        by_position = {(m.partition(), m.offset()): m for m in messages}
+        kept: list[list[dict[str, Any]]] = []
+        for chunk in chunks:
+            good = []
+            for record in chunk:
+                refusal = check_lifecycle(self.authority, record, by_position[(record["_partition"], record["_offset"])])
+                if refusal is None:
+                    good.append(record)
+                else:
+                    refused.append(refusal)
+            if good:
+                kept.append(good)
+        return kept
 
     def _decode(self, messages: list[Message], codec: AvroCodec, result: BatchResult) -> list[list[dict[str, Any]]]:
         """Decoded records grouped into per-partition chunks (in offset order); failures to the DLQ."""

@@ -2,7 +2,8 @@
 
 Settings are read from the environment here and nowhere deeper: ``AGENTAUDIT_CLICKHOUSE_URL`` and
 ``AGENTAUDIT_DATABASE`` (read-only session), ``AGENTAUDIT_BOOTSTRAP_SERVERS`` and the lifecycle and control topics,
-``AGENTAUDIT_DASHBOARD_*`` (users file, auth, graph size).
+``AGENTAUDIT_DASHBOARD_*`` (users file, auth, graph size), ``AGENTAUDIT_AUTHORITY_FILE`` (which control commands
+are shown) and ``AGENTAUDIT_SERVICE_KEY_FILE`` (the key that signs acts on behalf of the signed-in person).
 No page shows before sign-in unless ``AGENTAUDIT_DASHBOARD_ANONYMOUS_VIEW`` is set, and only operators act.
 """
 
@@ -18,6 +19,7 @@ from agentaudit.dashboard.control import ControlDesk
 from agentaudit.dashboard.credentials import read_users
 from agentaudit.dashboard.exceptions import AuthError
 from agentaudit.dashboard.lifecycle import LifecyclePublisher
+from agentaudit.control.settings import AuthoritySettings
 from agentaudit.dashboard.settings import DashboardSettings
 from agentaudit.exceptions import AgentAuditError
 from agentaudit.infra.clickhouse import Store, connect
@@ -40,13 +42,15 @@ def _store(url: str, database: str, user: str, _settings: StoreSettings) -> Stor
 
 
 @st.cache_resource(show_spinner=False)
-def _publisher(bootstrap: str, topic: str, _settings: KafkaSettings) -> LifecyclePublisher:
-    return LifecyclePublisher(_settings)
+def _publisher(bootstrap: str, topic: str, key_file: str, _settings: KafkaSettings,
+               _authority: AuthoritySettings) -> LifecyclePublisher:
+    return LifecyclePublisher(_settings, key=_authority.service_key())
 
 
 @st.cache_resource(show_spinner=False)
-def _control(bootstrap: str, topic: str, _settings: KafkaSettings) -> ControlDesk:
-    return ControlDesk(_settings)
+def _control(bootstrap: str, topic: str, key_file: str, authority_file: str, _settings: KafkaSettings,
+             _authority: AuthoritySettings) -> ControlDesk:
+    return ControlDesk(_settings, key=_authority.service_key(), authority=_authority.load_authority())
 
 
 @st.cache_resource(show_spinner=False)
@@ -159,6 +163,7 @@ def main() -> None:
         settings = DashboardSettings()
         store_settings = StoreSettings()
         kafka = KafkaSettings()
+        authority = AuthoritySettings()
         credentials = read_users(settings.users_file)  # every run: a reset or a removal applies at once
     except (AgentAuditError, ValueError) as exc:
         st.error(f"Configuration error: {exc}")
@@ -192,10 +197,16 @@ def main() -> None:
     with st.sidebar:
         st.caption(f"store {store_settings.redacted_url()} · db `{store_settings.database}` (read-only)  \n"
                    f"broker {kafka.bootstrap_servers} · `{kafka.topics.lifecycle}`")
+    key_file, authority_file = str(authority.service_key_file or ""), str(authority.authority_file or "")
+    try:
+        publisher = _publisher(kafka.bootstrap_servers, kafka.topics.lifecycle, key_file, kafka, authority)
+        control = _control(kafka.bootstrap_servers, kafka.topics.control, key_file, authority_file, kafka, authority)
+    except AgentAuditError as exc:
+        st.error(f"Configuration error (authority or service key): {exc}")
+        st.stop()
     ctx = _pages.Context(store=store, settings=settings, users=[c.user for c in credentials.values()],
-                         publisher=_publisher(kafka.bootstrap_servers, kafka.topics.lifecycle, kafka), actor=actor,
-                         catalog=catalog, catalog_revision=revision,
-                         control=_control(kafka.bootstrap_servers, kafka.topics.control, kafka))
+                         publisher=publisher, actor=actor, catalog=catalog, catalog_revision=revision,
+                         control=control)
     try:
         PAGES[page][1](ctx)
     except AgentAuditError as exc:

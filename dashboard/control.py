@@ -18,7 +18,8 @@ from types import TracebackType
 from agentaudit.dashboard.exceptions import AuthError, PublishError
 from agentaudit.exceptions import AgentAuditError
 from agentaudit.control import ControlIssuer, ensure_control_topic, read_control_state
-from agentaudit.schemas import ControlCommand, ControlState
+from agentaudit.control.authority import Authority
+from agentaudit.schemas import ControlCommand, ControlState, SigningKey
 from agentaudit.settings import KafkaSettings
 
 __all__ = ["ControlDesk"]
@@ -30,10 +31,16 @@ class ControlDesk:
     :param settings: broker and control topic (``AGENTAUDIT_BOOTSTRAP_SERVERS``, ``AGENTAUDIT_TOPIC_CONTROL``).
     :param read_timeout: seconds a read of the whole control topic may take at most, default 10.
     :param idle: seconds without new messages after which the read counts as complete, default 1.
+    :param key: the dashboard's service key (``AGENTAUDIT_SERVICE_KEY_FILE``): commands are signed with it on
+        behalf of the signed-in person they name. Default None: unsigned (refused where an authority is set).
+    :param authority: show only commands it authorizes (``AGENTAUDIT_AUTHORITY_FILE``); default None, all.
     """
 
-    def __init__(self, settings: KafkaSettings, *, read_timeout: float = 10.0, idle: float = 1.0) -> None:
+    def __init__(self, settings: KafkaSettings, *, read_timeout: float = 10.0, idle: float = 1.0,
+                 key: SigningKey | None = None, authority: Authority | None = None) -> None:
         self.settings = settings
+        self.key = key
+        self.authority = authority
         self._read_timeout = read_timeout
         self._idle = idle
         self._issuer: ControlIssuer | None = None  # created on the first write: no network I/O here
@@ -52,7 +59,8 @@ class ControlDesk:
     def state(self) -> ControlState:
         """The current control state, folded from the whole control topic."""
         self._ensure_topic()
-        return read_control_state(self.settings, timeout=self._read_timeout, idle=self._idle)
+        return read_control_state(self.settings, timeout=self._read_timeout, idle=self._idle,
+                                  authority=self.authority)
 
     def kill(self, agent_id: str, *, actor: str, reason: str, tenant: str = "") -> ControlCommand:
         """The kill switch for ``agent_id`` (``*``: every agent of ``tenant``), issued by ``actor``.
@@ -88,7 +96,7 @@ class ControlDesk:
         try:
             self._ensure_topic()
             if self._issuer is None:
-                self._issuer = ControlIssuer(self.settings)
+                self._issuer = ControlIssuer(self.settings, key=self.key)
             return send(self._issuer)
         except AgentAuditError as exc:
             raise PublishError(f"publishing the {what} to topic {self.topic!r} failed: {exc}; check the broker "

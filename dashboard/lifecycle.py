@@ -16,7 +16,8 @@ from types import TracebackType
 
 from agentaudit.dashboard.exceptions import AuthError, PublishError
 from agentaudit.infra.kafka import KafkaError, KafkaProducer, Message
-from agentaudit.schemas import Actor, ActorType, AvroCodec, IncidentLifecycleEvent, LifecycleType
+from agentaudit.control.authority import sign_headers
+from agentaudit.schemas import Actor, ActorType, AvroCodec, IncidentLifecycleEvent, LifecycleType, SigningKey
 from agentaudit.settings import KafkaSettings
 
 __all__ = ["LifecyclePublisher"]
@@ -27,10 +28,14 @@ class LifecyclePublisher:
 
     :param settings: broker and topic names (``AGENTAUDIT_BOOTSTRAP_SERVERS``, ``AGENTAUDIT_TOPIC_LIFECYCLE``).
     :param timeout: seconds to wait for the broker's acknowledgement, default 10.
+    :param key: the dashboard's service key (``AGENTAUDIT_SERVICE_KEY_FILE``): each event is signed with it on
+        behalf of the signed-in person it names (``human:<user>``). Default None: unsigned, which a consumer
+        with an authority file refuses (and raises ``integrity.unauthorized-lifecycle``).
     """
 
-    def __init__(self, settings: KafkaSettings, *, timeout: float = 10.0) -> None:
+    def __init__(self, settings: KafkaSettings, *, timeout: float = 10.0, key: SigningKey | None = None) -> None:
         self._settings = settings
+        self._key = key
         self._topic = settings.topics.lifecycle
         self._timeout = timeout
         self._codec = AvroCodec("incident_lifecycle", max_message_bytes=settings.max_message_bytes,
@@ -65,8 +70,9 @@ class LifecyclePublisher:
             (failures.append(err) if err is not None else delivered.append(msg))
 
         try:
-            self._producer.produce(self._topic, self._codec.encode(event.to_avro()), key=incident_id.encode(),
-                                   on_delivery=report)
+            value = self._codec.encode(event.to_avro())
+            headers = sign_headers(self._key, "lifecycle", self._topic, value) if self._key is not None else None
+            self._producer.produce(self._topic, value, key=incident_id.encode(), headers=headers, on_delivery=report)
             remaining = self._producer.flush(self._timeout)
         except KafkaError as exc:
             raise PublishError(f"publishing {event.type.value} of incident {incident_id} to topic {self._topic!r} "

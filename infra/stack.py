@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -153,6 +153,8 @@ class Stack:
         self.env["AGENTAUDIT_DASHBOARD_USERS_FILE"] = str(self.users_file)
         #: ``(name, password)`` of the operator created by this start (None when the users file already existed).
         self.first_operator: tuple[str, str] | None = None
+        #: the control plane's authority file and keys (``home/authority.yaml``, ``home/keys``), made by :meth:`start`.
+        self.authority: Any = None
         #: the store's passwords (``home/store.credentials``), read or made by :meth:`start`.
         self.credentials: StoreCredentials | None = None
 
@@ -239,6 +241,14 @@ class Stack:
         if password is not None:
             self.first_operator = ("admin", password)
 
+    def _ensure_authority(self) -> None:
+        """Every reader of the control and lifecycle topics checks signatures against home/authority.yaml."""
+        from agentaudit.control.provision import provision_authority
+
+        self.authority = provision_authority(self.home, operator="admin")
+        self.env["AGENTAUDIT_AUTHORITY_FILE"] = str(self.authority.authority_file)
+        self.env["AGENTAUDIT_SERVICE_KEY_FILE"] = str(self.authority.service_key_file)  # consumer, dashboard
+
     def _migrate(self) -> None:
         from agentaudit.consumers.migrate import migrate
         from agentaudit.infra.kafka import KafkaAdmin
@@ -256,6 +266,7 @@ class Stack:
         """Start everything; on any failure, stop what already runs and re-raise."""
         self.home.mkdir(parents=True, exist_ok=True)
         self._ensure_first_operator()
+        self._ensure_authority()
         try:
             for component in self._components():
                 began = time.monotonic()

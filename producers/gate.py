@@ -20,7 +20,9 @@ from agentaudit.producers.redaction import canonical, digest
 
 from agentaudit.control import ActionBlocked, ControlListener
 from agentaudit.control.approvals import Approval, args_hash
+from agentaudit.control.authority import Authority
 from agentaudit.control.guard import Guard
+from agentaudit.control.settings import AuthoritySettings
 
 if TYPE_CHECKING:
     from agentaudit.producers.client import Action, AuditClient
@@ -117,13 +119,24 @@ class ClientGate:
     @classmethod
     def create(cls, client: AuditClient, *, control: bool = False,
                guard_rules: str | Sequence[str] | None = None,
-               control_config: Mapping[str, Any] | None = None) -> ClientGate | None:
-        """None when neither control nor guard is wanted. The listener starts on the first action."""
+               control_config: Mapping[str, Any] | None = None,
+               authority: Authority | None | AuthoritySettings = None) -> ClientGate | None:
+        """None when neither control nor guard is wanted. The listener starts on the first action.
+
+        :param authority: the listener obeys only commands it authorizes; default the file named by
+            ``AGENTAUDIT_AUTHORITY_FILE`` (read here, as the client's constructor is the SDK's entry point),
+            and with none configured every command is obeyed (a warning says so once).
+        """
         if not control and guard_rules is None:
             return None
         listener = None
         if control:
-            listener = ControlListener(client.kafka, tenant=client.settings.tenant, config=control_config)
+            if authority is None:
+                authority = AuthoritySettings()
+            if isinstance(authority, AuthoritySettings):
+                authority = authority.load_authority()
+            listener = ControlListener(client.kafka, tenant=client.settings.tenant, config=control_config,
+                                       authority=authority)
         guard = None
         if guard_rules is not None:
             guard = Guard.from_paths(guard_rules, modes=listener.rule_mode if listener is not None else None)
