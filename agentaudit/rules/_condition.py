@@ -23,18 +23,18 @@ macros expand to have limits.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from agentaudit.rules._fields import resolve_field
 from agentaudit.rules._regex import PatternError, compile_glob, compile_matches
 
-__all__ = ["MAX_CODE_CHARS", "MAX_DEPTH", "MAX_LIST_ITEMS", "CompileContext", "ConditionError", "Fragment", "compile_predicate",
-           "parse_condition"]
+__all__ = ["MAX_CODE_CHARS", "MAX_DEPTH", "MAX_LIST_ITEMS", "MAX_PATTERNS", "CompileContext", "ConditionError",
+           "Fragment", "compile_predicate", "parse_condition"]
 
 #: Deepest nesting of parentheses, ``not`` and unary ``-`` in one condition.
 MAX_DEPTH = 50
@@ -45,6 +45,8 @@ _MAX_NUMBER_CHARS = 64
 #: Most list items all ``in`` tests of a rule set may expand to (a 1 MiB list named in every rule of
 #: another file would otherwise be copied once per rule).
 MAX_LIST_ITEMS = 1_000_000
+#: Most distinct ``glob``/``matches`` patterns in a rule set; each may hold up to 1 MiB of RE2 memory.
+MAX_PATTERNS = 1_000
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -97,8 +99,11 @@ class CompileContext:
     macro: Callable[[str], Fragment | None]
     namespace: dict[str, Any]
     temps: int = 0
-    sets: dict[tuple, frozenset[Any]] = dataclasses.field(default_factory=dict)  # the items of each distinct 'in', built once
-    expanded: int = 0  # list items expanded so far, against MAX_LIST_ITEMS
+    #: the items of each distinct ``in``, built once; and how many list items were expanded (MAX_LIST_ITEMS)
+    sets: dict[tuple, frozenset[Any]] = dataclasses.field(default_factory=dict)
+    expanded: int = 0
+    #: each distinct glob or matches pattern, compiled once (MAX_PATTERNS of them at most)
+    patterns: dict[tuple[str, str], Callable[[str], bool]] = dataclasses.field(default_factory=dict)
 
     def slot(self, value: Any) -> str:
         name = f"_k{len(self.namespace)}"
@@ -263,7 +268,8 @@ class _Parser:
         kinds = None
         if pyop == "==" and left.code == "r['kind']" and right.is_const:
             kinds = frozenset([right.const])
-        return Fragment(f"({left.code} {pyop} {right.code})", "bool", kinds, node=("cmp", pyop, left.node, right.node))
+        return Fragment(f"({left.code} {pyop} {right.code})", "bool", kinds,
+                        node=("cmp", pyop, left.node, right.node))
 
     def membership(self, left: Fragment, ltok: _Tok, negate: bool) -> Fragment:
         if left.type not in ("str", "enum", "num"):
@@ -281,7 +287,7 @@ class _Parser:
                 break
         else:
             self.list_item(left, names, literals, bare_only=True)
-        key = (left.type, left.symbols, tuple(names), tuple((type(x), x) for x in literals))  # 1 and 1.0 differ as str
+        key = (left.type, left.symbols, tuple(names), tuple((type(x), x) for x in literals))  # "1" is not "1.0"
         frozen = self.ctx.sets.get(key)
         if frozen is None:
             frozen = self.ctx.sets[key] = self.item_set(left, ltok, names, literals)
@@ -347,10 +353,16 @@ class _Parser:
         if op in ("glob", "matches"):
             if not right.is_const:
                 raise self.error(f"{op!r} needs a literal pattern", rtok)
-            try:
-                matcher = (compile_glob if op == "glob" else compile_matches)(right.const)
-            except PatternError as exc:
-                raise self.error(str(exc), rtok) from None
+            matcher = self.ctx.patterns.get((op, right.const))
+            if matcher is None:
+                if len(self.ctx.patterns) >= MAX_PATTERNS:
+                    raise self.error(f"more than {MAX_PATTERNS:,} distinct glob and matches patterns in this rule "
+                                     "set; combine them (a|b) or use 'in' lists", rtok)
+                try:
+                    matcher = (compile_glob if op == "glob" else compile_matches)(right.const)
+                except PatternError as exc:
+                    raise self.error(str(exc), rtok) from None
+                self.ctx.patterns[(op, right.const)] = matcher
             slot = self.ctx.slot(matcher)
             return Fragment(f"{slot}({left.code})", "bool", node=("regex", op, left.node, right.const))
         node = ("str", op, left.node, right.node)
@@ -407,11 +419,7 @@ class _Parser:
         if len(text) > _MAX_NUMBER_CHARS:
             raise self.error(f"numeric literal {text[:20]}... is longer than {_MAX_NUMBER_CHARS} characters", tok)
         value: int | float = int(text) if text.isdigit() else float(text)
-        try:
-            finite = math.isfinite(value)
-        except OverflowError:
-            finite = False
-        if not finite or abs(value) > 1.7976931348623157e308:
+        if not math.isfinite(value):
             raise self.error(f"numeric literal {text} is out of range (the largest is about 1.8e308)", tok)
         return value
 

@@ -18,8 +18,9 @@ import re2
 
 __all__ = ["PatternError", "compile_glob", "compile_matches"]
 
-#: RE2's memory budget per pattern (its default); a pattern whose program does not fit is refused.
-MAX_PATTERN_MEMORY = 8 << 20
+#: RE2's memory budget per pattern (an eighth of its default): a pattern whose program does not fit is
+#: refused; a DFA that outgrows it falls back to RE2's NFA, still linear.
+MAX_PATTERN_MEMORY = 1 << 20
 MAX_PATTERN_CHARS = 4_096
 
 Matcher = Callable[[str], bool]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from agentaudit.consumers.rule_reload import ReloadingEvaluator
 from agentaudit.control.guard import Guard
 from agentaudit.producers.gate import ActionGate
 from agentaudit.rules import OwnersError, RuleError, load_evaluator, load_owners, load_rule_set
-from agentaudit.consumers.rule_reload import ReloadingEvaluator
 from tests.control_support import action_record
 
 RULE = """\
@@ -141,7 +141,8 @@ def test_alias_bomb_is_refused_by_lint_quickly_and_in_little_memory(tmp_path: Pa
 ])
 def test_hostile_yaml_shapes_are_refused(tmp_path: Path, name: str, text: str, why: str) -> None:
     """Attack: a recursive alias (infinite structure), 100,000 and 70 nested brackets (stack overflow in the
-    loader or in whatever walks the value), aliases of mappings nested 7 deep (8**7 mappings). Expected: refused in < 2 s with the file named."""
+    loader or in whatever walks the value), aliases of mappings nested 7 deep (8**7 mappings). Expected: refused
+    in < 2 s with the file named."""
     path = write(tmp_path, f"{name}.yaml", text)
     started = time.perf_counter()
     with pytest.raises(RuleError, match=why) as info:
@@ -277,6 +278,19 @@ def test_a_long_list_named_in_every_rule_is_expanded_once_and_the_total_is_bound
     shared = write(tmp_path, "shared.yaml", head + "".join(rule.format(i=i, extra="") for i in range(210)))
     rule_set = load_rule_set([str(shared)])
     assert len({id(v) for v in rule_set.namespace.values() if isinstance(v, frozenset)}) == 1
+
+
+def test_thousands_of_distinct_patterns_are_refused(tmp_path: Path) -> None:
+    """Attack: 1,001 rules, each with its own ``matches`` pattern (each RE2 pattern may hold 1 MiB). Expected:
+    refused at load at the 1,001st; the same pattern in many rules is compiled once."""
+    rule = "  - id: r{i}\n    desc: d\n    condition: name matches \"{p}\"\n    output: o\n    severity: low\n" \
+           "    tags: [sandbox]\n"
+    path = write(tmp_path, "patterns.yaml", "rules:\n" + "".join(rule.format(i=i, p=f"^x{i}$") for i in range(1001)))
+    with pytest.raises(RuleError, match="more than 1,000 distinct glob and matches patterns") as info:
+        load_rule_set([str(path)])
+    assert "rule 'r1000'" in str(info.value)
+    same = write(tmp_path, "same.yaml", "rules:\n" + "".join(rule.format(i=i, p="^x$") for i in range(1001)))
+    assert len({id(v) for v in load_rule_set([str(same)]).namespace.values() if callable(v)}) == 1
 
 
 def test_macro_expansion_bomb_is_refused(tmp_path: Path) -> None:
