@@ -50,24 +50,29 @@ class Digester:
     :param source: where the secret came from (``setting``, a file path), for logs.
     """
 
-    __slots__ = ("_key", "_mac", "key_id", "source")
+    __slots__ = ("_inner", "_key", "_outer", "key_id", "source")
 
     def __init__(self, secret: bytes, tenant: str, source: str) -> None:
         if len(secret) < 16:
             raise SdkConfigError(f"the digest key from {source} has {len(secret)} bytes; use at least 16 "
                                  "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
         self._key = hmac.digest(secret, _CONTEXT + tenant.encode("utf-8", "surrogatepass"), "sha256")
-        # keyed once; each digest copies the keyed state (about half the cost of a fresh hmac.digest)
-        self._mac = hmac.new(self._key, digestmod=hashlib.sha256)
+        # HMAC (RFC 2104) with its two keyed SHA-256 states made once: each digest copies them, about a
+        # third of the cost of hmac.digest() per call (which keys OpenSSL afresh); a test checks equality
+        block = self._key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         #: Names the key without revealing it: two processes agree on digests iff their key ids match.
         self.key_id = hashlib.sha256(b"agentaudit key id\x00" + self._key).hexdigest()[:16]
         self.source = source
 
     def digest(self, text: str) -> str:
         """Hex HMAC-SHA256 of canonical text (see :func:`~agentaudit.producers.redaction.canonical`)."""
-        mac = self._mac.copy()
-        mac.update(text.encode("utf-8", "surrogatepass"))
-        return mac.hexdigest()
+        inner = self._inner.copy()
+        inner.update(text.encode("utf-8", "surrogatepass"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def bind(self, args_hash: str) -> str:
         """What an event records for an approval's ``args_hash`` (the plain SHA-256 the approval holds).

@@ -12,6 +12,7 @@ every body and, whatever ``capture_bodies`` says, on every free-text field of ev
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
@@ -124,9 +125,15 @@ _STRUCTURED = frozenset(("args_hash", "approval_id", "guarded_action_id", "comma
                          "expires_at_us"))
 
 
+@functools.lru_cache(maxsize=4096)
+def _redact_short(text: str) -> str:
+    """:func:`redact` of a short string, remembered: names, keys and error types repeat on every event."""
+    return redact(text)
+
+
 def _redacted(redactor: Redactor, value: str) -> str | None:
     try:
-        result = redactor(value)
+        result = _redact_short(value) if redactor is redact and len(value) <= 256 else redactor(value)
     except Exception:  # noqa: BLE001 - a broken hook must not leak the text
         return None
     if type(result) is not str:

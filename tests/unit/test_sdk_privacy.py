@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import time
 from pathlib import Path
 
 import pytest
 
 from agentaudit.producers import redact
-from agentaudit.producers.redaction import cap, canonical, luhn_valid
+from agentaudit.producers._digests import Digester
+from agentaudit.producers.redaction import cap, canonical, luhn_valid, redact_fields
 from tests.sdk_support import offline_client, records_of
 
 
@@ -23,6 +26,18 @@ from tests.sdk_support import offline_client, records_of
     ("gh ghp_" + "a1B2" * 9, "gh [API_KEY]"),
     ("slack xoxb-1234567890-abcdefghij", "slack [API_KEY]"),
     ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.x", "Authorization: [API_KEY]"),
+    ("dsn postgresql://app:S3cr3t!@db:5432/prod", "dsn postgresql://[CREDENTIALS]@db:5432/prod"),
+    ("redis://:pw@cache/0 and https://u:p@h/x?token=abc&y=1",
+     "redis://[CREDENTIALS]@cache/0 and https://[CREDENTIALS]@h/x?token=[SECRET]&y=1"),
+    ('{"password": "hunter2", "user": "bob"}', '{"password": [SECRET], "user": "bob"}'),
+    ("DB_PASSWORD=abc api_key: xyz client_secret='q w'", "DB_PASSWORD=[SECRET] api_key: [SECRET] client_secret=[SECRET]"),
+    ("input_tokens: 5 max_tokens=4096", "input_tokens: 5 max_tokens=4096"),  # counts are not secrets
+    ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", "stripe [API_KEY]"),
+    ("google AIzaSyD-1234567890abcdefghijklmnopqrstu", "google [API_KEY]"),
+    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl", "jwt [API_KEY]"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY----- ok", "[PRIVATE_KEY] ok"),
+    ("Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Authorization: [API_KEY]"),
+    ("digest ab4111111111111111cd and id-4111111111111111", "digest ab4111111111111111cd and id-4111111111111111"),
 ])
 def test_default_redactor_masks_emails_cards_and_key_shapes(text: str, expected: str) -> None:
     assert redact(text) == expected
@@ -77,3 +92,31 @@ def test_a_custom_redactor_runs_and_a_failing_one_keeps_the_body_out(tmp_path: P
     assert record["input_body"] is None and record["input_digest"]
     assert record["name"] == "[REDACTION_FAILED]"  # free text too: a broken hook never lets it through
     assert audit.stats()["redaction_errors"] == 2
+
+
+def test_digests_are_hmac_sha256_with_a_per_tenant_key() -> None:
+    secret = b"s" * 32
+    text = '{"otp":"493817"}'
+    for tenant in ("acme", "globex"):
+        key = hmac.digest(secret, b"agentaudit digest v1\x00" + tenant.encode(), "sha256")
+        assert Digester(secret, tenant, "test").digest(text) == hmac.new(key, text.encode(), "sha256").hexdigest()
+    assert Digester(secret, "acme", "t").digest(text) != Digester(secret, "globex", "t").digest(text)
+    assert Digester(secret, "acme", "t").digest("é" * 5000) == Digester(secret, "acme", "t").digest("é" * 5000)
+
+
+def test_free_text_fields_are_redacted_but_ids_and_digests_are_not() -> None:
+    luhn_hex = "ab" + "4111111111111111" + "0" * 46  # a digest can hold a Luhn-valid run of digits
+    record = {"name": "call api_key=XYZ", "error_type": None, "error_message": "postgres://a:b@h/x", "model": "m",
+              "attributes": {"args_hash": luhn_hex, "note": "mail bob@example.com", "agentaudit.uncaptured.x": "why",
+                             "password=abc": "v"}}
+    assert redact_fields(record, redact) == 0
+    assert record["name"] == "call api_key=[SECRET]" and record["error_message"] == "postgres://[CREDENTIALS]@h/x"
+    assert record["attributes"] == {"args_hash": luhn_hex, "note": "mail [EMAIL]", "agentaudit.uncaptured.x": "why",
+                                    "password=[SECRET]": "v"}
+
+
+def test_redaction_takes_linear_time_on_hostile_text() -> None:
+    started = time.perf_counter()
+    for text in ("x" * 200_000 + "@", "1" * 200_000, "://a:" * 40_000, "key" * 60_000, "eyJ" * 60_000):
+        redact(text)
+    assert time.perf_counter() - started < 5  # quadratic patterns took minutes on these
