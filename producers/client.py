@@ -3,7 +3,9 @@
 Everything an agent calls does cheap work on the agent's thread (ids, clock, a tuple) and hands
 the event to a background worker (:mod:`agentaudit.producers._worker`) that seals it into its
 stream's hash chain and produces it, spilling to the on-disk spool while the broker is away.
-Telemetry trouble is logged and counted in :meth:`AuditClient.stats`, never raised.
+Telemetry trouble is logged and counted in :meth:`AuditClient.stats`, never raised; a value the SDK
+cannot capture (a raising ``__repr__``, a cycle, a lone surrogate) is recorded as far as it can be and
+named in an ``agentaudit.uncaptured.<field>`` attribute (:mod:`agentaudit.producers._capture`).
 
 >>> with AuditClient("127.0.0.1:9092", tenant="acme", agent="billing-bot") as audit:
 ...     with audit.action("execute_tool", name="db.query", input={"sql": "select 1"}) as act:
@@ -503,8 +505,9 @@ class AuditClient:
         keyword arguments (any :class:`SdkSettings` field, e.g. ``spool_dir=``, ``capture_bodies=``) on top.
     :param kafka: a complete :class:`~agentaudit.settings.KafkaSettings` instead of ``bootstrap_servers``.
     :param topic: the action topic, default ``kafka.topics.actions`` (``agentaudit.actions``).
-    :param redactor: applied to bodies before they are recorded (only with ``capture_bodies``),
-        default :func:`~agentaudit.producers.redaction.redact`; ``None`` records bodies unredacted.
+    :param redactor: applied to every free-text field of every event (name, error type and message, model,
+        attribute keys and values) and to bodies (only with ``capture_bodies``) before they are recorded,
+        default :func:`~agentaudit.producers.redaction.redact`; ``None`` records them unredacted.
     :param producer_config: librdkafka overrides for the SDK's producer.
     :param ensure_topic: create the topic if missing, default true.
     :param control: obey the control topic (kill, pause, tool blocks, approval requirements) for this
@@ -612,7 +615,8 @@ class AuditClient:
         :param name: tool, model or agent name.
         :param agent: acting agent, default the enclosing action's agent, else the client's.
         :param parent: parent action (id or :class:`Action`), default the enclosing action.
-        :param input: tool arguments or prompt: recorded as a SHA-256 digest (a body only with ``capture_bodies``).
+        :param input: tool arguments or prompt: recorded as a keyed digest (HMAC-SHA256 with the tenant's key;
+            a body only with ``capture_bodies``).
         :param approval: an :class:`~agentaudit.control.approvals.Approval` of exactly these arguments
             (``input``); the action is refused (:class:`ActionBlocked`) if they differ or it expired.
         """
