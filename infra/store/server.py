@@ -419,7 +419,9 @@ class _Handler(BaseHTTPRequestHandler):
                         if k not in _NOT_SETTINGS and not k.startswith(("param_", "http_")))
         database = (self.headers.get("X-ClickHouse-Database") or params.get("database")
                     or (session.database if session else None))
-        readonly = (forced_readonly or settings.pop("readonly", "0") not in ("0", "")
+        # Read-only if the user, the session or the request says so: a request cannot undo its session's.
+        session_readonly = session is not None and session.settings.get("readonly", "0") not in ("0", "")
+        readonly = (forced_readonly or session_readonly or settings.pop("readonly", "0") not in ("0", "")
                     or params.get("readonly", "0") not in ("0", ""))
         settings.pop("readonly", None)
         if insert is None and leading_keyword(query) in ("SET", "USE"):

@@ -310,3 +310,13 @@ def test_oversized_request_line_and_headers_are_refused_before_authentication(st
             sock.sendall(raw)
             reply = sock.recv(200).decode(errors="replace")
         assert reply.startswith(f"HTTP/1.1 {status}"), reply[:80]
+
+
+def test_a_read_only_session_stays_read_only_whatever_a_later_request_says(store: StoreProcess, db: str) -> None:
+    """Attack: ``SET readonly = 1`` in an HTTP session, then a request of that session with ``readonly=0``
+    (and with ``SET readonly = 0``) that drops a table. Both refused: the session stays read-only."""
+    session = {"session_id": uuid.uuid4().hex}
+    assert _post(store, "SET readonly = 1", ADMIN, **session).status_code == 200
+    assert _post(store, f"DROP TABLE {db}.x", ADMIN, readonly="0", **session).status_code == 403
+    assert _post(store, "SET readonly = 0", ADMIN, **session).status_code == 403
+    assert _post(store, f"SELECT count() FROM {db}.x", ADMIN, **session).status_code == 200
