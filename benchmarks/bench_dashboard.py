@@ -107,6 +107,7 @@ def actions_chunk(first_trace: int, traces: int, now_us: int, rng: np.random.Gen
                                               pa.array([], pa.string())),
         "environment": pa.repeat("prod", n),
         "kafka_partition": pa.array((agent_no % 3).astype(np.uint16)), "kafka_offset": pa.array(event_no.astype(np.uint64)),
+        "later_copy": pa.array(np.zeros(n, dtype=np.uint8)),
     }
     return pa.Table.from_pydict(columns, schema=ACTIONS_SCHEMA)
 

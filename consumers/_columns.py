@@ -34,7 +34,7 @@ ACTIONS_SCHEMA = pa.schema(
         ("cost_usd", pa.float64()), ("latency_us", pa.uint64()), ("start_time", _TS), ("end_time", _TS),
         ("event_time", _TS), ("input_digest", _STR), ("output_digest", _STR), ("input_body", _STR),
         ("output_body", _STR), ("payload_bytes", pa.uint64()), ("attributes", _MAP), ("environment", _STR),
-        ("kafka_partition", pa.uint16()), ("kafka_offset", pa.uint64()),
+        ("kafka_partition", pa.uint16()), ("kafka_offset", pa.uint64()), ("later_copy", pa.uint8()),
     ]
 )
 
@@ -62,6 +62,7 @@ def actions_table(records: Sequence[dict[str, Any]]) -> pa.Table:
     columns["event_time"] = [r["event_time_us"] for r in records]
     columns["kafka_partition"] = [r["_partition"] for r in records]
     columns["kafka_offset"] = [r["_offset"] for r in records]
+    columns["later_copy"] = [r.get("later_copy", 0) for r in records]  # set by the sink (Sink._mark_later_copies)
     return pa.Table.from_pydict(columns, schema=ACTIONS_SCHEMA)
 
 

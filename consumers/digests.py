@@ -3,7 +3,8 @@
 CloudTrail's digest files are the model. After every batch, for each Kafka partition range of the
 actions topic it stored, the sink writes one :class:`Digest`: the offset of each stored row and a
 16-byte *leaf*, the first half of SHA-256 over the row's content as the store keeps it (every
-column but the Kafka position and ``ingested_at``), a root over the (offset, leaf) pairs, the
+column but the Kafka position and ``ingested_at``; ``later_copy`` included, so unhiding a forged copy
+shows as a modification), a root over the (offset, leaf) pairs, the
 ``digest_id`` of the previous digest of the same sink run and partition, and an Ed25519 signature
 by the sink's key over the canonical header. Digests go to ``action_digests`` in ClickHouse and to
 the digests topic in Kafka, before the batch's offsets are committed.
@@ -90,7 +91,7 @@ def record_leaf(r: Mapping[str, Any]) -> str:
         r["error_message"] or "", actor["type"], actor["id"], r["model"] or "", r["input_tokens"],
         r["output_tokens"], float(r["cost_usd"]), r["latency_us"], r["start_time_us"], r["end_time_us"],
         r["event_time_us"], r["input_digest"] or "", r["output_digest"] or "", r["input_body"] or "",
-        r["output_body"] or "", r["payload_bytes"], r["attributes"], r["environment"],
+        r["output_body"] or "", r["payload_bytes"], r["attributes"], r["environment"], r.get("later_copy", 0),
     ))
 
 
@@ -102,7 +103,7 @@ _ROW_SQL = (
     "toString(actor_id), toString(model), input_tokens, output_tokens, cost_usd, latency_us, "
     "toUnixTimestamp64Micro(start_time), if(isNull(end_time), NULL, toUnixTimestamp64Micro(assumeNotNull(end_time))), "
     "toUnixTimestamp64Micro(event_time), input_digest, output_digest, input_body, output_body, payload_bytes, "
-    "CAST(attributes, 'Map(String, String)'), toString(environment)"
+    "CAST(attributes, 'Map(String, String)'), toString(environment), later_copy"
 )
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -77,6 +78,9 @@ _MAX_SUMMARY_CHARS = 4096
 
 #: An insert ready to send: ``(table, Arrow table, deduplication token)``.
 _Insert = tuple[str, Any, str]
+
+#: Event ids the sink remembers to mark a later copy with another body (``later_copy``).
+FIRST_BODIES = 200_000
 
 #: Test hook called after a batch is in the store and before its offsets are committed.
 AfterInsertCallback = Callable[["BatchResult"], None]
@@ -163,6 +167,8 @@ class Sink:
         self._digests: DigestChain | None = None
         self._digests_batch: list[Digest] = []
         self._digests_built: dict[tuple[int, int, int], list[Digest]] = {}
+        # "tenant\x1fevent_id" -> body hash of the copy this sink stored first, oldest first (later_copy).
+        self._first_bodies: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -430,6 +436,7 @@ class Sink:
 
     def _insert_actions(self, chunks: list[list[dict[str, Any]]],
                         result: BatchResult) -> tuple[list[list[dict[str, Any]]], list[_Insert]]:
+        self._mark_later_copies(chunks)
         kept, inserts = self._insert_chunks("actions", chunks, actions_table)
         result.inserted = sum(len(chunk) for chunk in kept)
         self._digests_batch = []
@@ -438,6 +445,27 @@ class Sink:
             token = "digests:" + hashlib.sha256("".join(d.digest_id for d in digests).encode()).hexdigest()
             inserts.append(("action_digests", digests_table(digests), token))  # after the rows they cover
         return kept, inserts
+
+    def _mark_later_copies(self, chunks: list[list[dict[str, Any]]]) -> None:
+        """Set ``later_copy`` on a copy of an event id whose body differs from the copy this sink stored first.
+
+        Both are stored; readers skip marked rows (``actions_first``) with a plain filter, where finding
+        them in the store would group the whole table. The rule engine raises the incident. This sink
+        remembers the last ``FIRST_BODIES`` ids it stored; a copy it never saw beside the first (read by
+        another sink, or older) stays unmarked and is listed by the ``action_conflicts`` view.
+        """
+        seen = self._first_bodies
+        for chunk in chunks:
+            for r in chunk:
+                key = f"{r['tenant']}\x1f{r['event_id']}"
+                first = seen.get(key)
+                if first is None:
+                    seen[key] = r["event_hash"]
+                elif first != r["event_hash"]:
+                    r["later_copy"] = 1
+        if len(seen) > FIRST_BODIES:
+            for key in list(itertools.islice(seen, len(seen) - FIRST_BODIES)):
+                del seen[key]
 
     def _digest(self, chunks: list[list[dict[str, Any]]]) -> list[Digest]:
         assert self._digests is not None

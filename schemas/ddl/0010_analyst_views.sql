@@ -34,8 +34,7 @@ COMMENT 'Event ids re-sent with a different body (integrity.conflicting-duplicat
 CREATE OR REPLACE VIEW {database}.actions_first
 AS SELECT *
 FROM {database}.actions FINAL
-WHERE (toString(tenant), event_id, event_hash) NOT IN (
-    SELECT tenant, event_id, arrayJoin(later_hashes) FROM {database}.action_conflicts)
+WHERE later_copy = 0
 COMMENT 'Every action event once: the first-seen copy of each (tenant, event_id); later copies with another body are in action_conflicts';
 
 CREATE OR REPLACE VIEW {database}.agent_owner

@@ -76,6 +76,11 @@ SETTINGS deduplicate_merge_projection_mode = 'rebuild', non_replicated_deduplica
 COMMENT 'Every action event, one row per event_id (query with FINAL or LIMIT 1 BY event_id)'"""
 
 
+def _old_rows(records: list[dict]):
+    """Rows as the sink wrote them before issue 12 (no later_copy column)."""
+    return actions_table(records).drop_columns(["later_copy"])
+
+
 def _records(count: int) -> list[dict]:
     codec = AvroCodec("action")
     chain = StreamChain("old-stream")
@@ -92,7 +97,7 @@ def test_migrate_upgrades_an_old_actions_table_keeping_every_row(store_settings_
     records = _records(500)
     with connect(settings) as store:
         store.command(render(OLD_ACTIONS, settings))
-        store.insert_arrow("actions", actions_table(records))
+        store.insert_arrow("actions", _old_rows(records))
         before = store.query("SELECT event_id, event_hash, name, cost_usd, ingested_at, kafka_offset FROM actions "
                              "ORDER BY event_id").rows
         assert "event_hash" not in store.query("SELECT sorting_key FROM system.tables WHERE database = {d:String} "
@@ -122,15 +127,17 @@ def test_migrate_upgrades_an_old_actions_table_keeping_every_row(store_settings_
         store.command("OPTIMIZE TABLE actions FINAL")
         assert store.query("SELECT count() FROM actions WHERE event_id = {id:String}",
                            {"id": victim["event_id"]}).rows[0][0] == 2
-        assert store.query("SELECT name FROM actions_first WHERE event_id = {id:String}",
+        assert store.query("SELECT name FROM actions WHERE event_id = {id:String} "
+                           "ORDER BY ingested_at, kafka_partition, kafka_offset LIMIT 1 BY event_id",
                            {"id": victim["event_id"]}).rows == [(victim["name"],)]
+        assert store.query("SELECT event_id, copies FROM action_conflicts").rows == [(victim["event_id"], 2)]
 
 
 def test_an_interrupted_upgrade_is_redone(store_settings_factory: Callable[[], StoreSettings]):
     settings = store_settings_factory()
     with connect(settings) as store:
         store.command(render(OLD_ACTIONS, settings))
-        store.insert_arrow("actions", actions_table(_records(50)))
+        store.insert_arrow("actions", _old_rows(_records(50)))
         # What a crash between the copy and the swap leaves: a half-filled actions__upgrade.
         store.command(f"CREATE TABLE {settings.database}.actions__upgrade AS {settings.database}.actions")
         store.command(f"INSERT INTO {settings.database}.actions__upgrade SELECT * FROM {settings.database}.actions "

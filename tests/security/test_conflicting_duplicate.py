@@ -6,7 +6,7 @@ tenant, agent and event time but a benign body. ``actions`` (a ReplacingMergeTre
 and the rules skipped the copy as already seen, so no incident fired.
 
 Expected now: both copies are stored (the body hash is in the sort key), merges never remove the
-first, every reader (the analyst views, the dashboard's trace and triggering events, replay) shows
+first, the sink marks the forged one ``later_copy``, every reader (the analyst views, the dashboard's trace and triggering events, replay) shows
 the first-seen copy, and ``integrity.conflicting-duplicate`` names the event id and both body hashes,
 live and in replay. A copy with the identical body stays a harmless duplicate: one row, no incident.
 """
@@ -64,9 +64,9 @@ def test_a_resent_event_id_with_another_body_never_replaces_the_first(
     event_id = original["event_id"]
     with connect(settings) as store:
         store.command("OPTIMIZE TABLE actions FINAL")  # a merge must not drop either body
-        stored = store.query("SELECT event_hash, name, status, cost_usd FROM actions WHERE event_id = {id:String} "
-                             "ORDER BY ingested_at", {"id": event_id}).rows
-        assert stored == [(first_hash, "payments.refund", "error", 42.0), (forged_hash, "crm.lookup", "ok", 0.0)]
+        stored = store.query("SELECT event_hash, name, status, cost_usd, later_copy FROM actions "
+                             "WHERE event_id = {id:String} ORDER BY ingested_at", {"id": event_id}).rows
+        assert stored == [(first_hash, "payments.refund", "error", 42.0, 0), (forged_hash, "crm.lookup", "ok", 0.0, 1)]
 
         # Readers: the first-seen copy, once.
         assert store.query("SELECT name, status, cost_usd FROM actions_first WHERE event_id = {id:String}",
