@@ -128,7 +128,7 @@ class _Converter:
         end_us = (span.end_time or span.start_time or 0) // 1000
         links = [span_action_id(link.context.trace_id, link.context.span_id) for link in span.links or ()]
         self.client.record_action(
-            kind, str(name), action_id=span_action_id(ctx.trace_id, ctx.span_id), trace_id=trace_hex,
+            kind, name, action_id=span_action_id(ctx.trace_id, ctx.span_id), trace_id=trace_hex,
             parent_action_id=span_action_id(parent.trace_id, parent.span_id) if parent is not None else None,
             depth=depth, agent=str(agent) if agent else None, start_time_us=start_us, end_time_us=end_us,
             status=status, error_type=error_type, error_message=error_message,
