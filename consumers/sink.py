@@ -189,7 +189,11 @@ class Sink:
             self._store = connect(self.store_settings)
             if s.digests and self._digests is None:
                 signer = DigestSigner.load_or_create(s.digest_key.expanduser())
-                KafkaAdmin(self.kafka_settings).ensure_topics([s.digest_topic])
+                try:
+                    KafkaAdmin(self.kafka_settings).ensure_topics([s.digest_topic])
+                except KafkaError as exc:  # e.g. no CREATE grant: the store copy still comes first
+                    _log.warning("sink.digest_topic topic=%s error=%s: digests go to action_digests only until "
+                                 "the topic exists and this principal may write it", s.digest_topic, exc)
                 self._digests = DigestChain(signer, self._topics.actions)
             # One thread, one batch in flight: inserts keep their order and never run concurrently.
             self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentaudit-sink-insert")
@@ -479,15 +483,22 @@ class Sink:
         return out
 
     def _publish_digests(self) -> None:
-        """Send the batch's digests (stored by now) to the digest topic; the commit waits for them."""
+        """Send the batch's digests (in ``action_digests`` by now) to the digest topic too.
+
+        Not waited for: the store copy, written before the commit, is what ``verify --store`` checks;
+        a broker that refuses the topic (no grant) must not stop ingestion. Refusals are logged.
+        """
         if not self._digests_batch:
             return
-        assert self._producer is not None and self._dead_letters is not None
-        topic, letters = self.settings.digest_topic, self._dead_letters
+        assert self._producer is not None
+        topic = self.settings.digest_topic
         for digest in self._digests_batch:
-            letters.track()
-            self._producer.produce(topic, digest.to_json(), key=f"{digest.topic}:{digest.partition}".encode(),
-                                   on_delivery=letters.delivered)
+            try:
+                self._producer.produce(topic, digest.to_json(), key=f"{digest.topic}:{digest.partition}".encode(),
+                                       on_delivery=_digest_delivered)
+            except (KafkaError, BufferError) as exc:
+                _log.warning("sink.digest_publish_failed topic=%s partition=%d offsets=%d-%d error=%s", topic,
+                             digest.partition, digest.first_offset, digest.last_offset, exc)
 
     def _settle_digests(self) -> None:
         if self._digests is not None and self._digests_batch:
@@ -679,6 +690,12 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _digest_delivered(error: KafkaError | None, message: Any) -> None:
+    if error is not None:
+        _log.warning("sink.digest_publish_failed topic=%s error=%s (the digest is in action_digests)",
+                     getattr(message, "topic", lambda: "?")(), error)
 
 
 def _insert_all(store: Store, inserts: list[_Insert]) -> None:
