@@ -17,8 +17,8 @@ One consumer group reads the actions topic (and the lifecycle topic). Per batch:
 
 With digests on (``AGENTAUDIT_SINK_DIGESTS``, the default) step 2 also inserts, after the
 actions, one signed digest per partition range stored (:mod:`~agentaudit.consumers.digests`)
-into ``action_digests``, and step 4 publishes it on the digest topic before the commit, so
-every committed row is covered and ``agentaudit verify --store`` can tell what changed later.
+into ``action_digests``, so every committed row is covered and ``agentaudit verify --store`` can
+tell what changed later; step 4 also publishes it on the digest topic (best-effort, not waited for).
 
 With ``inline_rules=False`` (``agentaudit consume --no-rules``) step 3 is left out: the sink
 stores and does not judge. It also reads the incidents topic, where ``agentaudit rules run``

@@ -269,3 +269,43 @@ def test_a_clear_must_name_an_earlier_command_and_may_arrive_before_it(kafka_set
         time.sleep(1.0)
         listener.check("bot-1", "execute_tool", "search")
         assert len(listener.refusals) == 3  # a replay is ignored, not an incident
+
+
+ENFORCE_RULES = """\
+required_engine_version: 1
+rules:
+  - id: pub.shell
+    desc: Shells are blocked for the agent that tried.
+    condition: kind = execute_tool and phase = start and name = "shell.exec"
+    output: "{agent_id} ran {name}"
+    severity: high
+    mode: enforce
+    tags: [stable, "control:block_tool"]
+"""
+
+
+def test_enforcement_signed_by_the_rules_service_is_obeyed_and_the_same_unsigned_is_not(
+        kafka_settings_factory, tmp_path: Path, operators: Operators):
+    from agentaudit.consumers.control_publisher import ControlPublisher, ControlPublisherSettings
+    from agentaudit.rules import RuleEvaluator, load_rule_set
+    from tests.control_support import action_record, write_rules
+
+    kafka = kafka_settings_factory(partitions=1)
+    rules = str(write_rules(tmp_path, ENFORCE_RULES))
+    signed = ControlPublisher(RuleEvaluator(load_rule_set(rules)), kafka, ControlPublisherSettings(ttl_s=120),
+                              key=operators.rules)
+    unsigned = ControlPublisher(RuleEvaluator(load_rule_set(rules)), kafka, ControlPublisherSettings(ttl_s=120))
+    with ControlListener(kafka, tenant="acme", authority=operators.authority) as listener:
+        assert listener.wait_ready(10)
+        unsigned.evaluate([action_record(agent_id="bot-u", name="shell.exec")])  # as a forger would publish
+        signed.evaluate([action_record(agent_id="bot-s", name="shell.exec")])
+        unsigned.close()
+        signed.close()
+        [command] = signed.published
+        assert listener.wait_for(command.command_id, 10)
+        with pytest.raises(ActionBlocked, match="blocked by system agentaudit-rules"):
+            listener.check("bot-s", "execute_tool", "shell.exec")
+        assert wait_until(lambda: len(listener.refusals) == 1)
+        assert listener.refusals[0].reason.startswith("unsigned")
+        listener.check("bot-u", "execute_tool", "shell.exec")
+
