@@ -6,8 +6,9 @@ actions topic it stored, the sink writes one :class:`Digest`: the offset of each
 column but the Kafka position and ``ingested_at``; ``later_copy`` included, so unhiding a forged copy
 shows as a modification), a root over the (offset, leaf) pairs, the
 ``digest_id`` of the previous digest of the same sink run and partition, and an Ed25519 signature
-by the sink's key over the canonical header. Digests go to ``action_digests`` in ClickHouse and to
-the digests topic in Kafka, before the batch's offsets are committed.
+by the sink's key over the canonical header. Digests go to ``action_digests`` in ClickHouse before
+the batch's offsets are committed, and to the digests topic in Kafka (best-effort: a refused
+publication is logged and never stops the sink).
 
 :func:`verify_store` (``agentaudit verify --store``) re-reads ``actions``, recomputes every leaf
 and reports, per row, what changed after the fact:
