@@ -11,11 +11,12 @@ import uuid
 from collections.abc import Mapping
 from types import TracebackType
 
+from agentaudit.control.authority import sign_headers
+from agentaudit.control.topic import wall_clock_us
 from agentaudit.exceptions import AgentAuditError
 from agentaudit.infra.kafka import (
     KafkaProducer,
 )
-from agentaudit.control.authority import sign_headers
 from agentaudit.schemas import (
     Actor,
     ActorType,
@@ -26,7 +27,6 @@ from agentaudit.schemas import (
     SigningKey,
 )
 from agentaudit.settings import KafkaSettings
-from agentaudit.control.topic import wall_clock_us
 
 __all__ = ["ControlIssuer"]
 

@@ -19,6 +19,11 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
+from agentaudit.control._blocked import ActionBlocked
+from agentaudit.control.admission import ControlAdmission, Refusal, warn_unauthenticated
+from agentaudit.control.approvals import Approval, args_hash
+from agentaudit.control.authority import Authority
+from agentaudit.control.topic import decode_records, ensure_control_topic, wall_clock_us
 from agentaudit.exceptions import AgentAuditError
 from agentaudit.infra.kafka import (
     OFFSET_BEGINNING,
@@ -26,8 +31,6 @@ from agentaudit.infra.kafka import (
     KafkaAdmin,
     KafkaConsumer,
 )
-from agentaudit.control._blocked import ActionBlocked
-from agentaudit.control.approvals import Approval, args_hash
 from agentaudit.schemas import (
     ANY_AGENT,
     AvroCodec,
@@ -37,9 +40,6 @@ from agentaudit.schemas import (
     RuleMode,
 )
 from agentaudit.settings import KafkaSettings
-from agentaudit.control.admission import ControlAdmission, Refusal, warn_unauthenticated
-from agentaudit.control.authority import Authority
-from agentaudit.control.topic import decode_records, ensure_control_topic, wall_clock_us
 
 __all__ = ["LISTENER_DEFAULTS", "ControlListener"]
 

@@ -10,13 +10,13 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 
+from agentaudit.control.admission import ControlAdmission
+from agentaudit.control.authority import Authority
 from agentaudit.infra.kafka import (
     KafkaAdmin,
     Message,
     read_all,
 )
-from agentaudit.control.admission import ControlAdmission
-from agentaudit.control.authority import Authority
 from agentaudit.schemas import (
     AvroCodec,
     ControlCommand,

@@ -17,21 +17,34 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
-from agentaudit.control import ActionBlocked, ControlIssuer, ControlListener, read_control_state, sign_headers
 from agentaudit.dashboard import LifecyclePublisher
 from agentaudit.dashboard import queries as q
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaProducer
-from agentaudit.schemas import Actor, ActorType, AvroCodec, ControlCommand, ControlType, IncidentLifecycleEvent, \
-    LifecycleType, SigningKey
+from agentaudit.schemas import (
+    Actor,
+    ActorType,
+    AvroCodec,
+    ControlCommand,
+    ControlType,
+    IncidentLifecycleEvent,
+    LifecycleType,
+    SigningKey,
+)
+
+from agentaudit.control import (
+    ActionBlocked,
+    ControlIssuer,
+    ControlListener,
+    read_control_state,
+    sign_headers,
+)
 from agentaudit.settings import KafkaSettings
 from tests.authority_support import Operators, make_operators, wait_until
 from tests.dashboard_support import seeded_database
@@ -286,7 +299,11 @@ rules:
 
 def test_enforcement_signed_by_the_rules_service_is_obeyed_and_the_same_unsigned_is_not(
         kafka_settings_factory, tmp_path: Path, operators: Operators):
-    from agentaudit.consumers.control_publisher import ControlPublisher, ControlPublisherSettings
+    from agentaudit.consumers.control_publisher import (
+        ControlPublisher,
+        ControlPublisherSettings,
+    )
+
     from agentaudit.rules import RuleEvaluator, load_rule_set
     from tests.control_support import action_record, write_rules
 
