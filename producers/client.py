@@ -370,9 +370,13 @@ class Action:
         except ActionBlocked:
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. arguments that cannot be hashed for an approval
-            raise ActionBlocked(f"the SDK could not check this action ({type_name(exc)}: it cannot judge these "
-                                "arguments or this approval); pass JSON arguments and an Approval",
-                                code="gate_error", agent_id=self.agent or "", tool=self.name) from None
+            reason = (f"the SDK could not check this action ({type_name(exc)}: it cannot judge these arguments or "
+                      "this approval); pass JSON arguments and an Approval")
+            client.event("guardrail", "gate", agent=self.agent, parent=self.parent_action_id, status="denied",
+                         attributes={"decision": "deny", "code": "gate_error", "reason": reason,
+                                     "guarded_action_id": self.action_id, "guarded_kind": self.kind,
+                                     "guarded_name": self.name})
+            raise ActionBlocked(reason, code="gate_error", agent_id=self.agent or "", tool=self.name) from None
         if self._approval is not None and self._attributes and "args_hash" in self._attributes:
             # recorded keyed, as client.approval() records the grant's: the rules still match the two
             self._attributes["args_hash"] = client._digests.bind(self._attributes["args_hash"])

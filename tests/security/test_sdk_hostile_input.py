@@ -28,6 +28,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
+from agentaudit.control import ActionBlocked
+from agentaudit.control.approvals import Approval
 from agentaudit.infra.kafka import read_all
 from agentaudit.producers import AuditClient
 from agentaudit.producers.otel import AuditSpanExporter, AuditSpanProcessor, span_action_id
@@ -420,6 +422,24 @@ def test_the_span_processor_survives_junk_span_attributes(audit: AuditClient, tm
     start, end = _sealed(audit, tmp_path)
     assert end["input_tokens"] == 0 and end["cost_usd"] == 0.0
     assert {UNCAPTURED + "input_tokens", UNCAPTURED + "cost_usd"} <= set(end["attributes"])
+
+
+def test_an_approval_over_arguments_that_cannot_be_hashed_refuses_the_action(audit: AuditClient,
+                                                                             tmp_path: Path) -> None:
+    """Attack: ``action(..., input={"amount": <object whose __repr__ raises>}, approval=grant)``: the approval
+    check cannot hash the arguments (it raised ValueError into the agent). Expected: the action does not run,
+    the agent gets ``ActionBlocked`` with code ``gate_error`` (the one exception the SDK raises on purpose),
+    and a guardrail event records the refusal."""
+    grant = Approval.grant(agent_id="agent-under-test", tool="payments.refund", args={"amount": 40},
+                           approver="alice")
+    ran = []
+    with pytest.raises(ActionBlocked) as blocked:
+        with audit.action("execute_tool", name="payments.refund", input={"amount": _armed_hostile("repr")},
+                          approval=grant):
+            ran.append(1)
+    assert ran == [] and blocked.value.code == "gate_error"
+    (note,) = _sealed(audit, tmp_path)
+    assert note["kind"] == "guardrail" and note["status"] == "denied" and note["attributes"]["code"] == "gate_error"
 
 
 @pytest.mark.integration
