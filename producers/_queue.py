@@ -28,7 +28,7 @@ class EventQueue:
     """A bounded multi-producer, single-consumer FIFO of emitted items."""
 
     __slots__ = ("_items", "max_events", "max_bytes", "bytes", "block_s", "drop_oldest", "dropped",
-                 "blocked", "_room", "_wake", "wake_at", "closed", "stalled", "_gaps", "_gap_lock")
+                 "blocked", "_room", "_wake", "wake_at", "closed", "stalled", "waiting", "_gaps", "_gap_lock")
 
     def __init__(self, max_events: int, max_bytes: int, *, policy: str, block_ms: int) -> None:
         self._items: deque[tuple[Any, ...]] = deque()
@@ -46,6 +46,8 @@ class EventQueue:
         self.closed = False
         #: a wait for room timed out and the worker has not taken anything since.
         self.stalled = False
+        #: emits waiting for room right now: the worker then takes smaller batches, to free room sooner.
+        self.waiting = 0
         self._gaps: dict[str, int] = {}  # agent -> events dropped since the worker last looked
         self._gap_lock = threading.Lock()
 
@@ -81,12 +83,16 @@ class EventQueue:
             return False
         deadline = time.monotonic() + self.block_s
         with self._room:
-            while len(items) >= self.max_events or self.bytes + size > self.max_bytes:
-                left = deadline - time.monotonic()
-                if left <= 0 or self.closed:
-                    self.stalled = True
-                    return False
-                self._room.wait(left)
+            self.waiting += 1
+            try:
+                while len(items) >= self.max_events or self.bytes + size > self.max_bytes:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self.closed:
+                        self.stalled = True
+                        return False
+                    self._room.wait(left)
+            finally:
+                self.waiting -= 1
         return True
 
     def _dropped(self, item: tuple[Any, ...]) -> None:
