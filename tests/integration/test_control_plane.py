@@ -22,6 +22,7 @@ from agentaudit.control import ActionBlocked
 from agentaudit.control import ControlIssuer, ControlListener, read_control_state
 from agentaudit.schemas import AvroCodec, ControlType, RuleMode, StreamChain
 from agentaudit.settings import KafkaSettings, StoreSettings
+from tests.authority_support import Operators, make_operators
 from tests.control_support import action_record, write_rules
 from tests.fixtures.broker import test_consumer_config
 
@@ -97,15 +98,16 @@ def pipeline(kafka_settings_factory, store_settings_factory, group_factory, tmp_
     """``start(mode) -> (kafka, store_settings, publisher)``: a sink with the control publisher, running."""
     stops: list[tuple[threading.Event, threading.Thread, Sink]] = []
 
-    def start(mode: str) -> tuple[KafkaSettings, StoreSettings, ControlPublisher]:
+    def start(mode: str, operators: Operators | None = None) -> tuple[KafkaSettings, StoreSettings, ControlPublisher]:
         kafka = kafka_settings_factory(partitions=1)
         store = store_settings_factory()
         migrate(store)
         rules = write_rules(tmp_path, PIPELINE_RULES.replace("{mode}", mode), name=f"{mode}.yaml")
         publisher = ControlPublisher(RuleEvaluator(load_rule_set(str(rules))), kafka,
-                                     ControlPublisherSettings(ttl_s=600))
+                                     ControlPublisherSettings(ttl_s=600), key=operators.rules if operators else None)
         sink = Sink(kafka, store, SinkSettings(group=group_factory(), session_timeout_ms=6000,
-                                               heartbeat_interval_ms=1000, batch_timeout_ms=50), publisher)
+                                               heartbeat_interval_ms=1000, batch_timeout_ms=50), publisher,
+                    authority=operators.authority if operators else None)
         stop = threading.Event()
         thread = threading.Thread(target=sink.run, args=(stop,), daemon=True)
         thread.start()
@@ -119,9 +121,13 @@ def pipeline(kafka_settings_factory, store_settings_factory, group_factory, tmp_
         sink.evaluator.close()  # type: ignore[attr-defined]
 
 
-def test_enforce_rule_pauses_the_agent_and_a_human_clear_resumes_it(pipeline, listener_factory) -> None:
-    kafka, store_settings, publisher = pipeline("enforce")
-    listener = listener_factory(kafka, agents=["bot-1"])
+def test_enforce_rule_pauses_the_agent_and_a_human_clear_resumes_it(pipeline, listener_factory, tmp_path) -> None:
+    # Signed end to end: the consumer's rules key signs the pause, alice's key the clear; the agent obeys
+    # only what the authority admits.
+    (tmp_path / "authority").mkdir()
+    operators = make_operators(tmp_path / "authority")
+    kafka, store_settings, publisher = pipeline("enforce", operators)
+    listener = listener_factory(kafka, agents=["bot-1"], authority=operators.authority)
     agent = Agent(kafka, listener, "bot-1")
     agent.call("search")
     with connect(store_settings) as store:  # the sink is up and has stored the first event
@@ -148,12 +154,13 @@ def test_enforce_rule_pauses_the_agent_and_a_human_clear_resumes_it(pipeline, li
                                   f"'{command.incident_id}'").rows[0]
     assert mode == "enforce" and attrs["control_command_id"] == command.command_id
 
-    with ControlIssuer(kafka) as issuer:
+    with ControlIssuer(kafka, key=operators.alice) as issuer:
         clear = issuer.clear(command, actor="alice", note="false alarm, table was a scratch copy")
     resumed = wait_until(lambda: blocked(listener, "bot-1") is None, timeout=10)
     print(f"human clear -> agent resumed in {resumed * 1000:.1f} ms")
     agent.call("search")
-    state = read_control_state(kafka)
+    assert listener.refusals == []
+    state = read_control_state(kafka, authority=operators.authority)
     assert state.active(time.time_ns() // 1000) == []
     assert state.cleared_by(command.command_id).issuer.id == "alice"
     assert clear.attributes["note"].startswith("false alarm")

@@ -13,6 +13,7 @@ from agentaudit.producers import ActionBlocked, AuditClient
 from agentaudit.control.approvals import Approval, args_hash
 from agentaudit.control import ControlIssuer
 from agentaudit.schemas import AvroCodec, ControlType
+from tests.authority_support import make_operators
 from tests.control_support import write_rules
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
@@ -25,15 +26,24 @@ def events(kafka, expected: int | None = None) -> list[dict]:
                                                        idle=2.0)]
 
 
-def test_kill_switch_reaches_sdk_actions_and_clear_resumes(kafka_settings_factory, tmp_path: Path) -> None:
+def test_kill_switch_reaches_sdk_actions_and_clear_resumes(kafka_settings_factory, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     kafka = kafka_settings_factory(partitions=3)
+    # Signed: the SDK reads AGENTAUDIT_AUTHORITY_FILE when the client is built, and obeys alice's signed kill.
+    operators = make_operators(tmp_path)
+    monkeypatch.setenv("AGENTAUDIT_AUTHORITY_FILE", str(operators.path))
     ran: list[str] = []
     with AuditClient(kafka=kafka, tenant="acme", agent="bot-1", spool_dir=tmp_path / "spool", control=True) as audit:
         with audit.action("execute_tool", name="search"):
             ran.append("search")  # the first action waits until the control log has been read
-        with ControlIssuer(kafka) as issuer:
+        with ControlIssuer(kafka) as forger:  # unsigned, naming alice: not obeyed
+            forger.kill("bot-1", actor="alice", reason="forged", tenant="acme")
+        time.sleep(0.5)
+        with audit.action("execute_tool", name="search"):
+            ran.append("not killed by a forgery")
+        with ControlIssuer(kafka, key=operators.alice) as issuer:
             started = time.monotonic()
-            kill = issuer.kill("bot-1", actor="oncall-bob", reason="runaway loop", tenant="acme")
+            kill = issuer.kill("bot-1", actor="alice", reason="runaway loop", tenant="acme")
             while True:
                 try:
                     with audit.action("chat", name="gpt-4o"):
@@ -48,7 +58,7 @@ def test_kill_switch_reaches_sdk_actions_and_clear_resumes(kafka_settings_factor
             assert blocked.code == "killed" and blocked.command_id == kill.command_id
             with audit.action("execute_tool", name="search", agent="bot-2"):  # another agent of the client runs
                 ran.append("bot-2")
-            issuer.clear(kill, actor="oncall-bob", note="fixed")
+            issuer.clear(kill, actor="alice", note="fixed")
         deadline = time.monotonic() + 5
         while True:
             try:
