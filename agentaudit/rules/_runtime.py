@@ -341,26 +341,16 @@ class AggregateRuntime(RuleRuntime):
             return
         rule = self.rule
         slide = rule.slide_us
-        keyf = rule.key
-        try:
-            keys = list(map(keyf, pending))
-        except Exception:  # noqa: BLE001 - one odd event: key them one by one, the failing ones alone
-            pending[:], keys = _isolate(pending, keyf, self.failures)
         panes: defaultdict[tuple, list[dict[str, Any]]] = defaultdict(list)
-        if self._by_pane:
-            for r, key in zip(pending, keys):
-                t = r["event_time_us"]
-                panes[key, t - t % slide].append(r)
-            span = rule.window_us - slide  # the pane at b belongs to the windows starting at b - span .. b
-        else:
-            window = rule.window_us
-            for r, key in zip(pending, keys):
-                t = r["event_time_us"]
-                ws = t - t % slide
-                while ws > t - window:
-                    panes[key, ws].append(r)
-                    ws -= slide
-            span = 0
+        try:
+            self._group(pending, rule.key, panes)
+        except Exception:  # noqa: BLE001 - one odd event: key them one by one, the failing ones alone
+            pending[:], keys = _isolate(pending, rule.key, self.failures)
+            panes.clear()  # only this local grouping was touched
+            next_key = iter(keys).__next__
+            self._group(pending, lambda _r: next_key(), panes)  # called once per event, in order
+        # The pane at b belongs to the windows starting at b - span .. b (per-window panes: b alone).
+        span = rule.window_us - slide if self._by_pane else 0
         pending.clear()
         hits = self.hits
         accs = hits.accs
@@ -403,6 +393,23 @@ class AggregateRuntime(RuleRuntime):
             for acc_key, acc in folded.items():
                 if acc["fired"]:
                     touched.add(acc_key)
+
+    def _group(self, pending: list[dict[str, Any]], keyf: Any, panes: defaultdict[tuple, list[dict[str, Any]]]) -> None:
+        """Matches by (key, slide bucket); ``keyf`` is called once per event, in order."""
+        slide = self.rule.slide_us
+        if self._by_pane:
+            for r in pending:
+                t = r["event_time_us"]
+                panes[keyf(r), t - t % slide].append(r)
+        else:
+            window = self.rule.window_us
+            for r in pending:
+                t = r["event_time_us"]
+                key = keyf(r)
+                ws = t - t % slide
+                while ws > t - window:
+                    panes[key, ws].append(r)
+                    ws -= slide
 
     def _isolate_part(self, value_of: Any, rs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
         """The events of a pane whose values can be aggregated, and their part; the others go to ``failures``."""

@@ -141,6 +141,24 @@ def test_an_event_a_rule_crashes_on_fails_alone_and_is_reported(rule_set) -> Non
     assert [i for i in evaluator.evaluate([poison]) if i.rule_id == RULE_ERROR_ID] == []
 
 
+def test_an_event_whose_key_cannot_be_read_fails_alone(rule_set) -> None:
+    """Attack: a record without ``agent_id`` (the field every rule here keys by) among good events of
+    the same agent and tenant. Expected: the aggregate and the predicate fail on it alone (rule_error,
+    KeyError); the other events are still grouped, summed and matched."""
+    evaluator = RuleEvaluator(rule_set)
+    keyless = _event(0, "t1", "a-1", name="shell.exec", cost_usd=1.0)
+    del keyless["agent_id"]
+    batch = [keyless] + [_event(1 + i, "t1", "a-1", cost_usd=2.0) for i in range(3)]
+    batch.append(_event(9, "t1", "a-1", name="shell.exec"))
+    incidents = evaluator.evaluate(batch) + evaluator.flush()
+    got = _by(incidents)
+    assert got[("test.spend", "t1")].count == 4 and got[("test.spend", "t1")].attributes["value"] == "6.001"
+    assert got[("test.shell", "t1")].event_ids == (batch[-1]["event_id"],)
+    errors = {i.key: i for i in incidents if i.rule_id == RULE_ERROR_ID}
+    assert sorted(errors) == ["test.shell", "test.spend"]
+    assert all("KeyError" in e.attributes["error"] and e.event_ids == (keyless["event_id"],) for e in errors.values())
+
+
 def test_the_rule_goes_on_after_a_failure(rule_set) -> None:
     """After failing on a poison event, the same rule judges the next batches normally, and a second
     poison event of the same hour updates the one rule_error incident (count 2)."""
