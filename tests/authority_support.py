@@ -25,7 +25,8 @@ class Operators:
     stranger: SigningKey  # never registered
 
 
-def make_operators(directory: Path) -> Operators:
+def make_operators(directory: Path, *, people_may: list[str] | None = None) -> Operators:
+    """The authority above in ``directory/authority.yaml``; ``people_may`` grants every person those actions too."""
     keys = {name: SigningKey.generate(f"{name}-1") for name in ("alice", "mallory", "dashboard", "rules", "stranger")}
     document = {
         "keys": [
@@ -44,6 +45,8 @@ def make_operators(directory: Path) -> Operators:
             {"principal": "service:rules", "on_behalf_of": ["system:agentaudit-rules"]},
         ],
     }
+    if people_may:
+        document["grants"].append({"principal": "human:*", "may": people_may, "tenants": ["*"]})
     path = directory / "authority.yaml"
     path.write_text(json.dumps(document))
     return Operators(Authority.load(path), path, keys["alice"], keys["mallory"], keys["dashboard"], keys["rules"],

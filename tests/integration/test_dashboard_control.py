@@ -10,6 +10,7 @@ from agentaudit.dashboard import APP_PATH, AuthError, ControlDesk, PublishError
 from agentaudit.infra.kafka import read_all
 from agentaudit.schemas import AvroCodec, ControlCommand, ControlType
 from agentaudit.settings import KafkaSettings, StoreSettings
+from tests.authority_support import Operators, make_operators
 from tests.dashboard_support import Seeded, seeded_database
 from tests.dashboard_users import sign_in, users_file
 
@@ -27,8 +28,18 @@ def kafka(kafka_settings_factory) -> KafkaSettings:
 
 
 @pytest.fixture
-def app(seeded, kafka, users, monkeypatch) -> AppTest:
+def operators(tmp_path) -> Operators:
+    """Signed: the dashboard signs with its service key for the signed-in person; people may kill and clear."""
+    operators = make_operators(tmp_path, people_may=["kill", "clear"])
+    operators.dashboard.save(tmp_path / "dashboard-1.key")
+    return operators
+
+
+@pytest.fixture
+def app(seeded, kafka, users, operators, tmp_path, monkeypatch) -> AppTest:
     settings, _ = seeded
+    monkeypatch.setenv("AGENTAUDIT_AUTHORITY_FILE", str(operators.path))
+    monkeypatch.setenv("AGENTAUDIT_SERVICE_KEY_FILE", str(tmp_path / "dashboard-1.key"))
     monkeypatch.setenv("AGENTAUDIT_CLICKHOUSE_URL", settings.clickhouse_url)
     monkeypatch.setenv("AGENTAUDIT_DATABASE", settings.database)
     monkeypatch.setenv("AGENTAUDIT_BOOTSTRAP_SERVERS", kafka.bootstrap_servers)
@@ -52,7 +63,7 @@ def commands(kafka: KafkaSettings, expected: int) -> list[ControlCommand]:
     return [ControlCommand.from_avro(codec.decode(m.value())) for m in messages]
 
 
-def test_kill_per_agent_then_clear_publish_commands_by_the_signed_in_user(app, kafka):
+def test_kill_per_agent_then_clear_publish_commands_by_the_signed_in_user(app, kafka, operators):
     app.run()
     sign_in(app, "alice")
     assert not app.exception, app.exception
@@ -80,8 +91,9 @@ def test_kill_per_agent_then_clear_publish_commands_by_the_signed_in_user(app, k
         ControlType.CLEAR, kill.command_id, "payments-bot", "bob", "refund loop fixed")
     assert any("No control command is in force" in i.value for i in app.info)
 
-    with ControlDesk(kafka) as desk:  # the fold agrees: nothing in force, the kill cleared by bob
+    with ControlDesk(kafka, authority=operators.authority) as desk:  # the fold agrees: the kill cleared by bob
         state = desk.state()
+    assert [c.command_id for c in state.history] == [kill.command_id, clear.command_id]  # both signed, admitted
     assert state.active(clear.issued_at_us + 1) == [] and state.cleared_by(kill.command_id).issuer.id == "bob"
 
 

@@ -14,16 +14,19 @@ from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import read_all
 from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings, TopicNames
+from tests.authority_support import make_operators
 from tests.dashboard_support import seeded_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
 
 def test_acknowledge_assign_resolve_reach_kafka_and_fold_into_the_state(kafka_settings_factory, group_factory,
-                                                                         store_server):
+                                                                         store_server, tmp_path):
     kafka = kafka_settings_factory(partitions=1)
     store_settings, _ = seeded_database(store_server.url, big_trace_actions=5)
-    with LifecyclePublisher(kafka) as publisher:
+    # Signed: the dashboard's service key signs for each person; the sink stores only what the authority admits.
+    operators = make_operators(tmp_path, people_may=["acknowledge", "assign", "resolve"])
+    with LifecyclePublisher(kafka, key=operators.dashboard) as publisher:
         acked = publisher.acknowledge("inc-critical-open", actor="alice", tenant="acme", note="on it")
         assigned = publisher.assign("inc-critical-open", "team-sre", actor="alice", tenant="acme")
         resolved = publisher.resolve("inc-critical-open", actor="bob", tenant="acme", note="tool revoked")
@@ -43,7 +46,7 @@ def test_acknowledge_assign_resolve_reach_kafka_and_fold_into_the_state(kafka_se
                                  heartbeat_interval_ms=1000)
     with connect(store_settings, readonly=True) as reader:
         assert q.incident(reader, "inc-critical-open")["status"] == "open"
-        with Sink(kafka, store_settings, sink_settings) as sink:
+        with Sink(kafka, store_settings, sink_settings, authority=operators.authority) as sink:
             deadline = time.monotonic() + 40
             while len(q.lifecycle_history(reader, "inc-critical-open")) < 3 and time.monotonic() < deadline:
                 sink.run_once()
