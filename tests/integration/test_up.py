@@ -86,6 +86,7 @@ def test_up_serves_the_dashboard_fills_clickhouse_and_stops_cleanly(tmp_path):
         elapsed = time.monotonic() - began
         print(f"up: {actions} actions and {incidents} incidents queryable {elapsed:.1f}s after start")
         assert elapsed < 60
+        _signed_control_plane(home, urls, store)
         store.close()
     finally:
         up.send_signal(signal.SIGINT)
@@ -93,5 +94,37 @@ def test_up_serves_the_dashboard_fills_clickhouse_and_stops_cleanly(tmp_path):
     print(output)
     assert up.returncode == 0, output
     assert "Dashboard:" in output and "stopped." in output
+    assert f"AGENTAUDIT_OPERATOR_KEY_FILE={home / 'keys' / 'operator-admin.key'}" in output
     leftovers = _processes_under(str(home))
     assert leftovers == [], f"processes left behind: {leftovers}"
+
+
+def _signed_control_plane(home: Path, urls: dict, store) -> None:
+    """up's authority: the first operator's key signs a CLI kill that is admitted; an unsigned kill '*' from a
+    plain producer is refused by the consumer, which stores an integrity incident."""
+    from agentaudit.infra.kafka import KafkaProducer
+    from agentaudit.schemas import Actor, ActorType, AvroCodec, ControlCommand, ControlType
+    from agentaudit.settings import KafkaSettings
+
+    assert (home / "authority.yaml").stat().st_mode & 0o777 == 0o600
+    assert (home / "keys" / "operator-admin.key").stat().st_mode & 0o777 == 0o600
+    env = {**os.environ, "AGENTAUDIT_BOOTSTRAP_SERVERS": urls["broker"],
+           "AGENTAUDIT_AUTHORITY_FILE": str(home / "authority.yaml"),
+           "AGENTAUDIT_OPERATOR_KEY_FILE": str(home / "keys" / "operator-admin.key"), "COLUMNS": "400"}
+    kill = subprocess.run([sys.executable, "-m", "agentaudit.cli", "control", "kill", "--agent", "no-such-bot",
+                           "--actor", "admin", "--reason", "signed by up's operator"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert kill.returncode == 0, kill.stdout + kill.stderr
+    listed = subprocess.run([sys.executable, "-m", "agentaudit.cli", "control", "list"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert "no-such-bot" in listed.stdout and "human:admin" in listed.stdout, listed.stdout + listed.stderr
+    forged = ControlCommand(command_id="forged-kill-all", type=ControlType.KILL_AGENT, agent_id="*",
+                            issuer=Actor(type=ActorType.HUMAN, id="admin"), issued_at_us=time.time_ns() // 1000)
+    with KafkaProducer(KafkaSettings(bootstrap_servers=urls["broker"])) as producer:
+        producer.produce("agentaudit.control", AvroCodec("control").encode(forged.to_avro()), key=b"*")
+        producer.flush(10)
+    rows = _wait_for(lambda: store.query(
+        "SELECT attributes['reason'] FROM agentaudit.incidents FINAL "
+        "WHERE rule_id = 'integrity.unauthorized-command' AND attributes['record_id'] = 'forged-kill-all'").rows,
+        60, "integrity.unauthorized-command incident")
+    assert rows[0][0].startswith("unsigned")
