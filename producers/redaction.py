@@ -157,7 +157,7 @@ def redact_fields(record: dict[str, Any], redactor: Redactor) -> int:
     if attributes:
         out: dict[str, str] = {}
         for key, value in attributes.items():
-            if key in _STRUCTURED or key.startswith("agentaudit."):
+            if key in _STRUCTURED:  # agentaudit.uncaptured.* notes are redacted too: they quote keys
                 out[key] = value
                 continue
             new_key = _redacted(redactor, key)

@@ -36,6 +36,11 @@ from tests.sdk_support import offline_client, records_of
 OTP = "493817"
 
 
+class Unprintable:
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+
 def sealed_bytes(spool_dir: Path) -> bytes:
     """Every byte of every spool segment: the sealed events as they go to Kafka."""
     return b"".join(p.read_bytes() for p in sorted(spool_dir.rglob("*")) if p.is_file() and "keys" not in p.parts)
@@ -102,7 +107,8 @@ def test_secrets_in_free_text_never_reach_a_sealed_event(tmp_path: Path, secret:
             raise ConnectionError(leak)
     with audit.action("execute_tool", name=f"call?api_key={secret}") as act:
         act.set_status("error", leak)
-    audit.emit({"kind": "tool_error", "error_message": leak, "detail": leak, f"password={secret}": "x"})
+    audit.emit({"kind": "tool_error", "error_message": leak, "detail": leak, f"password={secret}": "x",
+                f"api_key={secret}": Unprintable()})  # the note on the unprintable value quotes its key
     audit.decision("retry", reason=leak)
     audit.record_action("chat", "m", action_id="a-1", trace_id="t-1", start_time_us=1_800_000_000_000_000,
                         end_time_us=1_800_000_000_000_100, status="error", error_type="AuthError",
