@@ -8,8 +8,8 @@ a lifecycle event: it cannot clear its own kill, kill others, or resolve an inci
 principal   writes                                        reads
 ==========  ===========================================  =====================================
 agent       actions                                       actions (SDK read-back), control
-sink        incidents, control (inline rules), dlq        actions, lifecycle, incidents
-rules       repartition, incidents, control               actions, repartition
+sink        incidents, control (inline rules), dlq        actions, lifecycle, incidents, control
+rules       repartition, incidents, control               actions, repartition, control
 dashboard   control, lifecycle                            control
 operator    control, lifecycle, actions (simulate)        every topic; creates topics
 ==========  ===========================================  =====================================
@@ -94,13 +94,17 @@ def grants(topics: TopicNames, principals: Principals | None = None, *, sink_gro
     group(p.agent, "agentaudit-sdk-readback-")
     group(p.agent, "agentaudit-control-")
 
-    topic(p.sink, "READ", t.actions, t.lifecycle, t.incidents)
+    # The sink and rules workers read the control topic too: promotions set rule modes, and with an
+    # authority file the sink turns refused commands into integrity incidents.
+    topic(p.sink, "READ", t.actions, t.lifecycle, t.incidents, t.control)
     topic(p.sink, "WRITE", t.incidents, t.control, t.dlq)
     group(p.sink, sink_group, prefixed=False)
+    group(p.sink, "agentaudit-control-")
 
-    topic(p.rules, "READ", t.actions, t.repartition)
+    topic(p.rules, "READ", t.actions, t.repartition, t.control)
     topic(p.rules, "WRITE", t.repartition, t.incidents, t.control)
     group(p.rules, rules_group)
+    group(p.rules, "agentaudit-control-")
 
     topic(p.dashboard, "WRITE", t.control, t.lifecycle)
     topic(p.dashboard, "READ", t.control)
