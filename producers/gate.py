@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agentaudit.producers.redaction import canonical, digest
 
 from agentaudit.control import ActionBlocked, ControlListener
 from agentaudit.control.approvals import Approval, args_hash
@@ -149,10 +148,7 @@ class ClientGate:
         now = time.time_ns() // 1000
         in_digest = None
         if args is not None and self.gate.guard is not None:
-            try:
-                in_digest = digest(canonical(args))
-            except Exception:  # noqa: BLE001 - an odd input must not break the agent
-                in_digest = None
+            in_digest = client.digest(args)  # keyed, as the event records it: guard and consumer rules agree
         record: dict[str, Any] = {
             "event_id": "", "tenant": settings.tenant, "agent_id": action.agent, "agent_version": settings.agent_version,
             "run_id": action._frame_run, "trace_id": action.trace_id, "action_id": action.action_id,
