@@ -31,6 +31,8 @@ from agentaudit.producers import AuditClient, SdkSettings
 from agentaudit.producers._digests import key_path
 from agentaudit.producers.exceptions import SdkConfigError
 from agentaudit.producers.otel import AuditSpanProcessor
+from agentaudit.rules.evaluator import RuleEvaluator, load_rule_set
+from agentaudit.rules.harness import replay
 from tests.sdk_support import offline_client, records_of
 
 OTP = "493817"
@@ -189,3 +191,25 @@ def test_the_configured_key_never_prints(tmp_path: Path, monkeypatch: pytest.Mon
         b.close(timeout=0.2)
     with pytest.raises(SdkConfigError, match="at least 16"):
         AuditClient("127.0.0.1:1", spool_dir=tmp_path / "c", digest_key="short", ensure_topic=False)
+
+
+def test_keyed_args_hash_still_binds_an_approval_in_the_consumer_rules(tmp_path: Path) -> None:
+    """Attack: run a refund with no approval of its arguments, next to one that has it, hoping the keyed
+    ``args_hash`` broke the consumer's check (``security.unapproved-consequential-action``, ``bind: args_hash``).
+    Expected: the rule, run on the sealed events, passes the approved refund and fires for the other one."""
+    audit = offline_client(tmp_path / "spool")
+    approved, other = {"order": "o-1", "amount": 40}, {"order": "o-2", "amount": 4000}
+    grant = Approval.grant(agent_id="agent-under-test", tool="payments.refund", args=approved, approver="alice")
+    with audit.action("invoke_agent", name="support-bot"):
+        audit.approval("alice", grant=grant)
+        with audit.action("execute_tool", name="payments.refund", input=approved, approval=grant):
+            pass
+        with audit.action("execute_tool", name="payments.refund", input=other) as unapproved:
+            pass
+    audit.close(timeout=0.3)
+    records = records_of(tmp_path / "spool")
+    evaluator = RuleEvaluator(load_rule_set())
+    fired = [i for i in replay(evaluator, records) if i.rule_id == "security.unapproved-consequential-action"]
+    assert len(fired) == 1 and fired[0].count == 1
+    [event] = [r for r in records if r["event_id"] in fired[0].event_ids]
+    assert event["action_id"] == unapproved.action_id  # the approved refund passed: its keyed args_hash bound
