@@ -106,7 +106,7 @@ def json_text(value: Any) -> tuple[str, str | None]:
         if isinstance(value, (bytes, bytearray)):
             return bytes(value).decode("utf-8", "replace"), None
         return clean(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr))
-    except Exception:  # noqa: BLE001 - fall through to the walk that cannot fail
+    except Exception:  # noqa: BLE001, S110 - fall through to the walk that cannot fail
         pass
     problems: list[str] = []
     out: list[str] = []

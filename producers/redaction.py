@@ -20,7 +20,7 @@ from typing import Any
 
 from agentaudit.producers._capture import clean, json_text
 
-__all__ = ["FREE_TEXT_FIELDS", "REDACTION_PATTERNS", "Redactor", "cap", "canonical", "digest", "luhn_valid",
+__all__ = ["FREE_TEXT_FIELDS", "REDACTION_PATTERNS", "Redactor", "canonical", "cap", "digest", "luhn_valid",
            "redact", "redact_fields"]
 
 #: A redaction hook: text in, text with secrets masked out.

@@ -419,7 +419,7 @@ def test_the_span_processor_survives_junk_span_attributes(audit: AuditClient, tm
             "gen_ai.usage.cost_usd": float("nan")}):
         pass
     provider.shutdown()
-    start, end = _sealed(audit, tmp_path)
+    _, end = _sealed(audit, tmp_path)
     assert end["input_tokens"] == 0 and end["cost_usd"] == 0.0
     assert {UNCAPTURED + "input_tokens", UNCAPTURED + "cost_usd"} <= set(end["attributes"])
 

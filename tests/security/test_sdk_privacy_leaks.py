@@ -140,7 +140,7 @@ def test_bodies_and_free_text_are_redacted_when_bodies_are_captured(tmp_path: Pa
             raise RuntimeError(f"cannot reach {url}")
     audit.close(timeout=0.3)
     assert b"S3cr3t-pw-93" not in sealed_bytes(tmp_path / "spool")
-    start, end = records_of(tmp_path / "spool")
+    start, _ = records_of(tmp_path / "spool")
     assert start["input_body"] == '{"dsn":"postgresql://[CREDENTIALS]@db.internal:5432/prod"}'
     assert start["input_digest"] == audit.digest({"dsn": url})
 
