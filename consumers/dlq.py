@@ -230,10 +230,13 @@ class DeadLetters:
         """Count one more message that :meth:`confirm` must see acknowledged."""
         self._pending += 1
 
-    def confirm(self, timeout: float = 30.0) -> int:
+    def confirm(self, timeout: float = 35.0) -> int:
         """Wait until every queued message is acknowledged; returns how many were.
 
         A refused dead letter is tried again, up to ``max_attempts`` in all, then quarantined.
+        The default ``timeout`` outlasts the producer's ``message.timeout.ms`` (30 s), so each message
+        ends delivered or failed: a dead letter the broker never takes (e.g. a missing topic) is
+        quarantined after ``max_attempts`` timeouts, never retried with its batch for ever.
 
         :raises ConsumerError: another message (an incident) was refused, or messages are still
             unacknowledged: the batch must not be committed.
