@@ -51,12 +51,17 @@ def _users() -> dict[str, str]:
     return json.loads(Path(os.environ[SASL_USERS_ENV]).read_text())["users"]  # type: ignore[no-any-return]
 
 
+def security(**fields: Any) -> KafkaSecurity:
+    """Every field explicit, so that AGENTAUDIT_KAFKA_* in the environment (the tier logs in as admin) adds nothing."""
+    return KafkaSecurity(**{**{name: f.default for name, f in KafkaSecurity.model_fields.items()}, **fields})
+
+
 def as_user(user: str, topics: TopicNames, *, password: str | None = None,
             mechanism: str = "SCRAM-SHA-512") -> KafkaSettings:
-    """Settings of a client logged in as ``user`` (explicit fields win over any AGENTAUDIT_KAFKA_* in the env)."""
-    security = KafkaSecurity(security_protocol="SASL_PLAINTEXT", sasl_mechanism=mechanism,  # type: ignore[arg-type]
-                             sasl_username=user, sasl_password=password if password is not None else _users()[user])
-    return KafkaSettings(bootstrap_servers=os.environ[SASL_BOOTSTRAP_ENV], topics=topics, security=security)
+    """Settings of a client logged in as ``user``."""
+    security_ = security(security_protocol="SASL_PLAINTEXT", sasl_mechanism=mechanism, sasl_username=user,
+                         sasl_password=password if password is not None else _users()[user])
+    return KafkaSettings(bootstrap_servers=os.environ[SASL_BOOTSTRAP_ENV], topics=topics, security=security_)
 
 
 def produce(settings: KafkaSettings, topic: str, value: bytes, timeout: float = 10.0) -> KafkaError | None:
@@ -142,7 +147,7 @@ def test_operator_and_dashboard_may_produce_control_and_lifecycle(topics: TopicN
 def test_unauthenticated_client_is_refused(topics: TopicNames) -> None:
     """A client that skips SASL (security.protocol=PLAINTEXT) on the SASL listener gets nothing, not even metadata."""
     anonymous = KafkaSettings(bootstrap_servers=os.environ[SASL_BOOTSTRAP_ENV], topics=topics,
-                              security=KafkaSecurity(security_protocol="PLAINTEXT"))
+                              security=security(security_protocol="PLAINTEXT"))
     assert KafkaAdmin(anonymous).ping(timeout=3) is False
     err = produce(anonymous, topics.control, FORGED_CLEAR, timeout=4)
     assert err is not None and err.code == "_MSG_TIMED_OUT", err
@@ -232,9 +237,9 @@ def over_tls(user: str, topics: TopicNames, *, ca: bool = True, host: str = "127
              check_hostname: bool = True) -> KafkaSettings:
     tls = _tls()
     port = tls["bootstrap"].rsplit(":", 1)[1]
-    security = KafkaSecurity(security_protocol="SASL_SSL", sasl_username=user, sasl_password=_users()[user],
-                             ssl_ca_location=tls["ca_location"] if ca else None, ssl_check_hostname=check_hostname)
-    return KafkaSettings(bootstrap_servers=f"{host}:{port}", topics=topics, security=security)
+    security_ = security(security_protocol="SASL_SSL", sasl_username=user, sasl_password=_users()[user],
+                         ssl_ca_location=tls["ca_location"] if ca else None, ssl_check_hostname=check_hostname)
+    return KafkaSettings(bootstrap_servers=f"{host}:{port}", topics=topics, security=security_)
 
 
 def test_tls_operator_may_publish_and_agent_is_still_refused(topics: TopicNames) -> None:

@@ -18,6 +18,15 @@ from agentaudit.producers import AuditClient
 from agentaudit.producers.exceptions import SdkConfigError
 from agentaudit.settings import KafkaSecurity, KafkaSettings
 
+@pytest.fixture(autouse=True)
+def _no_kafka_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start from no AGENTAUDIT_KAFKA_* (a CI tier may log everything in as admin)."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("AGENTAUDIT_KAFKA_")]:
+        monkeypatch.delenv(name)
+
+
 PASSWORD = "pw-7f3a9c-do-not-print"
 KEY_PASSWORD = "keypw-51d0e2-do-not-print"
 
