@@ -645,7 +645,9 @@ def owners_escalate(owners: str = typer.Option(..., "--owners", help="Owners YAM
 
 # -- the control plane (helper "control"): control list/clear/kill, rules promote --
 
-control_app = typer.Typer(help="See and steer what agents may do: list, clear and kill. Every command names its actor.",
+control_app = typer.Typer(help="See and steer what agents may do: list, clear and kill. Every command names its actor "
+                          "and is signed with your operator key (AGENTAUDIT_OPERATOR_KEY_FILE); readers apply only "
+                          "what the authority file (AGENTAUDIT_AUTHORITY_FILE) grants.",
                           no_args_is_help=True)
 app.add_typer(control_app, name="control")
 
