@@ -75,6 +75,8 @@ def test_consumer_and_store_metrics_count_the_real_traffic(
         store_after = scrape(f"{store_server.url}/metrics")
     finally:
         consumer.stop()
+    with connect(store_settings) as store:  # the sink's signed digests: one row per partition range it stored
+        digest_rows = int(store.query("SELECT count() FROM action_digests").rows[0][0])
     inserted = store_after["agentaudit_store_inserted_rows_total"] - store_before.get(
         "agentaudit_store_inserted_rows_total", 0)
     inserts = (store_after.get('agentaudit_store_requests_total{kind="insert"}', 0)
@@ -96,7 +98,8 @@ def test_consumer_and_store_metrics_count_the_real_traffic(
     assert total(metrics, "agentaudit_sink_committed_offset") == len(events)
     lags = {k: v for k, v in metrics.items() if k.startswith("agentaudit_sink_lag{")}
     assert lags and all(v == 0 for v in lags.values()), lags  # everything consumed is committed
-    assert inserted == GOOD + FORBIDDEN + FORBIDDEN  # action rows + one incident row each
+    assert digest_rows >= 1
+    assert inserted == GOOD + FORBIDDEN + FORBIDDEN + digest_rows  # action rows + one incident row each + digests
     assert inserts >= 2
     # structured logs: every log line is one JSON object (AGENTAUDIT_LOG_FORMAT=json)
     logged = [json.loads(line) for line in consumer.log().splitlines() if not line.startswith("---- start")]
