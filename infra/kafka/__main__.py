@@ -35,10 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(f"--{kind}", default=kind, help=f"SASL user of the {kind} clients (default {kind})")
     parser.add_argument("--sink-group", default="agentaudit-sink")
     parser.add_argument("--rules-group", default="agentaudit-rules")
+    parser.add_argument("--digest-topic", default="agentaudit.digests",
+                        help="the sink's signed store digests (AGENTAUDIT_SINK_DIGEST_TOPIC)")
     args = parser.parse_args(argv)
     settings = KafkaSettings()  # bootstrap and the admin's SASL/TLS from AGENTAUDIT_*
     principals = Principals(**{k: getattr(args, k) for k in Principals.__dataclass_fields__})
-    wanted = grants(settings.topics, principals, sink_group=args.sink_group, rules_group=args.rules_group)
+    wanted = grants(settings.topics, principals, sink_group=args.sink_group, rules_group=args.rules_group,
+                    digest_topic=args.digest_topic)
     if args.print:
         for grant in wanted:
             print("kafka-acls.sh --add", *grant.cli_args())
@@ -53,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"SCRAM-SHA-512 users set: {sorted(passwords)}")
         if args.create_topics:
             t = settings.topics
-            admin.ensure_topics([t.actions, t.incidents, t.lifecycle, t.dlq, t.repartition])
+            admin.ensure_topics([t.actions, t.incidents, t.lifecycle, t.dlq, t.repartition, args.digest_topic])
             admin.ensure_topics([t.control], config=CONTROL_RETENTION)
         admin.create_acls(wanted)
     except KafkaError as exc:

@@ -4,15 +4,15 @@ One principal per kind of client, each with the least it needs. The point is tha
 runs code the operator does not control, can write its own actions but never a control command or
 a lifecycle event: it cannot clear its own kill, kill others, or resolve an incident.
 
-==========  ===========================================  =====================================
-principal   writes                                        reads
-==========  ===========================================  =====================================
-agent       actions                                       actions (SDK read-back), control
-sink        incidents, control (inline rules), dlq        actions, lifecycle, incidents, control
-rules       repartition, incidents, control               actions, repartition, control
-dashboard   control, lifecycle                            control
-operator    control, lifecycle, actions (simulate)        every topic; creates topics
-==========  ===========================================  =====================================
+==========  ================================================  =====================================
+principal   writes                                             reads
+==========  ================================================  =====================================
+agent       actions                                            actions (SDK read-back), control
+sink        incidents, control (inline rules), dlq, digests    actions, lifecycle, incidents, control
+rules       repartition, incidents, control                    actions, repartition, control
+dashboard   control, lifecycle                                 control
+operator    control, lifecycle, actions (simulate)             every topic; creates topics
+==========  ================================================  =====================================
 
 :func:`grants` lists them as plain records; :meth:`KafkaAdmin.create_acls` applies them and
 :meth:`Grant.cli_args` renders them for ``kafka-acls.sh``. ``python -m agentaudit.infra.kafka``
@@ -72,9 +72,10 @@ _CLI_OPERATION: Final[dict[str, str]] = {"READ": "Read", "WRITE": "Write", "CREA
 
 
 def grants(topics: TopicNames, principals: Principals | None = None, *, sink_group: str = "agentaudit-sink",
-           rules_group: str = "agentaudit-rules") -> list[Grant]:
+           rules_group: str = "agentaudit-rules", digest_topic: str = "agentaudit.digests") -> list[Grant]:
     """The ACLs of the table above for these topic names.
 
+    :param digest_topic: where the sink publishes its signed store digests (``AGENTAUDIT_SINK_DIGEST_TOPIC``).
     :param sink_group: the sink's consumer group (``AGENTAUDIT_SINK_GROUP``), default ``agentaudit-sink``.
     :param rules_group: the rules worker's group; its re-key loop uses ``<group>-rekey``, so prefixed.
     """
@@ -97,7 +98,7 @@ def grants(topics: TopicNames, principals: Principals | None = None, *, sink_gro
     # The sink and rules workers read the control topic too: promotions set rule modes, and with an
     # authority file the sink turns refused commands into integrity incidents.
     topic(p.sink, "READ", t.actions, t.lifecycle, t.incidents, t.control)
-    topic(p.sink, "WRITE", t.incidents, t.control, t.dlq)
+    topic(p.sink, "WRITE", t.incidents, t.control, t.dlq, digest_topic)
     group(p.sink, sink_group, prefixed=False)
     group(p.sink, "agentaudit-control-")
 
@@ -111,7 +112,7 @@ def grants(topics: TopicNames, principals: Principals | None = None, *, sink_gro
     group(p.dashboard, "agentaudit-read-")
     group(p.dashboard, "agentaudit-control-")
 
-    every = (t.actions, t.incidents, t.lifecycle, t.control, t.dlq, t.repartition)
+    every = (t.actions, t.incidents, t.lifecycle, t.control, t.dlq, t.repartition, digest_topic)
     topic(p.operator, "READ", *every)
     topic(p.operator, "CREATE", *every)
     topic(p.operator, "DESCRIBE_CONFIGS", *every)

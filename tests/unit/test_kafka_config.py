@@ -115,7 +115,7 @@ def test_half_configured_security_is_refused(fields: dict[str, str]) -> None:
 
 def _writes(who: str) -> set[str]:
     topics = TopicNames()
-    by_topic = {getattr(topics, f): f for f in TopicNames.model_fields}
+    by_topic = {getattr(topics, f): f for f in TopicNames.model_fields} | {"agentaudit.digests": "digests"}
     return {by_topic[g.name] for g in grants(topics) if g.principal == who and g.resource == "topic"
             and g.operation == "WRITE"}
 
@@ -124,7 +124,7 @@ def test_acls_let_agents_write_only_actions() -> None:
     assert _writes("agent") == {"actions"}
     assert _writes("dashboard") == {"control", "lifecycle"}
     assert _writes("operator") == {"control", "lifecycle", "actions"}
-    assert _writes("sink") == {"incidents", "control", "dlq"}
+    assert _writes("sink") == {"incidents", "control", "dlq", "digests"}
     assert _writes("rules") == {"repartition", "incidents", "control"}
 
 
