@@ -20,6 +20,7 @@ from agentaudit.control.authority import Authority, sign_headers
 from agentaudit.control.provision import provision_authority
 from agentaudit.settings import KafkaSettings
 from tests.authority_support import wait_until
+from tests.control_support import write_rules
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
@@ -100,9 +101,11 @@ def test_the_cli_signs_with_the_operator_key_and_listeners_obey_only_that(signed
         assert listener.wait_for(clear_id, 10)
         listener.check("bot-7", "chat", "gpt-4o")
 
+    rules = write_rules(made.authority_file.parent)  # a rule file of its own: the test does not lean on the pack
     with ControlListener(kafka, agents=(), authority=authority) as promotions:
-        out = run("rules", "promote", "security.forbidden-tool", "--to", "simulate", "--actor", "alice")
+        out = run("rules", "promote", "guard.forbidden-tool", "--to", "simulate", "--actor", "alice",
+                  "--rules", str(rules))
         command_id = re.search(r"command (\S+)\)", out).group(1)
         assert promotions.wait_for(command_id, 10)
-        assert promotions.rule_mode("security.forbidden-tool").value == "simulate"
+        assert promotions.rule_mode("guard.forbidden-tool").value == "simulate"
     assert json.loads(made.authority_file.read_text())["grants"][0]["principal"] == "human:alice"
