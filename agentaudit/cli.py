@@ -300,15 +300,16 @@ def consume(
         raise typer.Exit(2)
     from agentaudit.exceptions import AgentAuditError
 
+    keyring = _stream_keys()
     try:
         if load_evaluator is not None and not builtin_rules and rules:
             from agentaudit.consumers.rule_reload import ReloadingEvaluator
 
             # a changed rule file swaps in between batches, or the old revision stays (logged)
             evaluator = ReloadingEvaluator(
-                [rules], load=lambda paths: load_evaluator(paths, owners_path=owners)).start()
+                [rules], load=lambda paths: load_evaluator(paths, owners_path=owners, keyring=keyring)).start()
         elif load_evaluator is not None and not builtin_rules:
-            evaluator = load_evaluator(None, owners_path=owners)  # the rule pack shipped with agentaudit
+            evaluator = load_evaluator(None, owners_path=owners, keyring=keyring)  # the pack shipped with agentaudit
         else:
             evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
                                          cost_threshold_usd=sink_settings.cost_threshold_usd)
@@ -342,7 +343,8 @@ def consume(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics, authority=authority).run(stop)
+    Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics, authority=authority,
+         keyring=keyring).run(stop)
 
 
 def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, state_dir) -> None:  # noqa: ANN001
@@ -381,7 +383,20 @@ def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, s
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    Sink(kafka, StoreSettings(), sink_settings, metrics=metrics, authority=authority).run(stop)
+    Sink(kafka, StoreSettings(), sink_settings, metrics=metrics, authority=authority,
+         keyring=_stream_keys()).run(stop)
+
+
+def _stream_keys():  # type: ignore[no-untyped-def] - KeyRing | None
+    """The producer keys signed streams are verified with (AGENTAUDIT_KEYS_FILE), or None."""
+    from agentaudit.consumers.settings import StreamKeysSettings
+    from agentaudit.exceptions import AgentAuditError
+
+    try:
+        return StreamKeysSettings().load_keyring()
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _service_authority():  # type: ignore[no-untyped-def] - (Authority | None, SigningKey | None)
@@ -479,7 +494,7 @@ def rules_run(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        evaluator = load_evaluator(rules or None, owners_path=owners)
+        evaluator = load_evaluator(rules or None, owners_path=owners, keyring=_stream_keys())
     except RuleError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -1033,6 +1048,133 @@ def users_list(file: str = typer.Option(None, "--file", help=_USERS_FILE_HELP)) 
     for c in _users_call(read_users, _users_path(file)).values():
         typer.echo(f"{c.user.name}\t{c.user.team or '-'}\t{c.user.role}\t"
                    f"{'oidc' if c.hash == NO_PASSWORD else 'password'}")
+
+
+# -- producer keys (signed streams): keys new, add, rotate, revoke, list --
+
+keys_app = typer.Typer(help="Producer signing keys: make a key, register its public half in the keys file "
+                       "(AGENTAUDIT_KEYS_FILE) for a tenant and agents, rotate and revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+_KEYS_FILE = typer.Option(..., "--keys-file", envvar="AGENTAUDIT_KEYS_FILE",
+                          help="The keys file consumers verify with (AGENTAUDIT_KEYS_FILE); created when absent.")
+_KEY_DIR_HELP = "Where the private key is written (mode 0600), as <dir>/<id>.key."
+
+
+def _keys_call(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    from agentaudit.exceptions import AgentAuditError
+
+    try:
+        return fn(*args, **kwargs)
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _new_private_key(key_id: str, key_dir: str):  # type: ignore[no-untyped-def] - SigningKey
+    from pathlib import Path
+
+    from agentaudit.schemas import SigningKey
+
+    path = Path(key_dir).expanduser() / f"{key_id}.key"
+    if path.exists():
+        typer.echo(f"error: {path} exists; pick another key id (a key file is never overwritten)", err=True)
+        raise typer.Exit(1)
+    key = _keys_call(SigningKey.generate, key_id)
+    _keys_call(key.save, path)
+    typer.echo(f"private key: {path} (mode 0600; give it to the producer as AGENTAUDIT_SIGNING_KEY_FILE)")
+    return key
+
+
+@keys_app.command("new")
+def keys_new(
+    key_id: str = typer.Argument(..., help="Key id, also the private key's file stem (e.g. acme-support-2026-12)."),
+    key_dir: str = typer.Option("~/.agentaudit/keys", "--dir", help=_KEY_DIR_HELP),
+    keys_file: str = typer.Option(None, "--keys-file", envvar="AGENTAUDIT_KEYS_FILE",
+                                  help="Also register the public key in this keys file (needs --principal)."),
+    principal: str = typer.Option(None, help="Who the key belongs to: agent:<id>, human:<id> or service:<id>."),
+    tenant: str = typer.Option("*", help="The tenant it may sign for ('*': every tenant)."),
+    agent: list[str] = typer.Option(None, "--agent", help="Agent id or glob whose streams it signs (repeatable; "
+                                    "default every agent)."),
+) -> None:
+    """Make an Ed25519 signing key; print its public key, and register it when --keys-file is given."""
+    if keys_file and not principal:
+        typer.echo("error: registering a key needs --principal (e.g. agent:support-bot)", err=True)
+        raise typer.Exit(2)
+    key = _new_private_key(key_id, key_dir)
+    typer.echo(f"public key: {key.public_key}")
+    if keys_file:
+        from agentaudit.schemas.keys_file import add_key
+
+        _keys_call(add_key, keys_file, key_id=key_id, public_key=key.public_key, principal=principal,
+                   tenant=tenant, agents=agent or None)
+        typer.echo(f"registered {key_id} in {keys_file} for tenant {tenant!r}, agents {agent or ['*']}")
+
+
+@keys_app.command("add")
+def keys_add(
+    key_id: str = typer.Argument(..., help="Key id, as the producer's signatures carry it."),
+    public_key: str = typer.Option(..., "--public-key", help="Base64 of the raw 32-byte Ed25519 public key "
+                                   "(what `keys new` prints)."),
+    principal: str = typer.Option(..., help="agent:<id>, human:<id> or service:<id>."),
+    tenant: str = typer.Option("*", help="The tenant it may sign for ('*': every tenant)."),
+    agent: list[str] = typer.Option(None, "--agent", help="Agent id or glob (repeatable; default every agent)."),
+    not_before: str = typer.Option(None, "--not-before", help="ISO-8601 time it starts to be valid."),
+    keys_file: str = _KEYS_FILE,
+) -> None:
+    """Register a public key someone else made."""
+    from agentaudit.schemas.keys_file import add_key
+
+    _keys_call(add_key, keys_file, key_id=key_id, public_key=public_key, principal=principal, tenant=tenant,
+               agents=agent or None, not_before=not_before)
+    typer.echo(f"registered {key_id} in {keys_file}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    old_id: str = typer.Argument(..., help="The key being replaced."),
+    new_id: str = typer.Argument(..., help="Id of the new key (made here)."),
+    key_dir: str = typer.Option("~/.agentaudit/keys", "--dir", help=_KEY_DIR_HELP),
+    at: str = typer.Option(None, "--at", help="ISO-8601 moment of the switch (default now): the old key is revoked "
+                           "and the new one valid from then."),
+    keys_file: str = _KEYS_FILE,
+) -> None:
+    """Make a new key for what the old one covers and revoke the old one at the same moment.
+
+    Checkpoints the old key signed before the moment still verify; after it they raise integrity.unauthorized-key.
+    Point the producer at the new key file (AGENTAUDIT_SIGNING_KEY_FILE) and restart it.
+    """
+    from agentaudit.schemas.keys_file import read_keys, rotate_key
+
+    ring = _keys_call(read_keys, keys_file)
+    if old_id not in ring:
+        typer.echo(f"error: no key {old_id!r} in {keys_file}; `agentaudit keys list` shows the ids", err=True)
+        raise typer.Exit(1)
+    key = _new_private_key(new_id, key_dir)
+    _keys_call(rotate_key, keys_file, old_id, key, at=at)
+    typer.echo(f"rotated {old_id} -> {new_id} in {keys_file}; public key: {key.public_key}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="The key to revoke."),
+    at: str = typer.Option(None, "--at", help="ISO-8601 time (default now); earlier signatures still verify."),
+    keys_file: str = _KEYS_FILE,
+) -> None:
+    """Revoke a key: signatures at or after the time no longer verify (a stolen key: revoke, then rotate)."""
+    from agentaudit.schemas.keys_file import revoke_key
+
+    _keys_call(revoke_key, keys_file, key_id, at=at)
+    typer.echo(f"revoked {key_id} in {keys_file}")
+
+
+@keys_app.command("list")
+def keys_list(keys_file: str = _KEYS_FILE) -> None:
+    """The registered keys: id, principal, tenant, agents, valid from, revoked at."""
+    from agentaudit.schemas.keys_file import read_keys
+
+    for entry in _keys_call(read_keys, keys_file).to_document()["keys"]:
+        typer.echo(f"{entry['id']}\t{entry['principal']}\t{entry['tenant']}\t{','.join(entry['agents'])}\t"
+                   f"{entry.get('not_before', '-')}\t{entry.get('revoked_at', '-')}")
 
 
 def main() -> None:

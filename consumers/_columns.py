@@ -35,6 +35,7 @@ ACTIONS_SCHEMA = pa.schema(
         ("event_time", _TS), ("input_digest", _STR), ("output_digest", _STR), ("input_body", _STR),
         ("output_body", _STR), ("payload_bytes", pa.uint64()), ("attributes", _MAP), ("environment", _STR),
         ("kafka_partition", pa.uint16()), ("kafka_offset", pa.uint64()), ("later_copy", pa.uint8()),
+        ("signature", _STR),
     ]
 )
 
@@ -63,6 +64,7 @@ def actions_table(records: Sequence[dict[str, Any]]) -> pa.Table:
     columns["kafka_partition"] = [r["_partition"] for r in records]
     columns["kafka_offset"] = [r["_offset"] for r in records]
     columns["later_copy"] = [r.get("later_copy", 0) for r in records]  # set by the sink (Sink._mark_later_copies)
+    columns["signature"] = [r.get("signature", "") for r in records]  # set by the sink (Sink._mark_signatures)
     return pa.Table.from_pydict(columns, schema=ACTIONS_SCHEMA)
 
 

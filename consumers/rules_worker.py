@@ -164,7 +164,7 @@ class RulesWorker:
     def _fresh_evaluator(self) -> BaseEvaluator:
         template = self.evaluator
         fresh = RuleEvaluator(template.rule_set, owners=template.owners, lateness_us=template.lateness_us,
-                              sources=self._source_ids())
+                              sources=self._source_ids(), keyring=getattr(template, "keyring", None))
         return fresh if self._wrap is None else self._wrap(fresh)
 
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:

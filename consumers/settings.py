@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["SinkSettings"]
+from agentaudit.schemas.signing import KeyRing
+
+__all__ = ["SinkSettings", "StreamKeysSettings"]
 
 
 class SinkSettings(BaseSettings):
@@ -79,3 +81,26 @@ class SinkSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+
+class StreamKeysSettings(BaseSettings):
+    """Where the producer keys are that signed streams are verified with (read at the entry point).
+
+    :param keys_file: ``AGENTAUDIT_KEYS_FILE``: the keys file (:class:`~agentaudit.schemas.KeyRing`) that registers
+        each producer's public key for its tenant and agents (``agentaudit keys ...`` writes it). Given, the sink
+        stores each checkpoint's verdict and the integrity rules require every stream to be signed
+        (``integrity.bad-signature``, ``integrity.unauthorized-key``, ``integrity.unsigned-stream``). Default none:
+        signatures are neither required nor checked.
+
+    Example::
+
+        keyring = StreamKeysSettings().load_keyring()   # None when not configured
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGENTAUDIT_", frozen=True, extra="ignore")
+
+    keys_file: Path | None = None
+
+    def load_keyring(self) -> KeyRing | None:
+        """The keys file's keys, or None when none is configured. :raises KeysFileError: naming the file."""
+        return None if self.keys_file is None else KeyRing.load(self.keys_file.expanduser())

@@ -57,6 +57,8 @@ from agentaudit.consumers._columns import actions_table, incident_records_table,
 from agentaudit.consumers._metrics import SinkMetrics
 from agentaudit.control.admission import ControlAdmission, Refusal, check_lifecycle, warn_unauthenticated
 from agentaudit.control.authority import Authority
+from agentaudit.schemas.checkpoints import SIG_ATTRIBUTE, check_checkpoint
+from agentaudit.schemas.signing import KeyRing
 from agentaudit.control.topic import decode_records, ensure_control_topic
 from agentaudit.consumers.digests import Digest, DigestChain, DigestSigner, digests_table
 from agentaudit.rules.builtin import BuiltinEvaluator
@@ -113,6 +115,9 @@ class Sink:
         only lifecycle events it authorizes, also reads the control topic, and writes an integrity incident
         (``integrity.unauthorized-lifecycle`` / ``integrity.unauthorized-command``) for each refused record.
         Default None: lifecycle events are stored unchecked (a warning says so once).
+    :param keyring: the producer keys (``AGENTAUDIT_KEYS_FILE``) that stream checkpoints are verified with;
+        each checkpoint row stores its verdict in ``actions.signature`` (view ``actions_verified``). Default
+        the evaluator's key ring, if it has one; none: checkpoint rows are stored as ``unchecked``.
     """
 
     def __init__(
@@ -125,6 +130,7 @@ class Sink:
         on_after_insert: AfterInsertCallback | None = None,
         metrics: SinkMetrics | None = None,
         authority: Authority | None = None,
+        keyring: KeyRing | None = None,
     ) -> None:
         self.kafka_settings = kafka
         self.store_settings = store
@@ -135,6 +141,7 @@ class Sink:
         self.metrics = metrics if metrics is not None else SinkMetrics()
         self._on_after_insert = on_after_insert
         self.authority = authority
+        self.keyring = keyring if keyring is not None else getattr(self.evaluator, "keyring", None)
         if authority is None and sink.consume_lifecycle:
             warn_unauthenticated("sink (lifecycle topic)")
         # Control records are judged here only to raise incidents for refused ones (agents judge for themselves).
@@ -441,6 +448,7 @@ class Sink:
     def _insert_actions(self, chunks: list[list[dict[str, Any]]],
                         result: BatchResult) -> tuple[list[list[dict[str, Any]]], list[_Insert]]:
         self._mark_later_copies(chunks)
+        self._mark_signatures(chunks)
         kept, inserts = self._insert_chunks("actions", chunks, actions_table)
         result.inserted = sum(len(chunk) for chunk in kept)
         self._digests_batch = []
@@ -449,6 +457,20 @@ class Sink:
             token = "digests:" + hashlib.sha256("".join(d.digest_id for d in digests).encode()).hexdigest()
             inserts.append(("action_digests", digests_table(digests), token))  # after the rows they cover
         return kept, inserts
+
+    def _mark_signatures(self, chunks: list[list[dict[str, Any]]]) -> None:
+        """Set ``signature`` on each checkpoint row: the key ring's verdict, or ``unchecked`` without one.
+
+        One Ed25519 verify per checkpoint (every ~1000 events), remembered on the record so the integrity
+        rules judging the same batch do not verify it again.
+        """
+        keyring = self.keyring
+        for chunk in chunks:
+            for r in chunk:
+                attributes = r["attributes"]
+                if attributes and SIG_ATTRIBUTE in attributes:
+                    check = check_checkpoint(keyring, r) if keyring is not None else None
+                    r["signature"] = check.verdict.value if check is not None else "unchecked"
 
     def _mark_later_copies(self, chunks: list[list[dict[str, Any]]]) -> None:
         """Set ``later_copy`` on a copy of an event id whose body differs from the copy this sink stored first.

@@ -37,7 +37,8 @@ from agentaudit.producers._queue import EventQueue
 from agentaudit.producers._spool import Spool
 from agentaudit.producers.redaction import Redactor, cap, redact_fields
 from agentaudit.producers.settings import SdkSettings
-from agentaudit.schemas import AvroCodec, StreamChain
+from agentaudit.schemas import AvroCodec, SigningKey, StreamChain
+from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, checkpoint_attributes
 from agentaudit.settings import KafkaSettings
 
 __all__ = ["DROPPED_ATTRIBUTE", "DROP_LOG_INTERVAL_S", "SDK_PRODUCER_CONFIG", "WINDOW_BYTES", "WINDOW_EVENTS",
@@ -75,6 +76,7 @@ DROP_LOG_INTERVAL_S = 10.0
 DROPPED_ATTRIBUTE = "agentaudit.dropped_before"
 
 DIRECT, SPOOLING = "direct", "spooling"
+_TAIL_SCAN_S = 0.1  # how often idle streams are looked at for a checkpoint that is due
 _BATCH = 2000
 #: while emits wait for room, room is made every this many events (sealing 2000 took 1.5-1.9 s on a
 #: 2-core machine at load 12, close to making a waiting emit time out)
@@ -92,7 +94,8 @@ class Worker(threading.Thread):
 
     def __init__(self, *, queue: EventQueue, settings: SdkSettings, kafka: KafkaSettings, topic: str,
                  spool: Spool, instance_id: str, redactor: Redactor | None,
-                 producer_config: dict[str, Any] | None = None, ensure_topic: bool = True) -> None:
+                 producer_config: dict[str, Any] | None = None, ensure_topic: bool = True,
+                 signing_key: SigningKey | None = None) -> None:
         super().__init__(name=f"agentaudit-sdk-{instance_id[:8]}", daemon=True)
         self.queue = queue
         self.settings = settings
@@ -129,6 +132,13 @@ class Worker(threading.Thread):
         self._drops_logged = (0, 0)
         self._static = {"tenant": settings.tenant, "agent_version": settings.agent_version,
                         "environment": settings.environment}
+        # signed checkpoints (schemas.checkpoints): stream -> [events since its last checkpoint, when the first
+        # of them was sealed (monotonic)]; a checkpoint is due after checkpoint_events or checkpoint_seconds
+        self.signing_key = signing_key
+        self._uncovered: dict[str, list[Any]] = {}
+        self._next_tail_scan = 0.0
+        self._tails_wanted = threading.Event()  # flush/close: cover every stream's tail now
+        self.stats["checkpoints"] = 0
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -145,6 +155,10 @@ class Worker(threading.Thread):
                     self._handle(items)
                 elif self._unshown and (self.mode == DIRECT or self.spool.room_for(_MARK_ROOM)):
                     self._mark_unshown_gaps()  # the agent went quiet right after a drop
+                if self._uncovered and (not items or len(queue) == 0):
+                    self._cover_tails()
+                elif self._tails_wanted.is_set() and not len(queue):
+                    self._tails_wanted.clear()
                 self._service()
                 self._report_drops()
                 if stopping and not len(queue):
@@ -157,7 +171,8 @@ class Worker(threading.Thread):
                 time.sleep(0.05)
 
     def _busy(self) -> bool:
-        return bool(self._window or self._mem or not self.spool.empty)
+        return bool(self._window or self._mem or not self.spool.empty
+                    or (self._uncovered and self._tails_wanted.is_set()))
 
     def _set_idle(self) -> None:
         if not len(self.queue) and not self._busy():
@@ -170,9 +185,14 @@ class Worker(threading.Thread):
         self.queue.wake()
 
     def wait_idle(self, timeout: float) -> bool:
-        """Block until everything emitted so far is confirmed by the broker, or ``timeout``."""
+        """Block until everything emitted so far is confirmed by the broker, or ``timeout``.
+
+        With a signing key, every stream's tail is covered by a checkpoint first.
+        """
         deadline = time.monotonic() + timeout
         self._idle.clear()
+        if self.signing_key is not None:
+            self._tails_wanted.set()
         self.queue.wake()
         while time.monotonic() < deadline:
             if self._idle.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
@@ -194,7 +214,7 @@ class Worker(threading.Thread):
         if out:
             self._route(out)
 
-    def _seal(self, item: tuple[Any, ...]) -> tuple[bytes, bytes] | None:
+    def _seal(self, item: tuple[Any, ...], checkpoint: bool = False) -> tuple[bytes, bytes] | None:
         agent, kind, phase, name, action_id, parent, trace, depth, run_id, t_us, extra, _size = item
         record = {
             "event_id": f"{self._event_prefix}{next(self._event_counter):012x}",
@@ -220,6 +240,15 @@ class Worker(threading.Thread):
         if self._unshown and stream_id in self._unshown:
             record["attributes"] = {**(record["attributes"] or {}),
                                     DROPPED_ATTRIBUTE: str(self._unshown.pop(stream_id))}
+        uncovered = self._uncovered.get(stream_id) if self.signing_key is not None else None
+        if uncovered is not None and (checkpoint or uncovered[0] >= self.settings.checkpoint_events
+                                      or time.monotonic() - uncovered[1] >= self.settings.checkpoint_seconds):
+            # this event signs for every event of its stream before it (schemas.checkpoints)
+            record["attributes"] = {**(record["attributes"] or {}), **checkpoint_attributes(
+                self.signing_key, tenant=record["tenant"], agent=agent, stream_id=stream_id, seq=chain.seq,
+                prev_hash=chain.prev_hash)}
+        else:
+            uncovered = None
         try:
             value = chain.seal(record, self.codec)
         except Exception as exc:  # noqa: BLE001 - a bad value is counted, never raised into the agent
@@ -227,7 +256,35 @@ class Worker(threading.Thread):
             _log.warning("sdk.unencodable kind=%s name=%s agent=%s error=%s", kind, name, agent, exc)
             return None
         self.stats["sealed"] += 1
+        if self.signing_key is not None:
+            if uncovered is not None:
+                self.stats["checkpoints"] += 1
+                if checkpoint:  # a checkpoint event carries nothing of the agent's: the tail is covered
+                    del self._uncovered[stream_id]
+                else:
+                    uncovered[0], uncovered[1] = 1, time.monotonic()
+            else:
+                state = self._uncovered.get(stream_id)
+                if state is None:
+                    self._uncovered[stream_id] = [1, time.monotonic()]
+                else:
+                    state[0] += 1
         return stream_id.encode(), value
+
+    def _cover_tails(self) -> None:
+        """Seal a checkpoint event into each stream whose uncovered events are ``checkpoint_seconds`` old
+        (all of them when a flush or close asked), so no event stays unsigned for long."""
+        now = time.monotonic()
+        everything = self._tails_wanted.is_set()
+        if not everything and now < self._next_tail_scan:
+            return
+        self._next_tail_scan = now + _TAIL_SCAN_S
+        due = self.settings.checkpoint_seconds
+        for stream_id, (_count, since) in list(self._uncovered.items()):
+            if everything or now - since >= due:
+                self._seal_marker(stream_id, CHECKPOINT_NAME, checkpoint=True)
+        if everything:
+            self._tails_wanted.clear()
 
     def _skip_dropped(self, gaps: dict[str, int]) -> None:
         """Events the queue dropped before sealing: their stream's seq moves past them, so the next
@@ -251,12 +308,12 @@ class Worker(threading.Thread):
         for stream_id in list(self._unshown):
             self._seal_marker(stream_id)
 
-    def _seal_marker(self, stream_id: str) -> None:
-        """Seal and route an ``agentaudit.dropped`` point event (kind ``other``) into ``stream_id``."""
+    def _seal_marker(self, stream_id: str, name: str = "agentaudit.dropped", checkpoint: bool = False) -> None:
+        """Seal and route a point event (kind ``other``) named ``name`` into ``stream_id``."""
         mark_id = f"{self._event_prefix}{next(self._event_counter):012x}"
-        item = (stream_id.split("/", 1)[1], "other", "point", "agentaudit.dropped", mark_id, None, mark_id, 0,
+        item = (stream_id.split("/", 1)[1], "other", "point", name, mark_id, None, mark_id, 0,
                 self.instance_id, time.time_ns() // 1000, None, 0)
-        sealed = self._seal(item)
+        sealed = self._seal(item, checkpoint)
         if sealed is not None:
             self._route([sealed])
 

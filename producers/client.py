@@ -42,7 +42,7 @@ from agentaudit.producers._capture import UNCAPTURED, json_text, number, text, t
 from agentaudit.producers._digests import Digester
 from agentaudit.producers.redaction import Redactor, redact
 from agentaudit.producers.settings import SdkSettings, default_spool_dir
-from agentaudit.schemas import ActionKind
+from agentaudit.schemas import ActionKind, KeysFileError, SigningKey
 from agentaudit.schemas.validation import MAX_EVENT_TIME_US, MIN_EVENT_TIME_US
 from agentaudit.settings import KafkaSettings
 
@@ -520,6 +520,9 @@ class AuditClient:
         enforce-mode matches raise :class:`ActionBlocked`); default ``AGENTAUDIT_GUARD_RULES`` (comma-separated
         paths; none). See the README's control-plane section.
     :param control_config: librdkafka overrides for the control listener's consumer.
+    :param signing_key: a :class:`~agentaudit.schemas.SigningKey` (or the path of its PEM file) that signs a
+        checkpoint over each stream's hash chain every ``checkpoint_events`` events or ``checkpoint_seconds``;
+        default ``AGENTAUDIT_SIGNING_KEY_FILE`` (none: unsigned). See the README's signed streams section.
     :raises SdkConfigError: a setting is invalid. :raises SpoolError: the spool directory is unusable.
 
     Example::
@@ -536,7 +539,8 @@ class AuditClient:
                  settings: SdkSettings | None = None, kafka: KafkaSettings | None = None, topic: str | None = None,
                  redactor: Redactor | None | object = _DEFAULT, producer_config: Mapping[str, Any] | None = None,
                  ensure_topic: bool = True, control: bool | None = None, guard_rules: str | list[str] | None = None,
-                 control_config: Mapping[str, Any] | None = None, **overrides: Any) -> None:
+                 control_config: Mapping[str, Any] | None = None, signing_key: SigningKey | str | Path | None = None,
+                 **overrides: Any) -> None:
         fields = dict(overrides)
         if tenant is not None:
             fields["tenant"] = tenant
@@ -587,9 +591,15 @@ class AuditClient:
         except SdkConfigError:
             self._spool.close()
             raise
+        try:
+            key = _signing_key(signing_key, settings)
+        except SdkConfigError:
+            self._spool.close()
+            raise
         self._worker = Worker(queue=self._queue, settings=settings, kafka=kafka, topic=self.topic, spool=self._spool,
                               instance_id=self.instance_id, redactor=self._redactor,
-                              producer_config=dict(producer_config or {}), ensure_topic=ensure_topic)
+                              producer_config=dict(producer_config or {}), ensure_topic=ensure_topic,
+                              signing_key=key)
         self._closed = False
         self._close_lock = threading.Lock()
         self._gate: Any = None
@@ -1005,6 +1015,19 @@ class AuditClient:
     def __repr__(self) -> str:
         return (f"AuditClient(bootstrap={self.kafka.bootstrap_servers!r}, tenant={self.settings.tenant!r}, "
                 f"agent={self._agent!r}, instance={self.instance_id!r})")
+
+
+def _signing_key(given: SigningKey | str | Path | None, settings: SdkSettings) -> SigningKey | None:
+    """The key that signs stream checkpoints: the argument, else ``AGENTAUDIT_SIGNING_KEY_FILE``, else none."""
+    if isinstance(given, SigningKey):
+        return given
+    path = given if given is not None else settings.signing_key_file
+    if path is None:
+        return None
+    try:
+        return SigningKey.load(Path(path).expanduser())
+    except KeysFileError as exc:
+        raise SdkConfigError(f"signing key: {exc} (make one with `agentaudit keys new`)") from exc
 
 
 def _close_at_exit(ref: weakref.ref[AuditClient]) -> None:

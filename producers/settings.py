@@ -58,6 +58,13 @@ class SdkSettings(BaseSettings):
         are keyed with (HMAC-SHA256, per tenant); give all processes of a tenant the same one. Default none:
         ``digest_key_file``, else a key generated once under the spool directory (``keys/``, mode 0600).
     :param digest_key_file: ``AGENTAUDIT_DIGEST_KEY_FILE``: a file (mode 0600) holding that secret; default none.
+    :param signing_key_file: ``AGENTAUDIT_SIGNING_KEY_FILE``: the Ed25519 private key (PEM, mode 0600, made by
+        ``agentaudit keys new``; its file stem is the key id) that signs checkpoints over each stream's hash
+        chain (:mod:`agentaudit.schemas.checkpoints`); default none: streams are chained, not signed.
+    :param checkpoint_events: ``AGENTAUDIT_CHECKPOINT_EVENTS``: a stream signs a checkpoint at least every this
+        many events, default 1000.
+    :param checkpoint_seconds: ``AGENTAUDIT_CHECKPOINT_SECONDS``: ... and at least this often while it has events
+        not yet covered (an idle stream gets a checkpoint event), default 1.0. Flush and close cover the tail.
     :param control: ``AGENTAUDIT_CONTROL``: obey the control topic (kill, pause, tool blocks, approval
         requirements) when :class:`~agentaudit.producers.AuditClient` is not told ``control=``; default false.
     :param guard_rules: ``AGENTAUDIT_GUARD_RULES``: rule files or directories (comma-separated) judged
@@ -84,6 +91,9 @@ class SdkSettings(BaseSettings):
     body_max_bytes: int = Field(default=4096, gt=0)
     digest_key: SecretStr | None = None
     digest_key_file: Path | None = None
+    signing_key_file: Path | None = None
+    checkpoint_events: int = Field(default=1000, gt=0)
+    checkpoint_seconds: float = Field(default=1.0, gt=0)
     control: bool = False
     guard_rules: str | None = None
 

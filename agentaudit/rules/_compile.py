@@ -33,7 +33,14 @@ _DEFAULT_BY = {"predicate": ["agent_id"], "aggregate": None, "sequence": ["trace
                "ancestor": ["agent_id"], "integrity": ["stream_id"]}
 _DEFAULT_WINDOW = {"predicate": "1h", "sequence": "1d", "absence": "1h", "ancestor": "1h", "integrity": "1d"}
 TEMPLATE_EXTRAS = ("value", "threshold", "count", "key", "window", "rule_id", "severity", "detail", "within")
-INTEGRITY_CHECKS = ("gap", "reorder", "duplicate", "hash_mismatch", "bad_start", "conflicting_duplicate")
+CHAIN_CHECKS = frozenset({"gap", "reorder", "duplicate", "hash_mismatch", "bad_start"})
+#: Checks of signed checkpoints (schemas.checkpoints); they judge only when the evaluator has a key ring.
+SIGNATURE_CHECKS = frozenset({"bad_signature", "unknown_key", "not_authorized", "revoked", "unsigned"})
+INTEGRITY_CHECKS = ("gap", "reorder", "duplicate", "hash_mismatch", "bad_start", "conflicting_duplicate",
+                    "bad_signature", "unknown_key", "not_authorized", "revoked", "unsigned")
+#: A stream may go this long without a valid checkpoint (the SDK signs every 1000 events or 1 s).
+DEFAULT_MAX_UNSIGNED_EVENTS = 2000
+DEFAULT_MAX_UNSIGNED_FOR = "30s"
 MAX_SLIDES = 1_000
 MAX_TEMPLATE_WIDTH = 200
 
@@ -267,7 +274,7 @@ class _Compiler:
         bline = block.line_of if hasattr(block, "line_of") else (lambda _k: spec.line_of(spec.kind))
         allowed = {"aggregate": {"fn", "field", "where", "op", "threshold", "slide", "min_count"},
                    "sequence": {"then", "within"}, "absence": {"end", "within"},
-                   "ancestor": {"approval", "within", "bind"}, "integrity": {"checks"}, "predicate": set()}[spec.kind]
+                   "ancestor": {"approval", "within", "bind"}, "integrity": {"checks", "max_unsigned_events", "max_unsigned_for"}, "predicate": set()}[spec.kind]
         for k in block:
             if k not in allowed:
                 raise spec.error(f"{spec.kind}: unknown key {k!r}; expected one of {sorted(allowed)}", line=bline(k))
@@ -344,6 +351,13 @@ class _Compiler:
                 raise spec.error(f"integrity: checks must be a list from {list(INTEGRITY_CHECKS)}",
                                  line=bline("checks"))
             params["checks"] = frozenset(checks)
+            most = block.get("max_unsigned_events", DEFAULT_MAX_UNSIGNED_EVENTS)
+            if not isinstance(most, int) or isinstance(most, bool) or most < 1:
+                raise spec.error("integrity: max_unsigned_events must be a positive integer",
+                                 line=bline("max_unsigned_events"))
+            params["max_unsigned_events"] = most
+            params["max_unsigned_us"] = self.duration(spec, block.get("max_unsigned_for", DEFAULT_MAX_UNSIGNED_FOR),
+                                                      "max_unsigned_for", bline("max_unsigned_for"))
             kinds = None
         self.rule = None
         return CompiledRule(

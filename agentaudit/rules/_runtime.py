@@ -41,7 +41,9 @@ from itertools import islice
 from operator import eq, itemgetter
 from typing import Any
 
-from agentaudit.rules._compile import CompiledRule
+from agentaudit.rules._compile import CHAIN_CHECKS, SIGNATURE_CHECKS, CompiledRule
+from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, check_checkpoint
+from agentaudit.schemas.signing import KeyRing
 
 __all__ = ["Clock", "Hits", "RUNTIMES", "RuleRuntime"]
 
@@ -745,15 +747,33 @@ class AncestorRuntime(RuleRuntime):
 
 
 class IntegrityRuntime(RuleRuntime):
-    """Sequence gaps and hash-chain breaks per producer stream (schemas.integrity semantics), in log order."""
+    """Sequence gaps and hash-chain breaks per producer stream (schemas.integrity semantics), in log order.
+
+    With a key ring (``keyring``, set by the evaluator), the signature checks judge each stream's signed
+    checkpoints (schemas.checkpoints): ``bad_signature``, ``unknown_key``, ``not_authorized`` and ``revoked``
+    name a checkpoint whose signature cannot be believed; ``unsigned`` fires once per stretch of a stream
+    left without a valid checkpoint for more than ``max_unsigned_events`` events or ``max_unsigned_for`` of
+    event time (also when the watermark passes that time and nothing came: a forged stream that stops).
+    """
+
+    keyring: KeyRing | None = None
 
     def __init__(self, rule: CompiledRule) -> None:
         super().__init__(rule)
         self.streams: dict[str, list] = {}
+        checks = rule.params["checks"]
+        self._chain_checks = bool(checks & CHAIN_CHECKS) or not checks
+        self._sig_checks = checks & SIGNATURE_CHECKS
+        # stream -> [events not covered, event time of the first, tenant, reported, slim first record]
+        self.unsigned: dict[str, list] = {}
 
     def feed(self, r: dict[str, Any]) -> None:
         rule = self.rule
         if not rule.predicate(r):
+            return
+        if self._sig_checks and self.keyring is not None:
+            self._feed_signature(r)
+        if not self._chain_checks:
             return
         sid = r["stream_id"]
         seq = r["seq"]
@@ -786,6 +806,54 @@ class IntegrityRuntime(RuleRuntime):
             self.hits.hit(r, rule.key(r), r["event_time_us"],
                           values={"detail": f"{problem[0]} at seq {seq}: {problem[1]}"})
 
+    def _feed_signature(self, r: dict[str, Any]) -> None:
+        rule = self.rule
+        checks = self._sig_checks
+        sid = r["stream_id"]
+        t = r["event_time_us"]
+        check = check_checkpoint(self.keyring, r)  # type: ignore[arg-type] - set when called
+        if check is not None and check.ok:
+            if r["name"] == CHECKPOINT_NAME and r["kind"] == "other":
+                self.unsigned.pop(sid, None)  # a checkpoint event carries nothing of the agent's
+            else:
+                self.unsigned[sid] = self._uncovered(r)
+            self.unsigned[sid][0] = 1
+            return
+        if check is not None and check.verdict.value in checks:
+            self.hits.hit(r, rule.key(r), t, values={
+                "detail": f"{check.verdict.value} checkpoint at seq {r['seq']}: {check.detail or check.verdict.value}"})
+        state = self.unsigned.get(sid)
+        if state is None:
+            state = self.unsigned[sid] = self._uncovered(r)
+        state[0] += 1
+        if "unsigned" in checks and not state[3] and (
+                state[0] > rule.params["max_unsigned_events"] or t - state[1] > rule.params["max_unsigned_us"]):
+            state[3] = True
+            self.hits.hit(r, rule.key(r), t, values={"detail": self._unsigned_detail(state, r["seq"])})
+
+    def _uncovered(self, r: dict[str, Any]) -> list:
+        """The state of a stretch starting at ``r``: its first event, kept small (and JSON) for a late report."""
+        first = {**self.rule.slim(r), "event_id": r["event_id"], "event_time_us": r["event_time_us"],
+                 "stream_id": r["stream_id"], "agent_id": r["agent_id"], "seq": r["seq"]}
+        return [0, r["event_time_us"], r["tenant"], False, first, list(self.rule.key(r))]
+
+    def _unsigned_detail(self, state: list, seq: int | None) -> str:
+        where = f"up to seq {seq}" if seq is not None else "and nothing since"
+        return (f"unsigned: {state[0]} event(s) from seq {state[4].get('seq', '?')} {where} carry no valid "
+                f"checkpoint (allowed {self.rule.params['max_unsigned_events']} events, "
+                f"{_human(self.rule.params['max_unsigned_us'])})")
+
+    def advance(self, clock: Clock) -> None:
+        if self.unsigned and "unsigned" in self._sig_checks and self.keyring is not None:
+            limit = self.rule.params["max_unsigned_us"]
+            for state in self.unsigned.values():
+                if not state[3] and clock.of(state[2]) - state[1] > limit:
+                    state[3] = True  # the watermark passed: no checkpoint can come in time any more
+                    rep = state[4]
+                    self.hits.hit(rep, tuple(state[5]), rep["event_time_us"],
+                                  values={"detail": self._unsigned_detail(state, None)})
+        super().advance(clock)
+
     def feed_conflict(self, r: dict[str, Any], first_hash: str) -> None:
         """``r`` repeats the event id of an event already judged, with another body (``first_hash`` was the first's).
 
@@ -802,11 +870,12 @@ class IntegrityRuntime(RuleRuntime):
             "first_hash": first_hash, "conflict_hash": r["event_hash"]})
 
     def state(self) -> dict[str, Any]:
-        return {"accs": self.hits.state(), "streams": self.streams}
+        return {"accs": self.hits.state(), "streams": self.streams, "unsigned": self.unsigned}
 
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)
         self.streams = state.get("streams", {})
+        self.unsigned = state.get("unsigned", {})
 
 
 EXPIRES_ATTRIBUTE = "expires_at_us"  # an approval's expiry, epoch microseconds (agentaudit.control.approvals)

@@ -28,7 +28,7 @@ from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules._compile import RuleSet, compile_rule_files
 from agentaudit.rules._runtime import NEVER, RUNTIMES, Clock, Hits, RuleRuntime
 from agentaudit.rules._spec import read_rule_files
-from agentaudit.schemas import ActionKind, Incident, Severity
+from agentaudit.schemas import ActionKind, Incident, KeyRing, Severity
 
 if TYPE_CHECKING:
     from agentaudit.rules.owners import OwnershipMap
@@ -78,6 +78,8 @@ class RuleEvaluator(BaseEvaluator):
 
     :param rule_set: compiled rules, from :func:`load_rule_set`.
     :param owners: ownership map used when a rule names no owner; default none.
+    :param keyring: the producer keys (``AGENTAUDIT_KEYS_FILE``): given, integrity rules with signature
+        checks verify each stream's signed checkpoints and require them; default none (not judged).
     :param lateness_us: allowed lateness: the watermark trails the largest event time seen by this
         much, so events up to this late still count; default 30 s.
     :param sources: ids of every source partition that can carry events to this evaluator
@@ -101,12 +103,17 @@ class RuleEvaluator(BaseEvaluator):
     """
 
     def __init__(self, rule_set: RuleSet, owners: OwnershipMap | None = None,
-                 lateness_us: int = DEFAULT_LATENESS_US, sources: Sequence[str] | None = None) -> None:
+                 lateness_us: int = DEFAULT_LATENESS_US, sources: Sequence[str] | None = None,
+                 keyring: KeyRing | None = None) -> None:
         self.rule_set = rule_set
         self.revision = rule_set.revision
         self.owners = owners
         self.lateness_us = lateness_us
         self.runtimes: list[RuleRuntime] = [RUNTIMES[rule.kind](rule) for rule in rule_set.rules]
+        self.keyring = keyring
+        for rt in self.runtimes:
+            if hasattr(rt, "keyring"):
+                rt.keyring = keyring  # integrity rules judge stream signatures only when keys are registered
         self._max_time: dict[str, int] = {}  # per tenant: the largest event time seen
         self._marked: dict[str, int] = {}  # per tenant: the watermark the runtimes last advanced to
         self.sources: tuple[str, ...] | None = tuple(sources) if sources is not None else None
@@ -444,15 +451,18 @@ def _fuse(runtimes: Sequence[RuleRuntime], namespace: dict[str, Any], label: str
 
 
 def load_evaluator(paths: str | Sequence[str] | None = None, owners_path: str | None = None,
-                   lateness_us: int = DEFAULT_LATENESS_US, sources: Sequence[str] | None = None) -> RuleEvaluator:
+                   lateness_us: int = DEFAULT_LATENESS_US, sources: Sequence[str] | None = None,
+                   keyring: KeyRing | None = None) -> RuleEvaluator:
     """The sink's entry point: compile rule files (None: the default pack) into an evaluator.
 
     :param paths: rule files or directories; None loads the pack shipped in this package.
     :param owners_path: owners YAML for incidents whose rule names no owner; default none.
+    :param keyring: producer keys that stream checkpoints are verified with; default none (not judged).
     """
     owners = None
     if owners_path:
         from agentaudit.rules.owners import load_owners
 
         owners = load_owners(owners_path)
-    return RuleEvaluator(load_rule_set(paths), owners=owners, lateness_us=lateness_us, sources=sources)
+    return RuleEvaluator(load_rule_set(paths), owners=owners, lateness_us=lateness_us, sources=sources,
+                         keyring=keyring)

@@ -16,30 +16,41 @@ run ``run-1``, trace ``trace-1``). ``t`` is seconds (or a duration like ``5m``) 
 base time. Each producer stream is numbered and hash-linked with the real ``StreamChain``;
 ``drop: true`` seals an event and then loses it (a gap), ``tamper: {field: value}`` changes it
 after sealing (a hash-chain break). ``events_file: x.jsonl`` reads full records, one per line.
+
+Signed streams: ``keys: [{id: bot-1, agents: [agent-1], tenant: acme, revoked_at: 60}]`` registers
+fixture keys (each derived from its id, so fixtures are reproducible; ``revoked_at`` in seconds like
+``t``) and makes the evaluator require signatures; ``sign: bot-1`` makes an event a checkpoint signed
+by that key (a key id not under ``keys`` signs as an unregistered key).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules._compile import RuleSet
 from agentaudit.rules._spec import parse_duration
 from agentaudit.rules._yaml import YamlError, load_yaml, read_yaml_text
 from agentaudit.rules.evaluator import DEFAULT_PACK, RuleEvaluator, load_rule_set
-from agentaudit.schemas import AvroCodec, Incident, StreamChain, body_hash, frame_body
+from agentaudit.schemas import AvroCodec, Incident, KeyRing, SigningKey, StreamChain, body_hash, frame_body
+from agentaudit.schemas.checkpoints import checkpoint_attributes
 
-__all__ = ["BASE_TIME_US", "Fixture", "FixtureResult", "build_events", "load_fixtures", "run_fixture", "run_fixtures"]
+__all__ = ["BASE_TIME_US", "Fixture", "FixtureResult", "build_events", "fixture_key", "fixture_keyring", "load_fixtures",
+           "run_fixture", "run_fixtures"]
 
 BASE_TIME_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 _NS = uuid.UUID("6f1c3a52-6b0e-4c49-9a35-3f9e7c1d2b10")
-_SHORTHAND = {"t", "actor_type", "actor_id", "repeat", "every", "drop", "tamper", "start"}
+_SHORTHAND = {"t", "actor_type", "actor_id", "repeat", "every", "drop", "tamper", "start", "sign"}
 
 
 @dataclass
@@ -50,6 +61,7 @@ class Fixture:
     events: list[dict[str, Any]]
     expect: list[dict[str, Any]]
     rules: list[str]
+    keys: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -72,6 +84,29 @@ def _time(value: Any, where: str) -> int:
     return us
 
 
+def fixture_key(key_id: str) -> SigningKey:
+    """The fixture key named ``key_id``: derived from the id, never a secret."""
+    seed = hashlib.sha256(b"agentaudit-fixture-key/" + key_id.encode()).digest()
+    return SigningKey(key_id, Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def fixture_keyring(keys: Sequence[dict[str, Any]], name: str) -> KeyRing:
+    """The key ring a fixture's ``keys`` register."""
+    entries = []
+    for item in keys:
+        entry = {"id": item["id"], "public_key": fixture_key(item["id"]).public_key,
+                 "principal": item.get("principal", f"agent:{item['id']}"), "tenant": item.get("tenant", "acme"),
+                 "agents": item.get("agents", ["*"])}
+        if "revoked_at" in item:
+            entry["revoked_at"] = _utc(BASE_TIME_US + _time(item["revoked_at"], name))
+        entries.append(entry)
+    return KeyRing.from_document({"keys": entries}, source=f"fixture {name!r}")
+
+
+def _utc(us: int) -> str:
+    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).isoformat()
+
+
 def build_events(raw_events: Sequence[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     """Complete, seal and hash fixture events into records as the sink hands them to an evaluator."""
     codec = AvroCodec("action")
@@ -92,6 +127,10 @@ def build_events(raw_events: Sequence[dict[str, Any]], name: str) -> list[dict[s
                 data = codec.encode(rec)
             else:
                 chain = chains.setdefault(rec["stream_id"], StreamChain(rec["stream_id"]))
+                if raw.get("sign"):
+                    rec["attributes"] = {**rec["attributes"], **checkpoint_attributes(
+                        fixture_key(str(raw["sign"])), tenant=rec["tenant"], agent=rec["agent_id"],
+                        stream_id=rec["stream_id"], seq=chain.seq, prev_hash=chain.prev_hash)}
                 data = chain.seal(rec, codec)
             if tamper:
                 rec.update(tamper)
@@ -149,7 +188,7 @@ def load_fixtures(directory: str | Path) -> list[Fixture]:
                 raise RuleError("a fixture names the rules it tests (rules: [...]) or expects incidents",
                                 file=str(path), line=entry.line)
             fixtures.append(Fixture(str(entry.get("name", f"fixture at line {entry.line}")), str(path), entry.line,
-                                    events, expect, rules))
+                                    events, expect, rules, list(entry.get("keys") or [])))
     return fixtures
 
 
@@ -168,7 +207,7 @@ def run_fixture(rule_set: RuleSet, fixture: Fixture, *, batch_size: int | None =
         return result
     if shuffle_seed is not None:
         records = interleave(records, random.Random(shuffle_seed))
-    evaluator = RuleEvaluator(rule_set)
+    evaluator = RuleEvaluator(rule_set, keyring=fixture_keyring(fixture.keys, fixture.name) if fixture.keys else None)
     incidents = replay(evaluator, records, batch_size=batch_size)
     result.incidents = [i for i in incidents if i.rule_id in fixture.rules]
     unmatched = list(result.incidents)

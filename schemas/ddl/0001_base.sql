@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS {database}.actions
     kafka_partition   UInt16 COMMENT 'Where the sink read it',
     kafka_offset      UInt64,
     later_copy        UInt8 DEFAULT 0 COMMENT '1: the sink had stored this event id with another body first; readers skip it',
+    signature         LowCardinality(String) DEFAULT '' COMMENT 'Checkpoint rows: the sink''s verdict on the stream signature (valid, bad_signature, unknown_key, not_authorized, revoked, unchecked); others empty',
     ingested_at       DateTime64(6, 'UTC') DEFAULT now64(6) COMMENT 'When the store first took this copy',
     first_seen_rank   UInt64 MATERIALIZED bitNot(toUInt64(toUnixTimestamp64Micro(ingested_at)))
                       COMMENT 'Larger for an earlier copy: merging identical copies keeps the first seen',
