@@ -5,7 +5,7 @@ and writes what it decides to ClickHouse.
 """
 
 from agentaudit.consumers.exceptions import ConsumerError, MigrationError
-from agentaudit.consumers.settings import SinkSettings
+from agentaudit.consumers.settings import SinkSettings, StreamKeysSettings
 from agentaudit.consumers.sink import AfterInsertCallback, BatchResult, Sink
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "MigrationError",
     "Sink",
     "SinkSettings",
+    "StreamKeysSettings",
 ]
