@@ -187,8 +187,15 @@ def verify(
     key: list[str] = typer.Option(None, "--key", help="Trusted digest key file (PEM, public or private; "
                                   "repeatable). Default: the sink's key, AGENTAUDIT_SINK_DIGEST_KEY(.pub)."),
     limit: int = typer.Option(50, help="Findings printed at most (all are counted)."),
+    signatures: bool = typer.Option(False, "--signatures", help="Re-read every stored producer stream and check "
+                                    "its hash chain and its signed checkpoints with the keys file: report chain "
+                                    "breaks, bad/unknown/unauthorized/revoked signatures and rows no valid "
+                                    "checkpoint covers."),
+    keys_file: str = typer.Option(None, "--keys-file", envvar="AGENTAUDIT_KEYS_FILE",
+                                  help="The producer keys file (AGENTAUDIT_KEYS_FILE), for --signatures."),
+    tenant: str = typer.Option(None, "--tenant", help="Only this tenant's streams (--signatures)."),
 ) -> None:
-    """Check stored evidence; exit 1 when anything was changed after the fact."""
+    """Check stored evidence; exit 1 when anything was changed after the fact or cannot be attributed."""
     from pathlib import Path
 
     from agentaudit.consumers.digests import DigestError, load_public_keys, verify_store
@@ -197,10 +204,20 @@ def verify(
     from agentaudit.infra.exceptions import StoreError
     from agentaudit.settings import StoreSettings
 
-    if not store:
-        typer.echo("error: say what to verify: --store", err=True)
+    if not store and not signatures:
+        typer.echo("error: say what to verify: --store and/or --signatures", err=True)
+        raise typer.Exit(2)
+    if signatures and not keys_file:
+        typer.echo("error: --signatures needs the producer keys: --keys-file or AGENTAUDIT_KEYS_FILE", err=True)
         raise typer.Exit(2)
     settings = StoreSettings()
+    failed = False
+    if signatures:
+        failed = _verify_signatures(settings, keys_file, tenant, limit)
+    if not store:
+        if failed:
+            raise typer.Exit(1)
+        return
     if key:
         paths = [Path(k).expanduser() for k in key]
     else:
@@ -219,11 +236,42 @@ def verify(
         typer.echo(f"  {finding}")
     if report.ok:
         typer.echo("ok: nothing was modified, deleted or added after the fact")
+        if failed:
+            raise typer.Exit(1)
         return
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts().items()))
     more = f" (first {limit} shown)" if len(report.findings) > limit else ""
     typer.echo(f"FAILED: {counts}{more}")
     raise typer.Exit(1)
+
+
+def _verify_signatures(settings, keys_file: str, tenant: str | None, limit: int) -> bool:  # noqa: ANN001
+    """`verify --signatures`: print the report; True when something failed."""
+    from pathlib import Path
+
+    from agentaudit.consumers.stream_verify import verify_stream_signatures
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.infra.clickhouse import connect
+    from agentaudit.schemas import KeyRing
+
+    try:
+        keyring = KeyRing.load(Path(keys_file).expanduser())
+        with connect(settings, readonly=True) as client:
+            report = verify_stream_signatures(client, keyring, tenant=tenant)
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{settings.database}: {report.streams} streams, {report.rows} rows, {report.verified} verified by a "
+               f"signed checkpoint, {report.tails} final checkpoint events, {report.unverified} not verified")
+    for finding in report.findings[:limit]:
+        typer.echo(f"  {finding}")
+    if report.ok:
+        typer.echo("ok: every stream is chained and signed by a key registered for its tenant and agent")
+        return False
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts().items()))
+    more = f" (first {limit} shown)" if len(report.findings) > limit else ""
+    typer.echo(f"FAILED signatures: {counts}{more}")
+    return True
 
 
 def _consume_preflight(kafka, store) -> None:  # noqa: ANN001 - KafkaSettings, StoreSettings

@@ -18,6 +18,7 @@ All on the real broker and store, with the real SDK, sink and rule pack.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from agentaudit.cli import app
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
+from agentaudit.consumers.stream_verify import verify_stream_signatures
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer
 from agentaudit.producers import AuditClient
@@ -172,6 +174,20 @@ def test_a_signed_stream_is_stored_verified_and_forged_copies_raise_incidents(
     assert verdicts["forged-mallory/billing-bot"] == ["unknown_key"]
     assert "forged-strip/billing-bot" not in verdicts
 
+    # verify --signatures re-checks from the rows, without trusting the stored verdicts
+    with connect(store) as client:
+        report = verify_stream_signatures(client, KeyRing.load(keys_file))
+    assert report.streams == 4 and report.rows == 4 * genuine_count
+    assert report.verified == genuine_count - 1 and report.tails == 1
+    assert {f.stream_id for f in report.findings} == set(forgeries)
+    assert {f.kind for f in report.findings} == {"unverified", "bad_signature", "unknown_key"}
+    env = {"AGENTAUDIT_CLICKHOUSE_URL": store.clickhouse_url, "AGENTAUDIT_DATABASE": store.database,
+           "AGENTAUDIT_KEYS_FILE": str(keys_file)}
+    failed = CliRunner().invoke(app, ["verify", "--signatures", "--limit", "5"], env=env)
+    assert failed.exit_code == 1, failed.output
+    assert f"4 streams, {4 * genuine_count} rows, {genuine_count - 1} verified" in failed.output
+    assert "FAILED signatures:" in failed.output and "forged-copy/billing-bot" in failed.output
+
 
 def test_a_key_registered_for_another_agent_is_not_authorized(
     kafka_settings_factory: Callable[..., KafkaSettings], group_factory, store_settings_factory, tmp_path: Path
@@ -228,3 +244,32 @@ def test_rotation_with_the_cli_old_key_verifies_before_and_is_refused_after(
     verified = _verified(store)
     assert verified[streams[0]] == (before - 1, 1) and verified[streams[1]] == (after_new - 1, 1)
     assert verified[streams[2]] == (0, after_old)
+
+    env = {"AGENTAUDIT_CLICKHOUSE_URL": store.clickhouse_url, "AGENTAUDIT_DATABASE": store.database,
+           "AGENTAUDIT_KEYS_FILE": str(keys_file)}
+    failed = CliRunner().invoke(app, ["verify", "--signatures"], env=env)
+    assert failed.exit_code == 1 and "revoked" in failed.output and streams[2] in failed.output, failed.output
+    assert streams[0] not in failed.output and streams[1] not in failed.output
+
+
+def test_an_idle_stream_is_covered_within_checkpoint_seconds_without_a_flush(
+    kafka_settings_factory: Callable[..., KafkaSettings], tmp_path: Path
+):
+    """The tail of a stream that goes quiet is signed after T, so a forger cannot hide behind an idle agent."""
+    kafka = kafka_settings_factory(partitions=1)
+    key = SigningKey.generate("acme-idle-1")
+    audit = AuditClient(kafka=kafka, tenant="acme", agent="idle-bot", spool_dir=tmp_path, signing_key=key,
+                        checkpoint_seconds=0.3)
+    try:
+        for _ in range(3):
+            with audit.action("execute_tool", name="search"):
+                pass
+        deadline = time.monotonic() + 5
+        while audit.stats()["checkpoints"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert audit.stats()["checkpoints"] == 1  # one checkpoint event, and none after it while idle
+        time.sleep(1.0)
+        assert audit.stats()["checkpoints"] == 1 and audit.stats()["sealed"] == 7
+    finally:
+        audit.close()
+    assert audit.stats()["checkpoints"] == 1  # close found the tail already covered
