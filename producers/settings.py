@@ -64,7 +64,9 @@ class SdkSettings(BaseSettings):
     :param checkpoint_events: ``AGENTAUDIT_CHECKPOINT_EVENTS``: a stream signs a checkpoint at least every this
         many events, default 1000.
     :param checkpoint_seconds: ``AGENTAUDIT_CHECKPOINT_SECONDS``: ... and at least this often while it has events
-        not yet covered (an idle stream gets a checkpoint event), default 1.0. Flush and close cover the tail.
+        not yet covered (an idle stream gets a checkpoint event), default 10. Flush and close cover the tail.
+        Lower it to attribute a slow agent's events sooner; each checkpoint costs the sink one ~200 us verify,
+        and a slow agent's stream gets about one per this many seconds.
     :param control: ``AGENTAUDIT_CONTROL``: obey the control topic (kill, pause, tool blocks, approval
         requirements) when :class:`~agentaudit.producers.AuditClient` is not told ``control=``; default false.
     :param guard_rules: ``AGENTAUDIT_GUARD_RULES``: rule files or directories (comma-separated) judged
@@ -93,7 +95,7 @@ class SdkSettings(BaseSettings):
     digest_key_file: Path | None = None
     signing_key_file: Path | None = None
     checkpoint_events: int = Field(default=1000, gt=0)
-    checkpoint_seconds: float = Field(default=1.0, gt=0)
+    checkpoint_seconds: float = Field(default=10.0, gt=0)
     control: bool = False
     guard_rules: str | None = None
 

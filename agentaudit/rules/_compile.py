@@ -38,7 +38,7 @@ CHAIN_CHECKS = frozenset({"gap", "reorder", "duplicate", "hash_mismatch", "bad_s
 SIGNATURE_CHECKS = frozenset({"bad_signature", "unknown_key", "not_authorized", "revoked", "unsigned"})
 INTEGRITY_CHECKS = ("gap", "reorder", "duplicate", "hash_mismatch", "bad_start", "conflicting_duplicate",
                     "bad_signature", "unknown_key", "not_authorized", "revoked", "unsigned")
-#: A stream may go this long without a valid checkpoint (the SDK signs every 1000 events or 1 s).
+#: A stream may go this long without a valid checkpoint (the SDK signs every 1000 events or 10 s).
 DEFAULT_MAX_UNSIGNED_EVENTS = 2000
 DEFAULT_MAX_UNSIGNED_FOR = "30s"
 MAX_SLIDES = 1_000
