@@ -11,7 +11,9 @@ at most one kind block:
 - ``sequence: {then: <condition>, within: 15m}``: the condition, then ``then``, in one trace;
 - ``absence: {within: 5m, end: <condition>}``: a start without its end (same action_id);
 - ``ancestor: {approval: <condition>, within: 1h}``: the action needs an approval in its causal chain;
-- ``integrity: {checks: [gap, reorder, duplicate, hash_mismatch, bad_start]}``: per producer stream.
+- ``integrity: {checks: [gap, reorder, duplicate, hash_mismatch, bad_start]}``: per producer stream;
+  with ``bad_signature, unknown_key, not_authorized, revoked, unsigned`` (and ``max_unsigned_events``,
+  ``max_unsigned_for``) it judges the stream's signed checkpoints when the evaluator has a key ring.
 
 The default pack lives in ``pack/`` (fixtures in ``pack/fixtures/``); ``agentaudit rules lint``
 and ``agentaudit rules test`` check rule files and run fixtures.
