@@ -25,13 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
 from agentaudit.infra.embedded import TansuBroker
 from agentaudit.producers import AuditClient
 from agentaudit.schemas import AvroCodec, KeyRing, SigningKey, StreamChain
 from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, checkpoint_attributes
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
 from benchmarks._stack import embedded_stack, produce, simulated
 from benchmarks.bench_sdk_emit import _NoopExporter, _percentiles, _time
 from benchmarks.bench_sink import BATCH_SIZE, _drain

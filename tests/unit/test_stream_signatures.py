@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from agentaudit.rules.evaluator import load_evaluator
-from agentaudit.rules.harness import BASE_TIME_US, _complete
 from agentaudit.schemas import AvroCodec, KeyRing, SigningKey, StreamChain, body_hash, frame_body
 from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, check_checkpoint, checkpoint_attributes
+
+from agentaudit.rules.evaluator import load_evaluator
+from agentaudit.rules.harness import BASE_TIME_US, _complete
 
 ALICE_BOT = SigningKey.generate("acme-bot-1")
 OTHER_BOT = SigningKey.generate("acme-other-1")
