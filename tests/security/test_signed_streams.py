@@ -273,3 +273,35 @@ def test_an_idle_stream_is_covered_within_checkpoint_seconds_without_a_flush(
     finally:
         audit.close()
     assert audit.stats()["checkpoints"] == 1  # close found the tail already covered
+
+
+def test_the_rules_worker_judges_signatures_as_the_sink_does(
+    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, tmp_path: Path
+):
+    """The scale-out shape (`rules run`): each fresh per-partition evaluator gets the key ring."""
+    from agentaudit.consumers.rules_worker import RulesWorker
+    from tests.fixtures.broker import test_consumer_config
+
+    kafka = kafka_settings_factory(partitions=1)
+    key = SigningKey.generate("acme-billing-1")
+    keys_file = _ring_file(tmp_path, (key, ["billing-bot"]))
+    count = _record_actions(kafka, tmp_path / "spool", key, 300)
+    genuine = _read_topic(kafka, count)
+    with KafkaProducer(kafka) as producer:
+        for value in _forge(genuine, "forged-copy/billing-bot", "copy", key):
+            producer.produce(kafka.topics.actions, value, key=b"forged-copy/billing-bot")
+    evaluator = RuleEvaluator(load_rule_set(str(DEFAULT_PACK / "integrity.yaml")), lateness_us=0,
+                              keyring=KeyRing.load(keys_file))
+    worker = RulesWorker(kafka, evaluator, group=group_factory(), batch_size=500,
+                         consumer_config=test_consumer_config(**{"auto.offset.reset": "earliest"}))
+    try:
+        deadline = time.monotonic() + 90
+        while worker.evaluated < 2 * count:
+            worker.run_once()
+            assert time.monotonic() < deadline, f"evaluated {worker.evaluated} of {2 * count}"
+        worker.flush()
+        found = {(i.rule_id, i.key) for i in worker.incidents.values() if i.rule_id.startswith("integrity.")}
+    finally:
+        worker.close()
+    assert found == {("integrity.bad-signature", "forged-copy/billing-bot"),
+                     ("integrity.unsigned-stream", "forged-copy/billing-bot")}
