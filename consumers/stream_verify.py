@@ -10,7 +10,7 @@ event of a stream is covered by no later one and is counted apart, not as a find
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, check_checkpoint
 from agentaudit.schemas.integrity import verify_stream
 from agentaudit.schemas.signing import KeyRing
 
-__all__ = ["StreamFinding", "StreamsReport", "verify_stream_signatures"]
+__all__ = ["StreamFinding", "StreamsReport", "verify_signed_records", "verify_stream_signatures"]
 
 _QUERY = (
     "SELECT toString(tenant), toString(agent_id), stream_id, seq, prev_hash, event_hash, "
@@ -71,6 +71,20 @@ def verify_stream_signatures(store: Any, keyring: KeyRing, *, tenant: str | None
         report.streams += 1
         report.rows += len(stream)
         _check(stream, keyring, report)
+    return report
+
+
+def verify_signed_records(records: Iterable[dict[str, Any]], keyring: KeyRing) -> StreamsReport:
+    """The same checks over decoded action records carrying ``event_hash`` (e.g. read back from the topic),
+    each stream in the order recorded."""
+    streams: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in records:
+        streams.setdefault((record["tenant"], record["stream_id"]), []).append(record)
+    report = StreamsReport()
+    for key in sorted(streams):
+        report.streams += 1
+        report.rows += len(streams[key])
+        _check(streams[key], keyring, report)
     return report
 
 

@@ -276,7 +276,7 @@ def test_an_idle_stream_is_covered_within_checkpoint_seconds_without_a_flush(
 
 
 def test_the_rules_worker_judges_signatures_as_the_sink_does(
-    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, tmp_path: Path
+    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, tmp_path: Path, capsys
 ):
     """The scale-out shape (`rules run`): each fresh per-partition evaluator gets the key ring."""
     from agentaudit.consumers.rules_worker import RulesWorker
@@ -305,3 +305,13 @@ def test_the_rules_worker_judges_signatures_as_the_sink_does(
         worker.close()
     assert found == {("integrity.bad-signature", "forged-copy/billing-bot"),
                      ("integrity.unsigned-stream", "forged-copy/billing-bot")}
+
+    # the topic read back by the example verifier, with the keys: the forged stream fails, the genuine one passes
+    from agentaudit.producers.examples.verify import main as verify_topic
+
+    assert verify_topic(["--bootstrap", kafka.bootstrap_servers, "--topic", kafka.topics.actions,
+                         "--keys-file", str(keys_file)]) == 1
+    printed = capsys.readouterr().out
+    assert f"signatures: {count - 1} events verified by a signed checkpoint, 1 final checkpoint events" in printed
+    assert "forged-copy/billing-bot at seq" in printed and "bad_signature" in printed
+    assert genuine[0]["stream_id"] not in printed
