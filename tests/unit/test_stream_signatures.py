@@ -113,3 +113,16 @@ def test_rotation_revoked_key_verifies_before_and_not_after() -> None:
     assert _rules(before, ring) == {}
     found = _rules(after, ring)
     assert "integrity.unauthorized-key" in found and "revoked" in found["integrity.unauthorized-key"][0]
+
+
+def test_hostile_checkpoint_attributes_are_verdicts_never_errors() -> None:
+    """Attack: checkpoint attributes an agent controls (not base64, wrong lengths, empty, 1,000-byte signatures,
+    a missing or unknown key id) are each judged bad or unknown; none raises into the sink or the rules."""
+    ring = _ring()
+    base = _stream(2, None)[1]
+    values = ["", "!!!", "AAAAA", "AAAA", "eHh4" * 340, "A" * 88]
+    for sig in values:
+        for key_id in ("acme-bot-1", "", "nobody"):
+            record = {**base, "attributes": {"agentaudit.sig": sig, "agentaudit.key": key_id}}
+            check = check_checkpoint(ring, record)
+            assert check is not None and check.verdict.value in ("bad_signature", "unknown_key"), (sig, key_id)
