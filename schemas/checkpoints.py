@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from agentaudit.schemas.integrity import verify_stream
 from agentaudit.schemas.signing import KeyRing, SignatureCheck, SignatureVerdict, SigningKey, signed_message
 
-__all__ = ["CHECKPOINT_NAME", "CHECKPOINT_PURPOSE", "KEY_ATTRIBUTE", "SIG_ATTRIBUTE", "check_checkpoint",
-           "checkpoint_attributes", "checkpoint_message", "is_checkpoint"]
+__all__ = ["CHECKPOINT_NAME", "CHECKPOINT_PURPOSE", "KEY_ATTRIBUTE", "SIG_ATTRIBUTE", "StreamFinding", "StreamsReport",
+           "check_checkpoint", "check_signed_stream", "checkpoint_attributes", "checkpoint_message", "is_checkpoint",
+           "verify_signed_records"]
 
 SIG_ATTRIBUTE = "agentaudit.sig"
 KEY_ATTRIBUTE = "agentaudit.key"
@@ -86,3 +90,96 @@ def check_checkpoint(keyring: KeyRing, record: dict[str, Any]) -> SignatureCheck
                                    at_us=record["event_time_us"])
     record[_CACHE] = check
     return check
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFinding:
+    """One thing wrong with a signed stream: where, and what (a chain violation, a verdict, or ``unverified``)."""
+
+    tenant: str
+    stream_id: str
+    seq: int
+    kind: str  # a chain violation kind, a signature verdict, or "unverified"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.tenant} stream {self.stream_id} at seq {self.seq}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class StreamsReport:
+    """What checking signed streams found: counts of rows verified, final checkpoint events, and findings."""
+
+    streams: int = 0
+    rows: int = 0
+    verified: int = 0
+    tails: int = 0  # final checkpoint events, covered by no later checkpoint
+    findings: list[StreamFinding] = field(default_factory=list)
+
+    @property
+    def unverified(self) -> int:
+        return self.rows - self.verified - self.tails
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for finding in self.findings:
+            out[finding.kind] = out.get(finding.kind, 0) + 1
+        return out
+
+
+def verify_signed_records(records: Iterable[dict[str, Any]], keyring: KeyRing) -> StreamsReport:
+    """The same checks over decoded action records carrying ``event_hash`` (e.g. read back from the topic),
+    each stream in the order recorded."""
+    streams: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in records:
+        streams.setdefault((record["tenant"], record["stream_id"]), []).append(record)
+    report = StreamsReport()
+    for key in sorted(streams):
+        report.streams += 1
+        report.rows += len(streams[key])
+        check_signed_stream(streams[key], keyring, report)
+    return report
+
+
+def check_signed_stream(stream: list[dict[str, Any]], keyring: KeyRing, report: StreamsReport) -> None:
+    """Check one stream's records (with ``event_hash``, in recorded order) into ``report``: chain violations,
+    checkpoints that cannot be believed, and rows no valid checkpoint covers through unbroken links."""
+    tenant, stream_id = stream[0]["tenant"], stream[0]["stream_id"]
+    broken_before: set[int] = set()  # indexes whose link from the previous row is broken
+    for violation in verify_stream(stream_id, ((r, r["event_hash"]) for r in stream), first_seq=stream[0]["seq"]):
+        report.findings.append(StreamFinding(tenant, stream_id, violation.seq, violation.kind, violation.detail))
+    for i in range(1, len(stream)):
+        prev, row = stream[i - 1], stream[i]
+        if row["prev_hash"] != prev["event_hash"]:  # a seq gap alone is reported by verify_stream, not a broken link
+            broken_before.add(i)
+    pending = 0  # rows since the last valid checkpoint or break, waiting for a checkpoint to cover them
+    first_pending = stream[0]["seq"]
+    for i, row in enumerate(stream):
+        if i in broken_before:
+            if pending:
+                report.findings.append(StreamFinding(tenant, stream_id, first_pending, "unverified",
+                                                     f"{pending} row(s) before a chain break are covered by no "
+                                                     "valid checkpoint"))
+            pending = 0
+        check = check_checkpoint(keyring, row)
+        if check is not None and not check.ok:
+            report.findings.append(StreamFinding(tenant, stream_id, row["seq"], check.verdict.value,
+                                                 check.detail or check.verdict.value))
+        if check is not None and check.ok:
+            report.verified += pending
+            pending = 0
+        if pending == 0:
+            first_pending = row["seq"]
+        pending += 1
+    last = stream[-1]
+    last_check = check_checkpoint(keyring, last)
+    if pending == 1 and last["name"] == CHECKPOINT_NAME and last_check is not None and last_check.ok:
+        report.tails += 1
+    elif pending:
+        report.findings.append(StreamFinding(tenant, stream_id, first_pending, "unverified",
+                                             f"{pending} row(s) up to seq {last['seq']} are covered by no valid "
+                                             "checkpoint"))

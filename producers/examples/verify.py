@@ -8,7 +8,7 @@ event leaves a seq gap, and a reordered pair breaks both; :func:`agentaudit.sche
 reports each as a :class:`~agentaudit.schemas.ChainViolation`.
 
 With ``--keys-file`` (the producer keys, ``AGENTAUDIT_KEYS_FILE``) it also verifies each stream's signed
-checkpoints and reports rows no valid checkpoint covers (:mod:`agentaudit.consumers.stream_verify`).
+checkpoints and reports rows no valid checkpoint covers (:func:`agentaudit.schemas.checkpoints.verify_signed_records`).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {violation}")
     failed = bool(violations)
     if args.keys_file:
-        from agentaudit.consumers.stream_verify import verify_signed_records
         from agentaudit.schemas import KeyRing
+        from agentaudit.schemas.checkpoints import verify_signed_records
 
         records = []
         for record, digest in events:

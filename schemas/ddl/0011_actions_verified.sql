@@ -1,10 +1,10 @@
 -- actions_verified (issue 12, signed producer streams): per stored row, whether a valid signed checkpoint covers it.
--- A checkpoint at seq k signs k's prev_hash, so it vouches for row s < k when every link from s up to k holds
--- (row j's event_hash is row j+1's prev_hash, seqs consecutive). The view finds, per stream, the first
--- checkpoint after each row and the first broken link at or after it; verified = that checkpoint's stored verdict
--- is 'valid' and no link breaks before it. Computed on read with window functions over actions_first: filter by
--- tenant and stream_id (or agent_id) when the store is large. A checkpoint row itself (and a stream's last rows)
--- is covered only by the next checkpoint.
+-- A checkpoint at seq k signs k's prev_hash, so it vouches for row s < k when every link from s up to k holds (a
+-- row's event_hash is the next row's prev_hash; a seq gap of dropped events does not break a link, the gap is an
+-- incident of its own). The view finds, per stream, the first checkpoint after each row and the first broken link
+-- at or after it; verified = that checkpoint's stored verdict is 'valid' and no link breaks before it. Computed on
+-- read with window functions over actions_first: filter by tenant and stream_id (or agent_id) when the store is
+-- large. A checkpoint row itself (and a stream's last rows) is covered only by the next checkpoint.
 
 CREATE OR REPLACE VIEW {database}.actions_verified
 (
@@ -38,7 +38,7 @@ FROM
     (
         SELECT
             event_id, tenant, agent_id, stream_id, seq, event_time, kind, name, signature,
-            leadInFrame(prev_hash) OVER next_one = event_hash AND leadInFrame(seq) OVER next_one = seq + 1 AS link_ok
+            leadInFrame(prev_hash) OVER next_one = event_hash AS link_ok
         FROM {database}.actions_first
         WINDOW next_one AS (PARTITION BY tenant, stream_id ORDER BY seq ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)
     )
