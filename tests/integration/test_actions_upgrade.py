@@ -77,8 +77,8 @@ COMMENT 'Every action event, one row per event_id (query with FINAL or LIMIT 1 B
 
 
 def _old_rows(records: list[dict]):
-    """Rows as the sink wrote them before issue 12 (no later_copy column)."""
-    return actions_table(records).drop_columns(["later_copy"])
+    """Rows as the sink wrote them before issue 12 (no later_copy or signature column)."""
+    return actions_table(records).drop_columns(["later_copy", "signature"])
 
 
 def _records(count: int) -> list[dict]:
