@@ -1018,13 +1018,13 @@ app.add_typer(users_app, name="dashboard-users")
 _USERS_FILE_HELP = "Users file (AGENTAUDIT_DASHBOARD_USERS_FILE, default .agentaudit/dashboard-users)."
 
 
-def _users_call(what, *args, **kwargs):  # type: ignore[no-untyped-def]
-    """Run a users-file operation; a refusal prints ``error: ...`` and exits 1."""
-    from agentaudit.exceptions import ConfigError
+def _refusal_exits(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run a file operation of a CLI command; a refusal (any agentaudit error) prints ``error: ...`` and exits 1."""
+    from agentaudit.exceptions import AgentAuditError
 
     try:
-        return what(*args, **kwargs)
-    except ConfigError as exc:
+        return fn(*args, **kwargs)
+    except AgentAuditError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
 
@@ -1034,7 +1034,7 @@ def _users_path(path: str | None):  # type: ignore[no-untyped-def]
 
     from agentaudit.dashboard import DashboardSettings
 
-    return Path(path) if path else _users_call(lambda: DashboardSettings().users_file)
+    return Path(path) if path else _refusal_exits(lambda: DashboardSettings().users_file)
 
 
 def _read_password(stdin: bool) -> str | None:
@@ -1057,7 +1057,7 @@ def users_add(
     from agentaudit.dashboard import add_user
 
     path = _users_path(file)
-    secret = _users_call(add_user, path, name, team=team, role=role, oidc=oidc,  # type: ignore[arg-type]
+    secret = _refusal_exits(add_user, path, name, team=team, role=role, oidc=oidc,  # type: ignore[arg-type]
                          password=_read_password(password_stdin))
     typer.echo(f"added {name} ({team or 'no team'}, {role}) to {path}")
     if secret is not None and not password_stdin:
@@ -1075,7 +1075,7 @@ def users_reset(
     from agentaudit.dashboard import set_password
 
     path = _users_path(file)
-    secret = _users_call(set_password, path, name, _read_password(password_stdin))
+    secret = _refusal_exits(set_password, path, name, _read_password(password_stdin))
     typer.echo(f"new password for {name} in {path}" + ("" if password_stdin else f": {secret}"))
 
 
@@ -1086,7 +1086,7 @@ def users_remove(name: str = typer.Argument(..., help="User name."),
     from agentaudit.dashboard import remove_user
 
     path = _users_path(file)
-    _users_call(remove_user, path, name)
+    _refusal_exits(remove_user, path, name)
     typer.echo(f"removed {name} from {path}")
 
 
@@ -1096,7 +1096,7 @@ def users_list(file: str = typer.Option(None, "--file", help=_USERS_FILE_HELP)) 
     from agentaudit.dashboard import read_users
     from agentaudit.dashboard.auth import NO_PASSWORD
 
-    for c in _users_call(read_users, _users_path(file)).values():
+    for c in _refusal_exits(read_users, _users_path(file)).values():
         typer.echo(f"{c.user.name}\t{c.user.team or '-'}\t{c.user.role}\t"
                    f"{'oidc' if c.hash == NO_PASSWORD else 'password'}")
 
@@ -1111,16 +1111,6 @@ _KEYS_FILE = typer.Option(..., "--keys-file", envvar="AGENTAUDIT_KEYS_FILE",
 _KEY_DIR_HELP = "Where the private key is written (mode 0600), as <dir>/<id>.key."
 
 
-def _keys_call(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-    from agentaudit.exceptions import AgentAuditError
-
-    try:
-        return fn(*args, **kwargs)
-    except AgentAuditError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-
-
 def _new_private_key(key_id: str, key_dir: str):  # type: ignore[no-untyped-def] - SigningKey
     from pathlib import Path
 
@@ -1130,8 +1120,8 @@ def _new_private_key(key_id: str, key_dir: str):  # type: ignore[no-untyped-def]
     if path.exists():
         typer.echo(f"error: {path} exists; pick another key id (a key file is never overwritten)", err=True)
         raise typer.Exit(1)
-    key = _keys_call(SigningKey.generate, key_id)
-    _keys_call(key.save, path)
+    key = _refusal_exits(SigningKey.generate, key_id)
+    _refusal_exits(key.save, path)
     typer.echo(f"private key: {path} (mode 0600; give it to the producer as AGENTAUDIT_SIGNING_KEY_FILE)")
     return key
 
@@ -1156,7 +1146,7 @@ def keys_new(
     if keys_file:
         from agentaudit.schemas.keys_file import add_key
 
-        _keys_call(add_key, keys_file, key_id=key_id, public_key=key.public_key, principal=principal,
+        _refusal_exits(add_key, keys_file, key_id=key_id, public_key=key.public_key, principal=principal,
                    tenant=tenant, agents=agent or None)
         typer.echo(f"registered {key_id} in {keys_file} for tenant {tenant!r}, agents {agent or ['*']}")
 
@@ -1175,7 +1165,7 @@ def keys_add(
     """Register a public key someone else made."""
     from agentaudit.schemas.keys_file import add_key
 
-    _keys_call(add_key, keys_file, key_id=key_id, public_key=public_key, principal=principal, tenant=tenant,
+    _refusal_exits(add_key, keys_file, key_id=key_id, public_key=public_key, principal=principal, tenant=tenant,
                agents=agent or None, not_before=not_before)
     typer.echo(f"registered {key_id} in {keys_file}")
 
@@ -1196,12 +1186,12 @@ def keys_rotate(
     """
     from agentaudit.schemas.keys_file import read_keys, rotate_key
 
-    ring = _keys_call(read_keys, keys_file)
+    ring = _refusal_exits(read_keys, keys_file)
     if old_id not in ring:
         typer.echo(f"error: no key {old_id!r} in {keys_file}; `agentaudit keys list` shows the ids", err=True)
         raise typer.Exit(1)
     key = _new_private_key(new_id, key_dir)
-    _keys_call(rotate_key, keys_file, old_id, key, at=at)
+    _refusal_exits(rotate_key, keys_file, old_id, key, at=at)
     typer.echo(f"rotated {old_id} -> {new_id} in {keys_file}; public key: {key.public_key}")
 
 
@@ -1214,7 +1204,7 @@ def keys_revoke(
     """Revoke a key: signatures at or after the time no longer verify (a stolen key: revoke, then rotate)."""
     from agentaudit.schemas.keys_file import revoke_key
 
-    _keys_call(revoke_key, keys_file, key_id, at=at)
+    _refusal_exits(revoke_key, keys_file, key_id, at=at)
     typer.echo(f"revoked {key_id} in {keys_file}")
 
 
@@ -1223,7 +1213,7 @@ def keys_list(keys_file: str = _KEYS_FILE) -> None:
     """The registered keys: id, principal, tenant, agents, valid from, revoked at."""
     from agentaudit.schemas.keys_file import read_keys
 
-    for entry in _keys_call(read_keys, keys_file).to_document()["keys"]:
+    for entry in _refusal_exits(read_keys, keys_file).to_document()["keys"]:
         typer.echo(f"{entry['id']}\t{entry['principal']}\t{entry['tenant']}\t{','.join(entry['agents'])}\t"
                    f"{entry.get('not_before', '-')}\t{entry.get('revoked_at', '-')}")
 
