@@ -26,7 +26,9 @@ FAST_GROUP = {"AGENTAUDIT_SINK_SESSION_TIMEOUT_MS": "6000", "AGENTAUDIT_SINK_HEA
 
 def stack_env(kafka: KafkaSettings, store: StoreSettings, **extra: str) -> dict[str, str]:
     """The environment of a consumer process pointed at ``kafka``'s topics and ``store``'s database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUDIT_")}
+    # AGENTAUDIT_KAFKA_* stay: how the test broker authenticates (the SASL tier of .ci/run)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AGENTAUDIT_") or k.startswith("AGENTAUDIT_KAFKA_")}
     env.update(FAST_GROUP)
     env.update({"AGENTAUDIT_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
                 "AGENTAUDIT_CLICKHOUSE_URL": store.clickhouse_url, "AGENTAUDIT_DATABASE": store.database,
