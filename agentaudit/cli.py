@@ -232,16 +232,9 @@ def verify(
         raise typer.Exit(2) from exc
     typer.echo(f"{settings.database}: {report.digests} digests, {report.rows} rows read, {report.covered} match "
                f"their digest, {report.undigested} stored before digests, {report.expired} past retention")
-    for finding in report.findings[:limit]:
-        typer.echo(f"  {finding}")
-    if report.ok:
-        typer.echo("ok: nothing was modified, deleted or added after the fact")
-        if failed:
-            raise typer.Exit(1)
+    if _print_findings(report, limit, ok="ok: nothing was modified, deleted or added after the fact",
+                       failed="FAILED") and not failed:
         return
-    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts().items()))
-    more = f" (first {limit} shown)" if len(report.findings) > limit else ""
-    typer.echo(f"FAILED: {counts}{more}")
     raise typer.Exit(1)
 
 
@@ -263,15 +256,21 @@ def _verify_signatures(settings, keys_file: str, tenant: str | None, limit: int)
         raise typer.Exit(2) from exc
     typer.echo(f"{settings.database}: {report.streams} streams, {report.rows} rows, {report.verified} verified by a "
                f"signed checkpoint, {report.tails} final checkpoint events, {report.unverified} not verified")
+    return not _print_findings(report, limit, failed="FAILED signatures",
+                               ok="ok: every stream is chained and signed by a key registered for its tenant and agent")
+
+
+def _print_findings(report, limit: int, *, ok: str, failed: str) -> bool:  # noqa: ANN001 - a verify report
+    """Print a verify report's first ``limit`` findings and its verdict line; True when it found nothing."""
     for finding in report.findings[:limit]:
         typer.echo(f"  {finding}")
     if report.ok:
-        typer.echo("ok: every stream is chained and signed by a key registered for its tenant and agent")
-        return False
+        typer.echo(ok)
+        return True
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts().items()))
     more = f" (first {limit} shown)" if len(report.findings) > limit else ""
-    typer.echo(f"FAILED signatures: {counts}{more}")
-    return True
+    typer.echo(f"{failed}: {counts}{more}")
+    return False
 
 
 def _consume_preflight(kafka, store) -> None:  # noqa: ANN001 - KafkaSettings, StoreSettings
