@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agentaudit.rules.engine import BaseEvaluator
-from agentaudit.rules._idleness import SourceIdleness
+from agentaudit.rules._idleness import PROGRESS, SourceIdleness
 from agentaudit.rules.evaluator import RuleEvaluator
 from agentaudit.rules.settings import DEFAULT_IDLE_TIMEOUT_MS
 from agentaudit.infra.exceptions import KafkaError
@@ -195,9 +195,22 @@ class RulesWorker:
             self.state.save(self.group, self.topics.repartition, partition, offset, evaluator.snapshot())
 
     def _rekey_assigned(self, _consumer: Any, partitions: list[Any]) -> None:
+        """Track each new source, and tell every judge it is active again before any of its records.
+
+        A judge restored from a snapshot (a restart, or a source moving between workers) may hold the
+        source as idle; records written to it since would otherwise be judged against a watermark
+        that left the source out, i.e. as late, and the same log would decide other incidents.
+        """
         now = time.monotonic()
         for tp in partitions:
             self.idleness.assign(f"{tp.topic}:{tp.partition}", now)
+        if self.idleness.enabled and partitions and self._targets:
+            for tp in partitions:
+                headers = [(SOURCE_TOPIC_HEADER, tp.topic), (SOURCE_PARTITION_HEADER, str(tp.partition)),
+                           (MARKER_HEADER, PROGRESS)]
+                for target in self._targets:
+                    self._producer.produce(self.topics.repartition, None, headers=headers, partition=target)
+            self._producer.flush()
 
     def _rekey_revoked(self, _consumer: Any, partitions: list[Any]) -> None:
         for tp in partitions:

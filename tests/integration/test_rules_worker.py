@@ -8,6 +8,7 @@ import time
 import pytest
 
 from agentaudit.rules import DEFAULT_LATENESS_US, RuleEvaluator, load_rule_set
+from agentaudit.rules.settings import DEFAULT_IDLE_TIMEOUT_MS
 from tests.synthetic_fleet import fleet_records
 from agentaudit.consumers.rules_worker import RulesWorker, StateDirectory
 from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer
@@ -113,8 +114,15 @@ def _live(records) -> list[Incident]:
     return list(latest.values())
 
 
-def test_state_follows_a_partition_across_a_restart(kafka_settings_factory, group_factory, tmp_path) -> None:
-    """Half the log, stop (snapshots saved with offsets), a new worker does the rest: same incidents."""
+@pytest.mark.parametrize("idle_timeout_ms", [DEFAULT_IDLE_TIMEOUT_MS, 50], ids=["default-idleness", "quick-idleness"])
+def test_state_follows_a_partition_across_a_restart(kafka_settings_factory, group_factory, tmp_path,
+                                                    idle_timeout_ms) -> None:
+    """Half the log, stop (snapshots saved with offsets), a new worker does the rest: same incidents.
+
+    With quick idleness the first worker marks sources idle once it has read them to the end (as a slow
+    CI machine does with the default), and its snapshots keep them idle: the second worker must wake
+    them before their new records are judged, or those records count as late.
+    """
     kafka = kafka_settings_factory(partitions=3)
     group = group_factory("rules")
     state = StateDirectory(tmp_path / "state")
@@ -123,7 +131,7 @@ def test_state_follows_a_partition_across_a_restart(kafka_settings_factory, grou
     published: dict[str, Incident] = {}
     for part, records in enumerate((RECORDS[:half], RECORDS[half:])):
         worker = RulesWorker(kafka, RuleEvaluator(RULES, lateness_us=LATENESS_US), group=group, batch_size=300,
-                             consumer_config=config, state=state)
+                             consumer_config=config, state=state, idle_timeout_ms=idle_timeout_ms)
         try:
             produce_actions(kafka, records)
             deadline = time.monotonic() + 90
