@@ -25,6 +25,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from contextvars import Token
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +33,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from agentaudit.control import ActionBlocked
+from agentaudit.control import ActionBlocked, args_hash
 from agentaudit.producers._context import CURRENT, ContextExecutor, Frame, wrap
 from agentaudit.producers._queue import BASE_EVENT_BYTES, EventQueue
 from agentaudit.producers._spool import Spool
@@ -61,7 +62,7 @@ _perf_ns = time.perf_counter_ns
 EMIT_FIELDS = frozenset(("kind", "name", "agent", "agent_id", "phase", "status", "input", "output", "model",
                          "input_tokens", "output_tokens", "cost_usd", "latency_us", "error_type", "error_message",
                          "attributes", "parent", "parent_action_id", "action_id", "links", "actor_type",
-                         "actor_id"))
+                         "actor_id", "time_us"))
 
 _EMIT_CASTS: dict[str, Callable[[Any], Any]] = {"input_tokens": int, "output_tokens": int, "cost_usd": float,
                                                 "latency_us": int, "model": str, "error_type": str,
@@ -95,6 +96,59 @@ def _id(value: Any, field: str, notes: dict[str, str], limit: int = _ID_MAX) -> 
     if value is None:
         return None
     return _name(value, limit, field, notes) or None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = datetime.resolution  # timedelta(microseconds=1)
+
+#: What an explicit event time may be: epoch microseconds or a timezone-aware datetime.
+EventTime = int | datetime
+
+
+def _event_time(value: Any, field: str, notes: dict[str, str]) -> int | None:
+    """An explicit event time (recorded history) as epoch microseconds, or None: not given, or not usable.
+
+    A time the pipeline would refuse (naive datetime, not a number, outside 2001..2100) is not raised:
+    the SDK's clock stands in and ``agentaudit.uncaptured.<field>`` says why, as for any uncapturable value.
+    """
+    if value is None:
+        return None
+    problem: str | None
+    try:
+        if isinstance(value, datetime):
+            if value.tzinfo is None or value.utcoffset() is None:
+                t, problem = None, "a naive datetime (no tzinfo); pass an aware one, e.g. tzinfo=timezone.utc"
+            else:
+                t, problem = (value - _EPOCH) // _MICROSECOND, None
+        elif type(value) is bool:
+            t, problem = None, "a bool is not a time; pass epoch microseconds or an aware datetime"
+        else:
+            t, problem = number(value, integer=True)  # type: ignore[assignment]
+    except Exception as exc:  # noqa: BLE001 - e.g. a datetime subclass whose arithmetic raises
+        t, problem = None, f"{type_name(value)} raised {type_name(exc)}"
+    if problem is None and not MIN_EVENT_TIME_US <= t < MAX_EVENT_TIME_US:  # type: ignore[operator]
+        problem = f"{t} is outside 2001..2100 (epoch microseconds)"
+    if problem is not None:
+        _log.warning("sdk.bad_time %s ignored: %s", field, problem)
+        notes[UNCAPTURED + field] = f"{field}: {problem}; the SDK's clock was used"
+        return None
+    return t  # type: ignore[return-value]
+
+
+def _span_times(start: Any, end: Any, notes: dict[str, str]) -> tuple[int | None, int | None]:
+    """Explicit start and end times; an end before the start is dropped (noted), as is an end alone."""
+    start_at = _event_time(start, "start_time_us", notes)
+    end_at = _event_time(end, "end_time_us", notes)
+    if end_at is not None and start_at is None:
+        if start is None:
+            notes[UNCAPTURED + "end_time_us"] = "end_time_us: given without start_time_us; the SDK's clock was used"
+        end_at = None
+    elif end_at is not None and end_at < start_at:  # type: ignore[operator]
+        _log.warning("sdk.bad_time end_time_us ignored: before start_time_us")
+        notes[UNCAPTURED + "end_time_us"] = (f"end_time_us: {end_at} is before start_time_us {start_at}; "
+                                             "the start plus the measured duration was used")
+        end_at = None
+    return start_at, end_at
 
 
 def _mapping(values: Any, notes: dict[str, str]) -> dict[Any, Any]:
@@ -174,13 +228,16 @@ class Action:
     __slots__ = ("_client", "kind", "name", "agent", "_parent", "_input", "_attributes", "model", "_links",
                  "_run_id", "action_id", "trace_id", "parent_action_id", "depth", "_token", "_t0", "_start_us",
                  "_in_digest", "_out_digest", "_out_text", "input_tokens", "output_tokens", "cost_usd", "_status",
-                 "_status_message", "_payload", "_done", "_frame_run", "_approval")
+                 "_status_message", "_payload", "_done", "_frame_run", "_approval", "_start_at", "_end_at")
 
     def __init__(self, client: AuditClient, kind: str, name: str, agent: str | None, parent: Any,
                  input: Any, attributes: dict[str, str] | None, model: str | None, links: list[str] | None,
-                 run_id: str | None, approval: Any = None) -> None:
+                 run_id: str | None, approval: Any = None, start_at: int | None = None,
+                 end_at: int | None = None) -> None:
         self._client = client
         self._approval = approval
+        self._start_at = start_at  # recorded history: explicit times instead of the clock
+        self._end_at = end_at
         self.kind = kind
         self.name = name
         self.agent = agent
@@ -332,7 +389,7 @@ class Action:
         if client._gate is not None or self._approval is not None:  # control plane: may raise ActionBlocked
             self._ask_gate()
         self._token = CURRENT.set(Frame(aid, trace, depth, agent, run_id))
-        self._start_us = start = _now_ns() // 1000
+        self._start_us = start = _now_ns() // 1000 if self._start_at is None else self._start_at
         self._t0 = _perf_ns()
         extra: dict[str, Any] | None = None
         size = BASE_EVENT_BYTES
@@ -402,7 +459,7 @@ class Action:
                                      BASE_EVENT_BYTES))
 
     def _end(self, exc: BaseException | None) -> None:
-        latency = (_perf_ns() - self._t0) // 1000
+        latency = (_perf_ns() - self._t0) // 1000 if self._end_at is None else self._end_at - self._start_us
         client = self._client
         status = self._status
         extra: dict[str, Any] = {"latency_us": latency, "start_time_us": self._start_us,
@@ -445,7 +502,8 @@ class Action:
     def _fresh(self, input: Any) -> Action:
         return Action(self._client, self.kind, self.name, self.agent, self._parent, input,
                       dict(self._attributes) if self._attributes else None, self.model,
-                      list(self._links) if self._links else None, self._run_id, self._approval)
+                      list(self._links) if self._links else None, self._run_id, self._approval, self._start_at,
+                      self._end_at)
 
     def __call__(self, fn: F) -> F:
         if not self.name:
@@ -621,7 +679,8 @@ class AuditClient:
 
     def action(self, kind: str, name: str = "", *, agent: str | None = None, parent: str | Action | None = None,
                input: Any = None, attributes: Mapping[str, Any] | None = None, model: str | None = None,
-               links: list[str] | None = None, run_id: str | None = None, approval: Any = None) -> Action:
+               links: list[str] | None = None, run_id: str | None = None, approval: Any = None,
+               start_time_us: EventTime | None = None, end_time_us: EventTime | None = None) -> Action:
         """An action of ``kind`` (``invoke_agent``, ``chat``, ``execute_tool``, ``plan``, ...) to use as
         ``with client.action(...) as act:`` or ``@client.action(...)``.
 
@@ -632,9 +691,17 @@ class AuditClient:
             a body only with ``capture_bodies``).
         :param approval: an :class:`~agentaudit.control.approvals.Approval` of exactly these arguments
             (``input``); the action is refused (:class:`ActionBlocked`) if they differ or it expired.
+        :param start_time_us: when the action started, for recorded history (backfill): epoch microseconds or
+            an aware ``datetime``; default the clock when the ``with`` block is entered.
+        :param end_time_us: when it ended (same forms, not before the start); default the start plus the time
+            the ``with`` block took. A time that cannot be used is not raised: the clock stands in and
+            ``agentaudit.uncaptured.start_time_us`` (or ``end_time_us``) says why.
         """
+        start_at = end_at = None
         try:
             notes: dict[str, str] = {}
+            if start_time_us is not None or end_time_us is not None:
+                start_at, end_at = _span_times(start_time_us, end_time_us, notes)
             name = _name(name, _NAME_MAX, "name", notes)
             if agent is not None:
                 agent = _id(agent, "agent", notes, _AGENT_MAX)
@@ -650,7 +717,8 @@ class AuditClient:
         except Exception as exc:  # noqa: BLE001 - the action still runs, recorded with what was capturable
             kind, name, agent, parent, model, link_ids, run_id = "other", "", None, None, None, None, None
             attrs = {UNCAPTURED + "action": f"raised {type_name(exc)}"}
-        return Action(self, kind, name, agent, parent, input, attrs, model, link_ids, run_id, approval)
+        return Action(self, kind, name, agent, parent, input, attrs, model, link_ids, run_id, approval, start_at,
+                      end_at)
 
     def _gate_for(self, action: Action) -> Any:
         if self._gate is not None:
@@ -663,17 +731,20 @@ class AuditClient:
 
     def event(self, kind: str, name: str = "", *, agent: str | None = None, parent: str | Action | None = None,
               input: Any = None, output: Any = None, attributes: Mapping[str, Any] | None = None,
-              actor: tuple[str, str] | None = None, status: str = "unset", links: list[str] | None = None) -> str:
+              actor: tuple[str, str] | None = None, status: str = "unset", links: list[str] | None = None,
+              time_us: EventTime | None = None) -> str:
         """A point event (``decision``, ``message``, ``approval``, ``handoff``, ``guardrail``, ``human_action``)
-        linked to the enclosing action; returns its action id. Never raises."""
-        return self._event(kind, name, agent, parent, input, output, attributes, actor, status, links, {})
+        linked to the enclosing action; returns its action id. ``time_us`` (epoch microseconds or an aware
+        ``datetime``) records when it happened, for recorded history; default now. Never raises."""
+        return self._event(kind, name, agent, parent, input, output, attributes, actor, status, links, {}, time_us)
 
     def _event(self, kind: Any, name: Any, agent: Any, parent: Any, input: Any, output: Any, attributes: Any,
-               actor: Any, status: Any, links: Any, notes: dict[str, str]) -> str:
+               actor: Any, status: Any, links: Any, notes: dict[str, str], time_us: Any = None) -> str:
         try:
             attrs = _safe_attrs(attributes, notes) if attributes is not None else None
             kind, attrs = _kind(kind, attrs)
-            return self._point(kind, name, agent, parent, input, output, attrs, actor, status, links, None, notes)
+            return self._point(kind, name, agent, parent, input, output, attrs, actor, status, links, None, notes,
+                               time_us)
         except Exception as exc:  # noqa: BLE001 - telemetry must not break the agent
             return self._point_failed("event", exc)
 
@@ -694,8 +765,9 @@ class AuditClient:
 
     def _point(self, kind: str, name: Any, agent: Any, parent: Any, input: Any, output: Any,
                attrs: dict[str, str] | None, actor: Any, status: Any, links: Any, fields: dict[str, Any] | None,
-               notes: dict[str, str]) -> str:
+               notes: dict[str, str], time_us: Any = None) -> str:
         name = _name(name, _NAME_MAX, "name", notes)
+        at = _event_time(time_us, "time_us", notes) if time_us is not None else None
         if agent is not None:
             agent = _id(agent, "agent", notes, _AGENT_MAX)
         if parent is not None and not isinstance(parent, Action):
@@ -744,8 +816,8 @@ class AuditClient:
                 extra["links"] = link_ids
             if status != "unset":
                 extra["status"] = status if status in _STATUSES else "unset"
-        self._queue.put((agent, kind, "point", name, aid, parent_id, trace, depth, run_id, _now_ns() // 1000,
-                         extra, size))
+        self._queue.put((agent, kind, "point", name, aid, parent_id, trace, depth, run_id,
+                         _now_ns() // 1000 if at is None else at, extra, size))
         return aid
 
     @staticmethod
@@ -762,16 +834,18 @@ class AuditClient:
         return {"type": kind, "id": _name(who, _ID_MAX, "actor", notes)}
 
     def decision(self, name: str, *, input: Any = None, output: Any = None, reason: str | None = None,
-                 agent: str | None = None, attributes: Mapping[str, Any] | None = None) -> str:
+                 agent: str | None = None, attributes: Mapping[str, Any] | None = None,
+                 time_us: EventTime | None = None) -> str:
         """The agent chose something (a plan step, a route, a tool); ``reason`` becomes an attribute."""
         notes: dict[str, str] = {}
         attrs = _mapping(attributes, notes)
         if reason is not None:
             attrs["reason"] = reason
-        return self._event("decision", name, agent, None, input, output, attrs, None, "unset", None, notes)
+        return self._event("decision", name, agent, None, input, output, attrs, None, "unset", None, notes, time_us)
 
     def message(self, name: str = "", *, content: Any = None, to: str | None = None, role: str | None = None,
-                agent: str | None = None, attributes: Mapping[str, Any] | None = None) -> str:
+                agent: str | None = None, attributes: Mapping[str, Any] | None = None,
+                time_us: EventTime | None = None) -> str:
         """A message sent or received (to a user, another agent, a channel); ``content`` is digested."""
         notes: dict[str, str] = {}
         attrs = _mapping(attributes, notes)
@@ -781,10 +855,11 @@ class AuditClient:
             attrs["role"] = role
         if type(name) is str and not name:
             name = to if to is not None else ""
-        return self._event("message", name, agent, None, content, None, attrs, None, "unset", None, notes)
+        return self._event("message", name, agent, None, content, None, attrs, None, "unset", None, notes, time_us)
 
     def approval(self, approver: str, *, name: str = "", input: Any = None, granted: bool = True,
-                 grant: Any = None, agent: str | None = None, attributes: Mapping[str, Any] | None = None) -> str:
+                 grant: Any = None, agent: str | None = None, attributes: Mapping[str, Any] | None = None,
+                 time_us: EventTime | None = None) -> str:
         """A named human approved (or refused, ``granted=False``) something the agent wants to do.
 
         :param grant: an :class:`~agentaudit.control.approvals.Approval`, whose attributes (args_hash,
@@ -810,10 +885,10 @@ class AuditClient:
                 notes[UNCAPTURED + "grant"] = f"{type_name(grant)} raised {type_name(exc)}"
         attrs.update(_mapping(attributes, notes))
         return self._event("approval", name, agent, None, input, None, attrs, ("human", approver),
-                           "ok" if yes else "denied", None, notes)
+                           "ok" if yes else "denied", None, notes, time_us)
 
     def handoff(self, to_agent: str, *, input: Any = None, agent: str | None = None,
-                attributes: Mapping[str, Any] | None = None) -> str:
+                attributes: Mapping[str, Any] | None = None, time_us: EventTime | None = None) -> str:
         """The current agent hands the work to ``to_agent``; the receiving agent's actions should pass
         ``parent=<returned id>`` (or run inside the same context) to stay in the trace."""
         notes: dict[str, str] = {}
@@ -821,13 +896,13 @@ class AuditClient:
         attrs = {"to_agent": to_agent,
                  "from_agent": agent if agent is not None else (frame.agent if frame else self._agent)}
         attrs.update(_mapping(attributes, notes))
-        return self._event("handoff", to_agent, agent, None, input, None, attrs, None, "unset", None, notes)
+        return self._event("handoff", to_agent, agent, None, input, None, attrs, None, "unset", None, notes, time_us)
 
     def emit(self, event: Mapping[str, Any]) -> str:
         """Logging-style quick use: ``client.emit({"kind": "decision", "name": "route", "why": "cheap"})``.
 
         Known keys map onto fields (``kind``, ``name``, ``agent``, ``status``, ``input``, ``output``, ``model``,
-        tokens, ``cost_usd``, ``parent``, ...); every other key becomes an attribute. Never raises: a value that
+        tokens, ``cost_usd``, ``parent``, ``time_us``, ...); every other key becomes an attribute. Never raises: a value that
         cannot be captured is left out and named in an ``agentaudit.uncaptured.<field>`` attribute.
         """
         notes: dict[str, str] = {}
@@ -859,12 +934,12 @@ class AuditClient:
             agent = get("agent") if get("agent") is not None else get("agent_id")
             parent = get("parent") if get("parent") is not None else get("parent_action_id")
             return self._point(kind, get("name", ""), agent, parent, get("input"), get("output"), attrs_s, actor,
-                               get("status", "unset"), get("links"), fields, notes)
+                               get("status", "unset"), get("links"), fields, notes, get("time_us"))
         except Exception as exc:  # noqa: BLE001
             return self._point_failed("emit", exc)
 
-    def record_action(self, kind: str, name: str, *, action_id: str, trace_id: str, start_time_us: int,
-                      end_time_us: int, parent_action_id: str | None = None, depth: int = 0,
+    def record_action(self, kind: str, name: str, *, action_id: str, trace_id: str, start_time_us: EventTime,
+                      end_time_us: EventTime, parent_action_id: str | None = None, depth: int = 0,
                       agent: str | None = None, status: str = "ok", error_type: str | None = None,
                       error_message: str | None = None, model: str | None = None, input_tokens: int = 0,
                       output_tokens: int = 0, cost_usd: float = 0.0, attributes: Mapping[str, Any] | None = None,
@@ -883,16 +958,9 @@ class AuditClient:
             if problem:
                 notes[UNCAPTURED + "depth"] = problem
             now = _now_ns() // 1000
-            times = []
-            for field, value in (("start_time_us", start_time_us), ("end_time_us", end_time_us)):
-                t, problem = number(value, integer=True)
-                if problem is None and not MIN_EVENT_TIME_US <= t < MAX_EVENT_TIME_US:  # type: ignore[operator]
-                    problem = f"{t} is outside 2001..2100 (epoch microseconds)"
-                if problem:
-                    notes[UNCAPTURED + field] = problem
-                    t = now
-                times.append(t)
-            start_us, end_us = times
+            start_at, end_at = _span_times(start_time_us, end_time_us, notes)
+            start_us = now if start_at is None else start_at
+            end_us = start_us if end_at is None else end_at
             counts = []
             for field, value, integer in (("input_tokens", input_tokens, True), ("output_tokens", output_tokens, True),
                                           ("cost_usd", cost_usd, False)):
@@ -943,6 +1011,16 @@ class AuditClient:
             extra["_bodies"] = [(f"{field}_body", body)]
             size += len(body)
         return extra, size
+
+    def args_hash(self, args: Any) -> str:
+        """The ``args_hash`` attribute this client records for an action with these JSON arguments (keyed
+        with the tenant's key, as an approval of them records it): to bind recorded history to approvals.
+        Never raises: arguments that are not JSON get the hash of their captured JSON text."""
+        try:
+            plain = args_hash(args)
+        except Exception:  # noqa: BLE001 - not JSON (a NaN, an object): hash what the SDK would capture
+            plain = args_hash(json_text(args)[0])
+        return self._digests.bind(plain)
 
     def digest(self, value: Any) -> str:
         """The digest this client records for ``value`` as an input or output (keyed with the tenant's key):
