@@ -182,9 +182,10 @@ class Stack:
         components.append(self._wrap("store (chDB, ClickHouse HTTP)", self.urls["store"], store,
                                      after=self._migrate))
         consume = ["agentaudit.cli", "consume", "--metrics-port", str(self.ports["metrics"])]
-        if s.rules:
+        rules = str(Path(s.rules).resolve()) if s.rules else ""
+        if rules:
             # the consumer runs in the home directory: hand it a path that does not depend on our cwd
-            consume += ["--rules", str(Path(s.rules).resolve())]
+            consume += ["--rules", rules]
         consume += ["--owners", str(Path(s.owners).resolve() if s.owners else DEFAULT_OWNERS)]
         if s3:
             # rule state survives a restart only with a log that does: a memory broker restarts at offset 0
@@ -202,8 +203,9 @@ class Stack:
         dashboard = self._process("dashboard", _python(
             "agentaudit.cli", "dashboard", "--host", "127.0.0.1", "--port", str(self.ports["dashboard"])),
             ready_port=self.ports["dashboard"], ready_timeout=60,
-            # the dashboard only reads: it gets the read-only store user
-            env={"AGENTAUDIT_CLICKHOUSE_USER": "reader", "AGENTAUDIT_CLICKHOUSE_PASSWORD": credentials.reader_password})
+            # the dashboard only reads (read-only store user) and describes the rules the consumer judges with
+            env={"AGENTAUDIT_CLICKHOUSE_USER": "reader", "AGENTAUDIT_CLICKHOUSE_PASSWORD": credentials.reader_password,
+                 **({"AGENTAUDIT_DASHBOARD_RULES": rules} if rules else {})})
         components.append(self._wrap("dashboard (Streamlit)", self.urls["dashboard"], dashboard))
         return components
 
