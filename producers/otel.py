@@ -27,29 +27,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from agentaudit.producers._capture import type_name
+from agentaudit.producers._genai import GENAI_KINDS, SpanRecord, record_span, span_action_id, span_agent
 from agentaudit.producers.client import AuditClient
 
 __all__ = ["AuditSpanExporter", "AuditSpanProcessor", "GENAI_KINDS", "span_action_id"]
 
-#: ``gen_ai.operation.name`` values and the action kind each becomes.
-GENAI_KINDS: dict[str, str] = {
-    "invoke_agent": "invoke_agent", "create_agent": "create_agent", "chat": "chat",
-    "text_completion": "text_completion", "generate_content": "chat", "embeddings": "embeddings",
-    "execute_tool": "execute_tool",
-}
-
-#: Span attributes the event carries as fields, not as attributes.
-_MAPPED = frozenset(("gen_ai.operation.name", "gen_ai.agent.name", "gen_ai.agent.id", "gen_ai.tool.name",
-                     "gen_ai.request.model", "gen_ai.response.model", "gen_ai.usage.input_tokens",
-                     "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens",
-                     "gen_ai.usage.cost_usd", "error.type"))
-_MAX_ATTRIBUTES = 32
 _log = logging.getLogger("agentaudit.producers")
-
-
-def span_action_id(trace_id: int, span_id: int) -> str:
-    """The action id of an OTel span: ``<trace id hex>-<span id hex>``."""
-    return f"{trace_id:032x}-{span_id:016x}"
 
 
 class _Converter:
@@ -81,8 +64,7 @@ class _Converter:
         with self._lock:
             above = self._open.get(parent.span_id) if parent is not None else None
             depth = 0 if parent is None else (above[0] + 1 if above else 1)
-            agent = attrs.get("gen_ai.agent.name") or attrs.get("gen_ai.agent.id") or (above[1] if above else None)
-            self._open[ctx.span_id] = (depth, str(agent) if agent else None)
+            self._open[ctx.span_id] = (depth, span_agent(attrs) or (above[1] if above else None))
 
     def _ended(self, span: ReadableSpan) -> None:
         ctx = span.get_span_context()
@@ -90,53 +72,16 @@ class _Converter:
             return
         with self._lock:
             known = self._open.pop(ctx.span_id, None)
-        attrs = dict(span.attributes or {})
-        operation = attrs.get("gen_ai.operation.name")
-        if operation is None and not self.include_all:
-            return
-        kind = GENAI_KINDS.get(str(operation), "other")
-        model = attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model")
-        if kind == "execute_tool":
-            name = attrs.get("gen_ai.tool.name") or span.name
-        elif kind in ("chat", "text_completion", "embeddings"):
-            name = model or span.name
-        elif kind in ("invoke_agent", "create_agent"):
-            name = attrs.get("gen_ai.agent.name") or attrs.get("gen_ai.agent.id") or span.name
-        else:
-            name = span.name
-        agent = attrs.get("gen_ai.agent.name") or attrs.get("gen_ai.agent.id") or (known[1] if known else None)
         parent = span.parent
-        depth = known[0] if known else (1 if parent is not None else 0)
-        status, error_type, error_message = "ok", None, None
-        if span.status.status_code is StatusCode.ERROR:
-            status = "error"
-            error_message = span.status.description
-            error_type = attrs.get("error.type")
-            for event in span.events:
-                if event.name == "exception":
-                    ev = event.attributes or {}
-                    error_type = error_type or ev.get("exception.type")
-                    error_message = error_message or ev.get("exception.message")
-            error_type = str(error_type or "error")
-        extra = {k: v for k, v in attrs.items() if k not in _MAPPED}
-        attributes = {k: extra[k] for k in list(extra)[:_MAX_ATTRIBUTES]}
-        attributes["otel.span_name"] = span.name
-        if operation is not None and kind == "other":
-            attributes["gen_ai.operation.name"] = str(operation)
-        trace_hex = f"{ctx.trace_id:032x}"
-        start_us = (span.start_time or 0) // 1000
-        end_us = (span.end_time or span.start_time or 0) // 1000
-        links = [span_action_id(link.context.trace_id, link.context.span_id) for link in span.links or ()]
-        self.client.record_action(
-            kind, name, action_id=span_action_id(ctx.trace_id, ctx.span_id), trace_id=trace_hex,
-            parent_action_id=span_action_id(parent.trace_id, parent.span_id) if parent is not None else None,
-            depth=depth, agent=str(agent) if agent else None, start_time_us=start_us, end_time_us=end_us,
-            status=status, error_type=error_type, error_message=error_message,
-            model=str(model) if model else None,
-            # values the client cannot take are left out and named in agentaudit.uncaptured.* attributes
-            input_tokens=attrs.get("gen_ai.usage.input_tokens", attrs.get("gen_ai.usage.prompt_tokens", 0)) or 0,
-            output_tokens=attrs.get("gen_ai.usage.output_tokens", attrs.get("gen_ai.usage.completion_tokens", 0)) or 0,
-            cost_usd=attrs.get("gen_ai.usage.cost_usd", 0.0) or 0.0, attributes=attributes, links=links)
+        start_ns = span.start_time or 0
+        record = SpanRecord(
+            trace_id=ctx.trace_id, span_id=ctx.span_id, parent_span_id=parent.span_id if parent is not None else None,
+            name=span.name, attributes=span.attributes or {}, start_ns=start_ns, end_ns=span.end_time or start_ns,
+            error=span.status.status_code is StatusCode.ERROR, status_message=span.status.description,
+            events=[(event.name, event.attributes or {}) for event in span.events],
+            links=[(link.context.trace_id, link.context.span_id) for link in span.links or ()],
+            depth=known[0] if known else None, inherited_agent=known[1] if known else None)
+        record_span(self.client, record, include_all=self.include_all)
 
 
 class AuditSpanProcessor(SpanProcessor):
