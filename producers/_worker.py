@@ -33,12 +33,13 @@ from typing import Any
 
 from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
+from agentaudit.producers._checkpoints import CheckpointSchedule
 from agentaudit.producers._queue import EventQueue
 from agentaudit.producers._spool import Spool
 from agentaudit.producers.redaction import Redactor, cap, redact_fields
 from agentaudit.producers.settings import SdkSettings
 from agentaudit.schemas import AvroCodec, SigningKey, StreamChain
-from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, checkpoint_attributes
+from agentaudit.schemas.checkpoints import CHECKPOINT_NAME
 from agentaudit.settings import KafkaSettings
 
 __all__ = ["DROPPED_ATTRIBUTE", "DROP_LOG_INTERVAL_S", "SDK_PRODUCER_CONFIG", "WINDOW_BYTES", "WINDOW_EVENTS",
@@ -132,10 +133,10 @@ class Worker(threading.Thread):
         self._drops_logged = (0, 0)
         self._static = {"tenant": settings.tenant, "agent_version": settings.agent_version,
                         "environment": settings.environment}
-        # signed checkpoints (schemas.checkpoints): stream -> [events since its last checkpoint, when the first
-        # of them was sealed (monotonic)]; a checkpoint is due after checkpoint_events or checkpoint_seconds
+        # signed checkpoints (schemas.checkpoints), due after checkpoint_events or checkpoint_seconds (monotonic)
         self.signing_key = signing_key
-        self._uncovered: dict[str, list[Any]] = {}
+        self._uncovered = CheckpointSchedule(signing_key, every_events=settings.checkpoint_events,
+                                             every_seconds=settings.checkpoint_seconds) if signing_key else None
         self._next_tail_scan = 0.0
         self._tails_wanted = threading.Event()  # flush/close: cover every stream's tail now
         self.stats["checkpoints"] = 0
@@ -240,15 +241,12 @@ class Worker(threading.Thread):
         if self._unshown and stream_id in self._unshown:
             record["attributes"] = {**(record["attributes"] or {}),
                                     DROPPED_ATTRIBUTE: str(self._unshown.pop(stream_id))}
-        uncovered = self._uncovered.get(stream_id) if self.signing_key is not None else None
-        if uncovered is not None and (checkpoint or uncovered[0] >= self.settings.checkpoint_events
-                                      or time.monotonic() - uncovered[1] >= self.settings.checkpoint_seconds):
-            # this event signs for every event of its stream before it (schemas.checkpoints)
-            record["attributes"] = {**(record["attributes"] or {}), **checkpoint_attributes(
-                self.signing_key, tenant=record["tenant"], agent=agent, stream_id=stream_id, seq=chain.seq,
-                prev_hash=chain.prev_hash)}
-        else:
-            uncovered = None
+        schedule = self._uncovered
+        signature = None
+        if schedule is not None:
+            signature = schedule.attributes(stream_id, record, chain, time.monotonic(), force=checkpoint)
+            if signature is not None:
+                record["attributes"] = {**(record["attributes"] or {}), **signature}
         try:
             value = chain.seal(record, self.codec)
         except Exception as exc:  # noqa: BLE001 - a bad value is counted, never raised into the agent
@@ -256,19 +254,9 @@ class Worker(threading.Thread):
             _log.warning("sdk.unencodable kind=%s name=%s agent=%s error=%s", kind, name, agent, exc)
             return None
         self.stats["sealed"] += 1
-        if self.signing_key is not None:
-            if uncovered is not None:
-                self.stats["checkpoints"] += 1
-                if checkpoint:  # a checkpoint event carries nothing of the agent's: the tail is covered
-                    del self._uncovered[stream_id]
-                else:
-                    uncovered[0], uncovered[1] = 1, time.monotonic()
-            else:
-                state = self._uncovered.get(stream_id)
-                if state is None:
-                    self._uncovered[stream_id] = [1, time.monotonic()]
-                else:
-                    state[0] += 1
+        if schedule is not None:
+            schedule.sealed(stream_id, time.monotonic(), signed=signature is not None, point=checkpoint)
+            self.stats["checkpoints"] = schedule.checkpoints
         return stream_id.encode(), value
 
     def _cover_tails(self) -> None:
@@ -279,10 +267,8 @@ class Worker(threading.Thread):
         if not everything and now < self._next_tail_scan:
             return
         self._next_tail_scan = now + _TAIL_SCAN_S
-        due = self.settings.checkpoint_seconds
-        for stream_id, (_count, since) in list(self._uncovered.items()):
-            if everything or now - since >= due:
-                self._seal_marker(stream_id, CHECKPOINT_NAME, checkpoint=True)
+        for stream_id in self._uncovered.due(now, everything):  # type: ignore[union-attr] - set when signing
+            self._seal_marker(stream_id, CHECKPOINT_NAME, checkpoint=True)
         if everything:
             self._tails_wanted.clear()
 
