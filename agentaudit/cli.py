@@ -911,6 +911,14 @@ def simulate(
     start: str = typer.Option(None, help="Virtual clock start, ISO 8601 (default 2026-01-01T00:00:00Z)."),
     tenant: list[str] = typer.Option(None, "--tenant", help="Tenant name (repeatable; default acme, globex)."),
     sessions: int = typer.Option(None, help="Concurrent sessions per agent (wall clock: sized from --rate)."),
+    signing_key: str = typer.Option(None, "--signing-key", envvar="AGENTAUDIT_SIGNING_KEY_FILE",
+                                    help="Ed25519 private key (PEM, mode 0600; its stem is the key id) that signs "
+                                    "checkpoints over every agent's stream, as the SDK does (AGENTAUDIT_SIGNING_KEY_FILE); "
+                                    "default: streams are chained, not signed."),
+    checkpoint_events: int = typer.Option(1000, envvar="AGENTAUDIT_CHECKPOINT_EVENTS", min=1,
+                                          help="With --signing-key: sign at least every this many events of a stream."),
+    checkpoint_seconds: float = typer.Option(10.0, envvar="AGENTAUDIT_CHECKPOINT_SECONDS", min=0.001,
+                                             help="... and at least every this many seconds of event time."),
 ) -> None:
     """Run a deterministic agent fleet with injected failure modes, into Kafka or a log file."""
     import hashlib
@@ -946,7 +954,15 @@ def simulate(
     except (ValueError, ValidationError) as exc:
         typer.echo(f"error: bad simulator option: {exc}", err=True)
         raise typer.Exit(2) from exc
-    simulator = Simulator(config)
+    key = None
+    if signing_key:
+        from pathlib import Path
+
+        from agentaudit.schemas import SigningKey
+
+        key = _refusal_exits(SigningKey.load, Path(signing_key).expanduser())
+    simulator = Simulator(config, signing_key=key, checkpoint_events=checkpoint_events,
+                          checkpoint_seconds=checkpoint_seconds)
     try:
         if out:
             stats = simulator.write_log(out)
@@ -966,6 +982,8 @@ def simulate(
     typer.echo(f"events: {stats.events}  traces: {stats.traces}  errors: {stats.errors}  "
                f"in {stats.elapsed_s:.2f}s ({stats.events_per_s:,.0f} events/s)")
     typer.echo(f"faults injected (traces): {faults}")
+    if key is not None:
+        typer.echo(f"signed checkpoints: {stats.checkpoints} (key {key.key_id})")
     if out:
         with open(out, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()

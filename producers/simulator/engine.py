@@ -14,19 +14,24 @@ import math
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentaudit.producers._checkpoints import CHECKPOINT_NAME, CheckpointSchedule
 from agentaudit.producers.simulator._fleet import Agent, build_fleet
 from agentaudit.producers.simulator._trace import FAULT_ATTRIBUTE, TimedRecord, build_trace
 from agentaudit.producers.simulator.config import FAULT_KINDS, SimConfig
-from agentaudit.schemas import AvroCodec, StreamChain
+from agentaudit.schemas import AvroCodec, SigningKey, StreamChain
 
 __all__ = ["SimEvent", "SimStats", "Simulator", "sessions_for_rate"]
 
 SimEvent = tuple[bytes, bytes, dict[str, Any]]
 """``(key, value, record)``: the stream id as bytes, the framed Avro message, the sealed record."""
+
+_CHECKPOINT_IDS = uuid.UUID("5d1c0a7e-0000-4000-8000-00000000c4e7")  # namespace of checkpoint event ids
+_TAIL_SCAN_US = 100_000  # how often (event time) idle streams are looked at for a checkpoint that is due
 
 
 @dataclass
@@ -37,6 +42,7 @@ class SimStats:
     traces: int = 0
     errors: int = 0
     hung: int = 0
+    checkpoints: int = 0
     faults: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAULT_KINDS, 0))
     first_time_us: int | None = None
     last_time_us: int | None = None
@@ -49,6 +55,7 @@ class SimStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"events": self.events, "traces": self.traces, "errors": self.errors, "hung": self.hung,
+                "checkpoints": self.checkpoints,
                 "faults": dict(self.faults), "first_time_us": self.first_time_us,
                 "last_time_us": self.last_time_us, "elapsed_s": round(self.elapsed_s, 3),
                 "events_per_s": round(self.events_per_s, 1)}
@@ -73,6 +80,12 @@ class Simulator:
 
     :param config: the run; default ``SimConfig()`` (12 agents, seed 0, endless).
     :param codec: the action codec to seal events with, default ``AvroCodec("action")``.
+    :param signing_key: signs checkpoints over each agent's stream as the SDK does
+        (:class:`~agentaudit.producers._checkpoints.CheckpointSchedule`, ``AGENTAUDIT_SIGNING_KEY_FILE`` for
+        ``agentaudit simulate``); default none: streams are chained, not signed.
+    :param checkpoint_events: a stream signs at least every this many events, default 1000.
+    :param checkpoint_seconds: ... and at least every this many seconds of *event time* while it has events
+        not yet covered (an idle stream gets an ``agentaudit.checkpoint`` event), default 10.
 
     Example::
 
@@ -84,9 +97,16 @@ class Simulator:
     """
 
     def __init__(self, config: SimConfig | None = None, *, codec: AvroCodec | None = None,
-                 now_us: Callable[[], int] = _now_us) -> None:
+                 now_us: Callable[[], int] = _now_us, signing_key: SigningKey | None = None,
+                 checkpoint_events: int = 1000, checkpoint_seconds: float = 10.0) -> None:
         self.config = config or SimConfig()
         self.codec = codec or AvroCodec("action")
+        self.signing_key = signing_key
+        self.checkpoint_events = checkpoint_events
+        self.checkpoint_seconds = checkpoint_seconds
+        # the run events() is producing: its chains and checkpoint schedule, for tail_events()
+        self._chains: dict[str, tuple[StreamChain, Agent]] = {}
+        self._schedule: CheckpointSchedule | None = None
         self.fleet = build_fleet(self.config.agents, self.config.tenants)
         self.stats = SimStats()
         self._now_us = now_us
@@ -113,6 +133,10 @@ class Simulator:
             peers.setdefault(agent.tenant, []).append(agent)
         chains = [StreamChain(self.stream_id(a)) for a in self.fleet]
         keys = [c.stream_id.encode("utf-8") for c in chains]
+        self._chains = {c.stream_id: (c, a) for c, a in zip(chains, self.fleet)}
+        schedule = self._schedule = None if self.signing_key is None else CheckpointSchedule(
+            self.signing_key, every_events=self.checkpoint_events, every_seconds=self.checkpoint_seconds * 1_000_000)
+        next_scan = 0
         think_us = cfg.think_time_s * 1_000_000
         lanes = [_Lane(agent, epoch + int(rng.random() * think_us))
                  for _ in range(self._sessions) for agent in self.fleet]
@@ -157,7 +181,20 @@ class Simulator:
                     heapq.heappop(heap)
                     lane.buffer = []
                     refill(index)
-                value = chains[agent_index].seal(record, codec)
+                if schedule is not None:  # times in µs of event time: the same schedule as the SDK's
+                    if schedule and t >= next_scan:
+                        next_scan = t + _TAIL_SCAN_US
+                        for stream_id in schedule.due(t):
+                            yield self._checkpoint_event(stream_id, t)
+                    chain = chains[agent_index]
+                    signature = schedule.attributes(chain.stream_id, record, chain, t)
+                    if signature is not None:
+                        record["attributes"] = {**record["attributes"], **signature}
+                    value = chain.seal(record, codec)
+                    schedule.sealed(chain.stream_id, t, signed=signature is not None)
+                    stats.checkpoints = schedule.checkpoints
+                else:
+                    value = chains[agent_index].seal(record, codec)
                 stats.events += 1
                 if stats.first_time_us is None:
                     stats.first_time_us = t
@@ -180,6 +217,40 @@ class Simulator:
                     break
         finally:
             stats.elapsed_s = time.perf_counter() - began
+
+    def tail_events(self) -> Iterator[SimEvent]:
+        """Checkpoint events that cover every stream's uncovered tail, after :meth:`events` stopped (what the
+        SDK's ``close()`` does); none without a signing key."""
+        schedule = self._schedule
+        if schedule is None:
+            return
+        t = max(self.stats.last_time_us or 0, self._now_us() if self.config.clock == "wall" else 0)
+        for stream_id in schedule.due(t, everything=True):
+            yield self._checkpoint_event(stream_id, t)
+
+    def _checkpoint_event(self, stream_id: str, t: int) -> SimEvent:
+        """Seal an ``agentaudit.checkpoint`` point event (nothing of the agent's) that signs ``stream_id``'s tail."""
+        chain, agent = self._chains[stream_id]
+        schedule = self._schedule
+        assert schedule is not None
+        mark_id = str(uuid.uuid5(_CHECKPOINT_IDS, f"{stream_id}/{chain.seq}"))
+        record: dict[str, Any] = {
+            "event_id": mark_id, "tenant": agent.tenant, "agent_id": agent.agent_id, "agent_version": agent.version,
+            "run_id": mark_id, "trace_id": mark_id, "action_id": mark_id, "parent_action_id": None, "links": [],
+            "depth": 0, "stream_id": "", "seq": 0, "prev_hash": "", "kind": "other", "name": CHECKPOINT_NAME,
+            "phase": "point", "status": "unset", "error_type": None, "error_message": None,
+            "actor": {"type": "agent", "id": agent.agent_id}, "model": None, "input_tokens": 0, "output_tokens": 0,
+            "cost_usd": 0.0, "latency_us": None, "start_time_us": t, "end_time_us": t, "event_time_us": t,
+            "input_digest": None, "output_digest": None, "input_body": None, "output_body": None,
+            "payload_bytes": 0, "attributes": {}, "environment": agent.environment,
+        }
+        signature = schedule.attributes(stream_id, record, chain, t, force=True)
+        record["attributes"] = signature or {}
+        value = chain.seal(record, self.codec)
+        schedule.sealed(stream_id, t, signed=signature is not None, point=True)
+        self.stats.checkpoints = schedule.checkpoints
+        self.stats.events += 1
+        return stream_id.encode("utf-8"), value, record
 
     def write_log(self, path: Any) -> SimStats:
         """Write the run to ``path`` in the simulator log format (see :mod:`.log`); needs a stop condition."""

@@ -13,6 +13,7 @@ config produce byte-identical files. Read it back with :func:`read_log`, decode 
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ def write_log(simulator: Simulator, path: str | os.PathLike[str]) -> SimStats:
         with open(partial, "wb", buffering=1 << 20) as out:
             out.write(_HEADER)
             write = out.write
-            for key, value, _ in simulator.events():
+            for key, value, _ in itertools.chain(simulator.events(), simulator.tail_events()):
                 write(pack(len(key)))
                 write(key)
                 write(pack(len(value)))
