@@ -42,6 +42,8 @@ INTEGRITY_CHECKS = ("gap", "reorder", "duplicate", "hash_mismatch", "bad_start",
 DEFAULT_MAX_UNSIGNED_EVENTS = 2000
 DEFAULT_MAX_UNSIGNED_FOR = "30s"
 MAX_SLIDES = 1_000
+#: With ``window: trace``, a trace whose root end never comes closes this long after its last event.
+DEFAULT_TRACE_IDLE = "10m"
 MAX_TEMPLATE_WIDTH = 200
 
 @dataclass
@@ -65,6 +67,9 @@ class CompiledRule:
     template: str
     params: dict[str, Any] = field(default_factory=dict)
     code: str = "True"  # the condition as Python source over ``r``, for the evaluator's fused matchers
+    source: str = ""  # file:line where the rule is written
+    window_text: str = ""  # the window as written or defaulted: "1h", or "trace" (aggregate counts per trace)
+    defaults: tuple[str, ...] = ()  # the settings (by, window) this rule leaves to their defaults
 
     def render(self, values: dict[str, Any]) -> str:
         try:
@@ -261,20 +266,30 @@ class _Compiler:
             raise spec.error(f"a {spec.kind} rule needs 'by': the fields that key it (e.g. [agent_id])")
         if not isinstance(by, list):
             raise spec.error("by must be a list of field names", "by")
-        key, key_names = self.key_function(spec, by)
         window_text = body.get("window", _DEFAULT_WINDOW.get(spec.kind))
         if window_text is None:
-            raise spec.error(f"a {spec.kind} rule needs a 'window' (e.g. 5m, 1d)")
-        window_us = self.duration(spec, window_text, "window", spec.line_of("window"))
+            raise spec.error(f"a {spec.kind} rule needs a 'window' (e.g. 5m, 1d, or trace)")
+        per_trace = window_text == "trace"
+        if per_trace and spec.kind != "aggregate":
+            raise spec.error(f"window: trace counts an aggregate per trace; a {spec.kind} rule's window is a time "
+                             "(e.g. 1h); sequence and ancestor checks already stay within one trace", "window")
+        if per_trace and "trace_id" not in by:
+            by = [*by, "trace_id"]  # one count per trace: the trace is part of the key
+        key, key_names = self.key_function(spec, by)
+        block = self.block(spec)
+        bline = block.line_of if hasattr(block, "line_of") else (lambda _k: spec.line_of(spec.kind))
+        if per_trace:
+            window_text = "trace"
+            window_us = self.duration(spec, block.get("idle", DEFAULT_TRACE_IDLE), "idle", bline("idle"))
+        else:
+            window_us = self.duration(spec, window_text, "window", spec.line_of("window"))
         template, slim = self.template(spec)
         params: dict[str, Any] = {}
         kinds = main.kinds
         slide_us = window_us
-        block = self.block(spec)
-        bline = block.line_of if hasattr(block, "line_of") else (lambda _k: spec.line_of(spec.kind))
-        allowed = {"aggregate": {"fn", "field", "where", "op", "threshold", "slide", "min_count"},
-                   "sequence": {"then", "within"}, "absence": {"end", "within"},
-                   "ancestor": {"approval", "within", "bind"}, "integrity": {"checks", "max_unsigned_events", "max_unsigned_for"}, "predicate": set()}[spec.kind]
+        allowed = {"aggregate": {"fn", "field", "where", "op", "threshold", "slide", "min_count", "idle"},
+                   "sequence": {"then", "within", "unless"}, "absence": {"end", "within"},
+                   "ancestor": {"approval", "within", "bind", "once"}, "integrity": {"checks", "max_unsigned_events", "max_unsigned_for"}, "predicate": set()}[spec.kind]
         for k in block:
             if k not in allowed:
                 raise spec.error(f"{spec.kind}: unknown key {k!r}; expected one of {sorted(allowed)}", line=bline(k))
@@ -330,11 +345,26 @@ class _Compiler:
                     raise spec.error(f"bad window spec: a window of {window_text} holds {window_us // slide_us:,} "
                                      f"slides; at most {MAX_SLIDES:,}: use a longer slide", line=bline("slide"))
             params["eager"] = fn in EAGER_FNS and op in (">", ">=")
+            params["per_trace"] = per_trace
+            if per_trace:
+                if "slide" in block:
+                    raise spec.error("aggregate: window: trace has no slide (a trace is one window)", line=bline("slide"))
+                if fn == "rate":
+                    raise spec.error("aggregate: fn rate is per second of a time window; with window: trace use "
+                                     "count", line=bline("fn"))
+                kinds = None  # every event of a trace is seen, to tell when its root ends
+            elif "idle" in block:
+                raise spec.error("aggregate: idle applies to window: trace only", line=bline("idle"))
         elif spec.kind == "sequence":
             then = self.condition(spec, block.get("then"), "then", block)
             params["then"] = self.predicate(spec, then, "then")
             params["within"] = self.duration(spec, block.get("within"), "within", bline("within"))
             kinds = None if kinds is None or then.kinds is None else kinds | then.kinds
+            params["unless"] = None
+            if "unless" in block:
+                unless = self.condition(spec, block.get("unless"), "unless", block)
+                params["unless"] = self.predicate(spec, unless, "unless")
+                kinds = None if kinds is None or unless.kinds is None else kinds | unless.kinds
         elif spec.kind == "absence":
             end = self.condition(spec, block.get("end", "phase = end"), "end", block)
             params["end"] = self.predicate(spec, end, "end")
@@ -344,6 +374,10 @@ class _Compiler:
             params["approval"] = self.predicate(spec, approval, "approval")
             params["within"] = self.duration(spec, block.get("within"), "within", bline("within"))
             params["bind"] = self.bind(spec, block.get("bind"), bline("bind"))
+            once = block.get("once", False)
+            if not isinstance(once, bool):
+                raise spec.error(f"ancestor: once must be true or false, got {once!r}", line=bline("once"))
+            params["once"] = once
             kinds = None  # the chain of every event in a trace is needed
         elif spec.kind == "integrity":
             checks = block.get("checks", list(INTEGRITY_CHECKS))
@@ -364,6 +398,8 @@ class _Compiler:
             id=spec.id, kind=spec.kind, severity=spec.severity, mode=spec.mode, tags=spec.tags, owner=spec.owner,
             desc=" ".join(str(body["desc"]).split()), predicate=predicate, kinds=kinds, key=key, key_names=key_names,
             window_us=window_us, slide_us=slide_us, slim=slim, template=template, params=params, code=code,
+            source=f"{spec.file}:{spec.line}", window_text=str(window_text),
+            defaults=tuple(name for name in ("by", "window") if name not in body),
         )
 
 def compile_rule_files(files: RuleFiles, names: list[str]) -> RuleSet:

@@ -515,42 +515,155 @@ class AggregateRuntime(RuleRuntime):
         hits.evict(clock)
 
 
+class TraceAggregateRuntime(AggregateRuntime):
+    """An aggregate with ``window: trace``: one window per trace (and ``by`` key), not per span of time.
+
+    A trace's window closes when the tenant's watermark reaches the end of its root (an
+    ``invoke_agent`` end with no parent), or, if no root end comes, the last event seen of the
+    trace plus ``idle`` (the rule's ``window_us``; default 10 minutes). So late events within the
+    allowed lateness still count. Rising fns (count, sum, max, distinct with ``>``/``>=``) fire as
+    soon as the threshold is crossed; the others when the window closes. An incident's identity
+    is (rule, tenant, key with trace_id); it reports the trace's first and last matching event
+    times as its window. An event of a trace whose window has closed starts a new count (late).
+    """
+
+    fusable = False  # every event is seen, to find the root's end
+
+    def __init__(self, rule: CompiledRule) -> None:
+        super().__init__(rule)
+        self.traces: dict[str, list] = {}  # tenant SEP trace -> [tenant, last time, root end or None, acc keys]
+        self._value = rule.params.get("where") if rule.params["fn"] == "ratio" else rule.params.get("value")
+
+    def feed(self, r: dict[str, Any]) -> None:
+        rule = self.rule
+        matched = rule.predicate(r)
+        if matched:  # the risky steps first: a failure leaves no state changed
+            key = rule.key(r)
+            part_of, merge = self._part
+            part = part_of(self._value, [r])
+        tkey = f"{r['tenant']}{SEP}{r['trace_id']}"
+        t = r["event_time_us"]
+        trace = self.traces.get(tkey)
+        if trace is None:
+            trace = self.traces[tkey] = [r["tenant"], t, None, []]
+        elif t > trace[1]:
+            trace[1] = t
+        if r["kind"] == "invoke_agent" and r["phase"] == "end" and not r["parent_action_id"]:
+            trace[2] = t
+        if not matched:
+            return
+        hits = self.hits
+        acc_key = (*key, 0)
+        acc = hits.accs.get(acc_key)
+        if acc is None:
+            acc = hits.acc(key[0], key, 0)[1]
+            trace[3].append(list(acc_key))
+        if hits.add_event(acc, t, r["event_id"], r):
+            acc["count"] += 1
+            if merge is not None:
+                merge(acc["values"], part)
+        if acc["fired"] or (rule.params["eager"] and self.passes(acc)):
+            acc["fired"] = True
+            hits.touched.add(acc_key)
+
+    def advance(self, clock: Clock) -> None:
+        hits = self.hits
+        idle = self.rule.window_us
+        closed = [k for k, (tenant, last, end, _) in self.traces.items()
+                  if (end if end is not None else last + idle) <= clock.of(tenant)]
+        for tkey in closed:
+            for acc_key in self.traces.pop(tkey)[3]:
+                acc_key = tuple(acc_key)
+                acc = hits.accs.pop(acc_key, None)
+                if acc is None:
+                    continue
+                if not acc["fired"] and self.passes(acc):
+                    acc["fired"] = True
+                    hits.touched.add(acc_key)
+                hits.retired[acc_key] = acc
+
+    def state(self) -> dict[str, Any]:
+        return {"accs": self.hits.state(), "traces": self.traces}
+
+    def load(self, state: dict[str, Any]) -> None:
+        super().load(state)
+        self.traces = state.get("traces", {})
+
+
 class SequenceRuntime(RuleRuntime):
-    """A (condition) then B (``then``) in one trace within T, whatever order the two arrive in."""
+    """A (condition) then B (``then``) in one trace within T, whatever order the two arrive in.
+
+    Events are ordered by (event time, event id). With ``unless`` (C), a pair counts only when
+    no C event of the same trace lies strictly between A and B in that order: a C cancels every
+    A before it for every B after it. Then a B is decided when the tenant's watermark reaches
+    its time (every A and C up to it, within the allowed lateness, has arrived), not on
+    arrival, so a C that arrives after its B still cancels and incidents only ever grow.
+    """
 
     def __init__(self, rule: CompiledRule) -> None:
         super().__init__(rule)
         self.traces: dict[str, dict[str, Any]] = {}
+        self.unless = rule.params.get("unless")
+        self.due: dict[str, list[list]] = {}  # with unless, per tenant: heap of [t, event_id, trace key] of Bs
 
     def feed(self, r: dict[str, Any]) -> None:
         rule = self.rule
         is_a = rule.predicate(r)
         is_b = rule.params["then"](r)
-        if not (is_a or is_b):
+        unless = self.unless
+        is_c = unless is not None and unless(r)
+        if not (is_a or is_b or is_c):
             return
         tkey = f"{r['tenant']}{SEP}{r['trace_id']}"
         trace = self.traces.get(tkey)
         t = r["event_time_us"]
         if trace is None:
             trace = self.traces[tkey] = {"tenant": r["tenant"], "as": [], "bs": [], "last": t}
+            if unless is not None:
+                trace["cs"] = []
         trace["last"] = max(trace["last"], t)
         within = rule.params["within"]
+        if is_c:
+            c = [t, r["event_id"]]
+            if c not in trace["cs"]:
+                insort(trace["cs"], c)
         if is_a:
             a = [t, r["event_id"]]
             if a not in trace["as"]:
                 insort(trace["as"], a)
-                for b in trace["bs"]:
-                    if a < b[:2] and b[0] - t <= within:
-                        self.fire(b, [a])
+                if unless is None:
+                    for b in trace["bs"]:
+                        if a < b[:2] and b[0] - t <= within:
+                            self.fire(b, [a])
         if is_b:
             b_sk = [t, r["event_id"]]
             if any(x[:2] == b_sk for x in trace["bs"]):
                 return
             stored = [t, r["event_id"], rule.slim(r), list(rule.key(r))]
             trace["bs"].append(stored)
+            if unless is not None:
+                heapq.heappush(self.due.setdefault(r["tenant"], []), [t, r["event_id"], tkey])
+                return
             qualifying = [a for a in trace["as"] if a < b_sk and t - a[0] <= within]
             if qualifying:
                 self.fire(stored, qualifying)
+
+    def decide(self, t: int, event_id: str, tkey: str) -> None:
+        """With ``unless``: fire B when an A precedes it within T with no C after that A and before B."""
+        trace = self.traces.get(tkey)
+        if trace is None:
+            return
+        b_sk = [t, event_id]
+        b = next((x for x in trace["bs"] if x[:2] == b_sk), None)
+        if b is None:
+            return
+        cs = trace["cs"]
+        i = bisect_left(cs, b_sk)
+        after = cs[i - 1] if i else None  # the last C before B: only the As after it qualify
+        within = self.rule.params["within"]
+        qualifying = [a for a in trace["as"] if a < b_sk and t - a[0] <= within and (after is None or a >= after)]
+        if qualifying:
+            self.fire(b, qualifying)
 
     def fire(self, b: list, as_: list) -> None:
         rule = self.rule
@@ -565,17 +678,27 @@ class SequenceRuntime(RuleRuntime):
         self.hits.touched.add(acc_key)
 
     def advance(self, clock: Clock) -> None:
+        for tenant, heap in self.due.items():
+            watermark = clock.of(tenant)
+            while heap and heap[0][0] <= watermark:
+                self.decide(*heapq.heappop(heap))
         within = self.rule.params["within"]
         for tkey in [k for k, tr in self.traces.items() if tr["last"] + within < clock.of(tr["tenant"])]:
             del self.traces[tkey]
         super().advance(clock)
 
     def state(self) -> dict[str, Any]:
-        return {"accs": self.hits.state(), "traces": self.traces}
+        state = {"accs": self.hits.state(), "traces": self.traces}
+        if self.unless is not None:
+            state["due"] = self.due
+        return state
 
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)
         self.traces = state.get("traces", {})
+        self.due = state.get("due", {})
+        for heap in self.due.values():
+            heapq.heapify(heap)
 
 
 class AbsenceRuntime(RuleRuntime):
@@ -652,6 +775,11 @@ class AncestorRuntime(RuleRuntime):
     each of those attributes, non-empty and equal to the action's own, and, when it has an
     ``expires_at_us`` attribute, the action happened before that time: an approval of
     arguments A never covers arguments B, and an expired approval covers nothing.
+
+    With ``once``, each approval covers at most one action. Actions are decided in (event time,
+    event id) order per tenant, as the watermark passes them, and each uses up the earliest
+    unused approval that covers it; so the same events give the same incidents whatever the
+    batch boundaries. The used approvals' event ids are kept with the trace (and snapshotted).
     """
 
     def __init__(self, rule: CompiledRule) -> None:
@@ -659,6 +787,7 @@ class AncestorRuntime(RuleRuntime):
         self.traces: dict[str, dict[str, Any]] = {}
         self.due: dict[str, list[list]] = {}  # per tenant: heap of actions waiting for the watermark
         self.bind: tuple[str, ...] = rule.params.get("bind") or ()
+        self.once: bool = rule.params.get("once", False)
 
     def _bound(self, r: dict[str, Any]) -> list[str]:
         attrs = r.get("attributes") or {}
@@ -713,18 +842,25 @@ class AncestorRuntime(RuleRuntime):
             and (ap[2] in chain or (ap[3] and ap[3] in chain) or ap[3] == parent or ap[2] in links)
         ]
         detail = "no approval in its chain"
+        once = self.once
         if related and not self.bind:
-            return
-        if related:
+            if not once:
+                return
+            if self._use(trace, related):
+                return
+            detail = "every approval in its chain was already used by an earlier action (once: true)"
+        elif related:
             wanted = entry[8] if len(entry) > 8 else [""] * len(self.bind)
             names = ", ".join(self.bind)
             if not all(wanted):
                 detail = f"the action carries no {names} to bind an approval to"
             else:
                 matching = [ap for ap in related if len(ap) > 5 and ap[4] == wanted]
-                if any(ap[5] is None or t < ap[5] for ap in matching):
+                valid = [ap for ap in matching if ap[5] is None or t < ap[5]]
+                if valid and (not once or self._use(trace, valid)):
                     return
-                detail = (f"the approval had expired (or has a bad {EXPIRES_ATTRIBUTE})" if matching
+                detail = ("every matching approval was already used by an earlier action (once: true)" if valid
+                          else f"the approval had expired (or has a bad {EXPIRES_ATTRIBUTE})" if matching
                           else f"approved {names} differs from the action's")
         ws = t - t % self.rule.window_us
         acc_key, acc = self.hits.acc(key[0], tuple(key), ws)
@@ -734,6 +870,16 @@ class AncestorRuntime(RuleRuntime):
         acc["values"]["detail"] = detail
         acc["fired"] = True
         self.hits.touched.add(acc_key)
+
+    @staticmethod
+    def _use(trace: dict[str, Any], covering: list[list]) -> bool:
+        """Use up the earliest (time, event id) of ``covering`` not yet used; False if all were."""
+        used = trace.setdefault("used", [])
+        free = [ap for ap in covering if ap[1] not in used]
+        if not free:
+            return False
+        used.append(min(free, key=lambda ap: (ap[0], ap[1]))[1])
+        return True
 
     def state(self) -> dict[str, Any]:
         return {"accs": self.hits.state(), "traces": self.traces, "due": self.due}
@@ -927,6 +1073,7 @@ def _human(us: int) -> str:
 RUNTIMES: dict[str, type[RuleRuntime]] = {
     "predicate": PredicateRuntime,
     "aggregate": AggregateRuntime,
+    "aggregate/trace": TraceAggregateRuntime,
     "sequence": SequenceRuntime,
     "absence": AbsenceRuntime,
     "ancestor": AncestorRuntime,

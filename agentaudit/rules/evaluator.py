@@ -109,7 +109,7 @@ class RuleEvaluator(BaseEvaluator):
         self.revision = rule_set.revision
         self.owners = owners
         self.lateness_us = lateness_us
-        self.runtimes: list[RuleRuntime] = [RUNTIMES[rule.kind](rule) for rule in rule_set.rules]
+        self.runtimes: list[RuleRuntime] = [RUNTIMES[_runtime_kind(rule)](rule) for rule in rule_set.rules]
         self.keyring = keyring
         for rt in self.runtimes:
             if hasattr(rt, "keyring"):
@@ -334,7 +334,8 @@ class RuleEvaluator(BaseEvaluator):
         values = rt.values(acc)
         render = dict(rep)
         render.update(values)
-        render.update(count=acc["count"], key=acc["key"], window=rt.rule.window_us // 1_000_000,
+        per_trace = rule.window_text == "trace"  # identity (rule, tenant, key); its window is the trace's span
+        render.update(count=acc["count"], key=acc["key"], window="trace" if per_trace else rule.window_us // 1_000_000,
                       rule_id=rule.id, severity=rule.severity.value)
         render.setdefault("detail", "")
         render.setdefault("within", "")
@@ -351,7 +352,8 @@ class RuleEvaluator(BaseEvaluator):
         return Incident(
             incident_id=incident_id, tenant=acc["tenant"], rule_id=rule.id, rule_revision=self.revision,
             severity=rule.severity, mode=rule.mode, owner=owner, key=acc["key"],
-            window_start_us=acc["ws"], window_end_us=acc["we"], agent_id=rep.get("agent_id", ""),
+            window_start_us=acc["first"] if per_trace else acc["ws"],
+            window_end_us=acc["last"] if per_trace else acc["we"], agent_id=rep.get("agent_id", ""),
             trace_id=rep.get("trace_id", ""), event_ids=tuple(eid for _, eid in acc["events"]),
             first_seen_us=acc["first"], last_seen_us=acc["last"], count=max(acc["count"], 1),
             summary=_cut(rule.render(render), _MAX_SUMMARY_CHARS), tags=rule.tags, attributes=attributes,
@@ -427,6 +429,11 @@ def rule_error_incident(rule_id: str, tenant: str, revision: str, *, event_ids: 
         summary=_cut(summary, _MAX_SUMMARY_CHARS), tags=(RULE_ERROR_ID,),
         attributes={"rule": rule_id, "event_id": event_id, "error": _cut(error, _MAX_ERROR_CHARS)},
     )
+
+
+def _runtime_kind(rule: Any) -> str:
+    """The runtime of ``rule``: its kind, or ``aggregate/trace`` for an aggregate with ``window: trace``."""
+    return "aggregate/trace" if rule.kind == "aggregate" and rule.window_text == "trace" else rule.kind
 
 
 def _cut(text: str, limit: int) -> str:
