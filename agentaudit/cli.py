@@ -486,6 +486,24 @@ def rules_lint(paths: list[str] = typer.Argument(None, help="Rule files or direc
     typer.echo(f"ok: {len(rule_set.rules)} rules ({summary}) from {len(rule_set.files)} files, revision {rule_set.revision}")
 
 
+@rules_app.command("show")
+def rules_show(
+    ids: list[str] = typer.Argument(None, help="Rule ids; default every enabled rule."),
+    rules: list[str] = typer.Option(None, "--rules", help="Rule files or directories; default the shipped pack."),
+) -> None:
+    """Print each rule's effective spec, defaults filled in: by, window, within, lateness, and when it decides."""
+    from agentaudit.rules.exceptions import RuleError
+    from agentaudit.rules._explain import explain_rules
+    from agentaudit.rules.evaluator import DEFAULT_LATENESS_US
+
+    try:
+        text = explain_rules(rules or None, ids or (), lateness_us=DEFAULT_LATENESS_US)
+    except RuleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(text)
+
+
 @rules_app.command("test")
 def rules_test(
     directory: str = typer.Argument(None, help="Fixture directory or file; default the shipped pack's fixtures."),

@@ -22,6 +22,22 @@ A rule file (after Falco)::
 
 Later files may redefine a list or macro (``append: true`` extends a list) and may disable an
 earlier rule with ``{id: X, enabled: false}``.
+
+Policies of agent loops (events are ordered by event time, then event id)::
+
+    sequence: {then: B, unless: C, within: 1d}     # A, then B, with no C strictly between them (one trace);
+                                                   # decided when the watermark passes B's time
+    ancestor: {approval: P, within: 1h, once: true}  # each approval covers at most one action: actions in
+                                                   # order each use up the earliest unused approval covering them
+    window: trace                                  # aggregate only: one window per trace (trace_id joins ``by``),
+    aggregate: {fn: count, op: ">", threshold: 20, idle: 10m}  # closed when the watermark passes the end of the
+                                                   # trace's root (invoke_agent end, no parent), or its last event
+                                                   # + idle when no root end comes
+
+Defaults a rule may leave unsaid (``agentaudit rules show ID`` prints them): ``by`` is [agent_id]
+(predicate, absence, ancestor), [trace_id] (sequence), [stream_id] (integrity); aggregates must say it.
+``window`` is 1h (predicate, absence, ancestor) or 1d (sequence, integrity); aggregates must say it.
+The allowed lateness is the engine's (30 s), the same for every rule.
 """
 
 from __future__ import annotations
