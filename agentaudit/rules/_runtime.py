@@ -520,7 +520,8 @@ class TraceAggregateRuntime(AggregateRuntime):
 
     A trace's window closes when the tenant's watermark reaches the end of its root (an
     ``invoke_agent`` end with no parent), or, if no root end comes, the last event seen of the
-    trace plus ``idle`` (the rule's ``window_us``; default 10 minutes). So late events within the
+    trace plus ``idle`` (the rule's ``window_us``; default 10 minutes; a trace is followed from its
+    first counted event or its root's end, whichever comes first). So late events within the
     allowed lateness still count. Rising fns (count, sum, max, distinct with ``>``/``>=``) fire as
     soon as the threshold is crossed; the others when the window closes. An incident's identity
     is (rule, tenant, key with trace_id); it reports the trace's first and last matching event
@@ -541,14 +542,19 @@ class TraceAggregateRuntime(AggregateRuntime):
             key = rule.key(r)
             part_of, merge = self._part
             part = part_of(self._value, [r])
+        root_end = r["kind"] == "invoke_agent" and r["phase"] == "end" and not r["parent_action_id"]
+        if not (matched or root_end or self.traces):
+            return  # nothing of this trace is counted yet: no state to keep
         tkey = f"{r['tenant']}{SEP}{r['trace_id']}"
         t = r["event_time_us"]
         trace = self.traces.get(tkey)
         if trace is None:
+            if not (matched or root_end):
+                return
             trace = self.traces[tkey] = [r["tenant"], t, None, []]
         elif t > trace[1]:
             trace[1] = t
-        if r["kind"] == "invoke_agent" and r["phase"] == "end" and not r["parent_action_id"]:
+        if root_end:
             trace[2] = t
         if not matched:
             return
@@ -569,8 +575,9 @@ class TraceAggregateRuntime(AggregateRuntime):
     def advance(self, clock: Clock) -> None:
         hits = self.hits
         idle = self.rule.window_us
-        closed = [k for k, (tenant, last, end, _) in self.traces.items()
-                  if (end if end is not None else last + idle) <= clock.of(tenant)]
+        # a root end seen before any counted event (delivered out of order) is kept until idle after it
+        closed = [k for k, (tenant, last, end, accs) in self.traces.items()
+                  if (end if end is not None and accs else last + idle) <= clock.of(tenant)]
         for tkey in closed:
             for acc_key in self.traces.pop(tkey)[3]:
                 acc_key = tuple(acc_key)
