@@ -101,3 +101,13 @@ def test_the_reference_names_every_field_function_check_template_value_and_opera
     missing += [v for v in TEMPLATE_EXTRAS if f"{{{v}}}" not in text]
     missing += [k for k in _KEYWORDS if f"`{k}`" not in text and f"`{k} " not in text]
     assert not missing, f"docs/rules.md does not document: {missing}"
+
+
+def test_the_readme_rule_files_load_as_written(tmp_path: Path) -> None:
+    readme = DOC.parents[1] / "README.md"
+    bodies = [b for b in _BLOCK.findall(readme.read_text(encoding="utf-8")) if re.search(r"^rules:", b, re.M)]
+    assert bodies, "the README shows no rule file"
+    for n, body in enumerate(bodies):
+        path = tmp_path / f"readme-{n}.yaml"
+        path.write_text(body, encoding="utf-8")
+        assert load_rule_set([str(path)]).rules
