@@ -129,3 +129,48 @@ def test_a_corpus_of_random_conversations_matches_an_independent_count(rules) ->
             expected[f"run-{n}"] = breaches
     assert 50 < len(expected) < 250  # both outcomes are well represented
     assert judge(rules, runs, batch_size=37) == expected
+
+
+CONFIRMATION_BREACHES = ("unconfirmed_write", "write_after_refusal", "double_write")
+
+
+@pytest.mark.parametrize("batch_size", [1, 97, None])
+def test_on_simulated_conversations_incidents_are_the_injected_confirmation_breaches(rules, batch_size) -> None:
+    from producers.simulator.conversation import conversation_runs
+
+    corpus = conversation_runs(200, breach_rate=0.2)
+    injected = {(b.trace_id, b.event_id) for b in corpus.breaches if b.kind in CONFIRMATION_BREACHES}
+    assert len(injected) >= 10  # the corpus holds breaches of this policy (and others it must not see)
+    assert any(b.kind not in CONFIRMATION_BREACHES for b in corpus.breaches)
+    incidents = replay(RuleEvaluator(rules), corpus.records, batch_size=batch_size)
+    # one incident per breached run, one write each, and that write is the injected breach's event
+    assert all(i.count == 1 for i in incidents)
+    assert {(i.trace_id, i.event_ids[-1]) for i in incidents} == injected
+
+
+ONCE = """
+rules:
+  - id: write-needs-its-own-approval
+    desc: each write needs an approval of its own arguments, used once
+    condition: kind = execute_tool and phase = start and name in ("book_reservation", "update_reservation")
+    ancestor: {approval: kind = approval and actor_type = human, within: 1h, bind: args_hash, once: true}
+    by: [trace_id]
+    output: "{name}: {detail}"
+    severity: high
+    tags: [sandbox]
+"""
+
+
+def test_ancestor_once_finds_the_same_breaches_where_the_agent_records_approvals(tmp_path) -> None:
+    # the simulator records each "yes" as the SDK's approval too; once: true makes the second write of a
+    # "double_write" run unapproved without any counter on the events
+    from producers.simulator.conversation import conversation_runs
+
+    path = tmp_path / "once.yaml"
+    path.write_text(ONCE)
+    corpus = conversation_runs(200, breach_rate=0.2, seed=1)
+    injected = {(b.trace_id, b.event_id) for b in corpus.breaches if b.kind in CONFIRMATION_BREACHES}
+    incidents = replay(RuleEvaluator(load_rule_set([str(path)])), corpus.records, batch_size=64)
+    assert {(i.trace_id, i.event_ids[-1]) for i in incidents} == injected
+    double = {b.trace_id for b in corpus.breaches if b.kind == "double_write"}
+    assert double and all("already used" in i.summary for i in incidents if i.trace_id in double)
