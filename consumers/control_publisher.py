@@ -107,6 +107,9 @@ class ControlPublisher(BaseEvaluator):
     def on_watermark(self, watermark_us: int) -> list[Incident]:
         return self._act(self.inner.on_watermark(watermark_us), ())
 
+    def on_quiet(self, quiet_us: dict[str, int], others_us: int | None = None) -> list[Incident]:
+        return self._act(self.inner.on_quiet(quiet_us, others_us), ())
+
     def flush(self) -> list[Incident]:
         """Close every window of the wrapped evaluator (the end of a replay) and act on what that decides."""
         return self._act(self.inner.flush(), ())  # type: ignore[attr-defined]

@@ -143,6 +143,9 @@ class ReloadingEvaluator(BaseEvaluator):
     def on_watermark(self, watermark_us: int) -> list[Incident]:
         return self.current.on_watermark(watermark_us)
 
+    def on_quiet(self, quiet_us: dict[str, int], others_us: int | None = None) -> list[Incident]:
+        return self.current.on_quiet(quiet_us, others_us)
+
     def snapshot(self) -> bytes:
         return self.current.snapshot()
 

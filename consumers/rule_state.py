@@ -123,6 +123,13 @@ class DurableEvaluator(BaseEvaluator):
             return incidents
         return self._after(incidents)
 
+    def on_quiet(self, quiet_us: dict[str, int], others_us: int | None = None) -> list[Incident]:
+        # Like on_watermark: a call that decides nothing is redone after a restore (the sink keeps quiet times).
+        incidents = self.inner.on_quiet(quiet_us, others_us)
+        if not incidents and not self._replay:
+            return incidents
+        return self._after(incidents)
+
     def snapshot(self) -> bytes:
         return self.inner.snapshot()
 

@@ -39,6 +39,7 @@ SOURCE_TOPIC_HEADER = "x-agentaudit-source-topic"
 SOURCE_PARTITION_HEADER = "x-agentaudit-source-partition"
 MARKER_HEADER = "x-agentaudit-marker"  # on a watermark marker: "progress" or "idle"; its value is empty
 EVENT_TIME_HEADER = "x-agentaudit-event-time-us"  # on a marker: the source's largest event time so far
+QUIET_HEADER = "x-agentaudit-quiet-us"  # on an idle marker: processing time the source has delivered nothing
 
 
 class StateDirectory:
@@ -104,7 +105,9 @@ class RulesWorker:
     other partitions still advances this one; *idle* says the source has delivered nothing for
     ``idle_timeout_ms`` while read to its end (next offset >= the high watermark of the latest
     fetch), so the judges leave it out of the minimum until it delivers again (when all are
-    idle, the largest maximum holds). A partition with unread records is never idle, so a
+    idle, the largest maximum holds, advanced by the processing time each has been quiet: idle
+    markers repeat about once a second with that time, so after the last event every decision is
+    made within lateness + ``idle_timeout_ms``; see :mod:`agentaudit.rules.event_time`). A partition with unread records is never idle, so a
     backlog replay decides the same incidents as without markers, only sooner; an idle source
     that later delivers events older than the watermark (minus the lateness) finds their windows
     closed, as in any stream processor with idleness.
@@ -278,15 +281,18 @@ class RulesWorker:
         assigned = self._rekey.assignment()
         ends = {f"{t}:{p}": end for (t, p), end in self._rekey.high_watermarks(assigned).items()}
         markers = idleness.markers(now, ends)
-        for source, kind, event_time in markers:
+        for source, kind, event_time, quiet in markers:
             topic, partition = source.rsplit(":", 1)
             headers = [(SOURCE_TOPIC_HEADER, topic), (SOURCE_PARTITION_HEADER, partition), (MARKER_HEADER, kind)]
             if event_time is not None:
                 headers.append((EVENT_TIME_HEADER, str(event_time)))
+            if quiet is not None:
+                headers.append((QUIET_HEADER, str(quiet)))
             for target in self._targets:
                 self._producer.produce(self.topics.repartition, None, headers=headers, partition=target)
-            _log.log(logging.INFO if kind == "idle" else logging.DEBUG,
-                     "rules.source_%s source=%s event_time_us=%s", kind, source, event_time)
+            repeated = quiet is not None and quiet >= (idleness.idle_timeout_s + idleness.progress_interval_s) * 1e6
+            _log.log(logging.INFO if kind == "idle" and not repeated else logging.DEBUG,
+                     "rules.source_%s source=%s event_time_us=%s quiet_us=%s", kind, source, event_time, quiet)
         if markers:
             self._producer.flush()
 
@@ -394,4 +400,7 @@ def _read_headers(headers: list[tuple[str, bytes]] | None) -> tuple[str | None, 
     event_time = found.get(EVENT_TIME_HEADER)
     if event_time is not None:
         marker["event_time_us"] = int(event_time)
+    quiet = found.get(QUIET_HEADER)
+    if quiet is not None:
+        marker["quiet_us"] = int(quiet)
     return source, marker

@@ -31,6 +31,10 @@ class SinkSettings(BaseSettings):
         as ``agentaudit up`` runs it). False (``consume --no-rules``): store only, and store the incidents that
         ``agentaudit rules run`` publishes on the incidents topic; the scale-out shape, whose incidents do not
         depend on how many sinks share the group.
+    :param idle_timeout_ms: ``AGENTAUDIT_SINK_IDLE_TIMEOUT_MS``, inline rules: a tenant that delivers nothing for
+        this long (processing time) while every actions partition is read to its end is quiet, and its watermark
+        advances with processing time, so its pending decisions close within lateness + this (see
+        :mod:`agentaudit.rules.event_time`); default 5000; 0: never (a quiet tenant's windows wait for its next event).
     :param metrics_port: ``AGENTAUDIT_SINK_METRICS_PORT``, Prometheus HTTP port; unset = no server.
     :param dlq_max_bytes: ``AGENTAUDIT_SINK_DLQ_MAX_BYTES``, the largest dead letter the broker accepts, default
         1000000 (librdkafka's producer limit, under Apache Kafka's default 1048588); a larger key or value is cut,
@@ -65,6 +69,7 @@ class SinkSettings(BaseSettings):
     cost_threshold_usd: float = Field(default=1.0, ge=0)
     consume_lifecycle: bool = True
     inline_rules: bool = True
+    idle_timeout_ms: int = Field(default=5_000, ge=0)
     metrics_port: int | None = None
     dlq_max_bytes: int = Field(default=1_000_000, ge=16_384)
     dlq_max_attempts: int = Field(default=3, ge=1, le=10)

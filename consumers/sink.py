@@ -65,6 +65,7 @@ from agentaudit.rules.builtin import BuiltinEvaluator
 from agentaudit.consumers.dlq import DEFAULT_MAX_BYTES, DeadLetters, Quarantine
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.evaluator import rule_error_incident
+from agentaudit.rules.event_time import QuietTenants
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.infra.clickhouse import Store, connect
@@ -77,6 +78,7 @@ __all__ = ["AfterInsertCallback", "BatchResult", "Sink"]
 
 _log = logging.getLogger("agentaudit.consumers.sink")
 _MAX_SUMMARY_CHARS = 4096
+_QUIET_CHECK_S = 0.25  # how often quiet tenants are looked for (adds at most this to the idleness bound)
 
 #: An insert ready to send: ``(table, Arrow table, deduplication token)``.
 _Insert = tuple[str, Any, str]
@@ -176,6 +178,11 @@ class Sink:
         self._digests_built: dict[tuple[int, int, int], list[Digest]] = {}
         # "tenant\x1fevent_id" -> body hash of the copy this sink stored first, oldest first (later_copy).
         self._first_bodies: dict[str, str] = {}
+        # Idleness of inline rules (agentaudit.rules.event_time): each tenant's last delivery, and the
+        # next offset of each assigned actions partition, to know when every one is read to its end.
+        self._quiet = QuietTenants(sink.idle_timeout_ms / 1000, time.monotonic())
+        self._positions: dict[tuple[str, int], int | None] = {}
+        self._quiet_checked = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -270,6 +277,9 @@ class Sink:
 
     def _on_assign(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         self._assigned = self._assigned | {(tp.topic, tp.partition) for tp in partitions}
+        for tp in partitions:
+            if tp.topic == self._topics.actions:
+                self._positions[(tp.topic, tp.partition)] = None  # read position unknown until it delivers
         _log.info("sink.assigned partitions=%s", _names(partitions))
         if self.settings.inline_rules:
             self._warn_if_partial()
@@ -296,6 +306,8 @@ class Sink:
         # Work is committed before the next poll, so nothing in flight belongs to these
         # partitions; a batch waiting out a back-off is dropped and re-read by the new owner.
         self._assigned = self._assigned - {(tp.topic, tp.partition) for tp in partitions}
+        for tp in partitions:
+            self._positions.pop((tp.topic, tp.partition), None)
         _log.info("sink.revoked partitions=%s", _names(partitions))
 
     # -- one batch --------------------------------------------------------------------------
@@ -307,6 +319,7 @@ class Sink:
         messages = consumer.consume_batch(s.batch_size, timeout=s.batch_timeout_ms / 1000)
         result = BatchResult()
         if not messages:
+            self._judge_quiet(consumer)
             return result
         started = time.perf_counter()
         result.consumed = len(messages)
@@ -336,13 +349,70 @@ class Sink:
             result.committed = offsets
             for (topic, partition), offset in offsets.items():
                 self.metrics.committed.labels(topic, str(partition)).set(offset)
+                if (topic, partition) in self._positions:
+                    self._positions[(topic, partition)] = offset
             for (topic, partition), high in consumer.high_watermarks(offsets).items():
                 self.metrics.lag.labels(topic, str(partition)).set(max(high - offsets[(topic, partition)], 0))
         self._backoff = 0.0
         self.metrics.events_out.inc(result.inserted)
         self.metrics.lifecycle.inc(result.lifecycle)
         self.metrics.latency.observe(time.perf_counter() - started)
+        self._judge_quiet(consumer)
         return result
+
+    def _judge_quiet(self, consumer: KafkaConsumer) -> None:
+        """Close the pending decisions of quiet tenants (see :mod:`agentaudit.rules.event_time`).
+
+        A tenant is quiet once it delivered nothing for the idle timeout while every assigned actions
+        partition is read to its end; its watermark then advances with processing time. Checked at
+        most every :data:`_QUIET_CHECK_S`; incidents a failed write leaves go out with the next batch.
+        """
+        now = time.monotonic()
+        if not self.settings.inline_rules or not self._quiet.enabled or now - self._quiet_checked < _QUIET_CHECK_S:
+            return
+        self._quiet_checked = now
+        quiet = self._quiet.quiet(now)
+        if quiet is None or not self._read_to_end(consumer):
+            return
+        try:
+            incidents = self.evaluator.on_quiet(*quiet)
+        except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion
+            _log.exception("sink.rule_error on_quiet error=%s", exc)
+            return
+        for incident in incidents:
+            self._unwritten[incident.incident_id] = incident
+        if not self._unwritten:
+            return
+        try:
+            self._write_incidents(list(self._unwritten.values()))
+            assert self._dead_letters is not None
+            self._dead_letters.confirm()
+        except (StoreError, KafkaError, ConsumerError) as exc:
+            _log.warning("sink.quiet_incidents_deferred count=%d error=%s", len(self._unwritten), exc)
+            return
+        _log.info("sink.quiet_incidents count=%d", len(self._unwritten))
+        self._unwritten.clear()
+
+    def _read_to_end(self, consumer: KafkaConsumer) -> bool:
+        """Every assigned actions partition's next offset is at or past its high watermark (latest fetch)."""
+        positions = self._positions
+        if not positions:
+            return False
+        unknown = [key for key, offset in positions.items() if offset is None]
+        if unknown:  # nothing delivered since the assignment: reading starts at the committed offset
+            try:
+                committed = consumer.committed(unknown, timeout=2.0)
+            except KafkaError as exc:  # e.g. a rebalance under way: try again next time
+                _log.info("sink.quiet_check_deferred error=%s", exc)
+                return False
+            ends = consumer.high_watermarks(unknown)
+            for key, offset in committed.items():
+                if offset is None:  # nothing committed: auto.offset.reset decides
+                    offset = 0 if self.settings.auto_offset_reset == "earliest" else ends.get(key)
+                if key in positions and offset is not None:
+                    positions[key] = offset
+        ends = consumer.high_watermarks(list(positions))
+        return all(offset is not None and key in ends and offset >= ends[key] for key, offset in positions.items())
 
     def _process(self, messages: list[Message], result: BatchResult) -> None:
         topics = self._topics
@@ -598,6 +668,8 @@ class Sink:
             evaluated[key] = max(upto, chunk[-1]["_offset"])
         if not records:
             return list(self._unwritten.values())
+        if self._quiet.enabled:
+            self._quiet.delivered({r["tenant"] for r in records}, time.monotonic())
         started = time.perf_counter()
         try:
             incidents = self.evaluator.evaluate(records)

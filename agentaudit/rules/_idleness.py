@@ -9,7 +9,10 @@ source partitions, therefore sends every repartition partition, behind the copie
   most once per ``progress_interval_s``, and at once when an idle source delivers again);
 - an *idle* marker: the source has delivered nothing for ``idle_timeout_s`` of processing time
   while the re-key stage has read all of it, so the judges leave it out of their minimum until
-  it delivers again (Flink's ``withIdleness``, Kafka Streams' ``max.task.idle.ms``).
+  it delivers again (Flink's ``withIdleness``, Kafka Streams' ``max.task.idle.ms``). While it
+  stays idle the marker is repeated (as often as progress markers) with the processing time it
+  has been quiet, so that once every source is idle event time advances with processing time
+  and the last decisions close (the shared policy: :mod:`agentaudit.rules.event_time`).
 
 "Read all of it" is ``next offset >= high watermark`` of the latest fetch response. A partition
 with unread records is thus never idle, which keeps a backlog replay deterministic. On brokers
@@ -31,8 +34,9 @@ __all__ = ["IDLE", "PROGRESS", "Marker", "SourceIdleness"]
 IDLE = "idle"
 PROGRESS = "progress"
 
-#: (source, kind, largest event time delivered or None when the source delivered nothing yet)
-Marker = tuple[str, str, int | None]
+#: (source, kind, largest event time delivered or None when the source delivered nothing yet,
+#: µs of processing time without a delivery for an idle marker, else None)
+Marker = tuple[str, str, int | None, int | None]
 
 
 @dataclass
@@ -57,7 +61,7 @@ class SourceIdleness:
     >>> idleness = SourceIdleness(5.0)
     >>> idleness.assign("actions:0", now=0.0, position=0)
     >>> idleness.markers(now=6.0, ends={"actions:0": 0})
-    [('actions:0', 'idle', None)]
+    [('actions:0', 'idle', None, 6000000)]
     """
 
     def __init__(self, idle_timeout_s: float, progress_interval_s: float | None = None) -> None:
@@ -110,15 +114,18 @@ class SourceIdleness:
             return []
         due: list[Marker] = []
         for name, s in self._sources.items():
-            if s.idle:
-                continue
             known = s.max_time if s.max_time != NEVER else None
+            if s.idle:  # repeated with its quiet time: event time moves on with processing time
+                if now - s.sent_at >= self.progress_interval_s:
+                    s.sent_at = now
+                    due.append((name, IDLE, known, int((now - s.seen) * 1e6)))
+                continue
             end = ends.get(name)
             if now - s.seen >= self.idle_timeout_s and s.position is not None and end is not None \
                     and s.position >= end:
                 s.idle, s.woke, s.sent_time, s.sent_at = True, False, s.max_time, now
-                due.append((name, IDLE, known))
+                due.append((name, IDLE, known, int((now - s.seen) * 1e6)))
             elif s.woke or (s.max_time > s.sent_time and now - s.sent_at >= self.progress_interval_s):
                 s.woke, s.sent_time, s.sent_at = False, s.max_time, now
-                due.append((name, PROGRESS, known))
+                due.append((name, PROGRESS, known, None))
         return due

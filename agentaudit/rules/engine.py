@@ -39,6 +39,15 @@ class BaseEvaluator(abc.ABC):
         """Incidents due once event time reaches ``watermark_us`` (absence rules); default none."""
         return []
 
+    def on_quiet(self, quiet_us: dict[str, int], others_us: int | None = None) -> list[Incident]:
+        """Incidents due because tenants went quiet (idleness, see :mod:`agentaudit.rules.event_time`).
+
+        :param quiet_us: per tenant, processing time in µs since its last delivery, with every
+            partition read to its end (0: not quiet); ``others_us`` the same for tenants not named.
+        Default none (an evaluator without event-time windows has nothing pending).
+        """
+        return []
+
     def snapshot(self) -> bytes:
         """Evaluator state to store alongside committed offsets; stateless evaluators return b""."""
         return b""

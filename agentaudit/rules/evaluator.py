@@ -97,7 +97,9 @@ class RuleEvaluator(BaseEvaluator):
     maximum as its events would, so a source that carries nothing to this evaluator still moves
     its watermark. ``"idle"`` also leaves the source out of the minimum until an event or a
     progress marker of it arrives again; when every source is idle, the watermark is the largest
-    of their maxima minus the lateness (nothing is pending anywhere). Markers are applied in
+    of their maxima, each plus the ``"quiet_us"`` its latest idle marker carries (processing time
+    without a delivery: event time moves on with it, see :mod:`.event_time`), minus the lateness
+    (nothing is pending anywhere). Markers are applied in
     their place among the records, as the rules worker copies them into the repartition topic
     behind the source's events (see :class:`~agentaudit.consumers.rules_worker.RulesWorker`).
     """
@@ -120,6 +122,7 @@ class RuleEvaluator(BaseEvaluator):
         self._source_max: dict[str, int] = {}  # per source partition: the largest event time it delivered
         self._source_mark = NEVER  # with sources: the watermark the runtimes last advanced to
         self._idle: set[str] = set()  # with sources: those marked idle, left out of the minimum
+        self._source_quiet: dict[str, int] = {}  # with sources: idle ones' processing time without a delivery, µs
         self.runtime_errors = 0
         # rule_error accumulators, keyed (rule id, tenant, hour start); touched ones are emitted by _advance
         self._errors: dict[tuple[str, str, int], dict[str, Any]] = {}
@@ -174,6 +177,7 @@ class RuleEvaluator(BaseEvaluator):
                     source_max[source] = t
                 if idle:
                     idle.discard(source)  # it delivers again
+                    self._source_quiet.pop(source, None)
             match, fused, others = plans.get(r["kind"], fallback)
             try:
                 match(r)  # appends r to the pending list of every fused rule it matches
@@ -224,8 +228,12 @@ class RuleEvaluator(BaseEvaluator):
             self._source_max[source] = t
         if marker["_marker"] == "idle":
             self._idle.add(source)
+            quiet = marker.get("quiet_us")
+            if quiet is not None:
+                self._source_quiet[source] = quiet
         else:
             self._idle.discard(source)
+            self._source_quiet.pop(source, None)
 
     def _one_by_one(self, r: dict[str, Any], runtimes: tuple[RuleRuntime, ...]) -> None:
         for rt in runtimes:
@@ -267,6 +275,33 @@ class RuleEvaluator(BaseEvaluator):
         """
         return self._advance()
 
+    def on_quiet(self, quiet_us: dict[str, int], others_us: int | None = None) -> list[Incident]:
+        """Incidents due because tenants went quiet (see :mod:`.event_time`): the inline sink's idleness.
+
+        :param quiet_us: per tenant, processing time since its last delivery while the caller had read
+            every partition to its end (0: not quiet); such a tenant's watermark becomes its largest
+            event time plus that, minus the lateness, so its pending decisions close although it
+            sends nothing more.
+        :param others_us: the same for tenants not in ``quiet_us`` (known from a restored snapshot).
+
+        With ``sources`` the markers carry idleness instead and this only returns what is due.
+        """
+        if self.sources is None:
+            lateness = self.lateness_us
+            marks = dict(self._marked)
+            moved = False
+            for tenant, t in self._max_time.items():
+                quiet = quiet_us.get(tenant, others_us)
+                if quiet:
+                    mark = t + quiet - lateness
+                    if mark > marks.get(tenant, NEVER):
+                        marks[tenant] = mark
+                        moved = True
+            if moved:
+                self._marked = marks
+                return self._advance(Clock(marks))
+        return self._advance()
+
     def flush(self) -> list[Incident]:
         """Close every window and decide every pending check: the end of a finite replay."""
         return self._advance(Clock({}, default=2**62))
@@ -278,16 +313,20 @@ class RuleEvaluator(BaseEvaluator):
             active = [s for s in self.sources if s not in idle] if idle else self.sources
             if active:
                 top = min(source_max.get(s, NEVER) for s in active)
-            else:  # every source idle: all each delivered is here, so the largest maximum holds
-                top = max((source_max.get(s, NEVER) for s in self.sources), default=NEVER)
+            else:  # every source idle: all each delivered is here, so the largest maximum holds,
+                # advanced by the processing time each has been quiet (see .event_time)
+                quiet = self._source_quiet
+                top = max((source_max.get(s, NEVER) + quiet.get(s, 0) for s in self.sources
+                           if s in source_max), default=NEVER)
             mark = top - self.lateness_us if top != NEVER else NEVER
             if mark > self._source_mark:
                 self._source_mark = mark
                 clock = Clock({}, default=mark)
         elif clock is None:
             lateness = self.lateness_us
-            marks = {tenant: t - lateness for tenant, t in self._max_time.items()}
-            moved = any(mark > self._marked.get(tenant, NEVER) for tenant, mark in marks.items())
+            marked = self._marked  # never moves back: a quiet tenant's mark may lead its events (on_quiet)
+            marks = {tenant: max(t - lateness, marked.get(tenant, NEVER)) for tenant, t in self._max_time.items()}
+            moved = any(mark > marked.get(tenant, NEVER) for tenant, mark in marks.items())
             clock = Clock(marks) if moved else None
             self._marked = marks
         if clock is not None:
@@ -373,7 +412,7 @@ class RuleEvaluator(BaseEvaluator):
         state = {
             "version": _SNAPSHOT_VERSION, "revision": self.revision, "max_time": self._max_time,
             "marked": self._marked, "source_max": self._source_max, "source_mark": self._source_mark,
-            "idle": sorted(self._idle),
+            "idle": sorted(self._idle), "source_quiet": self._source_quiet,
             "rules": {rt.rule.id: rt.state() for rt in self.runtimes},
             "errors": [[list(k), acc] for k, acc in sorted(self._errors.items())],
         }
@@ -400,6 +439,7 @@ class RuleEvaluator(BaseEvaluator):
         self._source_max = dict(state.get("source_max", {}))  # absent in snapshots older than source watermarks
         self._source_mark = int(state.get("source_mark", NEVER))
         self._idle = set(state.get("idle", ()))  # absent in snapshots older than idle sources
+        self._source_quiet = dict(state.get("source_quiet", {}))  # absent before quiet idle sources
         for rt in self.runtimes:
             if rt.rule.id in state["rules"]:
                 rt.load(state["rules"][rt.rule.id])

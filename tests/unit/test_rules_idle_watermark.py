@@ -6,6 +6,7 @@ import zlib
 
 from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.rules._idleness import IDLE, PROGRESS, SourceIdleness
+from agentaudit.rules.event_time import EventTimePolicy, QuietTenants
 from tests.synthetic_fleet import fleet_records
 from agentaudit.rules.harness import build_events
 
@@ -19,11 +20,13 @@ class TestSourceIdleness:
         idleness = SourceIdleness(5.0)
         idleness.assign("actions:0", now=0.0)
         idleness.delivered("actions:0", next_offset=10, event_time_us=7, now=1.0)
-        assert idleness.markers(now=1.0, ends={"actions:0": 10}) == [("actions:0", PROGRESS, 7)]
+        assert idleness.markers(now=1.0, ends={"actions:0": 10}) == [("actions:0", PROGRESS, 7, None)]
         assert idleness.markers(now=5.9, ends={"actions:0": 10}) == []  # 4.9 s quiet
-        assert idleness.markers(now=6.0, ends={"actions:0": 10}) == [("actions:0", IDLE, 7)]
+        assert idleness.markers(now=6.0, ends={"actions:0": 10}) == [("actions:0", IDLE, 7, 5_000_000)]
         assert idleness.idle() == ["actions:0"]
-        assert idleness.markers(now=60.0, ends={"actions:0": 10}) == []  # said once
+        assert idleness.markers(now=6.5, ends={"actions:0": 10}) == []  # repeated at most once a second
+        # ... with the time it has been quiet, so that event time moves on while nothing arrives
+        assert idleness.markers(now=60.0, ends={"actions:0": 10}) == [("actions:0", IDLE, 7, 59_000_000)]
 
     def test_unread_records_are_never_idle(self) -> None:
         idleness = SourceIdleness(5.0)
@@ -40,24 +43,24 @@ class TestSourceIdleness:
         assert idleness.unpositioned(now=5.0) == ["actions:1"]
         assert idleness.markers(now=5.0, ends={"actions:1": 0}) == []  # position unknown: not idle
         idleness.set_position("actions:1", 0)
-        assert idleness.markers(now=5.0, ends={"actions:1": 0}) == [("actions:1", IDLE, None)]
+        assert idleness.markers(now=5.0, ends={"actions:1": 0}) == [("actions:1", IDLE, None, 5_000_000)]
 
     def test_delivering_again_wakes_it_at_once(self) -> None:
         idleness = SourceIdleness(5.0)
         idleness.assign("actions:0", now=0.0, position=3)
-        assert idleness.markers(now=5.0, ends={"actions:0": 3}) == [("actions:0", IDLE, None)]
+        assert idleness.markers(now=5.0, ends={"actions:0": 3}) == [("actions:0", IDLE, None, 5_000_000)]
         idleness.delivered("actions:0", next_offset=4, event_time_us=9, now=5.1)
         assert idleness.idle() == []
-        assert idleness.markers(now=5.1, ends={"actions:0": 4}) == [("actions:0", PROGRESS, 9)]
+        assert idleness.markers(now=5.1, ends={"actions:0": 4}) == [("actions:0", PROGRESS, 9, None)]
 
     def test_progress_at_most_once_per_interval_and_only_when_it_grew(self) -> None:
         idleness = SourceIdleness(5.0)  # interval min(1 s, timeout)
         idleness.assign("actions:0", now=0.0)
         idleness.delivered("actions:0", next_offset=1, event_time_us=100, now=0.0)
-        assert idleness.markers(now=0.0, ends={}) == [("actions:0", PROGRESS, 100)]
+        assert idleness.markers(now=0.0, ends={}) == [("actions:0", PROGRESS, 100, None)]
         idleness.delivered("actions:0", next_offset=2, event_time_us=200, now=0.5)
         assert idleness.markers(now=0.5, ends={}) == []
-        assert idleness.markers(now=1.0, ends={}) == [("actions:0", PROGRESS, 200)]
+        assert idleness.markers(now=1.0, ends={}) == [("actions:0", PROGRESS, 200, None)]
         idleness.delivered("actions:0", next_offset=3, event_time_us=150, now=2.5)  # older: no news
         assert idleness.markers(now=2.5, ends={}) == []
 
@@ -116,6 +119,30 @@ class TestEvaluatorMarkers:
         evaluator.evaluate([{"_marker": "idle", "_source": SOURCES[0], "event_time_us": start + 10 * MIN}])
         assert evaluator.watermark_us == start + 10 * MIN
 
+    def test_every_source_idle_moves_on_with_the_quiet_time(self) -> None:
+        """After the last event, nothing else arrives: repeated idle markers still close the deadline."""
+        evaluator = RuleEvaluator(RULES, lateness_us=MIN, sources=SOURCES[:2])
+        log = hung_call_log()[:1]  # a call that never returns; its deadline is 5m after it, nothing follows
+        start = log[0]["event_time_us"]
+        evaluator.evaluate(log)
+        idle = [{"_marker": "idle", "_source": s, "quiet_us": 5_000_000} for s in SOURCES[:2]]
+        assert hung(evaluator.evaluate(idle)) == []
+        assert evaluator.watermark_us == start + 5_000_000 - MIN
+        quiet_enough = {"_marker": "idle", "_source": SOURCES[0], "quiet_us": 6 * MIN}  # 5m deadline + 1m lateness
+        assert len(hung(evaluator.evaluate([quiet_enough]))) == 1
+        restored = RuleEvaluator(RULES, lateness_us=MIN, sources=SOURCES[:2])
+        restored.restore(evaluator.snapshot())
+        assert restored.watermark_us == evaluator.watermark_us == start + 5 * MIN
+
+    def test_quiet_time_counts_only_while_every_source_is_idle(self) -> None:
+        evaluator = RuleEvaluator(RULES, lateness_us=0, sources=SOURCES[:2])
+        log = hung_call_log()[:1]
+        start = log[0]["event_time_us"]
+        evaluator.evaluate(log + [{"_marker": "idle", "_source": SOURCES[1], "quiet_us": 60 * MIN}])
+        assert evaluator.watermark_us == start  # source 0 still active: its own events hold the watermark
+        evaluator.evaluate([{"_marker": "idle", "_source": SOURCES[0], "quiet_us": MIN}])
+        assert evaluator.watermark_us == start + MIN  # source 1 delivered nothing: no time to advance from
+
     def test_snapshot_keeps_idle_sources(self) -> None:
         evaluator = RuleEvaluator(RULES, lateness_us=MIN, sources=SOURCES)
         evaluator.evaluate(hung_call_log()[:1] + [{"_marker": "idle", "_source": s} for s in SOURCES[1:]])
@@ -146,3 +173,54 @@ def test_idle_markers_after_each_source_end_do_not_depend_on_interleaving() -> N
     round_robin = judge([part[i] for i in range(max(map(len, parts))) for part in parts if i < len(part)])
     assert any('"load.hung-tool-call"' in v for v in one_after_another.values()), "no hung call decided"
     assert round_robin == one_after_another
+
+
+class TestQuietTenants:
+    """The inline sink's idleness: per tenant, no source markers (RuleEvaluator without ``sources``)."""
+
+    def test_a_quiet_tenant_closes_its_deadline_without_another_event(self) -> None:
+        evaluator = RuleEvaluator(RULES, lateness_us=MIN)
+        log = hung_call_log()[:1]
+        start, tenant = log[0]["event_time_us"], log[0]["tenant"]
+        assert hung(evaluator.evaluate(log)) == []
+        assert hung(evaluator.on_watermark(0)) == []  # the tenant's own events: 1m lateness, 5m deadline
+        assert hung(evaluator.on_quiet({tenant: 5 * MIN})) == []  # 5m quiet - 1m lateness: short of the deadline
+        assert evaluator.watermark_us == start + 4 * MIN
+        fired = hung(evaluator.on_quiet({tenant: 6 * MIN}))
+        assert [(i.tenant, i.count) for i in fired] == [(tenant, 1)]
+
+    def test_other_tenants_and_not_quiet_ones_keep_their_watermark(self) -> None:
+        evaluator = RuleEvaluator(RULES, lateness_us=0)
+        log = hung_call_log()[:1]
+        other = [{**r, "tenant": "globex", "event_id": "g-" + r["event_id"], "stream_id": "globex/s",
+                  "action_id": "g-hung"} for r in log]
+        evaluator.evaluate(log + other)
+        tenant = log[0]["tenant"]
+        fired = hung(evaluator.on_quiet({tenant: 0}, others_us=10 * MIN))  # e.g. globex restored from a snapshot
+        assert [i.tenant for i in fired] == ["globex"]
+        assert evaluator._marked[tenant] == log[0]["event_time_us"]
+        assert evaluator._marked["globex"] == log[0]["event_time_us"] + 10 * MIN
+
+    def test_the_watermark_never_moves_back_when_the_tenant_sends_again(self) -> None:
+        evaluator = RuleEvaluator(RULES, lateness_us=0)
+        log = hung_call_log()
+        tenant = log[0]["tenant"]
+        evaluator.evaluate(log[:1])
+        evaluator.on_quiet({tenant: 10 * MIN})
+        evaluator.evaluate([{**log[1], "event_time_us": log[0]["event_time_us"] + MIN}])
+        assert evaluator.watermark_us == log[0]["event_time_us"] + 10 * MIN
+
+    def test_tracker_reports_quiet_tenants_after_the_timeout(self) -> None:
+        tracker = QuietTenants(1.0, now=0.0)
+        assert tracker.quiet(now=0.5) is None
+        tracker.delivered(["acme"], now=0.8)
+        assert tracker.quiet(now=1.5) == ({"acme": 0}, 1_500_000)  # acme spoke 0.7 s ago; others quiet since start
+        assert tracker.quiet(now=2.0) == ({"acme": 1_200_000}, 2_000_000)
+        assert QuietTenants(0, now=0.0).quiet(now=100.0) is None  # timeout 0: never quiet
+
+
+def test_policy_bound() -> None:
+    policy = EventTimePolicy(lateness_us=2_000_000, idle_timeout_us=1_000_000)
+    assert policy.quiet_mark(100, quiet_us=999_999) is None
+    # The last event's own time is decided once quiet for the lateness (or the idle timeout, if longer).
+    assert policy.quiet_mark(100, quiet_us=2_000_000) == 100

@@ -1,0 +1,183 @@
+"""One batch of 200 runs, then silence: every decision is made within lateness + idle timeout (issue 13, item 2).
+
+Both judging paths, on the real broker (and the real store for the inline sink): ``agentaudit consume``
+with inline rules (per-tenant idleness) and ``agentaudit rules run`` (source-partition idleness). The
+batch spans 1 s of event time and the lateness is 2 s, so when the last event arrives no decision is
+due yet: all of them are made by idleness alone, while nothing else arrives.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agentaudit.consumers.migrate import migrate
+from agentaudit.consumers.rules_worker import RulesWorker
+from agentaudit.consumers.settings import SinkSettings
+from agentaudit.consumers.sink import Sink
+from agentaudit.infra.clickhouse import connect
+from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.rules import RuleEvaluator, load_evaluator, load_rule_set
+from agentaudit.schemas import AvroCodec, StreamChain
+from tests.fixtures.broker import test_consumer_config
+from tests.sink_support import action_record
+
+pytestmark = [pytest.mark.integration, pytest.mark.broker]
+
+LATENESS_S, IDLE_S = 2.0, 1.0
+SLACK_S = 1.5  # polling (batch timeout 0.3 s, quiet check 0.25 s, markers about once a second) and the writes
+RUNS = 200
+UNAPPROVED = [i for i in range(RUNS) if i % 10 == 7]  # a write without the user's approval: ancestor
+HUNG = [i for i in range(RUNS // 2) if i % 20 == 3]  # a tool call that never returns: absence (deadline < last event)
+RULES = """
+rules:
+  - id: quiet.unapproved-write
+    desc: A booking write without a human approval earlier in its run.
+    condition: "kind = execute_tool and name = 'book_reservation' and phase = end"
+    ancestor: {approval: kind = approval and actor_type = human, within: 10m}
+    by: [trace_id]
+    output: "{name} without approval"
+    severity: high
+    tags: [sandbox]
+  - id: quiet.hung-call
+    desc: A tool call that did not end within 500 ms.
+    condition: kind = execute_tool and phase = start
+    absence: {within: 500ms}
+    by: [trace_id]
+    output: "{name} did not return within {within}"
+    severity: medium
+    tags: [sandbox]
+"""
+
+
+def batch() -> list[tuple[dict, bytes]]:
+    """200 runs 5 ms apart in event time (1 s in all), ending now; one producer stream per run."""
+    codec = AvroCodec("action")
+    start = time.time_ns() // 1000 - RUNS * 5_000
+    out = []
+    for i in range(RUNS):
+        t = start + i * 5_000
+        trace, root = f"trace-{i}", f"root-{i}"
+        common = {"tenant": "acme", "agent_id": f"agent-{i % 4}", "run_id": f"run-{i}", "trace_id": trace,
+                  "stream_id": f"stream-{i}-{uuid.uuid4().hex[:6]}", "attributes": {}}
+        events = [dict(kind="invoke_agent", name="support", phase="start", action_id=root, start_time_us=t,
+                       end_time_us=t, event_time_us=t)]
+        if i in HUNG:
+            events.append(dict(kind="execute_tool", name="search", phase="start", action_id=f"hung-{i}",
+                               parent_action_id=root, start_time_us=t + 1, end_time_us=t + 1, event_time_us=t + 1))
+        if i not in UNAPPROVED:
+            events.append(dict(kind="approval", name="confirm", phase="point", action_id=f"yes-{i}",
+                               parent_action_id=root, actor={"type": "human", "id": "user"},
+                               start_time_us=t + 2, end_time_us=t + 2, event_time_us=t + 2))
+        events.append(dict(kind="execute_tool", name="book_reservation", phase="end", action_id=f"write-{i}",
+                           parent_action_id=root, start_time_us=t + 3, end_time_us=t + 4, event_time_us=t + 4))
+        chain = StreamChain(common["stream_id"])
+        for n, fields in enumerate(events):
+            record = action_record(i * 10 + n, **{**common, **fields})
+            out.append((record, chain.seal(record, codec)))
+    return out
+
+
+def expected() -> set[tuple[str, str]]:
+    return ({("quiet.unapproved-write", f"trace-{i}") for i in UNAPPROVED}
+            | {("quiet.hung-call", f"trace-{i}") for i in HUNG})
+
+
+def produce(kafka, events: list[tuple[dict, bytes]]) -> float:
+    """Send every event; the processing time when the broker has acknowledged the last one."""
+    with KafkaProducer(kafka) as producer:
+        for record, data in events:
+            producer.produce(kafka.topics.actions, data, key=record["stream_id"].encode())
+        producer.flush()
+    return time.monotonic()
+
+
+@pytest.fixture
+def rules_file(tmp_path: Path) -> Path:
+    path = tmp_path / "quiet.yaml"
+    path.write_text(RULES, encoding="utf-8")
+    return path
+
+
+def report(path: str, acked: float, last_event: float, last_incident: float) -> None:
+    print(f"\n[{path}] lateness {LATENESS_S:.0f} s, idle timeout {IDLE_S:.0f} s, {RUNS} runs, "
+          f"{len(expected())} incidents: last incident {last_incident - last_event:.2f} s after the last event "
+          f"was read ({last_incident - acked:.2f} s after the broker acknowledged it); bound "
+          f"{LATENESS_S + IDLE_S:.0f} s")
+
+
+def test_inline_consume_closes_every_decision_of_a_quiet_tenant(
+        kafka_settings_factory: Callable, group_factory, store_settings_factory: Callable, rules_file: Path) -> None:
+    kafka = kafka_settings_factory(partitions=3)
+    store_settings = store_settings_factory()
+    migrate(store_settings)
+    evaluator = load_evaluator([str(rules_file)], lateness_us=int(LATENESS_S * 1e6))
+    settings = SinkSettings(group=group_factory("quiet"), session_timeout_ms=6000, heartbeat_interval_ms=1000,
+                            batch_timeout_ms=300, idle_timeout_ms=int(IDLE_S * 1000), digests=False)
+    events = batch()
+    query = "SELECT rule_id, trace_id FROM incidents FINAL WHERE rule_id LIKE 'quiet.%'"
+    with Sink(kafka, store_settings, settings, evaluator) as sink, connect(store_settings) as store:
+        deadline = time.monotonic() + 30
+        while not sink.assignment and time.monotonic() < deadline:  # join the group before the batch
+            sink.run_once()
+        acked = produce(kafka, events)
+        consumed, last_event = 0, 0.0
+        while consumed < len(events):
+            consumed += sink.run_once().consumed
+            last_event = time.monotonic()
+            assert last_event - acked < 30, f"consumed {consumed} of {len(events)}"
+        stored = {tuple(row) for row in store.query(query).rows}
+        assert len(stored) < len(expected()), "decided before the tenant went quiet: the test proves nothing"
+        while True:
+            sink.run_once()
+            stored = {tuple(row) for row in store.query(query).rows}
+            now = time.monotonic()
+            if stored >= expected():
+                break
+            assert now - last_event < LATENESS_S + IDLE_S + SLACK_S, \
+                f"{len(expected() - stored)} of {len(expected())} incidents missing {now - last_event:.1f} s after " \
+                "the last event"
+    assert stored == expected()
+    report("consume", acked, last_event, now)
+    assert now - last_event >= LATENESS_S - 0.3, "the last decisions waited less than the allowed lateness"
+
+
+def test_rules_run_closes_every_decision_when_all_partitions_go_quiet(
+        kafka_settings_factory: Callable, group_factory, rules_file: Path) -> None:
+    kafka = kafka_settings_factory(partitions=3)
+    evaluator = RuleEvaluator(load_rule_set([str(rules_file)]), lateness_us=int(LATENESS_S * 1e6))
+    worker = RulesWorker(kafka, evaluator, group=group_factory("quiet"), batch_size=500,
+                         consumer_config=test_consumer_config(**{"auto.offset.reset": "earliest"}),
+                         idle_timeout_ms=int(IDLE_S * 1000))
+    events = batch()
+
+    def published() -> set[tuple[str, str]]:
+        return {(i.rule_id, i.trace_id) for i in worker.incidents.values()}
+
+    try:
+        deadline = time.monotonic() + 30
+        while not all(worker.assignment()) and time.monotonic() < deadline:
+            worker.run_once()
+        acked = produce(kafka, events)
+        last_event = 0.0
+        while worker.evaluated < len(events):
+            worker.run_once()
+            last_event = time.monotonic()
+            assert last_event - acked < 30, f"judged {worker.evaluated} of {len(events)}"
+        assert len(published()) < len(expected()), "decided before the partitions went quiet"
+        while not published() >= expected():
+            worker.run_once()
+            now = time.monotonic()
+            assert now - last_event < LATENESS_S + IDLE_S + SLACK_S, \
+                f"{len(expected() - published())} of {len(expected())} incidents missing {now - last_event:.1f} s " \
+                "after the last event"
+        now = time.monotonic()
+    finally:
+        worker.close()
+    assert published() == expected()
+    report("rules run", acked, last_event, now)
+    assert now - last_event >= LATENESS_S - 0.3, "the last decisions waited less than the allowed lateness"
