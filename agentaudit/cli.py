@@ -316,6 +316,9 @@ def consume(
 
     With AGENTAUDIT_KEYS_FILE (producer keys, see `agentaudit keys`), every producer stream must carry valid signed
     checkpoints: each checkpoint's verdict is stored and the integrity rules raise the rest.
+
+    A tenant that sends nothing for AGENTAUDIT_SINK_IDLE_TIMEOUT_MS (default 5000), with every partition read,
+    is quiet: its pending decisions close within that + the lateness (AGENTAUDIT_RULES_LATENESS_MS, 30000).
     """
     import logging
     import signal
@@ -351,15 +354,20 @@ def consume(
     from agentaudit.exceptions import AgentAuditError
 
     keyring = _stream_keys()
+    from agentaudit.rules.settings import RulesSettings
+
+    lateness_us = RulesSettings().lateness_ms * 1000  # AGENTAUDIT_RULES_LATENESS_MS
     try:
         if load_evaluator is not None and not builtin_rules and rules:
             from agentaudit.consumers.rule_reload import ReloadingEvaluator
 
             # a changed rule file swaps in between batches, or the old revision stays (logged)
             evaluator = ReloadingEvaluator(
-                [rules], load=lambda paths: load_evaluator(paths, owners_path=owners, keyring=keyring)).start()
+                [rules], load=lambda paths: load_evaluator(paths, owners_path=owners, keyring=keyring,
+                                                           lateness_us=lateness_us)).start()
         elif load_evaluator is not None and not builtin_rules:
-            evaluator = load_evaluator(None, owners_path=owners, keyring=keyring)  # the pack shipped with agentaudit
+            evaluator = load_evaluator(None, owners_path=owners, keyring=keyring,  # the pack shipped with agentaudit
+                                       lateness_us=lateness_us)
         else:
             evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
                                          cost_threshold_usd=sink_settings.cost_threshold_usd)
@@ -544,7 +552,10 @@ def rules_run(
                                                "the group's instances. Default: none, state restarts empty."),
     idle_timeout_ms: int = typer.Option(None, min=0, help="An actions partition that delivers nothing for this "
                                         "long, read to its end, stops holding windows open until it delivers "
-                                        "again (AGENTAUDIT_RULES_IDLE_TIMEOUT_MS, default 5000; 0: never idle)."),
+                                        "again; once all are, event time moves on with processing time, so every "
+                                        "decision is made within lateness (AGENTAUDIT_RULES_LATENESS_MS, default "
+                                        "30000) + this of the last event (AGENTAUDIT_RULES_IDLE_TIMEOUT_MS, "
+                                        "default 5000; 0: never idle)."),
 ) -> None:
     """Run the rules worker: re-key actions by tenant, judge them, publish incidents, until Ctrl-C.
 
@@ -555,14 +566,15 @@ def rules_run(
     import threading
 
     from agentaudit.rules.exceptions import RuleError
-    from agentaudit.rules import load_evaluator
+    from agentaudit.rules import RulesSettings, load_evaluator
     from agentaudit.consumers.rules_worker import RulesWorker, StateDirectory
     from agentaudit.infra.kafka import KafkaAdmin
     from agentaudit.settings import KafkaSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        evaluator = load_evaluator(rules or None, owners_path=owners, keyring=_stream_keys())
+        evaluator = load_evaluator(rules or None, owners_path=owners, keyring=_stream_keys(),
+                                   lateness_us=RulesSettings().lateness_ms * 1000)
     except RuleError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -587,7 +599,6 @@ def rules_run(
         signal.signal(signum, lambda *_: stop.set())
     typer.echo(f"rules worker: {len(evaluator.rule_set.rules)} rules, revision {evaluator.revision}, group {group}")
     state = StateDirectory(state_dir) if state_dir else None
-    from agentaudit.rules import RulesSettings
 
     idle_ms = RulesSettings().idle_timeout_ms if idle_timeout_ms is None else idle_timeout_ms
     try:

@@ -224,3 +224,14 @@ def test_policy_bound() -> None:
     assert policy.quiet_mark(100, quiet_us=999_999) is None
     # The last event's own time is decided once quiet for the lateness (or the idle timeout, if longer).
     assert policy.quiet_mark(100, quiet_us=2_000_000) == 100
+
+
+def test_settings_read_the_event_time_environment(monkeypatch) -> None:
+    from agentaudit.consumers.settings import SinkSettings
+    from agentaudit.rules import RulesSettings
+
+    assert (RulesSettings().lateness_ms, RulesSettings().idle_timeout_ms, SinkSettings().idle_timeout_ms) == \
+        (30_000, 5_000, 5_000)
+    monkeypatch.setenv("AGENTAUDIT_RULES_LATENESS_MS", "2000")
+    monkeypatch.setenv("AGENTAUDIT_SINK_IDLE_TIMEOUT_MS", "1000")
+    assert (RulesSettings().lateness_ms, SinkSettings().idle_timeout_ms) == (2_000, 1_000)
