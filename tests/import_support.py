@@ -85,15 +85,17 @@ def send_transcript_live(audit: Any, run: dict[str, Any]) -> None:
                                       output_tokens=message["usage"]["completion_tokens"])
                     if message["content"] is not None:
                         chat.set_output(message["content"])
-                for call in message.get("tool_calls", []):
+                began = at
+                for call in message.get("tool_calls", []):  # one call after the other
                     args = json.loads(call["function"]["arguments"])
                     result, done = results[call["id"]]
                     with audit.action("execute_tool", name=call["function"]["name"], input=args, links=[chat],
                                       attributes={"args_hash": audit.args_hash(args), "tool_call_id": call["id"]},
-                                      start_time_us=at, end_time_us=done) as tool:
+                                      start_time_us=began, end_time_us=done) as tool:
                         if result.get("error"):
                             tool.set_status("error", result["error"])
                         tool.set_output(result["content"])
+                    began = done
             previous = at
 
 

@@ -11,6 +11,8 @@ A line is ``{"messages": [...]}`` with optional ``run_id``, ``agent_id``, ``tena
 - an ``execute_tool`` action per entry of an assistant's ``tool_calls``: input the parsed arguments,
   ``args_hash`` as the SDK records it for an approval of the same arguments, ``tool_call_id``, a link to
   the chat turn that asked for it, and the matching ``tool`` message's time, content (and ``error``).
+  The calls of one turn run one after another, as agent loops run them: the first starts at the
+  assistant message, each next one when the one before answered (so a run's events are in time order).
 
 Everything is a child of the root (depth 1), as a live agent instrumented with the SDK records it.
 Missing times come from a deterministic clock: each message ``step`` after the one before, a run
@@ -226,12 +228,14 @@ def record_run(run: TranscriptRun, client: Any, *, start_us: int | None = None, 
                     if turn.content is not None:
                         chat.set_output(turn.content)
                 events += 2
-                for call in turn.tool_calls:
-                    done = call.result_us if call.result_us is not None else at
+                began = at
+                for call in turn.tool_calls:  # one after another: each starts when the one before answered
+                    done = call.result_us if call.result_us is not None else began
+                    began = min(began, done)
                     with client.action("execute_tool", name=call.name, input=call.arguments, links=[chat.action_id],
                                        attributes={"args_hash": client.args_hash(call.arguments),
                                                    "tool_call_id": call.id},
-                                       start_time_us=at, end_time_us=done) as tool:
+                                       start_time_us=began, end_time_us=done) as tool:
                         if not call.answered:
                             tool.set_status("unset")
                         elif call.error is not None:
@@ -239,6 +243,7 @@ def record_run(run: TranscriptRun, client: Any, *, start_us: int | None = None, 
                         if call.result is not None:
                             tool.set_output(call.result)
                     events += 2
+                    began = done
             previous = at  # type: ignore[assignment]
     return events
 
