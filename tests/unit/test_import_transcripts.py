@@ -67,7 +67,7 @@ def test_an_imported_transcript_is_what_the_live_sdk_records(tmp_path: Path, mon
     assert all(by_id[r["links"][0]]["kind"] == "chat" for r in tools)
     refund = next(r for r in tools if r["name"] == "payments.refund")
     assert refund["attributes"]["args_hash"] == imported.args_hash({"order_id": 1002, "amount": 22})
-    assert refund["event_time_us"] == BASE_US + 2 * 5 * 60_000_000 + 2_500_000  # the assistant turn's real time
+    assert refund["event_time_us"] == BASE_US + 2 * 5 * 60_000_000 + 3_000_000  # when the lookup before it answered
     user = next(r for r in got if r["kind"] == "message" and r["attributes"].get("role") == "user")
     assert user["input_digest"] == imported.digest("Where is my order 1000?") and user["input_body"] is None
     failed = next(r for r in got if r["kind"] == "execute_tool" and r["phase"] == "end" and r["status"] == "error")
