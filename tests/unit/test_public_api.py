@@ -18,6 +18,7 @@ PACKAGES = [
     "agentaudit.rules",
     "agentaudit.control",
     "agentaudit.producers",
+    "agentaudit.producers.importers",
 ]
 
 
