@@ -25,6 +25,7 @@ _DERIVED = {
     "tokens_total": lambda r: r["input_tokens"] + r["output_tokens"],
     "latency_ms": lambda r: (r["latency_us"] or 0) / 1000.0,
     "links_count": lambda r: len(r["links"]),
+    "args_digest": lambda r: r["attributes"].get("args_hash") or r["input_digest"] or r["action_id"],
 }
 _CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}

@@ -59,6 +59,12 @@ FIELDS.update({
     "latency_ms": Field("latency_ms", "num", "((r['latency_us'] or 0) / 1000.0)", doc="latency_us / 1000"),
     "links_count": Field("links_count", "num", "len(r['links'])", doc="number of extra causal links"),
     "event_hash": Field("event_hash", "str", "r.get('event_hash', '')", doc="SHA-256 of the Avro body (set by the sink)"),
+    # what identifies a call's arguments, so that identical calls can be grouped: the approval-bound args_hash
+    # where the SDK set one, else the input digest, else the action's own id (no recorded arguments: like no other)
+    "args_digest": Field("args_digest", "str",
+                         "(r['attributes'].get('args_hash') or r['input_digest'] or r['action_id'])",
+                         doc="attributes[\"args_hash\"] if set (calls bound to an approval), else input_digest, "
+                             "else action_id"),
 })
 _ALIASES = {"actor.type": "actor_type", "actor.id": "actor_id"}
 

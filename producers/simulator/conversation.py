@@ -8,7 +8,7 @@ assistant's model calls with tokens and cost; sequential lookups (``crm.lookup``
 (``message``, ``role=assistant``, ``intent=propose``, the write's ``args_hash``); the user's yes or
 no; and on a yes, the user's confirmation recorded as the SDK's ``client.approval()`` records it
 (``kind approval``, actor the human, ``args_hash`` of the write, ``approval_id``, ``expires_at_us``)
-followed by the write (``book_reservation`` or ``booking.update``, carrying the same ``args_hash``
+followed by the write (``book_reservation`` or ``update_reservation``, carrying the same ``args_hash``
 and linking the approval). Long runs make 20 to 30 sequential tool calls under one root: an ordinary
 agent loop, which the default pack must not call fan-out.
 
@@ -50,19 +50,20 @@ BREACH_ATTRIBUTE = "sim.breach"
 BREACH_KINDS = ("unconfirmed_write", "write_after_refusal", "double_write", "forbidden_tool", "tool_loop",
                 "fan_out", "cost_spike")
 
-#: Default-pack rules expected to catch each breach kind (the first is the one that must).
+#: Default-pack rules for each breach kind: the first must catch it; the others may also fire because of it
+#: (a loop's failures can tip a tool's or an agent's error ratio over its threshold).
 EXPECTED_RULES: dict[str, tuple[str, ...]] = {
     "unconfirmed_write": ("security.unapproved-consequential-action",),
     "write_after_refusal": ("security.unapproved-consequential-action",),
     "double_write": ("security.unapproved-consequential-action",),
     "forbidden_tool": ("security.forbidden-tool",),
-    "tool_loop": ("autonomy.tool-loop", "autonomy.repeated-call"),
+    "tool_loop": ("autonomy.tool-loop", "load.error-ratio", "load.error-burst"),
     "fan_out": ("autonomy.fan-out",),
     "cost_spike": ("cost.action-ceiling", "cost.token-blowup"),
 }
 
 #: The consequential writes (in the pack's consequential_tools list).
-WRITE_TOOLS = ("book_reservation", "booking.update")
+WRITE_TOOLS = ("book_reservation", "update_reservation")
 
 _AGENTS = ("travel-desk-1", "travel-desk-2", "travel-desk-3", "travel-desk-4")
 _TEAM = "support"
@@ -390,12 +391,12 @@ class _Run:
                 self.breach_event = end["event_id"]
 
     def inject_fan_out(self) -> None:
-        """12 to 18 searches started at once under one step, running side by side."""
+        """20 to 30 searches started at once under one step, running side by side."""
         rng = self.rng
         self.chat()
         step = self._point("decision", "parallel_search", self._tag({}, "fan_out"))
         starts = []
-        for _ in range(rng.randint(12, 18)):
+        for _ in range(rng.randint(20, 30)):
             name = rng.choice(("flights.search", "hotels.search", "fares.quote"))
             args = self._args(name)
             digest = canonical_digest(args)
@@ -404,7 +405,10 @@ class _Run:
                                        depth=2))
             self.t += rng.randrange(1_000, 30_000)
         self.breach_event = starts[0]["event_id"]
-        for start in starts:
-            self.t += rng.randrange(20_000, 400_000)
-            self._end(start, output_digest=self._hex())
+        ends = sorted((start["start_time_us"] + max(1_000, int(rng.lognormvariate(math.log(_LOOKUPS[start["name"]][0]),
+                                                                                   0.35) * 1_000_000)), i)
+                      for i, start in enumerate(starts))
+        for end_us, i in ends:  # each finishes after its own latency: they ran side by side
+            self.t = max(self.t, end_us)
+            self._end(starts[i], output_digest=self._hex())
         self._tick()

@@ -19,7 +19,7 @@ from agentaudit.consumers.replay import parse_range, read_actions, replay_range
 
 pytestmark = pytest.mark.integration
 
-LOOP = "autonomy.tool-loop"  # default pack: the same tool and input in one trace, counted per 10 minutes
+LOOP = "autonomy.repeated-call"  # default pack: the same tool and input in one trace, counted per 10 minutes
 CALLS = 40
 
 
