@@ -26,14 +26,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agentaudit.infra.embedded import ManagedProcess, SeaweedS3, TansuBroker
 from agentaudit.infra.embedded.ports import free_port, port_open
 
-__all__ = ["CREDENTIALS_FILE", "STATE_FILE", "Stack", "StackSettings", "StoreCredentials", "read_state",
-           "store_credentials"]
+__all__ = ["CREDENTIALS_FILE", "KEYS_FILE", "SIMULATOR_KEY_ID", "STATE_FILE", "Stack", "StackSettings",
+           "StoreCredentials", "provision_simulator_key", "read_state", "store_credentials"]
 
 _log = logging.getLogger("agentaudit.infra.stack")
 STATE_FILE = "stack.json"
 CREDENTIALS_FILE = "store.credentials"
 DEFAULT_OWNERS = Path(__file__).resolve().parent / "configs" / "owners.yaml"
 DEFAULT_SIMULATE_SEED = 7  # with a fresh run nonce per start unless AGENTAUDIT_SIMULATE_SEED pins a seed
+#: The producer keys file under home (public keys; the consumer verifies every stream with it).
+KEYS_FILE = "producer-keys.yaml"
+#: The simulator's signing key: ``home/keys/simulator.key`` (mode 0600), registered in :data:`KEYS_FILE`.
+SIMULATOR_KEY_ID = "simulator"
 
 
 class StackSettings(BaseSettings):
@@ -97,6 +101,37 @@ def store_credentials(home: Path) -> StoreCredentials:
     return credentials
 
 
+def provision_simulator_key(home: Path) -> tuple[Path, Path]:
+    """Make (or find) the simulated fleet's signing key and a keys file registering it; returns both paths.
+
+    The key (``home/keys/simulator.key``, mode 0600) is registered as ``service:simulator`` for the fleet's
+    agents (one glob per simulated team, of any tenant) in ``home/producer-keys.yaml``; keys others added
+    there are kept. Idempotent: a restart finds both. A registered public key that is not the key file's
+    (the key file was replaced) is refused rather than silently re-registered.
+
+    :raises InfraError: the registration does not match the key file.
+    """
+    from agentaudit.infra.exceptions import InfraError
+    from agentaudit.producers.simulator._fleet import TEAMS
+    from agentaudit.schemas import SigningKey
+    from agentaudit.schemas.keys_file import add_key, read_keys
+    from agentaudit.schemas.signing import public_key_text
+
+    home = Path(home)
+    key_path = home / "keys" / f"{SIMULATOR_KEY_ID}.key"
+    keys_file = home / KEYS_FILE
+    key = SigningKey.load_or_create(key_path)
+    entry = read_keys(keys_file).get(key.key_id)
+    if entry is None:
+        add_key(keys_file, key_id=key.key_id, public_key=key.public_key, principal=f"service:{SIMULATOR_KEY_ID}",
+                agents=[f"{team.name}-*" for team in TEAMS])
+    elif public_key_text(entry.public) != key.public_key:
+        raise InfraError(f"{keys_file}: key {key.key_id!r} is registered with another public key than {key_path}; "
+                         f"register the new one under another id (`agentaudit keys rotate {key.key_id} ...`) or "
+                         "remove the entry")
+    return key_path, keys_file
+
+
 @dataclass
 class _Component:
     name: str
@@ -157,6 +192,10 @@ class Stack:
         self.authority: Any = None
         #: the store's passwords (``home/store.credentials``), read or made by :meth:`start`.
         self.credentials: StoreCredentials | None = None
+        #: the producer keys file every stream is verified with, and the simulator's signing key (made by :meth:`start`).
+        self.keys_file = self.home / KEYS_FILE
+        self.simulator_key_file = self.home / "keys" / f"{SIMULATOR_KEY_ID}.key"
+        self.env["AGENTAUDIT_KEYS_FILE"] = str(self.keys_file)
 
     # -- components -------------------------------------------------------------------------
 
@@ -197,7 +236,9 @@ class Stack:
                 "--seed", str(DEFAULT_SIMULATE_SEED), "--run-nonce", secrets.token_hex(8)]
             simulator = self._process("simulator", _python(
                 "agentaudit.cli", "simulate", "--clock", "wall", "--rate", str(s.simulate_rate),
-                "--agents", str(s.simulate_agents), *seed))
+                "--agents", str(s.simulate_agents), *seed),
+                # signs its streams as an SDK agent does; the schedule follows AGENTAUDIT_CHECKPOINT_* if set
+                env={"AGENTAUDIT_SIGNING_KEY_FILE": str(self.simulator_key_file)})
             components.append(self._wrap(f"simulator ({s.simulate_agents} agents, {s.simulate_rate:g} ev/s)",
                                          self.urls["broker"], simulator))
         dashboard = self._process("dashboard", _python(
@@ -269,6 +310,7 @@ class Stack:
         self.home.mkdir(parents=True, exist_ok=True)
         self._ensure_first_operator()
         self._ensure_authority()
+        provision_simulator_key(self.home)  # streams are signed end to end: the consumer requires it
         try:
             for component in self._components():
                 began = time.monotonic()

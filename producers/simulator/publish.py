@@ -63,15 +63,17 @@ def run_to_kafka(simulator: Simulator, kafka_settings: KafkaSettings, rate: floa
                             anchor_us = record["event_time_us"] - int((time.monotonic() - began) * 1_000_000)
                         due = max(due, (record["event_time_us"] - anchor_us) / 1_000_000)
                     ahead = due - (time.monotonic() - began)
+                    stopping = False
                     if ahead > _SLEEP_GRANULARITY_S:
                         producer.poll(0)
-                        if stop.wait(ahead):
-                            break
-                    elif stop.is_set():
-                        break
+                        stopping = stop.wait(ahead)
+                    else:
+                        stopping = stop.is_set()
+                    # the event in hand is sealed into its stream already: sent even when stopping, or its
+                    # seq would be a gap before the tail checkpoint
                     produce(target, value, key=key, on_delivery=on_delivery)
                     sent += 1
-                    if failures:
+                    if failures or stopping:
                         break
             finally:
                 events.close()
