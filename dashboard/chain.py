@@ -3,8 +3,9 @@
 Pure logic (no Streamlit, no store) so it is tested on its own. A start event and its end event
 share an ``action_id`` and become one node; ``parent_action_id`` links a node to its cause. The
 chain of an incident is the path from the trace root to the violating action; in a large trace
-everything off that path beyond its immediate neighbours collapses into "+N more" nodes, so a
-1,000-action trace still draws as a few dozen readable nodes.
+everything off that path beyond its immediate neighbours collapses into "… N more" nodes, and a long
+run of siblings (a flat agent loop of 30 tool calls under one root) folds into "… 24 more calls", so a
+1,000-action trace or a long conversation still draws as a few dozen readable nodes, left to right.
 
 >>> tree = TraceTree.from_events(rows)
 >>> dot = to_dot(tree, targets=tree.actions_of(incident_event_ids), max_nodes=80)
@@ -39,6 +40,8 @@ class ActionNode:
     cost_usd: float = 0.0
     depth: int = 0
     error_type: str = ""
+    actor: str = ""  # ``human:alice``, ``agent:support-bot``
+    detail: str = ""  # a stored body preview, else the error, else a short digest
     event_ids: list[str] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
 
@@ -56,6 +59,19 @@ class ActionNode:
             parts.append(f"${self.cost_usd:.4f}")
         head = f"{self.kind} · {self.name}" if self.name else self.kind
         return f"{head}\n{' · '.join(parts)}"
+
+
+def _detail(event: Mapping[str, Any]) -> str:
+    """What a timeline row shows of an event's content: body preview, error, or digest, in that order."""
+    for column in ("output_preview", "input_preview", "output_body", "input_body", "error_message"):
+        text = event.get(column)
+        if isinstance(text, str) and text.strip():
+            return " ".join(text.split())[:160]
+    for column in ("output_digest", "input_digest"):
+        digest = event.get(column)
+        if isinstance(digest, str) and digest:
+            return f"{column.split('_')[0]} {digest[:12]}…"
+    return ""
 
 
 def _millis(micros: int) -> str:
@@ -108,6 +124,9 @@ class TraceTree:
             node.name = node.name or str(event.get("name") or "")
             node.agent_id = node.agent_id or str(event.get("agent_id") or "")
             node.depth = int(event.get("depth") or node.depth)
+            if not node.actor and event.get("actor_type"):
+                node.actor = f"{event['actor_type']}:{event.get('actor_id') or ''}".rstrip(":")
+            node.detail = _detail(event) or node.detail
             node.cost_usd += float(event.get("cost_usd") or 0.0)
             start = _micros(event.get("start_time"))
             if start is not None and (node.start_us is None or start < node.start_us):
@@ -204,28 +223,73 @@ def _visible(tree: TraceTree, path: Sequence[str], targets: Sequence[str], max_n
     return keep
 
 
+def _collapse_runs(tree: TraceTree, visible: set[str], keep: set[str], max_siblings: int) -> set[str]:
+    """Drop long runs of siblings off the chain: a parent shows its first two and last children, the chain's
+    child and its neighbours, and failures; the rest (and their subtrees) fold into "… N more" nodes."""
+    shown = set(visible)
+    for parent in sorted(visible, key=lambda a: tree.nodes[a].depth):
+        if parent not in shown:
+            continue
+        children = [c for c in tree.nodes[parent].children if c in shown]
+        if len(children) <= max_siblings:
+            continue
+        wanted = {0, 1, len(children) - 1}
+        for index, child in enumerate(children):
+            if child in keep:
+                wanted.update((index - 1, index, index + 1))
+        budget = max_siblings - len(wanted)
+        for index, child in enumerate(children):
+            if budget <= 0:
+                break
+            if index not in wanted and tree.nodes[child].failed:
+                wanted.add(index)
+                budget -= 1
+        for index, child in enumerate(children):
+            if index not in wanted:
+                stack = [child]
+                while stack:
+                    current = stack.pop()
+                    if current in shown:
+                        shown.discard(current)
+                        stack.extend(tree.nodes[current].children)
+    return shown
+
+
+def _more_label(tree: TraceTree, run: Sequence[str]) -> str:
+    count = sum(tree.subtree_size(c) for c in run)
+    kinds = {tree.nodes[c].kind for c in run}
+    noun = "calls" if kinds == {"execute_tool"} else "messages" if kinds == {"message"} else "actions"
+    label = f"… {len(run)} more {noun}" + (f" ({count} actions)" if count != len(run) else "")
+    failed = sum(1 for c in run if tree.nodes[c].failed)
+    return label + (f"\n{failed} failed" if failed else "")
+
+
 def to_dot(tree: TraceTree, *, targets: Sequence[str] = (), path: Sequence[str] | None = None,
-           max_nodes: int = 80, rankdir: str = "LR") -> str:
-    """Graphviz DOT source of the trace with the causal chain highlighted.
+           max_nodes: int = 80, max_siblings: int = 8, rankdir: str = "LR") -> str:
+    """Graphviz DOT source of the trace with the causal chain highlighted, drawn left to right.
 
     :param targets: violating action ids (filled red); the chain runs from the root to each.
     :param path: the highlighted chain; default root → first target (or the longest chain).
-    :param max_nodes: above this many actions, subtrees off the chain collapse into "+N more" nodes.
+    :param max_nodes: above this many actions, subtrees off the chain collapse into "… N more" nodes.
+    :param max_siblings: a parent with more children than this shows a few of them (the chain's child and
+        its neighbours among them) and folds each run of the others into one "… N more calls" node, so a
+        flat 30-call conversation stays one screen tall with the red path in it.
     """
     if path is None:
         path = tree.path_to(targets[0]) if targets else tree.longest_path()
     on_path = set(path)
     for target in targets:
         on_path.update(tree.path_to(target))
-    visible = _visible(tree, path, targets, max_nodes)
+    visible = _collapse_runs(tree, _visible(tree, path, targets, max_nodes), on_path | set(targets), max_siblings)
     ids = {action_id: f"a{i}" for i, action_id in enumerate(sorted(visible, key=lambda a: (
         tree.nodes[a].depth, tree.nodes[a].start_us or 0, a)))}
     lines = [
         "digraph chain {",
         f"  rankdir={'TB' if rankdir == 'TB' else 'LR'};",
-        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, fillcolor="#f4f6f8", '
-        'color="#9aa5b1"];',
-        '  edge [color="#9aa5b1"];',
+        '  graph [ordering=out, nodesep=0.12, ranksep=0.3, fontname="Helvetica"];',
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, height=0.3, width=0.4, '
+        'margin="0.06,0.03", fillcolor="#f4f6f8", color="#9aa5b1"];',
+        '  edge [color="#9aa5b1", arrowsize=0.6];',
     ]
     target_set = set(targets)
     for action_id, dot_id in ids.items():
@@ -239,27 +303,26 @@ def to_dot(tree: TraceTree, *, targets: Sequence[str] = (), path: Sequence[str] 
             attrs += ['fillcolor="#ffe9d6"', 'color="#ff7f0e"']
         lines.append(f"  {dot_id} [{', '.join(attrs)}];")
     collapsed = 0
-    for action_id, dot_id in ids.items():
-        node = tree.nodes[action_id]
-        parent = node.parent_id
-        if parent in ids:
-            style = ' [color="#d62728", penwidth=2.5]' if action_id in on_path and parent in on_path else ""
-            lines.append(f"  {ids[parent]} -> {dot_id}{style};")
-        hidden = [c for c in node.children if c not in ids]
-        if hidden:
-            count = sum(tree.subtree_size(c) for c in hidden)
-            failed = sum(1 for c in hidden if tree.nodes[c].failed)
-            more = f"+{len(hidden)} more" + (f" ({count} actions)" if count != len(hidden) else "")
-            if failed:
-                more += f"\n{failed} failed"
-            collapsed += 1
-            lines.append(f'  c{collapsed} [label={_quote(more)}, shape=note, style="dashed", fillcolor="white"];')
-            lines.append(f'  {dot_id} -> c{collapsed} [style=dashed];')
+    for action_id, dot_id in ids.items():  # edges in each parent's time order (ordering=out keeps it)
+        run: list[str] = []
+        for child in [*tree.nodes[action_id].children, ""]:
+            if child and child not in ids:
+                run.append(child)
+                continue
+            if run:
+                collapsed += 1
+                lines.append(f'  c{collapsed} [label={_quote(_more_label(tree, run))}, shape=note, style="dashed", '
+                             'fillcolor="white", fontcolor="#52606d"];')
+                lines.append(f"  {dot_id} -> c{collapsed} [style=dashed];")
+                run = []
+            if child:
+                style = ' [color="#d62728", penwidth=2.5]' if child in on_path and action_id in on_path else ""
+                lines.append(f"  {dot_id} -> {ids[child]}{style};")
     hidden_roots = [r for r in tree.roots if r not in ids]
     if hidden_roots:
         collapsed += 1
         count = sum(tree.subtree_size(r) for r in hidden_roots)
-        lines.append(f'  c{collapsed} [label={_quote(f"+{len(hidden_roots)} other roots ({count} actions)")}, '
+        lines.append(f'  c{collapsed} [label={_quote(f"… {len(hidden_roots)} other roots ({count} actions)")}, '
                      'shape=note, style="dashed", fillcolor="white"];')
     lines.append("}")
     return "\n".join(lines)

@@ -66,7 +66,7 @@ def test_a_thousand_action_trace_collapses_but_keeps_the_whole_chain():
     assert len(path) <= len(nodes)
     drawn = set(re.findall(r'tooltip="([^"]+)"', dot))
     assert set(path) <= drawn
-    hidden = sum(int(n) for n in re.findall(r"\+(\d+) more", dot))
+    hidden = sum(int(n) for n in re.findall(r"… (\d+) more", dot))
     assert hidden > 0
     assert "\\u" not in dot
 
