@@ -15,6 +15,7 @@ from agentaudit.dashboard.launch import APP_PATH, dashboard_command
 from agentaudit.dashboard.lifecycle import LifecyclePublisher
 from agentaudit.dashboard.queries import IncidentFilter
 from agentaudit.dashboard.settings import DashboardSettings
+from agentaudit.dashboard.timeline import TimelineRow, is_wide, timeline
 
 __all__ = [
     "APP_PATH",
@@ -29,15 +30,18 @@ __all__ = [
     "PublishError",
     "SessionTokens",
     "SignInThrottle",
+    "TimelineRow",
     "TraceTree",
     "User",
     "add_user",
     "dashboard_command",
     "ensure_first_operator",
+    "is_wide",
     "read_users",
     "remove_user",
     "set_password",
     "sign_in",
+    "timeline",
     "to_dot",
     "waterfall_rows",
 ]

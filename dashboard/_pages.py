@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -20,6 +21,7 @@ from agentaudit.dashboard.control import ControlDesk
 from agentaudit.dashboard.exceptions import DashboardError
 from agentaudit.dashboard.lifecycle import LifecyclePublisher
 from agentaudit.dashboard.settings import DashboardSettings
+from agentaudit.dashboard.timeline import TimelineRow, focus, is_wide, timeline
 from agentaudit.exceptions import AgentAuditError
 from agentaudit.infra.clickhouse import Store
 
@@ -117,14 +119,17 @@ def incidents_page(ctx: Context) -> None:
     if len(unresolved):
         by_owner = (unresolved.assign(owner=unresolved["owner"].replace("", "(unowned)"))
                     .groupby(["owner", "severity", "severity_rank"], as_index=False)["incidents"].sum())
-        chart = alt.Chart(by_owner).mark_bar().encode(
-            x=alt.X("incidents:Q", title="unresolved incidents"),
-            y=alt.Y("owner:N", sort="-x", title=None),
+        # One band per owner, every label drawn: a fixed total height squeezed six owners into bands too
+        # thin for their labels, and Vega dropped the overlapping ones (2 of 6 showed). SVG keeps the labels
+        # in the page (readable by screen readers and the browser test).
+        chart = alt.Chart(by_owner, usermeta={"embedOptions": {"renderer": "svg"}}).mark_bar().encode(
+            x=alt.X("incidents:Q", title="unresolved incidents", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("owner:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=320)),
             color=alt.Color("severity:N", scale=alt.Scale(domain=list(SEVERITY_COLOR),
                                                           range=["#d62728", "#ff7f0e", "#e7ba00", "#1f77b4", "#9aa5b1"])),
             order=alt.Order("severity_rank:Q", sort="descending"),
             tooltip=["owner", "severity", "incidents"],
-        ).properties(height=max(80, 28 * by_owner["owner"].nunique()), title="Unresolved by owner")
+        ).properties(height=alt.Step(26), title="Unresolved by owner")
         st.altair_chart(chart, width="stretch")
     frame = q.incidents(ctx.store, where)
     if frame.empty:
@@ -209,6 +214,14 @@ def incident_page(ctx: Context) -> None:
     severity, status = incident["severity"], incident["status"]
     st.markdown(f"### :{SEVERITY_COLOR.get(severity, 'gray')}-background[{SEVERITY_ICON.get(severity, '')} {severity}]"
                 f" &nbsp; {STATUS_ICON.get(status, '')} **{md(status)}** &nbsp; {md(incident['summary'] or incident_id)}")
+    events = q.triggering_events(ctx.store, incident["tenant"], incident["event_ids"], incident["trace_id"])
+    trace_id = incident["trace_id"] or (events["trace_id"].iloc[0] if not events.empty else "")
+    tree = TraceTree.from_events(q.trace(ctx.store, incident["tenant"], trace_id).to_dict("records")) if trace_id \
+        else None
+    targets = tree.actions_of(incident["event_ids"]) if tree is not None else []
+    if tree is not None and is_wide(tree):
+        # A flat agent loop: the conversation around the violation is what an on-call engineer reads first.
+        _conversation(tree, targets, key="incident")
     rule = ctx.catalog.get(incident["rule_id"])
     c1, c2, c3 = st.columns(3)
     with c1.container(border=True):
@@ -232,19 +245,15 @@ def incident_page(ctx: Context) -> None:
         st.markdown(f"**Trace** [{md(trace_id)}]({_link('traces', trace=trace_id)})" if trace_id else "**Trace** —")
     _actions(ctx, incident)
 
-    events = q.triggering_events(ctx.store, incident["tenant"], incident["event_ids"], incident["trace_id"])
     st.subheader("Triggering events")
     if events.empty:
         st.caption("The triggering events are not in the store (yet, or past retention).")
     else:
         st.dataframe(events[["event_time", "agent_id", "kind", "name", "phase", "status", "error_type", "cost_usd",
                              "latency_us", "action_id", "event_id"]], hide_index=True, width="stretch")
-    trace_id = incident["trace_id"] or (events["trace_id"].iloc[0] if not events.empty else "")
     st.subheader("Causal chain")
-    if trace_id:
-        trace = q.trace(ctx.store, incident["tenant"], trace_id)
-        tree = TraceTree.from_events(trace.to_dict("records"))
-        _chain(ctx, tree, targets=tree.actions_of(incident["event_ids"]), key="incident")
+    if tree is not None:
+        _chain(ctx, tree, targets=targets, key="incident")
     else:
         st.caption("This incident names no trace.")
     st.subheader("Lifecycle history")
@@ -280,6 +289,55 @@ def _actions(ctx: Context, incident: dict[str, Any]) -> None:
             _publish(ctx, "resolve", incident, note)
 
 
+_MARK_STYLE = {
+    "violation": "background:#ffd6d6;border-left:4px solid #d62728;font-weight:600",
+    "missing-approval": "background:#fff1d6;border-left:4px dashed #d62728;color:#8a1c1c;font-style:italic",
+    "approval": "background:#e3f5e1;border-left:4px solid #2ca02c",
+    "": "border-left:4px solid transparent",
+}
+_CELL = "padding:2px 8px;white-space:nowrap;vertical-align:top"
+
+
+def _conversation_html(rows: list[TimelineRow], hidden_before: int, hidden_after: int) -> str:
+    """The timeline as an HTML table; every value from the store is escaped (it is event data, not markup)."""
+    def cell(text: str, extra: str = "") -> str:
+        return f'<td style="{_CELL};{extra}">{html.escape(text)}</td>'
+
+    head = "".join(f'<th style="{_CELL};text-align:left;color:#52606d">{h}</th>'
+                   for h in ("time", "", "actor", "kind", "name", "status", "content"))
+    body = []
+    if hidden_before:
+        body.append(f'<tr><td colspan="7" style="{_CELL};color:#7b8794">… {hidden_before} earlier actions</td></tr>')
+    for row in rows:
+        content = row.note if row.mark == "missing-approval" else row.detail
+        if row.mark and row.mark != "missing-approval" and row.note:
+            content = f"{row.note} · {content}" if content else row.note
+        body.append(f'<tr class="aa-row aa-{row.mark or "plain"}" data-mark="{row.mark}" '
+                    f'style="{_MARK_STYLE[row.mark]}">'
+                    + cell(row.clock) + cell(row.offset, "color:#7b8794") + cell(row.actor) + cell(row.kind)
+                    + cell(row.name) + cell(row.status)
+                    + cell(content[:160], "white-space:normal;max-width:48em") + "</tr>")
+    if hidden_after:
+        body.append(f'<tr><td colspan="7" style="{_CELL};color:#7b8794">… {hidden_after} later actions</td></tr>')
+    return (f'<table class="aa-timeline" style="border-collapse:collapse;font-size:13px;width:100%;'
+            f'line-height:1.35"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+
+
+def _conversation(tree: TraceTree, targets: list[str], *, key: str) -> None:
+    """Messages, tool calls and approvals in order, the rows around the violation first."""
+    rows = timeline(tree, targets=targets)
+    start, stop = focus(rows)
+    narrowed = stop - start < len(rows)
+    title = f"**Conversation** · {len(tree)} actions in order"
+    if targets:
+        title += " · violating action in red, its approval (or the missing one) just above it"
+    c1, c2 = st.columns([4, 1])
+    c1.markdown(title)
+    if narrowed and c2.toggle(f"Show all {len(tree)}", key=f"timeline_all_{key}"):
+        start, stop = 0, len(rows)
+    st.html(_conversation_html(rows[start:stop], start, len(rows) - stop))
+
+
 def _chain(ctx: Context, tree: TraceTree, *, targets: list[str], key: str) -> None:
     if not len(tree):
         st.caption("The trace has no events in the store.")
@@ -295,7 +353,8 @@ def _chain(ctx: Context, tree: TraceTree, *, targets: list[str], key: str) -> No
         if len(tree) > limit:
             limit = st.slider("Nodes drawn (the rest collapse into '+N more')", 10, min(len(tree), 400), limit,
                               key=f"nodes_{key}")
-        st.graphviz_chart(to_dot(tree, targets=targets, path=path, max_nodes=limit), width="stretch")
+        # natural size: stretched to the page width, a narrow left-to-right graph drew nodes a screen tall
+        st.graphviz_chart(to_dot(tree, targets=targets, path=path, max_nodes=limit), width="content")
     with waterfall_tab:
         rows = pd.DataFrame(waterfall_rows(tree, highlight=path, targets=targets))
         if rows.empty:
@@ -424,6 +483,8 @@ def traces_page(ctx: Context) -> None:
     trace = q.trace(ctx.store, tenant, trace_id)
     tree = TraceTree.from_events(trace.to_dict("records"))
     failed = [a for a, n in tree.nodes.items() if n.failed]
+    if is_wide(tree):
+        _conversation(tree, [], key="trace")
     _chain(ctx, tree, targets=failed[-1:], key="trace")
     with st.expander(f"All {len(trace)} events"):
         st.dataframe(trace, hide_index=True, width="stretch")

@@ -89,6 +89,63 @@ def action_rows(*, tenant: str, agent_id: str, trace_id: str, actions: int, star
     return rows, violating_event
 
 
+_TURN = [  # one turn of a customer-service loop: (kind, name, actor_type, body)
+    ("message", "user", "human", "I'd like a table for {n} on Friday at 19:00"),
+    ("chat", "gpt-4o", "agent", ""),
+    ("execute_tool", "booking.search", "agent", "3 slots free on Friday"),
+    ("message", "assistant", "agent", "Shall I book Friday 19:00 for {n} people?"),
+    ("approval", "user_confirmation", "human", "yes, book it"),
+    ("execute_tool", "booking.write", "agent", "reservation R-{turn:03d} created"),
+]
+
+
+def conversation_rows(*, tenant: str, agent_id: str, trace_id: str, turns: int, start_us: int,
+                      unapproved_turn: int) -> tuple[list[dict[str, Any]], str]:
+    """A flat conversation: one ``invoke_agent`` root and ``6 * turns`` children in sequence (user message,
+    model call, lookup, proposal, the user's confirmation, the booking write). In ``unapproved_turn`` the
+    user never confirms but the write runs anyway. Returns ``(rows, event_id of that write's end event)``."""
+    rows: list[dict[str, Any]] = []
+    clock = start_us
+    violating = ""
+
+    def add(index: int, kind: str, name: str, actor: str, body: str, parent: str, latency: int) -> str:
+        nonlocal clock
+        action_id = f"{trace_id}-c{index:04d}"
+        common = dict(tenant=tenant, agent_id=agent_id, agent_version="2.0.0", run_id=f"run-{trace_id}",
+                      trace_id=trace_id, action_id=action_id, parent_action_id=parent, links=[],
+                      depth=1 if parent else 0, stream_id=f"{agent_id}-stream", prev_hash="",
+                      event_hash=uuid.uuid4().hex * 2, kind=kind, name=name, actor_type=actor,
+                      actor_id="customer" if actor == "human" else agent_id, model=name if kind == "chat" else "",
+                      input_digest=uuid.uuid4().hex, output_digest="", input_body=body if kind != "execute_tool" else "",
+                      output_body=body if kind == "execute_tool" else "", payload_bytes=len(body), attributes={},
+                      environment="prod", kafka_partition=0, status="ok", error_type="", error_message="",
+                      input_tokens=0, output_tokens=0, cost_usd=0.0)
+        rows.append(dict(common, event_id=str(uuid.uuid4()), seq=len(rows), phase="start", status="unset",
+                         latency_us=None, start_time=clock, end_time=None, event_time=clock, kafka_offset=len(rows)))
+        rows.append(dict(common, event_id=str(uuid.uuid4()), seq=len(rows), phase="end", latency_us=latency,
+                         start_time=clock, end_time=clock + latency, event_time=clock + latency,
+                         kafka_offset=len(rows)))
+        clock += latency + 400_000
+        return action_id
+
+    root = add(0, "invoke_agent", agent_id, "agent", "", "", 0)
+    index = 1
+    for turn in range(turns):
+        for kind, name, actor, body in _TURN:
+            if turn == unapproved_turn and kind == "approval":
+                continue
+            text = body.format(n=2 + turn % 3, turn=turn)
+            if turn == unapproved_turn and kind == "message" and actor == "human":
+                text = "hmm, let me think about it"
+            add(index, kind, name, actor, text, root, 900_000 if kind == "chat" else 120_000)
+            if turn == unapproved_turn and name == "booking.write":
+                violating = rows[-1]["event_id"]
+            index += 1
+    end = rows[1]
+    end.update(end_time=clock, event_time=clock, latency_us=clock - start_us)
+    return rows, violating
+
+
 @dataclass
 class Seeded:
     """What :func:`seed` put in the store, for assertions."""
@@ -99,8 +156,11 @@ class Seeded:
     actions: int = 0
 
 
-def seed(store: Store, *, big_trace_actions: int = 60) -> Seeded:
-    """A fleet of three agents (one unowned), owners, five incidents in every state, their lifecycle."""
+def seed(store: Store, *, big_trace_actions: int = 60, conversation_turns: int = 0) -> Seeded:
+    """A fleet of three agents (one unowned), owners, five incidents in every state, their lifecycle.
+
+    With ``conversation_turns``, also a flat conversation trace ``tr-conv-1`` (one root, six children a turn)
+    whose turn 4 writes a booking the user never confirmed, and its incident ``inc-conversation-write``."""
     out = Seeded()
     rows: list[dict[str, Any]] = []
     fleet = [("acme", "payments-bot", "tr-pay-1", big_trace_actions, "shell.exec"),
@@ -115,6 +175,12 @@ def seed(store: Store, *, big_trace_actions: int = 60) -> Seeded:
         violating[trace_id] = event
         out.traces[trace_id] = count
     out.violating_event = violating["tr-pay-1"]
+    if conversation_turns:
+        conversation, violating["tr-conv-1"] = conversation_rows(
+            tenant="acme", agent_id="concierge-bot", trace_id="tr-conv-1", turns=conversation_turns,
+            start_us=NOW_US - HOUR_US // 2, unapproved_turn=min(4, conversation_turns - 1))
+        rows += conversation
+        out.traces["tr-conv-1"] = len(conversation) // 2
     out.actions = len(rows)
     store.insert_arrow("actions", pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA))
 
@@ -141,6 +207,13 @@ def seed(store: Store, *, big_trace_actions: int = 60) -> Seeded:
         incident("inc-high-reopened", rule_id="cost.spend-spike", severity="high", severity_rank=3, mode="detect",
                  owner="team-payments", count=3, summary="cost spike again"),
     ]
+    if conversation_turns:
+        incidents.append(incident(
+            "inc-conversation-write", rule_id="conversation.write-needs-confirmation", severity="high",
+            severity_rank=3, mode="detect", owner="team-support", agent_id="concierge-bot", key="tr-conv-1",
+            trace_id="tr-conv-1", event_ids=[violating["tr-conv-1"]],
+            summary="concierge-bot wrote booking.write without the user's confirmation",
+            first_seen=NOW_US - HOUR_US // 4, last_seen=NOW_US - HOUR_US // 4))
     store.insert_arrow("incidents", pa.Table.from_pylist(incidents, schema=INCIDENTS_SCHEMA))
     out.incidents = {row["incident_id"]: row for row in incidents}
 
