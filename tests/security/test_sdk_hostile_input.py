@@ -18,6 +18,7 @@ import math
 import os
 import sys
 from collections.abc import Iterator
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -163,10 +164,18 @@ def drive(audit: AuditClient, data: st.DataObject, expected: Expected) -> None:
         finally:
             _ARMED[0] = True
 
+    def t() -> Any:  # an explicit event time: hostile, naive or aware datetimes, microseconds in and out of range
+        _ARMED[0] = False
+        try:
+            return data.draw(values | st.datetimes(timezones=st.none() | st.just(timezone.utc))
+                             | st.integers(-(2**70), 2**70))
+        finally:
+            _ARMED[0] = True
+
     _ARMED[0] = True
     try:
         with audit.action(v(), name=v(), agent=v(), parent=v(), input=v(), attributes=v(), model=v(),
-                          links=v(), run_id=v()) as act:
+                          links=v(), run_id=v(), start_time_us=t(), end_time_us=t()) as act:
             act.set_output(v())
             act.set_attribute(v(), v())
             act.set_cost(input_tokens=v(), output_tokens=v(), cost_usd=v(), model=v())
@@ -207,15 +216,16 @@ def drive(audit: AuditClient, data: st.DataObject, expected: Expected) -> None:
         expected.actions.append(act.action_id)
 
         expected.points += [
-            audit.decision(v(), input=v(), output=v(), reason=v(), agent=v(), attributes=v()),
-            audit.message(v(), content=v(), to=v(), role=v(), agent=v(), attributes=v()),
-            audit.approval(v(), name=v(), input=v(), granted=v(), grant=v(), agent=v(), attributes=v()),
-            audit.handoff(v(), input=v(), agent=v(), attributes=v()),
+            audit.decision(v(), input=v(), output=v(), reason=v(), agent=v(), attributes=v(), time_us=t()),
+            audit.message(v(), content=v(), to=v(), role=v(), agent=v(), attributes=v(), time_us=t()),
+            audit.approval(v(), name=v(), input=v(), granted=v(), grant=v(), agent=v(), attributes=v(),
+                           time_us=t()),
+            audit.handoff(v(), input=v(), agent=v(), attributes=v(), time_us=t()),
             audit.event(v(), v(), agent=v(), parent=v(), input=v(), output=v(), attributes=v(), actor=v(),
-                        status=v(), links=v()),
+                        status=v(), links=v(), time_us=t()),
             audit.emit({"kind": v(), "name": v(), "input": v(), "cost_usd": v(), "input_tokens": v(),
                         "status": v(), "actor_type": v(), "actor_id": v(), "links": v(), "parent": v(),
-                        "error_message": v(), data.draw(keys): v(), "attributes": v()}),
+                        "error_message": v(), data.draw(keys): v(), "attributes": v(), "time_us": t()}),
             audit.emit(v()),
         ]
         audit.record_action(v(), v(), action_id="rec-" + str(len(expected.actions)), trace_id=v(),
