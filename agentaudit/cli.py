@@ -792,6 +792,27 @@ def _operator(actor: str | None = None):  # type: ignore[no-untyped-def] - (Auth
     return authority, key
 
 
+@control_app.command("init-authority")
+def control_init_authority(
+    directory: str = typer.Option(..., "--dir", help="Where to write authority.yaml and keys/ (made if missing)."),
+    operator: str = typer.Option(..., help="The first operator's name (principal human:<name>, every grant)."),
+) -> None:
+    """Make a first authority file: one operator's key, the service key and their grants (what `up` does).
+
+    Writes DIR/authority.yaml and DIR/keys/operator-<name>.key and DIR/keys/agentaudit-service.key (mode 0600);
+    existing files are kept as they are, so running it again changes nothing.
+    """
+    from pathlib import Path
+
+    from agentaudit.control.provision import provision_authority
+
+    made = _refusal_exits(provision_authority, Path(directory).expanduser(), operator=operator)
+    typer.echo(f"authority file: {made.authority_file} ({'made' if made.created else 'kept'}; AGENTAUDIT_AUTHORITY_FILE)")
+    typer.echo(f"operator key: {made.operator_key_file} (mode 0600; AGENTAUDIT_OPERATOR_KEY_FILE of {operator})")
+    typer.echo(f"service key: {made.service_key_file} (mode 0600; AGENTAUDIT_SERVICE_KEY_FILE of the consumer, "
+               "rules workers and dashboard)")
+
+
 @control_app.command("list")
 def control_list(
     show_all: bool = typer.Option(False, "--all", help="Also show cleared, expired and simulated commands and promotions."),
