@@ -36,7 +36,8 @@ def up(
     durable: bool = typer.Option(False, "--durable", help="Keep the broker log on SeaweedFS S3 (survives kill -9)."),
     home: str = typer.Option(None, help="Data and logs directory (AGENTAUDIT_HOME, default ./.agentaudit)."),
     rate: float = typer.Option(None, help="Simulated events per second; 0 disables the fleet (default 200)."),
-    rules: str = typer.Option(None, help="Rule file or directory for the consumer (default: the built-in pack)."),
+    rules: str = typer.Option(None, help="Rule file or directory for the consumer and the dashboard "
+                              "(default: the built-in pack)."),
 ) -> None:
     """Start broker, store, consumer, a simulated fleet and the dashboard; Ctrl-C stops them all."""
     import logging

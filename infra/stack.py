@@ -54,7 +54,7 @@ class StackSettings(BaseSettings):
     :param simulate_seed: ``AGENTAUDIT_SIMULATE_SEED``, pins the fleet's seed: every start then re-sends the
         same ids (for reproducing a run). Unset (default): seed 7 with a fresh run nonce per start, so a
         second start over the same home never reuses an event, trace or stream id.
-    :param rules: ``AGENTAUDIT_RULES``, rule files for the consumer; default the built-in pack.
+    :param rules: ``AGENTAUDIT_RULES``, rule files for the consumer and the dashboard; default the built-in pack.
     :param owners: ``AGENTAUDIT_OWNERS``, the owners file; default the simulated fleet's
         (``infra/configs/owners.yaml``).
     """
