@@ -1,9 +1,15 @@
 """One batch of 200 runs, then silence: every decision is made within lateness + idle timeout (issue 13, item 2).
 
 Both judging paths, on the real broker (and the real store for the inline sink): ``agentaudit consume``
-with inline rules (per-tenant idleness) and ``agentaudit rules run`` (source-partition idleness). The
-batch spans 1 s of event time and the lateness is 2 s, so when the last event arrives no decision is
-due yet: all of them are made by idleness alone, while nothing else arrives.
+with inline rules (per-tenant idleness) and ``agentaudit rules run`` (source-partition idleness), on two
+batches:
+
+- ``compact``: 200 small runs within 1 s of event time, lateness 2 s, so when the last event arrives no
+  decision is due yet: all 25 (ancestor and absence) are made by idleness alone;
+- ``conversations``: 200 conversation-mode runs (``conversation_runs``, 20 % breached, about 90 minutes of
+  recorded history) judged by the one-confirmation-per-write policy (``sequence ... unless``) and an
+  ``ancestor ... once`` rule, the batch ending with the last injected confirmation breach, whose two
+  incidents only idleness can decide.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaProducer
 from agentaudit.rules import RuleEvaluator, load_evaluator, load_rule_set
 from agentaudit.schemas import AvroCodec, StreamChain
+from producers.simulator.conversation import conversation_runs
 from tests.fixtures.broker import test_consumer_config
 from tests.sink_support import action_record
 
@@ -87,6 +94,48 @@ def expected() -> set[tuple[str, str]]:
             | {("quiet.hung-call", f"trace-{i}") for i in HUNG})
 
 
+POLICY = Path(__file__).parents[2] / "agentaudit" / "rules" / "pack" / "examples" / "confirm-each-write.yaml"
+ONCE = """
+rules:
+  - id: quiet.write-needs-its-own-approval
+    desc: each write needs an approval of its own arguments, used once
+    condition: kind = execute_tool and phase = start and name in ("book_reservation", "update_reservation")
+    ancestor: {approval: kind = approval and actor_type = human, within: 1h, bind: args_hash, once: true}
+    by: [trace_id]
+    output: "{name}: {detail}"
+    severity: high
+    tags: [sandbox]
+"""
+CONFIRMATION_BREACHES = ("unconfirmed_write", "write_after_refusal", "double_write")
+
+
+def conversations() -> tuple[list[tuple[dict, bytes]], set[tuple[str, str]]]:
+    """200 conversations of recorded history, cut after the last confirmation breach; the incidents due."""
+    codec = AvroCodec("action")
+    corpus = conversation_runs(RUNS, breach_rate=0.2, start_us=(int(time.time()) - 3 * 3600) * 1_000_000)
+    breaches = [b for b in corpus.breaches if b.kind in CONFIRMATION_BREACHES]
+    ids = {b.event_id for b in breaches}
+    cut = max(i for i, r in enumerate(corpus.records) if r["event_id"] in ids) + 1
+    events = []
+    for r in corpus.records[:cut]:
+        record = {k: v for k, v in r.items() if k not in ("event_hash", "_partition", "_offset")}
+        events.append((record, codec.encode(record)))
+    rules = ("conversation.write-without-confirmation", "quiet.write-needs-its-own-approval")
+    return events, {(rule, b.trace_id) for b in breaches for rule in rules}
+
+
+def corpus(name: str, tmp_path: Path) -> tuple[list[str], list[tuple[dict, bytes]], set[tuple[str, str]]]:
+    """Rule files, the batch and the (rule id, trace id) of every incident due."""
+    if name == "compact":
+        path = tmp_path / "quiet.yaml"
+        path.write_text(RULES, encoding="utf-8")
+        return [str(path)], batch(), expected()
+    path = tmp_path / "once.yaml"
+    path.write_text(ONCE, encoding="utf-8")
+    events, due = conversations()
+    return [str(POLICY), str(path)], events, due
+
+
 def produce(kafka, events: list[tuple[dict, bytes]]) -> float:
     """Send every event; the processing time when the broker has acknowledged the last one."""
     with KafkaProducer(kafka) as producer:
@@ -96,30 +145,29 @@ def produce(kafka, events: list[tuple[dict, bytes]]) -> float:
     return time.monotonic()
 
 
-@pytest.fixture
-def rules_file(tmp_path: Path) -> Path:
-    path = tmp_path / "quiet.yaml"
-    path.write_text(RULES, encoding="utf-8")
-    return path
+BATCHES = ["compact", "conversations"]
 
 
-def report(path: str, acked: float, last_event: float, last_incident: float) -> None:
-    print(f"\n[{path}] lateness {LATENESS_S:.0f} s, idle timeout {IDLE_S:.0f} s, {RUNS} runs, "
-          f"{len(expected())} incidents: last incident {last_incident - last_event:.2f} s after the last event "
+def report(path: str, name: str, events: int, due: int, acked: float, last_event: float,
+           last_incident: float) -> None:
+    print(f"\n[{path}, {name}] lateness {LATENESS_S:.0f} s, idle timeout {IDLE_S:.0f} s, {RUNS} runs, {events} "
+          f"events, {due} incidents: last incident {last_incident - last_event:.2f} s after the last event "
           f"was read ({last_incident - acked:.2f} s after the broker acknowledged it); bound "
           f"{LATENESS_S + IDLE_S:.0f} s")
 
 
+@pytest.mark.parametrize("name", BATCHES)
 def test_inline_consume_closes_every_decision_of_a_quiet_tenant(
-        kafka_settings_factory: Callable, group_factory, store_settings_factory: Callable, rules_file: Path) -> None:
+        kafka_settings_factory: Callable, group_factory, store_settings_factory: Callable, tmp_path: Path,
+        name: str) -> None:
+    rule_files, events, due = corpus(name, tmp_path)
     kafka = kafka_settings_factory(partitions=3)
     store_settings = store_settings_factory()
     migrate(store_settings)
-    evaluator = load_evaluator([str(rules_file)], lateness_us=int(LATENESS_S * 1e6))
+    evaluator = load_evaluator(rule_files, lateness_us=int(LATENESS_S * 1e6))
     settings = SinkSettings(group=group_factory("quiet"), session_timeout_ms=6000, heartbeat_interval_ms=1000,
                             batch_timeout_ms=300, idle_timeout_ms=int(IDLE_S * 1000), digests=False)
-    events = batch()
-    query = "SELECT rule_id, trace_id FROM incidents FINAL WHERE rule_id LIKE 'quiet.%'"
+    query = "SELECT rule_id, trace_id FROM incidents FINAL WHERE rule_id != 'rule_error'"
     with Sink(kafka, store_settings, settings, evaluator) as sink, connect(store_settings) as store:
         deadline = time.monotonic() + 30
         while not sink.assignment and time.monotonic() < deadline:  # join the group before the batch
@@ -131,29 +179,29 @@ def test_inline_consume_closes_every_decision_of_a_quiet_tenant(
             last_event = time.monotonic()
             assert last_event - acked < 30, f"consumed {consumed} of {len(events)}"
         stored = {tuple(row) for row in store.query(query).rows}
-        assert len(stored) < len(expected()), "decided before the tenant went quiet: the test proves nothing"
+        assert len(stored) < len(due), "decided before the tenant went quiet: the test proves nothing"
         while True:
             sink.run_once()
             stored = {tuple(row) for row in store.query(query).rows}
             now = time.monotonic()
-            if stored >= expected():
+            if stored >= due:
                 break
             assert now - last_event < LATENESS_S + IDLE_S + SLACK_S, \
-                f"{len(expected() - stored)} of {len(expected())} incidents missing {now - last_event:.1f} s after " \
-                "the last event"
-    assert stored == expected()
-    report("consume", acked, last_event, now)
+                f"{len(due - stored)} of {len(due)} incidents missing {now - last_event:.1f} s after the last event"
+    assert stored == due
+    report("consume", name, len(events), len(due), acked, last_event, now)
     assert now - last_event >= LATENESS_S - 0.3, "the last decisions waited less than the allowed lateness"
 
 
+@pytest.mark.parametrize("name", BATCHES)
 def test_rules_run_closes_every_decision_when_all_partitions_go_quiet(
-        kafka_settings_factory: Callable, group_factory, rules_file: Path) -> None:
+        kafka_settings_factory: Callable, group_factory, tmp_path: Path, name: str) -> None:
+    rule_files, events, due = corpus(name, tmp_path)
     kafka = kafka_settings_factory(partitions=3)
-    evaluator = RuleEvaluator(load_rule_set([str(rules_file)]), lateness_us=int(LATENESS_S * 1e6))
+    evaluator = RuleEvaluator(load_rule_set(rule_files), lateness_us=int(LATENESS_S * 1e6))
     worker = RulesWorker(kafka, evaluator, group=group_factory("quiet"), batch_size=500,
                          consumer_config=test_consumer_config(**{"auto.offset.reset": "earliest"}),
                          idle_timeout_ms=int(IDLE_S * 1000))
-    events = batch()
 
     def published() -> set[tuple[str, str]]:
         return {(i.rule_id, i.trace_id) for i in worker.incidents.values()}
@@ -163,21 +211,22 @@ def test_rules_run_closes_every_decision_when_all_partitions_go_quiet(
         while not all(worker.assignment()) and time.monotonic() < deadline:
             worker.run_once()
         acked = produce(kafka, events)
-        last_event = 0.0
-        while worker.evaluated < len(events):
-            worker.run_once()
-            last_event = time.monotonic()
-            assert last_event - acked < 30, f"judged {worker.evaluated} of {len(events)}"
-        assert len(published()) < len(expected()), "decided before the partitions went quiet"
-        while not published() >= expected():
+        copied, last_event = 0, 0.0
+        while worker.evaluated < len(events):  # the re-key stage reads the last event first: time it there
+            if copied < len(events):
+                copied += worker.rekey_once()
+                last_event = time.monotonic()
+            worker.judge_once()
+            assert time.monotonic() - acked < 30, f"copied {copied}, judged {worker.evaluated} of {len(events)}"
+        assert len(published()) < len(due), "decided before the partitions went quiet"
+        while not published() >= due:
             worker.run_once()
             now = time.monotonic()
             assert now - last_event < LATENESS_S + IDLE_S + SLACK_S, \
-                f"{len(expected() - published())} of {len(expected())} incidents missing {now - last_event:.1f} s " \
-                "after the last event"
+                f"{len(due - published())} of {len(due)} incidents missing {now - last_event:.1f} s after the last event"
         now = time.monotonic()
     finally:
         worker.close()
-    assert published() == expected()
-    report("rules run", acked, last_event, now)
+    assert published() == due
+    report("rules run", name, len(events), len(due), acked, last_event, now)
     assert now - last_event >= LATENESS_S - 0.3, "the last decisions waited less than the allowed lateness"
