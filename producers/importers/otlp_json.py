@@ -142,13 +142,17 @@ def _span(raw: Any, where: str, bad: Any) -> SpanRecord:
 
 
 def _requests(path: Path) -> Iterator[tuple[int, str, Any]]:
-    """``(line, raw text, request or error)``: the whole file as one JSON document, else JSON lines."""
+    """``(line, raw text, request or error)``: the whole file as one JSON document, else JSON lines (when
+    its first line is a JSON document of its own); a broken document is one rejection at its error's line."""
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         yield 1, text, json.loads(text)
         return
     except ValueError as whole:
-        if "\n" not in text.strip():
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        try:
+            json.loads(first)
+        except ValueError:
             yield whole.lineno, text, ImportInputError(str(path), whole.lineno, "(file)", f"not JSON: {whole}")
             return
     yield from iter_json_lines(path)

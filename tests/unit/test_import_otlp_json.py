@@ -114,3 +114,15 @@ def test_a_file_that_is_not_otlp_json_is_rejected_by_line(tmp_path: Path) -> Non
     report = import_otlp_json([path], lambda tenant: audit, ImportReport())
     audit.close(timeout=0.5)
     assert [(e.line, e.field) for e in report.rejected] == [(2, "(line)"), (3, "resourceSpans[0].scopeSpans")]
+
+
+def test_a_broken_pretty_printed_file_is_one_rejection_at_the_line_of_its_error(tmp_path: Path) -> None:
+    _, path, _ = _live_and_file(tmp_path, collector_form=False)
+    lines = path.read_text().splitlines()
+    lines[7] = lines[7] + " @"  # a stray character in the middle of the document (line 8)
+    path.write_text("\n".join(lines))
+    audit = offline_client(tmp_path / "imported")
+    report = import_otlp_json([path], lambda tenant: audit, ImportReport())
+    audit.close(timeout=0.5)
+    assert [(e.field, e.line) for e in report.rejected] == [("(file)", 8)] and report.events == 0
+    assert "not JSON" in report.rejected[0].reason
