@@ -15,8 +15,9 @@ A line is ``{"messages": [...]}`` with optional ``run_id``, ``agent_id``, ``tena
   assistant message, each next one when the one before answered (so a run's events are in time order).
 
 Everything is a child of the root (depth 1), as a live agent instrumented with the SDK records it.
-Missing times come from a deterministic clock: each message ``step`` after the one before, a run
-starting at ``started_at``, else at the importer's ``start``, runs one after another.
+Missing times come from a deterministic clock: each message ``step`` after the one before; a run starts
+at ``started_at``, else one ``step`` before its first timed message, else (no time at all) at the
+importer's ``start``, such runs one after another, :data:`RUN_GAP_US` apart.
 """
 
 from __future__ import annotations
