@@ -86,6 +86,9 @@ def up(
                       f"{a.operator}'s key is {a.operator_key_file} (mode 0600). To act from a shell: "
                       f"AGENTAUDIT_AUTHORITY_FILE={a.authority_file} AGENTAUDIT_OPERATOR_KEY_FILE={a.operator_key_file} "
                       f"agentaudit control kill --actor {a.operator} ...", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"Producer streams: signed and verified against {stack.keys_file}; the simulator signs with "
+                  f"{stack.simulator_key_file} (mode 0600). `agentaudit keys new ... --keys-file {stack.keys_file}` "
+                  "registers your own agents (restart up after).", markup=False, highlight=False, soft_wrap=True)
     console.print("Press Ctrl-C to stop.")
     dead = stack.wait(stop)
     if dead is not None:

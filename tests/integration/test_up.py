@@ -95,6 +95,8 @@ def test_up_serves_the_dashboard_fills_clickhouse_and_stops_cleanly(tmp_path):
     assert up.returncode == 0, output
     assert "Dashboard:" in output and "stopped." in output
     assert f"AGENTAUDIT_OPERATOR_KEY_FILE={home / 'keys' / 'operator-admin.key'}" in output
+    assert f"signed and verified against {home / 'producer-keys.yaml'}" in output
+    assert (home / "keys" / "simulator.key").stat().st_mode & 0o777 == 0o600
     leftovers = _processes_under(str(home))
     assert leftovers == [], f"processes left behind: {leftovers}"
 
