@@ -967,10 +967,10 @@ class IntegrityRuntime(RuleRuntime):
         check = check_checkpoint(self.keyring, r)  # type: ignore[arg-type] - set when called
         if check is not None and check.ok:
             if r["name"] == CHECKPOINT_NAME and r["kind"] == "other":
-                self.unsigned.pop(sid, None)  # a checkpoint event carries nothing of the agent's
-            else:
-                self.unsigned[sid] = self._uncovered(r)
-            self.unsigned[sid][0] = 1
+                self.unsigned.pop(sid, None)  # a checkpoint event carries nothing of the agent's: all covered
+                return
+            self.unsigned[sid] = self._uncovered(r)
+            self.unsigned[sid][0] = 1  # the signing event itself waits for the next checkpoint
             return
         if check is not None and check.verdict.value in checks:
             self.hits.hit(r, rule.key(r), t, values={
