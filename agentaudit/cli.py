@@ -973,8 +973,17 @@ def simulate(
                                           help="With --signing-key: sign at least every this many events of a stream."),
     checkpoint_seconds: float = typer.Option(10.0, envvar="AGENTAUDIT_CHECKPOINT_SECONDS", min=0.001,
                                              help="... and at least every this many seconds of event time."),
+    mode: str = typer.Option("fleet", "--mode", help="fleet (agents of five teams with injected failure modes) "
+                             "or conversation (multi-turn customer-service runs of 4 support agents: lookups, "
+                             "proposals, the user's yes or no, booking writes, tool errors; --traces runs, default "
+                             "200; --breach-rate; --agents, --fault*, --sessions do not apply)."),
+    breach_rate: float = typer.Option(0.0, "--breach-rate", min=0.0, max=1.0,
+                                      help="conversation mode: share of runs with one injected policy breach "
+                                      "(unconfirmed write, write after refusal, two writes after one yes, forbidden "
+                                      "tool, tool loop, fan-out, cost spike)."),
 ) -> None:
-    """Run a deterministic agent fleet with injected failure modes, into Kafka or a log file."""
+    """Run a deterministic agent fleet with injected failure modes (or customer-service conversations with
+    injected policy breaches: --mode conversation), into Kafka or a log file."""
     import hashlib
     import signal
     import threading
@@ -996,6 +1005,15 @@ def simulate(
         if not sep:
             typer.echo(f"error: --fault {item!r}: expected MODE=RATE, e.g. loop=0.05", err=True)
             raise typer.Exit(2)
+    if mode not in ("fleet", "conversation"):
+        typer.echo(f"error: --mode {mode!r}: expected fleet or conversation", err=True)
+        raise typer.Exit(2)
+    if mode == "conversation":
+        _simulate_conversations(seed=seed, run_nonce=run_nonce, runs=200 if traces is None else traces, breach_rate=breach_rate,
+                                tenant=tenant[0] if tenant else "acme", out=out, bootstrap=bootstrap, topic=topic,
+                                clock=clock, start=start, rate=rate, signing_key=signing_key,
+                                checkpoint_events=checkpoint_events, checkpoint_seconds=checkpoint_seconds)
+        return
     if out and events is None and traces is None and duration is None:
         events = 10_000
     fields = {"seed": seed, "run_nonce": run_nonce, "agents": agents, "traces": traces, "events": events,
@@ -1143,6 +1161,69 @@ def import_otlp_command(
 
     _import(partial(import_otlp_json, include_all=include_all), files, tenant=tenant, agent=agent,
             bootstrap=bootstrap, topic=topic, dead_letter=dead_letter)
+
+
+def _simulate_conversations(*, seed: int, run_nonce: str, runs: int, breach_rate: float, tenant: str, out: str | None,
+                            bootstrap: str | None, topic: str | None, clock: str | None, start: str | None,
+                            rate: float, signing_key: str | None, checkpoint_events: int,
+                            checkpoint_seconds: float) -> None:
+    """``simulate --mode conversation``: conversation runs into a log file or Kafka."""
+    import hashlib
+    import signal
+    import threading
+    from datetime import datetime
+
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.producers.simulator.conversation import ConversationSource
+    from agentaudit.settings import KafkaSettings
+
+    clock = clock or ("virtual" if out else "wall")
+    if clock not in ("virtual", "wall"):
+        typer.echo(f"error: --clock {clock!r}: expected virtual or wall", err=True)
+        raise typer.Exit(2)
+    start_us = None
+    if start:
+        try:
+            when = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        except ValueError as exc:
+            typer.echo(f"error: --start {start!r}: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        start_us = int(when.timestamp() * 1_000_000)
+    key = None
+    if signing_key:
+        from pathlib import Path
+
+        from agentaudit.schemas import SigningKey
+
+        key = _refusal_exits(SigningKey.load, Path(signing_key).expanduser())
+    source = ConversationSource(runs, seed=seed, run_nonce=run_nonce, tenant=tenant, breach_rate=breach_rate,
+                                clock=clock, start_us=start_us, signing_key=key, checkpoint_events=checkpoint_events,
+                                checkpoint_seconds=checkpoint_seconds)
+    try:
+        if out:
+            stats = source.write_log(out)
+        else:
+            stop = threading.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            kafka = KafkaSettings(**({"bootstrap_servers": bootstrap} if bootstrap else {}))
+            typer.echo(f"simulating {runs} conversations into {topic or kafka.topics.actions} at "
+                       f"{kafka.bootstrap_servers} ({clock} clock, {f'{rate:g} events/s' if rate else 'unpaced'})"
+                       "; Ctrl-C stops")
+            stats = source.run_to_kafka(kafka, rate, stop, topic=topic)
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    breaches = ", ".join(f"{k}={v}" for k, v in sorted(source.breaches.items())) or "none"
+    typer.echo(f"events: {stats.events}  runs: {stats.traces}  errors: {stats.errors}  "
+               f"in {stats.elapsed_s:.2f}s ({stats.events_per_s:,.0f} events/s)")
+    typer.echo(f"breaches injected (runs): {breaches}")
+    if key is not None:
+        typer.echo(f"signed checkpoints: {stats.checkpoints} (key {key.key_id})")
+    if out:
+        with open(out, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        typer.echo(f"log: {out} sha256 {digest}")
 
 
 # -- the dashboard (helper "dashboard"): dashboard --

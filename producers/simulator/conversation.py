@@ -17,10 +17,11 @@ run; each tags the events it adds or changes with ``attributes["sim.breach"]`` a
 :attr:`ConversationCorpus.breaches` with the event that embodies it. :data:`EXPECTED_RULES` names the
 default-pack rules that should catch each kind.
 
-Everything is seeded (``random.Random(seed)``); nothing reads the wall clock unless ``start_us`` is
-not given *and* the caller asks for a wall clock (the CLI's Kafka mode). Records are sealed into one
+Everything is seeded (``random.Random(seed)``); nothing reads the wall clock (:class:`ConversationSource`
+with ``clock="wall"`` starts the runs at the real now). Records are sealed into one
 :class:`~agentaudit.schemas.StreamChain` per agent (``conv-<seed>/<agent>``) in event-time order and
-carry ``event_hash`` as the sink sets it, so they go straight into ``RuleEvaluator.evaluate``.
+carry ``event_hash`` as the sink sets it, so they go straight into ``RuleEvaluator.evaluate``. With a
+``signing_key`` the streams are signed with the SDK's checkpoint schedule, as the fleet simulator's are.
 
 >>> corpus = conversation_runs(1000, seed=3, breach_rate=0.1)
 >>> corpus.records[0]["kind"], len(corpus.breaches)
@@ -30,19 +31,26 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 from uuid import UUID
 
+from agentaudit.producers._checkpoints import CHECKPOINT_NAME, CheckpointSchedule
 from agentaudit.producers.simulator._fleet import MODEL_PRICES
 from agentaudit.producers.simulator._trace import canonical_digest
-from agentaudit.producers.simulator.config import DEFAULT_START
-from agentaudit.schemas import AvroCodec, StreamChain, body_hash, frame_body
+from agentaudit.producers.simulator.config import DEFAULT_START, SimConfig
+from agentaudit.producers.simulator.engine import SimStats
+from agentaudit.schemas import AvroCodec, SigningKey, StreamChain, body_hash, frame_body
+from agentaudit.schemas.checkpoints import SIG_ATTRIBUTE
 
 __all__ = ["BREACH_ATTRIBUTE", "BREACH_KINDS", "EXPECTED_RULES", "WRITE_TOOLS", "Breach", "ConversationCorpus",
-           "conversation_runs"]
+           "ConversationSource", "conversation_runs"]
 
 BREACH_ATTRIBUTE = "sim.breach"
 
@@ -65,7 +73,7 @@ EXPECTED_RULES: dict[str, tuple[str, ...]] = {
 #: The consequential writes (in the pack's consequential_tools list).
 WRITE_TOOLS = ("book_reservation", "update_reservation")
 
-_AGENTS = ("travel-desk-1", "travel-desk-2", "travel-desk-3", "travel-desk-4")
+_AGENTS = ("support-travel-desk-1", "support-travel-desk-2", "support-travel-desk-3", "support-travel-desk-4")
 _TEAM = "support"
 _MODELS = (("gpt-4o-mini", 6), ("gpt-4o", 3), ("claude-haiku-4", 1))
 _LOOKUPS: dict[str, tuple[float, dict[str, str]]] = {  # median seconds, argument template
@@ -85,6 +93,8 @@ _LOOKUP_ERROR_RATE = 0.03
 _RETRY_RATE = 0.7
 _APPROVAL_TTL_US = 900_000_000  # the SDK's default approval lifetime, 15 minutes
 _MEAN_GAP_S = 30.0  # mean time between conversation starts (all agents)
+_CHECKPOINT_IDS = uuid.UUID("5d1c0a7e-0000-4000-8000-00000000c0c0")  # namespace of checkpoint event ids
+_TAIL_SCAN_US = 100_000  # how often (event time) idle streams are looked at for a checkpoint that is due
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +123,28 @@ class ConversationCorpus:
 
 
 def conversation_runs(runs: int, *, seed: int = 0, tenant: str = "acme", breach_rate: float = 0.0,
-                      start_us: int | None = None, codec: AvroCodec | None = None) -> ConversationCorpus:
-    """``runs`` customer-service conversations over four agents, starting about every 30 s.
+                      start_us: int | None = None, codec: AvroCodec | None = None, mean_gap_s: float = _MEAN_GAP_S,
+                      signing_key: SigningKey | None = None, checkpoint_events: int = 1000,
+                      checkpoint_seconds: float = 10.0, run_nonce: str = "") -> ConversationCorpus:
+    """``runs`` customer-service conversations over four agents, starting about every ``mean_gap_s`` (30 s).
 
     :param breach_rate: share of runs (0..1) that get one injected breach, kinds taken in turn.
     :param start_us: first run's start (epoch µs); default 2026-01-01T00:00:00Z.
     :param codec: the action codec to seal with, default ``AvroCodec("action")``.
+    :param signing_key: signs checkpoints over each agent's stream as the SDK does (every
+        ``checkpoint_events`` events or ``checkpoint_seconds`` of event time, and the tail); default unsigned.
+    :param run_nonce: mixed into the seed and the stream ids (``conv-<seed>-<nonce>/<agent>``), so two runs
+        of one seed with different nonces share no id (as the fleet simulator's ``run_nonce``).
     """
-    if runs < 0 or not 0.0 <= breach_rate <= 1.0:
-        raise ValueError("runs must be >= 0 and breach_rate within 0..1")
-    rng = Random(f"conversation/{seed}")
+    if runs < 0 or not 0.0 <= breach_rate <= 1.0 or mean_gap_s <= 0:
+        raise ValueError("runs must be >= 0, breach_rate within 0..1 and mean_gap_s positive")
+    rng = Random(f"conversation/{seed}/{run_nonce}" if run_nonce else f"conversation/{seed}")
     t = start_us if start_us is not None else int(DEFAULT_START.timestamp()) * 1_000_000
     timed: list[tuple[int, int, int, dict[str, Any]]] = []
     breaches: list[Breach] = []
     turn = 0
     for index in range(runs):
-        t += int(rng.expovariate(1.0 / _MEAN_GAP_S) * 1_000_000) + 1
+        t += int(rng.expovariate(1.0 / mean_gap_s) * 1_000_000) + 1
         kind = None
         if breach_rate and rng.random() < breach_rate:
             kind = BREACH_KINDS[turn % len(BREACH_KINDS)]
@@ -139,20 +155,136 @@ def conversation_runs(runs: int, *, seed: int = 0, tenant: str = "acme", breach_
             breaches.append(Breach(kind, run.trace_id, run.breach_event or ""))
         timed.extend((rec["event_time_us"], index, n, rec) for n, rec in enumerate(run.out))
     timed.sort(key=lambda item: item[:3])
-    codec = codec or AvroCodec("action")
-    chains: dict[str, StreamChain] = {}
-    records: list[dict[str, Any]] = []
-    messages: list[tuple[bytes, bytes]] = []
-    for _, _, _, rec in timed:
-        stream = f"conv-{seed}/{rec['agent_id']}"
-        chain = chains.get(stream)
-        if chain is None:
-            chain = chains[stream] = StreamChain(stream)
-        value = chain.seal(rec, codec)
+    sealer = _Sealer(codec or AvroCodec("action"), f"{seed}-{run_nonce}" if run_nonce else str(seed), signing_key,
+                     checkpoint_events, checkpoint_seconds)
+    for t_us, _, _, rec in timed:
+        sealer.seal(rec, t_us)
+    sealer.tail()
+    return ConversationCorpus(sealer.records, breaches, runs, sealer.messages)
+
+
+class _Sealer:
+    """Seals records into one chain per agent, signing checkpoints on the SDK's schedule when given a key."""
+
+    def __init__(self, codec: AvroCodec, seed: str, key: SigningKey | None, every_events: int,
+                 every_seconds: float) -> None:
+        self.codec = codec
+        self.seed = seed
+        self.chains: dict[str, tuple[StreamChain, dict[str, Any]]] = {}
+        self.schedule = None if key is None else CheckpointSchedule(key, every_events=every_events,
+                                                                    every_seconds=every_seconds * 1_000_000)
+        self.records: list[dict[str, Any]] = []
+        self.messages: list[tuple[bytes, bytes]] = []
+        self._next_scan = 0
+        self._last_us = 0
+
+    def seal(self, rec: dict[str, Any], t: int) -> None:
+        stream = f"conv-{self.seed}/{rec['agent_id']}"
+        entry = self.chains.get(stream)
+        if entry is None:
+            entry = self.chains[stream] = (StreamChain(stream), rec)
+        chain = entry[0]
+        schedule = self.schedule
+        signature = None
+        if schedule is not None:
+            if schedule and t >= self._next_scan:
+                self._next_scan = t + _TAIL_SCAN_US
+                for due in schedule.due(t):
+                    self._checkpoint(due, t)
+            signature = schedule.attributes(stream, rec, chain, t)
+            if signature is not None:
+                rec["attributes"] = {**rec["attributes"], **signature}
+        self._append(chain, rec)
+        if schedule is not None:
+            schedule.sealed(stream, t, signed=signature is not None)
+        self._last_us = t
+
+    def tail(self) -> None:
+        """Checkpoints covering every stream's uncovered tail, as the SDK's ``close()`` signs."""
+        if self.schedule is not None:
+            for stream in self.schedule.due(self._last_us, everything=True):
+                self._checkpoint(stream, self._last_us)
+
+    def _append(self, chain: StreamChain, rec: dict[str, Any]) -> None:
+        value = chain.seal(rec, self.codec)
         rec["event_hash"] = body_hash(frame_body(value))
-        records.append(rec)
-        messages.append((stream.encode("utf-8"), value))
-    return ConversationCorpus(records, breaches, runs, messages)
+        self.records.append(rec)
+        self.messages.append((chain.stream_id.encode("utf-8"), value))
+
+    def _checkpoint(self, stream: str, t: int) -> None:
+        chain, sample = self.chains[stream]
+        mark = str(uuid.uuid5(_CHECKPOINT_IDS, f"{stream}/{chain.seq}"))
+        rec: dict[str, Any] = {
+            "event_id": mark, "tenant": sample["tenant"], "agent_id": sample["agent_id"],
+            "agent_version": sample["agent_version"], "run_id": mark, "trace_id": mark, "action_id": mark,
+            "parent_action_id": None, "links": [], "depth": 0, "stream_id": "", "seq": 0, "prev_hash": "",
+            "kind": "other", "name": CHECKPOINT_NAME, "phase": "point", "status": "unset", "error_type": None,
+            "error_message": None, "actor": {"type": "agent", "id": sample["agent_id"]}, "model": None,
+            "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "latency_us": None, "start_time_us": t,
+            "end_time_us": t, "event_time_us": t, "input_digest": None, "output_digest": None, "input_body": None,
+            "output_body": None, "payload_bytes": 0, "attributes": {}, "environment": sample["environment"],
+        }
+        assert self.schedule is not None
+        rec["attributes"] = self.schedule.attributes(stream, rec, chain, t, force=True) or {}
+        self._append(chain, rec)
+        self.schedule.sealed(stream, t, signed=bool(rec["attributes"]), point=True)
+
+
+class ConversationSource:
+    """Conversation runs as a source for the simulator's log writer and Kafka publisher (``simulate --mode
+    conversation``): the same ``config``/``events()``/``tail_events()``/``stats`` as :class:`Simulator`.
+
+    :param clock: ``virtual`` (runs start at ``start_us``, default 2026-01-01) or ``wall`` (at the real now,
+        read when :meth:`events` starts; the Kafka publisher then sends each event when its time comes).
+    """
+
+    def __init__(self, runs: int, *, seed: int = 0, tenant: str = "acme", breach_rate: float = 0.0,
+                 clock: str = "virtual", start_us: int | None = None, mean_gap_s: float = _MEAN_GAP_S,
+                 signing_key: SigningKey | None = None, checkpoint_events: int = 1000,
+                 checkpoint_seconds: float = 10.0, run_nonce: str = "") -> None:
+        self.config = SimConfig(seed=seed, run_nonce=run_nonce, traces=runs, clock=clock, tenants=(tenant,),
+                                sessions_per_agent=1)
+        self.stats = SimStats()
+        self.breaches: Counter[str] = Counter()
+        self._options = {"seed": seed, "tenant": tenant, "breach_rate": breach_rate, "start_us": start_us,
+                         "mean_gap_s": mean_gap_s, "signing_key": signing_key,
+                         "checkpoint_events": checkpoint_events, "checkpoint_seconds": checkpoint_seconds,
+                         "run_nonce": run_nonce}
+
+    def events(self) -> Iterator[tuple[bytes, bytes, dict[str, Any]]]:
+        options = dict(self._options)
+        if self.config.clock == "wall" and options["start_us"] is None:
+            options["start_us"] = time.time_ns() // 1000
+        began = time.perf_counter()
+        corpus = conversation_runs(self.config.traces or 0, **options)
+        self.breaches = Counter(b.kind for b in corpus.breaches)
+        stats = self.stats = SimStats()
+        try:
+            for key, value, record in corpus.events():
+                stats.events += 1
+                stats.first_time_us = stats.first_time_us or record["event_time_us"]
+                stats.last_time_us = record["event_time_us"]
+                stats.traces += record["kind"] == "invoke_agent" and record["phase"] == "start"
+                stats.errors += record["status"] in ("error", "timeout")
+                stats.checkpoints += SIG_ATTRIBUTE in record["attributes"]
+                yield key, value, record
+        finally:
+            stats.elapsed_s = time.perf_counter() - began
+
+    def tail_events(self) -> Iterator[tuple[bytes, bytes, dict[str, Any]]]:
+        """Nothing: a signed corpus already ends with its tail checkpoints."""
+        return iter(())
+
+    def write_log(self, path: Any) -> SimStats:
+        from agentaudit.producers.simulator.log import write_log
+
+        return write_log(self, path)  # type: ignore[arg-type] - the Simulator interface it reads
+
+    def run_to_kafka(self, kafka_settings: Any, rate: float = 0.0, stop_event: threading.Event | None = None,
+                     *, topic: str | None = None) -> SimStats:
+        from agentaudit.producers.simulator.publish import run_to_kafka
+
+        return run_to_kafka(self, kafka_settings, rate, stop_event, topic=topic)  # type: ignore[arg-type]
 
 
 class _Run:
