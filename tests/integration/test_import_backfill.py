@@ -1,6 +1,6 @@
 """Backfill end to end (real tansu broker, real sink, real chDB store): ``agentaudit import`` of transcript
 and OTLP JSON files gives the same incidents as sending the same runs live through the SDK with their
-original times. Ids that embed random values (event ids, the SDK's action ids) are compared through what
+original times, judged inline as `consume` judges them and by replay from the store. Ids that embed random values (event ids, the SDK's action ids) are compared through what
 they name: a trace by its run, an event by its kind, name, phase and time."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import connect
 from agentaudit.producers import AuditClient
 from agentaudit.producers.otel import AuditSpanProcessor
+from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.import_support import MINUTE_US, otel_runs, otlp_json, send_transcript_live, transcript_runs
 from tests.sink_support import drain
@@ -37,13 +39,32 @@ RUNS = 12  # transcripts: 3 with a forbidden tool, 3 with an unapproved refund
 OTEL_RUNS = 8
 
 
-def _store(kafka: KafkaSettings, store: StoreSettings, client: Any, group: str, events: int) -> list[Any]:
-    """Store the topic through the real sink, then judge it with the default pack by replay from the store."""
+def _stored_incidents(client: Any) -> list[SimpleNamespace]:
+    rows = client.query("SELECT rule_id, tenant, severity, trace_id, agent_id, count, key, summary, "
+                        "toUnixTimestamp64Micro(window_start), toUnixTimestamp64Micro(window_end), "
+                        "toUnixTimestamp64Micro(first_seen), toUnixTimestamp64Micro(last_seen), event_ids "
+                        "FROM incidents FINAL").rows
+    fields = ("rule_id", "tenant", "severity", "trace_id", "agent_id", "count", "key", "summary", "window_start_us",
+              "window_end_us", "first_seen_us", "last_seen_us", "event_ids")
+    return [SimpleNamespace(**dict(zip(fields, row))) for row in rows]
+
+
+def _store(kafka: KafkaSettings, store: StoreSettings, client: Any, group: str,
+           events: int) -> tuple[list[SimpleNamespace], list[Any]]:
+    """Store and judge the topic through the real sink with the default pack inline (as `consume` does), and
+    judge the stored range again by replay: ``(inline incidents, replayed incidents)``."""
     migrate(store)
-    settings = SinkSettings(group=group, session_timeout_ms=6000, heartbeat_interval_ms=1000, batch_timeout_ms=300)
-    with Sink(kafka, store, settings) as sink:
+    settings = SinkSettings(group=group, session_timeout_ms=6000, heartbeat_interval_ms=1000, batch_timeout_ms=300,
+                            idle_timeout_ms=1000)
+    replayed: list[Any] = []
+    with Sink(kafka, store, settings, RuleEvaluator(load_rule_set(None))) as sink:
         drain(sink, events, timeout=90)
-    return replay_range(client, None)
+        replayed = replay_range(client, None)
+        expected = sum(1 for i in replayed if not i.rule_id.startswith("integrity."))
+        deadline = time.monotonic() + 60  # decisions close within lateness + idle timeout of the last event
+        while len(_stored_incidents(client)) < expected and time.monotonic() < deadline:
+            sink.run_once()
+    return _stored_incidents(client), replayed
 
 
 def _normalized(store: StoreSettings, incidents: list[Any]) -> list[tuple[Any, ...]]:
@@ -106,12 +127,16 @@ def test_imported_runs_raise_the_incidents_the_same_runs_raise_live(
     assert imported_events == live_events
 
     live_store, import_store = store_settings_factory(), store_settings_factory()
-    live = _store(live_kafka, live_store, store_factory(live_store), group_factory(), live_events)
-    imported = _store(import_kafka, import_store, store_factory(import_store), group_factory(), imported_events)
+    live_inline, live = _store(live_kafka, live_store, store_factory(live_store), group_factory(), live_events)
+    imported_inline, imported = _store(import_kafka, import_store, store_factory(import_store), group_factory(),
+                                       imported_events)
+    # judged inline as they arrive (consume), the imported runs raise the incidents the live runs raised
+    assert live_inline and _normalized(import_store, imported_inline) == _normalized(live_store, live_inline)
+    assert not [i for i in imported_inline if i.rule_id.startswith("integrity.")]  # streams intact in arrival order
     want, got = _normalized(live_store, live), _normalized(import_store, imported)
     rules = sorted({i.rule_id for i in imported})
-    print(f"[backfill] {live_events} events each way; live {len(live)} incidents, imported {len(imported)}; "
-          f"rules {rules}")
+    print(f"[backfill] {live_events} events each way; inline: live {len(live_inline)} incidents, imported "
+          f"{len(imported_inline)}; replay: live {len(live)}, imported {len(imported)}; rules {rules}")
     assert got == want
     counts = {rule: sum(i.count for i in imported if i.rule_id == rule)
               for rule in ("security.forbidden-tool", "security.unapproved-consequential-action")}
