@@ -10,9 +10,14 @@ source partitions, therefore sends every repartition partition, behind the copie
 - an *idle* marker: the source has delivered nothing for ``idle_timeout_s`` of processing time
   while the re-key stage has read all of it, so the judges leave it out of their minimum until
   it delivers again (Flink's ``withIdleness``, Kafka Streams' ``max.task.idle.ms``). While it
-  stays idle the marker is repeated (as often as progress markers) with the processing time it
-  has been quiet, so that once every source is idle event time advances with processing time
-  and the last decisions close (the shared policy: :mod:`agentaudit.rules.event_time`).
+  stays idle the marker is repeated (every ``max(progress_interval_s, idle_timeout_s / 2)``, never
+  more than the idle timeout apart) with the processing time it has been quiet, so that once every
+  source is idle event time advances with processing time and the last decisions close within
+  lateness + idle timeout (the shared policy: :mod:`agentaudit.rules.event_time`). The judges take
+  the largest of the idle sources' advanced times, so only the idle source with the largest event
+  time repeats (plus any that delivered nothing since the assignment, whose time only a restored
+  judge knows): a quiet topic costs one marker per repartition partition per interval, not one per
+  source.
 
 "Read all of it" is ``next offset >= high watermark`` of the latest fetch response. A partition
 with unread records is thus never idle, which keeps a backlog replay deterministic. On brokers
@@ -67,6 +72,7 @@ class SourceIdleness:
     def __init__(self, idle_timeout_s: float, progress_interval_s: float | None = None) -> None:
         self.idle_timeout_s = idle_timeout_s
         self.progress_interval_s = min(1.0, idle_timeout_s) if progress_interval_s is None else progress_interval_s
+        self.repeat_interval_s = max(self.progress_interval_s, idle_timeout_s / 2)
         self._sources: dict[str, _Source] = {}
 
     @property
@@ -113,12 +119,14 @@ class SourceIdleness:
         if not self.enabled:
             return []
         due: list[Marker] = []
+        for name in self._repeating():  # with its quiet time: event time moves on with processing time
+            s = self._sources[name]
+            if now - s.sent_at >= self.repeat_interval_s:
+                s.sent_at = now
+                due.append((name, IDLE, s.max_time if s.max_time != NEVER else None, int((now - s.seen) * 1e6)))
         for name, s in self._sources.items():
             known = s.max_time if s.max_time != NEVER else None
-            if s.idle:  # repeated with its quiet time: event time moves on with processing time
-                if now - s.sent_at >= self.progress_interval_s:
-                    s.sent_at = now
-                    due.append((name, IDLE, known, int((now - s.seen) * 1e6)))
+            if s.idle:
                 continue
             end = ends.get(name)
             if now - s.seen >= self.idle_timeout_s and s.position is not None and end is not None \
@@ -129,3 +137,9 @@ class SourceIdleness:
                 s.woke, s.sent_time, s.sent_at = False, s.max_time, now
                 due.append((name, PROGRESS, known, None))
         return due
+
+    def _repeating(self) -> list[str]:
+        """Idle sources whose marker repeats: the one with the largest event time, and those without one."""
+        idle = [(s.max_time, name) for name, s in self._sources.items() if s.idle]
+        known = [item for item in idle if item[0] != NEVER]
+        return ([max(known)[1]] if known else []) + sorted(name for t, name in idle if t == NEVER)

@@ -64,6 +64,20 @@ class TestSourceIdleness:
         idleness.delivered("actions:0", next_offset=3, event_time_us=150, now=2.5)  # older: no news
         assert idleness.markers(now=2.5, ends={}) == []
 
+    def test_only_the_idle_source_with_the_largest_time_repeats(self) -> None:
+        idleness = SourceIdleness(4.0)  # repeats every 2 s
+        for name, t in (("actions:0", 7), ("actions:1", 9)):
+            idleness.assign(name, now=0.0)
+            idleness.delivered(name, next_offset=1, event_time_us=t, now=0.0)
+        idleness.assign("actions:2", now=0.0, position=0)  # nothing since the assignment (a restart)
+        idleness.markers(now=0.0, ends={})
+        ends = {"actions:0": 1, "actions:1": 1, "actions:2": 0}
+        assert [m[:2] for m in idleness.markers(now=4.0, ends=ends)] == [
+            ("actions:0", IDLE), ("actions:1", IDLE), ("actions:2", IDLE)]
+        assert idleness.markers(now=5.9, ends=ends) == []
+        assert idleness.markers(now=6.0, ends=ends) == [("actions:1", IDLE, 9, 6_000_000),
+                                                         ("actions:2", IDLE, None, 6_000_000)]
+
     def test_timeout_zero_sends_nothing(self) -> None:
         idleness = SourceIdleness(0)
         idleness.assign("actions:0", now=0.0, position=0)
