@@ -112,7 +112,7 @@ def provision_simulator_key(home: Path) -> tuple[Path, Path]:
     :raises InfraError: the registration does not match the key file.
     """
     from agentaudit.infra.exceptions import InfraError
-    from agentaudit.producers.simulator._fleet import TEAMS
+    from agentaudit.producers.simulator import AGENT_PATTERNS
     from agentaudit.schemas import SigningKey
     from agentaudit.schemas.keys_file import add_key, read_keys
     from agentaudit.schemas.signing import public_key_text
@@ -124,7 +124,7 @@ def provision_simulator_key(home: Path) -> tuple[Path, Path]:
     entry = read_keys(keys_file).get(key.key_id)
     if entry is None:
         add_key(keys_file, key_id=key.key_id, public_key=key.public_key, principal=f"service:{SIMULATOR_KEY_ID}",
-                agents=[f"{team.name}-*" for team in TEAMS])
+                agents=list(AGENT_PATTERNS))
     elif public_key_text(entry.public) != key.public_key:
         raise InfraError(f"{keys_file}: key {key.key_id!r} is registered with another public key than {key_path}; "
                          f"register the new one under another id (`agentaudit keys rotate {key.key_id} ...`) or "

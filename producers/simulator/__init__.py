@@ -28,6 +28,7 @@ once and replay it with :func:`read_log` (hundreds of thousands of events/s).
 >>> sim.write_log("fleet.aasim"); sim.stats.faults
 """
 
+from agentaudit.producers.simulator._fleet import AGENT_PATTERNS
 from agentaudit.producers.simulator._trace import FAULT_ATTRIBUTE, canonical_digest
 from agentaudit.producers.simulator.config import DEFAULT_FAULT_RATES, DEFAULT_START, FAULT_KINDS, SimConfig
 from agentaudit.producers.simulator.engine import SimEvent, SimStats, Simulator, sessions_for_rate
@@ -35,6 +36,7 @@ from agentaudit.producers.simulator.exceptions import SimulatorError
 from agentaudit.producers.simulator.log import LOG_MAGIC, read_log, write_log
 
 __all__ = [
+    "AGENT_PATTERNS",
     "DEFAULT_FAULT_RATES",
     "DEFAULT_START",
     "FAULT_ATTRIBUTE",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Agent", "CONSEQUENTIAL_TOOLS", "EGRESS_TOOLS", "FORBIDDEN_TOOLS", "SECRET_TOOLS", "MODEL_PRICES", "TEAMS", "build_fleet"]
+__all__ = ["AGENT_PATTERNS", "Agent", "CONSEQUENTIAL_TOOLS", "EGRESS_TOOLS", "FORBIDDEN_TOOLS", "SECRET_TOOLS", "MODEL_PRICES", "TEAMS", "build_fleet"]
 
 #: USD per million tokens, (input, output).
 MODEL_PRICES: dict[str, tuple[float, float]] = {
@@ -60,6 +60,10 @@ TEAMS: tuple[_Team, ...] = (
            ("email.send_bulk", 1)),
           ("hana.sato", "ivan.petrov")),
 )
+
+#: Agent-id globs that cover every simulated agent, whatever the fleet's size (one per team): what a keys file
+#: registers the simulator's signing key for (``agentaudit up``).
+AGENT_PATTERNS: tuple[str, ...] = tuple(f"{team.name}-*" for team in TEAMS)
 
 #: Median seconds of each tool (log-normal around it, so that normally < 2% of calls take over 2 s);
 #: unknown tools use 0.2 s.

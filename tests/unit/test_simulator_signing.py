@@ -10,11 +10,11 @@ from __future__ import annotations
 import bisect
 import itertools
 
-from agentaudit.producers.simulator import SimConfig, Simulator
+from agentaudit.producers.simulator import AGENT_PATTERNS, SimConfig, Simulator
 from agentaudit.schemas import AvroCodec, KeyRing, SigningKey, body_hash, frame_body
 from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, SIG_ATTRIBUTE, verify_signed_records
 
-TEAM_GLOBS = ["payments-*", "support-*", "research-*", "infra-*", "growth-*"]
+TEAM_GLOBS = list(AGENT_PATTERNS)
 
 
 def _ring(key: SigningKey, agents: list[str] = TEAM_GLOBS) -> KeyRing:

@@ -8,7 +8,7 @@ import pytest
 
 from agentaudit.infra.exceptions import InfraError
 from agentaudit.infra.stack import KEYS_FILE, Stack, StackSettings, provision_simulator_key
-from agentaudit.producers.simulator._fleet import build_fleet
+from agentaudit.producers.simulator import SimConfig, Simulator
 from agentaudit.schemas import KeyRing, SigningKey
 from agentaudit.schemas.keys_file import add_key
 
@@ -25,7 +25,7 @@ def test_the_simulator_signs_with_a_key_the_consumers_keys_file_registers_for_ev
     assert key_path.stat().st_mode & 0o777 == 0o600
     ring, key = KeyRing.load(keys_file), SigningKey.load(key_path)
     message, signature = b"m", key.sign(b"m")
-    for agent in build_fleet(40, ("acme", "globex")):
+    for agent in Simulator(SimConfig(agents=40)).fleet:
         assert ring.verify(key.key_id, message, signature, tenant=agent.tenant, agent=agent.agent_id).ok, agent
     assert not ring.verify(key.key_id, message, signature, tenant="acme", agent="billing-bot").ok
 
