@@ -62,9 +62,11 @@ def _blocks() -> list[Block]:
 BLOCKS = _blocks()
 
 
-def _names(kafka: KafkaSettings, topic: str) -> list[str]:
+def _events(kafka: KafkaSettings, topic: str) -> dict[str, str]:
+    """Event id -> name of every event on ``topic``; a first fetch on tansu can take seconds, hence the idle."""
     codec = AvroCodec("action")
-    return [codec.decode(m.value())["name"] for m in read_all(kafka, topic, timeout=20, idle=1.5)]
+    records = (codec.decode(m.value()) for m in read_all(kafka, topic, timeout=60, idle=5.0))
+    return {r["event_id"]: r["name"] for r in records}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +91,7 @@ def readme_runs(kafka_settings: KafkaSettings, kafka_admin: KafkaAdmin, store_se
     env.update(AGENTAUDIT_BOOTSTRAP_SERVERS=kafka_settings.bootstrap_servers, AGENTAUDIT_CLICKHOUSE_URL=store_server.url,
                AGENTAUDIT_DATABASE=database, AGENTAUDIT_SPOOL_DIR=str(work / "spool"), HOME=str(work))
     runs: dict[int, Run] = {}
-    seen = 0
+    seen: dict[str, str] = {}
     for block in BLOCKS:
         if block.skip:
             continue
@@ -97,9 +99,10 @@ def readme_runs(kafka_settings: KafkaSettings, kafka_admin: KafkaAdmin, store_se
         script.write_text(block.code, encoding="utf-8")
         done = subprocess.run([sys.executable, str(script)], cwd=work, env=env, capture_output=True, text=True,
                               timeout=180, check=False)
-        names = _names(kafka_settings, topics.actions)
-        runs[block.index] = Run(done.returncode, done.stdout, done.stderr, names[seen:], len(names))
-        seen = len(names)
+        events = _events(kafka_settings, topics.actions)
+        added = [name for event_id, name in events.items() if event_id not in seen]
+        runs[block.index] = Run(done.returncode, done.stdout, done.stderr, added, len(events))
+        seen = events
     return runs
 
 
