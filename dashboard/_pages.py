@@ -293,9 +293,16 @@ _MARK_STYLE = {
     "violation": "background:#ffd6d6;border-left:4px solid #d62728;font-weight:600",
     "missing-approval": "background:#fff1d6;border-left:4px dashed #d62728;color:#8a1c1c;font-style:italic",
     "approval": "background:#e3f5e1;border-left:4px solid #2ca02c",
+    "other-approval": "background:#fff8e1;border-left:4px solid #e7ba00",
     "": "border-left:4px solid transparent",
 }
 _CELL = "padding:2px 8px;white-space:nowrap;vertical-align:top"
+
+
+def _content_cell(text: str) -> str:
+    """One line, cut with an ellipsis; the whole text (escaped) in the tooltip."""
+    return (f'<td title="{html.escape(text)}" style="{_CELL};max-width:28em;overflow:hidden;'
+            f'text-overflow:ellipsis">{html.escape(text)}</td>')
 
 
 def _conversation_html(rows: list[TimelineRow], hidden_before: int, hidden_after: int) -> str:
@@ -316,7 +323,8 @@ def _conversation_html(rows: list[TimelineRow], hidden_before: int, hidden_after
                     f'style="{_MARK_STYLE[row.mark]}">'
                     + cell(row.clock) + cell(row.offset, "color:#7b8794") + cell(row.actor) + cell(row.kind)
                     + cell(row.name) + cell(row.status)
-                    + cell(content[:160], "white-space:normal;max-width:48em") + "</tr>")
+                    + (cell(content, "white-space:normal") if row.mark == "missing-approval" else _content_cell(content))
+                    + "</tr>")
     if hidden_after:
         body.append(f'<tr><td colspan="7" style="{_CELL};color:#7b8794">… {hidden_after} later actions</td></tr>')
     return (f'<table class="aa-timeline" style="border-collapse:collapse;font-size:13px;width:100%;'

@@ -42,6 +42,7 @@ class ActionNode:
     error_type: str = ""
     actor: str = ""  # ``human:alice``, ``agent:support-bot``
     detail: str = ""  # a stored body preview, else the error, else a short digest
+    attributes: dict[str, str] = field(default_factory=dict)
     event_ids: list[str] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
 
@@ -59,6 +60,15 @@ class ActionNode:
             parts.append(f"${self.cost_usd:.4f}")
         head = f"{self.kind} · {self.name}" if self.name else self.kind
         return f"{head}\n{' · '.join(parts)}"
+
+
+def _attributes(value: Any) -> dict[str, str]:
+    """A map column as a dict: Arrow hands it to pandas as a list of ``(key, value)`` pairs."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return {str(k): str(v) for k, v in value if k is not None}
+    return {}
 
 
 def _detail(event: Mapping[str, Any]) -> str:
@@ -126,6 +136,7 @@ class TraceTree:
             node.depth = int(event.get("depth") or node.depth)
             if not node.actor and event.get("actor_type"):
                 node.actor = f"{event['actor_type']}:{event.get('actor_id') or ''}".rstrip(":")
+            node.attributes.update(_attributes(event.get("attributes")))
             node.detail = _detail(event) or node.detail
             node.cost_usd += float(event.get("cost_usd") or 0.0)
             start = _micros(event.get("start_time"))

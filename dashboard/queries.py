@@ -216,15 +216,15 @@ def triggering_events(store: Store, tenant: str, event_ids: list[str] | tuple[st
 
 #: What a conversation timeline shows of an event's content: the start of a stored body, and the digests.
 _CONTENT_COLUMNS = ("substringUTF8(input_body, 1, 200) AS input_preview, "
-                    "substringUTF8(output_body, 1, 200) AS output_preview, input_digest, output_digest")
+                    "substringUTF8(output_body, 1, 200) AS output_preview, input_digest, output_digest, attributes")
 
 
 def trace(store: Store, tenant: str, trace_id: str, *, limit: int = 20_000) -> pandas.DataFrame:
     """Every event of one trace, each once (its first-seen copy), in event-time order (``by_trace`` projection).
 
     Besides the event columns: ``input_preview`` and ``output_preview`` (the first 200 characters of a
-    stored body, empty when the SDK stored digests only) and the digests."""
-    sql = (f"SELECT {_EVENT_COLUMNS}, input_preview, output_preview, input_digest, output_digest FROM "
+    stored body, empty when the SDK stored digests only), the digests and the attributes."""
+    sql = (f"SELECT {_EVENT_COLUMNS}, input_preview, output_preview, input_digest, output_digest, attributes FROM "
            f"(SELECT {_EVENT_COLUMNS}, {_CONTENT_COLUMNS} FROM actions WHERE tenant = {{tenant:String}} "
            f"AND trace_id = {{trace:String}} {_FIRST_COPY}) ORDER BY event_time, event_id LIMIT {{limit:UInt32}}")
     return _frame(store, sql, {"tenant": tenant, "trace": trace_id, "limit": limit})

@@ -18,12 +18,15 @@ from typing import Literal
 
 from agentaudit.dashboard.chain import ActionNode, TraceTree
 
-__all__ = ["APPROVAL_KINDS", "Mark", "TimelineRow", "focus", "is_wide", "timeline"]
+__all__ = ["APPROVAL_KINDS", "BIND_ATTRIBUTE", "Mark", "TimelineRow", "focus", "is_wide", "timeline"]
 
 #: Action kinds that approve what follows (the default pack's ``human_approval`` is ``kind = approval``).
 APPROVAL_KINDS = frozenset({"approval"})
 
-Mark = Literal["", "violation", "approval", "missing-approval"]
+#: What the approval binds to (the default pack's ``bind: args_hash``): an approval of other arguments covers nothing.
+BIND_ATTRIBUTE = "args_hash"
+
+Mark = Literal["", "violation", "approval", "other-approval", "missing-approval"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +62,23 @@ def is_wide(tree: TraceTree, *, min_children: int = 10) -> bool:
     return any(len(node.children) >= min_children for node in tree.nodes.values())
 
 
-def _row(node: ActionNode, first_us: int | None, mark: Mark = "", note: str = "") -> TimelineRow:
+def _content(node: ActionNode, common: dict[str, str]) -> str:
+    """A stored body or error first; else the attributes that tell this action apart (those every action of
+    the trace shares, such as the team, say nothing); else the digest."""
+    if node.detail and not node.detail.endswith("…"):
+        return node.detail
+    own = {k: v for k, v in sorted(node.attributes.items()) if common.get(k) != v}
+    if own:
+        return ", ".join(f"{k}={v[:16] + '…' if len(v) > 16 else v}" for k, v in own.items())
+    return node.detail
+
+
+def _row(node: ActionNode, first_us: int | None, common: dict[str, str], mark: Mark = "",
+         note: str = "") -> TimelineRow:
     at = node.start_us if node.start_us is not None else node.end_us
     offset = None if at is None or first_us is None else at - first_us
-    return TimelineRow(node.action_id, at, offset, node.actor, node.kind, node.name, node.status, node.detail,
-                       mark, note)
+    return TimelineRow(node.action_id, at, offset, node.actor, node.kind, node.name, node.status,
+                       _content(node, common), mark, note)
 
 
 def timeline(tree: TraceTree, *, targets: Sequence[str] = ()) -> list[TimelineRow]:
@@ -75,29 +90,43 @@ def timeline(tree: TraceTree, *, targets: Sequence[str] = ()) -> list[TimelineRo
     starts = [n.start_us for n in order if n.start_us is not None]
     first = min(starts) if starts else None
     target_set = set(targets)
+    shared = [n.attributes for n in order if n.attributes]
+    common = {k: v for k, v in shared[0].items() if all(a.get(k) == v for a in shared)} if len(shared) > 1 else {}
     target = next((i for i, n in enumerate(order) if n.action_id in target_set), None)
-    approval: int | None = None
+    approval: int | None = None  # the approval that covers the violating action
+    other: int | None = None  # the latest approval before it, of other arguments
     previous: int | None = None
+    where = ""
     if target is not None:
         violating = order[target]
+        bound = violating.attributes.get(BIND_ATTRIBUTE, "")
         previous = next((i for i in range(target - 1, -1, -1)
                          if order[i].kind == violating.kind and order[i].name == violating.name), None)
-        approval = next((i for i in range(target - 1, -1 if previous is None else previous, -1)
-                         if order[i].kind in APPROVAL_KINDS), None)
+        for i in range(target - 1, -1 if previous is None else previous, -1):
+            if order[i].kind not in APPROVAL_KINDS:
+                continue
+            if not bound or order[i].attributes.get(BIND_ATTRIBUTE, "") == bound:
+                approval = i
+                break
+            other = i if other is None else other
+        where = (f"no approval since the previous {violating.name} call" if previous is not None
+                 else "no approval before it in this trace")
+        if bound:
+            where = f"no approval of its arguments ({BIND_ATTRIBUTE} {bound[:12]}…)" + where[len("no approval"):]
     rows: list[TimelineRow] = []
     for index, node in enumerate(order):
         if index == target:
             if approval is None:
-                where = (f"no approval since the previous {node.name} call" if previous is not None
-                         else "no approval before it in this trace")
                 rows.append(TimelineRow("", None, None, "", "approval", "", "missing", "", "missing-approval",
                                         f"{where}: nothing authorized this {node.kind} {node.name}"))
-            rows.append(_row(node, first, "violation", "the violating action"))
+            rows.append(_row(node, first, common, "violation", "the violating action"))
         elif index == approval:
-            rows.append(_row(node, first, "approval", f"the latest approval before the violating {order[target].name}"
+            rows.append(_row(node, first, common, "approval", f"the approval before the violating {order[target].name}"
                              if target is not None else ""))
+        elif index == other:
+            rows.append(_row(node, first, common, "other-approval", f"approved other arguments ({BIND_ATTRIBUTE} differs)"))
         else:
-            rows.append(_row(node, first, "violation" if node.action_id in target_set else ""))
+            rows.append(_row(node, first, common, "violation" if node.action_id in target_set else ""))
     return rows
 
 

@@ -257,3 +257,41 @@ def seeded_database(url: str, **kwargs: Any) -> tuple[Any, Seeded]:
     migrate(settings)
     with connect(settings) as store:
         return settings, seed(store, **kwargs)
+
+
+@dataclass(frozen=True)
+class ConversationIncident:
+    """The incident the default pack raised on a conversation-mode run whose write the user never confirmed."""
+
+    incident_id: str
+    trace_id: str
+    event_id: str
+    actions: int
+    incidents: int  # all the pack raised on the corpus
+
+
+def seed_conversations(store: Store, *, runs: int = 14, seed: int = 2, min_actions: int = 31) -> ConversationIncident:
+    """Conversation-mode runs (the simulator's, every run with one breach) stored as the sink stores them,
+    judged by the shipped pack, their incidents stored; returns the incident of an unconfirmed write in a
+    flat run of at least ``min_actions`` actions (seed 2: 34 actions, 33 of them under the root)."""
+    from agentaudit.consumers._columns import actions_table, incidents_table
+    from agentaudit.producers.simulator.conversation import conversation_runs
+    from agentaudit.rules import load_rule_set
+    from agentaudit.rules.evaluator import RuleEvaluator
+
+    corpus = conversation_runs(runs, seed=seed, breach_rate=1.0, start_us=NOW_US - HOUR_US)
+    records = [dict(r, _partition=0, _offset=n) for n, r in enumerate(corpus.records)]
+    store.insert_arrow("actions", actions_table(records))
+    evaluator = RuleEvaluator(load_rule_set())
+    incidents = evaluator.evaluate(corpus.records) + evaluator.flush()
+    store.insert_arrow("incidents", incidents_table(incidents))
+    actions: dict[str, set[str]] = {}
+    for record in corpus.records:
+        actions.setdefault(record["trace_id"], set()).add(record["action_id"])
+    for breach in corpus.breaches:
+        if breach.kind == "unconfirmed_write" and len(actions[breach.trace_id]) >= min_actions:
+            hit = next(i for i in incidents if i.rule_id == "security.unapproved-consequential-action"
+                       and breach.event_id in i.event_ids)
+            return ConversationIncident(hit.incident_id, breach.trace_id, breach.event_id,
+                                        len(actions[breach.trace_id]), len(incidents))
+    raise AssertionError(f"no unconfirmed write in a run of {min_actions}+ actions with seed {seed}")

@@ -71,3 +71,25 @@ def test_the_graph_runs_left_to_right_and_folds_the_loop_around_the_red_path():
     order = [ids[t] if t in ids else t for t in re.findall(r"^  a0 -> (\w+)", dot, re.M)]
     times = [tree.nodes[ids[o]].start_us for o in order if o in ids]
     assert times == sorted(times)
+
+
+def test_an_approval_of_other_arguments_is_not_the_write_s_approval():
+    rows, _ = conversation_rows(tenant="acme", agent_id="bot", trace_id="t", turns=4, start_us=NOW_US,
+                                unapproved_turn=99)
+    turn = -1
+    for row in rows:  # the SDK's approval and the write it approves carry the same args_hash
+        if row["kind"] == "approval" and row["phase"] == "start":
+            turn += 1
+        if row["kind"] in ("approval", "execute_tool") and row["name"] in ("user_confirmation", "booking.write"):
+            row["attributes"] = {"args_hash": f"hash-{turn}"}
+    writes = sorted({r["action_id"] for r in rows if r["name"] == "booking.write"})
+    for row in rows:
+        if row["action_id"] == writes[2]:
+            row["attributes"] = {"args_hash": "hash-of-something-else"}
+    tree = TraceTree.from_events(rows)
+    covered = [r.mark for r in timeline(tree, targets=[writes[1]]) if r.mark]
+    assert covered == ["approval", "violation"]
+    marked = [r for r in timeline(tree, targets=[writes[2]]) if r.mark]
+    assert [r.mark for r in marked] == ["other-approval", "missing-approval", "violation"]
+    assert marked[0].kind == "approval" and tree.nodes[marked[0].action_id].attributes == {"args_hash": "hash-2"}
+    assert marked[1].note.startswith("no approval of its arguments (args_hash hash-of-some…) since the previous")
