@@ -279,19 +279,22 @@ def seed_conversations(store: Store, *, runs: int = 14, seed: int = 2, min_actio
     from agentaudit.rules import load_rule_set
     from agentaudit.rules.evaluator import RuleEvaluator
 
-    corpus = conversation_runs(runs, seed=seed, breach_rate=1.0, start_us=NOW_US - HOUR_US)
+    for attempt in range(seed, seed + 50):  # the first seed from ``seed`` with such a run (seed 2 today)
+        corpus = conversation_runs(runs, seed=attempt, breach_rate=1.0, start_us=NOW_US - HOUR_US)
+        sizes: dict[str, set[str]] = {}
+        for record in corpus.records:
+            sizes.setdefault(record["trace_id"], set()).add(record["action_id"])
+        if any(b.kind == "unconfirmed_write" and len(sizes[b.trace_id]) >= min_actions for b in corpus.breaches):
+            break
+    else:
+        raise AssertionError(f"no unconfirmed write in a run of {min_actions}+ actions in seeds {seed}..{seed + 49}")
     records = [dict(r, _partition=0, _offset=n) for n, r in enumerate(corpus.records)]
     store.insert_arrow("actions", actions_table(records))
     evaluator = RuleEvaluator(load_rule_set())
     incidents = evaluator.evaluate(corpus.records) + evaluator.flush()
     store.insert_arrow("incidents", incidents_table(incidents))
-    actions: dict[str, set[str]] = {}
-    for record in corpus.records:
-        actions.setdefault(record["trace_id"], set()).add(record["action_id"])
-    for breach in corpus.breaches:
-        if breach.kind == "unconfirmed_write" and len(actions[breach.trace_id]) >= min_actions:
-            hit = next(i for i in incidents if i.rule_id == "security.unapproved-consequential-action"
-                       and breach.event_id in i.event_ids)
-            return ConversationIncident(hit.incident_id, breach.trace_id, breach.event_id,
-                                        len(actions[breach.trace_id]), len(incidents))
-    raise AssertionError(f"no unconfirmed write in a run of {min_actions}+ actions with seed {seed}")
+    breach = next(b for b in corpus.breaches if b.kind == "unconfirmed_write" and len(sizes[b.trace_id]) >= min_actions)
+    hit = next(i for i in incidents if i.rule_id == "security.unapproved-consequential-action"
+               and breach.event_id in i.event_ids)  # StopIteration here: the pack missed the breach
+    return ConversationIncident(hit.incident_id, breach.trace_id, breach.event_id, len(sizes[breach.trace_id]),
+                                len(incidents))
