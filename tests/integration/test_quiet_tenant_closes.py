@@ -230,3 +230,64 @@ def test_rules_run_closes_every_decision_when_all_partitions_go_quiet(
     assert published() == due
     report("rules run", name, len(events), len(due), acked, last_event, now)
     assert now - last_event >= LATENESS_S - 0.3, "the last decisions waited less than the allowed lateness"
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_backlog_is_never_quiet(kafka_settings_factory: Callable, group_factory, store_settings_factory: Callable,
+                                  tmp_path: Path, monkeypatch, guarded: bool) -> None:
+    """Tenant A's write comes first in the log, its approval (50 ms earlier in event time) after 600 events of
+    tenant B. Reading that backlog takes longer than the idle timeout, yet A is not quiet while records are
+    unread, so the approval still counts. Without the read-to-end guard (``guarded=False``) A would go quiet
+    and its write be judged unapproved: the guard is what this test sees."""
+    if not guarded:
+        monkeypatch.setattr(Sink, "_read_to_end", lambda self, consumer: True)
+    codec = AvroCodec("action")
+    t0 = time.time_ns() // 1000 - 10_000_000
+
+    def sealed(stream: str, records: list[dict]) -> list[tuple[dict, bytes]]:
+        chain = StreamChain(stream)
+        return [(r, chain.seal(r, codec)) for r in records]
+
+    a = {"tenant": "tenant-a", "agent_id": "agent-a", "trace_id": "trace-a", "run_id": "run-a", "attributes": {}}
+    head = sealed("a-1", [
+        action_record(0, **a, stream_id="a-1", kind="invoke_agent", name="support", phase="start",
+                      action_id="root-a", start_time_us=t0, end_time_us=t0, event_time_us=t0),
+        action_record(1, **a, stream_id="a-1", kind="execute_tool", name="book_reservation", phase="end",
+                      action_id="write-a", parent_action_id="root-a", start_time_us=t0 + 100_000,
+                      end_time_us=t0 + 100_000, event_time_us=t0 + 100_000)])
+    b = sealed("b-1", [action_record(10 + n, tenant="tenant-b", stream_id="b-1", kind="chat", name="gpt",
+                                     phase="end", event_time_us=t0 + n * 1_000, attributes={})
+                       for n in range(600)])
+    tail = sealed("a-2", [action_record(2, **a, stream_id="a-2", kind="approval", name="confirm", phase="point",
+                                        action_id="yes-a", parent_action_id="root-a",
+                                        actor={"type": "human", "id": "user"}, start_time_us=t0 + 50_000,
+                                        end_time_us=t0 + 50_000, event_time_us=t0 + 50_000)])
+    events = head + b + tail
+    path = tmp_path / "quiet.yaml"
+    path.write_text(RULES, encoding="utf-8")
+    kafka = kafka_settings_factory(partitions=1)  # one partition: the log order above is the reading order
+    store_settings = store_settings_factory()
+    migrate(store_settings)
+    with KafkaProducer(kafka) as producer:
+        for record, data in events:
+            producer.produce(kafka.topics.actions, data, key=b"one")
+        producer.flush()
+    evaluator = load_evaluator([str(path)], lateness_us=100_000)
+    settings = SinkSettings(group=group_factory("backlog"), session_timeout_ms=6000, heartbeat_interval_ms=1000,
+                            batch_timeout_ms=300, batch_size=50, idle_timeout_ms=300, digests=False)
+    began = time.monotonic()
+    with Sink(kafka, store_settings, settings, evaluator,
+              on_after_insert=lambda _result: time.sleep(0.1)) as sink, connect(store_settings) as store:
+        consumed, first = 0, 0.0  # a slow store (0.1 s per batch of 50): the backlog takes over 1 s to read
+        while consumed < len(events):
+            consumed += sink.run_once().consumed
+            first = first or (time.monotonic() if consumed else 0.0)
+            assert time.monotonic() - began < 60
+        read = time.monotonic() - first
+        for _ in range(10):
+            sink.run_once()
+        rows = [tuple(r) for r in store.query(
+            "SELECT rule_id, trace_id FROM incidents FINAL WHERE rule_id LIKE 'quiet.%'").rows]
+    print(f"\n[backlog, guarded={guarded}] read {len(events)} events in {read:.1f} s; incidents {rows}")
+    assert read > 3 * settings.idle_timeout_ms / 1000, "read faster than the idle timeout: the test proves nothing"
+    assert rows == ([] if guarded else [("quiet.unapproved-write", "trace-a")])
