@@ -48,8 +48,14 @@ def test_every_example_has_a_fixture_and_every_fixture_an_example() -> None:
     assert set(EXAMPLES) == set(FIXTURES)
 
 
+# One batch (as ``agentaudit rules test``), one event per batch, and streams interleaved at random in
+# batches of two: the stated incidents do not depend on how the events arrive.
+FEEDS = {"one-batch": {}, "event-by-event": {"batch_size": 1}, "interleaved": {"batch_size": 2, "shuffle_seed": 7}}
+
+
+@pytest.mark.parametrize("feed", sorted(FEEDS))
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_the_example_raises_the_incidents_its_fixture_states(name: str, tmp_path: Path) -> None:
+def test_the_example_raises_the_incidents_its_fixture_states(name: str, feed: str, tmp_path: Path) -> None:
     paths = []
     for n, body in enumerate(EXAMPLES[name]):
         path = tmp_path / f"{n:02d}-{name}.yaml"
@@ -65,7 +71,7 @@ def test_the_example_raises_the_incidents_its_fixture_states(name: str, tmp_path
     assert fixtures
     for fixture in fixtures:
         assert fixture.expect, f"fixture {fixture.name!r} states no incident"
-        result = run_fixture(rule_set, fixture)
+        result = run_fixture(rule_set, fixture, **FEEDS[feed])
         assert result.ok, "\n".join(result.problems)
         for expected in fixture.expect:
             if "summary" in expected:
