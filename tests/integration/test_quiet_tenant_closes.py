@@ -291,3 +291,45 @@ def test_a_backlog_is_never_quiet(kafka_settings_factory: Callable, group_factor
     print(f"\n[backlog, guarded={guarded}] read {len(events)} events in {read:.1f} s; incidents {rows}")
     assert read > 3 * settings.idle_timeout_ms / 1000, "read faster than the idle timeout: the test proves nothing"
     assert rows == ([] if guarded else [("quiet.unapproved-write", "trace-a")])
+
+
+def test_inline_state_restored_after_a_restart_closes_when_the_tenant_stays_quiet(
+        kafka_settings_factory: Callable, group_factory, store_settings_factory: Callable, tmp_path: Path) -> None:
+    """``consume --state-dir``: the first sink stops before the tenant's decisions are due (idleness off); the
+    restarted sink reads nothing more, yet the restored tenant counts as quiet since the start and its
+    incidents are stored within lateness + idle timeout of that start."""
+    from agentaudit.consumers.rule_state import DurableEvaluator
+
+    rule_files, events, due = corpus("compact", tmp_path)
+    kafka = kafka_settings_factory(partitions=3)
+    store_settings = store_settings_factory()
+    migrate(store_settings)
+    produce(kafka, events)
+    group = group_factory("restart")
+    query = "SELECT rule_id, trace_id FROM incidents FINAL WHERE rule_id LIKE 'quiet.%'"
+
+    def sink(idle_timeout_ms: int) -> Sink:
+        evaluator = DurableEvaluator(load_evaluator(rule_files, lateness_us=int(LATENESS_S * 1e6)),
+                                     tmp_path / "state", name=group)
+        return Sink(kafka, store_settings, SinkSettings(
+            group=group, session_timeout_ms=6000, heartbeat_interval_ms=1000, batch_timeout_ms=300,
+            idle_timeout_ms=idle_timeout_ms, digests=False), evaluator)
+
+    with sink(0) as first, connect(store_settings) as store:
+        consumed, began = 0, time.monotonic()
+        while consumed < len(events):
+            consumed += first.run_once().consumed
+            assert time.monotonic() - began < 30
+        time.sleep(LATENESS_S + IDLE_S)
+        first.run_once()
+        assert {tuple(r) for r in store.query(query).rows} == set(), "idleness off: nothing decided yet"
+    first.evaluator.close()
+    with sink(int(IDLE_S * 1000)) as second, connect(store_settings) as store:
+        started = time.monotonic()
+        while {tuple(r) for r in store.query(query).rows} != due:
+            assert second.run_once().consumed == 0, "resumed at the committed offsets"
+            assert time.monotonic() - started < LATENESS_S + IDLE_S + SLACK_S + 10, "not decided after the restart"
+        took = time.monotonic() - started
+    second.evaluator.close()
+    print(f"\n[consume restart] {len(due)} restored decisions stored {took:.2f} s after the restart (group join "
+          f"included; bound {LATENESS_S + IDLE_S:.0f} s after the start)")
