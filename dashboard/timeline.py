@@ -131,12 +131,14 @@ def timeline(tree: TraceTree, *, targets: Sequence[str] = ()) -> list[TimelineRo
 
 
 def focus(rows: Sequence[TimelineRow], *, before: int = 8, after: int = 3) -> tuple[int, int]:
-    """``(start, stop)`` of the rows to show first: a few before the violation (its approval, or the marker
-    of the missing one, among them) and a few after; the whole list when nothing is marked."""
+    """``(start, stop)`` of the rows to show first: a few before the violation (its approval, when near, or
+    the marker of the missing one, among them) and a few after; the whole list when nothing is marked."""
     marked = [i for i, row in enumerate(rows) if row.mark == "violation"]
     if not marked:
         return 0, len(rows)
     first = marked[0]
     related = [i for i, row in enumerate(rows[:first]) if row.mark in ("approval", "missing-approval")]
-    start = max(0, min([first - before, *related]))
+    # its approval joins the window when it is near; a far one would push the violation off the first screen
+    near = [i for i in related if first - i <= 2 * before]
+    start = max(0, min([first - before, *near]))
     return start, min(len(rows), first + after + 1)

@@ -93,3 +93,21 @@ def test_an_approval_of_other_arguments_is_not_the_write_s_approval():
     assert [r.mark for r in marked] == ["other-approval", "missing-approval", "violation"]
     assert marked[0].kind == "approval" and tree.nodes[marked[0].action_id].attributes == {"args_hash": "hash-2"}
     assert marked[1].note.startswith("no approval of its arguments (args_hash hash-of-some…) since the previous")
+
+
+def test_the_first_screen_stays_short_when_the_approval_is_far_back():
+    tree, _ = conversation(turns=8, unapproved_turn=99)
+    ordered = sorted(tree.nodes.values(), key=lambda n: n.start_us)
+    approval = next(n for n in ordered if n.kind == "approval")
+    late = [n for n in ordered if n.kind == "chat"][-1]  # 40 rows after the first approval
+    for node in (approval, late):
+        node.attributes["args_hash"] = "same"
+    rows = timeline(tree, targets=[late.action_id])
+    start, stop = focus(rows)
+    hit = next(i for i, r in enumerate(rows) if r.mark == "violation")
+    assert stop - start <= 12 and start <= hit < stop
+    near, _ = conversation()
+    near_rows = timeline(near, targets=[[n for n in sorted(near.nodes.values(), key=lambda n: n.start_us)
+                                         if n.name == "booking.write"][1].action_id])
+    near_start, _ = focus(near_rows)
+    assert any(r.mark == "approval" for r in near_rows[near_start:])  # a near approval stays in the window
