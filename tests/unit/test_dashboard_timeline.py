@@ -111,3 +111,20 @@ def test_the_first_screen_stays_short_when_the_approval_is_far_back():
                                          if n.name == "booking.write"][1].action_id])
     near_start, _ = focus(near_rows)
     assert any(r.mark == "approval" for r in near_rows[near_start:])  # a near approval stays in the window
+
+
+def test_event_data_in_the_timeline_is_escaped_not_markup():
+    from agentaudit.dashboard._pages import _conversation_html
+
+    evil = '<img src=x onerror="alert(1)">'
+    rows, violating = conversation_rows(tenant="acme", agent_id="bot", trace_id="t", turns=2, start_us=NOW_US,
+                                        unapproved_turn=1)
+    for row in rows:
+        if row["kind"] == "message":
+            row["input_body"] = evil
+        if row["name"] == "booking.write":
+            row.update(name=evil, actor_id=evil)
+    tree = TraceTree.from_events(rows)
+    page = _conversation_html(timeline(tree, targets=tree.actions_of([violating])), 0, 0)
+    assert "<img" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert page.count('data-mark="violation"') == 1
