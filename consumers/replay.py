@@ -1,6 +1,7 @@
 """Deterministic replay: re-run any rule revision over a recorded range of the actions table.
 
-The recorded log is read back in event-time order (each stream keeping its seq order),
+The recorded log is read back in event-time order, each stream keeping its seq order (an event
+waits for its stream's earlier seqs, as it did in the live log; see ``_stream_order``),
 rebuilt into the records the sink hands an evaluator, and judged by a fresh evaluator that
 closes every window at the end. Same rows + same rules -> the same incidents, byte for byte.
 
@@ -26,6 +27,7 @@ from typing import Any
 from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules._bounds import Offsets, offsets_sql, parse_bound, parse_time
 from agentaudit.rules.evaluator import DEFAULT_LATENESS_US, RuleEvaluator, load_rule_set
+from agentaudit.consumers._stream_order import in_stream_order
 from agentaudit.schemas import Incident
 
 __all__ = ["Offsets", "diff_incidents", "parse_bound", "parse_range", "parse_time", "read_actions", "replay_range",
@@ -75,8 +77,25 @@ def _record(row: Sequence[Any]) -> dict[str, Any]:
 def read_actions(store: Any, *, start_us: int | None = None, end_us: int | None = None,
                  start_offsets: Offsets | None = None, end_offsets: Offsets | None = None,
                  tenant: str | None = None, batch_size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
-    """Recorded action records in ``[start_us, end_us)`` and ``[start_offsets, end_offsets)``, in
-    (event time, stream, seq) order, in batches."""
+    """Recorded action records in ``[start_us, end_us)`` and ``[start_offsets, end_offsets)``, in batches:
+    in event-time order, except that each stream keeps its seq order, as in the live log
+    (:func:`~agentaudit.consumers._stream_order.in_stream_order`)."""
+    where, params = _range_filter(start_us, end_us, start_offsets, end_offsets, tenant)
+    first_seq = {str(stream): int(seq) for stream, seq in store.query(
+        f"SELECT stream_id, min(seq) FROM actions FINAL WHERE {' AND '.join(where)} GROUP BY stream_id",
+        params).rows}
+    batch: list[dict[str, Any]] = []
+    for record in in_stream_order(_read_by_time(store, where, params, batch_size), first_seq):
+        batch.append(record)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _range_filter(start_us: int | None, end_us: int | None, start_offsets: Offsets | None,
+                  end_offsets: Offsets | None, tenant: str | None) -> tuple[list[str], dict[str, Any]]:
     where = ["1"]
     params: dict[str, Any] = {}
     if start_us is not None:
@@ -94,6 +113,12 @@ def read_actions(store: Any, *, start_us: int | None = None, end_us: int | None 
     if tenant is not None:
         where.append("tenant = {tenant:String}")
         params["tenant"] = tenant
+    return where, params
+
+
+def _read_by_time(store: Any, where: list[str], params: dict[str, Any], batch_size: int) -> Iterator[dict[str, Any]]:
+    """The range's records in (event time, stream, seq) order, read a page at a time."""
+    params = dict(params)
     last: tuple[Any, ...] | None = None
     while True:
         page = list(where)
@@ -109,7 +134,7 @@ def read_actions(store: Any, *, start_us: int | None = None, end_us: int | None 
         if not rows:
             return
         batch = [_record(row[:-1]) for row in rows]
-        yield batch
+        yield from batch
         tail = batch[-1]
         last = (tail["event_time_us"], tail["stream_id"], tail["seq"], rows[-1][-1], tail["_partition"],
                 tail["_offset"])

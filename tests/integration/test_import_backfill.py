@@ -141,8 +141,11 @@ def test_imported_runs_raise_the_incidents_the_same_runs_raise_live(
     counts = {rule: sum(i.count for i in imported if i.rule_id == rule)
               for rule in ("security.forbidden-tool", "security.unapproved-consequential-action")}
     assert counts == dict.fromkeys(counts, RUNS // 4 + OTEL_RUNS // 4)  # one per such run
-    # transcript runs are recorded in time order: replay from the store finds their streams intact
-    assert not [i for i in imported if i.rule_id.startswith("integrity.") and i.agent_id == "support-bot"]
+    # replay from the store hands each stream back in seq order, as the live log had it: no integrity incident
+    # (an OTel span's start is emitted at its end, so event-time order alone broke every OTel stream's chain),
+    # and replay decides what inline judging decided
+    assert not [i for i in live + imported if i.rule_id.startswith("integrity.")]
+    assert _normalized(live_store, live) == _normalized(live_store, live_inline)
     # `rules diff` of the live and imported OTel runs (whose trace ids are the recorded ones) finds nothing;
     # integrity incidents are keyed by the producer's stream (a random client instance id), transcript runs by
     # the SDK's random root id: those are compared above, through what they name
