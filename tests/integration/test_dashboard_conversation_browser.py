@@ -92,6 +92,9 @@ def test_a_conversation_incident_shows_the_unconfirmed_write_on_the_first_screen
             assert 5 <= hit and len(texts) < conversation.actions
             assert any("message" in t for t in texts[:hit]), texts[:hit]
 
+            page.get_by_text(f"Show all {conversation.actions}").click()
+            expect(timeline.locator("tr.aa-row")).to_have_count(conversation.actions + 1)  # and the missing approval
+
             graph = page.locator("[data-testid='stGraphVizChart'] svg").first
             graph.scroll_into_view_if_needed()
             expect(graph).to_contain_text(re.compile(r"… \d+ more actions"))
@@ -106,6 +109,10 @@ def test_a_conversation_incident_shows_the_unconfirmed_write_on_the_first_screen
             assert nodes.count() <= 12  # 35 children folded around the red path
             assert whole["height"] <= VIEWPORT["height"], whole  # the whole graph, red path included, fits a screen
             assert hit_box["height"] < 60, hit_box  # nodes sized for their text, not stretched
+
+            # The trace explorer's deep link opens the same conversation (nothing marked: it names no incident).
+            page.goto(f"{url}/?{urlencode({'page': 'traces', 'trace': conversation.trace_id})}")
+            expect(page.locator("table.aa-timeline tr.aa-row")).to_have_count(conversation.actions)
 
             page.goto(f"{url}/?page=incidents")
             chart = page.locator("[data-testid='stVegaLiteChart']").first
