@@ -8,10 +8,10 @@
 2. The SDK's thread: actions/s from the first emit until the broker confirmed everything, signing on
    vs off (where the signing work actually lands).
 3. Sink throughput with verification vs without: a seeded simulated fleet (12 agents, about one event
-   a second each) re-sealed as the SDK seals it (a checkpoint every 1000 events or 10 s of event time per
-   stream, the SDK's defaults, and a final checkpoint per stream), drained by the rule-pack sink without
-   a keys file, then with one (every checkpoint verified, its verdict stored, the signature rules
-   judging). Alternated twice, best of each. Goal: ratio >= 0.8.
+   a second each) signed by the simulator with the SDK's checkpoint schedule (a checkpoint every 1000 events
+   or 10 s of event time per stream, the SDK's defaults, idle streams included, and a final checkpoint per
+   stream), drained by the rule-pack sink without a keys file, then with one (every checkpoint verified,
+   its verdict stored, the signature rules judging). Alternated twice, best of each. Goal: ratio >= 0.8.
 
 ``python -m benchmarks signing`` (``AGENTAUDIT_BENCH_SDK_CALLS``, default 30000;
 ``AGENTAUDIT_BENCH_SIGNING_EVENTS``, default 50000).
@@ -20,26 +20,28 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import os
+from datetime import datetime, timedelta, timezone
 import tempfile
 import time
 from pathlib import Path
 
 from agentaudit.infra.embedded import TansuBroker
 from agentaudit.producers import AuditClient
-from agentaudit.schemas import AvroCodec, KeyRing, SigningKey, StreamChain
-from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, checkpoint_attributes
+from agentaudit.producers.simulator import SimConfig, Simulator
+from agentaudit.schemas import KeyRing, SigningKey
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from benchmarks._stack import embedded_stack, produce, simulated
+from benchmarks._stack import embedded_stack, produce
 from benchmarks.bench_sdk_emit import _NoopExporter, _percentiles, _time
 from benchmarks.bench_sink import BATCH_SIZE, _drain
 
 ROUNDS = 3
 SINK_ROUNDS = 2
 CHECKPOINT_EVENTS = 1000
-CHECKPOINT_US = 10_000_000  # SdkSettings.checkpoint_seconds
+CHECKPOINT_SECONDS = 10.0  # SdkSettings.checkpoint_seconds
 OTEL = "OTel span start+end (SimpleSpanProcessor, no-op exporter)"
 
 
@@ -109,37 +111,13 @@ def _sdk_rows() -> list[dict]:
 
 
 def _signed_fleet(total: int, key: SigningKey) -> tuple[list[tuple[bytes, bytes]], int]:
-    """The simulated fleet re-sealed with checkpoints as the SDK makes them; ``(messages, checkpoints)``."""
-    codec = AvroCodec("action")
-    chains: dict[str, StreamChain] = {}
-    since: dict[str, tuple[int, int]] = {}  # stream -> (events not covered, event time of the first)
-    last: dict[str, dict] = {}
-    out: list[tuple[bytes, bytes]] = []
-    signed = 0
-
-    def seal(record: dict, sid: str, sign: bool) -> None:
-        nonlocal signed
-        chain = chains.setdefault(sid, StreamChain(sid))
-        if sign:
-            record["attributes"] = {**(record["attributes"] or {}), **checkpoint_attributes(
-                key, tenant=record["tenant"], agent=record["agent_id"], stream_id=sid, seq=chain.seq,
-                prev_hash=chain.prev_hash)}
-            signed += 1
-        out.append((sid.encode(), chain.seal(record, codec)))
-
-    for _, value in simulated(total):
-        record = codec.decode(value)
-        sid = record["stream_id"]
-        count, first = since.get(sid, (0, record["event_time_us"]))
-        due = count > 0 and (count >= CHECKPOINT_EVENTS or record["event_time_us"] - first >= CHECKPOINT_US)
-        seal(record, sid, due)
-        since[sid] = (1, record["event_time_us"]) if due else (count + 1, first)
-        last[sid] = record
-    for sid, record in last.items():  # close: every stream's tail covered by a checkpoint event
-        marker = dict(record, event_id=f"{record['event_id']}-cp", name=CHECKPOINT_NAME, kind="other",
-                      phase="point", attributes={})
-        seal(marker, sid, True)
-    return out, signed
+    """The seeded simulated fleet of :func:`simulated`, signed by the simulator with the SDK's checkpoint schedule
+    (producers/_checkpoints.py, on event time) and every stream's tail covered; ``(messages, checkpoints)``."""
+    start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    sim = Simulator(SimConfig(seed=3, events=total, start=start), signing_key=key,
+                    checkpoint_events=CHECKPOINT_EVENTS, checkpoint_seconds=CHECKPOINT_SECONDS)
+    out = [(k, v) for k, v, _ in itertools.chain(sim.events(), sim.tail_events())]
+    return out, sim.stats.checkpoints
 
 
 def _sink_rows() -> list[dict]:
