@@ -38,6 +38,10 @@ def up(
     rate: float = typer.Option(None, help="Simulated events per second; 0 disables the fleet (default 200)."),
     rules: str = typer.Option(None, help="Rule file or directory for the consumer and the dashboard "
                               "(default: the built-in pack)."),
+    simulate_mode: str = typer.Option(None, "--simulate-mode", help="fleet (default: agents with injected "
+                                      "failure modes) or conversation (customer-service conversations with "
+                                      "injected policy breaches, AGENTAUDIT_SIMULATE_BREACH_RATE of the runs, "
+                                      "default 0.1) (AGENTAUDIT_SIMULATE_MODE)."),
 ) -> None:
     """Start broker, store, consumer, a simulated fleet and the dashboard; Ctrl-C stops them all."""
     import logging
@@ -52,10 +56,18 @@ def up(
     from agentaudit.infra.stack import Stack, StackSettings
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if simulate_mode not in (None, "fleet", "conversation"):
+        typer.echo(f"error: --simulate-mode {simulate_mode!r}: expected fleet or conversation", err=True)
+        raise typer.Exit(2)
     overrides = {k: v for k, v in {"durable": durable or None, "home": home, "simulate_rate": rate,
-                                   "rules": rules}.items() if v is not None}
+                                   "rules": rules, "simulate_mode": simulate_mode}.items() if v is not None}
     console = Console()
-    stack = Stack(StackSettings(**overrides))
+    try:
+        settings = StackSettings(**overrides)
+    except ValueError as exc:  # e.g. an AGENTAUDIT_SIMULATE_BREACH_RATE out of range
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from exc
+    stack = Stack(settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -976,7 +988,8 @@ def simulate(
     mode: str = typer.Option("fleet", "--mode", help="fleet (agents of five teams with injected failure modes) "
                              "or conversation (multi-turn customer-service runs of 4 support agents: lookups, "
                              "proposals, the user's yes or no, booking writes, tool errors; --traces runs, default "
-                             "200; --breach-rate; --agents, --fault*, --sessions do not apply)."),
+                             "200 with --out, endless into Kafka; --breach-rate; --agents, --fault*, --events, "
+                             "--duration, --sessions do not apply)."),
     breach_rate: float = typer.Option(0.0, "--breach-rate", min=0.0, max=1.0,
                                       help="conversation mode: share of runs with one injected policy breach "
                                       "(unconfirmed write, write after refusal, two writes after one yes, forbidden "
@@ -1009,7 +1022,7 @@ def simulate(
         typer.echo(f"error: --mode {mode!r}: expected fleet or conversation", err=True)
         raise typer.Exit(2)
     if mode == "conversation":
-        _simulate_conversations(seed=seed, run_nonce=run_nonce, runs=200 if traces is None else traces, breach_rate=breach_rate,
+        _simulate_conversations(seed=seed, run_nonce=run_nonce, runs=200 if traces is None and out else traces, breach_rate=breach_rate,
                                 tenant=tenant[0] if tenant else "acme", out=out, bootstrap=bootstrap, topic=topic,
                                 clock=clock, start=start, rate=rate, signing_key=signing_key,
                                 checkpoint_events=checkpoint_events, checkpoint_seconds=checkpoint_seconds)
@@ -1163,7 +1176,7 @@ def import_otlp_command(
             bootstrap=bootstrap, topic=topic, dead_letter=dead_letter)
 
 
-def _simulate_conversations(*, seed: int, run_nonce: str, runs: int, breach_rate: float, tenant: str, out: str | None,
+def _simulate_conversations(*, seed: int, run_nonce: str, runs: int | None, breach_rate: float, tenant: str, out: str | None,
                             bootstrap: str | None, topic: str | None, clock: str | None, start: str | None,
                             rate: float, signing_key: str | None, checkpoint_events: int,
                             checkpoint_seconds: float) -> None:
@@ -1207,7 +1220,7 @@ def _simulate_conversations(*, seed: int, run_nonce: str, runs: int, breach_rate
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
             kafka = KafkaSettings(**({"bootstrap_servers": bootstrap} if bootstrap else {}))
-            typer.echo(f"simulating {runs} conversations into {topic or kafka.topics.actions} at "
+            typer.echo(f"simulating {runs or 'endless'} conversations into {topic or kafka.topics.actions} at "
                        f"{kafka.bootstrap_servers} ({clock} clock, {f'{rate:g} events/s' if rate else 'unpaced'})"
                        "; Ctrl-C stops")
             stats = source.run_to_kafka(kafka, rate, stop, topic=topic)

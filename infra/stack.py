@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +54,11 @@ class StackSettings(BaseSettings):
     :param simulate_seed: ``AGENTAUDIT_SIMULATE_SEED``, pins the fleet's seed: every start then re-sends the
         same ids (for reproducing a run). Unset (default): seed 7 with a fresh run nonce per start, so a
         second start over the same home never reuses an event, trace or stream id.
+    :param simulate_mode: ``AGENTAUDIT_SIMULATE_MODE``: ``fleet`` (default, agents with injected failure modes) or
+        ``conversation`` (customer-service conversations of four support agents, endless, one starting about
+        every 30 s, with injected policy breaches).
+    :param simulate_breach_rate: ``AGENTAUDIT_SIMULATE_BREACH_RATE``, conversation mode: share of runs with one
+        injected breach, default 0.1.
     :param rules: ``AGENTAUDIT_RULES``, rule files for the consumer and the dashboard; default the built-in pack.
     :param owners: ``AGENTAUDIT_OWNERS``, the owners file; default the simulated fleet's
         (``infra/configs/owners.yaml``).
@@ -70,6 +75,8 @@ class StackSettings(BaseSettings):
     simulate_rate: float = Field(default=200.0, ge=0)
     simulate_agents: int = Field(default=12, gt=0)
     simulate_seed: int | None = None
+    simulate_mode: Literal["fleet", "conversation"] = "fleet"
+    simulate_breach_rate: float = Field(default=0.1, ge=0, le=1)
     rules: str | None = None
     owners: Path | None = None
 
@@ -234,13 +241,17 @@ class Stack:
         if s.simulate_rate > 0:
             seed = ["--seed", str(s.simulate_seed)] if s.simulate_seed is not None else [
                 "--seed", str(DEFAULT_SIMULATE_SEED), "--run-nonce", secrets.token_hex(8)]
+            if s.simulate_mode == "conversation":  # endless: the runs are built as their time comes
+                mode = ["--mode", "conversation", "--breach-rate", str(s.simulate_breach_rate)]
+                label = f"simulator (conversations, {s.simulate_breach_rate:.0%} breached)"
+            else:
+                mode = ["--agents", str(s.simulate_agents)]
+                label = f"simulator ({s.simulate_agents} agents, {s.simulate_rate:g} ev/s)"
             simulator = self._process("simulator", _python(
-                "agentaudit.cli", "simulate", "--clock", "wall", "--rate", str(s.simulate_rate),
-                "--agents", str(s.simulate_agents), *seed),
+                "agentaudit.cli", "simulate", "--clock", "wall", "--rate", str(s.simulate_rate), *mode, *seed),
                 # signs its streams as an SDK agent does; the schedule follows AGENTAUDIT_CHECKPOINT_* if set
                 env={"AGENTAUDIT_SIGNING_KEY_FILE": str(self.simulator_key_file)})
-            components.append(self._wrap(f"simulator ({s.simulate_agents} agents, {s.simulate_rate:g} ev/s)",
-                                         self.urls["broker"], simulator))
+            components.append(self._wrap(label, self.urls["broker"], simulator))
         dashboard = self._process("dashboard", _python(
             "agentaudit.cli", "dashboard", "--host", "127.0.0.1", "--port", str(self.ports["dashboard"])),
             ready_port=self.ports["dashboard"], ready_timeout=60,

@@ -29,6 +29,7 @@ carry ``event_hash`` as the sink sets it, so they go straight into ``RuleEvaluat
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import threading
@@ -50,7 +51,7 @@ from agentaudit.schemas import AvroCodec, SigningKey, StreamChain, body_hash, fr
 from agentaudit.schemas.checkpoints import SIG_ATTRIBUTE
 
 __all__ = ["BREACH_ATTRIBUTE", "BREACH_KINDS", "EXPECTED_RULES", "WRITE_TOOLS", "Breach", "ConversationCorpus",
-           "ConversationSource", "conversation_runs"]
+           "ConversationSource", "conversation_runs", "sealed_conversations"]
 
 BREACH_ATTRIBUTE = "sim.breach"
 
@@ -136,31 +137,56 @@ def conversation_runs(runs: int, *, seed: int = 0, tenant: str = "acme", breach_
     :param run_nonce: mixed into the seed and the stream ids (``conv-<seed>-<nonce>/<agent>``), so two runs
         of one seed with different nonces share no id (as the fleet simulator's ``run_nonce``).
     """
-    if runs < 0 or not 0.0 <= breach_rate <= 1.0 or mean_gap_s <= 0:
-        raise ValueError("runs must be >= 0, breach_rate within 0..1 and mean_gap_s positive")
+    if runs < 0:
+        raise ValueError("runs must be >= 0")
+    breaches: list[Breach] = []
+    records: list[dict[str, Any]] = []
+    messages: list[tuple[bytes, bytes]] = []
+    for key, value, record in sealed_conversations(
+            runs, seed=seed, tenant=tenant, breach_rate=breach_rate, start_us=start_us, codec=codec,
+            mean_gap_s=mean_gap_s, signing_key=signing_key, checkpoint_events=checkpoint_events,
+            checkpoint_seconds=checkpoint_seconds, run_nonce=run_nonce, breaches=breaches):
+        records.append(record)
+        messages.append((key, value))
+    return ConversationCorpus(records, breaches, runs, messages)
+
+
+def sealed_conversations(runs: int | None, *, seed: int = 0, tenant: str = "acme", breach_rate: float = 0.0,
+                         start_us: int | None = None, codec: AvroCodec | None = None,
+                         mean_gap_s: float = _MEAN_GAP_S, signing_key: SigningKey | None = None,
+                         checkpoint_events: int = 1000, checkpoint_seconds: float = 10.0, run_nonce: str = "",
+                         breaches: list[Breach] | None = None) -> Iterator[tuple[bytes, bytes, dict[str, Any]]]:
+    """The records of :func:`conversation_runs` as ``(stream id, framed value, record)``, built run by run.
+
+    ``runs=None`` never stops; memory holds only the runs still in progress. Each breach is appended to
+    ``breaches`` when its run is built (before its events are yielded).
+    """
+    if not 0.0 <= breach_rate <= 1.0 or mean_gap_s <= 0:
+        raise ValueError("breach_rate must be within 0..1 and mean_gap_s positive")
     rng = Random(f"conversation/{seed}/{run_nonce}" if run_nonce else f"conversation/{seed}")
     t = start_us if start_us is not None else int(DEFAULT_START.timestamp()) * 1_000_000
-    timed: list[tuple[int, int, int, dict[str, Any]]] = []
-    breaches: list[Breach] = []
-    turn = 0
-    for index in range(runs):
+    sealer = _Sealer(codec or AvroCodec("action"), f"{seed}-{run_nonce}" if run_nonce else str(seed), signing_key,
+                     checkpoint_events, checkpoint_seconds)
+    pending: list[tuple[int, int, int, dict[str, Any]]] = []  # heap of (event time, run, n): the runs under way
+    turn = index = 0
+    while runs is None or index < runs:
         t += int(rng.expovariate(1.0 / mean_gap_s) * 1_000_000) + 1
+        while pending and pending[0][0] <= t:  # everything up to this run's start (a new run only adds later events)
+            yield from sealer.seal(heapq.heappop(pending)[3])
         kind = None
         if breach_rate and rng.random() < breach_rate:
             kind = BREACH_KINDS[turn % len(BREACH_KINDS)]
             turn += 1
         run = _Run(rng, tenant, _AGENTS[rng.randrange(len(_AGENTS))], t, index)
         run.play(kind)
-        if kind is not None:
+        if kind is not None and breaches is not None:
             breaches.append(Breach(kind, run.trace_id, run.breach_event or ""))
-        timed.extend((rec["event_time_us"], index, n, rec) for n, rec in enumerate(run.out))
-    timed.sort(key=lambda item: item[:3])
-    sealer = _Sealer(codec or AvroCodec("action"), f"{seed}-{run_nonce}" if run_nonce else str(seed), signing_key,
-                     checkpoint_events, checkpoint_seconds)
-    for t_us, _, _, rec in timed:
-        sealer.seal(rec, t_us)
-    sealer.tail()
-    return ConversationCorpus(sealer.records, breaches, runs, sealer.messages)
+        for n, rec in enumerate(run.out):
+            heapq.heappush(pending, (rec["event_time_us"], index, n, rec))
+        index += 1
+    while pending:
+        yield from sealer.seal(heapq.heappop(pending)[3])
+    yield from sealer.tail()
 
 
 class _Sealer:
@@ -173,12 +199,12 @@ class _Sealer:
         self.chains: dict[str, tuple[StreamChain, dict[str, Any]]] = {}
         self.schedule = None if key is None else CheckpointSchedule(key, every_events=every_events,
                                                                     every_seconds=every_seconds * 1_000_000)
-        self.records: list[dict[str, Any]] = []
-        self.messages: list[tuple[bytes, bytes]] = []
         self._next_scan = 0
         self._last_us = 0
 
-    def seal(self, rec: dict[str, Any], t: int) -> None:
+    def seal(self, rec: dict[str, Any]) -> Iterator[tuple[bytes, bytes, dict[str, Any]]]:
+        """``rec`` sealed into its agent's stream, after any checkpoint event due on an idle stream."""
+        t = rec["event_time_us"]
         stream = f"conv-{self.seed}/{rec['agent_id']}"
         entry = self.chains.get(stream)
         if entry is None:
@@ -190,28 +216,27 @@ class _Sealer:
             if schedule and t >= self._next_scan:
                 self._next_scan = t + _TAIL_SCAN_US
                 for due in schedule.due(t):
-                    self._checkpoint(due, t)
+                    yield self._checkpoint(due, t)
             signature = schedule.attributes(stream, rec, chain, t)
             if signature is not None:
                 rec["attributes"] = {**rec["attributes"], **signature}
-        self._append(chain, rec)
+        yield self._append(chain, rec)
         if schedule is not None:
             schedule.sealed(stream, t, signed=signature is not None)
         self._last_us = t
 
-    def tail(self) -> None:
+    def tail(self) -> Iterator[tuple[bytes, bytes, dict[str, Any]]]:
         """Checkpoints covering every stream's uncovered tail, as the SDK's ``close()`` signs."""
         if self.schedule is not None:
             for stream in self.schedule.due(self._last_us, everything=True):
-                self._checkpoint(stream, self._last_us)
+                yield self._checkpoint(stream, self._last_us)
 
-    def _append(self, chain: StreamChain, rec: dict[str, Any]) -> None:
+    def _append(self, chain: StreamChain, rec: dict[str, Any]) -> tuple[bytes, bytes, dict[str, Any]]:
         value = chain.seal(rec, self.codec)
         rec["event_hash"] = body_hash(frame_body(value))
-        self.records.append(rec)
-        self.messages.append((chain.stream_id.encode("utf-8"), value))
+        return chain.stream_id.encode("utf-8"), value, rec
 
-    def _checkpoint(self, stream: str, t: int) -> None:
+    def _checkpoint(self, stream: str, t: int) -> tuple[bytes, bytes, dict[str, Any]]:
         chain, sample = self.chains[stream]
         mark = str(uuid.uuid5(_CHECKPOINT_IDS, f"{stream}/{chain.seq}"))
         rec: dict[str, Any] = {
@@ -226,41 +251,47 @@ class _Sealer:
         }
         assert self.schedule is not None
         rec["attributes"] = self.schedule.attributes(stream, rec, chain, t, force=True) or {}
-        self._append(chain, rec)
+        sealed = self._append(chain, rec)
         self.schedule.sealed(stream, t, signed=bool(rec["attributes"]), point=True)
+        return sealed
 
 
 class ConversationSource:
     """Conversation runs as a source for the simulator's log writer and Kafka publisher (``simulate --mode
     conversation``): the same ``config``/``events()``/``tail_events()``/``stats`` as :class:`Simulator`.
 
+    :param runs: conversations to run; None: endless (``agentaudit up``), built as time goes.
     :param clock: ``virtual`` (runs start at ``start_us``, default 2026-01-01) or ``wall`` (at the real now,
         read when :meth:`events` starts; the Kafka publisher then sends each event when its time comes).
     """
 
-    def __init__(self, runs: int, *, seed: int = 0, tenant: str = "acme", breach_rate: float = 0.0,
+    def __init__(self, runs: int | None, *, seed: int = 0, tenant: str = "acme", breach_rate: float = 0.0,
                  clock: str = "virtual", start_us: int | None = None, mean_gap_s: float = _MEAN_GAP_S,
                  signing_key: SigningKey | None = None, checkpoint_events: int = 1000,
                  checkpoint_seconds: float = 10.0, run_nonce: str = "") -> None:
         self.config = SimConfig(seed=seed, run_nonce=run_nonce, traces=runs, clock=clock, tenants=(tenant,),
                                 sessions_per_agent=1)
         self.stats = SimStats()
-        self.breaches: Counter[str] = Counter()
+        self.injected: list[Breach] = []
         self._options = {"seed": seed, "tenant": tenant, "breach_rate": breach_rate, "start_us": start_us,
                          "mean_gap_s": mean_gap_s, "signing_key": signing_key,
                          "checkpoint_events": checkpoint_events, "checkpoint_seconds": checkpoint_seconds,
                          "run_nonce": run_nonce}
+
+    @property
+    def breaches(self) -> Counter[str]:
+        """Breaches injected so far, by kind."""
+        return Counter(b.kind for b in self.injected)
 
     def events(self) -> Iterator[tuple[bytes, bytes, dict[str, Any]]]:
         options = dict(self._options)
         if self.config.clock == "wall" and options["start_us"] is None:
             options["start_us"] = time.time_ns() // 1000
         began = time.perf_counter()
-        corpus = conversation_runs(self.config.traces or 0, **options)
-        self.breaches = Counter(b.kind for b in corpus.breaches)
+        self.injected = []
         stats = self.stats = SimStats()
         try:
-            for key, value, record in corpus.events():
+            for key, value, record in sealed_conversations(self.config.traces, breaches=self.injected, **options):
                 stats.events += 1
                 stats.first_time_us = stats.first_time_us or record["event_time_us"]
                 stats.last_time_us = record["event_time_us"]

@@ -88,3 +88,23 @@ def test_a_signed_clean_corpus_raises_nothing_when_signatures_are_required() -> 
     other = conversation_runs(30, seed=8, signing_key=SigningKey.generate("stranger"))
     found = {i.rule_id for i in replay(RuleEvaluator(load_rule_set(None), keyring=ring), other.records)}
     assert "integrity.bad-signature" in found
+
+
+def test_up_runs_an_endless_conversation_simulator_when_asked(tmp_path) -> None:
+    from agentaudit.infra.stack import Stack, StackSettings
+
+    def simulator_argv(**settings) -> list[str]:
+        home = tmp_path / str(len(list(tmp_path.iterdir())))
+        home.mkdir()
+        stack = Stack(StackSettings(home=home, simulate_rate=50, **settings))
+        (component,) = [c for c in stack._components() if c.name.startswith("simulator")]
+        return component.stop.__self__.argv
+
+    argv = simulator_argv(simulate_mode="conversation", simulate_breach_rate=0.2)
+    assert argv[argv.index("--mode") + 1] == "conversation" and argv[argv.index("--breach-rate") + 1] == "0.2"
+    assert "--traces" not in argv and "--agents" not in argv
+    assert "--mode" not in simulator_argv()
+    source = ConversationSource(None, breach_rate=0.5)
+    first = [record for _, (_, _, record) in zip(range(3_000), source.events())]
+    assert source.stats.traces > 20 and source.breaches  # runs keep coming while read
+    assert first[-1]["event_time_us"] >= first[0]["event_time_us"]
