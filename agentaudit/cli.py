@@ -518,10 +518,10 @@ def rules_show(
     """Print each rule's effective spec, defaults filled in: by, window, within, lateness, and when it decides."""
     from agentaudit.rules.exceptions import RuleError
     from agentaudit.rules._explain import explain_rules
-    from agentaudit.rules.evaluator import DEFAULT_LATENESS_US
+    from agentaudit.rules.settings import RulesSettings
 
-    try:
-        text = explain_rules(rules or None, ids or (), lateness_us=DEFAULT_LATENESS_US)
+    try:  # the lateness consume and rules run use (AGENTAUDIT_RULES_LATENESS_MS)
+        text = explain_rules(rules or None, ids or (), lateness_us=RulesSettings().lateness_ms * 1000)
     except RuleError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
