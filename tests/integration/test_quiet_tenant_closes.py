@@ -5,7 +5,8 @@ with inline rules (per-tenant idleness) and ``agentaudit rules run`` (source-par
 batches:
 
 - ``compact``: 200 small runs within 1 s of event time, lateness 2 s, so when the last event arrives no
-  decision is due yet: all 25 (ancestor and absence) are made by idleness alone;
+  decision is due yet: all of them (ancestor, absence, and a ratio per agent and 100 ms window) are made by
+  idleness alone;
 - ``conversations``: 200 conversation-mode runs (``conversation_runs``, 20 % breached, about 90 minutes of
   recorded history) judged by the one-confirmation-per-write policy (``sequence ... unless``) and an
   ``ancestor ... once`` rule, the batch ending with the last injected confirmation breach, whose two
@@ -58,6 +59,15 @@ rules:
     output: "{name} did not return within {within}"
     severity: medium
     tags: [sandbox]
+  - id: quiet.write-ratio
+    desc: Share of an agent's writes that succeeded, per 100 ms window (a ratio is decided when its window closes).
+    condition: "kind = execute_tool and name = 'book_reservation'"
+    aggregate: {fn: ratio, where: "status = ok", threshold: 0.5}
+    by: [agent_id]
+    window: 100ms
+    output: "{agent_id}: {value:.0%} of {count} writes succeeded"
+    severity: low
+    tags: [sandbox]
 """
 
 
@@ -89,9 +99,18 @@ def batch() -> list[tuple[dict, bytes]]:
     return out
 
 
-def expected() -> set[tuple[str, str]]:
+def expected(events: list[tuple[dict, bytes]]) -> set[tuple[str, str]]:
+    """Ancestor and absence incidents per run; one ratio incident per agent and 100 ms window, named by the
+    trace of its latest write (the last window ends at most 100 ms after the last event)."""
+    latest: dict[tuple[str, int], dict] = {}
+    for r, _ in events:
+        if r["name"] == "book_reservation":
+            group = (r["agent_id"], r["event_time_us"] // 100_000)
+            if group not in latest or r["event_time_us"] > latest[group]["event_time_us"]:
+                latest[group] = r
     return ({("quiet.unapproved-write", f"trace-{i}") for i in UNAPPROVED}
-            | {("quiet.hung-call", f"trace-{i}") for i in HUNG})
+            | {("quiet.hung-call", f"trace-{i}") for i in HUNG}
+            | {("quiet.write-ratio", r["trace_id"]) for r in latest.values()})
 
 
 POLICY = Path(__file__).parents[2] / "agentaudit" / "rules" / "pack" / "examples" / "confirm-each-write.yaml"
@@ -129,7 +148,8 @@ def corpus(name: str, tmp_path: Path) -> tuple[list[str], list[tuple[dict, bytes
     if name == "compact":
         path = tmp_path / "quiet.yaml"
         path.write_text(RULES, encoding="utf-8")
-        return [str(path)], batch(), expected()
+        events = batch()
+        return [str(path)], events, expected(events)
     path = tmp_path / "once.yaml"
     path.write_text(ONCE, encoding="utf-8")
     events, due = conversations()
