@@ -126,7 +126,8 @@ def incidents_page(ctx: Context) -> None:
             x=alt.X("incidents:Q", title="unresolved incidents", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("owner:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=320)),
             color=alt.Color("severity:N", scale=alt.Scale(domain=list(SEVERITY_COLOR),
-                                                          range=["#d62728", "#ff7f0e", "#e7ba00", "#1f77b4", "#9aa5b1"])),
+                                                          range=["#d62728", "#ff7f0e", "#e7ba00", "#1f77b4", "#9aa5b1"]),
+                            legend=alt.Legend(orient="top", direction="horizontal", title=None)),
             order=alt.Order("severity_rank:Q", sort="descending"),
             tooltip=["owner", "severity", "incidents"],
         ).properties(height=alt.Step(26), title="Unresolved by owner")
