@@ -988,8 +988,8 @@ def simulate(
     mode: str = typer.Option("fleet", "--mode", help="fleet (agents of five teams with injected failure modes) "
                              "or conversation (multi-turn customer-service runs of 4 support agents: lookups, "
                              "proposals, the user's yes or no, booking writes, tool errors; --traces runs, default "
-                             "200 with --out, endless into Kafka; --breach-rate; --agents, --fault*, --events, "
-                             "--duration, --sessions do not apply)."),
+                             "200 with --out, endless into Kafka; --breach-rate; the first --tenant, default acme; --agents, "
+                             "--fault*, --events, --duration, --sessions do not apply)."),
     breach_rate: float = typer.Option(0.0, "--breach-rate", min=0.0, max=1.0,
                                       help="conversation mode: share of runs with one injected policy breach "
                                       "(unconfirmed write, write after refusal, two writes after one yes, forbidden "
