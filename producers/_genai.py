@@ -5,13 +5,14 @@ and call :func:`record_span`, so an imported trace becomes the same events as th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentaudit.producers.client import AuditClient
 
-__all__ = ["GENAI_KINDS", "SpanRecord", "record_span", "span_action_id", "span_agent"]
+__all__ = ["GENAI_KINDS", "INPUT_ATTRIBUTES", "OUTPUT_ATTRIBUTES", "SpanRecord", "record_span", "span_action_id", "span_agent"]
 
 #: ``gen_ai.operation.name`` values and the action kind each becomes.
 GENAI_KINDS: dict[str, str] = {
@@ -26,6 +27,26 @@ _MAPPED = frozenset(("gen_ai.operation.name", "gen_ai.agent.name", "gen_ai.agent
                      "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens",
                      "gen_ai.usage.cost_usd", "error.type"))
 _MAX_ATTRIBUTES = 32
+
+#: Content attributes (prompts, completions, tool arguments and results): recorded as the action's input and
+#: output, that is as keyed digests (bodies only with ``capture_bodies``), never as attributes in clear.
+INPUT_ATTRIBUTES = ("gen_ai.system_instructions", "gen_ai.input.messages", "gen_ai.prompt", "gen_ai.tool.call.arguments")
+OUTPUT_ATTRIBUTES = ("gen_ai.output.messages", "gen_ai.completion", "gen_ai.tool.call.result")
+
+
+def _content(attrs: dict[str, Any], names: tuple[str, ...], prefix: str) -> Any:
+    """Pop the content attributes ``names`` (and indexed ``gen_ai.prompt.0.content`` forms): one value alone,
+    several as a dict; JSON text (tool arguments, messages) as the value it encodes, as the SDK digests it."""
+    found = {k: attrs.pop(k) for k in [k for k in attrs if k in names or k.startswith(prefix)]}
+    for key, value in found.items():
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            try:
+                found[key] = json.loads(value)
+            except ValueError:
+                pass
+    if not found:
+        return None
+    return next(iter(found.values())) if len(found) == 1 else found
 
 
 def span_action_id(trace_id: int, span_id: int) -> str:
@@ -94,6 +115,8 @@ def record_span(client: AuditClient, span: SpanRecord, *, include_all: bool = Fa
                 error_type = error_type or event_attrs.get("exception.type")
                 error_message = error_message or event_attrs.get("exception.message")
         error_type = str(error_type or "error")
+    content_in = _content(attrs, INPUT_ATTRIBUTES, "gen_ai.prompt.")
+    content_out = _content(attrs, OUTPUT_ATTRIBUTES, "gen_ai.completion.")
     extra = {k: v for k, v in attrs.items() if k not in _MAPPED}
     attributes = {k: extra[k] for k in list(extra)[:_MAX_ATTRIBUTES]}
     attributes["otel.span_name"] = span.name
@@ -109,5 +132,5 @@ def record_span(client: AuditClient, span: SpanRecord, *, include_all: bool = Fa
         input_tokens=attrs.get("gen_ai.usage.input_tokens", attrs.get("gen_ai.usage.prompt_tokens", 0)) or 0,
         output_tokens=attrs.get("gen_ai.usage.output_tokens", attrs.get("gen_ai.usage.completion_tokens", 0)) or 0,
         cost_usd=attrs.get("gen_ai.usage.cost_usd", 0.0) or 0.0, attributes=attributes,
-        links=[span_action_id(t, s) for t, s in span.links])
+        links=[span_action_id(t, s) for t, s in span.links], input=content_in, output=content_out)
     return True

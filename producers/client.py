@@ -943,10 +943,12 @@ class AuditClient:
                       agent: str | None = None, status: str = "ok", error_type: str | None = None,
                       error_message: str | None = None, model: str | None = None, input_tokens: int = 0,
                       output_tokens: int = 0, cost_usd: float = 0.0, attributes: Mapping[str, Any] | None = None,
-                      links: list[str] | None = None) -> None:
+                      links: list[str] | None = None, input: Any = None, output: Any = None) -> None:
         """Record an action that already happened (start and end events), e.g. from another tracer.
-        The ids are the caller's; the events join the agent's stream like any other. Never raises: what
-        cannot be captured is left out and named in ``agentaudit.uncaptured.<field>`` attributes."""
+        The ids are the caller's; the events join the agent's stream like any other. ``input`` and ``output``
+        (prompt, completion, tool arguments and result) are recorded as :meth:`action` records them: keyed
+        digests, bodies only with ``capture_bodies``. Never raises: what cannot be captured is left out and
+        named in ``agentaudit.uncaptured.<field>`` attributes."""
         try:
             notes: dict[str, str] = {}
             name = _name(name, _NAME_MAX, "name", notes)
@@ -986,15 +988,37 @@ class AuditClient:
             if model:
                 common["model"] = model
             start = dict(common)
+            bodies: list[tuple[str, str]] = []
+            sizes = [BASE_EVENT_BYTES, BASE_EVENT_BYTES]
+            payload = 0
+            for field, value in (("input", input), ("output", output)):
+                if value is None:
+                    continue
+                extra, size = self._digest_input(value, field)
+                if "_uncaptured" in extra:
+                    common.setdefault("attributes", {})[UNCAPTURED + field] = extra.pop("_uncaptured")
+                payload += extra.pop("payload_bytes")
+                bodies += extra.pop("_bodies", [])
+                if field == "input":
+                    start.update(extra)
+                    if bodies:
+                        start["_bodies"] = list(bodies)
+                        sizes[0] = size
+                common.update(extra)
+                sizes[1] += size - BASE_EVENT_BYTES
+            if payload:
+                common["payload_bytes"] = payload
+            if bodies:
+                common["_bodies"] = bodies
             end = dict(common, status=status if status in _STATUSES else "unset",
                        latency_us=max(0, end_us - start_us), start_time_us=start_us,  # type: ignore[operator]
                        end_time_us=end_us, input_tokens=counts[0], output_tokens=counts[1], cost_usd=counts[2],
                        **errors)
             put = self._queue.put
             put((agent, kind, "start", name, action_id, parent_action_id, trace_id, depth_n or 0, self._run_id,
-                 start_us, start or None, BASE_EVENT_BYTES))
+                 start_us, start or None, sizes[0]))
             put((agent, kind, "end", name, action_id, parent_action_id, trace_id, depth_n or 0, self._run_id, end_us,
-                 end, BASE_EVENT_BYTES))
+                 end, sizes[1]))
         except Exception as exc:  # noqa: BLE001
             self._point_failed("record_action", exc)
 
@@ -1072,6 +1096,17 @@ class AuditClient:
         global _default
         if _default is self:
             _default = None
+
+    def has_room(self, events: int) -> bool:
+        """Whether ``events`` more events fit now without an emit waiting or dropping: the in-memory queue has
+        room and, while the broker is away (spooling), the spool too. A receiver that can answer "try later"
+        (the OTLP receiver's 503) asks before it accepts a batch, instead of letting the queue drop."""
+        queue = self._queue
+        if self._closed or queue.stalled:
+            return False
+        if len(queue) + events > queue.max_events or queue.bytes + events * BASE_EVENT_BYTES > queue.max_bytes:
+            return False
+        return self._worker.mode != "spooling" or self._spool.room_for((len(queue) + events) * BASE_EVENT_BYTES)
 
     def stats(self) -> dict[str, Any]:
         """Counters: ``sealed``, ``delivered``, ``spooled``, ``replayed``, ``dropped_queue_full``,
