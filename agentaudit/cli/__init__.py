@@ -1,0 +1,16 @@
+"""The ``agentaudit`` command line: one module per command group, registered on one app.
+
+The import order below is the order ``--help`` lists the commands in.
+"""
+
+from __future__ import annotations
+
+from agentaudit.cli._app import app
+from agentaudit.cli import stack, store, consume, rules, owners, control, simulate, imports, otlp  # noqa: F401,I001 - registers commands
+from agentaudit.cli import dashboard, keys  # noqa: F401,I001 - registers commands
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,172 @@
+"""`agentaudit consume`: the sink, with inline rules or store-only."""
+
+from __future__ import annotations
+
+import typer
+
+from agentaudit.cli._app import app
+from agentaudit.cli._common import service_authority, stop_on_signals, stream_keys
+
+
+def _consume_preflight(kafka, store) -> None:  # noqa: ANN001 - KafkaSettings, StoreSettings
+    """Fail fast, naming the unreachable part, before anything is started."""
+    from agentaudit.consumers.exceptions import ConsumerError
+    from agentaudit.infra.clickhouse import connect
+    from agentaudit.infra.exceptions import StoreError
+    from agentaudit.infra.kafka import KafkaAdmin
+
+    if not KafkaAdmin(kafka).ping(timeout=10):
+        raise ConsumerError(f"broker {kafka.bootstrap_servers} is unreachable (no metadata in 10 s); start it or "
+                            "fix AGENTAUDIT_BOOTSTRAP_SERVERS")
+    try:
+        with connect(store) as client:
+            client.query("SELECT 1")
+    except StoreError as exc:
+        raise ConsumerError(f"store {store.redacted_url()} is unreachable: {exc}; start it (agentaudit store) or fix "
+                            "AGENTAUDIT_CLICKHOUSE_URL") from exc
+
+
+@app.command()
+def consume(
+    group: str = typer.Option(None, help="Consumer group (AGENTAUDIT_SINK_GROUP)."),
+    rules: str = typer.Option(None, help="Rule file or directory for the rule engine; default its shipped pack (built-in rules without the engine)."),
+    batch_size: int = typer.Option(None, help="Messages per batch (AGENTAUDIT_SINK_BATCH_SIZE)."),
+    metrics_port: int = typer.Option(None, help="Serve Prometheus /metrics on this port (AGENTAUDIT_SINK_METRICS_PORT)."),
+    builtin_rules: bool = typer.Option(False, "--builtin-rules", help="Use only the built-in rules "
+                                       "(AGENTAUDIT_SINK_FORBIDDEN_TOOLS, AGENTAUDIT_SINK_COST_THRESHOLD_USD)."),
+    owners: str = typer.Option(None, envvar="AGENTAUDIT_OWNERS",
+                               help="Owners YAML: incident owners for rules without one, synced to the owners table."),
+    state_dir: str = typer.Option(None, envvar="AGENTAUDIT_SINK_STATE_DIR",
+                                  help="Keep rule state (open windows) here, snapshotted every batch, so a restart "
+                                       "resumes it. Default: none, a restarted consumer starts with empty windows."),
+    no_rules: bool = typer.Option(False, "--no-rules", help="Store only, do not judge; store the incidents that "
+                                  "`agentaudit rules run` publishes instead (AGENTAUDIT_SINK_INLINE_RULES=false). "
+                                  "The scale-out shape: N x `consume --no-rules` + M x `rules run`."),
+) -> None:
+    """Run the sink: actions and lifecycle events into ClickHouse, judged by the rules, until Ctrl-C.
+
+    Inline rules judge only the partitions this process was assigned, so several `consume` processes in one
+    group give incidents that depend on the group's size; to scale out run `consume --no-rules` replicas
+    next to `rules run` replicas (incidents re-keyed by tenant, the same for any number of each).
+
+    With AGENTAUDIT_KEYS_FILE (producer keys, see `agentaudit keys`), every producer stream must carry valid signed
+    checkpoints: each checkpoint's verdict is stored and the integrity rules raise the rest.
+
+    A tenant that sends nothing for AGENTAUDIT_SINK_IDLE_TIMEOUT_MS (default 5000), with every partition read,
+    is quiet: its pending decisions close within that + the lateness (AGENTAUDIT_RULES_LATENESS_MS, 30000).
+    """
+    import logging
+
+    from agentaudit.consumers._metrics import SinkMetrics
+    from agentaudit.rules.builtin import BuiltinEvaluator
+    from agentaudit.consumers.settings import SinkSettings
+    from agentaudit.consumers.sink import Sink
+    from agentaudit.infra.kafka import KafkaAdmin
+    from agentaudit.settings import KafkaSettings, StoreSettings
+
+    from agentaudit.logs import configure_logging
+
+    configure_logging(logging.INFO)  # AGENTAUDIT_LOG_FORMAT=json: one JSON object per line
+    overrides = {k: v for k, v in {"group": group, "batch_size": batch_size, "metrics_port": metrics_port}.items()
+                 if v is not None}
+    if no_rules:
+        overrides["inline_rules"] = False
+    sink_settings = SinkSettings(**overrides)
+    kafka = KafkaSettings()
+    if not sink_settings.inline_rules:
+        _consume_store_only(kafka, sink_settings, rules=rules, builtin_rules=builtin_rules, owners=owners,
+                            state_dir=state_dir)
+        return
+    try:
+        from agentaudit.rules import load_evaluator  # the rule engine, when installed
+    except ImportError:
+        load_evaluator = None
+    if rules and load_evaluator is None:
+        typer.echo("error: --rules needs the rule engine (agentaudit.rules), which is not installed", err=True)
+        raise typer.Exit(2)
+    from agentaudit.exceptions import AgentAuditError
+
+    keyring = stream_keys()
+    from agentaudit.rules.settings import RulesSettings
+
+    lateness_us = RulesSettings().lateness_ms * 1000  # AGENTAUDIT_RULES_LATENESS_MS
+    try:
+        if load_evaluator is not None and not builtin_rules and rules:
+            from agentaudit.consumers.rule_reload import ReloadingEvaluator
+
+            # a changed rule file swaps in between batches, or the old revision stays (logged)
+            evaluator = ReloadingEvaluator(
+                [rules], load=lambda paths: load_evaluator(paths, owners_path=owners, keyring=keyring,
+                                                           lateness_us=lateness_us)).start()
+        elif load_evaluator is not None and not builtin_rules:
+            evaluator = load_evaluator(None, owners_path=owners, keyring=keyring,  # the pack shipped with agentaudit
+                                       lateness_us=lateness_us)
+        else:
+            evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
+                                         cost_threshold_usd=sink_settings.cost_threshold_usd)
+        if state_dir:
+            from agentaudit.consumers.rule_state import DurableEvaluator
+
+            # inside the control publisher: commands repeated after a restore keep their ids
+            evaluator = DurableEvaluator(evaluator, state_dir, name=sink_settings.group)
+        _consume_preflight(kafka, StoreSettings())
+        if owners:
+            from agentaudit.consumers.owners import sync_owners
+
+            sync_owners(StoreSettings(), owners)
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    t = kafka.topics
+    KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
+    from agentaudit.consumers.control_publisher import ControlPublisher
+    from agentaudit.control import ControlListener, ensure_control_topic
+
+    ensure_control_topic(kafka)
+
+    authority, service_key = service_authority()
+    # enforce-mode incidents become control commands; promotions on the control topic set rule modes
+    promotions = ControlListener(kafka, agents=(), authority=authority).start()
+    evaluator = ControlPublisher(evaluator, kafka, modes=promotions.rule_mode, key=service_key)
+    metrics = SinkMetrics()
+    if sink_settings.metrics_port is not None:
+        metrics.serve(sink_settings.metrics_port)
+    stop = stop_on_signals()
+    Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics, authority=authority,
+         keyring=keyring).run(stop)
+
+
+def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, state_dir) -> None:  # noqa: ANN001
+    """`consume --no-rules`: actions, lifecycle events and published incidents into ClickHouse, no judging."""
+
+    from agentaudit.consumers._metrics import SinkMetrics
+    from agentaudit.consumers.sink import Sink
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.infra.kafka import KafkaAdmin
+    from agentaudit.settings import StoreSettings
+
+    judging = [name for name, given in (("--rules", rules), ("--builtin-rules", builtin_rules),
+                                        ("--state-dir", state_dir)) if given]
+    if judging:
+        typer.echo(f"error: {', '.join(judging)} configure inline rules, which --no-rules "
+                   "(AGENTAUDIT_SINK_INLINE_RULES=false) turns off; give them to `agentaudit rules run` instead",
+                   err=True)
+        raise typer.Exit(2)
+    try:
+        _consume_preflight(kafka, StoreSettings())
+        if owners:
+            from agentaudit.consumers.owners import sync_owners
+
+            sync_owners(StoreSettings(), owners)
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    t = kafka.topics
+    KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
+    metrics = SinkMetrics()
+    if sink_settings.metrics_port is not None:
+        metrics.serve(sink_settings.metrics_port)
+    authority, _ = service_authority()
+    stop = stop_on_signals()
+    Sink(kafka, StoreSettings(), sink_settings, metrics=metrics, authority=authority,
+         keyring=stream_keys()).run(stop)
