@@ -4,4 +4,5 @@ free loopback ports when a test asks for them, and stop them afterwards."""
 pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.store",
+    "tests.fixtures.fake_openai",
 ]

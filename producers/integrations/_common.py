@@ -1,0 +1,71 @@
+"""What the framework integrations share: turning a framework's ids, times and payloads into what
+:func:`~agentaudit.producers._genai.record_span` takes, and never letting a hook raise."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from agentaudit.producers._capture import type_name
+from agentaudit.producers.client import AuditClient
+
+_log = logging.getLogger("agentaudit.producers")
+_MAX_DEPTH = 8  # plain() stops descending here: a hostile payload cannot make a hook recurse forever
+
+
+def id_int(value: Any, prefix: str = "") -> int:
+    """A framework id as the integer a span id is: its hex digits (``trace_<32 hex>``, a UUID), else a
+    64-bit digest of its text, so any id maps to the same integer every time."""
+    text = str(value)
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix):]
+    digits = text.replace("-", "")
+    if 0 < len(digits) <= 32:
+        try:
+            return int(digits, 16)
+        except ValueError:
+            pass
+    return int.from_bytes(hashlib.blake2b(str(value).encode(), digest_size=8).digest(), "big")
+
+
+def iso_ns(value: Any, default: int) -> int:
+    """An ISO-8601 timestamp in nanoseconds since the epoch; ``default`` when absent or unreadable."""
+    if not value:
+        return default
+    try:
+        return int(datetime.fromisoformat(str(value)).timestamp() * 1_000_000_000)
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON-like data for the digests: pydantic models dumped, containers walked (bounded);
+    anything else is left for the client, which names what it cannot take."""
+    if depth > _MAX_DEPTH or value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return plain(dump(mode="json", exclude_none=True), depth + 1)
+        except Exception:  # noqa: BLE001 - a model that cannot dump itself stays as it is
+            return repr(value)[:1024]
+    if isinstance(value, dict):
+        return {str(k): plain(v, depth + 1) for k, v in list(value.items())[:256]}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, depth + 1) for v in list(value)[:256]]
+    return repr(value)[:1024]
+
+
+def hook_failed(client: AuditClient, what: str, exc: BaseException) -> None:
+    """Record that a hook could not capture what it saw; never raises (the agent must go on)."""
+    try:
+        client._point_failed(what, exc)
+    except Exception:  # noqa: BLE001
+        _log.warning("sdk.%s_failed error=%s", what, type_name(exc))
