@@ -1,0 +1,101 @@
+"""LangChain and LangGraph (the real ``langchain-core``, ``langchain-openai`` and ``langgraph`` packages)
+run a tool-calling agent against the fake OpenAI endpoint; :class:`AuditCallbackHandler` records the runs
+through the SDK on the real broker, and the actions read back are the run tree with the model's tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from langchain_openai import ChatOpenAI
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+
+from agentaudit.producers.integrations.langchain import AuditCallbackHandler
+from agentaudit.settings import KafkaSettings
+from tests.fixtures.fake_openai import FakeOpenAI, Reply, ToolCall
+from tests.framework_support import ancestors, assert_one_tree, broker_client, stored_actions
+
+pytestmark = [pytest.mark.integration, pytest.mark.broker]
+
+
+@tool
+def lookup_order(order_id: int) -> str:
+    """Look an order up by its id."""
+    return json.dumps({"order_id": order_id, "status": "shipped"})
+
+
+@tool
+def refund(order_id: int) -> str:
+    """Refund an order."""
+    raise PermissionError("refunds need approval")
+
+
+def react_graph(model: ChatOpenAI, tools: list) -> object:
+    """The ReAct loop as a LangGraph graph: the model node, a ToolNode, and the stock tools_condition."""
+    bound = model.bind_tools(tools)
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", lambda state: {"messages": [bound.invoke(state["messages"])]})
+    graph.add_node("tools", ToolNode(tools))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition)
+    graph.add_edge("tools", "agent")
+    return graph.compile()
+
+
+def test_a_langgraph_agent_is_recorded_as_its_run_tree_with_tokens(
+        fake_openai: FakeOpenAI, kafka_settings: KafkaSettings, topic_factory: Callable[..., str],
+        tmp_path: Path) -> None:
+    fake_openai.script[:] = [Reply(tool_calls=[ToolCall("lookup_order", {"order_id": 42})], input_tokens=97,
+                                   output_tokens=14),
+                             Reply(text="Order 42 has shipped.", input_tokens=121, output_tokens=8)]
+    audit = broker_client(kafka_settings, topic_factory, tmp_path)
+    model = ChatOpenAI(model="gpt-4o-mini", base_url=fake_openai.base_url, api_key="sk-fake")
+    graph = react_graph(model, [lookup_order])
+    state = graph.invoke({"messages": [HumanMessage("Where is order 42?")]},
+                         config={"callbacks": [AuditCallbackHandler(audit, agent="support")]})
+    assert state["messages"][-1].content == "Order 42 has shipped."
+    assert isinstance(state["messages"][2], ToolMessage) and len(fake_openai.served) == 2
+
+    actions = stored_actions(audit)
+    root = assert_one_tree(actions)
+    assert (root["kind"], root["name"], root["agent_id"], root["depth"]) == ("invoke_agent", "support", "support", 0)
+    chats = [a for a in actions if a["kind"] == "chat"]
+    tools = [a for a in actions if a["kind"] == "execute_tool"]
+    assert [(c["name"], c["model"], c["input_tokens"], c["output_tokens"]) for c in chats] == [
+        ("gpt-4o-mini", "gpt-4o-mini", 97, 14), ("gpt-4o-mini", "gpt-4o-mini", 121, 8)]
+    assert [(t["name"], t["status"]) for t in tools] == [("lookup_order", "ok")]
+    assert all(a["agent_id"] == "support" for a in actions)
+    # graph nodes are the inner runs: each chat sits under an 'agent' node, the tool under the 'tools' node
+    by_id = {a["action_id"]: a for a in actions}
+    assert [by_id[c["parent_action_id"]]["name"] for c in chats] == ["agent", "agent"]
+    assert by_id[tools[0]["parent_action_id"]]["name"] == "tools"
+    assert all(root in ancestors(actions, a) for a in chats + tools)
+    assert all(a["depth"] == len(ancestors(actions, a)) for a in actions)
+    assert chats[0]["end_time_us"] <= tools[0]["start_time_us"] <= tools[0]["end_time_us"] <= chats[1]["start_time_us"]
+    assert tools[0].start["input_digest"] and tools[0]["output_digest"]
+    assert sum(a["input_tokens"] for a in actions) == 97 + 121 and all(a["cost_usd"] == 0 for a in actions)
+
+
+def test_a_plain_tool_calling_loop_records_a_failing_tool_as_an_error(
+        fake_openai: FakeOpenAI, kafka_settings: KafkaSettings, topic_factory: Callable[..., str],
+        tmp_path: Path) -> None:
+    fake_openai.script[:] = [Reply(tool_calls=[ToolCall("refund", {"order_id": 7})], input_tokens=40, output_tokens=6)]
+    audit = broker_client(kafka_settings, topic_factory, tmp_path)
+    handler = AuditCallbackHandler(audit)
+    model = ChatOpenAI(model="gpt-4o-mini", base_url=fake_openai.base_url, api_key="sk-fake").bind_tools([refund])
+    reply = model.invoke([HumanMessage("Refund order 7")], config={"callbacks": [handler]})
+    assert isinstance(reply, AIMessage) and reply.tool_calls[0]["name"] == "refund"
+    with pytest.raises(PermissionError):
+        refund.invoke(reply.tool_calls[0]["args"], config={"callbacks": [handler]})
+    actions = stored_actions(audit)
+    chat, failed = actions
+    # each top-level call is its own root; a model called alone is its own agent run's chat
+    assert (chat["kind"], chat["input_tokens"], chat["output_tokens"], chat["agent_id"]) == ("chat", 40, 6, "app")
+    assert (failed["kind"], failed["name"], failed["status"], failed["error_type"]) == (
+        "execute_tool", "refund", "error", "PermissionError")
+    assert failed["error_message"] == "refunds need approval" and failed["agent_id"] == "app"
