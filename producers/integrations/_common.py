@@ -14,6 +14,7 @@ from agentaudit.producers.client import AuditClient
 
 _log = logging.getLogger("agentaudit.producers")
 _MAX_DEPTH = 8  # plain() stops descending here: a hostile payload cannot make a hook recurse forever
+_MAX_ITEMS = 256
 
 
 def id_int(value: Any, prefix: str = "") -> int:
@@ -45,22 +46,42 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+def text(value: Any, limit: int = 1024) -> str:
+    """``str(value)`` cut to ``limit``; never raises (an object's ``__str__`` is the framework user's code)."""
+    try:
+        return str(value)[:limit]
+    except Exception:  # noqa: BLE001
+        return f"<{type_name(value)}>"
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)[:1024]
+    except Exception:  # noqa: BLE001
+        return f"<{type_name(value)}>"
+
+
 def plain(value: Any, depth: int = 0) -> Any:
-    """``value`` as JSON-like data for the digests: pydantic models dumped, containers walked (bounded);
-    anything else is left for the client, which names what it cannot take."""
-    if depth > _MAX_DEPTH or value is None or isinstance(value, (str, int, float, bool)):
+    """``value`` as JSON-like data for the digests: pydantic models dumped, containers walked (bounded in
+    depth and width, so a self-referencing payload ends), anything else as its bounded ``repr``. Never raises."""
+    if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    dump = getattr(value, "model_dump", None)
+    if depth > _MAX_DEPTH:
+        return "<nested too deep>"
+    dump = getattr(value, "model_dump", None) if not isinstance(value, (dict, list, tuple)) else None
     if callable(dump):
         try:
             return plain(dump(mode="json", exclude_none=True), depth + 1)
-        except Exception:  # noqa: BLE001 - a model that cannot dump itself stays as it is
-            return repr(value)[:1024]
-    if isinstance(value, dict):
-        return {str(k): plain(v, depth + 1) for k, v in list(value.items())[:256]}
-    if isinstance(value, (list, tuple)):
-        return [plain(v, depth + 1) for v in list(value)[:256]]
-    return repr(value)[:1024]
+        except Exception:  # noqa: BLE001 - a model that cannot dump itself is recorded by its repr
+            return _repr(value)
+    try:
+        if isinstance(value, dict):
+            return {text(k, 256): plain(v, depth + 1) for k, v in list(value.items())[:_MAX_ITEMS]}
+        if isinstance(value, (list, tuple)):
+            return [plain(v, depth + 1) for v in list(value)[:_MAX_ITEMS]]
+    except Exception:  # noqa: BLE001 - a container subclass whose iteration raises
+        return _repr(value)
+    return _repr(value)
 
 
 def hook_failed(client: AuditClient, what: str, exc: BaseException) -> None:

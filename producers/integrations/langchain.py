@@ -11,19 +11,34 @@ as digests), and inner chains (graph nodes, runnables) and retrievers are ``othe
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
+from agentaudit.producers._capture import type_name
 from agentaudit.producers._genai import SpanRecord, record_span
 from agentaudit.producers.client import AuditClient
-from agentaudit.producers.integrations._common import hook_failed, id_int, now_ns, plain
+from agentaudit.producers.integrations._common import hook_failed, id_int, now_ns, plain, text
 
 __all__ = ["AuditCallbackHandler"]
+
+_Hook = TypeVar("_Hook", bound=Callable[..., None])
+
+
+def _guarded(hook: _Hook) -> _Hook:
+    """A callback that never raises into the run: any trouble is logged and counted by the client."""
+    @functools.wraps(hook)
+    def guarded(self: AuditCallbackHandler, *args: Any, **kwargs: Any) -> None:
+        try:
+            hook(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a callback must never break the agent
+            hook_failed(self.client, "langchain_run", exc)
+    return guarded  # type: ignore[return-value]
 
 
 @dataclass(slots=True)
@@ -40,7 +55,7 @@ def _run_name(serialized: Any, kwargs: Mapping[str, Any], default: str) -> str:
     name = kwargs.get("name")
     if not name and isinstance(serialized, Mapping):
         name = serialized.get("name") or (serialized.get("id") or [None])[-1]
-    return str(name or default)
+    return text(name or default, 256)
 
 
 def _model(kwargs: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> Any:
@@ -99,41 +114,41 @@ class AuditCallbackHandler(BaseCallbackHandler):
 
     # starts --------------------------------------------------------------------------------------------
     def _start(self, run_id: UUID, parent_run_id: UUID | None, name: str, attributes: dict[str, Any]) -> None:
-        try:
-            with self._lock:
-                parent = self._open.get(parent_run_id) if parent_run_id is not None else None
-                if parent is None:  # the outermost run we see is the agent
-                    attributes = {**attributes, "gen_ai.operation.name": "invoke_agent"} \
-                        if "gen_ai.operation.name" not in attributes else attributes
-                    if self.agent:
-                        attributes["gen_ai.agent.name"] = self.agent
-                    run = _Run(id_int(run_id), None, 0, name, now_ns(), attributes)
-                else:
-                    run = _Run(parent.trace_id, id_int(parent_run_id), parent.depth + 1, name, now_ns(), attributes)
-                self._open[run_id] = run
-        except Exception as exc:  # noqa: BLE001 - a callback must never break the agent
-            hook_failed(self.client, "langchain_run", exc)
+        with self._lock:
+            parent = self._open.get(parent_run_id) if parent_run_id is not None else None
+            if parent is None:  # the outermost run we see is the agent
+                attributes.setdefault("gen_ai.operation.name", "invoke_agent")
+                if self.agent:
+                    attributes["gen_ai.agent.name"] = self.agent
+                run = _Run(id_int(run_id), None, 0, name, now_ns(), attributes)
+            else:
+                run = _Run(parent.trace_id, id_int(parent_run_id), parent.depth + 1, name, now_ns(), attributes)
+            self._open[run_id] = run
 
+    @_guarded
     def on_chain_start(self, serialized: dict[str, Any], inputs: dict[str, Any], *, run_id: UUID,
                        parent_run_id: UUID | None = None, tags: list[str] | None = None,
                        metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._start(run_id, parent_run_id, _run_name(serialized, kwargs, "chain"),
-                    {"langchain.run_type": "chain", "gen_ai.input.messages": _safe_plain(inputs)})
+                    {"langchain.run_type": "chain", "gen_ai.input.messages": plain(inputs)})
 
+    @_guarded
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], *, run_id: UUID,
                             parent_run_id: UUID | None = None, tags: list[str] | None = None,
                             metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._start(run_id, parent_run_id, _run_name(serialized, kwargs, "chat_model"),
                     {"gen_ai.operation.name": "chat", "gen_ai.request.model": _model(kwargs, metadata),
-                     "gen_ai.input.messages": _safe_plain(messages)})
+                     "gen_ai.input.messages": plain(messages)})
 
+    @_guarded
     def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID,
                      parent_run_id: UUID | None = None, tags: list[str] | None = None,
                      metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._start(run_id, parent_run_id, _run_name(serialized, kwargs, "llm"),
                     {"gen_ai.operation.name": "text_completion", "gen_ai.request.model": _model(kwargs, metadata),
-                     "gen_ai.prompt": _safe_plain(prompts)})
+                     "gen_ai.prompt": plain(prompts)})
 
+    @_guarded
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID,
                       parent_run_id: UUID | None = None, tags: list[str] | None = None,
                       metadata: dict[str, Any] | None = None, inputs: dict[str, Any] | None = None,
@@ -141,72 +156,70 @@ class AuditCallbackHandler(BaseCallbackHandler):
         name = _run_name(serialized, kwargs, "tool")
         self._start(run_id, parent_run_id, name, {
             "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name,
-            "gen_ai.tool.call.arguments": _safe_plain(inputs if inputs is not None else input_str)})
+            "gen_ai.tool.call.arguments": plain(inputs if inputs is not None else input_str)})
 
+    @_guarded
     def on_retriever_start(self, serialized: dict[str, Any], query: str, *, run_id: UUID,
                            parent_run_id: UUID | None = None, tags: list[str] | None = None,
                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._start(run_id, parent_run_id, _run_name(serialized, kwargs, "retriever"),
-                    {"langchain.run_type": "retriever", "gen_ai.prompt": _safe_plain(query)})
+                    {"langchain.run_type": "retriever", "gen_ai.prompt": plain(query)})
 
     # ends ----------------------------------------------------------------------------------------------
     def _end(self, run_id: UUID, extra: Mapping[str, Any], error: BaseException | None = None) -> None:
-        try:
-            with self._lock:
-                run = self._open.pop(run_id, None)
-            if run is None:
-                return
-            attributes = {k: v for k, v in {**run.attributes, **extra}.items() if v is not None}
-            if error is not None:
-                attributes["error.type"] = type(error).__name__
-            record = SpanRecord(
-                trace_id=run.trace_id, span_id=id_int(run_id), parent_span_id=run.parent, name=run.name,
-                attributes=attributes, start_ns=run.start_ns, end_ns=now_ns(), error=error is not None,
-                status_message=str(error)[:1024] if error is not None else None, depth=run.depth,
-                inherited_agent=self.agent)
-            record_span(self.client, record, include_all=True)
-        except Exception as exc:  # noqa: BLE001
-            hook_failed(self.client, "langchain_run", exc)
+        with self._lock:
+            run = self._open.pop(run_id, None)
+        if run is None:  # an end without a start we saw: nothing to place in the tree
+            return
+        attributes = {k: v for k, v in {**run.attributes, **extra}.items() if v is not None}
+        if error is not None:
+            attributes["error.type"] = type_name(error)
+        record = SpanRecord(
+            trace_id=run.trace_id, span_id=id_int(run_id), parent_span_id=run.parent, name=run.name,
+            attributes=attributes, start_ns=run.start_ns, end_ns=now_ns(), error=error is not None,
+            status_message=text(error) if error is not None else None, depth=run.depth, inherited_agent=self.agent)
+        record_span(self.client, record, include_all=True)
 
+    @_guarded
     def on_chain_end(self, outputs: dict[str, Any], *, run_id: UUID, parent_run_id: UUID | None = None,
                      **kwargs: Any) -> None:
-        self._end(run_id, {"gen_ai.output.messages": _safe_plain(outputs)})
+        self._end(run_id, {"gen_ai.output.messages": plain(outputs)})
 
+    @_guarded
     def on_llm_end(self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
         try:
             tokens, model = _usage(response)
-            extra = {**tokens, "gen_ai.response.model": model, "gen_ai.output.messages": _safe_plain(_generations(response))}
-        except Exception as exc:  # noqa: BLE001
+            extra = {**tokens, "gen_ai.response.model": model, "gen_ai.output.messages": plain(_generations(response))}
+        except Exception as exc:  # noqa: BLE001 - an odd result still ends its run
             hook_failed(self.client, "langchain_usage", exc)
             extra = {}
         self._end(run_id, extra)
 
+    @_guarded
     def on_tool_end(self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-        self._end(run_id, {"gen_ai.tool.call.result": _safe_plain(getattr(output, "content", output))})
+        self._end(run_id, {"gen_ai.tool.call.result": plain(getattr(output, "content", output))})
 
+    @_guarded
     def on_retriever_end(self, documents: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                          **kwargs: Any) -> None:
-        self._end(run_id, {"gen_ai.completion": _safe_plain(documents)})
+        self._end(run_id, {"gen_ai.completion": plain(documents)})
 
+    @_guarded
     def on_chain_error(self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None,
                        **kwargs: Any) -> None:
         self._end(run_id, {}, error)
 
+    @_guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None,
                      **kwargs: Any) -> None:
         self._end(run_id, {}, error)
 
+    @_guarded
     def on_tool_error(self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None,
                       **kwargs: Any) -> None:
         self._end(run_id, {}, error)
 
+    @_guarded
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None,
                            **kwargs: Any) -> None:
         self._end(run_id, {}, error)
-
-
-def _safe_plain(value: Any) -> Any:
-    try:
-        return plain(value)
-    except Exception:  # noqa: BLE001 - what cannot be walked is not recorded
-        return None

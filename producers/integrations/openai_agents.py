@@ -21,7 +21,7 @@ from agents.tracing import Span, Trace, TracingProcessor
 
 from agentaudit.producers._genai import SpanRecord, record_span
 from agentaudit.producers.client import AuditClient
-from agentaudit.producers.integrations._common import hook_failed, id_int, iso_ns, now_ns, plain
+from agentaudit.producers.integrations._common import hook_failed, id_int, iso_ns, now_ns, plain, text
 
 __all__ = ["AuditTracingProcessor"]
 
@@ -117,7 +117,11 @@ class AuditTracingProcessor(TracingProcessor):
         with self._lock:
             known = self._open.pop(span.span_id, None)
             workflow = self._workflows.get(span.trace_id)
-        name, attributes = span_attributes(span.span_data)
+        try:
+            name, attributes = span_attributes(span.span_data)
+        except Exception as exc:  # noqa: BLE001 - odd span data: keep the span in the tree, by its type
+            hook_failed(self.client, "openai_agents_span_data", exc)
+            name, attributes = text(getattr(span.span_data, "type", "span"), 64), {}
         attributes = {k: v for k, v in attributes.items() if v is not None and v != ""}
         if workflow:
             attributes["openai_agents.workflow"] = workflow
@@ -127,7 +131,7 @@ class AuditTracingProcessor(TracingProcessor):
             trace_id=id_int(span.trace_id, "trace_"), span_id=id_int(span.span_id, "span_"),
             parent_span_id=id_int(span.parent_id, "span_") if span.parent_id else None, name=name,
             attributes=attributes, start_ns=iso_ns(span.started_at, end_ns), end_ns=end_ns, error=error is not None,
-            status_message=str(error.get("message")) if error else None,
+            status_message=text(error.get("message")) if error else None,
             depth=known[0] if known else None, inherited_agent=known[1] if known else None)
         record_span(self.client, record, include_all=True)
 
