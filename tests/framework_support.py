@@ -33,13 +33,19 @@ def broker_client(kafka: KafkaSettings, topic_factory: Callable[..., str], tmp_p
 
 
 def stored_actions(client: AuditClient) -> list[Stored]:
-    """Close ``client`` (delivering everything) and read its topic back: actions in end order. Asserts the
-    events verify as hash chains and that every action has exactly one start and one end."""
+    """Close ``client`` (delivering everything) and read its topic back (see :func:`read_actions`)."""
     client.close(30)
     assert client.stats()["delivered"] > 0, client.stats()
+    return read_actions(client.kafka, client.topic)
+
+
+def read_actions(kafka: KafkaSettings, topic: str) -> list[Stored]:
+    """The actions on ``topic``, in end order. Asserts the events verify as hash chains and that every action
+    has exactly one start and one end."""
     codec = AvroCodec("action")
     events = [(codec.decode(m.value()), body_hash(frame_body(m.value())))
-              for m in read_all(client.kafka, client.topic, timeout=30, idle=2.0)]
+              for m in read_all(kafka, topic, timeout=30, idle=2.0)]
+    assert events
     assert verify_streams(events) == []
     starts = {r["action_id"]: r for r, _ in events if r["phase"] == "start"}
     ends = [r for r, _ in events if r["phase"] == "end"]

@@ -7,6 +7,8 @@ a fresh, migrated database on the session's ``agentaudit store``. A block preced
 what a block shows must be observable: every tool, model or agent name it records
 (``name="..."``) is on the actions topic as an event written by that block; the chain check counts
 every event on the topic and finds no violation; the ClickHouse query returns the store's incidents.
+``OPENAI_BASE_URL`` points the framework integration blocks at a fake OpenAI-compatible endpoint
+(tests/fixtures/fake_openai.py); tests/integration/test_framework_readme.py checks what those blocks record.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaAdmin, read_all
 from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings, StoreSettings, TopicNames
+from tests.fixtures.fake_openai import FakeOpenAI
 from tests.fixtures.store import StoreProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
@@ -90,19 +93,24 @@ def readme_runs(kafka_settings: KafkaSettings, kafka_admin: KafkaAdmin, store_se
     env.update({f"AGENTAUDIT_TOPIC_{name.upper()}": value for name, value in topics.model_dump().items()})
     env.update(AGENTAUDIT_BOOTSTRAP_SERVERS=kafka_settings.bootstrap_servers, AGENTAUDIT_CLICKHOUSE_URL=store_server.url,
                AGENTAUDIT_DATABASE=database, AGENTAUDIT_SPOOL_DIR=str(work / "spool"), HOME=str(work))
+    model = FakeOpenAI().start()  # the framework integration blocks' model
+    env.update(OPENAI_BASE_URL=model.base_url, OPENAI_API_KEY="sk-fake")
     runs: dict[int, Run] = {}
     seen: dict[str, str] = {}
-    for block in BLOCKS:
-        if block.skip:
-            continue
-        script = work / f"block{block.index}.py"
-        script.write_text(block.code, encoding="utf-8")
-        done = subprocess.run([sys.executable, str(script)], cwd=work, env=env, capture_output=True, text=True,
-                              timeout=180, check=False)
-        events = _events(kafka_settings, topics.actions)
-        added = [name for event_id, name in events.items() if event_id not in seen]
-        runs[block.index] = Run(done.returncode, done.stdout, done.stderr, added, len(events))
-        seen = events
+    try:
+        for block in BLOCKS:
+            if block.skip:
+                continue
+            script = work / f"block{block.index}.py"
+            script.write_text(block.code, encoding="utf-8")
+            done = subprocess.run([sys.executable, str(script)], cwd=work, env=env, capture_output=True, text=True,
+                                  timeout=180, check=False)
+            events = _events(kafka_settings, topics.actions)
+            added = [name for event_id, name in events.items() if event_id not in seen]
+            runs[block.index] = Run(done.returncode, done.stdout, done.stderr, added, len(events))
+            seen = events
+    finally:
+        model.stop()
     return runs
 
 
