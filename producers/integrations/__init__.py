@@ -17,9 +17,10 @@ way it arrives. A hook never raises into the agent: trouble is logged and counte
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import Any
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from agentaudit.producers.integrations.langchain import AuditCallbackHandler
     from agentaudit.producers.integrations.openai_agents import AuditTracingProcessor
 

@@ -19,6 +19,7 @@ PACKAGES = [
     "agentaudit.control",
     "agentaudit.producers",
     "agentaudit.producers.importers",
+    "agentaudit.producers.integrations",
 ]
 
 
