@@ -4,12 +4,14 @@ through the SDK on the real broker, and the actions read back are the run tree w
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
@@ -39,7 +41,14 @@ def react_graph(model: ChatOpenAI, tools: list) -> object:
     """The ReAct loop as a LangGraph graph: the model node, a ToolNode, and the stock tools_condition."""
     bound = model.bind_tools(tools)
     graph = StateGraph(MessagesState)
-    graph.add_node("agent", lambda state: {"messages": [bound.invoke(state["messages"])]})
+
+    async def agent(state: MessagesState) -> dict:
+        return {"messages": [await bound.ainvoke(state["messages"])]}
+
+    def agent_sync(state: MessagesState) -> dict:
+        return {"messages": [bound.invoke(state["messages"])]}
+
+    graph.add_node("agent", RunnableLambda(agent_sync, afunc=agent, name="agent"))
     graph.add_node("tools", ToolNode(tools))
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", tools_condition)
@@ -47,8 +56,9 @@ def react_graph(model: ChatOpenAI, tools: list) -> object:
     return graph.compile()
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_langgraph_agent_is_recorded_as_its_run_tree_with_tokens(
-        fake_openai: FakeOpenAI, kafka_settings: KafkaSettings, topic_factory: Callable[..., str],
+        mode: str, fake_openai: FakeOpenAI, kafka_settings: KafkaSettings, topic_factory: Callable[..., str],
         tmp_path: Path) -> None:
     fake_openai.script[:] = [Reply(tool_calls=[ToolCall("lookup_order", {"order_id": 42})], input_tokens=97,
                                    output_tokens=14),
@@ -56,8 +66,9 @@ def test_a_langgraph_agent_is_recorded_as_its_run_tree_with_tokens(
     audit = broker_client(kafka_settings, topic_factory, tmp_path)
     model = ChatOpenAI(model="gpt-4o-mini", base_url=fake_openai.base_url, api_key="sk-fake")
     graph = react_graph(model, [lookup_order])
-    state = graph.invoke({"messages": [HumanMessage("Where is order 42?")]},
-                         config={"callbacks": [AuditCallbackHandler(audit, agent="support")]})
+    inputs = {"messages": [HumanMessage("Where is order 42?")]}
+    config = {"callbacks": [AuditCallbackHandler(audit, agent="support")]}
+    state = graph.invoke(inputs, config=config) if mode == "sync" else asyncio.run(graph.ainvoke(inputs, config=config))
     assert state["messages"][-1].content == "Order 42 has shipped."
     assert isinstance(state["messages"][2], ToolMessage) and len(fake_openai.served) == 2
 

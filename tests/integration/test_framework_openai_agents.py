@@ -105,3 +105,30 @@ def test_a_failing_tool_is_an_error_action_and_the_run_goes_on(
     (tool,) = [a for a in actions if a["kind"] == "execute_tool"]
     assert (tool["name"], tool["status"], tool["agent_id"]) == ("refund", "error", "billing")
     assert tool["error_message"]
+
+
+def test_a_handoff_is_recorded_between_the_two_agents_runs(
+        agents_sdk: FakeOpenAI, kafka_settings: KafkaSettings, topic_factory: Callable[..., str],
+        tmp_path: Path) -> None:
+    agents_sdk.script[:] = [Reply(tool_calls=[ToolCall("transfer_to_billing", {})], input_tokens=60, output_tokens=4),
+                            Reply(text="Billing here: refund issued.", input_tokens=75, output_tokens=8)]
+    audit = broker_client(kafka_settings, topic_factory, tmp_path)
+    set_trace_processors([AuditTracingProcessor(audit)])
+
+    async def run() -> RunResult:
+        async with AsyncOpenAI(base_url=agents_sdk.base_url, api_key="sk-fake") as client:
+            model = OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client)
+            billing = Agent(name="billing", model=model, handoff_description="Refunds and invoices.")
+            return await Runner.run(Agent(name="triage", model=model, handoffs=[billing]), "Refund order 7")
+    result = asyncio.run(run())
+    assert result.final_output == "Billing here: refund issued." and result.last_agent.name == "billing"
+    actions = stored_actions(audit)
+    root = assert_one_tree(actions)
+    agents = {a["name"]: a for a in actions if a["kind"] == "invoke_agent"}
+    assert set(agents) == {"triage", "billing"}
+    assert all(a["parent_action_id"] == root["action_id"] for a in agents.values())
+    (handoff,) = [a for a in actions if a["name"].startswith("handoff ")]
+    assert handoff["name"] == "handoff triage -> billing" and handoff["agent_id"] == "triage"
+    assert agents["triage"]["end_time_us"] <= agents["billing"]["start_time_us"]
+    chats = sorted((a for a in actions if a["kind"] == "chat"), key=lambda a: a["start_time_us"])
+    assert [(c["agent_id"], c["input_tokens"]) for c in chats] == [("triage", 60), ("billing", 75)]
