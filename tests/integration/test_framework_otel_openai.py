@@ -1,7 +1,8 @@
 """The stock OpenTelemetry OpenAI instrumentation (the real ``opentelemetry-instrumentation-openai-v2``)
 traces the real ``openai`` client calling the fake endpoint; agentaudit's :class:`AuditSpanProcessor` on the
 same ``TracerProvider`` records its GenAI spans through the SDK on the real broker: the instrumentation's
-chat spans become ``chat`` actions with model and tokens, under the application's own agent span."""
+chat spans become ``chat`` actions with model and tokens, under the application's own agent span. The same
+spans exported by the stock OTLP/HTTP exporter to ``agentaudit otlp`` arrive as the same actions."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from agentaudit.producers.otel import AuditSpanProcessor
 from agentaudit.settings import KafkaSettings
 from tests.fixtures.fake_openai import FakeOpenAI, Reply, ToolCall
-from tests.framework_support import assert_one_tree, broker_client, stored_actions
+from tests.framework_support import assert_one_tree, broker_client, read_actions, stored_actions
+from tests.otlp_support import TOKENS, receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
@@ -73,3 +77,26 @@ def test_the_stock_openai_instrumentation_yields_chat_actions_under_the_agent(
     assert all(c["attributes"].get("otel.span_name") == "chat gpt-4o-mini" for c in chats)
     (tool,) = [a for a in actions if a["kind"] == "execute_tool"]
     assert tool["name"] == "lookup_order" and chats[0]["end_time_us"] <= tool["start_time_us"]
+
+
+def test_the_instrumentation_exported_over_otlp_reaches_the_receiver_as_actions(
+        instrumented: TracerProvider, fake_openai: FakeOpenAI, kafka_settings_factory: Callable[..., KafkaSettings],
+        tmp_path: Path) -> None:
+    fake_openai.script[:] = [Reply(text="Order 42 has shipped.", input_tokens=57, output_tokens=6)]
+    kafka = kafka_settings_factory(partitions=1)
+    with receiver(tmp_path, kafka) as otlp:
+        exporter = OTLPSpanExporter(endpoint=otlp.url, headers={"authorization": f"Bearer {TOKENS['acme']}"})
+        instrumented.add_span_processor(BatchSpanProcessor(exporter))
+        tracer = instrumented.get_tracer("support-app")
+        with OpenAI(base_url=fake_openai.base_url, api_key="sk-fake") as client, tracer.start_as_current_span(
+                "invoke_agent support", attributes={"gen_ai.operation.name": "invoke_agent",
+                                                    "gen_ai.agent.name": "support"}):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Order 42?"}])
+        assert instrumented.force_flush(30_000)
+        assert otlp.clients.flush(30)
+    actions = read_actions(kafka, kafka.topics.actions)
+    root = assert_one_tree(actions)
+    (chat,) = [a for a in actions if a["kind"] == "chat"]
+    assert (root["name"], root["tenant"], chat["tenant"]) == ("support", "acme", "acme")
+    assert (chat["model"], chat["input_tokens"], chat["output_tokens"]) == ("gpt-4o-mini", 57, 6)
+    assert (chat["parent_action_id"], chat["agent_id"]) == (root["action_id"], "support")
