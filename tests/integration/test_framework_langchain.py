@@ -1,6 +1,7 @@
 """LangChain and LangGraph (the real ``langchain-core``, ``langchain-openai`` and ``langgraph`` packages)
 run a tool-calling agent against the fake OpenAI endpoint; :class:`AuditCallbackHandler` records the runs
-through the SDK on the real broker, and the actions read back are the run tree with the model's tokens."""
+through the SDK on the real broker, and the actions read back are the run tree with the model's tokens. One
+run goes on through the real sink into the chDB store, where the rule pack judges its code-executing tool."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -17,10 +19,13 @@ from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
+from agentaudit.producers import AuditClient
 from agentaudit.producers.integrations.langchain import AuditCallbackHandler
-from agentaudit.settings import KafkaSettings
+from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.fixtures.fake_openai import FakeOpenAI, Reply, ToolCall
 from tests.framework_support import ancestors, assert_one_tree, broker_client, stored_actions
+from tests.otlp_support import actions as stored_rows
+from tests.otlp_support import incidents, store_and_judge
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
@@ -110,3 +115,33 @@ def test_a_plain_tool_calling_loop_records_a_failing_tool_as_an_error(
     assert (failed["kind"], failed["name"], failed["status"], failed["error_type"]) == (
         "execute_tool", "refund", "error", "PermissionError")
     assert failed["error_message"] == "refunds need approval" and failed["agent_id"] == "app"
+
+
+def test_a_langgraph_agent_calling_a_code_executing_tool_is_stored_and_judged(
+        fake_openai: FakeOpenAI, kafka_settings_factory: Callable[..., KafkaSettings],
+        store_settings_factory: Callable[[], StoreSettings], store_factory: Callable[..., Any],
+        group_factory: Callable[..., str], tmp_path: Path) -> None:
+    @tool
+    def shell_exec(cmd: str) -> str:
+        """Run a shell command."""
+        return "ok"
+
+    fake_openai.script[:] = [Reply(tool_calls=[ToolCall("shell_exec", {"cmd": "cat /etc/passwd"})], input_tokens=30,
+                                   output_tokens=9)]  # then the fake answers "Done."
+    kafka = kafka_settings_factory(partitions=1)
+    audit = AuditClient(kafka=kafka, tenant="acme", agent="ops-bot", spool_dir=tmp_path / "spool")
+    graph = react_graph(ChatOpenAI(model="gpt-4o-mini", base_url=fake_openai.base_url, api_key="sk-fake"),
+                        [shell_exec])
+    graph.invoke({"messages": [HumanMessage("check the users")]}, config={"callbacks": [AuditCallbackHandler(audit)]})
+    audit.close(30)
+    events = audit.stats()["delivered"]
+    store = store_settings_factory()
+    client = store_factory(store)
+    store_and_judge(kafka, store, client, group_factory(), events)
+    stored = [a for a in stored_rows(client) if a.phase == "end"]
+    assert len(stored) == events // 2
+    (tool_action,) = [a for a in stored if a.kind == "execute_tool"]
+    assert (tool_action.name, tool_action.agent_id, tool_action.depth) == ("shell_exec", "ops-bot", 2)
+    assert "cat /etc/passwd" not in str(tool_action.attributes) and tool_action.input_digest
+    found = [(i.rule_id, i.agent_id, i.trace_id) for i in incidents(client)]
+    assert ("security.dangerous-tool-pattern", "ops-bot", tool_action.trace_id) in found, found
