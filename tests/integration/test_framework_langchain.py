@@ -61,7 +61,7 @@ def react_graph(model: ChatOpenAI, tools: list) -> object:
     return graph.compile()
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "async", "streamed"])
 def test_a_langgraph_agent_is_recorded_as_its_run_tree_with_tokens(
         mode: str, fake_openai: FakeOpenAI, kafka_settings: KafkaSettings, topic_factory: Callable[..., str],
         tmp_path: Path) -> None:
@@ -69,13 +69,15 @@ def test_a_langgraph_agent_is_recorded_as_its_run_tree_with_tokens(
                                    output_tokens=14),
                              Reply(text="Order 42 has shipped.", input_tokens=121, output_tokens=8)]
     audit = broker_client(kafka_settings, topic_factory, tmp_path)
-    model = ChatOpenAI(model="gpt-4o-mini", base_url=fake_openai.base_url, api_key="sk-fake")
+    model = ChatOpenAI(model="gpt-4o-mini", base_url=fake_openai.base_url, api_key="sk-fake",
+                       streaming=mode == "streamed", stream_usage=True)
     graph = react_graph(model, [lookup_order])
     inputs = {"messages": [HumanMessage("Where is order 42?")]}
     config = {"callbacks": [AuditCallbackHandler(audit, agent="support")]}
     state = graph.invoke(inputs, config=config) if mode == "sync" else asyncio.run(graph.ainvoke(inputs, config=config))
     assert state["messages"][-1].content == "Order 42 has shipped."
     assert isinstance(state["messages"][2], ToolMessage) and len(fake_openai.served) == 2
+    assert all(bool(s.request.get("stream")) == (mode == "streamed") for s in fake_openai.served)
 
     actions = stored_actions(audit)
     root = assert_one_tree(actions)

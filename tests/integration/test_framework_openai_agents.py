@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agents import (Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, RunResult, Runner, Tool, function_tool,
+from agents import (Agent, ModelSettings, OpenAIChatCompletionsModel, OpenAIResponsesModel, RunResult, Runner, Tool, function_tool,
                     set_trace_processors)
 from openai import AsyncOpenAI
 
@@ -132,3 +132,31 @@ def test_a_handoff_is_recorded_between_the_two_agents_runs(
     assert agents["triage"]["end_time_us"] <= agents["billing"]["start_time_us"]
     chats = sorted((a for a in actions if a["kind"] == "chat"), key=lambda a: a["start_time_us"])
     assert [(c["agent_id"], c["input_tokens"]) for c in chats] == [("triage", 60), ("billing", 75)]
+
+
+def test_a_streamed_run_records_the_same_tree_and_the_streamed_usage(
+        agents_sdk: FakeOpenAI, kafka_settings: KafkaSettings, topic_factory: Callable[..., str],
+        tmp_path: Path) -> None:
+    agents_sdk.script[:] = [Reply(tool_calls=[ToolCall("lookup_order", {"order_id": 42})], input_tokens=131,
+                                  output_tokens=17),
+                            Reply(text="Order 42 has shipped.", input_tokens=164, output_tokens=9)]
+    audit = broker_client(kafka_settings, topic_factory, tmp_path)
+    set_trace_processors([AuditTracingProcessor(audit)])
+
+    async def run() -> str:
+        async with AsyncOpenAI(base_url=agents_sdk.base_url, api_key="sk-fake") as client:
+            model = OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client)
+            # the SDK asks for streamed usage by itself only from api.openai.com
+            agent = Agent(name="support", model=model, tools=[lookup_order],
+                          model_settings=ModelSettings(include_usage=True))
+            streamed = Runner.run_streamed(agent, "order 42?")
+            deltas = [e async for e in streamed.stream_events() if e.type == "raw_response_event"]
+            assert len(deltas) > 4  # it did stream
+            return str(streamed.final_output)
+    assert asyncio.run(run()) == "Order 42 has shipped."
+    assert all(s.request.get("stream") for s in agents_sdk.served)
+    actions = stored_actions(audit)
+    assert_one_tree(actions)
+    chats = [a for a in actions if a["kind"] == "chat"]
+    assert [(c["input_tokens"], c["output_tokens"]) for c in chats] == [(131, 17), (164, 9)]
+    assert [a["name"] for a in actions if a["kind"] == "execute_tool"] == ["lookup_order"]
