@@ -15,6 +15,9 @@ from agentaudit.producers.client import AuditClient
 _log = logging.getLogger("agentaudit.producers")
 _MAX_DEPTH = 8  # plain() stops descending here: a hostile payload cannot make a hook recurse forever
 _MAX_ITEMS = 256
+#: runs/spans started and not yet ended that a hook keeps; past it the oldest is forgotten (its end, if it ever
+#: comes, is then not recorded), so runs that never end cannot grow a long-lived processor without bound
+MAX_OPEN = 10_000
 
 
 def id_int(value: Any, prefix: str = "") -> int:

@@ -23,7 +23,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from agentaudit.producers._capture import type_name
 from agentaudit.producers._genai import SpanRecord, record_span
 from agentaudit.producers.client import AuditClient
-from agentaudit.producers.integrations._common import hook_failed, id_int, now_ns, plain, text
+from agentaudit.producers.integrations._common import MAX_OPEN, hook_failed, id_int, now_ns, plain, text
 
 __all__ = ["AuditCallbackHandler"]
 
@@ -123,6 +123,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
                 run = _Run(id_int(run_id), None, 0, name, now_ns(), attributes)
             else:
                 run = _Run(parent.trace_id, id_int(parent_run_id), parent.depth + 1, name, now_ns(), attributes)
+            if len(self._open) >= MAX_OPEN:
+                self._open.pop(next(iter(self._open)))
             self._open[run_id] = run
 
     @_guarded

@@ -21,7 +21,7 @@ from agents.tracing import Span, Trace, TracingProcessor
 
 from agentaudit.producers._genai import SpanRecord, record_span
 from agentaudit.producers.client import AuditClient
-from agentaudit.producers.integrations._common import hook_failed, id_int, iso_ns, now_ns, plain, text
+from agentaudit.producers.integrations._common import MAX_OPEN, hook_failed, id_int, iso_ns, now_ns, plain, text
 
 __all__ = ["AuditTracingProcessor"]
 
@@ -85,7 +85,9 @@ class AuditTracingProcessor(TracingProcessor):
     def on_trace_start(self, trace: Trace) -> None:
         try:
             with self._lock:
-                self._workflows[trace.trace_id] = str(trace.name)
+                if len(self._workflows) >= MAX_OPEN:
+                    self._workflows.pop(next(iter(self._workflows)))
+                self._workflows[trace.trace_id] = text(trace.name, 256)
         except Exception as exc:  # noqa: BLE001 - a tracing hook must never break the agent
             hook_failed(self.client, "openai_agents_trace", exc)
 
@@ -103,6 +105,8 @@ class AuditTracingProcessor(TracingProcessor):
                 above = self._open.get(span.parent_id) if span.parent_id else None
                 depth = 0 if not span.parent_id else (above[0] + 1 if above else 1)
                 agent = data.name if getattr(data, "type", None) == "agent" else (above[1] if above else None)
+                if len(self._open) >= MAX_OPEN:
+                    self._open.pop(next(iter(self._open)))
                 self._open[span.span_id] = (depth, agent)
         except Exception as exc:  # noqa: BLE001
             hook_failed(self.client, "openai_agents_span", exc)

@@ -24,6 +24,7 @@ from langchain_openai import ChatOpenAI
 from openai import AsyncOpenAI
 
 from agentaudit.producers import AuditClient
+from agentaudit.producers.integrations._common import MAX_OPEN
 from agentaudit.producers.integrations.langchain import AuditCallbackHandler
 from agentaudit.producers.integrations.openai_agents import AuditTracingProcessor
 from tests.fixtures.fake_openai import FakeOpenAI
@@ -124,6 +125,19 @@ def test_the_agents_sdk_processor_takes_hostile_spans_and_still_records(spool: P
     assert len(chats) == len(HOSTILE_VALUES) and all(c["output_tokens"] == 3 for c in chats)
     ids = {r["action_id"] for r in ends}
     assert all(r["parent_action_id"] in ids for r in tools + chats)  # the tree holds despite the payloads
+
+
+def test_runs_that_never_end_cannot_grow_a_hook_without_bound(spool: Path) -> None:
+    client = offline_client(spool)
+    handler = AuditCallbackHandler(client)
+    processor = AuditTracingProcessor(client)
+    for i in range(MAX_OPEN + 500):  # an agent whose runs start and never end (crashes, cancelled tasks)
+        handler.on_tool_start({"name": "t"}, "{}", run_id=uuid.uuid4(), parent_run_id=None)
+        processor.on_trace_start(SimpleNamespace(trace_id=f"trace_{i:032x}", name="w"))  # type: ignore[arg-type]
+        processor.on_span_start(SimpleNamespace(trace_id=f"trace_{i:032x}", span_id=f"span_{i:024x}",  # type: ignore[arg-type]
+                                                parent_id=None, span_data=SimpleNamespace(type="custom")))
+    assert len(handler._open) == len(processor._open) == len(processor._workflows) == MAX_OPEN
+    client.close(1)
 
 
 def _agents_run(fake: FakeOpenAI, client: AuditClient) -> str:
