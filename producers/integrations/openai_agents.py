@@ -135,7 +135,7 @@ class AuditTracingProcessor(TracingProcessor):
             trace_id=id_int(span.trace_id, "trace_"), span_id=id_int(span.span_id, "span_"),
             parent_span_id=id_int(span.parent_id, "span_") if span.parent_id else None, name=name,
             attributes=attributes, start_ns=iso_ns(span.started_at, end_ns), end_ns=end_ns, error=error is not None,
-            status_message=text(error.get("message")) if error else None,
+            status_message=text(error.get("message") if isinstance(error, Mapping) else error) if error else None,
             depth=known[0] if known else None, inherited_agent=known[1] if known else None)
         record_span(self.client, record, include_all=True)
 
