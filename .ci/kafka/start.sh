@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Start a single-node Apache Kafka (KRaft, combined broker+controller) on 127.0.0.1.
+# Start Apache Kafka in KRaft mode on 127.0.0.1: one node, or a cluster of N combined broker+controller
+# nodes (AGENTAUDIT_KAFKA_BROKERS=N; N controller voters, so 3 survive the loss of one).
 #
-# Prints ONLY the PLAINTEXT bootstrap address on stdout (progress goes to stderr), so:
+# Prints ONLY the PLAINTEXT bootstrap address(es) on stdout (progress goes to stderr), so:
 #   export AGENTAUDIT_TEST_BOOTSTRAP="$(bash .ci/kafka/start.sh)"
 #   .venv/bin/pytest -m broker
 #   bash .ci/kafka/stop.sh
 #
-# Two client listeners, both on loopback:
+# On a cluster every address is comma-separated (all nodes), and the broker defaults are the production
+# ones: default.replication.factor=min(3,N), min.insync.replicas=2 (N>=3), internal topics RF min(3,N).
+# Per node: $state/node<i>/{server.properties,data,logs,broker.pid}; broker.sh kills/restarts one node.
+#
+# Two client listeners per node, both on loopback:
 #   PLAINTEXT       unauthenticated; User:ANONYMOUS is a super user, so the broker tier and hand runs
 #                   work as before. A CI convenience only: compose has no such listener.
 #   SASL_PLAINTEXT  SCRAM-SHA-512 (users created at format time with --add-scram) and PLAIN (static JAAS),
@@ -21,11 +26,12 @@
 # Environment (all optional):
 #   AGENTAUDIT_KAFKA_VERSION  Kafka version from Maven Central (default 4.4.0)
 #   AGENTAUDIT_KAFKA_CACHE    where jar sets are kept (default ~/.cache/agentaudit)
-#   AGENTAUDIT_KAFKA_STATE    run dir: config, data, logs, pid (default .ci/cache/kafka-run)
-#   AGENTAUDIT_KAFKA_HEAP     JVM max heap (default 512m)
+#   AGENTAUDIT_KAFKA_STATE    run dir: config, data, logs, pids (default .ci/cache/kafka-run)
+#   AGENTAUDIT_KAFKA_BROKERS  number of nodes (default 1)
+#   AGENTAUDIT_KAFKA_HEAP     JVM max heap per node (default 512m)
 #   PYTHON                    interpreter used for the readiness probe (default python3);
 #                             with confluent_kafka importable it also checks a metadata request
-# If a broker started by this script is still running, its address is printed again.
+# If a cluster started by this script is still running, its address is printed again.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,14 +41,18 @@ cache_root="${AGENTAUDIT_KAFKA_CACHE:-$HOME/.cache/agentaudit}"
 jars="$cache_root/kafka-$version"
 state="${AGENTAUDIT_KAFKA_STATE:-$repo/.ci/cache/kafka-run}"
 heap="${AGENTAUDIT_KAFKA_HEAP:-512m}"
+nodes="${AGENTAUDIT_KAFKA_BROKERS:-1}"
+[[ "$nodes" =~ ^[1-9][0-9]?$ ]] || { echo "kafka: AGENTAUDIT_KAFKA_BROKERS must be 1..99, not $nodes" >&2; exit 1; }
 python="${PYTHON:-python3}"
 java="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 
 log() { echo "kafka: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-if [[ -f "$state/broker.pid" ]] && kill -0 "$(cat "$state/broker.pid")" 2>/dev/null; then
-  log "already running (pid $(cat "$state/broker.pid")); stop it with: bash .ci/kafka/stop.sh"
+# shellcheck source=_node.sh
+source "$here/_node.sh"
+if [[ -f "$state/bootstrap" ]] && node_running 1; then
+  log "already running (node 1 pid $(cat "$state/node1/broker.pid")); stop it with: bash .ci/kafka/stop.sh"
   cat "$state/bootstrap"
   exit 0
 fi
@@ -64,21 +74,28 @@ fi
 # 2. Fresh run dir (private: it holds passwords), three free loopback ports (bind port 0, read what
 #    the OS gave) and a random password per SASL user.
 rm -rf "$state"
-mkdir -p "$state/data" "$state/logs"
+mkdir -p "$state/logs"
 chmod 700 "$state"
+echo "$jars" >"$state/jars"
+echo "$heap" >"$state/heap"
 users=(admin agent sink rules dashboard operator)
-read -r broker_port controller_port sasl_port tls_port < <("$python" - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(4)]
+ports=($("$python" - "$((4 * nodes))" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
 for s in socks:
     s.close()
 PY
-)
-bootstrap="127.0.0.1:$broker_port"
-sasl_bootstrap="127.0.0.1:$sasl_port"
+))
+# node i (1-based): PLAINTEXT, CONTROLLER, SASL_PLAINTEXT, SASL_SSL ports at 4(i-1) .. 4(i-1)+3
+port() { echo "${ports[$((4 * ($1 - 1) + $2))]}"; }
+joined() { local kind="$1" out="" i; for ((i = 1; i <= nodes; i++)); do out+="${out:+,}127.0.0.1:$(port "$i" "$kind")"; done; echo "$out"; }
+bootstrap="$(joined 0)"
+sasl_bootstrap="$(joined 2)"
+voters=""
+for ((i = 1; i <= nodes; i++)); do voters+="${voters:+,}$i@127.0.0.1:$(port "$i" 1)"; done
 declare -A password
 for user in "${users[@]}"; do
   password[$user]="$("$python" -c 'import secrets; print(secrets.token_urlsafe(24))')"
@@ -132,7 +149,7 @@ pem = serialization.Encoding.PEM
     + broker.public_bytes(pem) + ca.public_bytes(pem))
 PY
   ) || die "could not create the TLS certificates in $state/tls"
-  tls_bootstrap="127.0.0.1:$tls_port"
+  tls_bootstrap="$(joined 3)"
   tls_properties="listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;
@@ -153,12 +170,18 @@ json.dump(out, sys.stdout, indent=2)
 ' "$sasl_bootstrap" "$tls_bootstrap" "$state/tls/ca.pem" "${pairs[@]}" >"$state/sasl.json")
 echo "$sasl_bootstrap" >"$state/sasl_bootstrap"
 
-(umask 077; cat > "$state/server.properties" <<PROPS
+rf=$((nodes < 3 ? nodes : 3))
+isr=$((nodes >= 3 ? 2 : 1))
+for ((i = 1; i <= nodes; i++)); do
+  mkdir -p "$state/node$i/data" "$state/node$i/logs"
+  pt="127.0.0.1:$(port "$i" 0)" ctl="127.0.0.1:$(port "$i" 1)" sasl="127.0.0.1:$(port "$i" 2)"
+  tls="${tls_bootstrap:+127.0.0.1:$(port "$i" 3)}"
+  (umask 077; cat > "$state/node$i/server.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$broker_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port${tls_bootstrap:+,SASL_SSL://$tls_bootstrap},CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$broker_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port${tls_bootstrap:+,SASL_SSL://$tls_bootstrap},CONTROLLER://127.0.0.1:$controller_port
+node.id=$i
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://$pt,SASL_PLAINTEXT://$sasl${tls:+,SASL_SSL://$tls},CONTROLLER://$ctl
+advertised.listeners=PLAINTEXT://$pt,SASL_PLAINTEXT://$sasl${tls:+,SASL_SSL://$tls},CONTROLLER://$ctl
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
@@ -170,63 +193,61 @@ authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 super.users=User:admin;User:ANONYMOUS
 allow.everyone.if.no.acl.found=false
 $tls_properties
-log.dirs=$state/data
+log.dirs=$state/node$i/data
 num.partitions=3
 auto.create.topics.enable=true
-offsets.topic.replication.factor=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
 transaction.state.log.num.partitions=3
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
 message.max.bytes=10485760
 replica.fetch.max.bytes=10485760
 socket.request.max.bytes=104857600
 log.retention.hours=1
 PROPS
-)
+  )
+done
 
-jvm=(-Xms128m "-Xmx$heap" -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
-     "-Dlog4j2.configurationFile=$here/log4j2.xml" "-Dkafka.logs.dir=$state/logs")
+node_jvm 1
 cp="$jars/*"
 
-# 3. Format the log dir as a standalone KRaft controller quorum of one.
+# 3. Format every node's log dir for the same cluster id: a static quorum of all nodes as voters
+#    (one node: a standalone quorum of one). SCRAM users go into each node's bootstrap metadata.
 cluster_id="$("$java" "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool random-uuid 2>>"$state/logs/storage-tool.err")" \
   || die "StorageTool random-uuid failed; see $state/logs/storage-tool.err"
-"$java" "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format --standalone \
-  -t "$cluster_id" -c "$state/server.properties" "${scram_args[@]}" >"$state/logs/format.out" 2>&1 \
-  || { cat "$state/logs/format.out" >&2; die "StorageTool format failed"; }
+for ((i = 1; i <= nodes; i++)); do
+  "$java" "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cluster_id" \
+    -c "$state/node$i/server.properties" "${scram_args[@]}" >"$state/node$i/logs/format.out" 2>&1 \
+    || { cat "$state/node$i/logs/format.out" >&2; die "StorageTool format failed for node $i"; }
+done
 
-# 4. Start the broker detached from our stdout (so "$(start.sh)" returns) and wait for it.
+# 4. Start every node and wait for all of them (a controller quorum forms only once a majority is up).
 t0=$SECONDS
-"$java" "${jvm[@]}" -cp "$cp" kafka.Kafka "$state/server.properties" \
-  </dev/null >"$state/logs/broker.out" 2>&1 &
-pid=$!
-echo "$pid" >"$state/broker.pid"
+for ((i = 1; i <= nodes; i++)); do node_launch "$i"; done
 echo "$bootstrap" >"$state/bootstrap"
-log "starting Kafka $version as pid $pid on $bootstrap, SASL on $sasl_bootstrap${tls_bootstrap:+, SASL_SSL on $tls_bootstrap} (controller 127.0.0.1:$controller_port, logs $state/logs)"
+echo "$nodes" >"$state/brokers"
+log "starting Kafka $version: $nodes node(s) on $bootstrap, SASL on $sasl_bootstrap${tls_bootstrap:+, SASL_SSL on $tls_bootstrap} (controllers $voters, logs $state/node*/logs)"
 
 fail() {
   log "ERROR: $*"
-  tail -n 40 "$state/logs/server.log" "$state/logs/broker.out" >&2 2>/dev/null || true
+  tail -n 40 "$state"/node*/logs/server.log "$state"/node*/logs/broker.out >&2 2>/dev/null || true
   bash "$here/stop.sh" >&2 || true
   exit 1
 }
 
-deadline=$((SECONDS + ${AGENTAUDIT_KAFKA_START_TIMEOUT:-90}))
-until grep -q "Kafka Server started" "$state/logs/server.log" 2>/dev/null; do
-  kill -0 "$pid" 2>/dev/null || fail "broker exited during start-up"
-  ((SECONDS < deadline)) || fail "broker did not start within ${AGENTAUDIT_KAFKA_START_TIMEOUT:-90}s"
-  sleep 0.5
-done
+for ((i = 1; i <= nodes; i++)); do node_wait "$i" 1 || fail "node $i did not start"; done
 
 # The port answers and, where confluent_kafka is installed, a metadata request names our broker.
 # Then the SASL listener authenticates admin with SCRAM-SHA-512.
-"$python" - "$bootstrap" "$sasl_bootstrap" "$state/sasl.json" <<'PY' || fail "broker at $bootstrap / $sasl_bootstrap does not answer"
+"$python" - "$bootstrap" "$sasl_bootstrap" "$state/sasl.json" "$nodes" <<'PY' || fail "broker at $bootstrap / $sasl_bootstrap does not answer"
 import json, socket, sys, time
-for address in sys.argv[1:3]:
+for address in sys.argv[1].split(",") + sys.argv[2].split(","):
     host, port = address.rsplit(":", 1)
     deadline = time.monotonic() + 30
     while True:
@@ -241,12 +262,15 @@ try:
     from confluent_kafka.admin import AdminClient
 except ImportError:
     sys.exit(0)
-metadata = AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=20)
-if 1 not in metadata.brokers:
-    sys.exit(f"metadata names brokers {sorted(metadata.brokers)}, expected node 1")
+want = set(range(1, int(sys.argv[4]) + 1))
+deadline = time.monotonic() + 60
+while set(AdminClient({"bootstrap.servers": sys.argv[1]}).list_topics(timeout=20).brokers) != want:
+    if time.monotonic() > deadline:
+        sys.exit(f"metadata does not name every broker {sorted(want)}")
+    time.sleep(0.5)
 admin = {"bootstrap.servers": sys.argv[2], "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
          "sasl.username": "admin", "sasl.password": json.load(open(sys.argv[3]))["users"]["admin"]}
-if 1 not in AdminClient(admin).list_topics(timeout=20).brokers:
+if set(AdminClient(admin).list_topics(timeout=20).brokers) != want:
     sys.exit("the SASL listener did not answer a SCRAM-SHA-512 metadata request as admin")
 PY
 log "ready in $((SECONDS - t0))s"
