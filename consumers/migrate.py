@@ -75,22 +75,25 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
-def migrate(settings: StoreSettings, *, directory: Path | None = None, store: Store | None = None) -> list[MigrationFile]:
+def migrate(settings: StoreSettings, *, directory: Path | None = None, store: Store | None = None,
+            cluster: str | None = None) -> list[MigrationFile]:
     """Apply every DDL file to the store; safe to run again.
 
     :param settings: where the store is and the placeholder values (``AGENTAUDIT_DATABASE``, ...).
     :param directory: DDL directory, default the packaged ``schemas/ddl``.
     :param store: an open store to use; default one is opened from ``settings`` and closed after.
+    :param cluster: a ClickHouse cluster name: apply the cluster schema of
+        :mod:`~agentaudit.consumers.cluster_ddl` (``ON CLUSTER``, replicated ``*_local`` tables behind
+        Distributed ones) instead; the single-node layout upgrade is skipped (a cluster starts current).
     :raises MigrationError: a statement failed; ``.file`` and ``.statement`` say which.
     """
     owned = store is None
     store = connect(settings) if store is None else store
     applied: list[MigrationFile] = []
     try:
-        if directory is None:
+        if directory is None and cluster is None:
             upgrade_actions(store, settings)
-        for path in ddl_files(directory):
-            statements = split_statements(render(path.read_text(encoding="utf-8"), settings))
+        for path, statements in _planned(settings, directory, cluster):
             for number, statement in enumerate(statements, start=1):
                 try:
                     store.command(statement)
@@ -109,6 +112,19 @@ def migrate(settings: StoreSettings, *, directory: Path | None = None, store: St
         if owned:
             store.close()
     return applied
+
+
+def _planned(settings: StoreSettings, directory: Path | None, cluster: str | None) -> list[tuple[Path, list[str]]]:
+    """The statements to apply, per DDL file: the files as written, or their cluster translation."""
+    if cluster is None:
+        return [(path, split_statements(render(path.read_text(encoding="utf-8"), settings)))
+                for path in ddl_files(directory)]
+    from agentaudit.consumers.cluster_ddl import cluster_statements  # it imports this module
+
+    by_file: dict[str, list[str]] = {}
+    for item in cluster_statements(settings, cluster, directory=directory):
+        by_file.setdefault(item.file, []).append(item.sql)
+    return [(Path(name), statements) for name, statements in by_file.items()]
 
 
 _UPGRADE = "actions__upgrade"

@@ -1,0 +1,159 @@
+"""The cluster schema of ``agentaudit migrate --cluster``: pinned by a golden file, parsed by real chDB.
+
+Regenerate the golden file after an intended DDL change with::
+
+    AGENTAUDIT_REGEN_GOLDEN=1 .venv/bin/pytest -q tests/unit/test_cluster_ddl.py -p no:randomly
+
+and review its diff like code: it is what operators run on their cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentaudit.consumers.cluster_ddl import (
+    LOCAL_SUFFIX,
+    SHARDING_KEYS,
+    ClusterDDLError,
+    cluster_sql,
+    cluster_statements,
+)
+from agentaudit.consumers.migrate import ddl_files, render, split_statements
+from agentaudit.settings import StoreSettings
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "cluster_ddl.sql"
+EXPLAIN = Path(__file__).parents[1] / "fixtures" / "chdb_explain.py"
+SETTINGS = StoreSettings(database="agentaudit", retention_days=90, incident_retention_days=365)
+CLUSTER = "agentaudit"
+
+
+def _single_node() -> list[str]:
+    return [st for path in ddl_files() for st in split_statements(render(path.read_text(encoding="utf-8"), SETTINGS))]
+
+
+def _parse(statements: list[str]) -> list[tuple[bool, str, str]]:
+    """``(ok, ast or error, formatted)`` per statement, from chDB in a child process."""
+    done = subprocess.run([sys.executable, str(EXPLAIN)], input=json.dumps(statements), capture_output=True,
+                          text=True, timeout=120, check=True)
+    return [tuple(row) for row in json.loads(done.stdout)]  # type: ignore[misc]
+
+
+def _order_by(sql: str) -> str:
+    return re.search(r"^ORDER BY (.+)$", sql, re.MULTILINE).group(1)  # type: ignore[union-attr]
+
+
+def _engine_version(sql: str) -> str:
+    args = re.search(r"^ENGINE = \w+\((.*)\)$", sql, re.MULTILINE)
+    return "" if args is None else args.group(1).split(", ")[-1]
+
+
+def test_generated_sql_matches_the_golden_file() -> None:
+    sql = cluster_sql(SETTINGS, CLUSTER)
+    if os.environ.get("AGENTAUDIT_REGEN_GOLDEN") == "1":
+        GOLDEN.write_text(sql, encoding="utf-8")
+    assert sql == GOLDEN.read_text(encoding="utf-8"), (
+        "cluster DDL changed; if intended, regenerate with AGENTAUDIT_REGEN_GOLDEN=1 (see this module's docstring)")
+
+
+def test_every_cluster_statement_parses_in_chdb_as_written() -> None:
+    statements = [s.sql for s in cluster_statements(SETTINGS, CLUSTER)]
+    results = _parse(statements)
+    failed = [(sql.splitlines()[0], out) for sql, (ok, out, _) in zip(statements, results, strict=True) if not ok]
+    assert failed == []
+    for sql, (_, ast, formatted) in zip(statements, results, strict=True):
+        # The parser kept the cluster clause and every GLOBAL the rules added (EXPLAIN AST prints neither).
+        assert f" ON CLUSTER {CLUSTER} " in formatted + " ", sql.splitlines()[0]
+        assert formatted.count("GLOBAL ") == sql.count("GLOBAL "), sql.splitlines()[0]
+        assert ast.startswith(("CreateQuery", "AlterQuery")), ast[:80]
+
+
+def test_the_parse_check_can_fail() -> None:
+    (ok, error, _), = _parse(["CREATE TABLE x.y ON CLUSTER c (a String) ENGINE = Distributed(c, x, y_local, ,)"])
+    assert not ok and "Syntax error" in error
+
+
+def test_every_single_node_statement_still_parses_in_chdb() -> None:
+    results = _parse(_single_node())
+    assert [out for ok, out, _ in results if not ok] == []
+
+
+def test_replicated_tables_keep_sort_key_version_and_ttl_of_the_single_node_tables() -> None:
+    single = {m.group(1): st for st in _single_node() if (m := re.match(r"CREATE TABLE IF NOT EXISTS \w+\.(\w+)\n", st))}
+    generated = {s.sql.split()[5]: s.sql for s in cluster_statements(SETTINGS, CLUSTER)
+                 if s.sql.startswith("CREATE TABLE")}
+    assert set(single) == set(SHARDING_KEYS)
+    for table, sql in single.items():
+        local = generated[f"{SETTINGS.database}.{table}{LOCAL_SUFFIX}"]
+        assert _order_by(local) == _order_by(sql)
+        assert re.search(r"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/\{shard\}/\{database\}/\{table\}', "
+                         r"'\{replica\}'", local)
+        single_version = _engine_version(sql)
+        assert _engine_version(local) == (single_version or "'{replica}'")
+        # Same columns, TTL and partitioning: the body between the name line and the engine is unchanged.
+        assert sql[sql.index("\n"):sql.index("ENGINE")] == local[local.index("\n"):local.index("ENGINE")]
+        assert "non_replicated_deduplication_window" not in local
+        if "non_replicated_deduplication_window = 10000" in sql:
+            assert "replicated_deduplication_window = 10000" in local
+        distributed = generated[f"{SETTINGS.database}.{table}"]
+        assert distributed.endswith(f"ENGINE = Distributed({CLUSTER}, {SETTINGS.database}, {table}{LOCAL_SUFFIX}, "
+                                    f"{SHARDING_KEYS[table]})")
+
+
+def test_sharding_keys_keep_rows_final_merges_on_one_shard() -> None:
+    """Rows equal in the sort key must share a shard: the key's columns are sort-key columns, except for
+    actions, whose (tenant, trace_id) is fixed by event_hash (the hash of the body) in its sort key."""
+    single = {m.group(1): st for st in _single_node() if (m := re.match(r"CREATE TABLE IF NOT EXISTS \w+\.(\w+)\n", st))}
+    for table, key in SHARDING_KEYS.items():
+        columns = set(re.fullmatch(r"cityHash64\((.+)\)", key).group(1).split(", "))  # type: ignore[union-attr]
+        sort_key = set(_order_by(single[table]).strip("()").split(", "))
+        if table == "actions":
+            assert columns == {"tenant", "trace_id"} and "event_hash" in sort_key
+        else:
+            assert columns <= sort_key, table
+    # An incident and its lifecycle events share a shard (incident_current joins them by incident_id).
+    assert SHARDING_KEYS["incidents"] == SHARDING_KEYS["incident_lifecycle"]
+
+
+def test_views_read_the_distributed_tables_with_global_subqueries() -> None:
+    views = [s.sql for s in cluster_statements(SETTINGS, CLUSTER) if s.sql.startswith("CREATE OR REPLACE VIEW")]
+    assert len(views) == sum(st.startswith("CREATE OR REPLACE VIEW") for st in _single_node()) == 8
+    for sql in views:
+        assert LOCAL_SUFFIX + " " not in sql and f"{LOCAL_SUFFIX}\n" not in sql
+        assert len(re.findall(r"\bJOIN\b", sql)) == len(re.findall(r"\bGLOBAL (?:LEFT |CROSS )?JOIN\b", sql))
+        assert len(re.findall(r"\bIN \(\s*SELECT", sql)) == len(re.findall(r"\bGLOBAL IN \(\s*SELECT", sql))
+    assert sum(sql.count("GLOBAL ") for sql in views) == 4  # agent_owner, actions_owned, incident_current joins + IN
+    # Literal IN lists stay plain IN.
+    assert any("type IN ('resolved', 'reopened')" in sql for sql in views)
+
+
+def test_alters_reach_the_local_and_the_distributed_table() -> None:
+    alters = [s.sql for s in cluster_statements(SETTINGS, CLUSTER) if s.sql.startswith("ALTER")]
+    assert [a.split()[2] for a in alters] == ["agentaudit.actions_local", "agentaudit.actions"] * 2
+
+
+def test_a_statement_no_rule_knows_stops_generation(tmp_path: Path) -> None:
+    (tmp_path / "0001_x.sql").write_text("CREATE FUNCTION f AS (x) -> x;\n", encoding="utf-8")
+    with pytest.raises(ClusterDDLError, match="no cluster rule") as caught:
+        cluster_statements(SETTINGS, CLUSTER, directory=tmp_path)
+    assert caught.value.file == "0001_x.sql"
+
+
+def test_a_table_without_sharding_key_stops_generation(tmp_path: Path) -> None:
+    (tmp_path / "0001_x.sql").write_text(
+        "CREATE TABLE IF NOT EXISTS {database}.newtable\n(\n    a String\n)\nENGINE = ReplacingMergeTree\nORDER BY a;\n",
+        encoding="utf-8")
+    with pytest.raises(ClusterDDLError, match="newtable has no sharding key"):
+        cluster_statements(SETTINGS, CLUSTER, directory=tmp_path)
+
+
+def test_another_database_and_cluster_name_reach_every_statement() -> None:
+    statements = cluster_statements(StoreSettings(database="audit_eu"), "prod_eu")
+    assert all(" ON CLUSTER prod_eu" in s.sql for s in statements)
+    assert not any("agentaudit." in s.sql for s in statements)
