@@ -109,6 +109,14 @@ class KafkaSettings(BaseSettings):
         Confluent wire format instead of Avro single-object encoding.
     :param max_message_bytes: ``AGENTAUDIT_MAX_MESSAGE_BYTES``; larger messages go to the DLQ.
     :param partitions: ``AGENTAUDIT_PARTITIONS``, partitions for topics agentaudit creates.
+    :param replication_factor: ``AGENTAUDIT_REPLICATION_FACTOR``, replicas of each topic agentaudit creates;
+        default ``min(3, brokers in the cluster)`` (3 on a production cluster, 1 on a single broker).
+    :param min_insync_replicas: ``AGENTAUDIT_MIN_INSYNC_REPLICAS``, the ``min.insync.replicas`` of those
+        topics; default ``min(2, replication_factor - 1)`` (2 with 3 replicas: one broker may die without
+        losing an ``acks=all`` write or refusing one), the broker's default with 1 replica.
+    :param enable_idempotence: ``AGENTAUDIT_ENABLE_IDEMPOTENCE``, idempotent producers (no duplicate from a
+        retried send); default off because the embedded tansu broker has no producer ids. Turn it on with
+        Apache Kafka (the CI Kafka tier does).
     :param security: SASL and TLS, from ``AGENTAUDIT_KAFKA_*`` (see :class:`KafkaSecurity`).
     """
 
@@ -120,7 +128,9 @@ class KafkaSettings(BaseSettings):
     schema_registry_url: str | None = None
     max_message_bytes: int = Field(default=1_000_000, gt=0)
     partitions: int = Field(default=3, gt=0)
-    replication_factor: int = Field(default=1, gt=0)
+    replication_factor: int | None = Field(default=None, gt=0)
+    min_insync_replicas: int | None = Field(default=None, gt=0)
+    enable_idempotence: bool = False
     topics: TopicNames = Field(default_factory=TopicNames)
     security: KafkaSecurity = Field(default_factory=KafkaSecurity)
 

@@ -42,7 +42,7 @@ from agentaudit.schemas import AvroCodec, SigningKey, StreamChain
 from agentaudit.schemas.checkpoints import CHECKPOINT_NAME
 from agentaudit.settings import KafkaSettings
 
-__all__ = ["DROPPED_ATTRIBUTE", "DROP_LOG_INTERVAL_S", "SDK_PRODUCER_CONFIG", "WINDOW_BYTES", "WINDOW_EVENTS",
+__all__ = ["DROPPED_ATTRIBUTE", "DROP_LOG_INTERVAL_S", "SDK_IDEMPOTENT_CONFIG", "SDK_PRODUCER_CONFIG", "WINDOW_BYTES", "WINDOW_EVENTS",
            "Worker"]
 
 _log = logging.getLogger("agentaudit.producers")
@@ -61,6 +61,11 @@ SDK_PRODUCER_CONFIG: dict[str, Any] = {
     "reconnect.backoff.max.ms": 500,
     "log_level": 2,  # an absent broker is reported once by the SDK, not per reconnect attempt
 }
+
+#: On top of :data:`SDK_PRODUCER_CONFIG` with ``KafkaSettings.enable_idempotence``: librdkafka retries
+#: within ``message.timeout.ms`` and the broker drops a retried batch it already has; a send that still
+#: fails is read back as without idempotence (it may have been written before the broker died).
+SDK_IDEMPOTENT_CONFIG: dict[str, Any] = {"enable.idempotence": True, "retries": 1_000_000}
 
 #: One window: small enough to travel as one request per partition.
 WINDOW_EVENTS = 2000
@@ -105,7 +110,8 @@ class Worker(threading.Thread):
         self.spool = spool
         self.instance_id = instance_id
         self.redactor = redactor
-        self.producer_config = {**SDK_PRODUCER_CONFIG, **(producer_config or {})}
+        idempotent = SDK_IDEMPOTENT_CONFIG if kafka.enable_idempotence else {}
+        self.producer_config = {**SDK_PRODUCER_CONFIG, **idempotent, **(producer_config or {})}
         self.ensure_topic = ensure_topic
         self.codec = AvroCodec("action", max_message_bytes=kafka.max_message_bytes)
         self.chains: dict[str, StreamChain] = {}

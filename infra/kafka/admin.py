@@ -69,15 +69,25 @@ class KafkaAdmin:
         Existing topics are left as they are (their partition count is not changed). A principal
         without CREATE (an agent, under ACLs) passes when the topics already exist.
 
+        Replicas: ``settings.replication_factor``, default ``min(3, brokers)``; ``min.insync.replicas``:
+        ``settings.min_insync_replicas``, default ``min(2, replicas - 1)`` (unset with one replica), so a
+        topic on a 3-broker cluster keeps every ``acks=all`` write through the loss of one broker.
+
         :param partitions: default ``settings.partitions``.
-        :param config: topic configs, e.g. ``{"retention.ms": "604800000"}``.
+        :param config: topic configs, e.g. ``{"retention.ms": "604800000"}``; they win over the above.
         """
         wanted = list(dict.fromkeys(names))
         if not wanted:
             return []
         count = partitions or self._settings.partitions
-        new = [NewTopic(name, num_partitions=count, replication_factor=self._settings.replication_factor,
-                        config=dict(config or {})) for name in wanted]
+        replicas = self.replication_factor(timeout)
+        topic_config = {}
+        insync = self._settings.min_insync_replicas or min(2, replicas - 1)
+        if insync >= 1:
+            topic_config["min.insync.replicas"] = str(insync)
+        topic_config.update(config or {})
+        new = [NewTopic(name, num_partitions=count, replication_factor=replicas, config=dict(topic_config))
+               for name in wanted]
         try:
             futures = self._client.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
         except (KafkaException, ValueError, TypeError) as exc:
@@ -97,6 +107,17 @@ class KafkaAdmin:
             self._require_existing(refused, timeout)
         self._wait_visible(wanted, timeout)
         return created
+
+    def replication_factor(self, timeout: float = 10.0) -> int:
+        """Replicas for new topics: ``settings.replication_factor``, else ``min(3, brokers in the cluster)``."""
+        if self._settings.replication_factor is not None:
+            return self._settings.replication_factor
+        try:
+            brokers = len(self._client.list_topics(timeout=timeout).brokers)
+        except KafkaException as exc:
+            raise from_exception(exc, "counting the brokers for the replication factor",
+                                 hint=f"is a broker reachable at {self._settings.bootstrap_servers}?") from exc
+        return max(1, min(3, brokers))
 
     def _require_existing(self, refused: dict[str, KafkaError], timeout: float) -> None:
         # Apache Kafka refuses CreateTopics without CREATE even for a topic that exists.

@@ -21,8 +21,9 @@ _log = logging.getLogger("agentaudit.infra.kafka")
 # librdkafka's own log lines go through Python logging instead of straight to stderr.
 _client_log = logging.getLogger("agentaudit.infra.kafka.librdkafka")
 
-#: Throughput-friendly producer defaults. No idempotence: tansu does not support producer ids,
-#: and the event stream carries its own sequence numbers and hash chain to catch duplicates.
+#: Throughput-friendly producer defaults. Idempotence follows ``KafkaSettings.enable_idempotence``
+#: (off by default: tansu has no producer ids; the event stream's sequence numbers and hash chain
+#: catch duplicates either way).
 PRODUCER_DEFAULTS: Final[Mapping[str, ConfigValue]] = {
     "acks": "all",
     "linger.ms": 5,

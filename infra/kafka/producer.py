@@ -40,7 +40,9 @@ class KafkaProducer:
 
     def __init__(self, settings: KafkaSettings, config: Mapping[str, ConfigValue] | None = None,
                  *, buffer_timeout: float = 5.0) -> None:
-        self._config = build_config(settings, config, defaults=PRODUCER_DEFAULTS)
+        # Idempotence per settings (off for tansu); the caller's config still wins.
+        self._config = build_config(settings, config, defaults={
+            **PRODUCER_DEFAULTS, "enable.idempotence": settings.enable_idempotence})
         # Without a per-message callback a failed delivery would otherwise vanish silently.
         self._config.setdefault("on_delivery", _log_failed_delivery)
         self._buffer_timeout = buffer_timeout
