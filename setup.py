@@ -16,7 +16,13 @@ PACKAGE_DIRS = {
     "agentaudit.dashboard": "dashboard",
     "agentaudit.infra": "infra",
 }
-DATA_SUFFIXES = (".avsc", ".sql", ".yaml", ".yml", ".toml", ".json", ".jsonl", ".png", ".css")
+DATA_SUFFIXES = (".avsc", ".sql", ".yaml", ".yml", ".toml", ".json", ".jsonl", ".png", ".css", ".sh")
+#: Files without a suffix that ship too: the compose file builds its image from infra/Dockerfile.
+DATA_NAMES = ("Dockerfile",)
+
+
+def _is_data(name: str) -> bool:
+    return name.endswith(DATA_SUFFIXES) or name in DATA_NAMES
 
 
 def _discover() -> tuple[list[str], dict[str, list[str]]]:
@@ -30,12 +36,12 @@ def _discover() -> tuple[list[str], dict[str, list[str]]]:
             relative = os.path.relpath(root, folder)
             name = package if relative == "." else f"{package}.{relative.replace(os.sep, '.')}"
             packages.append(name)
-            data = [f for f in files if f.endswith(DATA_SUFFIXES)]
+            data = [f for f in files if _is_data(f)]
             for sub in dirs:
                 sub_root = os.path.join(root, sub)
                 if not os.path.exists(os.path.join(sub_root, "__init__.py")):
                     for r, _, fs in os.walk(sub_root):
-                        data += [os.path.relpath(os.path.join(r, f), root) for f in fs if f.endswith(DATA_SUFFIXES)]
+                        data += [os.path.relpath(os.path.join(r, f), root) for f in fs if _is_data(f)]
             if data:
                 package_data[name] = data
     return packages, package_data

@@ -6,6 +6,11 @@ Kafka (:class:`LifecyclePublisher`) and control commands, kill and clear (:class
 under the signed-in operator's name (no anonymous actor: :mod:`~agentaudit.dashboard.credentials`).
 """
 
+# One import path: this folder is the package agentaudit.dashboard (setup.py maps it); importing it as
+# `dashboard` from the repository root would load every module twice, with two of each class.
+if __name__ != "agentaudit.dashboard":
+    raise ImportError(f"import agentaudit.dashboard, not {__name__}: the dashboard/ folder is the agentaudit.dashboard package")
+
 from agentaudit.dashboard.auth import Credential, SessionTokens, SignInThrottle, User, sign_in
 from agentaudit.dashboard.chain import ActionNode, TraceTree, to_dot, waterfall_rows
 from agentaudit.dashboard.control import ControlDesk

@@ -9,6 +9,11 @@ Actions and point events are hash-chained per stream (client instance x agent), 
 background thread, and spooled on disk while the broker is away. See the README's SDK section.
 """
 
+# One import path: this folder is the package agentaudit.producers (setup.py maps it); importing it as
+# `producers` from the repository root would load every module twice, with two of each class.
+if __name__ != "agentaudit.producers":
+    raise ImportError(f"import agentaudit.producers, not {__name__}: the producers/ folder is the agentaudit.producers package")
+
 from agentaudit.producers._context import ContextExecutor, current_frame, wrap
 from agentaudit.producers.client import Action, AuditClient, get_client
 from agentaudit.producers.exceptions import ProducerError, SdkConfigError, SpoolError

@@ -1,5 +1,10 @@
 """The event contract: Avro schemas, their pydantic faces, the wire codec and the ClickHouse DDL."""
 
+# One import path: this folder is the package agentaudit.schemas (setup.py maps it); importing it as
+# `schemas` from the repository root would load every module twice, with two of each class.
+if __name__ != "agentaudit.schemas":
+    raise ImportError(f"import agentaudit.schemas, not {__name__}: the schemas/ folder is the agentaudit.schemas package")
+
 from agentaudit.schemas.codec import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, AvroCodec, DecodeFailure, frame_body
 from agentaudit.schemas.control import ANY_AGENT, ControlCommand, ControlState, ControlType, command_id_for
 from agentaudit.schemas.exceptions import (

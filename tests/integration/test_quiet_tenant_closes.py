@@ -30,7 +30,7 @@ from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaProducer
 from agentaudit.rules import RuleEvaluator, load_evaluator, load_rule_set
 from agentaudit.schemas import AvroCodec, StreamChain
-from producers.simulator.conversation import conversation_runs
+from agentaudit.producers.simulator.conversation import conversation_runs
 from tests.fixtures.broker import test_consumer_config
 from tests.sink_support import action_record
 

@@ -136,7 +136,7 @@ CONFIRMATION_BREACHES = ("unconfirmed_write", "write_after_refusal", "double_wri
 
 @pytest.mark.parametrize("batch_size", [1, 97, None])
 def test_on_simulated_conversations_incidents_are_the_injected_confirmation_breaches(rules, batch_size) -> None:
-    from producers.simulator.conversation import conversation_runs
+    from agentaudit.producers.simulator.conversation import conversation_runs
 
     corpus = conversation_runs(200, breach_rate=0.2)
     injected = {(b.trace_id, b.event_id) for b in corpus.breaches if b.kind in CONFIRMATION_BREACHES}
@@ -164,7 +164,7 @@ rules:
 def test_ancestor_once_finds_the_same_breaches_where_the_agent_records_approvals(tmp_path) -> None:
     # the simulator records each "yes" as the SDK's approval too; once: true makes the second write of a
     # "double_write" run unapproved without any counter on the events
-    from producers.simulator.conversation import conversation_runs
+    from agentaudit.producers.simulator.conversation import conversation_runs
 
     path = tmp_path / "once.yaml"
     path.write_text(ONCE)
