@@ -39,7 +39,7 @@ from agentaudit.consumers.migrate import ddl_files, render, split_statements
 from agentaudit.settings import StoreSettings
 
 __all__ = ["LOCAL_SUFFIX", "SHARDING_KEYS", "ClusterDDLError", "ClusterStatement", "cluster_sql",
-           "cluster_statements", "validate_identifier"]
+           "cluster_statements", "single_node_sql", "validate_identifier"]
 
 #: Suffix of the per-shard replicated table behind each Distributed table.
 LOCAL_SUFFIX = "_local"
@@ -119,6 +119,15 @@ def cluster_sql(settings: StoreSettings, cluster: str, *, directory: Path | None
             parts.append(f"-- {item.file}")
             current = item.file
         parts.append(item.sql + ";\n")
+    return "\n".join(parts)
+
+
+def single_node_sql(settings: StoreSettings, *, directory: Path | None = None) -> str:
+    """The single-node schema as one script, as ``agentaudit migrate`` applies it (``migrate --print``)."""
+    parts: list[str] = []
+    for path in ddl_files(directory):
+        parts.append(f"-- {path.name}")
+        parts.extend(sql + ";\n" for sql in split_statements(render(path.read_text(encoding="utf-8"), settings)))
     return "\n".join(parts)
 
 

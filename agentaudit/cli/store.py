@@ -39,7 +39,12 @@ def store(
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    cluster: str = typer.Option(None, "--cluster", help="ClickHouse cluster name (remote_servers): ON CLUSTER DDL, "
+                                "Replicated* tables T_local behind Distributed tables T, views over them."),
+    print_only: bool = typer.Option(False, "--print", help="Print the SQL (with --cluster: the cluster schema) "
+                                    "instead of applying it; connects to nothing."),
+) -> None:
     """Create or update the ClickHouse tables (schemas/ddl, in order); safe to run again."""
     from agentaudit.consumers.exceptions import MigrationError
     from agentaudit.consumers.migrate import migrate as apply
@@ -47,12 +52,19 @@ def migrate() -> None:
 
     settings = StoreSettings()
     try:
-        applied = apply(settings)
+        if print_only:
+            from agentaudit.consumers.cluster_ddl import cluster_sql, single_node_sql
+
+            typer.echo(cluster_sql(settings, cluster) if cluster is not None else single_node_sql(settings), nl=False)
+            return
+        applied = apply(settings, cluster=cluster)
     except MigrationError as exc:
-        typer.echo(f"error: {exc}\n--- statement ({exc.file}) ---\n{exc.statement}", err=True)
+        where = f"\n--- statement ({exc.file}) ---\n{exc.statement}" if exc.statement else ""
+        typer.echo(f"error: {exc}{where}", err=True)
         raise typer.Exit(1) from exc
     for item in applied:
-        typer.echo(f"applied {item.name} ({item.statements} statements) to {settings.database}")
+        typer.echo(f"applied {item.name} ({item.statements} statements) to {settings.database}"
+                   + (f" on cluster {cluster}" if cluster else ""))
 
 
 @app.command()
