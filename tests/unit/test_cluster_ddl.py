@@ -157,3 +157,39 @@ def test_another_database_and_cluster_name_reach_every_statement() -> None:
     statements = cluster_statements(StoreSettings(database="audit_eu"), "prod_eu")
     assert all(" ON CLUSTER prod_eu" in s.sql for s in statements)
     assert not any("agentaudit." in s.sql for s in statements)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AGENTAUDIT_DATABASE": "agentaudit", "AGENTAUDIT_RETENTION_DAYS": "90",
+           "AGENTAUDIT_INCIDENT_RETENTION_DAYS": "365",
+           "AGENTAUDIT_CLICKHOUSE_URL": "http://127.0.0.1:9"}  # --print must not connect: nothing listens on 9
+    return subprocess.run([sys.executable, "-m", "agentaudit.cli", "migrate", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_migrate_cluster_print_writes_the_golden_sql_without_a_store() -> None:
+    done = _cli("--cluster", CLUSTER, "--print")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_migrate_print_without_cluster_is_the_single_node_schema() -> None:
+    done = _cli("--print")
+    assert done.returncode == 0, done.stderr
+    assert split_statements(done.stdout) == _single_node()
+    assert "ON CLUSTER" not in done.stdout and "Distributed" not in done.stdout
+
+
+def test_migrate_cluster_refuses_an_injected_name_and_prints_nothing() -> None:
+    done = _cli("--cluster", "agentaudit; DROP DATABASE agentaudit", "--print")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "not a plain identifier" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_translation_is_idempotent_on_views_already_global() -> None:
+    from agentaudit.consumers.cluster_ddl import _translate
+
+    view = next(s.sql for s in cluster_statements(SETTINGS, CLUSTER) if "GLOBAL LEFT JOIN" in s.sql)
+    plain = view.replace(f" ON CLUSTER {CLUSTER}\n", "\n", 1)
+    assert _translate(plain, CLUSTER, "x.sql") == [view]
