@@ -13,6 +13,7 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
+    ConfigResource,
     NewTopic,
     ResourcePatternType,
     ResourceType,
@@ -220,6 +221,27 @@ class KafkaAdmin:
             code = info.error.name() if info is not None and info.error is not None else _UNKNOWN_TOPIC
             raise KafkaError(f"topic {topic!r} does not exist; create it with ensure_topics", code=code)
         return sorted(info.partitions)
+
+    def describe_partitions(self, topic: str, timeout: float = 10.0) -> dict[int, tuple[int, list[int], list[int]]]:
+        """``{partition: (leader broker id, replica ids, in-sync replica ids)}`` of ``topic`` (-1: no leader)."""
+        try:
+            metadata = self._client.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise from_exception(exc, "reading metadata", topic=topic) from exc
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            raise KafkaError(f"topic {topic!r} does not exist; create it with ensure_topics", code=_UNKNOWN_TOPIC)
+        return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in info.partitions.values()}
+
+    def topic_config(self, topic: str, timeout: float = 10.0) -> dict[str, str]:
+        """The effective configs of ``topic`` (its own and the broker defaults it inherits)."""
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        try:
+            futures = self._client.describe_configs([resource], request_timeout=timeout)
+            entries = _result(futures[resource], timeout, "describing the configs of topic", topic)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise from_exception(exc, f"describing the configs of topic {topic!r}") from exc
+        return {name: entry.value for name, entry in entries.items() if entry.value is not None}
 
     def committed_offsets(self, group: str, topics: Iterable[str],
                           timeout: float = 10.0) -> dict[tuple[str, int], int | None]:
