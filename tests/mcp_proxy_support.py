@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 AGENTAUDIT = str(Path(sys.executable).with_name("agentaudit"))
 DIGEST_KEY = "mcp-proxy-test-digest-key-0123456789"
 SERVER = [sys.executable, "-m", "tests.fixtures.mcp_tools_server"]
+_LOGS: dict[int, Any] = {}  # stderr files of started processes, closed by stop()
 
 
 def free_port() -> int:
@@ -56,11 +58,14 @@ def calls_seen(path: Path) -> list[dict[str, Any]]:
 def start_http(args: list[str], env: dict[str, str], port: int, path: str = "/mcp",
                timeout: float = 30.0) -> subprocess.Popen[bytes]:
     """Start a process serving streamable HTTP on ``port`` and wait until it answers."""
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty process never blocks on a full pipe
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    _LOGS[proc.pid] = log
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"{args} exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            raise AssertionError(f"{args} exited {proc.returncode}: {log.read().decode()[-2000:]}")
         try:
             httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1.0)
             return proc
@@ -73,10 +78,14 @@ def start_http(args: list[str], env: dict[str, str], port: int, path: str = "/mc
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
-        proc.wait(10)
+        proc.wait(15)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+    log = _LOGS.pop(proc.pid, None)
+    if log is not None:
+        log.close()
+
 
 
 def text_of(result: Any) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -144,7 +143,17 @@ class McpGateway:
         state = ctx.lifespan_context
         name = params.name
         args: dict[str, Any] = dict(params.arguments or {})
-        root = await self._root(ctx, state)
+        key = _session_key(ctx)
+        if key is None:  # no session (2026-07-28 HTTP): the call gets a root of its own, ended with it
+            single = await self._open_root(state, f"call:{uuid.uuid4().hex}")
+            try:
+                return await self._judge_and_forward(state, single.action_id, name, args)
+            finally:
+                single.end()
+        return await self._judge_and_forward(state, await self._root(key, state), name, args)
+
+    async def _judge_and_forward(self, state: _State, root: str, name: str,
+                                 args: dict[str, Any]) -> types.CallToolResult:
         refusal = await self._screen(state, root, name, args)
         if refusal is not None:
             self.calls["refused"] += 1
@@ -246,9 +255,8 @@ class McpGateway:
 
     # -- sessions as traces ----------------------------------------------------------------------
 
-    async def _root(self, ctx: ServerRequestContext[_State], state: _State) -> str:
-        """The id of the root action of the client session ``ctx`` belongs to (started on first use)."""
-        key = _session_key(ctx)
+    async def _root(self, key: str, state: _State) -> str:
+        """The id of the root action of the client session ``key`` (started on first use)."""
         root = state.roots.get(key)
         if root is not None:
             state.roots.move_to_end(key)
@@ -274,10 +282,10 @@ class McpGateway:
         return _Root(action_id=act.action_id, action=act, context=context)
 
 
-def _session_key(ctx: ServerRequestContext[Any]) -> str:
+def _session_key(ctx: ServerRequestContext[Any]) -> str | None:
     """The client session: the ``Mcp-Session-Id`` of streamable HTTP, else the process (stdio has one client).
 
-    The 2026-07-28 protocol has no sessions over HTTP; each such call is then its own trace.
+    None when there is no session: the 2026-07-28 protocol over HTTP has none, so each call is its own trace.
     """
     request = ctx.request
     headers = getattr(request, "headers", None)
@@ -286,4 +294,4 @@ def _session_key(ctx: ServerRequestContext[Any]) -> str:
     session_id = headers.get("mcp-session-id")
     if session_id:
         return f"http:{session_id[:128]}"
-    return f"call:{uuid.uuid4().hex}:{time.monotonic_ns()}"
+    return None
