@@ -201,7 +201,8 @@ _DECLUSTER_ENGINE = re.compile(
 
 def test_the_cluster_schema_runs_in_chdb_against_a_two_shard_cluster_definition(tmp_path: Path) -> None:
     """Beyond parsing: chDB, given a 2-shard ``remote_servers``, creates the Distributed tables, applies the ALTERs
-    to them and creates every view over them (view bodies are analysed at creation: a wrong column or table fails).
+    to them and creates every view over them (view bodies are analysed at creation: a wrong column or table fails),
+    and reading each view gets past query planning, where a non-GLOBAL subquery over a Distributed table fails.
     chDB has no Keeper, so the test strips exactly ``ON CLUSTER`` and the replication arguments; all else runs as
     generated."""
     config = tmp_path / "cluster.xml"
@@ -217,12 +218,24 @@ def test_the_cluster_schema_runs_in_chdb_against_a_two_shard_cluster_definition(
     assert sum(a != b for a, b in zip(generated, local, strict=True)) == len(generated)  # every one was clustered
     checks = [f"SELECT engine FROM system.tables WHERE database = '{SETTINGS.database}' AND name = '{table}'"
               for table in SHARDING_KEYS]
+    views = [re.match(r"CREATE OR REPLACE VIEW (\S+)", sql).group(1) for sql in local  # type: ignore[union-attr]
+             if sql.startswith("CREATE OR REPLACE VIEW")]
+    # Reading a view plans the distributed query before dialling the shards (nothing listens on port 9): an
+    # analysis error such as "Double-distributed IN/JOIN subqueries is denied" (code 288) comes first.
+    reads = [f"SELECT * FROM {view}" for view in views]
+    # Control: the single-node body of action_conflicts, plain IN over the Distributed actions, is refused.
+    conflicts = next(st for st in _single_node() if st.startswith(f"CREATE OR REPLACE VIEW {SETTINGS.database}.action_conflicts"))
+    reads.append(conflicts[conflicts.index("AS SELECT") + 3:conflicts.rindex("\nCOMMENT")])
     done = subprocess.run([sys.executable, str(EXPLAIN), "apply", str(tmp_path / "chdb"), str(config)],
-                          input=json.dumps(local + checks), capture_output=True, text=True, timeout=300, check=True)
+                          input=json.dumps(local + checks + reads), capture_output=True, text=True, timeout=300,
+                          check=True)
     results = json.loads(done.stdout)
     failed = [(sql.splitlines()[0], error) for sql, (ok, error) in zip(local, results, strict=False) if not ok]
     assert failed == []
-    assert [out for _, out in results[len(local):]] == ["Distributed"] * len(checks)
+    assert [out for _, out in results[len(local):len(local) + len(checks)]] == ["Distributed"] * len(checks)
+    read_errors = [re.search(r"Code: (\d+)", error).group(1) for _, error in results[-len(reads):]]  # type: ignore[union-attr]
+    assert len(views) == 8
+    assert read_errors == ["279"] * len(views) + ["288"]  # 279: all connection tries failed, after planning
 
 
 def test_a_view_on_a_missing_column_fails_that_check(tmp_path: Path) -> None:
