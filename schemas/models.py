@@ -99,6 +99,7 @@ class LifecycleType(StrEnum):
     REOPENED = "reopened"
     ESCALATED = "escalated"
     COMMENTED = "commented"
+    NOTIFIED = "notified"  # a notification reached the owner's route; changes no state (v2 of the schema)
 
 
 class IncidentStatus(StrEnum):

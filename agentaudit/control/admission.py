@@ -66,6 +66,7 @@ CONTROL_ACTIONS: Mapping[str, str] = {
 LIFECYCLE_ACTIONS: Mapping[str, str] = {
     "opened": "open", "acknowledged": "acknowledge", "assigned": "assign", "resolved": "resolve",
     "reopened": "reopen", "escalated": "escalate", "commented": "comment",
+    "notified": "notify",
 }
 #: Refusals kept in memory, at most (the newest; each is logged, and the consumer stores each as an incident).
 MAX_REFUSALS_KEPT = 1_000

@@ -55,7 +55,7 @@ SIGNATURE_HEADER = "agentaudit-signature"
 
 #: What a grant may name: control command types and lifecycle decisions, in people's words.
 ACTIONS = frozenset({"kill", "pause", "block", "require_approval", "clear", "promote",
-                     "acknowledge", "assign", "resolve", "reopen", "comment", "escalate", "open"})
+                     "acknowledge", "assign", "resolve", "reopen", "comment", "escalate", "open", "notify"})
 
 
 class AuthorityError(AgentAuditError):

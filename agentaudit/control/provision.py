@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentaudit.control.authority import ACTIONS, Authority
-from agentaudit.rules.owners import ESCALATOR
+from agentaudit.rules.owners import ESCALATOR, NOTIFIER
 from agentaudit.schemas import SigningKey
 
 __all__ = ["AUTHORITY_FILE", "RULES_ISSUER", "SERVICE_KEY_ID", "ProvisionedAuthority", "provision_authority"]
@@ -62,8 +62,9 @@ def provision_authority(home: str | Path, operator: str = "admin") -> Provisione
             {"principal": "human:*", "may": _PEOPLE, "tenants": ["*"]},
             {"principal": RULES_ISSUER, "may": ["pause", "block", "require_approval", "kill"], "tenants": ["*"]},
             {"principal": f"system:{ESCALATOR}", "may": ["escalate"], "tenants": ["*"]},
+            {"principal": f"system:{NOTIFIER}", "may": ["notify"], "tenants": ["*"]},
             {"principal": f"service:{SERVICE_KEY_ID}",
-             "on_behalf_of": ["human:*", RULES_ISSUER, f"system:{ESCALATOR}"]},
+             "on_behalf_of": ["human:*", RULES_ISSUER, f"system:{ESCALATOR}", f"system:{NOTIFIER}"]},
         ],
     }
     Authority.from_document(document, source=str(authority_path))  # what we write must load
