@@ -9,7 +9,7 @@ and writes what it decides to ClickHouse.
 if __name__ != "agentaudit.consumers":
     raise ImportError(f"import agentaudit.consumers, not {__name__}: the consumers/ folder is the agentaudit.consumers package")
 
-from agentaudit.consumers.exceptions import ConsumerError, MigrationError
+from agentaudit.consumers.exceptions import ConsumerError, DeliveryError, MigrationError, NotifyError, RouteConfigError
 from agentaudit.consumers.settings import SinkSettings, StreamKeysSettings
 from agentaudit.consumers.sink import AfterInsertCallback, BatchResult, Sink
 
@@ -17,7 +17,10 @@ __all__ = [
     "AfterInsertCallback",
     "BatchResult",
     "ConsumerError",
+    "DeliveryError",
     "MigrationError",
+    "NotifyError",
+    "RouteConfigError",
     "Sink",
     "SinkSettings",
     "StreamKeysSettings",

@@ -67,6 +67,7 @@ SUBJECTS = ("rule", "agent", "tool", "tenant")  # tie-break order, first wins
 DEFAULT_DEADLINES_US = {"critical": 15 * 60_000_000, "high": 3_600_000_000, "medium": 4 * 3_600_000_000,
                         "low": 24 * 3_600_000_000}
 ESCALATOR = "agentaudit-escalator"
+NOTIFIER = "agentaudit-notifier"  # the system actor of ``notified`` lifecycle events (agentaudit notify)
 _NS = uuid.UUID("0e4f6a0c-93f5-4c0c-b0a8-5d7f4f9f2c61")
 _GLOB = re.compile(r"[*?\[]")
 
@@ -102,11 +103,14 @@ class OwnershipMap:
     """Resolves owners by the most specific matching pattern; built by :func:`load_owners`."""
 
     def __init__(self, entries: Sequence[_Entry], teams: dict[str, dict[str, tuple[str, ...]]],
-                 deadlines_us: dict[str, int | None], source: str = "") -> None:
+                 deadlines_us: dict[str, int | None], source: str = "",
+                 routes: dict[str, tuple[tuple[dict[str, Any], int | None], ...]] | None = None) -> None:
         self.entries = tuple(sorted(entries, key=lambda e: e.specificity, reverse=True))
         self.teams = teams
         self.deadlines_us = deadlines_us
         self.source = source
+        #: per team, its notification routes as written (``(mapping, line)``); see agentaudit.consumers.notify
+        self.routes = routes or {}
         self._cache: dict[tuple[str, str, str, str], Owner | None] = {}
 
     def resolve(self, *, rule: str = "", agent: str = "", tool: str = "", tenant: str = "") -> Owner | None:
@@ -155,14 +159,21 @@ def load_owners(path: str | Path) -> OwnershipMap:
             raise OwnersError(f"unknown key {key!r}; expected teams, owners, deadlines", file=name,
                               line=doc.line_of(key))
     teams: dict[str, dict[str, tuple[str, ...]]] = {}
+    routes: dict[str, tuple[tuple[dict[str, Any], int | None], ...]] = {}
     raw_teams = doc.get("teams") or {}
     if not isinstance(raw_teams, dict):
         raise OwnersError("teams must be a mapping of team name to contacts", file=name, line=doc.line_of("teams"))
     for team, spec in raw_teams.items():
         spec = spec or {}
         line = raw_teams.line_of(team) if isinstance(raw_teams, LineDict) else None
-        if not isinstance(spec, dict) or any(k not in ("oncall", "escalation") for k in spec):
-            raise OwnersError(f"team {team!r}: expected oncall and escalation lists", file=name, line=line)
+        if not isinstance(spec, dict) or any(k not in ("oncall", "escalation", "routes") for k in spec):
+            raise OwnersError(f"team {team!r}: expected oncall and escalation lists and routes", file=name, line=line)
+        raw_routes = spec.get("routes") or []
+        if not isinstance(raw_routes, list) or not all(isinstance(r, dict) for r in raw_routes):
+            raise OwnersError(f"team {team!r}: routes must be a list of mappings, each with a kind", file=name,
+                              line=line)
+        # checked field by field by agentaudit.consumers.notify.routes, which alone knows the route kinds
+        routes[str(team)] = tuple((dict(r), r.line if isinstance(r, LineDict) else line) for r in raw_routes)
         contacts = {}
         for key in ("oncall", "escalation"):
             value = spec.get(key) or []
@@ -208,7 +219,7 @@ def load_owners(path: str | Path) -> OwnershipMap:
         if us is None:
             raise OwnersError(f"bad deadline {text!r} for {severity}; use 15m, 1h, 1d or never", file=name, line=line)
         deadlines[severity] = us
-    return OwnershipMap(entries, teams, deadlines, source=name)
+    return OwnershipMap(entries, teams, deadlines, source=name, routes=routes)
 
 
 def unowned_agents(agents: Iterable[tuple[str, str]], owners: OwnershipMap) -> list[tuple[str, str]]:
