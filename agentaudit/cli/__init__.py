@@ -8,6 +8,7 @@ from __future__ import annotations
 from agentaudit.cli._app import app
 from agentaudit.cli import stack, store, consume, rules, owners, control, simulate, imports, otlp  # noqa: F401,I001 - registers commands
 from agentaudit.cli import dashboard, keys  # noqa: F401,I001 - registers commands
+from agentaudit.cli import notify  # noqa: F401,I001 - registers commands
 from agentaudit.cli import mcp_proxy  # noqa: F401,I001 - registers commands
 
 __all__ = ["app", "main"]
