@@ -119,7 +119,8 @@ def _planned(settings: StoreSettings, directory: Path | None, cluster: str | Non
     if cluster is None:
         return [(path, split_statements(render(path.read_text(encoding="utf-8"), settings)))
                 for path in ddl_files(directory)]
-    from agentaudit.consumers.cluster_ddl import cluster_statements  # it imports this module
+    # Imported here: cluster_ddl imports this module.
+    from agentaudit.consumers.cluster_ddl import cluster_statements
 
     by_file: dict[str, list[str]] = {}
     for item in cluster_statements(settings, cluster, directory=directory):

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from agentaudit.consumers.cluster_ddl import ClusterDDLError, cluster_sql, cluster_statements
+from agentaudit.consumers.cluster_ddl import (
+    ClusterDDLError,
+    cluster_sql,
+    cluster_statements,
+)
 from agentaudit.consumers.exceptions import MigrationError
 from agentaudit.settings import StoreSettings
 

@@ -163,7 +163,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AGENTAUDIT_DATABASE": "agentaudit", "AGENTAUDIT_RETENTION_DAYS": "90",
            "AGENTAUDIT_INCIDENT_RETENTION_DAYS": "365",
            "AGENTAUDIT_CLICKHOUSE_URL": "http://127.0.0.1:9"}  # --print must not connect: nothing listens on 9
-    return subprocess.run([sys.executable, "-m", "agentaudit.cli", "migrate", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agentaudit.cli", "migrate", *args], check=False, capture_output=True,
+                          text=True,
                           env=env, timeout=120)
 
 
