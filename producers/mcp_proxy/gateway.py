@@ -202,7 +202,7 @@ class McpGateway:
             else:
                 try:
                     size = len(canonical_json(args).encode("utf-8"))
-                except ValueError:
+                except (ValueError, RecursionError):  # NaN, infinity, or nesting too deep to judge
                     size = -1
                 if size < 0:
                     code, reason = "bad_arguments", "the arguments are not JSON values"
