@@ -20,6 +20,7 @@ PACKAGES = [
     "agentaudit.producers",
     "agentaudit.producers.importers",
     "agentaudit.producers.integrations",
+    "agentaudit.producers.mcp_proxy",
 ]
 
 
