@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,8 @@ def test_stdio_proxy_refuses_holds_for_approval_obeys_kill_and_records_the_sessi
     with ControlIssuer(kafka) as issuer:  # in force before the proxy starts: its first check sees it
         issuer.publish(issuer.command(ControlType.REQUIRE_APPROVAL, agent_id=agent, tool="payments.refund",
                                       actor="risk", reason="refunds need a human", tenant="acme"))
+        issuer.publish(issuer.command(ControlType.BLOCK_TOOL, agent_id=agent, tool="fail", actor="risk",
+                                      reason="flaky tool under review", tenant="acme"))
     env = proxy_env(kafka, tmp_path, agent=agent, calls=calls)
     rules = write_rules(tmp_path)  # guard.forbidden-tool (enforce): shell.exec, fs.rmtree
     params = StdioServerParameters(command=AGENTAUDIT, args=["mcp-proxy", "--stdio", "--hide-blocked", "--guard-rules",
@@ -88,6 +91,7 @@ def test_stdio_proxy_refuses_holds_for_approval_obeys_kill_and_records_the_sessi
             out["search"] = await client.call_tool("search", {"query": "refund policy"})
             out["shell"] = await client.call_tool("shell.exec", {"cmd": "rm -rf /"})  # hidden, called anyway
             out["variant"] = await client.call_tool("Shell.Exec", {"cmd": "id"})
+            out["blocked"] = await client.call_tool("fail", {"reason": "x"})  # hidden by the block command
             granting = grant_later(kafka, tmp_path, agent, approved, delay=1.5)
             started = time.monotonic()
             out["refund"] = await client.call_tool("payments.refund", approved)
@@ -101,7 +105,8 @@ def test_stdio_proxy_refuses_holds_for_approval_obeys_kill_and_records_the_sessi
         return out
 
     out = anyio.run(scenario)
-    assert out["listed"] == ["fail", "payments.refund", "search"]  # shell.exec hidden: the guard denies it by name
+    assert out["listed"] == ["payments.refund", "search"]  # hidden: shell.exec (guard rule), fail (block command)
+    assert out["blocked"].is_error and "tool_blocked" in text_of(out["blocked"]) and "under review" in text_of(out["blocked"])
     assert not out["search"].is_error and "3 results for refund policy" in text_of(out["search"])
     assert out["shell"].is_error and "guard_denied" in text_of(out["shell"]), text_of(out["shell"])
     assert out["variant"].is_error and "unknown_tool" in text_of(out["variant"])
@@ -112,7 +117,7 @@ def test_stdio_proxy_refuses_holds_for_approval_obeys_kill_and_records_the_sessi
     seen = calls_seen(calls)
     assert [c["tool"] for c in seen[:2]] == ["search", "payments.refund"]
     assert seen[1]["args"] == approved
-    assert not [c for c in seen if c["tool"] == "shell.exec"], seen  # the server never ran the forbidden tool
+    assert not [c for c in seen if c["tool"] in ("shell.exec", "fail")], seen  # the server never ran them
     assert not [c for c in seen if c["tool"] == "payments.refund" and c["args"] == other]
     print(f"\nmcp-proxy stdio: approval held the call {out['held_s']:.2f}s; server ran {len(seen)} calls")
 
@@ -134,7 +139,7 @@ def test_stdio_proxy_refuses_holds_for_approval_obeys_kill_and_records_the_sessi
     denials = {(r.attributes.get("guarded_name"), r.attributes.get("code") or r.name) for r in rows
                if r.kind == "guardrail" and r.status == "denied"}
     assert {("shell.exec", "guard:guard.forbidden-tool"), ("Shell.Exec", "unknown_tool"), ("payments.refund", "approval_required"),
-            ("search", "killed")} <= denials, denials
+            ("search", "killed"), ("fail", "tool_blocked")} <= denials, denials
     assert {r.trace_id for r in rows if r.kind == "guardrail" and r.agent_id == agent} == {root.trace_id}
 
 
@@ -160,6 +165,15 @@ def test_http_proxy_refuses_forbidden_tool_passes_others_and_obeys_kill(
                 out["search"] = await client.call_tool("search", {"query": "flights"})
                 out["failing"] = await client.call_tool("fail", {"reason": "disk full"})
                 out["shell"] = await client.call_tool("shell.exec", {"cmd": "cat /etc/shadow"})
+            out["latency_ms"] = {}
+            for label, port in (("direct", upstream_port), ("proxied", proxy_port)):
+                async with Client(f"http://127.0.0.1:{port}/mcp", mode="legacy") as client:
+                    spent = []
+                    for i in range(30):
+                        started = time.perf_counter()
+                        await client.call_tool("search", {"query": f"timing {i}"})
+                        spent.append((time.perf_counter() - started) * 1000)
+                    out["latency_ms"][label] = sorted(spent)[len(spent) // 2]
             async with Client(f"http://127.0.0.1:{proxy_port}/mcp", mode="legacy") as client:  # with a session id
                 out["session"] = [await client.call_tool("search", {"query": q}) for q in ("a", "b")]
             with ControlIssuer(kafka) as issuer:
@@ -178,9 +192,11 @@ def test_http_proxy_refuses_forbidden_tool_passes_others_and_obeys_kill(
     assert out["failing"].is_error
     assert out["shell"].is_error and "guard_denied" in text_of(out["shell"])
     assert [text_of(r) for r in out["session"]] == ["3 results for a", "3 results for b"]
+    print(f"\nmcp-proxy HTTP: median tools/call {out['latency_ms']['direct']:.1f} ms direct, "
+          f"{out['latency_ms']['proxied']:.1f} ms through the proxy (30 calls each, same session)")
     assert out["killed"].is_error and "killed" in text_of(out["killed"])
     seen = calls_seen(calls)
-    assert [c["tool"] for c in seen[:4]] == ["search", "fail", "search", "search"]
+    assert [c["tool"] for c in seen[:2]] == ["search", "fail"] and len(seen) == 2 + 60 + 2
     assert not [c for c in seen if c["tool"] == "shell.exec"]
 
     store = store_settings_factory()
@@ -189,6 +205,9 @@ def test_http_proxy_refuses_forbidden_tool_passes_others_and_obeys_kill(
     rows = [r for r in stored(client) if r.agent_id == agent]
     ends = [r for r in rows if r.phase == "end"]
     tools = [r for r in ends if r.kind == "execute_tool"]
+    by_parent = Counter(r.parent_action_id for r in tools)
+    timed = next(parent for parent, n in by_parent.items() if n == 30)  # the timing session: one root, 30 calls
+    tools = [r for r in tools if r.parent_action_id != timed]
     assert [(r.name, r.status) for r in tools] == [("search", "ok"), ("fail", "error"), ("search", "ok"),
                                                    ("search", "ok")], [(r.name, r.status) for r in tools]
     assert {r.attributes.get("mcp.transport") for r in tools} == {"http"}
