@@ -247,3 +247,82 @@ def test_a_view_on_a_missing_column_fails_that_check(tmp_path: Path) -> None:
                                             "CREATE VIEW d.v AS SELECT b FROM d.t GLOBAL LEFT JOIN d.t AS u USING a"]),
                           capture_output=True, text=True, timeout=120, check=True)
     assert [ok for ok, _ in json.loads(done.stdout)] == [True, True, False]
+
+
+class _Captured(Exception):
+    """Raised by :class:`_RecordingStore` to stop a dashboard query function after its first query."""
+
+
+class _RecordingStore:
+    """Takes the dashboard's first query and its parameters; the SQL is then planned by chDB, not here."""
+
+    def __init__(self) -> None:
+        self.sql = ""
+        self.params: dict[str, object] = {}
+
+    def _take(self, sql: str, params: dict[str, object] | None = None, *_: object, **__: object) -> None:
+        self.sql, self.params = sql, dict(params or {})
+        raise _Captured
+
+    query = query_arrow = query_df = command = _take
+
+
+def _text(value: object) -> str:
+    """A query parameter in ClickHouse's text format."""
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(sep=" ")
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join("'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in value) + "]"
+    return str(value)
+
+
+def _dashboard_queries() -> dict[str, tuple[str, dict[str, str]]]:
+    from agentaudit.dashboard import queries as q
+
+    calls = {
+        "incidents": lambda s: q.incidents(s), "incident_counts": lambda s: q.incident_counts(s),
+        "counts_by_severity": lambda s: q.counts_by_severity(s), "counts_by_owner": lambda s: q.counts_by_owner(s),
+        "filter_options": lambda s: q.filter_options(s), "incident": lambda s: q.incident(s, "i1"),
+        "triggering_events": lambda s: q.triggering_events(s, "acme", ["e1", "e2"]),
+        "trace": lambda s: q.trace(s, "acme", "t1"), "trace_tenants": lambda s: q.trace_tenants(s, "t1"),
+        "lifecycle_history": lambda s: q.lifecycle_history(s, "i1"), "owned_subjects": lambda s: q.owned_subjects(s),
+        "team_summary": lambda s: q.team_summary(s), "unowned_agents": lambda s: q.unowned_agents(s),
+        "recent_agents": lambda s: q.recent_agents(s), "agent_metrics": lambda s: q.agent_metrics(s),
+        "agent_metrics_by_owner": lambda s: q.agent_metrics(s, by="owner"), "rule_hits": lambda s: q.rule_hits(s),
+        "rules_summary": lambda s: q.rules_summary(s), "recent_traces": lambda s: q.recent_traces(s),
+    }
+    out: dict[str, tuple[str, dict[str, str]]] = {}
+    for name, call in calls.items():
+        store = _RecordingStore()
+        with pytest.raises(_Captured):
+            call(store)
+        out[name] = (store.sql, {k: _text(v) for k, v in store.params.items()})
+    return out
+
+
+def test_the_dashboard_queries_plan_on_the_distributed_tables(tmp_path: Path) -> None:
+    """The dashboard keeps its table names on a cluster: each of its queries, run in the database the cluster
+    schema made (over a 2-shard definition), gets past planning and fails only dialling the shards."""
+    config = tmp_path / "cluster.xml"
+    config.write_text(
+        "<clickhouse><remote_servers><agentaudit>"
+        "<shard><replica><host>127.0.0.1</host><port>9</port></replica></shard>"
+        "<shard><replica><host>127.0.0.2</host><port>9</port></replica></shard>"
+        "</agentaudit></remote_servers></clickhouse>", encoding="utf-8")
+    schema = [_DECLUSTER_ENGINE.sub(r"ENGINE = \1(", s.sql.replace(f" ON CLUSTER {CLUSTER}", ""))
+              .replace("ENGINE = ReplacingMergeTree()", "ENGINE = ReplacingMergeTree")
+              .replace("replicated_deduplication_window", "non_replicated_deduplication_window")
+              for s in cluster_statements(SETTINGS, CLUSTER)]
+    queries = _dashboard_queries()
+    assert len(queries) == 19
+    # The dashboard names tables without a database, as the store client's default database resolves them.
+    reads = [[f"USE {SETTINGS.database}", None]] + [[sql, params] for sql, params in queries.values()]
+    done = subprocess.run([sys.executable, str(EXPLAIN), "apply", str(tmp_path / "chdb"), str(config)],
+                          input=json.dumps(schema + reads), capture_output=True, text=True, timeout=300, check=True)
+    results = json.loads(done.stdout)
+    assert all(ok for ok, _ in results[:len(schema) + 1])
+    codes = {name: m.group(1) if (m := re.search(r"Code: (\d+)", error)) else error[:300]
+             for name, (_, error) in zip(queries, results[len(schema) + 1:], strict=True)}
+    assert codes == dict.fromkeys(queries, "279")
