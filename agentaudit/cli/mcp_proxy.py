@@ -38,7 +38,13 @@ def mcp_proxy(
 
     from agentaudit.exceptions import AgentAuditError
     from agentaudit.producers import AuditClient
-    from agentaudit.producers.mcp_proxy import McpGateway, McpProxySettings, Upstream, run_http, run_stdio
+    from agentaudit.producers.mcp_proxy import (
+        McpGateway,
+        McpProxySettings,
+        Upstream,
+        run_http,
+        run_stdio,
+    )
     from agentaudit.producers.settings import SdkSettings
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)  # stdout is the MCP channel under --stdio

@@ -207,8 +207,9 @@ class McpGateway:
                 if size < 0:
                     code, reason = "bad_arguments", "the arguments are not JSON values"
                 elif size > self.settings.max_argument_bytes:
-                    code, reason = ("arguments_too_large", f"the arguments have {size} bytes, more than the "
-                                    f"{self.settings.max_argument_bytes} the proxy accepts (AGENTAUDIT_MCP_MAX_ARGUMENT_BYTES)")
+                    code = "arguments_too_large"
+                    reason = (f"the arguments have {size} bytes, more than the {self.settings.max_argument_bytes} "
+                              "the proxy accepts (AGENTAUDIT_MCP_MAX_ARGUMENT_BYTES)")
         if code is None:
             return None
         self.audit.event("guardrail", "mcp-proxy", parent=root, status="denied",

@@ -28,8 +28,19 @@ from agentaudit.producers import AuditClient
 from agentaudit.schemas import ControlType
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.control_support import write_rules
-from tests.mcp_proxy_support import (AGENTAUDIT, DIGEST_KEY, SERVER, calls_seen, free_port, proxy_env, start_http,
-                                     stop, store_events, stored, text_of)
+from tests.mcp_proxy_support import (
+    AGENTAUDIT,
+    DIGEST_KEY,
+    SERVER,
+    calls_seen,
+    free_port,
+    proxy_env,
+    start_http,
+    stop,
+    store_events,
+    stored,
+    text_of,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.slow]
 

@@ -24,8 +24,17 @@ from mcp.client.stdio import StdioServerParameters
 
 from agentaudit.settings import KafkaSettings
 from tests.control_support import write_rules
-from tests.mcp_proxy_support import (AGENTAUDIT, ROOT, SERVER, calls_seen, free_port, proxy_env, start_http, stop,
-                                     text_of)
+from tests.mcp_proxy_support import (
+    AGENTAUDIT,
+    ROOT,
+    SERVER,
+    calls_seen,
+    free_port,
+    proxy_env,
+    start_http,
+    stop,
+    text_of,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.slow]
 

@@ -7,7 +7,11 @@ import pytest
 from typer.testing import CliRunner
 
 from agentaudit.cli import app
-from agentaudit.producers.mcp_proxy import McpProxyConfigError, McpProxySettings, Upstream
+from agentaudit.producers.mcp_proxy import (
+    McpProxyConfigError,
+    McpProxySettings,
+    Upstream,
+)
 
 runner = CliRunner()
 
