@@ -43,6 +43,8 @@ _log = logging.getLogger("agentaudit.mcp_proxy")
 
 #: Longest tool name a call may carry (MCP names are short identifiers); longer names are refused.
 MAX_TOOL_NAME = 256
+#: The code the mcp client raises when the upstream's connection is gone (its process died, its socket closed).
+CONNECTION_CLOSED = -32000
 #: Sessions whose root action is kept open at once over HTTP; the oldest is ended first.
 MAX_SESSIONS = 10_000
 
@@ -127,7 +129,14 @@ class McpGateway:
                           params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         state = ctx.lifespan_context
         cursor = params.cursor if params is not None else None
-        listed = await state.client.session.list_tools(cursor=cursor) if cursor else await state.client.list_tools()
+        try:
+            listed = (await state.client.session.list_tools(cursor=cursor) if cursor
+                      else await state.client.list_tools())
+        except MCPError as exc:
+            if exc.code != CONNECTION_CLOSED:
+                raise
+            raise MCPError(types.INTERNAL_ERROR, f"upstream_unavailable: the upstream MCP server "
+                           f"{state.server_name!r} closed the connection; restart the proxy or the server") from exc
         state.tools.update(tool.name for tool in listed.tools)
         tools = listed.tools
         if self.settings.hide_blocked:
@@ -165,10 +174,14 @@ class McpGateway:
         context = contextvars.Context()
         try:
             result = await state.client.call_tool(name, args, read_timeout_seconds=self.settings.upstream_timeout_s)
-        except MCPError as exc:  # the upstream's own JSON-RPC error goes back as it was
+        except MCPError as exc:
             self.calls["failed"] += 1
             context.run(act.__exit__, type(exc), exc, None)
-            raise
+            if exc.code != CONNECTION_CLOSED:
+                raise  # the upstream's own JSON-RPC error goes back as it was
+            _log.error("mcp_proxy.upstream_gone server=%s tool=%s", state.server_name, name)
+            return _error_result(f"upstream_unavailable: the upstream MCP server {state.server_name!r} closed the "
+                                 f"connection during or before {name!r}; restart the proxy or the server")
         except Exception as exc:  # noqa: BLE001 - an upstream that broke must not break the proxy
             self.calls["failed"] += 1
             context.run(act.__exit__, type(exc), exc, None)

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.shared.exceptions import MCPError
 
 from agentaudit.settings import KafkaSettings
 from tests.control_support import write_rules
@@ -194,3 +195,26 @@ def test_malformed_http_requests_never_crash_the_proxy(kafka_settings_factory: C
     finally:
         stop(proxy)
     assert not [c for c in calls_seen(calls) if c["tool"] == "shell.exec"]
+
+
+def test_an_upstream_that_dies_mid_call_never_takes_the_proxy_down(
+        kafka_settings_factory: Callable[..., KafkaSettings], tmp_path: Path) -> None:
+    kafka = kafka_settings_factory(partitions=1)
+    calls = tmp_path / "calls.jsonl"
+    env = proxy_env(kafka, tmp_path, agent="dying-upstream-bot", calls=calls)
+    params = StdioServerParameters(command=AGENTAUDIT, args=proxy_args(write_rules(tmp_path)), env=env, cwd=str(ROOT))
+
+    async def run() -> list[Any]:
+        async with Client(params, read_timeout_seconds=30) as client:
+            out = [await client.call_tool("search", {"query": "before"}), await client.call_tool("crash", {}),
+                   await client.call_tool("search", {"query": "after"})]
+            with pytest.raises(MCPError, match="upstream_unavailable"):  # a JSON-RPC error from the live proxy
+                await client.session.list_tools()
+            out.append(await client.call_tool("search", {"query": "still answered"}))
+            return out
+
+    before, crashed, after, last = anyio.run(run)
+    assert "3 results for before" in text_of(before)
+    for result in (crashed, after, last):  # answered by the proxy, which is still there
+        assert result.is_error and "upstream_unavailable" in text_of(result), text_of(result)
+    assert [c["tool"] for c in calls_seen(calls)] == ["search", "crash"]
