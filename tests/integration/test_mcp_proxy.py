@@ -116,7 +116,7 @@ def test_stdio_proxy_refuses_holds_for_approval_obeys_kill_and_records_the_sessi
         return out
 
     out = anyio.run(scenario)
-    assert out["listed"] == ["payments.refund", "search"]  # hidden: shell.exec (guard rule), fail (block command)
+    assert out["listed"] == ["crash", "payments.refund", "search"]  # hidden: shell.exec (guard rule), fail (block command)
     assert out["blocked"].is_error and "tool_blocked" in text_of(out["blocked"]) and "under review" in text_of(out["blocked"])
     assert not out["search"].is_error and "3 results for refund policy" in text_of(out["search"])
     assert out["shell"].is_error and "guard_denied" in text_of(out["shell"]), text_of(out["shell"])
