@@ -3,7 +3,8 @@ spawns (stdio) or calls (streamable HTTP) a real MCP server; the real tansu brok
 commands, approvals and events, and the real sink stores them in chDB.
 
 What is shown: a tool the inline guard forbids is refused before the server runs it (the server logs every
-call it runs), a call that needs an approval is held until one bound to its arguments arrives, a kill
+call it runs), a call that needs an approval is held until one bound to its arguments arrives, a pause (until
+cleared) and a kill
 switch stops the next call, and every forwarded call is stored as an execute_tool action under the
 session's root action."""
 
@@ -69,7 +70,19 @@ async def call_until_refused(client: Client, calls: Path, timeout: float = 10.0)
             assert len(calls_seen(calls)) == before  # the refused call never reached the server
             return result
         await anyio.sleep(0.05)
-    raise AssertionError(f"the kill was not obeyed within {timeout}s")
+    raise AssertionError(f"the pause or kill was not obeyed within {timeout}s")
+
+
+async def call_until_passes(client: Client, calls: Path, timeout: float = 10.0) -> Any:
+    """Call `search` until the proxy forwards it again (after a clear)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await client.call_tool("search", {"query": "after clear"})
+        if not result.is_error:
+            assert calls_seen(calls)[-1] == {"tool": "search", "args": {"query": "after clear"}}
+            return result
+        await anyio.sleep(0.05)
+    raise AssertionError(f"the clear was not obeyed within {timeout}s")
 
 
 def count_events(kafka: KafkaSettings) -> int:
@@ -109,8 +122,11 @@ def test_stdio_proxy_refuses_holds_for_approval_obeys_kill_and_records_the_sessi
             out["held_s"] = time.monotonic() - started
             granting.join()
             out["refund_other"] = await client.call_tool("payments.refund", other)  # A's approval is not B's
-            out["seen_before_kill"] = len(calls_seen(calls))
             with ControlIssuer(kafka) as issuer:
+                pause = issuer.pause(agent, actor="alice", reason="looking into it", tenant="acme")
+                out["paused"] = await call_until_refused(client, calls)
+                issuer.clear(pause, actor="alice", note="all good")
+                out["resumed"] = await call_until_passes(client, calls)
                 issuer.kill(agent, actor="alice", reason="runaway tool loop", tenant="acme")
             out["killed"] = await call_until_refused(client, calls)
         return out
@@ -124,6 +140,8 @@ def test_stdio_proxy_refuses_holds_for_approval_obeys_kill_and_records_the_sessi
     assert not out["refund"].is_error and "refunded 40 on o-17" in text_of(out["refund"]), text_of(out["refund"])
     assert 1.4 < out["held_s"] < 6, out["held_s"]  # held until alice's approval arrived
     assert out["refund_other"].is_error and "approval_required" in text_of(out["refund_other"])
+    assert out["paused"].is_error and "paused" in text_of(out["paused"]) and "looking into it" in text_of(out["paused"])
+    assert not out["resumed"].is_error
     assert out["killed"].is_error and "killed" in text_of(out["killed"]) and "runaway tool loop" in text_of(out["killed"])
     seen = calls_seen(calls)
     assert [c["tool"] for c in seen[:2]] == ["search", "payments.refund"]
@@ -150,7 +168,7 @@ def test_stdio_proxy_refuses_holds_for_approval_obeys_kill_and_records_the_sessi
     denials = {(r.attributes.get("guarded_name"), r.attributes.get("code") or r.name) for r in rows
                if r.kind == "guardrail" and r.status == "denied"}
     assert {("shell.exec", "guard:guard.forbidden-tool"), ("Shell.Exec", "unknown_tool"), ("payments.refund", "approval_required"),
-            ("search", "killed"), ("fail", "tool_blocked")} <= denials, denials
+            ("search", "killed"), ("search", "paused"), ("fail", "tool_blocked")} <= denials, denials
     assert {r.trace_id for r in rows if r.kind == "guardrail" and r.agent_id == agent} == {root.trace_id}
 
 
