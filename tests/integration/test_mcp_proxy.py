@@ -4,8 +4,7 @@ commands, approvals and events, and the real sink stores them in chDB.
 
 What is shown: a tool the inline guard forbids is refused before the server runs it (the server logs every
 call it runs), a call that needs an approval is held until one bound to its arguments arrives, a pause (until
-cleared) and a kill
-switch stops the next call, and every forwarded call is stored as an execute_tool action under the
+cleared) and a kill switch each stop the next call, and every forwarded call is stored as an execute_tool action under the
 session's root action."""
 
 from __future__ import annotations
