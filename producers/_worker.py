@@ -67,6 +67,12 @@ SDK_PRODUCER_CONFIG: dict[str, Any] = {
 #: fails is read back as without idempotence (it may have been written before the broker died).
 SDK_IDEMPOTENT_CONFIG: dict[str, Any] = {"enable.idempotence": True, "retries": 1_000_000}
 
+#: Of a close's timeout, kept for joining the worker (longer than its longest blocking call, a broker probe).
+_JOIN_RESERVE_S = 2.5
+
+#: A spool frame's bytes besides key and value (length and checksum header).
+_FRAME_OVERHEAD = 16
+
 #: One window: small enough to travel as one request per partition.
 WINDOW_EVENTS = 2000
 WINDOW_BYTES = 800_000
@@ -122,6 +128,7 @@ class Worker(threading.Thread):
         self._mem: deque[tuple[bytes, bytes]] = deque()  # sealed, not yet sent (direct mode)
         self._window: list[list[Any]] = []  # [key, value, state, partition, offset, spool end]
         self._window_from_spool = False
+        self.sealed_bytes = 0  # spool bytes of every event sealed so far (framed), for has_room's estimate
         self._window_sent_at = 0.0
         self._confirmed: dict[int, int] = {}  # partition -> highest confirmed offset
         self._next_readback = 0.0
@@ -176,6 +183,15 @@ class Worker(threading.Thread):
             except Exception:  # noqa: BLE001 - the worker must survive anything; the agent never sees it
                 _log.exception("sdk.worker_error; continuing")
                 time.sleep(0.05)
+
+    def unspooled(self) -> int:
+        """Sealed events held in memory (waiting or in a window) that would go to the spool if the broker left."""
+        return len(self._mem) + (0 if self._window_from_spool else len(self._window))
+
+    def mean_event_bytes(self) -> int:
+        """The mean spool size of the events sealed so far (0 before the first)."""
+        sealed = self.stats["sealed"]
+        return self.sealed_bytes // sealed if sealed else 0
 
     def _busy(self) -> bool:
         return bool(self._window or self._mem or not self.spool.empty
@@ -260,6 +276,7 @@ class Worker(threading.Thread):
             _log.warning("sdk.unencodable kind=%s name=%s agent=%s error=%s", kind, name, agent, exc)
             return None
         self.stats["sealed"] += 1
+        self.sealed_bytes += len(value) + len(stream_id) + _FRAME_OVERHEAD
         if schedule is not None:
             schedule.sealed(stream_id, time.monotonic(), signed=signature is not None, point=checkpoint)
             self.stats["checkpoints"] = schedule.checkpoints
@@ -565,7 +582,9 @@ class Worker(threading.Thread):
     def finish(self, timeout: float) -> None:
         """Stop the loop, deliver what can be delivered within ``timeout``, spool the rest, close."""
         deadline = time.monotonic() + timeout
-        self.wait_idle(timeout)
+        # keep time to join: with the broker away the loop can be inside a ~1 s probe when the wait ends,
+        # and a worker left running keeps the spool open and unsaved
+        self.wait_idle(timeout - min(timeout / 2, _JOIN_RESERVE_S))
         self.stop()
         self.join(max(0.1, deadline - time.monotonic()))
         if self.is_alive():

@@ -1099,14 +1099,20 @@ class AuditClient:
 
     def has_room(self, events: int) -> bool:
         """Whether ``events`` more events fit now without an emit waiting or dropping: the in-memory queue has
-        room and, while the broker is away (spooling), the spool too. A receiver that can answer "try later"
+        room and the spool could take every event not yet confirmed (should the broker leave). A receiver that can answer "try later"
         (the OTLP receiver's 503) asks before it accepts a batch, instead of letting the queue drop."""
         queue = self._queue
         if self._closed or queue.stalled:
             return False
         if len(queue) + events > queue.max_events or queue.bytes + events * BASE_EVENT_BYTES > queue.max_bytes:
             return False
-        return self._worker.mode != "spooling" or self._spool.room_for((len(queue) + events) * BASE_EVENT_BYTES)
+        # in any mode: the broker may leave before these are confirmed, and then all of them go to the spool
+        worker = self._worker
+        unconfirmed = len(queue) + worker.unspooled() + events
+        # a quarter over the mean seen so far (twice the base estimate before the first): sizes vary
+        mean = worker.mean_event_bytes()
+        return self._spool.room_for(unconfirmed * (max(BASE_EVENT_BYTES, mean) * 5 // 4 if mean
+                                                   else 2 * BASE_EVENT_BYTES))
 
     def stats(self) -> dict[str, Any]:
         """Counters: ``sealed``, ``delivered``, ``spooled``, ``replayed``, ``dropped_queue_full``,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agentaudit.producers.client import AuditClient
@@ -45,6 +46,9 @@ class TenantClients:
         return all(c.flush(timeout) for c in list(self._clients.values()))
 
     def close(self, timeout: float = 10.0) -> None:
-        for client in list(self._clients.values()):
-            client.close(timeout)
+        """Close every tenant's client at once: with the broker away each takes its whole ``timeout``."""
+        clients = list(self._clients.values())
+        if clients:
+            with ThreadPoolExecutor(min(len(clients), 32), thread_name_prefix="agentaudit-otlp-close") as pool:
+                list(pool.map(lambda c: c.close(timeout), clients))
         self._clients.clear()
