@@ -62,6 +62,9 @@ class StackSettings(BaseSettings):
     :param rules: ``AGENTAUDIT_RULES``, rule files for the consumer and the dashboard; default the built-in pack.
     :param owners: ``AGENTAUDIT_OWNERS``, the owners file; default the simulated fleet's
         (``infra/configs/owners.yaml``).
+    :param otlp: ``AGENTAUDIT_OTLP``: start the OTLP/HTTP receiver (``agentaudit otlp``; tokens and dev mode
+        from its ``AGENTAUDIT_OTLP_*`` settings), default true.
+    :param otlp_port: ``AGENTAUDIT_OTLP_PORT``, default 4318 (a free port if taken).
     """
 
     model_config = SettingsConfigDict(env_prefix="AGENTAUDIT_", frozen=True, extra="ignore")
@@ -79,6 +82,8 @@ class StackSettings(BaseSettings):
     simulate_breach_rate: float = Field(default=0.1, ge=0, le=1)
     rules: str | None = None
     owners: Path | None = None
+    otlp: bool = True
+    otlp_port: int = 4318
 
 
 class StoreCredentials(NamedTuple):
@@ -176,12 +181,14 @@ class Stack:
             "store": _port(self.settings.store_port),
             "dashboard": _port(self.settings.dashboard_port),
             "metrics": _port(self.settings.metrics_port),
+            "otlp": _port(self.settings.otlp_port),
         }
         self.urls = {
             "broker": f"127.0.0.1:{self.ports['broker']}",
             "store": f"http://127.0.0.1:{self.ports['store']}",
             "dashboard": f"http://127.0.0.1:{self.ports['dashboard']}",
             "metrics": f"http://127.0.0.1:{self.ports['metrics']}/metrics",
+            "otlp": f"http://127.0.0.1:{self.ports['otlp']}/v1/traces",
         }
         self.env = {
             "AGENTAUDIT_BOOTSTRAP_SERVERS": self.urls["broker"],
@@ -252,6 +259,12 @@ class Stack:
                 # signs its streams as an SDK agent does; the schedule follows AGENTAUDIT_CHECKPOINT_* if set
                 env={"AGENTAUDIT_SIGNING_KEY_FILE": str(self.simulator_key_file)})
             components.append(self._wrap(label, self.urls["broker"], simulator))
+        if s.otlp:  # any language's OTel exporter -> actions; each tenant's spool under home
+            receiver = self._process("otlp", _python("agentaudit.cli", "otlp", "--port", str(self.ports["otlp"])),
+                                     ready_port=self.ports["otlp"],
+                                     env={"AGENTAUDIT_OTLP_SPOOL_DIR": os.environ.get(
+                                         "AGENTAUDIT_OTLP_SPOOL_DIR", str(self.home / "otlp-spool"))})
+            components.append(self._wrap("OTLP receiver (OTLP/HTTP traces)", self.urls["otlp"], receiver))
         dashboard = self._process("dashboard", _python(
             "agentaudit.cli", "dashboard", "--host", "127.0.0.1", "--port", str(self.ports["dashboard"])),
             ready_port=self.ports["dashboard"], ready_timeout=60,

@@ -20,8 +20,12 @@ def up(
                                       "failure modes) or conversation (customer-service conversations with "
                                       "injected policy breaches, AGENTAUDIT_SIMULATE_BREACH_RATE of the runs, "
                                       "default 0.1) (AGENTAUDIT_SIMULATE_MODE)."),
+    otlp: bool = typer.Option(None, "--otlp/--no-otlp", help="Start the OTLP/HTTP receiver on 127.0.0.1:4318 "
+                              "(AGENTAUDIT_OTLP, default on; AGENTAUDIT_OTLP_PORT, tokens: AGENTAUDIT_OTLP_TOKENS_FILE, "
+                              "none: loopback-only dev mode)."),
 ) -> None:
-    """Start broker, store, consumer, a simulated fleet and the dashboard; Ctrl-C stops them all."""
+    """Start broker, store, consumer, a simulated fleet, the OTLP receiver and the dashboard; Ctrl-C stops them
+    all."""
     import logging
 
     from rich.console import Console
@@ -36,7 +40,7 @@ def up(
         typer.echo(f"error: --simulate-mode {simulate_mode!r}: expected fleet or conversation", err=True)
         raise typer.Exit(2)
     overrides = {k: v for k, v in {"durable": durable or None, "home": home, "simulate_rate": rate,
-                                   "rules": rules, "simulate_mode": simulate_mode}.items() if v is not None}
+                                   "rules": rules, "simulate_mode": simulate_mode, "otlp": otlp}.items() if v is not None}
     console = Console()
     try:
         settings = StackSettings(**overrides)
@@ -58,6 +62,9 @@ def up(
         table.add_row(component.name, component.url, str(component.log))
     console.print(table)
     console.print(f"Dashboard: [bold cyan]{stack.urls['dashboard']}[/bold cyan]")
+    if settings.otlp:
+        console.print(f"OTLP receiver: [bold cyan]{stack.urls['otlp']}[/bold cyan] (point any OTel exporter's "
+                      "traces endpoint here; see its log for dev mode or tokens)", markup=True, highlight=False)
     if stack.first_operator is not None:
         name, password = stack.first_operator
         console.print(f"Dashboard sign-in: user [bold]{name}[/bold], password [bold]{password}[/bold]  (shown once: "

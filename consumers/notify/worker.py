@@ -73,6 +73,7 @@ class Notifier:
         self._threads: list[threading.Thread] = []
         self._producer: Any = None
         self._produce_lock = threading.Lock()
+        self._recording = self._may_record()
         #: seconds from decision to a receiver's 2xx, per delivery (for the README's figure and the metrics)
         self.latencies: list[float] = []
 
@@ -260,8 +261,8 @@ class Notifier:
             self.outbox.mark_recorded(seq)
         return False
 
-    def _record(self, route: Any, note: Notification, outcome: str, attempts: int) -> bool:
-        """Publish the ``notified`` lifecycle event of a delivery and wait for the broker; False if it is away."""
+    def _notified(self, route: Any, note: Notification, outcome: str, attempts: int) -> tuple[bytes, Any]:
+        """The framed ``notified`` event of a delivery and its signature headers (None without a key)."""
         from agentaudit.control.authority import sign_headers
 
         event = IncidentLifecycleEvent(
@@ -269,12 +270,37 @@ class Notifier:
             type=LifecycleType.NOTIFIED, actor=Actor(type=ActorType.SYSTEM, id=NOTIFIER), at_us=time.time_ns() // 1000,
             attributes={"state": note.key, "route": route.id, "kind": route.kind, "team": note.team,
                         "outcome": outcome, "attempts": str(attempts)})
-        topic = self.kafka.topics.lifecycle
         value = self._lifecycle_codec.encode(event.to_avro())
-        headers = sign_headers(self.key, "lifecycle", topic, value) if self.key is not None else None
+        headers = sign_headers(self.key, "lifecycle", self.kafka.topics.lifecycle, value) if self.key else None
+        return value, headers
+
+    def _may_record(self) -> bool:
+        """Whether readers with the authority would admit our ``notified`` events (an older authority file lacks
+        the ``notify`` grant: each event would be refused as an integrity incident, which would be notified...)."""
+        if self.authority is None:
+            return True
+        from agentaudit.control.admission import LIFECYCLE_ACTIONS
+
+        probe = Notification("probe", "opened", "opened/0", "probe/0", "*", "", "", "", "", "", "", "", 0, 0, 0, "")
+        value, headers = self._notified(type("R", (), {"id": "probe/0", "kind": "probe"})(), probe, "probe", 0)
+        verdict = self.authority.check(purpose="lifecycle", topic=self.kafka.topics.lifecycle, value=value,
+                                       headers=headers, action=LIFECYCLE_ACTIONS["notified"], tenant="*",
+                                       issuer=f"system:{NOTIFIER}", at_us=time.time_ns() // 1000)
+        if not verdict.ok:
+            _log.error("notify.not_recording reason=%s: deliveries are kept in the outbox only; grant "
+                       "system:%s 'notify' (and let the service key sign for it) in %s to record them as lifecycle "
+                       "events", verdict.reason, NOTIFIER, getattr(self.authority, "source", "the authority file"))
+        return verdict.ok
+
+    def _record(self, route: Any, note: Notification, outcome: str, attempts: int) -> bool:
+        """Publish the ``notified`` lifecycle event of a delivery and wait for the broker; False if it is away."""
+        if not self._recording:
+            return True
+        value, headers = self._notified(route, note, outcome, attempts)
         with self._produce_lock:
             try:
-                self._producer.produce(topic, value, key=note.incident_id.encode(), headers=headers)
+                self._producer.produce(self.kafka.topics.lifecycle, value, key=note.incident_id.encode(),
+                                       headers=headers)
             except KafkaError as exc:
                 _log.warning("notify.record_failed delivery=%s error=%s", note.delivery_id, exc)
                 return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import threading
 import time
 
@@ -75,11 +76,21 @@ class OtlpReceiver:
         return f"http://{host}:{port}{TRACES_PATH}"
 
     def serve_forever(self) -> None:
-        """Serve until SIGINT/SIGTERM (uvicorn's handlers), then shut down."""
+        """Serve until SIGINT/SIGTERM, then stop taking requests and close the tenant clients (what they hold
+        is delivered or spooled). Our handlers, not uvicorn's: uvicorn raises the signal again once it has
+        shut down, which would kill the process before the clients are closed."""
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self._server.run()
+            self.start()
+            while not stop.wait(0.5) and self._thread is not None and self._thread.is_alive():
+                pass
         finally:
-            self.clients.close()
+            try:
+                self.stop()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
     def start(self, timeout: float = 10.0) -> OtlpReceiver:
         """Serve on a background thread (tests, ``agentaudit up``); returns once it listens."""
