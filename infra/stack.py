@@ -3,7 +3,7 @@
 Every component is its own process and they talk only through the Kafka and ClickHouse
 protocols, configured by URLs, exactly as in production: the broker (tansu, in memory or on
 SeaweedFS S3 with ``durable``), the store (``agentaudit store``: chDB behind ClickHouse's HTTP
-interface), the consumer, a simulated agent fleet and the dashboard.
+interface), the consumer, the notifier (``agentaudit notify``), a simulated agent fleet and the dashboard.
 """
 
 from __future__ import annotations
@@ -245,6 +245,11 @@ class Stack:
             consume += ["--state-dir", str(self.home / "state")]
         consumer = self._process("consumer", _python(*consume), ready_port=self.ports["metrics"])
         components.append(self._wrap("consumer (sink + rules)", self.urls["metrics"], consumer))
+        # notifications routed by the owners file's team routes: its own group, so the sink never waits for it
+        notifier = self._process("notifier", _python(
+            "agentaudit.cli", "notify", "--owners", str(Path(s.owners).resolve() if s.owners else DEFAULT_OWNERS),
+            "--state-dir", str(self.home / "notify"), "--dashboard-url", self.urls["dashboard"]))
+        components.append(self._wrap("notifier (owners' routes)", self.urls["broker"], notifier))
         if s.simulate_rate > 0:
             seed = ["--seed", str(s.simulate_seed)] if s.simulate_seed is not None else [
                 "--seed", str(DEFAULT_SIMULATE_SEED), "--run-nonce", secrets.token_hex(8)]
