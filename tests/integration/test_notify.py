@@ -219,3 +219,54 @@ def test_exactly_once_per_state_change_across_a_receiver_outage_and_a_notifier_r
         assert len(receiver.requests) == 3
     finally:
         receiver.stop()
+
+
+def test_agentaudit_notify_killed_mid_outage_delivers_each_state_change_once_after_restart(
+    kafka_settings_factory: Callable[..., KafkaSettings], group_factory, tmp_path: Path,
+) -> None:
+    """The CLI process, SIGKILLed while its receiver is away, then started again: nothing lost, nothing twice."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    kafka = kafka_settings_factory(partitions=2)
+    receiver = Receiver().start()
+    owners = owners_file(tmp_path / "owners.yaml", [{"kind": "slack", "url": receiver.url}])
+    env = {**os.environ, "AGENTAUDIT_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+           **{f"AGENTAUDIT_TOPIC_{name.upper()}": topic for name, topic in kafka.topics.model_dump().items()},
+           "AGENTAUDIT_NOTIFY_GROUP": group_factory(), "AGENTAUDIT_NOTIFY_STATE_DIR": str(tmp_path / "state"),
+           "AGENTAUDIT_NOTIFY_RETRY_INITIAL_S": "0.05", "AGENTAUDIT_NOTIFY_RETRY_MAX_S": "0.5",
+           "AGENTAUDIT_NOTIFY_TIMEOUT_S": "1", "AGENTAUDIT_NOTIFY_CONSUMER_CONFIG": json.dumps(test_consumer_config())}
+    for name in ("AGENTAUDIT_AUTHORITY_FILE", "AGENTAUDIT_SERVICE_KEY_FILE"):
+        env.pop(name, None)
+
+    log = (tmp_path / "notify.log").open("ab")
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "agentaudit.cli", "notify", "--owners", str(owners)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
+
+    first, second = incident_record(), incident_record()
+    receiver.stop()
+    process = start()
+    try:
+        publish(kafka, incidents=[first])
+        time.sleep(8)  # joined, decided, committed; retrying against the closed port
+        assert process.poll() is None, (tmp_path / "notify.log").read_text()[-2000:]
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        publish(kafka, incidents=[second], lifecycle=[lifecycle_record(first["incident_id"], "resolved")])
+        receiver.start()
+        process = start()
+        receiver.wait_for(3, timeout=30)
+        time.sleep(2)
+        texts = [r.json["text"] for r in receiver.requests]
+        assert len(texts) == 3, texts
+        assert sum("opened" in t for t in texts) == 2 and sum("resolved by" in t for t in texts) == 1
+    finally:
+        process.terminate()
+        process.wait(20)
+        receiver.stop()
+        log.close()
