@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
 import signal
 import stat
 import subprocess
@@ -21,28 +20,23 @@ import pytest
 from agentaudit.dashboard import ensure_first_operator, read_users
 from agentaudit.infra.embedded import free_port
 from tests.dashboard_browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
+from tests.process_lines import LineReader
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
 _PRINTED = re.compile(r"Dashboard sign-in: user (\S+), password (\S+)")
 
 
-def _read_until(process: subprocess.Popen, pattern: re.Pattern, timeout: float) -> tuple[re.Match, str]:
-    """Lines of ``process``'s stdout until one matches ``pattern`` (fails with the output after ``timeout``)."""
+def _read_until(lines: LineReader, pattern: re.Pattern, timeout: float) -> tuple[re.Match, str]:
+    """Lines of the process's stdout until one matches ``pattern`` (fails with the output after ``timeout``)."""
     seen = ""
-    chooser = selectors.DefaultSelector()
-    chooser.register(process.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if chooser.select(timeout=0.5):
-            line = process.stdout.readline()
-            if not line:
-                break
-            seen += line
-            match = pattern.search(line)
-            if match:
-                return match, seen
-    pytest.fail(f"no line matching {pattern.pattern!r} within {timeout}s:\n{seen[-3000:]}")
+    while (line := lines.next_line(deadline)) is not None:
+        seen += line
+        match = pattern.search(line)
+        if match:
+            return match, seen
+    pytest.fail(f"no line matching {pattern.pattern!r} within {timeout}s (stdout closed: {lines.closed}):\n{seen[-3000:]}")
 
 
 def test_the_password_printed_by_up_signs_in_and_nothing_else_does(tmp_path):
@@ -57,10 +51,11 @@ def test_the_password_printed_by_up_signs_in_and_nothing_else_does(tmp_path):
            "COLUMNS": "400"}
     up = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", "up"], env=env, stdout=subprocess.PIPE,  # noqa: S603
                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = LineReader(up)
     try:
-        match, output = _read_until(up, _PRINTED, 120)
+        match, output = _read_until(lines, _PRINTED, 120)
         name, password = match.groups()
-        output += _read_until(up, re.compile("Press Ctrl-C to stop"), 30)[1]
+        output += _read_until(lines, re.compile("Press Ctrl-C to stop"), 30)[1]
         users = home / "dashboard-users"
         assert stat.S_IMODE(users.stat().st_mode) == 0o600
         assert password not in users.read_text()  # only its hash is kept
@@ -89,8 +84,10 @@ def test_the_password_printed_by_up_signs_in_and_nothing_else_does(tmp_path):
                 expect.set_options(timeout=5_000)
     finally:
         up.send_signal(signal.SIGINT)
-        rest, _ = up.communicate(timeout=60)
-    output += rest or ""
+        rest = lines.rest(60)
+        up.wait(10)
+        up.stdout.close()
+    output += rest
     assert up.returncode == 0, output
     assert output.count(password) == 1  # printed once
     assert ensure_first_operator(home / "dashboard-users") is None  # the next start keeps it and prints none

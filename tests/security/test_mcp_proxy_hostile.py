@@ -9,7 +9,6 @@ the real tansu of the fixtures (the proxy's control listener and SDK need one)."
 from __future__ import annotations
 
 import json
-import select
 import subprocess
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from tests.mcp_proxy_support import (
     stop,
     text_of,
 )
+from tests.process_lines import LineReader
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.slow]
 
@@ -92,23 +92,18 @@ def _send(proc: subprocess.Popen[bytes], raw: bytes) -> None:
     proc.stdin.flush()
 
 
-def _read_reply(proc: subprocess.Popen[bytes], want_id: int, timeout: float = 20.0) -> dict[str, Any]:
+def _read_reply(proc: subprocess.Popen[bytes], lines: LineReader[bytes], want_id: int,
+                timeout: float = 20.0) -> dict[str, Any]:
     """The JSON-RPC response with ``want_id`` (other lines: error replies to garbage, notifications)."""
-    assert proc.stdout is not None
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if not ready:
-            assert proc.poll() is None, f"the proxy exited with {proc.returncode}"
-            continue
-        line = proc.stdout.readline()
-        assert line, f"the proxy closed stdout (exit {proc.poll()})"
+    while (line := lines.next_line(deadline)) is not None:
         try:
             message = json.loads(line)
         except ValueError:
             continue
         if isinstance(message, dict) and message.get("id") == want_id:
             return message
+    assert not lines.closed, f"the proxy closed stdout (exit {proc.poll()})"
     raise AssertionError(f"no reply to id {want_id} within {timeout}s")
 
 
@@ -137,17 +132,18 @@ def test_malformed_json_rpc_on_stdio_never_crashes_the_proxy(kafka_settings_fact
     env = proxy_env(kafka, tmp_path, agent="garbage-bot", calls=calls)
     proc = subprocess.Popen([AGENTAUDIT, *proxy_args(write_rules(tmp_path))], env=env, cwd=ROOT,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    lines: LineReader[bytes] = LineReader(proc)
     try:
         _send(proc, json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}).encode())
-        assert "result" in _read_reply(proc, 1)
+        assert "result" in _read_reply(proc, lines, 1)
         _send(proc, b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
         for raw in GARBAGE:
             _send(proc, raw)
         good = {"jsonrpc": "2.0", "id": 99, "method": "tools/call",
                 "params": {"name": "search", "arguments": {"query": "after garbage"}}}
         _send(proc, json.dumps(good).encode())
-        reply = _read_reply(proc, 99, timeout=40)
+        reply = _read_reply(proc, lines, 99, timeout=40)
         assert "3 results for after garbage" in json.dumps(reply["result"]), reply
         assert proc.poll() is None
     finally:
