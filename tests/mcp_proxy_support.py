@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.settings import KafkaSettings, StoreSettings
+from tests.child_env import child_env
 from tests.sink_support import drain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def free_port() -> int:
 
 def proxy_env(kafka: KafkaSettings, tmp_path: Path, *, agent: str, calls: Path, **extra: str) -> dict[str, str]:
     """The proxy's environment: the test's broker and uuid topics, its agent and tenant, a shared digest key."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUDIT_")}
+    env = child_env()
     env.update({"AGENTAUDIT_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "AGENTAUDIT_TENANT": "acme",
                 "AGENTAUDIT_AGENT_ID": agent, "AGENTAUDIT_SPOOL_DIR": str(tmp_path / f"spool-{agent}"),
                 "AGENTAUDIT_DIGEST_KEY": DIGEST_KEY, "MCP_CALLS_FILE": str(calls), "PYTHONPATH": str(ROOT)})

@@ -4,13 +4,12 @@ logs, bulk produce, and the store queries that prove "exactly once"."""
 from __future__ import annotations
 
 import functools
-import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from agentaudit.infra.kafka import KafkaProducer
 from agentaudit.producers.simulator import SimConfig, Simulator
 from agentaudit.schemas import AvroCodec, Incident
 from agentaudit.settings import KafkaSettings, StoreSettings
+from tests.child_env import child_env
 
 #: librdkafka settings that keep group joins short on tansu (see tests/fixtures/broker.py).
 FAST_GROUP = {"AGENTAUDIT_SINK_SESSION_TIMEOUT_MS": "6000", "AGENTAUDIT_SINK_HEARTBEAT_INTERVAL_MS": "1000"}
@@ -26,9 +26,7 @@ FAST_GROUP = {"AGENTAUDIT_SINK_SESSION_TIMEOUT_MS": "6000", "AGENTAUDIT_SINK_HEA
 
 def stack_env(kafka: KafkaSettings, store: StoreSettings, **extra: str) -> dict[str, str]:
     """The environment of a consumer process pointed at ``kafka``'s topics and ``store``'s database."""
-    # AGENTAUDIT_KAFKA_* stay: how the test broker authenticates (the SASL tier of .ci/run)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AGENTAUDIT_") or k.startswith("AGENTAUDIT_KAFKA_")}
+    env = child_env()
     env.update(FAST_GROUP)
     env.update({"AGENTAUDIT_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
                 "AGENTAUDIT_CLICKHOUSE_URL": store.clickhouse_url, "AGENTAUDIT_DATABASE": store.database,

@@ -6,7 +6,6 @@ followed by the call an application would make."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from agentaudit.settings import KafkaSettings
+from tests.child_env import child_env
 from tests.fixtures.fake_openai import FakeOpenAI
 from tests.framework_support import Stored, assert_one_tree, read_actions
 
@@ -42,7 +42,7 @@ def test_the_framework_snippet_runs_and_records_the_run(
     topic = topic_factory(partitions=1)
     script = tmp_path / "snippet.py"
     script.write_text(SNIPPETS[name] + DRIVERS.get(name, ""), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTAUDIT_", "OPENAI_"))}
+    env = child_env("OPENAI_")
     env.update(AGENTAUDIT_BOOTSTRAP_SERVERS=kafka_settings.bootstrap_servers, AGENTAUDIT_TOPIC_ACTIONS=topic,
                AGENTAUDIT_SPOOL_DIR=str(tmp_path / "spool"), OPENAI_BASE_URL=fake_openai.base_url,
                OPENAI_API_KEY="sk-fake", HOME=str(tmp_path))

@@ -13,7 +13,6 @@ every event on the topic and finds no violation; the ClickHouse query returns th
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaAdmin, read_all
 from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings, StoreSettings, TopicNames
+from tests.child_env import child_env
 from tests.fixtures.fake_openai import FakeOpenAI
 from tests.fixtures.store import StoreProcess
 
@@ -89,7 +89,7 @@ def readme_runs(kafka_settings: KafkaSettings, kafka_admin: KafkaAdmin, store_se
                        f"first_seen, last_seen) VALUES ('probe', 'acme', '{PROBE_RULE}', 1, now64(6), now64(6), "
                        "now64(6), now64(6))")  # recent: the table's TTL drops rows of 1970
     work = tmp_path_factory.mktemp("readme")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUDIT_") or k.startswith("AGENTAUDIT_KAFKA_")}
+    env = child_env()
     env.update({f"AGENTAUDIT_TOPIC_{name.upper()}": value for name, value in topics.model_dump().items()})
     env.update(AGENTAUDIT_BOOTSTRAP_SERVERS=kafka_settings.bootstrap_servers, AGENTAUDIT_CLICKHOUSE_URL=store_server.url,
                AGENTAUDIT_DATABASE=database, AGENTAUDIT_SPOOL_DIR=str(work / "spool"), HOME=str(work))
