@@ -16,7 +16,7 @@ PACKAGE_DIRS = {
     "agentaudit.dashboard": "dashboard",
     "agentaudit.infra": "infra",
 }
-DATA_SUFFIXES = (".avsc", ".sql", ".yaml", ".yml", ".toml", ".json", ".jsonl", ".png", ".css", ".sh")
+DATA_SUFFIXES = (".avsc", ".sql", ".yaml", ".yml", ".toml", ".json", ".jsonl", ".png", ".css", ".sh", ".xml")
 #: Files without a suffix that ship too: the compose file builds its image from infra/Dockerfile.
 DATA_NAMES = ("Dockerfile",)
 

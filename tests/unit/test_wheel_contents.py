@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.unit.test_compose_files import _compose, _host_files
 
@@ -34,13 +35,20 @@ def _in_wheel(repo_path: Path) -> str:
     return f"agentaudit/{repo_path.as_posix()}"
 
 
-def test_the_wheel_holds_every_file_the_compose_file_references(wheel_names):
+@pytest.mark.parametrize("compose_file", ["docker-compose.yml", "docker-compose.cluster.yml"])
+def test_the_wheel_holds_every_file_the_compose_file_references(wheel_names, compose_file):
     # infra/secrets/* are made by the operator before the first `up` (README "Production") and never ship
-    referenced = {path for path in _host_files(_compose()) if path.parts[:2] != ("infra", "secrets")}
-    assert Path("infra/Dockerfile") in referenced and Path("infra/compose/clickhouse-users.sh") in referenced
+    compose = yaml.safe_load((ROOT / "infra" / compose_file).read_text())
+    referenced = {path for path in _host_files(compose) if path.parts[:2] != ("infra", "secrets")}
+    assert referenced, compose_file
     missing = sorted(_in_wheel(path) for path in referenced if _in_wheel(path) not in wheel_names)
-    assert not missing, f"compose references files the wheel lacks: {missing}"
-    assert "agentaudit/infra/docker-compose.yml" in wheel_names
+    assert not missing, f"{compose_file} references files the wheel lacks: {missing}"
+    assert f"agentaudit/infra/{compose_file}" in wheel_names
+
+
+def test_the_main_compose_file_builds_from_shipped_files():
+    referenced = _host_files(_compose())
+    assert Path("infra/Dockerfile") in referenced and Path("infra/compose/clickhouse-users.sh") in referenced
 
 
 def test_every_module_ships_once_under_agentaudit(wheel_names):
