@@ -31,7 +31,7 @@ from agentaudit.schemas.exceptions import (
 from agentaudit.schemas.registry import SchemaInfo
 from agentaudit.schemas.validation import check_action
 
-__all__ = ["AvroCodec", "DecodeFailure", "SINGLE_OBJECT_MAGIC", "CONFLUENT_MAGIC", "frame_body"]
+__all__ = ["CONFLUENT_MAGIC", "SINGLE_OBJECT_MAGIC", "AvroCodec", "DecodeFailure", "frame_body"]
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = 0

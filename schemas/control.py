@@ -77,7 +77,7 @@ class ControlCommand(_AvroModel):
         """Whether this constraint covers ``agent_id`` (of ``tenant``) calling ``tool``."""
         if self.tenant and tenant and self.tenant != tenant:
             return False
-        if self.agent_id != ANY_AGENT and self.agent_id != agent_id:
+        if self.agent_id not in (ANY_AGENT, agent_id):
             return False
         if self.type in (ControlType.BLOCK_TOOL, ControlType.REQUIRE_APPROVAL):
             return self.tool is not None and self.tool == tool

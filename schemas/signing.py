@@ -36,7 +36,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,7 @@ class KeyEntry:
     revoked_at_us: int | None = None
 
     def covers(self, tenant: str, agent: str | None) -> bool:
-        if self.tenant != "*" and self.tenant != tenant:
+        if self.tenant not in ("*", tenant):
             return False
         return agent is None or any(fnmatch.fnmatchcase(agent, pattern) for pattern in self.agents)
 
@@ -349,16 +349,16 @@ def _time_us(value: Any, where: str) -> int | None:
         moment = value
     else:
         try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(str(value))
         except ValueError as exc:
             raise KeysFileError(f"{where}: {value!r} is not an ISO-8601 time") from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1_000_000)
 
 
 def _iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def dump_keys(ring: KeyRing) -> str:
