@@ -49,7 +49,7 @@ def _hint(code: int | None) -> str:
         return " (run `agentaudit migrate` to create the tables)"
     if code == 81:
         return " (database missing: run `agentaudit migrate` or check AGENTAUDIT_DATABASE)"
-    if code in (164,):
+    if code == 164:
         return " (the session is read-only)"
     if code in (192, 193, 516):
         return " (check AGENTAUDIT_CLICKHOUSE_USER / AGENTAUDIT_CLICKHOUSE_PASSWORD)"

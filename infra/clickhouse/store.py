@@ -188,7 +188,7 @@ class Store:
         """Release the connection pool (or the chDB session reference)."""
         try:
             self._client.close()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise store_error(exc, action="close", where=self._where) from exc
 
     def __enter__(self) -> Store:

@@ -7,7 +7,7 @@ from confluent_kafka import KafkaException as _RawException
 
 from agentaudit.infra.exceptions import KafkaError
 
-__all__ = ["from_raw", "from_exception", "where"]
+__all__ = ["from_exception", "from_raw", "where"]
 
 
 def where(topic: str | None = None, partition: int | None = None, offset: int | None = None) -> str:

@@ -246,5 +246,5 @@ def check_explain_ast(explain: str, current_database: str | None) -> None:
                 else ""
             if database.lower() in DENIED_DATABASES:
                 raise Refused(f"{name} is not readable by a read-only session")
-        elif kind in ("Literal",) and depth == 1:
+        elif kind == "Literal" and depth == 1:
             raise Refused("INTO OUTFILE is not allowed in a read-only session")

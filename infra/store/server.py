@@ -215,13 +215,13 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.rfile = real
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:  # the stdlib's signature
         _log.debug("%s " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:
         self._serve()
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # http.server's name
         self._serve()
 
     def do_HEAD(self) -> None:
@@ -370,7 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
                 yield chunk
         except _HTTPError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any codec failure is a bad request
+        except Exception as exc:  # any codec failure is a bad request
             raise _HTTPError(400, 354, f"Code: 354. DB::Exception: cannot decode request body: {exc}. "
                                        "(CANNOT_DECOMPRESS)") from exc
 
@@ -484,7 +484,7 @@ class _Handler(BaseHTTPRequestHandler):
                                       f"`SET name = value, ...` and `USE db` here: {query[:200]}. (SYNTAX_ERROR)")
         if readonly and assignments and set(assignments) - {"readonly"}:
             # the request's connection runs with readonly = 1, which refuses every SET
-            raise _HTTPError(403, 164, f"Code: 164. DB::Exception: Cannot modify '{sorted(assignments)[0]}' setting "
+            raise _HTTPError(403, 164, f"Code: 164. DB::Exception: Cannot modify '{min(assignments)}' setting "
                                        "in readonly mode. (READONLY)")
         if readonly and assignments and assignments.get("readonly") not in ("1", "2"):
             raise _HTTPError(403, 164, "Code: 164. DB::Exception: Cannot modify 'readonly' setting in readonly "
@@ -655,7 +655,7 @@ def _is_select(sql: str) -> bool:
 
 
 def _status_for(code: int) -> int:
-    if code in (164,):
+    if code == 164:
         return 403
     if code in (516, 192, 193):
         return 401
