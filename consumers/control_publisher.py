@@ -27,10 +27,10 @@ from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agentaudit.rules.engine import BaseEvaluator
-from agentaudit.infra.kafka import KafkaProducer
 from agentaudit.control.authority import sign_headers
 from agentaudit.control.guard import RuleModeLookup
+from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import (
     Actor,
     ActorType,

@@ -461,7 +461,7 @@ def verify_store(store: Any, keys: Mapping[str, Ed25519PublicKey], *, retention_
         if first_digest_us is None or digest.created_at_us < first_digest_us:
             first_digest_us = digest.created_at_us
         expirable = cutoff is not None and digest.min_event_time_us < cutoff
-        for offset, leaf in zip(digest.offsets, digest.leaves):
+        for offset, leaf in zip(digest.offsets, digest.leaves, strict=False):
             expected[(digest.partition, offset)] = (leaf, expirable)
     for digest in valid:
         if digest.prev_digest and digest.prev_digest not in chains[(digest.sink_run, digest.partition)]:

@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from agentaudit.rules.exceptions import RuleError
+from agentaudit.consumers._stream_order import in_stream_order
 from agentaudit.rules._bounds import Offsets, offsets_sql, parse_bound, parse_time
 from agentaudit.rules.evaluator import DEFAULT_LATENESS_US, RuleEvaluator, load_rule_set
-from agentaudit.consumers._stream_order import in_stream_order
+from agentaudit.rules.exceptions import RuleError
 from agentaudit.schemas import Incident
 
 __all__ = ["Offsets", "diff_incidents", "parse_bound", "parse_range", "parse_time", "read_actions", "replay_range",
@@ -63,7 +63,7 @@ def parse_range(start: str | None, end: str | None) -> dict[str, Any]:
 
 
 def _record(row: Sequence[Any]) -> dict[str, Any]:
-    rec = dict(zip(_NAMES, row))
+    rec = dict(zip(_NAMES, row, strict=False))
     rec["actor"] = {"type": rec.pop("actor_type"), "id": rec.pop("actor_id")}
     for name in _NULLABLE:
         if rec[name] == "":

@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.exceptions import AgentAuditError
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import Incident
 
 __all__ = ["EvaluatorLoader", "ReloadingEvaluator"]

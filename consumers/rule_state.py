@@ -59,8 +59,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.consumers.exceptions import ConsumerError
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import Incident
 
 __all__ = ["DurableEvaluator"]

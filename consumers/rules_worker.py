@@ -24,11 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentaudit.rules.engine import BaseEvaluator
+from agentaudit.infra.exceptions import KafkaError
 from agentaudit.rules._idleness import PROGRESS, SourceIdleness
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.evaluator import RuleEvaluator
 from agentaudit.rules.settings import DEFAULT_IDLE_TIMEOUT_MS
-from agentaudit.infra.exceptions import KafkaError
 from agentaudit.schemas import AvroCodec, Incident, body_hash, frame_body
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT_MS", "RulesWorker", "StateDirectory"]
@@ -243,7 +243,7 @@ class RulesWorker:
         if messages:
             records, indexes, failures = self._actions.decode_batch([m.value() for m in messages])
             times: list[int | None] = [None] * len(messages)
-            for record, index in zip(records, indexes):
+            for record, index in zip(records, indexes, strict=False):
                 message = messages[index]
                 times[index] = record["event_time_us"]
                 headers = [(SOURCE_TOPIC_HEADER, message.topic()), (SOURCE_PARTITION_HEADER, str(message.partition()))]
@@ -252,7 +252,7 @@ class RulesWorker:
             if failures:
                 _log.info("rules.rekey_skipped count=%d (the sink dead-letters them)", len(failures))
             if idleness.enabled:
-                for message, t in zip(messages, times):
+                for message, t in zip(messages, times, strict=False):
                     idleness.delivered(f"{message.topic()}:{message.partition()}", message.offset() + 1, t, now)
         if idleness.enabled:
             self._send_markers(now)
@@ -316,7 +316,7 @@ class RulesWorker:
                 marker["_source"] = source
         values = [messages[i].value() for i in data]
         records, indexes, _ = self._actions.decode_batch(values)
-        for record, index in zip(records, indexes):
+        for record, index in zip(records, indexes, strict=False):
             i = data[index]
             message = messages[i]
             record["event_hash"] = body_hash(frame_body(values[index]))
@@ -326,7 +326,7 @@ class RulesWorker:
                 record["_source"] = sources[i]
             slots[i] = record
         by_partition: dict[int, list[dict[str, Any]]] = {}
-        for message, slot in zip(messages, slots):
+        for message, slot in zip(messages, slots, strict=False):
             if slot is not None:
                 by_partition.setdefault(message.partition(), []).append(slot)
         incidents: list[Incident] = []

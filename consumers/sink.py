@@ -47,31 +47,30 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentaudit.consumers._columns import actions_table, incident_records_table, incidents_table, lifecycle_table
 from agentaudit.consumers._metrics import SinkMetrics
-from agentaudit.control.admission import ControlAdmission, Refusal, check_lifecycle, warn_unauthenticated
-from agentaudit.control.authority import Authority
-from agentaudit.schemas.checkpoints import SIG_ATTRIBUTE, check_checkpoint
-from agentaudit.schemas.signing import KeyRing
-from agentaudit.control.topic import decode_records, ensure_control_topic
 from agentaudit.consumers.digests import Digest, DigestChain, DigestSigner, digests_table
-from agentaudit.rules.builtin import BuiltinEvaluator
 from agentaudit.consumers.dlq import DEFAULT_MAX_BYTES, DeadLetters, Quarantine
-from agentaudit.rules.engine import BaseEvaluator
-from agentaudit.rules.evaluator import rule_error_incident
-from agentaudit.rules.event_time import QuietTenants
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.settings import SinkSettings
+from agentaudit.control.admission import ControlAdmission, Refusal, check_lifecycle, warn_unauthenticated
+from agentaudit.control.authority import Authority
+from agentaudit.control.topic import decode_records, ensure_control_topic
 from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.exceptions import KafkaError, StoreError
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer, Message, TopicPartition
+from agentaudit.rules.builtin import BuiltinEvaluator
+from agentaudit.rules.engine import BaseEvaluator
+from agentaudit.rules.evaluator import rule_error_incident
+from agentaudit.rules.event_time import QuietTenants
 from agentaudit.schemas import AvroCodec, Incident, frame_body
+from agentaudit.schemas.checkpoints import SIG_ATTRIBUTE, check_checkpoint
+from agentaudit.schemas.signing import KeyRing
 from agentaudit.settings import KafkaSettings, StoreSettings
 
 __all__ = ["AfterInsertCallback", "BatchResult", "Sink"]
@@ -492,7 +491,7 @@ class Sink:
             self._dead_letter(messages[index], error.reason, str(error))
         result.dead_letters += len(failures)
         chunks: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        for record, index in zip(records, indexes):
+        for record, index in zip(records, indexes, strict=False):
             message = messages[index]
             partition = message.partition()
             record["_partition"] = partition

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentaudit.consumers.exceptions import DeliveryError
-from agentaudit.control.admission import check_lifecycle
 from agentaudit.consumers.notify._outbox import Outbox, _Transaction
 from agentaudit.consumers.notify.delivery import Sender
 from agentaudit.consumers.notify.payloads import Notification, deep_link
 from agentaudit.consumers.notify.routes import RouteTable, load_routes
 from agentaudit.consumers.notify.settings import NotifySettings
+from agentaudit.control.admission import check_lifecycle
 from agentaudit.infra.exceptions import KafkaError
 from agentaudit.rules.owners import NOTIFIER, OwnershipMap
 from agentaudit.schemas import Actor, ActorType, AvroCodec, IncidentLifecycleEvent, LifecycleType, SigningKey
