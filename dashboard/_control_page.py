@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
 import pandas as pd
 import streamlit as st
 
@@ -20,7 +21,7 @@ STATE_TTL_S = 10.0
 
 
 def _when(us: int | None) -> str:
-    return "" if us is None else datetime.fromtimestamp(us / 1e6, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return "" if us is None else datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _state(ctx: Context) -> ControlState | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -64,7 +64,7 @@ def human_age(seconds: float | None) -> str:
 
 def _since(label: str) -> datetime | None:
     hours = RANGES[label]
-    return None if hours is None else datetime.now(timezone.utc) - timedelta(hours=hours)
+    return None if hours is None else datetime.now(UTC) - timedelta(hours=hours)
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>:~$])")
@@ -239,7 +239,7 @@ def incident_page(ctx: Context) -> None:
                     + (f"acknowledged by **{md(acked)}** after {human_age(incident['tta_seconds'])}" if acked
                        else "not acknowledged"))
     with c3.container(border=True):
-        age = (datetime.now(timezone.utc) - incident["first_seen"].replace(tzinfo=timezone.utc)).total_seconds()
+        age = (datetime.now(UTC) - incident["first_seen"].replace(tzinfo=UTC)).total_seconds()
         st.markdown(f"**Age** {human_age(age)} · **hits** {incident['count']}")
         st.markdown(f"**Agent** {md(incident['agent_id'] or '—')} · **tenant** {md(incident['tenant'])}")
         trace_id = incident["trace_id"]

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import streamlit as st
 
+from agentaudit.control.settings import AuthoritySettings
 from agentaudit.dashboard import _pages
-from agentaudit.dashboard._control_page import control_page
 from agentaudit.dashboard._catalog import RuleInfo, load_catalog
+from agentaudit.dashboard._control_page import control_page
 from agentaudit.dashboard.auth import SESSION_COOKIE, Credential, SessionTokens, SignInThrottle, User, sign_in
 from agentaudit.dashboard.control import ControlDesk
 from agentaudit.dashboard.credentials import read_users
 from agentaudit.dashboard.exceptions import AuthError
 from agentaudit.dashboard.lifecycle import LifecyclePublisher
-from agentaudit.control.settings import AuthoritySettings
 from agentaudit.dashboard.settings import DashboardSettings
 from agentaudit.exceptions import AgentAuditError
 from agentaudit.infra.clickhouse import Store, connect

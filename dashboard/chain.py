@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = ["ActionNode", "TraceTree", "to_dot", "waterfall_rows"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FAILED = frozenset({"error", "timeout", "denied", "cancelled"})
 
 
@@ -98,7 +98,7 @@ def _micros(value: Any) -> int | None:
         if value != value:  # pandas NaT
             return None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return (value - _EPOCH) // timedelta(microseconds=1)
     try:
         return int(value)
@@ -360,8 +360,8 @@ def waterfall_rows(tree: TraceTree, *, highlight: Iterable[str] = (), targets: I
             "name": node.name,
             "status": node.status,
             "depth": node.depth,
-            "start": datetime.fromtimestamp(start / 1e6, timezone.utc),
-            "end": datetime.fromtimestamp(max(end, start + 1) / 1e6, timezone.utc),
+            "start": datetime.fromtimestamp(start / 1e6, UTC),
+            "end": datetime.fromtimestamp(max(end, start + 1) / 1e6, UTC),
             "latency_ms": None if node.latency_us is None else node.latency_us / 1000,
             "cost_usd": node.cost_usd,
             "on_chain": node.action_id in on_chain,

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import TracebackType
 
-from agentaudit.dashboard.exceptions import AuthError, PublishError
-from agentaudit.exceptions import AgentAuditError
 from agentaudit.control import ControlIssuer, ensure_control_topic, read_control_state
 from agentaudit.control.authority import Authority
+from agentaudit.dashboard.exceptions import AuthError, PublishError
+from agentaudit.exceptions import AgentAuditError
 from agentaudit.schemas import ControlCommand, ControlState, SigningKey
 from agentaudit.settings import KafkaSettings
 

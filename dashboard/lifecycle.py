@@ -14,9 +14,9 @@ import time
 import uuid
 from types import TracebackType
 
+from agentaudit.control.authority import sign_headers
 from agentaudit.dashboard.exceptions import AuthError, PublishError
 from agentaudit.infra.kafka import KafkaError, KafkaProducer, Message
-from agentaudit.control.authority import sign_headers
 from agentaudit.schemas import Actor, ActorType, AvroCodec, IncidentLifecycleEvent, LifecycleType, SigningKey
 from agentaudit.settings import KafkaSettings
 

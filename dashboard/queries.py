@@ -15,7 +15,7 @@ which folds ``incident_lifecycle`` as :meth:`IncidentState.fold` does; the dashb
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pyarrow import table as pa_table
@@ -111,12 +111,12 @@ def _frame(store: Store, sql: str, params: dict[str, Any] | None = None) -> pand
 
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _ago(hours: float) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(hours=hours)
+    return datetime.now(UTC) - timedelta(hours=hours)
 
 
 # -- incidents ------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def agent_metrics(store: Store, *, by: Literal["agent", "owner"] = "agent", sinc
     column = _SUBJECTS[by]
     clauses = [f"event_time >= {{since:{_TS}}}", f"event_time <= {{until:{_TS}}}"]
     params: dict[str, Any] = {"since": _utc(since) if since else _ago(24), "until": _utc(until) if until else
-                              datetime.now(timezone.utc) + timedelta(minutes=5), "bucket": max(1, int(bucket_seconds))}
+                              datetime.now(UTC) + timedelta(minutes=5), "bucket": max(1, int(bucket_seconds))}
     if tenant:
         clauses.append("tenant = {tenant:String}")
         params["tenant"] = tenant

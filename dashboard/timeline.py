@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from agentaudit.dashboard.chain import ActionNode, TraceTree
@@ -49,7 +49,7 @@ class TimelineRow:
         """``HH:MM:SS.mmm`` UTC."""
         if self.at_us is None:
             return ""
-        return datetime.fromtimestamp(self.at_us / 1e6, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+        return datetime.fromtimestamp(self.at_us / 1e6, UTC).strftime("%H:%M:%S.%f")[:-3]
 
     @property
     def offset(self) -> str:
