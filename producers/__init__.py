@@ -14,13 +14,12 @@ background thread, and spooled on disk while the broker is away. See the README'
 if __name__ != "agentaudit.producers":
     raise ImportError(f"import agentaudit.producers, not {__name__}: the producers/ folder is the agentaudit.producers package")
 
+from agentaudit.control import ActionBlocked
 from agentaudit.producers._context import ContextExecutor, current_frame, wrap
 from agentaudit.producers.client import Action, AuditClient, get_client
 from agentaudit.producers.exceptions import ProducerError, SdkConfigError, SpoolError
 from agentaudit.producers.redaction import Redactor, redact
 from agentaudit.producers.settings import SdkSettings
-
-from agentaudit.control import ActionBlocked
 
 __all__ = [
     "Action",

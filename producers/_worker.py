@@ -572,7 +572,7 @@ class Worker(threading.Thread):
             try:
                 producer.produce(self.topic, entry[_VALUE], key=entry[_KEY], on_delivery=delivered)
             except KafkaError as exc:
-                entry[_STATE] = _LOST if exc.code not in ("_QUEUE_FULL",) and not exc.retriable else _FAILED
+                entry[_STATE] = _LOST if exc.code != "_QUEUE_FULL" and not exc.retriable else _FAILED
                 if entry[_STATE] == _LOST:
                     self.stats["failed"] += 1
                     _log.error("sdk.produce_refused %s", exc)

@@ -25,8 +25,8 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from contextvars import Token
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,13 +34,13 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from agentaudit.control import ActionBlocked, args_hash
+from agentaudit.producers._capture import UNCAPTURED, json_text, number, text, type_name
 from agentaudit.producers._context import CURRENT, ContextExecutor, Frame, wrap
+from agentaudit.producers._digests import Digester
 from agentaudit.producers._queue import BASE_EVENT_BYTES, EventQueue
 from agentaudit.producers._spool import Spool
 from agentaudit.producers._worker import Worker
 from agentaudit.producers.exceptions import SdkConfigError
-from agentaudit.producers._capture import UNCAPTURED, json_text, number, text, type_name
-from agentaudit.producers._digests import Digester
 from agentaudit.producers.redaction import Redactor, redact
 from agentaudit.producers.settings import SdkSettings, default_spool_dir
 from agentaudit.schemas import ActionKind, KeysFileError, SigningKey
@@ -98,7 +98,7 @@ def _id(value: Any, field: str, notes: dict[str, str], limit: int = _ID_MAX) -> 
     return _name(value, limit, field, notes) or None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = datetime.resolution  # timedelta(microseconds=1)
 
 #: What an explicit event time may be: epoch microseconds or a timezone-aware datetime.
@@ -595,7 +595,7 @@ class AuditClient:
 
     def __init__(self, bootstrap_servers: str | None = None, *, tenant: str | None = None, agent: str | None = None,
                  settings: SdkSettings | None = None, kafka: KafkaSettings | None = None, topic: str | None = None,
-                 redactor: Redactor | None | object = _DEFAULT, producer_config: Mapping[str, Any] | None = None,
+                 redactor: Redactor | object | None = _DEFAULT, producer_config: Mapping[str, Any] | None = None,
                  ensure_topic: bool = True, control: bool | None = None, guard_rules: str | list[str] | None = None,
                  control_config: Mapping[str, Any] | None = None, signing_key: SigningKey | str | Path | None = None,
                  **overrides: Any) -> None:

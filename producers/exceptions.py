@@ -15,8 +15,8 @@ decision stops an action::
 
 from __future__ import annotations
 
-from agentaudit.exceptions import AgentAuditError, ConfigError
 from agentaudit.control import ActionBlocked
+from agentaudit.exceptions import AgentAuditError, ConfigError
 
 __all__ = ["ActionBlocked", "ProducerError", "SdkConfigError", "SpoolError"]
 

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-
 from agentaudit.control import ActionBlocked, ControlListener
 from agentaudit.control.approvals import Approval, args_hash
 from agentaudit.control.authority import Authority
@@ -119,7 +118,7 @@ class ClientGate:
     def create(cls, client: AuditClient, *, control: bool = False,
                guard_rules: str | Sequence[str] | None = None,
                control_config: Mapping[str, Any] | None = None,
-               authority: Authority | None | AuthoritySettings = None) -> ClientGate | None:
+               authority: Authority | AuthoritySettings | None = None) -> ClientGate | None:
         """None when neither control nor guard is wanted. The listener starts on the first action.
 
         :param authority: the listener obeys only commands it authorizes; default the file named by

@@ -30,7 +30,7 @@ from agentaudit.producers._capture import type_name
 from agentaudit.producers._genai import GENAI_KINDS, SpanRecord, record_span, span_action_id, span_agent
 from agentaudit.producers.client import AuditClient
 
-__all__ = ["AuditSpanExporter", "AuditSpanProcessor", "GENAI_KINDS", "span_action_id"]
+__all__ = ["GENAI_KINDS", "AuditSpanExporter", "AuditSpanProcessor", "span_action_id"]
 
 _log = logging.getLogger("agentaudit.producers")
 

@@ -72,7 +72,7 @@ def parse_time_us(value: Any, where: str, *, path: str, line: int, unit: str = "
         raise bad(f"expected a time, got {json.dumps(value)}")
     if isinstance(value, str) and not value.strip().isdigit():
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             raise bad(f"{value!r} is not an ISO 8601 time (e.g. 2026-03-01T09:30:00Z)") from None
         if parsed.tzinfo is None:

@@ -31,7 +31,7 @@ from typing import Any
 from agentaudit.producers.importers._common import ClientFactory, ImportReport, iter_json_lines, parse_time_us
 from agentaudit.producers.importers.exceptions import ImportInputError
 
-__all__ = ["ToolCall", "Turn", "TranscriptRun", "import_transcripts", "parse_run", "record_run"]
+__all__ = ["ToolCall", "TranscriptRun", "Turn", "import_transcripts", "parse_run", "record_run"]
 
 _ROLES = frozenset(("system", "developer", "user", "assistant", "tool"))
 #: Gap the deterministic clock leaves between two runs without times.

@@ -13,4 +13,4 @@ from agentaudit.producers.otlp_receiver.exceptions import OtlpConfigError, OtlpP
 from agentaudit.producers.otlp_receiver.server import OtlpReceiver
 from agentaudit.producers.otlp_receiver.settings import OtlpSettings
 
-__all__ = ["OtlpConfigError", "OtlpPayloadError", "OtlpReceiver", "OtlpSettings", "TRACES_PATH", "build_app"]
+__all__ = ["TRACES_PATH", "OtlpConfigError", "OtlpPayloadError", "OtlpReceiver", "OtlpSettings", "build_app"]

@@ -22,7 +22,7 @@ from agentaudit.producers.importers.exceptions import ImportInputError
 from agentaudit.producers.importers.otlp_json import _attributes, _place, _span
 from agentaudit.producers.otlp_receiver.exceptions import OtlpPayloadError
 
-__all__ = ["PROTOBUF", "JSON", "DecodedRequest", "decode_request", "media_type", "unzip"]
+__all__ = ["JSON", "PROTOBUF", "DecodedRequest", "decode_request", "media_type", "unzip"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

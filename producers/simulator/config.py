@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -18,7 +18,7 @@ DEFAULT_FAULT_RATES: dict[str, float] = {
     "error_burst": 0.01, "deep": 0.005, "fanout": 0.005, "hung": 0.005,
 }
 
-DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class SimConfig(BaseModel):
@@ -82,7 +82,7 @@ class SimConfig(BaseModel):
     @field_validator("start")
     @classmethod
     def _start(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     def effective_rates(self) -> dict[str, float]:
         """Per-trace probability of each failure mode, after the multiplier (capped at 1)."""

@@ -119,7 +119,7 @@ class ConversationCorpus:
 
     def events(self) -> Iterator[tuple[bytes, bytes, dict[str, Any]]]:
         """``(key, value, record)`` in emission order, like :meth:`Simulator.events`."""
-        for (key, value), record in zip(self.messages, self.records):
+        for (key, value), record in zip(self.messages, self.records, strict=False):
             yield key, value, record
 
 

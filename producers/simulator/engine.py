@@ -133,7 +133,7 @@ class Simulator:
             peers.setdefault(agent.tenant, []).append(agent)
         chains = [StreamChain(self.stream_id(a)) for a in self.fleet]
         keys = [c.stream_id.encode("utf-8") for c in chains]
-        self._chains = {c.stream_id: (c, a) for c, a in zip(chains, self.fleet)}
+        self._chains = {c.stream_id: (c, a) for c, a in zip(chains, self.fleet, strict=False)}
         schedule = self._schedule = None if self.signing_key is None else CheckpointSchedule(
             self.signing_key, every_events=self.checkpoint_events, every_seconds=self.checkpoint_seconds * 1_000_000)
         next_scan = 0
@@ -202,7 +202,7 @@ class Simulator:
                 if record["depth"] == 0 and record["phase"] == "start":
                     stats.traces += 1
                 status = record["status"]
-                if status == "error" or status == "timeout":
+                if status in {"error", "timeout"}:
                     stats.errors += 1
                 fault = record["attributes"].get(FAULT_ATTRIBUTE)
                 if fault is not None:
