@@ -7,7 +7,6 @@ import threading
 import typer
 
 
-
 def stream_keys():  # type: ignore[no-untyped-def] - KeyRing | None
     """The producer keys signed streams are verified with (AGENTAUDIT_KEYS_FILE), or None."""
     from agentaudit.consumers.settings import StreamKeysSettings

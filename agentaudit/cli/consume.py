@@ -8,7 +8,7 @@ from agentaudit.cli._app import app
 from agentaudit.cli._common import service_authority, stop_on_signals, stream_keys
 
 
-def _consume_preflight(kafka, store) -> None:  # noqa: ANN001 - KafkaSettings, StoreSettings
+def _consume_preflight(kafka, store) -> None:  # KafkaSettings, StoreSettings
     """Fail fast, naming the unreachable part, before anything is started."""
     from agentaudit.consumers.exceptions import ConsumerError
     from agentaudit.infra.clickhouse import connect
@@ -58,13 +58,12 @@ def consume(
     import logging
 
     from agentaudit.consumers._metrics import SinkMetrics
-    from agentaudit.rules.builtin import BuiltinEvaluator
     from agentaudit.consumers.settings import SinkSettings
     from agentaudit.consumers.sink import Sink
     from agentaudit.infra.kafka import KafkaAdmin
-    from agentaudit.settings import KafkaSettings, StoreSettings
-
     from agentaudit.logs import configure_logging
+    from agentaudit.rules.builtin import BuiltinEvaluator
+    from agentaudit.settings import KafkaSettings, StoreSettings
 
     configure_logging(logging.INFO)  # AGENTAUDIT_LOG_FORMAT=json: one JSON object per line
     overrides = {k: v for k, v in {"group": group, "batch_size": batch_size, "metrics_port": metrics_port}.items()
@@ -136,7 +135,7 @@ def consume(
          keyring=keyring).run(stop)
 
 
-def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, state_dir) -> None:  # noqa: ANN001
+def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, state_dir) -> None:
     """`consume --no-rules`: actions, lifecycle events and published incidents into ClickHouse, no judging."""
 
     from agentaudit.consumers._metrics import SinkMetrics

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import typer
 
 from agentaudit.cli._app import app
 from agentaudit.cli._common import control_settings, fail, operator, refusal_exits
-
 
 control_app = typer.Typer(help="See and steer what agents may do: list, clear and kill. Every command names its actor "
                           "and is signed with your operator key (AGENTAUDIT_OPERATOR_KEY_FILE); readers apply only "
@@ -42,13 +43,13 @@ def control_list(
 ) -> None:
     """Show the control commands in force (folded from the whole control topic)."""
     import time
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from rich.console import Console
     from rich.table import Table
 
-    from agentaudit.exceptions import AgentAuditError
     from agentaudit.control import read_control_state
+    from agentaudit.exceptions import AgentAuditError
 
     try:
         authority, _ = operator()
@@ -61,7 +62,7 @@ def control_list(
     shown = list({c.command_id: c for c in shown}.values())
 
     def when(us: int | None) -> str:
-        return "" if us is None else datetime.fromtimestamp(us / 1e6, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return "" if us is None else datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
     table = Table(title=f"control commands ({'all' if show_all else 'in force'})")
     for column in ("command", "type", "agent", "tool", "issuer", "issued", "expires", "state", "reason / incident"):
@@ -85,8 +86,8 @@ def control_clear(
     note: str = typer.Option("", "--note", help="Why it is safe to lift."),
 ) -> None:
     """Lift a command (pause, block, kill, approval requirement); the clear is recorded with your name."""
-    from agentaudit.exceptions import AgentAuditError
     from agentaudit.control import ControlIssuer, read_control_state
+    from agentaudit.exceptions import AgentAuditError
 
     try:
         authority, key = operator(actor)
@@ -113,10 +114,10 @@ def control_kill(
     ttl: float = typer.Option(None, "--ttl", help="Seconds until the kill lapses by itself (default: until cleared)."),
 ) -> None:
     """The kill switch: every action of the agent is refused until the kill is cleared."""
-    from agentaudit.exceptions import AgentAuditError
     from agentaudit.control import ControlIssuer
+    from agentaudit.exceptions import AgentAuditError
 
-    authority, key = operator(actor)
+    _authority, key = operator(actor)
     try:
         with ControlIssuer(control_settings(), key=key) as issuer:
             kill = issuer.kill(agent, actor=actor, reason=reason, tenant=tenant, ttl_s=ttl)

@@ -6,7 +6,6 @@ import typer
 
 from agentaudit.cli._app import app
 
-
 import_app = typer.Typer(help="Backfill recorded runs as action events with their real times (through the SDK: "
                          "sealed, chained, judged, replayed and diffed like live events).", no_args_is_help=True)
 app.add_typer(import_app, name="import")
@@ -15,7 +14,7 @@ _DEAD_LETTER = typer.Option(None, "--dead-letter", help="Write each rejected lin
                             "field, reason, record); the import then exits 0 when only lines were rejected.")
 
 
-def _import(run, files: list[str], *, tenant: str | None, agent: str | None, bootstrap: str | None,  # noqa: ANN001
+def _import(run, files: list[str], *, tenant: str | None, agent: str | None, bootstrap: str | None,
             topic: str | None, dead_letter: str | None) -> None:
     """Build one SDK client per tenant, run ``run(paths, clients, report)``, flush, print what happened."""
     from contextlib import nullcontext

@@ -7,7 +7,6 @@ import typer
 from agentaudit.cli._app import app
 from agentaudit.cli._common import refusal_exits
 
-
 keys_app = typer.Typer(help="Producer signing keys: make a key, register its public half in the keys file "
                        "(AGENTAUDIT_KEYS_FILE) for a tenant and agents, rotate and revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")

@@ -7,12 +7,11 @@ import typer
 from agentaudit.cli._app import app
 from agentaudit.cli._common import service_authority
 
-
 owners_app = typer.Typer(help="Who owns which agents, tools, tenants and rules.", no_args_is_help=True)
 app.add_typer(owners_app, name="owners")
 
 
-def _load_owners_or_exit(path: str):  # noqa: ANN202 - returns an OwnershipMap
+def _load_owners_or_exit(path: str):  # returns an OwnershipMap
     from agentaudit.rules.owners import OwnersError, load_owners
 
     try:
@@ -30,8 +29,8 @@ def owners_check(
 ) -> None:
     """List every agent seen in the actions table in the last N days that no one owns."""
     from agentaudit.consumers.owners import agents_seen
-    from agentaudit.rules.owners import unowned_agents
     from agentaudit.infra.clickhouse import connect
+    from agentaudit.rules.owners import unowned_agents
     from agentaudit.settings import StoreSettings
 
     mapping = _load_owners_or_exit(owners)

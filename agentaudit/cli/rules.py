@@ -5,9 +5,8 @@ from __future__ import annotations
 import typer
 
 from agentaudit.cli._app import app
+from agentaudit.cli._common import control_settings, fail, operator, service_authority, stop_on_signals, stream_keys
 from agentaudit.logs import configure_logging
-from agentaudit.cli._common import fail, operator, control_settings, service_authority, stop_on_signals, stream_keys
-
 
 rules_app = typer.Typer(help="Lint rule files and run their fixtures.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
@@ -16,8 +15,8 @@ app.add_typer(rules_app, name="rules")
 @rules_app.command("lint")
 def rules_lint(paths: list[str] = typer.Argument(None, help="Rule files or directories; default the shipped pack.")) -> None:
     """Load and compile rule files; print each problem with file, line and rule."""
-    from agentaudit.rules.exceptions import RuleError
     from agentaudit.rules import load_rule_set
+    from agentaudit.rules.exceptions import RuleError
 
     try:
         rule_set = load_rule_set(paths or None)
@@ -37,8 +36,8 @@ def rules_show(
     rules: list[str] = typer.Option(None, "--rules", help="Rule files or directories; default the shipped pack."),
 ) -> None:
     """Print each rule's effective spec, defaults filled in: by, window, within, lateness, and when it decides."""
-    from agentaudit.rules.exceptions import RuleError
     from agentaudit.rules._explain import explain_rules
+    from agentaudit.rules.exceptions import RuleError
     from agentaudit.rules.settings import RulesSettings
 
     try:  # the lateness consume and rules run use (AGENTAUDIT_RULES_LATENESS_MS)
@@ -100,10 +99,10 @@ def rules_run(
     """
     import logging
 
-    from agentaudit.rules.exceptions import RuleError
-    from agentaudit.rules import RulesSettings, load_evaluator
     from agentaudit.consumers.rules_worker import RulesWorker, StateDirectory
     from agentaudit.infra.kafka import KafkaAdmin
+    from agentaudit.rules import RulesSettings, load_evaluator
+    from agentaudit.rules.exceptions import RuleError
     from agentaudit.settings import KafkaSettings
 
     configure_logging(logging.INFO)  # AGENTAUDIT_LOG_FORMAT, as in consume
@@ -117,8 +116,8 @@ def rules_run(
     t = kafka.topics
     KafkaAdmin(kafka).ensure_topics([t.actions, t.repartition, t.incidents])
     from agentaudit.consumers.control_publisher import ControlPublisher
-    from agentaudit.infra.kafka import KafkaProducer
     from agentaudit.control import ControlListener, ensure_control_topic
+    from agentaudit.infra.kafka import KafkaProducer
 
     ensure_control_topic(kafka)
     # as in `consume`: enforce-mode incidents become control commands; promotions set rule modes
@@ -154,9 +153,9 @@ def rules_diff(
                             "(0:5000,1:4000 or all:5000: the first offset not replayed)."),
 ) -> None:
     """Replay the recorded actions in a range under two rule sets; print incidents that appear or vanish."""
-    from agentaudit.rules.exceptions import RuleError
     from agentaudit.consumers.replay import diff_incidents, parse_range, replay_range
     from agentaudit.infra.clickhouse import connect
+    from agentaudit.rules.exceptions import RuleError
     from agentaudit.settings import StoreSettings
 
     try:
@@ -187,10 +186,10 @@ def replay(
     owners: str = typer.Option(None, "--owners", help="Owners YAML for incidents whose rule names no owner."),
 ) -> None:
     """Re-run a rule revision over a recorded range of the actions table and store its incidents in another database."""
-    from agentaudit.rules.exceptions import RuleError
     from agentaudit.consumers.migrate import migrate as apply
     from agentaudit.consumers.replay import parse_range, replay_range, write_incidents
     from agentaudit.infra.clickhouse import connect
+    from agentaudit.rules.exceptions import RuleError
     from agentaudit.settings import StoreSettings
 
     source = StoreSettings()
@@ -223,9 +222,9 @@ def rules_promote(
     rules: list[str] = typer.Option(None, "--rules", help="Rule files or directories holding the rule; default the pack."),
 ) -> None:
     """Change a rule's mode, recorded as a promote_rule command on the control topic (consumers and guards obey)."""
+    from agentaudit.control import ControlIssuer, read_control_state
     from agentaudit.exceptions import AgentAuditError
     from agentaudit.rules import load_rule_set
-    from agentaudit.control import ControlIssuer, read_control_state
     from agentaudit.schemas import RuleMode
 
     if to not in [m.value for m in RuleMode]:

@@ -86,7 +86,7 @@ def simulate(
               "tenants": tuple(tenant) if tenant else None, "sessions_per_agent": sessions}
     try:
         if start:
-            fields["start"] = datetime.fromisoformat(start.replace("Z", "+00:00"))
+            fields["start"] = datetime.fromisoformat(start)
         config = SimConfig(**{k: v for k, v in fields.items() if v is not None})
     except (ValueError, ValidationError) as exc:
         typer.echo(f"error: bad simulator option: {exc}", err=True)
@@ -146,7 +146,7 @@ def _simulate_conversations(*, seed: int, run_nonce: str, runs: int | None, brea
     start_us = None
     if start:
         try:
-            when = datetime.fromisoformat(start.replace("Z", "+00:00"))
+            when = datetime.fromisoformat(start)
         except ValueError as exc:
             typer.echo(f"error: --start {start!r}: {exc}", err=True)
             raise typer.Exit(2) from exc

@@ -103,10 +103,9 @@ def status(
     from rich.console import Console
     from rich.table import Table
 
+    from agentaudit.infra.stack import CREDENTIALS_FILE, store_credentials
     from agentaudit.infra.status import check_all, stack_urls
     from agentaudit.settings import KafkaSettings, StoreSettings
-
-    from agentaudit.infra.stack import CREDENTIALS_FILE, store_credentials
 
     urls = stack_urls(Path(home))
     kafka = KafkaSettings(**({"bootstrap_servers": urls["broker"]} if "broker" in urls else {}))

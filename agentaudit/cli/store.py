@@ -125,7 +125,7 @@ def verify(
     raise typer.Exit(1)
 
 
-def _verify_signatures(settings, keys_file: str, tenant: str | None, limit: int) -> bool:  # noqa: ANN001
+def _verify_signatures(settings, keys_file: str, tenant: str | None, limit: int) -> bool:
     """`verify --signatures`: print the report; True when something failed."""
     from pathlib import Path
 
@@ -147,7 +147,7 @@ def _verify_signatures(settings, keys_file: str, tenant: str | None, limit: int)
                                ok="ok: every stream is chained and signed by a key registered for its tenant and agent")
 
 
-def _print_findings(report, limit: int, *, ok: str, failed: str) -> bool:  # noqa: ANN001 - a verify report
+def _print_findings(report, limit: int, *, ok: str, failed: str) -> bool:  # report: a verify report
     """Print a verify report's first ``limit`` findings and its verdict line; True when it found nothing."""
     for finding in report.findings[:limit]:
         typer.echo(f"  {finding}")

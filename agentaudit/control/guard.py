@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentaudit.rules import CompiledRule, RuleSet, load_rule_set
 from agentaudit.control._blocked import ActionBlocked
+from agentaudit.rules import CompiledRule, RuleSet, load_rule_set
 from agentaudit.schemas import ActionKind, RuleMode, Severity
 
 __all__ = ["DECISIONS", "Guard", "GuardDecision", "RuleModeLookup", "guardable"]

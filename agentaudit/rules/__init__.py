@@ -24,12 +24,10 @@ and ``agentaudit rules test`` check rule files and run fixtures.
 """
 
 from agentaudit.rules._compile import CompiledRule, RuleSet
-from agentaudit.rules.builtin import BuiltinEvaluator
-from agentaudit.rules.engine import BaseEvaluator
-from agentaudit.rules.exceptions import RuleEngineError, RuleError
-from agentaudit.rules.owners import Owner, OwnersError, OwnershipMap, load_owners
 from agentaudit.rules._fields import FIELDS
 from agentaudit.rules._spec import ENGINE_VERSION, KINDS
+from agentaudit.rules.builtin import BuiltinEvaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.evaluator import (
     DEFAULT_LATENESS_US,
     DEFAULT_PACK,
@@ -38,27 +36,29 @@ from agentaudit.rules.evaluator import (
     load_rule_set,
     rule_paths,
 )
+from agentaudit.rules.exceptions import RuleEngineError, RuleError
+from agentaudit.rules.owners import Owner, OwnersError, OwnershipMap, load_owners
 from agentaudit.rules.settings import RulesSettings
 
 __all__ = [
     "DEFAULT_LATENESS_US",
+    "DEFAULT_PACK",
+    "ENGINE_VERSION",
+    "FIELDS",
+    "KINDS",
     "BaseEvaluator",
     "BuiltinEvaluator",
+    "CompiledRule",
     "Owner",
     "OwnersError",
     "OwnershipMap",
     "RuleEngineError",
     "RuleError",
-    "load_owners",
-    "DEFAULT_PACK",
-    "ENGINE_VERSION",
-    "FIELDS",
-    "KINDS",
-    "CompiledRule",
     "RuleEvaluator",
     "RuleSet",
     "RulesSettings",
     "load_evaluator",
+    "load_owners",
     "load_rule_set",
     "rule_paths",
 ]

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules._condition import (
     CompileContext,
     ConditionError,
@@ -21,6 +20,7 @@ from agentaudit.rules._condition import (
 )
 from agentaudit.rules._fields import resolve_field
 from agentaudit.rules._spec import ENGINE_VERSION, RuleFiles, RuleSpec, parse_duration
+from agentaudit.rules.exceptions import RuleError
 from agentaudit.schemas import RuleMode, Severity
 
 __all__ = ["CompiledRule", "RuleSet", "compile_rule_files"]
@@ -161,7 +161,7 @@ class _Compiler:
                     raise spec.error(f"exception {entry.get('name')!r}: value {value!r} needs {len(fields)} items, "
                                      "one per field", line=line)
                 converted = []
-                for fld, item in zip(fields, row):
+                for fld, item in zip(fields, row, strict=False):
                     if fld.type == "num":
                         try:
                             number = float(item)
@@ -196,7 +196,7 @@ class _Compiler:
     def template(self, spec: RuleSpec) -> tuple[str, Callable]:
         text = spec.body["output"]
         names: set[str] = {"agent_id", "trace_id", "event_id", "name", "kind"}
-        dummy: dict[str, Any] = {extra: 0 for extra in TEMPLATE_EXTRAS}
+        dummy: dict[str, Any] = dict.fromkeys(TEMPLATE_EXTRAS, 0)
         dummy.update(key="", window="", rule_id="", severity="", detail="", within="")
         try:
             parsed = list(string.Formatter().parse(text))

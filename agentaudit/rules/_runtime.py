@@ -45,7 +45,7 @@ from agentaudit.rules._compile import CHAIN_CHECKS, SIGNATURE_CHECKS, CompiledRu
 from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, check_checkpoint
 from agentaudit.schemas.signing import KeyRing
 
-__all__ = ["Clock", "Hits", "RUNTIMES", "RuleRuntime"]
+__all__ = ["RUNTIMES", "Clock", "Hits", "RuleRuntime"]
 
 MAX_EVENT_IDS = 50
 SEP = "\x1f"
@@ -233,7 +233,7 @@ class PredicateRuntime(RuleRuntime):
         except Exception:  # noqa: BLE001 - one odd event: key them one by one, the failing ones alone
             pending[:], keys = _isolate(pending, key, self.failures)
         hit = self.hits.hit
-        for r, k in zip(pending, keys):
+        for r, k in zip(pending, keys, strict=False):
             hit(r, k, r["event_time_us"])
         pending.clear()
 
@@ -807,8 +807,7 @@ class AncestorRuntime(RuleRuntime):
         trace = self.traces.get(tkey)
         if trace is None:
             trace = self.traces[tkey] = {"tenant": r["tenant"], "parents": {}, "approvals": [], "last": t}
-        if t > trace["last"]:
-            trace["last"] = t
+        trace["last"] = max(trace["last"], t)
         trace["parents"][r["action_id"]] = r["parent_action_id"] or ""
         if rule.params["approval"](r):
             entry = [t, r["event_id"], r["action_id"], r["parent_action_id"] or ""]

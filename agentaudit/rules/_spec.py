@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules._yaml import LineDict, YamlError, load_yaml, read_yaml_text
+from agentaudit.rules.exceptions import RuleError
 from agentaudit.schemas import RuleMode, Severity
 
 __all__ = ["ENGINE_VERSION", "KINDS", "ListSpec", "MacroSpec", "RuleSpec", "parse_duration", "read_rule_files"]

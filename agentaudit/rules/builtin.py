@@ -17,7 +17,7 @@ from typing import Any
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import Incident, Severity
 
-__all__ = ["BuiltinEvaluator", "RULE_COST", "RULE_ERROR", "RULE_FORBIDDEN_TOOL"]
+__all__ = ["RULE_COST", "RULE_ERROR", "RULE_FORBIDDEN_TOOL", "BuiltinEvaluator"]
 
 RULE_FORBIDDEN_TOOL = "builtin.forbidden_tool"
 RULE_COST = "builtin.cost_threshold"

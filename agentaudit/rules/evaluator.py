@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from agentaudit.rules.engine import BaseEvaluator
-from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules._compile import RuleSet, compile_rule_files
 from agentaudit.rules._runtime import NEVER, RUNTIMES, Clock, Hits, RuleRuntime
 from agentaudit.rules._spec import read_rule_files
+from agentaudit.rules.engine import BaseEvaluator
+from agentaudit.rules.exceptions import RuleError
 from agentaudit.schemas import ActionKind, Incident, KeyRing, Severity
 
 if TYPE_CHECKING:

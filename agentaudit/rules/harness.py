@@ -31,17 +31,17 @@ import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules._compile import RuleSet
 from agentaudit.rules._spec import parse_duration
 from agentaudit.rules._yaml import YamlError, load_yaml, read_yaml_text
 from agentaudit.rules.evaluator import DEFAULT_PACK, RuleEvaluator, load_rule_set
+from agentaudit.rules.exceptions import RuleError
 from agentaudit.schemas import AvroCodec, Incident, KeyRing, SigningKey, StreamChain, body_hash, frame_body
 from agentaudit.schemas.checkpoints import checkpoint_attributes
 
@@ -104,7 +104,7 @@ def fixture_keyring(keys: Sequence[dict[str, Any]], name: str) -> KeyRing:
 
 
 def _utc(us: int) -> str:
-    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat()
 
 
 def build_events(raw_events: Sequence[dict[str, Any]], name: str) -> list[dict[str, Any]]:

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentaudit.rules.exceptions import OwnersError
 from agentaudit.rules._spec import parse_duration
 from agentaudit.rules._yaml import LineDict, YamlError, load_yaml, read_yaml_text
+from agentaudit.rules.exceptions import OwnersError
 from agentaudit.schemas import (
     Actor,
     ActorType,
@@ -54,10 +54,10 @@ from agentaudit.schemas import (
 
 __all__ = [
     "DEFAULT_DEADLINES_US",
+    "SUBJECTS",
     "Owner",
     "OwnersError",
     "OwnershipMap",
-    "SUBJECTS",
     "due_escalations",
     "load_owners",
     "unowned_agents",
