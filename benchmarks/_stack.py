@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agentaudit.consumers.migrate import migrate
@@ -41,7 +41,7 @@ class Stack:
     def consumer(self, *args: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
         """``agentaudit consume ARGS`` as a process (SIGTERM, then SIGKILL, at the end)."""
         log = (self.work / f"consume-{uuid.uuid4().hex[:6]}.log").open("wb")
-        process = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", "consume", *args],  # noqa: S603
+        process = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", "consume", *args],
                                    env=self.consumer_env(**env), stdout=log, stderr=subprocess.STDOUT)
         try:
             yield process
@@ -81,7 +81,7 @@ def simulated(events: int, seed: int = 3) -> list[tuple[bytes, bytes]]:
     """``(key, value)`` of a seeded simulator run whose virtual clock starts yesterday (inside the TTL)."""
     from agentaudit.producers.simulator import SimConfig, Simulator
 
-    start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
     return [(k, v) for k, v, _ in Simulator(SimConfig(seed=seed, events=events, start=start)).events()]
 
 
@@ -100,7 +100,7 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
-def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -207,7 +207,7 @@ def run() -> list[dict]:
     return rows
 
 
-def _trace(store: Store, trace_number: int):  # noqa: ANN202
+def _trace(store: Store, trace_number: int):
     trace_id = f"trace-{trace_number}"
     tenant = TENANTS[(trace_number % AGENTS) % len(TENANTS)]
     frame = q.trace(store, tenant, trace_id)

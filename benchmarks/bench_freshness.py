@@ -28,7 +28,7 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
 
 
-def _raw_latencies(kafka, stop: threading.Event, out: list[float]) -> None:  # noqa: ANN001
+def _raw_latencies(kafka, stop: threading.Event, out: list[float]) -> None:
     """Emit -> consumable (ms) for every event, read by a plain consumer in its own group."""
     codec = AvroCodec("action")
     consumer = KafkaConsumer(kafka, "bench-freshness-raw", {"auto.offset.reset": "latest", "fetch.wait.max.ms": 10,

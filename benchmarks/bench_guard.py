@@ -11,8 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
-from agentaudit.rules import load_rule_set
 from agentaudit.control.guard import Guard
+from agentaudit.rules import load_rule_set
 from agentaudit.schemas import ControlCommand, ControlState, ControlType
 
 RULES = 30

@@ -22,18 +22,18 @@ from __future__ import annotations
 import gc
 import itertools
 import os
-from datetime import datetime, timedelta, timezone
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from agentaudit.infra.embedded import TansuBroker
 from agentaudit.producers import AuditClient
 from agentaudit.producers.simulator import SimConfig, Simulator
 from agentaudit.schemas import KeyRing, SigningKey
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
 from benchmarks._stack import embedded_stack, produce
 from benchmarks.bench_sdk_emit import _NoopExporter, _percentiles, _time
 from benchmarks.bench_sink import BATCH_SIZE, _drain
@@ -113,7 +113,7 @@ def _sdk_rows() -> list[dict]:
 def _signed_fleet(total: int, key: SigningKey) -> tuple[list[tuple[bytes, bytes]], int]:
     """The seeded simulated fleet of :func:`simulated`, signed by the simulator with the SDK's checkpoint schedule
     (producers/_checkpoints.py, on event time) and every stream's tail covered; ``(messages, checkpoints)``."""
-    start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
     sim = Simulator(SimConfig(seed=3, events=total, start=start), signing_key=key,
                     checkpoint_events=CHECKPOINT_EVENTS, checkpoint_seconds=CHECKPOINT_SECONDS)
     out = [(k, v) for k, v, _ in itertools.chain(sim.events(), sim.tail_events())]

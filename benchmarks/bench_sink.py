@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from agentaudit.rules.builtin import BuiltinEvaluator
-from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.kafka import KafkaConsumer
+from agentaudit.rules.builtin import BuiltinEvaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings, StoreSettings
 from benchmarks._stack import embedded_stack, produce, simulated

@@ -35,7 +35,7 @@ def _latencies(url: str, count: int) -> list[float]:
 
 
 def _child(*args: str) -> str:
-    return subprocess.check_output([sys.executable, *args], text=True, timeout=900)  # noqa: S603
+    return subprocess.check_output([sys.executable, *args], text=True, timeout=900)
 
 
 def _free_port() -> int:
@@ -58,7 +58,7 @@ def run() -> list[dict]:
         direct = json.loads(_child("-m", me, "latency", f"chdb://{Path(tmp) / 'direct'}", str(count)))
         direct_insert = float(_child("-m", insert, str(rows), f"chdb://{Path(tmp) / 'direct-insert'}", "none").split()[-1])
         port = _free_port()
-        server = subprocess.Popen([sys.executable, "-m", "agentaudit.infra.store", "--data-dir", str(Path(tmp) / "served"),  # noqa: S603
+        server = subprocess.Popen([sys.executable, "-m", "agentaudit.infra.store", "--data-dir", str(Path(tmp) / "served"),
                                    "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             assert server.stdout is not None

@@ -66,7 +66,7 @@ def _phase(url: str, seconds: float, hostile: bool) -> dict[str, Any]:
     """SELECT 1 latencies and inserted rows for ``seconds``, with or without the hostile query running."""
     hostile_result: dict[str, Any] = {}
     me = __spec__.name if __spec__ else "benchmarks.bench_store_hostile"
-    writer = subprocess.Popen([sys.executable, "-m", me, "write", url, f"{seconds - 1:g}"],  # noqa: S603
+    writer = subprocess.Popen([sys.executable, "-m", me, "write", url, f"{seconds - 1:g}"],
                               stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)  # the writer is warm
 
@@ -103,7 +103,7 @@ def run() -> list[dict]:
     env.update(AGENTAUDIT_STORE_PASSWORD=_PASSWORD, AGENTAUDIT_STORE_READER_PASSWORD=_READER,
                AGENTAUDIT_STORE_MAX_EXECUTION_TIME=f"{seconds:g}")
     with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen([sys.executable, "-m", "agentaudit.infra.store", "--data-dir",  # noqa: S603
+        server = subprocess.Popen([sys.executable, "-m", "agentaudit.infra.store", "--data-dir",
                                    str(Path(tmp) / "data"), "--port", str(port)], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, text=True)
         try:
