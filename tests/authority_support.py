@@ -9,9 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentaudit.schemas import SigningKey
-
 from agentaudit.control.authority import Authority
+from agentaudit.schemas import SigningKey
 
 
 @dataclass

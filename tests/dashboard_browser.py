@@ -36,7 +36,7 @@ def serve_dashboard(port: int, cwd: Path, *, kafka: KafkaSettings, store: StoreS
     full.update({f"AGENTAUDIT_TOPIC_{name.upper()}": topic for name, topic in kafka.topics.model_dump().items()})
     log = cwd / "dashboard.log"
     with log.open("w") as sink:
-        process = subprocess.Popen(dashboard_command(port), env=full, stdout=sink, stderr=subprocess.STDOUT,  # noqa: S603
+        process = subprocess.Popen(dashboard_command(port), env=full, stdout=sink, stderr=subprocess.STDOUT,
                                    cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ def expand(sql: str, *, start: datetime, end: datetime, interval_s: int, variabl
         return f"toDateTime({int(moment.timestamp())})"
 
     def day(moment: datetime) -> str:
-        return f"toDate('{moment.astimezone(timezone.utc):%Y-%m-%d}')"
+        return f"toDate('{moment.astimezone(UTC):%Y-%m-%d}')"
 
     sql = re.sub(r"\$__timeFilter\(([^)]+)\)",
                  lambda m: f"{m[1]} >= {seconds(start)} AND {m[1]} <= {seconds(end)}", sql)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.json_format import MessageToJson
@@ -21,7 +21,7 @@ MINUTE_US = 60_000_000
 
 
 def iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def transcript_runs(base_us: int, runs: int = 6) -> list[dict[str, Any]]:
@@ -61,7 +61,7 @@ def transcript_runs(base_us: int, runs: int = 6) -> list[dict[str, Any]]:
 
 def _us(value: Any) -> int:
     if isinstance(value, str):
-        return round(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1e6)
+        return round(datetime.fromisoformat(value).timestamp() * 1e6)
     return round(value * 1e6)
 
 
@@ -69,12 +69,12 @@ def send_transcript_live(audit: Any, run: dict[str, Any]) -> None:
     """The run as a live agent loop instrumented with the SDK records it, at the run's original times."""
     messages = run["messages"]
     times = [_us(m["timestamp"]) for m in messages]
-    results = {m["tool_call_id"]: (m, at) for m, at in zip(messages, times) if m["role"] == "tool"}
+    results = {m["tool_call_id"]: (m, at) for m, at in zip(messages, times, strict=False) if m["role"] == "tool"}
     start = _us(run["started_at"])
     with audit.action("invoke_agent", name=run["agent_id"], agent=run["agent_id"], run_id=run["run_id"],
                       start_time_us=start, end_time_us=max(times)):
         previous = start
-        for message, at in zip(messages, times):
+        for message, at in zip(messages, times, strict=False):
             if message["role"] in ("system", "user"):
                 audit.message(message["role"], content=message["content"], role=message["role"], time_us=at)
             elif message["role"] == "assistant":

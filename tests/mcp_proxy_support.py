@@ -105,4 +105,4 @@ def stored(client: Any) -> list[SimpleNamespace]:
     fields = ("agent_id", "trace_id", "action_id", "parent_action_id", "depth", "kind", "name", "phase", "status",
               "input_digest", "output_digest", "latency_us", "attributes")
     rows = client.query(f"SELECT {', '.join(fields)} FROM actions FINAL ORDER BY event_time").rows
-    return [SimpleNamespace(**dict(zip(fields, row))) for row in rows]
+    return [SimpleNamespace(**dict(zip(fields, row, strict=False))) for row in rows]

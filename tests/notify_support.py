@@ -60,7 +60,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 headers = {k.lower(): v for k, v in self.headers.items()}

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -114,7 +113,7 @@ def actions(client: Any) -> list[SimpleNamespace]:
     fields = ("tenant", "agent_id", "trace_id", "action_id", "parent_action_id", "depth", "kind", "name", "phase",
               "model", "input_tokens", "input_digest", "attributes")
     rows = client.query(f"SELECT {', '.join(fields)} FROM actions FINAL ORDER BY event_time").rows
-    return [SimpleNamespace(**dict(zip(fields, row))) for row in rows]
+    return [SimpleNamespace(**dict(zip(fields, row, strict=False))) for row in rows]
 
 
 def incidents(client: Any) -> list[SimpleNamespace]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ class ConsumerProcess:
         with self.log_path.open("ab") as log:
             log.write(f"---- start {self.starts + 1}\n".encode())
             log.flush()
-            self.process = subprocess.Popen(  # noqa: S603 - our own CLI
+            self.process = subprocess.Popen(
                 [sys.executable, "-m", "agentaudit.cli", *self.command, *self.args],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
@@ -111,7 +111,7 @@ def recent_start() -> datetime:
     The simulator's default start (2026-01-01) can be older than the 90-day retention of the
     ``actions`` table, and then ClickHouse's TTL merges silently delete the rows under test.
     """
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return today - timedelta(days=1)
 
 
@@ -164,7 +164,7 @@ def expected_incidents(log: Sequence[tuple[bytes, bytes]], rules: str | None = N
         values = [v for _, v in log[start:start + batch]]
         records, indexes, failures = codec.decode_batch(values)
         assert not failures
-        for record, index in zip(records, indexes):
+        for record, index in zip(records, indexes, strict=False):
             record.update(event_hash=hashlib.sha256(frame_body(values[index])).hexdigest(),
                           _partition=0, _offset=start + index, _topic="reference")
         keep(evaluator.evaluate(records))

@@ -38,7 +38,7 @@ def session_members(sid: int) -> list[int]:
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> tuple[int, str, float, list[int]]:
     """Run ``agentaudit ARGS`` in a new session; (exit code, output, seconds, leftover pids)."""
     began = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", *args], env=env, cwd=cwd,  # noqa: S603
+    process = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", *args], env=env, cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)

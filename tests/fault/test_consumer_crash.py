@@ -31,8 +31,17 @@ import pytest
 from agentaudit.consumers.migrate import migrate
 from agentaudit.infra.clickhouse import connect
 from agentaudit.settings import KafkaSettings, StoreSettings
-from tests.fault.support import (ConsumerProcess, count_final, duplicated_events, expected_incidents, produce_all,
-                                 simulated_log, stack_env, stored_incidents, wait_until)
+from tests.fault.support import (
+    ConsumerProcess,
+    count_final,
+    duplicated_events,
+    expected_incidents,
+    produce_all,
+    simulated_log,
+    stack_env,
+    stored_incidents,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.slow]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from agentaudit.consumers.migrate import migrate
-from agentaudit.rules import load_rule_set
 from agentaudit.infra.clickhouse import connect
+from agentaudit.rules import load_rule_set
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.fault.support import ConsumerProcess, count_final, produce_all, stack_env, wait_until
 from tests.sink_support import framed_events

@@ -35,8 +35,16 @@ from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
 from agentaudit.producers import AuditClient
 from agentaudit.settings import KafkaSettings, StoreSettings
-from tests.fault.support import (ConsumerProcess, count_final, duplicated_events, expected_incidents,
-                                 simulated_log, stack_env, stored_incidents, wait_until)
+from tests.fault.support import (
+    ConsumerProcess,
+    count_final,
+    duplicated_events,
+    expected_incidents,
+    simulated_log,
+    stack_env,
+    stored_incidents,
+    wait_until,
+)
 from tests.fixtures.broker import external_bootstrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.broker, pytest.mark.slow]
@@ -57,7 +65,7 @@ def _cluster_size() -> int:
 
 
 def _broker(action: str, node: int) -> None:
-    subprocess.run(["bash", str(BROKER_SH), action, str(node)], check=True, timeout=180)  # noqa: S603
+    subprocess.run(["bash", str(BROKER_SH), action, str(node)], check=True, timeout=180)
 
 
 def _digest(incidents: dict[str, int]) -> str:

@@ -136,7 +136,7 @@ def test_poison_messages_all_dead_lettered_valid_all_stored_consumer_alive(
     failures: list[object] = []
     with KafkaProducer(kafka, {"linger.ms": 20, "message.max.bytes": 1_000_000}) as producer:
         for index, (kind, value) in enumerate(messages):
-            def delivered(err, msg, kind=kind) -> None:  # noqa: ANN001
+            def delivered(err, msg, kind=kind) -> None:
                 if err is not None:
                     failures.append(err)
                 else:

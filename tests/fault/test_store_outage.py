@@ -31,9 +31,9 @@ OUTAGE_S = float(os.environ.get("AGENTAUDIT_FAULT_OUTAGE_S", "30"))
 
 
 def scrape(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as response:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as response:
         text = response.read().decode()
-    match = re.search(rf"^{name} (\S+)$", text, re.M)
+    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
 

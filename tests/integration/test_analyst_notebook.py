@@ -29,7 +29,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "analysts.md"
 
 
 def notebook_snippet() -> str:
-    match = re.search(r"<!-- notebook-snippet -->\n```python\n(.*?)```", DOC.read_text(), re.S)
+    match = re.search(r"<!-- notebook-snippet -->\n```python\n(.*?)```", DOC.read_text(), re.DOTALL)
     assert match, "docs/analysts.md lost its <!-- notebook-snippet --> block"
     return match.group(1)
 

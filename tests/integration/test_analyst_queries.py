@@ -13,7 +13,7 @@ from tests.dashboard_support import seeded_database
 pytestmark = pytest.mark.integration
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "analysts.md"
-EXAMPLES = re.findall(r"^### (\d+)\. (.+?)\n.*?```sql\n(.*?)```", DOC.read_text(), re.S | re.M)
+EXAMPLES = re.findall(r"^### (\d+)\. (.+?)\n.*?```sql\n(.*?)```", DOC.read_text(), re.DOTALL | re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def reader(store_server):
 
 def test_the_document_has_at_least_ten_examples():
     assert len(EXAMPLES) >= 10
-    assert len(re.findall(r"^```sql$", DOC.read_text(), re.M)) == len(EXAMPLES)  # every block is tested
+    assert len(re.findall(r"^```sql$", DOC.read_text(), re.MULTILINE)) == len(EXAMPLES)  # every block is tested
 
 
 @pytest.mark.parametrize("number, title, sql", EXAMPLES, ids=[f"{n}-{t[:40]}" for n, t, _ in EXAMPLES])

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from agentaudit.infra.kafka import KafkaProducer
-from agentaudit.schemas import AvroCodec, ControlCommand, ControlType, SigningKey
 from typer.testing import CliRunner
 
 from agentaudit.cli import app
 from agentaudit.control import ActionBlocked, ControlListener
 from agentaudit.control.authority import Authority, sign_headers
 from agentaudit.control.provision import provision_authority
+from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.schemas import AvroCodec, ControlCommand, ControlType, SigningKey
 from agentaudit.settings import KafkaSettings
 from tests.authority_support import wait_until
 from tests.control_support import write_rules

@@ -11,8 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentaudit.cli import app
-from agentaudit.control import ActionBlocked
-from agentaudit.control import ControlListener, read_control_state
+from agentaudit.control import ActionBlocked, ControlListener, read_control_state
 from agentaudit.schemas import ControlType, RuleMode
 from agentaudit.settings import KafkaSettings
 

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.rules import load_rule_set
-from agentaudit.infra.kafka import read_all
-from agentaudit.control import ActionBlocked
+from agentaudit.control import ActionBlocked, ControlIssuer, ControlListener
 from agentaudit.control.approvals import Approval, args_hash
-from agentaudit.control import ControlIssuer, ControlListener
-from agentaudit.producers.gate import ActionGate
 from agentaudit.control.guard import Guard
+from agentaudit.infra.kafka import read_all
+from agentaudit.producers.gate import ActionGate
+from agentaudit.rules import load_rule_set
 from agentaudit.schemas import AvroCodec, ControlType
 from tests.control_support import GatedAgent, write_rules
 

@@ -13,13 +13,12 @@ import pytest
 
 from agentaudit.consumers.control_publisher import ControlPublisher, ControlPublisherSettings
 from agentaudit.consumers.migrate import migrate
-from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
+from agentaudit.control import ActionBlocked, ControlIssuer, ControlListener, read_control_state
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaProducer
-from agentaudit.control import ActionBlocked
-from agentaudit.control import ControlIssuer, ControlListener, read_control_state
+from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.schemas import AvroCodec, ControlType, RuleMode, StreamChain
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.authority_support import Operators, make_operators

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agentaudit.consumers.control_publisher import ControlPublisher, ControlPublisherSettings
-from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.control import read_control_state
+from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.schemas import ControlType, RuleMode
 from tests.control_support import action_record, write_rules
 

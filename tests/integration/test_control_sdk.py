@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from agentaudit.control import ControlIssuer
+from agentaudit.control.approvals import Approval, args_hash
 from agentaudit.infra.kafka import read_all
 from agentaudit.producers import ActionBlocked, AuditClient
-from agentaudit.control.approvals import Approval, args_hash
-from agentaudit.control import ControlIssuer
 from agentaudit.schemas import AvroCodec, ControlType
 from tests.authority_support import make_operators
 from tests.control_support import write_rules

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from agentaudit.consumers.control_publisher import ControlPublisher
-from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.consumers.rules_worker import RulesWorker
-from agentaudit.infra.kafka import KafkaProducer
 from agentaudit.control import read_control_state
+from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.schemas import AvroCodec, ControlType
 from tests.control_support import action_record, write_rules
 from tests.fixtures.broker import test_consumer_config

@@ -41,7 +41,7 @@ def dashboard(store_server, kafka_settings_factory, tmp_path):
 def test_acknowledge_an_incident_in_the_browser(dashboard, group_factory):
     from playwright.sync_api import expect, sync_playwright
 
-    url, kafka, store_settings, seeded = dashboard
+    url, kafka, store_settings, _seeded = dashboard
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     expect.set_options(timeout=30_000)  # two cores shared with the broker and the store
     with sync_playwright() as pw:

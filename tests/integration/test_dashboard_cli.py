@@ -29,7 +29,7 @@ def test_cli_serves_the_dashboard_and_stops_on_sigterm(store_server, tmp_path):
     env = {**os.environ, "AGENTAUDIT_CLICKHOUSE_URL": store_server.url, "AGENTAUDIT_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
     log = tmp_path / "cli.log"
     with log.open("w") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", "dashboard", "--port", str(port)],  # noqa: S603
+        process = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", "dashboard", "--port", str(port)],
                                    env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path)
     children: list[int] = []
     try:
@@ -37,7 +37,7 @@ def test_cli_serves_the_dashboard_and_stops_on_sigterm(store_server, tmp_path):
         while True:
             assert process.poll() is None, log.read_text()
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
                     if r.read() == b"ok":
                         break
             except OSError:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from urllib.parse import urlencode
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pyarrow as pa
 import pytest
@@ -89,7 +89,7 @@ def test_a_conversation_incident_shows_the_unconfirmed_write_on_the_first_screen
             rows = timeline.locator("tr.aa-row")
             texts = [rows.nth(i).inner_text() for i in range(rows.count())]
             hit = next(i for i, t in enumerate(texts) if "the violating action" in t)
-            assert 5 <= hit and len(texts) < conversation.actions
+            assert hit >= 5 and len(texts) < conversation.actions
             assert any("message" in t for t in texts[:hit]), texts[:hit]
 
             page.get_by_text(f"Show all {conversation.actions}").click()

@@ -4,7 +4,7 @@ must be safe on their own, so this runs on a read-WRITE session)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -65,9 +65,9 @@ def test_injection_strings_match_nothing_and_change_nothing(writable, evil):
 
 def test_time_range_and_limits_are_typed(writable):
     # Out-of-range values are refused by the driver or the server's parameter parser, never spliced.
-    old = datetime(1971, 1, 1, tzinfo=timezone.utc)
+    old = datetime(1971, 1, 1, tzinfo=UTC)
     assert len(q.incidents(writable, IncidentFilter(since=old))) == 5
     assert q.incidents(writable, IncidentFilter(until=old)).empty
-    with pytest.raises(Exception):  # noqa: B017,PT011 - a typed parameter refuses text
+    with pytest.raises(Exception):  # noqa: B017 - a typed parameter refuses text
         q.incidents(writable, IncidentFilter(limit="1; DROP TABLE incidents"))  # type: ignore[arg-type]
     assert _counts(writable)["incidents"] == 5

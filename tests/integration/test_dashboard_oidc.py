@@ -58,7 +58,7 @@ def oidc_provider(log_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
             "--require-nonce", "true"] + [arg for user in users for arg in ("--user-claims", json.dumps(user))]
     issuer = f"http://127.0.0.1:{port}"
     with log_path.open("w") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:

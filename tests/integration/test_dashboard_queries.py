@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -46,7 +46,7 @@ class TestIncidents:
         row = q.incidents(store).set_index("incident_id").loc["inc-high-acked"]
         assert row["owner"] == "team-support" and row["assignee"] == "team-support"
         # opened 3 h before NOW_US, which was fixed when the test modules were imported, maybe long ago
-        since_import = datetime.now(timezone.utc).timestamp() - NOW_US / 1e6
+        since_import = datetime.now(UTC).timestamp() - NOW_US / 1e6
         assert 3 * 3600 - 60 <= row["age_seconds"] <= 3 * 3600 + since_import + 60
 
     @pytest.mark.parametrize("where, expected", [
@@ -59,10 +59,10 @@ class TestIncidents:
         (IncidentFilter(tenants=("globex",)), {"inc-low-open"}),
         (IncidentFilter(search="REFUND"), {"inc-high-acked"}),
         (IncidentFilter(severities=("high",), statuses=("open",)), {"inc-high-reopened"}),
-        (IncidentFilter(since=datetime.now(timezone.utc) + timedelta(hours=1)), set()),
-        (IncidentFilter(until=datetime.now(timezone.utc) - timedelta(days=1)), set()),
-        (IncidentFilter(since=datetime.now(timezone.utc) - timedelta(hours=2),
-                        until=datetime.now(timezone.utc)), {"inc-critical-open", "inc-high-acked", "inc-low-open",
+        (IncidentFilter(since=datetime.now(UTC) + timedelta(hours=1)), set()),
+        (IncidentFilter(until=datetime.now(UTC) - timedelta(days=1)), set()),
+        (IncidentFilter(since=datetime.now(UTC) - timedelta(hours=2),
+                        until=datetime.now(UTC)), {"inc-critical-open", "inc-high-acked", "inc-low-open",
                                                             "inc-medium-resolved", "inc-high-reopened"}),
         (IncidentFilter(limit=2), {"inc-critical-open", "inc-high-reopened"}),
     ])

@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agents import (Agent, ModelSettings, OpenAIChatCompletionsModel, OpenAIResponsesModel, RunResult, Runner, Tool, function_tool,
-                    set_trace_processors)
+from agents import (
+    Agent,
+    ModelSettings,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    Runner,
+    RunResult,
+    Tool,
+    function_tool,
+    set_trace_processors,
+)
 from openai import AsyncOpenAI
 
 from agentaudit.producers.integrations.openai_agents import AuditTracingProcessor
@@ -58,7 +67,7 @@ def test_an_agent_run_is_recorded_as_its_span_tree_with_tokens(
     result = run_agent(agents_sdk, api, "Where is order 42?", [lookup_order], name="support",
                        instructions="Answer order questions.")
     assert result.final_output == "Order 42 has shipped."
-    assert [s.path for s in agents_sdk.served] == [api.split("_")[0]] * 2
+    assert [s.path for s in agents_sdk.served] == [api.split("_", maxsplit=1)[0]] * 2
 
     actions = stored_actions(audit)
     root = assert_one_tree(actions)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from openai import OpenAI
-from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 

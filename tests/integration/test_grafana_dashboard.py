@@ -8,7 +8,7 @@ costs. It also checks that the provisioning files and the compose mounts point a
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,8 +39,8 @@ def window(reader):
     low, high = reader.query("SELECT min(event_time), max(event_time) FROM actions_first").rows[0]
     first, last = reader.query("SELECT min(first_seen), max(first_seen) FROM incident_current").rows[0]
     tenants = [row[0] for row in reader.query(BOARD["templating"]["list"][0]["query"]).rows]
-    start = min(low, first).replace(tzinfo=timezone.utc) - timedelta(hours=1)
-    end = max(high, last).replace(tzinfo=timezone.utc) + timedelta(hours=1)
+    start = min(low, first).replace(tzinfo=UTC) - timedelta(hours=1)
+    end = max(high, last).replace(tzinfo=UTC) + timedelta(hours=1)
     return start, end, tenants
 
 
@@ -61,7 +61,7 @@ def test_each_panel_runs_on_the_real_schema_and_returns_the_seeded_rows(reader, 
     rows = result.named_rows()
     assert rows, f"{title}: no rows over the seeded data"
     if fmt == 0:  # a time series: Grafana needs a DateTime column named time, inside the range
-        assert all(start - timedelta(days=1) <= row["time"].replace(tzinfo=timezone.utc) <= end for row in rows)
+        assert all(start - timedelta(days=1) <= row["time"].replace(tzinfo=UTC) <= end for row in rows)
     if title == "Incidents over time by severity":
         total = reader.query("SELECT count() FROM incident_current").rows[0][0]
         assert sum(row["incidents"] for row in rows) == total

@@ -46,7 +46,7 @@ def _stored_incidents(client: Any) -> list[SimpleNamespace]:
                         "FROM incidents FINAL").rows
     fields = ("rule_id", "tenant", "severity", "trace_id", "agent_id", "count", "key", "summary", "window_start_us",
               "window_end_us", "first_seen_us", "last_seen_us", "event_ids")
-    return [SimpleNamespace(**dict(zip(fields, row))) for row in rows]
+    return [SimpleNamespace(**dict(zip(fields, row, strict=False))) for row in rows]
 
 
 def _store(kafka: KafkaSettings, store: StoreSettings, client: Any, group: str,

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
 
 def _brokers(admin: KafkaAdmin) -> int:
-    return len(admin._client.list_topics(timeout=10).brokers)  # noqa: SLF001 - the count the admin itself uses
+    return len(admin._client.list_topics(timeout=10).brokers)  # the count the admin itself uses
 
 
 def test_default_replication_follows_the_cluster(kafka_admin: KafkaAdmin):
@@ -52,7 +52,7 @@ def test_sdk_producer_is_idempotent_only_when_asked(idempotent: bool, tmp_path):
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9", enable_idempotence=idempotent)
     client = AuditClient(kafka=kafka, tenant="acme", agent="a", spool_dir=str(tmp_path))
     try:
-        config = client._worker.producer_config  # noqa: SLF001 - what the SDK hands librdkafka
+        config = client._worker.producer_config  # what the SDK hands librdkafka
     finally:
         client.close(1)
     assert config["acks"] == "all" and config["enable.idempotence"] is idempotent

@@ -120,9 +120,8 @@ def test_read_all_returns_every_message(kafka_settings: KafkaSettings, topic_fac
 def test_oversized_message_raises_kafka_error_with_code(
         kafka_settings: KafkaSettings, topic_factory: Callable[..., str]) -> None:
     topic = topic_factory(partitions=1)
-    with KafkaProducer(kafka_settings, {"message.max.bytes": 10_000}) as producer:
-        with pytest.raises(KafkaError) as info:
-            producer.produce(topic, b"x" * 20_000)
+    with KafkaProducer(kafka_settings, {"message.max.bytes": 10_000}) as producer, pytest.raises(KafkaError) as info:
+        producer.produce(topic, b"x" * 20_000)
     assert info.value.code == "MSG_SIZE_TOO_LARGE"
     assert info.value.retriable is False
     assert topic in str(info.value)

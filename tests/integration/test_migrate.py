@@ -31,7 +31,7 @@ def test_migrate_twice_is_a_no_op(store_settings_factory: Callable[[], StoreSett
     base = store_settings_factory()
     settings = base.model_copy(update={"database": base.database + "_m", "retention_days": 30})
     first = migrate(settings)
-    assert [f.name for f in first][0] == "0001_base.sql"
+    assert next(f.name for f in first) == "0001_base.sql"
     schema = _schema(settings)
     assert set(TABLES) <= {name for name, _ in schema}
     assert "toIntervalDay(30)" in dict(schema)["actions"]  # retention_days substituted

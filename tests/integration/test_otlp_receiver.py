@@ -12,8 +12,16 @@ from typing import Any
 import pytest
 
 from agentaudit.settings import KafkaSettings, StoreSettings
-from tests.otlp_support import (RUN_EVENTS, TOKENS, assert_run_stored, node_modules, receiver, send_node_run,
-                                send_python_run, store_and_judge)
+from tests.otlp_support import (
+    RUN_EVENTS,
+    TOKENS,
+    assert_run_stored,
+    node_modules,
+    receiver,
+    send_node_run,
+    send_python_run,
+    store_and_judge,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 

@@ -11,8 +11,8 @@ import pytest
 
 from agentaudit.infra.embedded import free_port
 from agentaudit.infra.stack import Stack, StackSettings
-from tests.security.test_otlp_receiver_hostile import PB, _spans
 from tests.sdk_support import spooled
+from tests.security.test_otlp_receiver_hostile import PB, _spans
 
 pytestmark = [pytest.mark.integration]
 

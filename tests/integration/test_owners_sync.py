@@ -6,8 +6,8 @@ import pytest
 
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.owners import sync_owners
-from agentaudit.rules.owners import load_owners
 from agentaudit.infra.stack import DEFAULT_OWNERS
+from agentaudit.rules.owners import load_owners
 
 pytestmark = pytest.mark.integration
 

@@ -28,9 +28,9 @@ from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.producers.simulator.conversation import conversation_runs
 from agentaudit.rules import RuleEvaluator, load_evaluator, load_rule_set
 from agentaudit.schemas import AvroCodec, StreamChain
-from agentaudit.producers.simulator.conversation import conversation_runs
 from tests.fixtures.broker import test_consumer_config
 from tests.sink_support import action_record
 
@@ -297,7 +297,7 @@ def test_a_backlog_is_never_quiet(kafka_settings_factory: Callable, group_factor
     store_settings = store_settings_factory()
     migrate(store_settings)
     with KafkaProducer(kafka) as producer:
-        for record, data in events:
+        for _record, data in events:
             producer.produce(kafka.topics.actions, data, key=b"one")
         producer.flush()
     evaluator = load_evaluator([str(path)], lateness_us=100_000)

@@ -34,7 +34,7 @@ from tests.fixtures.store import StoreProcess
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-_BLOCK = re.compile(r"(?:<!--\s*not-run:\s*(?P<reason>.*?)\s*-->\s*\n)?^```python\n(?P<code>.*?)^```", re.S | re.M)
+_BLOCK = re.compile(r"(?:<!--\s*not-run:\s*(?P<reason>.*?)\s*-->\s*\n)?^```python\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
 _NAMES = re.compile(r"""\bname=["']([^"']+)["']|["']name["']:\s*["']([^"']+)["']""")
 PROBE_RULE = "readme.probe"
 

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from agentaudit.consumers.migrate import migrate
 from agentaudit.infra.clickhouse import connect
 from agentaudit.schemas import SigningKey
-
 from agentaudit.settings import KafkaSettings, StoreSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]

@@ -20,7 +20,7 @@ def test_owners_check_lists_recent_unowned_agents(store_settings_factory, store_
     settings = store_settings_factory()
     migrate(settings)
     store = store_factory(settings)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     rows = [
         ("e1", "acme", "billing-1", now - dt.timedelta(hours=1)),
         ("e2", "acme", "stray-bot", now - dt.timedelta(days=2)),
@@ -44,7 +44,7 @@ def test_escalation_reads_incidents_and_lifecycle_from_the_store(store_settings_
     settings = store_settings_factory()
     migrate(settings)
     store = store_factory(settings)
-    opened = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    opened = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     columns = ["incident_id", "tenant", "rule_id", "rule_revision", "severity", "agent_id", "first_seen", "last_seen",
                "count"]
     store.insert_batch("incidents", [

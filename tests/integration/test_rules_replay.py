@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from agentaudit.cli import app
 from agentaudit.consumers._columns import actions_table
 from agentaudit.consumers.migrate import migrate
-from agentaudit.rules import DEFAULT_PACK, RuleEvaluator, load_rule_set
-from tests.synthetic_fleet import fleet_records
-from agentaudit.rules.harness import replay
 from agentaudit.consumers.replay import diff_incidents, read_actions, replay_range
+from agentaudit.rules import DEFAULT_PACK, RuleEvaluator, load_rule_set
+from agentaudit.rules.harness import replay
+from tests.synthetic_fleet import fleet_records
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from agentaudit.cli import app
 from agentaudit.consumers._columns import actions_table
-from agentaudit.rules.exceptions import RuleError
 from agentaudit.consumers.migrate import migrate
-from agentaudit.rules import DEFAULT_PACK
-from tests.synthetic_fleet import fleet_records
 from agentaudit.consumers.replay import parse_range, read_actions, replay_range
+from agentaudit.rules import DEFAULT_PACK
+from agentaudit.rules.exceptions import RuleError
+from tests.synthetic_fleet import fleet_records
 
 pytestmark = pytest.mark.integration
 

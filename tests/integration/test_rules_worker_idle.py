@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from agentaudit.rules import RuleEvaluator, load_rule_set
-from agentaudit.rules.harness import build_events
 from agentaudit.consumers.rules_worker import RulesWorker, StateDirectory
 from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.rules import RuleEvaluator, load_rule_set
+from agentaudit.rules.harness import build_events
 from agentaudit.schemas import AvroCodec
 from tests.fixtures.broker import test_consumer_config
 
@@ -59,7 +59,7 @@ def hung(w: RulesWorker) -> list:
 
 def test_quiet_partition_goes_idle_and_the_hung_call_fires(kafka_settings_factory, group_factory) -> None:
     # Partitions 0 and 1 carry 10 minutes of traffic, a call on 0 never returns; partition 2 stays empty.
-    records = (traffic("p0", "agent-1", range(1, 11), hung_at=0), traffic("p1", "agent-2", range(0, 11)))
+    records = (traffic("p0", "agent-1", range(1, 11), hung_at=0), traffic("p1", "agent-2", range(11)))
     idle_on, idle_off = kafka_settings_factory(partitions=3), kafka_settings_factory(partitions=3)
     for kafka in (idle_on, idle_off):
         for partition, part in enumerate(records):

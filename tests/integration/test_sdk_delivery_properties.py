@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -20,8 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agentaudit.infra.kafka import KafkaAdmin
-from agentaudit.producers import AuditClient
-from agentaudit.producers import _worker
+from agentaudit.producers import AuditClient, _worker
 from agentaudit.settings import KafkaSettings
 from tests.integration.test_sdk_backpressure import _assert_every_event_once_in_order, _read_topic
 

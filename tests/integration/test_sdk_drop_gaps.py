@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 
 from agentaudit.consumers.migrate import migrate
+from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaAdmin
 from agentaudit.producers import AuditClient
 from agentaudit.producers._worker import DROPPED_ATTRIBUTE
 from agentaudit.rules import DEFAULT_PACK, RuleEvaluator, load_rule_set
-from agentaudit.consumers.settings import SinkSettings
 from agentaudit.settings import KafkaSettings, StoreSettings, TopicNames
 from tests.sink_support import drain
 
@@ -50,7 +50,7 @@ def _store_and_judge(kafka: KafkaSettings, store_settings: StoreSettings, group:
 def _gaps(rows: list[tuple[Any, ...]]) -> tuple[int, list[int]]:
     """``(events missing between stored seqs, dropped_before counters carried)``."""
     missing, counters = rows[0][1] if rows else 0, []
-    for (stream, seq, attrs), (prev_stream, prev_seq, _) in zip(rows[1:], rows[:-1]):
+    for (stream, seq, attrs), (prev_stream, prev_seq, _) in zip(rows[1:], rows[:-1], strict=False):
         if stream == prev_stream:
             missing += seq - prev_seq - 1
         if DROPPED_ATTRIBUTE in dict(attrs):
@@ -110,7 +110,7 @@ def test_a_full_spool_under_the_default_policy_leaves_a_gap_that_raises_the_inte
     stats = audit.stats()
     assert stats["dropped_spool_full"] > 0 and stats["dropped_queue_full"] == 0, stats
     rows, incidents = _store_and_judge(kafka, store_settings_factory(), group_factory(), stats["delivered"])
-    missing, counters = _gaps(rows)
+    missing, _counters = _gaps(rows)
     print(f"\n[sdk spool full] emitted 2011, dropped {stats['dropped_spool_full']} (spool full), stored {len(rows)}, "
           f"seq gaps cover {missing}, {len(incidents)} {GAP_RULE} incident(s)")
     assert missing == stats["dropped_spool_full"]

@@ -49,7 +49,7 @@ def test_consume_cli_stores_serves_metrics_and_stops_on_sigterm(
         metrics = ""
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
                     metrics = response.read().decode()
             except OSError:
                 metrics = ""

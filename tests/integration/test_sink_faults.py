@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings
@@ -22,6 +21,7 @@ from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.embedded import ManagedProcess, free_port
 from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import Incident
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.sink_support import drain, framed_events
@@ -175,7 +175,7 @@ def test_rebalance_between_two_sinks_loses_and_duplicates_nothing(
 
     stops = [threading.Event(), threading.Event()]
     sinks = [Sink(kafka, store_settings, settings()), Sink(kafka, store_settings, settings())]
-    threads = [threading.Thread(target=sink.run, args=(stop,), daemon=True) for sink, stop in zip(sinks, stops)]
+    threads = [threading.Thread(target=sink.run, args=(stop,), daemon=True) for sink, stop in zip(sinks, stops, strict=False)]
     with connect(store_settings) as store:
         def stored() -> int:
             return store.query("SELECT count() FROM actions FINAL").rows[0][0]

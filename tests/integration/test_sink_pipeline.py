@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 import pytest
 
-from agentaudit.rules.builtin import RULE_COST, RULE_ERROR, RULE_FORBIDDEN_TOOL
 from agentaudit.consumers.dlq import REASON_HEADER, SOURCE_OFFSET_HEADER, SOURCE_TOPIC_HEADER
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.kafka import KafkaProducer, read_all
+from agentaudit.rules.builtin import RULE_COST, RULE_ERROR, RULE_FORBIDDEN_TOOL
 from agentaudit.schemas import AvroCodec, Incident
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.sink_support import BASE_US, drain, framed_events

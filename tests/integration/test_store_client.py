@@ -138,7 +138,7 @@ def test_chdb_url_in_its_own_process(tmp_path) -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _CHDB_SCRIPT, str(tmp_path / "db")],  # noqa: S603
+    out = subprocess.run([sys.executable, "-c", _CHDB_SCRIPT, str(tmp_path / "db")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["drop", "164", "rows", "2", "empty", "a", "b", "after", "3"]
@@ -150,7 +150,7 @@ def test_chdb_url_on_a_served_directory_points_to_the_server(store_server: Store
 
     script = ("from agentaudit.infra.clickhouse import connect\n"
               f"connect('chdb://{store_server.data_dir}')\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)  # noqa: S603
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "use its http:// URL" in out.stderr
 
 

@@ -207,7 +207,7 @@ def test_concurrent_writers_from_threads_and_a_process(store_server: StoreProces
                                                        database: str) -> None:
     _events_table(client_factory())
     port = store_server.url.rsplit(":", 1)[1]
-    other = subprocess.Popen([sys.executable, "-c", _WRITER, port, database])  # noqa: S603
+    other = subprocess.Popen([sys.executable, "-c", _WRITER, port, database])
     errors: list[BaseException] = []
 
     def write(worker: int) -> None:
@@ -294,7 +294,7 @@ def test_password_is_enforced(guarded_store: StoreProcess) -> None:
 
 
 def test_second_store_on_the_same_directory_refuses(store_server: StoreProcess) -> None:
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-m", "agentaudit.infra.store", "--data-dir", str(store_server.data_dir), "--port", "0"],
         capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
@@ -354,7 +354,7 @@ def test_querying_while_iterating_a_stream_does_not_block(client_factory) -> Non
     reader, other = client_factory(), client_factory()
     seen = 0
     with reader.query_rows_stream("SELECT number FROM numbers(3000000)") as stream:
-        for row in stream:
+        for _row in stream:
             if seen == 0:
                 assert other.command("SELECT 1") == 1  # the engine is free while the stream is read
             seen += 1

@@ -21,7 +21,7 @@ class Case(NamedTuple):
     params: dict[str, str] = {}
 
 
-def _c(id: str, attack: str, sql: str, code: int = 164, **params: str) -> Case:  # noqa: A002
+def _c(id: str, attack: str, sql: str, code: int = 164, **params: str) -> Case:
     return Case(id, attack, sql, code, params)
 
 

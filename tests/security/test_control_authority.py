@@ -20,9 +20,17 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
+from agentaudit.control import (
+    ActionBlocked,
+    ControlIssuer,
+    ControlListener,
+    read_control_state,
+    sign_headers,
+)
 from agentaudit.dashboard import LifecyclePublisher
 from agentaudit.dashboard import queries as q
 from agentaudit.infra.clickhouse import connect
@@ -36,14 +44,6 @@ from agentaudit.schemas import (
     IncidentLifecycleEvent,
     LifecycleType,
     SigningKey,
-)
-
-from agentaudit.control import (
-    ActionBlocked,
-    ControlIssuer,
-    ControlListener,
-    read_control_state,
-    sign_headers,
 )
 from agentaudit.settings import KafkaSettings
 from tests.authority_support import Operators, make_operators, wait_until
@@ -303,7 +303,6 @@ def test_enforcement_signed_by_the_rules_service_is_obeyed_and_the_same_unsigned
         ControlPublisher,
         ControlPublisherSettings,
     )
-
     from agentaudit.rules import RuleEvaluator, load_rule_set
     from tests.control_support import action_record, write_rules
 

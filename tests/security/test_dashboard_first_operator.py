@@ -49,7 +49,7 @@ def test_the_password_printed_by_up_signs_in_and_nothing_else_does(tmp_path):
            "AGENTAUDIT_STORE_PORT": str(free_port()), "AGENTAUDIT_DASHBOARD_PORT": str(dashboard_port),
            "AGENTAUDIT_METRICS_PORT": str(free_port()), "AGENTAUDIT_SIMULATE_RATE": "0", "PYTHONUNBUFFERED": "1",
            "COLUMNS": "400"}
-    up = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", "up"], env=env, stdout=subprocess.PIPE,  # noqa: S603
+    up = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", "up"], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = LineReader(up)
     try:

@@ -100,13 +100,12 @@ def test_the_agents_sdk_processor_takes_hostile_spans_and_still_records(spool: P
     set_trace_processors([processor])
     try:
         for value in HOSTILE_VALUES:
-            with trace(workflow_name="hostile"):
-                with custom_span(name="step", data={"payload": value}):
-                    with generation_span(input=[{"content": value}], output=value, model="gpt-4o-mini",
-                                         usage={"input_tokens": value, "output_tokens": 3}):
-                        pass
-                    with function_span(name="lookup", input=value, output=value):
-                        pass
+            with trace(workflow_name="hostile"), custom_span(name="step", data={"payload": value}):
+                with generation_span(input=[{"content": value}], output=value, model="gpt-4o-mini",
+                                     usage={"input_tokens": value, "output_tokens": 3}):
+                    pass
+                with function_span(name="lookup", input=value, output=value):
+                    pass
         # spans that are not what the SDK makes: odd ids, unreadable times, span data whose attributes raise
         odd = SimpleNamespace(trace_id=Hostile(), span_id=None, parent_id=12, span_data=Hostile(),
                               started_at="yesterday", ended_at=Hostile(), error={"message": Hostile()})

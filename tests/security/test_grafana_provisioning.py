@@ -9,7 +9,7 @@ dashboard user may pick "All"); a quote in a tenant name still stays inside its 
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 import yaml
@@ -54,7 +54,7 @@ def test_a_hostile_panel_cannot_write_through_the_read_only_session(store_server
         # a tenant name built to close the literal and widen the filter matches no tenant at all
         sql = next(sql for title, sql, _ in panel_queries(dashboard()) if title.startswith("Cost by tenant"))
         low, high = reader.query("SELECT min(event_time), max(event_time) FROM actions").rows[0]
-        start, end = low.replace(year=low.year - 1, tzinfo=timezone.utc), high.replace(year=high.year + 1, tzinfo=timezone.utc)
+        start, end = low.replace(year=low.year - 1, tzinfo=UTC), high.replace(year=high.year + 1, tzinfo=UTC)
         hostile = expand(sql, start=start, end=end, interval_s=60,
                          variables={"tenant": ["acme' OR 1=1 OR tenant = 'globex"]})
         assert reader.query(hostile).rows == []

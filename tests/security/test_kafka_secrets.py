@@ -18,6 +18,7 @@ from agentaudit.producers import AuditClient
 from agentaudit.producers.exceptions import SdkConfigError
 from agentaudit.settings import KafkaSecurity, KafkaSettings
 
+
 @pytest.fixture(autouse=True)
 def _no_kafka_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Start from no AGENTAUDIT_KAFKA_* (a CI tier may log everything in as admin)."""

@@ -7,7 +7,6 @@ away (a closed port): events wait in each tenant's real SDK spool, read back her
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 from typing import Any
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agentaudit.consumers.dlq import (
     ORIGINAL_SHA256_HEADER,
     ORIGINAL_SIZE_HEADER,
@@ -32,12 +33,11 @@ from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer, read_all
-from agentaudit.schemas import AvroCodec
-
 from agentaudit.rules import RuleEvaluator, load_evaluator, load_rule_set
 from agentaudit.rules.builtin import RULE_COST, RULE_FORBIDDEN_TOOL, BuiltinEvaluator
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.evaluator import RULE_ERROR_ID
+from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings, StoreSettings, TopicNames
 from tests.fixtures.broker import external_bootstrap, test_consumer_config
 from tests.sink_support import action_record, drain, framed_events

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentaudit.schemas import AvroCodec, Incident
 
 from agentaudit.rules import RuleEvaluator, load_evaluator, load_rule_set
 from agentaudit.rules.evaluator import RULE_ERROR_ID
+from agentaudit.schemas import AvroCodec, Incident
 from tests.sink_support import action_record
 
 DAY_US = 86_400_000_000

@@ -47,9 +47,8 @@ def test_redos_rule_does_not_hold_the_agents_tool_call(kafka_settings_factory, t
             with audit.action("execute_tool", name=name):
                 held[size] = time.perf_counter() - started
                 ran.append(name)
-        with pytest.raises(ActionBlocked) as info:
-            with audit.action("execute_tool", name="read file"):
-                ran.append("read file")
+        with pytest.raises(ActionBlocked) as info, audit.action("execute_tool", name="read file"):
+            ran.append("read file")
         assert audit.flush(10)
     assert held[26] < 0.5 and held[1_023] < 0.5, held
     assert [len(n) for n in ran] == [27, 1_024] and info.value.rule_id == "redos"

@@ -18,7 +18,7 @@ import math
 import os
 import sys
 from collections.abc import Iterator
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +167,7 @@ def drive(audit: AuditClient, data: st.DataObject, expected: Expected) -> None:
     def t() -> Any:  # an explicit event time: hostile, naive or aware datetimes, microseconds in and out of range
         _ARMED[0] = False
         try:
-            return data.draw(values | st.datetimes(timezones=st.none() | st.just(timezone.utc))
+            return data.draw(values | st.datetimes(timezones=st.none() | st.just(UTC))
                              | st.integers(-(2**70), 2**70))
         finally:
             _ARMED[0] = True
@@ -209,9 +209,8 @@ def drive(audit: AuditClient, data: st.DataObject, expected: Expected) -> None:
         assert asyncio.run(atool(v(), key=v())) is plain
 
         error = HostileError()
-        with pytest.raises(HostileError) as raised:
-            with audit.action("execute_tool", name=v(), input=v()) as act:
-                raise error
+        with pytest.raises(HostileError) as raised, audit.action("execute_tool", name=v(), input=v()) as act:
+            raise error
         assert raised.value is error  # the agent's own exception, not one of the SDK's
         expected.actions.append(act.action_id)
 
@@ -379,9 +378,8 @@ def test_an_agent_exception_whose_str_raises_propagates_unchanged(audit: AuditCl
     own RuntimeError. Expected: the agent's exception object propagates; the end event has status error,
     the type, a placeholder message and ``agentaudit.uncaptured.error_message``."""
     error = HostileError()
-    with pytest.raises(HostileError) as raised:
-        with audit.action("execute_tool", name="boom"):
-            raise error
+    with pytest.raises(HostileError) as raised, audit.action("execute_tool", name="boom"):
+        raise error
     assert raised.value is error
     _, end = _sealed(audit, tmp_path)
     assert end["status"] == "error" and end["error_type"] == "HostileError"
@@ -464,9 +462,8 @@ def test_hostile_values_are_delivered_through_a_real_broker(kafka_settings_facto
             with audit.action("execute_tool", name="x\udcff", input={"h": Hostile(frozenset({"repr"}))}) as act:
                 act.set_output(nested(100_000))
                 act.set_attribute("k", Hostile(frozenset({"str"})))
-            with pytest.raises(HostileError):
-                with audit.action("execute_tool", name="boom"):
-                    raise HostileError()
+            with pytest.raises(HostileError), audit.action("execute_tool", name="boom"):
+                raise HostileError()
             audit.emit({"kind": "decision", "cost_usd": float("nan"), "name": "n" * 3_000_000})
             assert audit.flush(20)
             stats = audit.stats()

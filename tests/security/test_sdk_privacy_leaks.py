@@ -103,10 +103,9 @@ def test_secrets_in_free_text_never_reach_a_sealed_event(tmp_path: Path, secret:
     url = f"postgresql://app:{secret}@db.internal:5432/prod"
     leak = f"could not connect to {url}; 401 for api_key={secret}; token: {secret}; password={secret}"
     audit = offline_client(tmp_path / "spool")
-    with pytest.raises(ConnectionError):
-        with audit.action("execute_tool", name="db.query", attributes={"dsn": url}) as act:
-            act.set_attribute("last_error", leak)
-            raise ConnectionError(leak)
+    with pytest.raises(ConnectionError), audit.action("execute_tool", name="db.query", attributes={"dsn": url}) as act:
+        act.set_attribute("last_error", leak)
+        raise ConnectionError(leak)
     with audit.action("execute_tool", name=f"call?api_key={secret}") as act:
         act.set_status("error", leak)
     audit.emit({"kind": "tool_error", "error_message": leak, "detail": leak, f"password={secret}": "x",
@@ -135,9 +134,8 @@ def test_bodies_and_free_text_are_redacted_when_bodies_are_captured(tmp_path: Pa
     body nor the error message holds the password; the digest is still of the original input."""
     url = "postgresql://app:S3cr3t-pw-93@db.internal:5432/prod"
     audit = offline_client(tmp_path / "spool", capture_bodies=True)
-    with pytest.raises(RuntimeError):
-        with audit.action("execute_tool", name="db.connect", input={"dsn": url}):
-            raise RuntimeError(f"cannot reach {url}")
+    with pytest.raises(RuntimeError), audit.action("execute_tool", name="db.connect", input={"dsn": url}):
+        raise RuntimeError(f"cannot reach {url}")
     audit.close(timeout=0.3)
     assert b"S3cr3t-pw-93" not in sealed_bytes(tmp_path / "spool")
     start, _ = records_of(tmp_path / "spool")

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
+from agentaudit.cli import app
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
@@ -32,13 +35,10 @@ from agentaudit.consumers.stream_verify import verify_stream_signatures
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaConsumer, KafkaProducer
 from agentaudit.producers import AuditClient
+from agentaudit.rules import DEFAULT_PACK, RuleEvaluator, load_rule_set
 from agentaudit.schemas import AvroCodec, KeyRing, SigningKey, StreamChain
 from agentaudit.schemas.checkpoints import KEY_ATTRIBUTE, SIG_ATTRIBUTE, checkpoint_attributes
 from agentaudit.schemas.keys_file import add_key
-from typer.testing import CliRunner
-
-from agentaudit.cli import app
-from agentaudit.rules import DEFAULT_PACK, RuleEvaluator, load_rule_set
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.sink_support import drain
 

@@ -9,12 +9,11 @@ The multi-statement part is also sent on a read-write session: the second statem
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import re
 
 import clickhouse_connect
 import httpx

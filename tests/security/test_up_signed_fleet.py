@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
+from agentaudit.cli import app
 from agentaudit.consumers.stream_verify import verify_stream_signatures
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.embedded import free_port
@@ -31,9 +34,6 @@ from agentaudit.infra.kafka import KafkaProducer
 from agentaudit.infra.stack import Stack, StackSettings
 from agentaudit.schemas import AvroCodec, KeyRing, StreamChain
 from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, KEY_ATTRIBUTE, SIG_ATTRIBUTE
-from typer.testing import CliRunner
-
-from agentaudit.cli import app
 from agentaudit.settings import KafkaSettings, StoreSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -52,7 +52,7 @@ def _wait_for(predicate, timeout: float, what: str):
         except Exception as exc:  # the stack is still coming up
             last = exc
         time.sleep(0.5)
-    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")  # noqa: TRY003
+    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
 
 
 def _forged(agent: str, tenant: str, stream_id: str, count: int, attributes: dict[str, str]) -> list[bytes]:
@@ -149,7 +149,7 @@ def test_up_signs_its_fleet_and_a_forged_event_for_a_simulated_agent_raises_an_i
                              "integrity.unsigned-stream": {f"forged-unsigned/{agent}"}}, found
             forged_rows = dict(client.query("SELECT stream_id, countIf(verified = 1) FROM agentaudit.actions_verified "
                                             "WHERE stream_id LIKE 'forged-%' GROUP BY stream_id").rows)
-            assert forged_rows == {stream_id: 0 for stream_id in forgeries}
+            assert forged_rows == dict.fromkeys(forgeries, 0)
             dirty = _verify_cli(store, stack.keys_file)
             assert dirty.exit_code == 1, dirty.output
             assert "forged-signed/payments-refunder" in dirty.output and "bad_signature" in dirty.output

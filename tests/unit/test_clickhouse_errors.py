@@ -8,7 +8,7 @@ from agentaudit.infra.exceptions import StoreError
 
 
 def test_all_is_complete() -> None:
-    public = {name for name in dir(ch) if not name.startswith("_") and name not in {"store"}}
+    public = {name for name in dir(ch) if not name.startswith("_") and name != "store"}
     assert set(ch.__all__) == public
 
 

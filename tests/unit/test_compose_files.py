@@ -57,7 +57,7 @@ def _host_files(compose: dict[str, Any]) -> set[Path]:
 
 def _readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- compose-secrets -->\n```bash\n(.*?)```", text, re.S)
+    match = re.search(r"<!-- compose-secrets -->\n```bash\n(.*?)```", text, re.DOTALL)
     assert match, "README's Production section has no <!-- compose-secrets --> block"
     lines = match.group(1).replace("\\\n", " ").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]

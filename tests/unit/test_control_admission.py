@@ -6,6 +6,13 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+
+from agentaudit.control.admission import (
+    MAX_HELD_CLEARS,
+    ControlAdmission,
+    check_lifecycle,
+)
+from agentaudit.control.authority import Authority, sign_headers
 from agentaudit.schemas import (
     Actor,
     ActorType,
@@ -14,13 +21,6 @@ from agentaudit.schemas import (
     ControlType,
     SigningKey,
 )
-
-from agentaudit.control.admission import (
-    MAX_HELD_CLEARS,
-    ControlAdmission,
-    check_lifecycle,
-)
-from agentaudit.control.authority import Authority, sign_headers
 
 TOPIC = "agentaudit.control"
 

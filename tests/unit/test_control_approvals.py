@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from agentaudit.control import (
+    ActionBlocked,
+    ControlListener,  # noqa: F401 - the module imports cleanly
+)
 from agentaudit.control.approvals import Approval, args_hash, canonical_json
-from agentaudit.control import ControlListener  # noqa: F401 - the module imports cleanly
-from agentaudit.control import ActionBlocked
 
 NOW = 1_700_000_000_000_000
 ARGS_A = {"amount": 40, "currency": "EUR", "to": "acct-1"}

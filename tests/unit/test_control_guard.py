@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.rules import load_rule_set
 from agentaudit.control import ActionBlocked
 from agentaudit.control.guard import Guard
+from agentaudit.rules import load_rule_set
 from agentaudit.schemas import RuleMode
 from tests.control_support import action_record, write_rules
 

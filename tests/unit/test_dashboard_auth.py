@@ -124,7 +124,7 @@ def test_retired_shared_settings_stop_the_dashboard(monkeypatch, variable):
 def test_dashboard_command_runs_streamlit_headless_on_loopback():
     argv = dashboard_command(8600)
     assert argv[:5] == [sys.executable, "-m", "streamlit", "run", str(APP_PATH)]
-    options = dict(zip(argv[5::2], argv[6::2]))
+    options = dict(zip(argv[5::2], argv[6::2], strict=False))
     assert options["--server.port"] == "8600"
     assert options["--server.address"] == "127.0.0.1"
     assert options["--server.headless"] == "true"

@@ -30,7 +30,7 @@ def test_path_runs_from_the_root_to_the_violating_action():
     tree, violating = tree_of(50)
     path = tree.path_to(tree.actions_of([violating])[0])
     assert path[0] == "t-a00000" and path[-1] == "t-a00049"
-    for parent, child in zip(path, path[1:]):
+    for parent, child in zip(path, path[1:], strict=False):
         assert tree.nodes[child].parent_id == parent
 
 
@@ -50,7 +50,7 @@ def test_a_start_without_end_is_running_and_a_cycle_does_not_hang():
 def test_small_traces_draw_every_node_with_kind_status_latency_cost():
     tree, violating = tree_of(20)
     dot = to_dot(tree, targets=tree.actions_of([violating]), max_nodes=80)
-    assert len(re.findall(r"^  a\d+ \[", dot, re.M)) == 20
+    assert len(re.findall(r"^  a\d+ \[", dot, re.MULTILINE)) == 20
     assert "more" not in dot
     assert "execute_tool · shell.exec\\nerror · " in dot and " ms" in dot and "$" in dot
     assert dot.count('penwidth=3') == 1  # the violating action
@@ -61,7 +61,7 @@ def test_a_thousand_action_trace_collapses_but_keeps_the_whole_chain():
     target = tree.actions_of([violating])
     path = tree.path_to(target[0])
     dot = to_dot(tree, targets=target, max_nodes=60)
-    nodes = re.findall(r"^  a\d+ \[", dot, re.M)
+    nodes = re.findall(r"^  a\d+ \[", dot, re.MULTILINE)
     assert len(nodes) <= 60
     assert len(path) <= len(nodes)
     drawn = set(re.findall(r'tooltip="([^"]+)"', dot))

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from agentaudit.consumers.dlq import (
     ORIGINAL_KEY_SHA256_HEADER,
     ORIGINAL_KEY_SIZE_HEADER,

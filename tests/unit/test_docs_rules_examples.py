@@ -21,7 +21,7 @@ from agentaudit.rules._yaml import load_yaml
 from agentaudit.rules.harness import load_fixtures, run_fixture
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
-_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)
+_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.DOTALL | re.MULTILINE)
 _MARKER = re.compile(r"\A# (example|fixture): ([a-z0-9-]+)")
 
 
@@ -83,7 +83,7 @@ def test_the_example_raises_the_incidents_its_fixture_states(name: str, feed: st
 def test_the_examples_cover_every_rule_kind_and_the_layout_features() -> None:
     kinds = set()
     options = set()
-    for name, bodies in EXAMPLES.items():
+    for bodies in EXAMPLES.values():
         for body in bodies:
             doc = load_yaml(body) or {}
             for rule in doc.get("rules", []):
@@ -111,7 +111,7 @@ def test_the_reference_names_every_field_function_check_template_value_and_opera
 
 def test_the_readme_rule_files_load_as_written(tmp_path: Path) -> None:
     readme = DOC.parents[1] / "README.md"
-    bodies = [b for b in _BLOCK.findall(readme.read_text(encoding="utf-8")) if re.search(r"^rules:", b, re.M)]
+    bodies = [b for b in _BLOCK.findall(readme.read_text(encoding="utf-8")) if re.search(r"^rules:", b, re.MULTILINE)]
     assert bodies, "the README shows no rule file"
     for n, body in enumerate(bodies):
         path = tmp_path / f"readme-{n}.yaml"

@@ -62,7 +62,7 @@ def test_an_otlp_json_file_imports_as_the_live_processor_records_it(tmp_path: Pa
 
 def test_a_child_exported_without_its_parent_in_the_file_sits_at_depth_one_and_keeps_its_own_agent(
         tmp_path: Path) -> None:
-    live, path, _ = _live_and_file(tmp_path, collector_form=False)
+    _live, path, _ = _live_and_file(tmp_path, collector_form=False)
     request = json.loads(path.read_text())
     spans = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
     request["resourceSpans"][0]["scopeSpans"][0]["spans"] = [s for s in spans if not s["name"].startswith("invoke")]

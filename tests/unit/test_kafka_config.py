@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-import agentaudit.infra.embedded as embedded
-import agentaudit.infra.kafka as kafka
-from agentaudit.infra import KafkaError
+from agentaudit.infra import KafkaError, embedded, kafka
 from agentaudit.infra.kafka import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS, KafkaConsumer, build_config
 from agentaudit.infra.kafka.acls import CONTROL_RETENTION, Grant, grants
 from agentaudit.settings import KafkaSecurity, KafkaSettings, TopicNames

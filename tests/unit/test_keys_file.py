@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from agentaudit.schemas import KeyRing, KeysFileError, SigningKey, signed_message
 from agentaudit.schemas.keys_file import add_key, read_keys, revoke_key, rotate_key
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import agentaudit.consumers.notify as notify
+from agentaudit.consumers import notify
 from agentaudit.consumers.exceptions import RouteConfigError
 from agentaudit.consumers.notify import Notification, load_routes, render
 from agentaudit.rules.owners import OwnersError, load_owners

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentaudit.rules.exceptions import RuleError
 from agentaudit.consumers.replay import Offsets, parse_bound, parse_range
+from agentaudit.rules.exceptions import RuleError
 
 
 @pytest.mark.parametrize(("text", "expected"), [

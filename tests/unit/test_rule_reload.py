@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.rules.exceptions import RuleError
 from agentaudit.consumers.rule_reload import ReloadingEvaluator
 from agentaudit.rules import load_evaluator
+from agentaudit.rules.exceptions import RuleError
 from tests.sink_support import action_record
 
 RULES = """required_engine_version: 1

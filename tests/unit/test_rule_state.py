@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.rule_state import DurableEvaluator
-from agentaudit.rules import load_evaluator
 from agentaudit.producers.simulator import SimConfig, Simulator
+from agentaudit.rules import load_evaluator
+from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import AvroCodec, Incident, frame_body
 
 BATCH = 500

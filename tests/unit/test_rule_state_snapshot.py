@@ -16,7 +16,7 @@ def judge_after_restore(rule_set, records: list[dict], data: bytes) -> list[str]
     evaluator = RuleEvaluator(rule_set)
     evaluator.restore(data)
     incidents = [evaluator.evaluate(records[i:i + 300]) for i in range(0, len(records), 300)]
-    return sorted(i.model_dump_json() for batch in incidents + [evaluator.flush()] for i in batch)
+    return sorted(i.model_dump_json() for batch in [*incidents, evaluator.flush()] for i in batch)
 
 
 def test_a_snapshot_written_by_the_standard_library_still_restores() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from agentaudit.rules import RuleEvaluator, load_rule_set
-from tests.synthetic_fleet import fleet_records
 from agentaudit.rules.harness import interleave, replay
 from agentaudit.schemas import Incident
+from tests.synthetic_fleet import fleet_records
 
 HOUR_US = 3_600_000_000
 MINUTE_US = 60_000_000

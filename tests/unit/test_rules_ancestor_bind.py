@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules import RuleEvaluator, load_rule_set
+from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules.harness import BASE_TIME_US, build_events, replay
 
 RULE = """

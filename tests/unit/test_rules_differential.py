@@ -85,7 +85,7 @@ def str_expr(draw: st.DrawFn) -> str:
 @st.composite
 def regex(draw: st.DrawFn) -> str:
     """Patterns on which Python's re and RE2 agree (no backreferences, lookaround, \\w or \\Z)."""
-    atoms = st.one_of(st.sampled_from(list("abAB.x") + ["\\.", "[ab]", "[^a]", "[a-c]", "é", " "]),
+    atoms = st.one_of(st.sampled_from([*list("abAB.x"), "\\.", "[ab]", "[^a]", "[a-c]", "é", " "]),
                       st.tuples(st.sampled_from(["a", "b", "ab", "\\."]), st.sampled_from(["a", "x", ""]))
                       .map(lambda p: f"({p[0]}|{p[1]})"))
     parts = draw(st.lists(st.tuples(atoms, st.sampled_from(["", "", "*", "+", "?", "{1,2}"])), min_size=1, max_size=4))
@@ -142,7 +142,7 @@ attributes = st.dictionaries(st.sampled_from(["k", "http.url", "x y", "other"]),
 
 
 records = st.fixed_dictionaries({
-    **{name: ints for name in ("depth", "seq", "input_tokens", "output_tokens", "payload_bytes")},
+    **dict.fromkeys(("depth", "seq", "input_tokens", "output_tokens", "payload_bytes"), ints),
     "cost_usd": floats, "latency_us": st.one_of(st.none(), ints), "end_time_us": st.one_of(st.none(), ints),
     "links": st.lists(words, max_size=3), "name": names, "agent_id": words, "model": optional_words,
     "error_message": optional_words, "environment": words,

@@ -7,8 +7,8 @@ import zlib
 from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.rules._idleness import IDLE, PROGRESS, SourceIdleness
 from agentaudit.rules.event_time import EventTimePolicy, QuietTenants
-from tests.synthetic_fleet import fleet_records
 from agentaudit.rules.harness import build_events
+from tests.synthetic_fleet import fleet_records
 
 RULES = load_rule_set(None)
 SOURCES = ("actions:0", "actions:1", "actions:2")
@@ -152,7 +152,7 @@ class TestEvaluatorMarkers:
         evaluator = RuleEvaluator(RULES, lateness_us=0, sources=SOURCES[:2])
         log = hung_call_log()[:1]
         start = log[0]["event_time_us"]
-        evaluator.evaluate(log + [{"_marker": "idle", "_source": SOURCES[1], "quiet_us": 60 * MIN}])
+        evaluator.evaluate([*log, {"_marker": "idle", "_source": SOURCES[1], "quiet_us": 60 * MIN}])
         assert evaluator.watermark_us == start  # source 0 still active: its own events hold the watermark
         evaluator.evaluate([{"_marker": "idle", "_source": SOURCES[0], "quiet_us": MIN}])
         assert evaluator.watermark_us == start + MIN  # source 1 delivered nothing: no time to advance from

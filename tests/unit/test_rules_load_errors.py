@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.rules.exceptions import RuleError
 from agentaudit.rules import load_rule_set
+from agentaudit.rules.exceptions import RuleError
 
 HEADER = """\
 required_engine_version: 1

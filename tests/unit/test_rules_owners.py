@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.rules.owners import OwnersError, due_escalations, load_owners, unowned_agents
 from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.rules.harness import build_events
+from agentaudit.rules.owners import OwnersError, due_escalations, load_owners, unowned_agents
 from agentaudit.schemas import Actor, Incident, IncidentLifecycleEvent, LifecycleType, Severity
 
 OWNERS = """\

@@ -122,14 +122,13 @@ def test_decorated_functions_record_arguments_result_and_errors(audit: AuditClie
         asyncio.run(fetch("https://example.com"))
     with pytest.raises(ActionBlocked):
         refund()
-    with pytest.raises(ZeroDivisionError):
-        with audit.action("execute_tool", name="divide"):
-            _ = 1 / 0
+    with pytest.raises(ZeroDivisionError), audit.action("execute_tool", name="divide"):
+        _ = 1 / 0
     records = _recorded(audit, tmp_path)
     q_start, q_end = _by_phase(records, "db.query", "start"), _by_phase(records, "db.query", "end")
     assert q_start["input_digest"] and q_end["output_digest"] and q_start["input_body"] is None
     assert q_end["status"] == "ok" and q_end["payload_bytes"] > 0
-    fetch_end = [r for r in records if r["phase"] == "end" and r["name"].endswith("fetch")][0]
+    fetch_end = next(r for r in records if r["phase"] == "end" and r["name"].endswith("fetch"))
     assert (fetch_end["status"], fetch_end["error_type"]) == ("timeout", "TimeoutError")
     assert "timed out" in fetch_end["error_message"]
     assert _by_phase(records, "refund", "end")["status"] == "denied"

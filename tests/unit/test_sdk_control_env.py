@@ -61,9 +61,8 @@ def test_the_guard_from_the_environment_denies_before_the_tool_runs(monkeypatch,
     ran = []
     try:
         assert audit._gate.gate.listener is None  # AGENTAUDIT_CONTROL is unset: no control topic
-        with pytest.raises(ActionBlocked) as blocked:
-            with audit.action("execute_tool", name="shell.exec"):
-                ran.append("shell")
+        with pytest.raises(ActionBlocked) as blocked, audit.action("execute_tool", name="shell.exec"):
+            ran.append("shell")
         assert ran == [] and blocked.value.rule_id == "env.no-shell"
         with audit.action("execute_tool", name="search"):
             ran.append("search")

@@ -3,13 +3,13 @@ use is named on the event (``agentaudit.uncaptured.<parameter>``), never raised 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agentaudit.control import Approval
 from tests.sdk_support import offline_client, records_of
 
-T0 = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 T0_US = int(T0.timestamp()) * 1_000_000
 
 
@@ -53,7 +53,7 @@ def test_a_start_alone_keeps_the_measured_duration(tmp_path: Path) -> None:
 
 def test_unusable_times_are_named_on_the_event_and_the_clock_stands_in(tmp_path: Path) -> None:
     audit = offline_client(tmp_path)
-    before = int(datetime.now(timezone.utc).timestamp() * 1e6)
+    before = int(datetime.now(UTC).timestamp() * 1e6)
     with audit.action("execute_tool", name="naive", start_time_us=datetime(2026, 3, 1)):
         pass
     with audit.action("execute_tool", name="backwards", start_time_us=T0_US, end_time_us=T0_US - 1):

@@ -11,7 +11,7 @@ import pytest
 
 from agentaudit.producers import redact
 from agentaudit.producers._digests import Digester
-from agentaudit.producers.redaction import cap, canonical, luhn_valid, redact_fields
+from agentaudit.producers.redaction import canonical, cap, luhn_valid, redact_fields
 from tests.sdk_support import offline_client, records_of
 
 

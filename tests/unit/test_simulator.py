@@ -259,7 +259,7 @@ class TestFaults:
 
     def test_each_mode_looks_like_what_it_is(self, all_faults):
         _, events = all_faults
-        for trace_id, records in by_trace([r for *_, r in events]).items():
+        for records in by_trace([r for *_, r in events]).values():
             faulty = defaultdict(list)
             for r in records:
                 if FAULT_ATTRIBUTE in r["attributes"]:
@@ -277,7 +277,7 @@ class TestFaults:
             assert max(r["depth"] for r in faulty["deep"]) >= 12
             fan = Counter(r["parent_action_id"] for r in faulty["fanout"] if r["phase"] == "start")
             assert max(fan.values()) >= 25
-            hung = [r for r in faulty["hung"]]
+            hung = list(faulty["hung"])
             assert len(hung) == 1 and hung[0]["phase"] == "start"
 
     def test_rates_are_honoured_roughly(self):

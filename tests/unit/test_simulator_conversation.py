@@ -30,7 +30,7 @@ def test_the_cli_writes_the_same_log_twice_and_its_breaches_are_found(tmp_path) 
     runner = CliRunner()
     args = ["simulate", "--mode", "conversation", "--traces", "300", "--breach-rate", "0.25", "--seed", "3"]
     first = runner.invoke(app, [*args, "--out", str(tmp_path / "a.aasim")])
-    again = runner.invoke(app, [*args, "--out", str(tmp_path / "b.aasim")])
+    runner.invoke(app, [*args, "--out", str(tmp_path / "b.aasim")])
     assert first.exit_code == 0, first.output
     assert "runs: 300" in first.output and "breaches injected (runs): cost_spike=" in first.output
     assert (tmp_path / "a.aasim").read_bytes() == (tmp_path / "b.aasim").read_bytes()
@@ -105,6 +105,6 @@ def test_up_runs_an_endless_conversation_simulator_when_asked(tmp_path) -> None:
     assert "--traces" not in argv and "--agents" not in argv
     assert "--mode" not in simulator_argv()
     source = ConversationSource(None, breach_rate=0.5)
-    first = [record for _, (_, _, record) in zip(range(3_000), source.events())]
+    first = [record for _, (_, _, record) in zip(range(3_000), source.events(), strict=False)]
     assert source.stats.traces > 20 and source.breaches  # runs keep coming while read
     assert first[-1]["event_time_us"] >= first[0]["event_time_us"]

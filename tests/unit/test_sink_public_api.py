@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 
-import agentaudit.consumers as consumers
+from agentaudit import consumers
 
 MODULES = ["dlq", "exceptions", "migrate", "owners", "replay", "rules_worker", "settings", "sink"]
 REEXPORTED = ["exceptions", "settings", "sink"]

@@ -7,13 +7,17 @@ import hashlib
 import pytest
 
 from agentaudit.consumers._columns import (
-    ACTIONS_SCHEMA, actions_table, incident_records_table, incidents_table, lifecycle_table,
+    ACTIONS_SCHEMA,
+    actions_table,
+    incident_records_table,
+    incidents_table,
+    lifecycle_table,
 )
-from agentaudit.rules.builtin import RULE_COST, RULE_ERROR, RULE_FORBIDDEN_TOOL, BuiltinEvaluator
 from agentaudit.consumers.exceptions import ConsumerError
-from agentaudit.rules.exceptions import RuleEngineError, RuleError
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.exceptions import AgentAuditError
+from agentaudit.rules.builtin import RULE_COST, RULE_ERROR, RULE_FORBIDDEN_TOOL, BuiltinEvaluator
+from agentaudit.rules.exceptions import RuleEngineError, RuleError
 from agentaudit.schemas import AvroCodec, frame_body
 from tests.sink_support import action_record, framed_events
 
@@ -59,7 +63,7 @@ def test_actions_table_matches_ddl_columns_and_maps_nulls():
     pairs = framed_events(3, parent_action_id=None, model="gpt-4o")
     codec = AvroCodec("action")
     records = [codec.decode(data) for _, data in pairs]
-    for offset, (record, (_, data)) in enumerate(zip(records, pairs)):
+    for offset, (record, (_, data)) in enumerate(zip(records, pairs, strict=False)):
         record.update(event_hash=hashlib.sha256(frame_body(data)).hexdigest(), _partition=2, _offset=100 + offset)
     table = actions_table(records)
     assert table.schema == ACTIONS_SCHEMA

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
-
-from agentaudit.schemas import AvroCodec, KeyRing, SigningKey, StreamChain, body_hash, frame_body
-from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, check_checkpoint, checkpoint_attributes
 
 from agentaudit.rules.evaluator import load_evaluator
 from agentaudit.rules.harness import BASE_TIME_US, _complete
+from agentaudit.schemas import AvroCodec, KeyRing, SigningKey, StreamChain, body_hash, frame_body
+from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, check_checkpoint, checkpoint_attributes
 
 ALICE_BOT = SigningKey.generate("acme-bot-1")
 OTHER_BOT = SigningKey.generate("acme-other-1")
@@ -109,7 +108,7 @@ def test_rotation_revoked_key_verifies_before_and_not_after() -> None:
     revoked = BASE_TIME_US + 1_000_000_000
     before = _stream(30, ALICE_BOT, t0=BASE_TIME_US)
     after = _stream(30, ALICE_BOT, sid="c2/bot", t0=revoked + 1, offset=100)
-    ring = _ring(revoked_at=datetime.fromtimestamp(revoked / 1e6, tz=timezone.utc).isoformat())
+    ring = _ring(revoked_at=datetime.fromtimestamp(revoked / 1e6, tz=UTC).isoformat())
     assert _rules(before, ring) == {}
     found = _rules(after, ring)
     assert "integrity.unauthorized-key" in found and "revoked" in found["integrity.unauthorized-key"][0]
