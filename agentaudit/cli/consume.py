@@ -29,7 +29,8 @@ def _consume_preflight(kafka, store) -> None:  # KafkaSettings, StoreSettings
 @app.command()
 def consume(
     group: str = typer.Option(None, help="Consumer group (AGENTAUDIT_SINK_GROUP)."),
-    rules: str = typer.Option(None, help="Rule file or directory for the rule engine; default its shipped pack (built-in rules without the engine)."),
+    rules: str = typer.Option(None, help="Rule file or directory for the rule engine; default its shipped pack "
+                                          "(built-in rules without the engine)."),
     batch_size: int = typer.Option(None, help="Messages per batch (AGENTAUDIT_SINK_BATCH_SIZE)."),
     metrics_port: int = typer.Option(None, help="Serve Prometheus /metrics on this port (AGENTAUDIT_SINK_METRICS_PORT)."),
     builtin_rules: bool = typer.Option(False, "--builtin-rules", help="Use only the built-in rules "

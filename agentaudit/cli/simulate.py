@@ -74,7 +74,8 @@ def simulate(
         typer.echo(f"error: --mode {mode!r}: expected fleet or conversation", err=True)
         raise typer.Exit(2)
     if mode == "conversation":
-        _simulate_conversations(seed=seed, run_nonce=run_nonce, runs=200 if traces is None and out else traces, breach_rate=breach_rate,
+        _simulate_conversations(seed=seed, run_nonce=run_nonce, runs=200 if traces is None and out else traces,
+                                breach_rate=breach_rate,
                                 tenant=tenant[0] if tenant else "acme", out=out, bootstrap=bootstrap, topic=topic,
                                 clock=clock, start=start, rate=rate, signing_key=signing_key,
                                 checkpoint_events=checkpoint_events, checkpoint_seconds=checkpoint_seconds)
@@ -82,7 +83,8 @@ def simulate(
     if out and events is None and traces is None and duration is None:
         events = 10_000
     fields = {"seed": seed, "run_nonce": run_nonce, "agents": agents, "traces": traces, "events": events,
-              "duration_s": duration, "fault_rate": fault_rate, "fault_rates": rates, "clock": clock or ("virtual" if out else "wall"),
+              "duration_s": duration, "fault_rate": fault_rate, "fault_rates": rates,
+              "clock": clock or ("virtual" if out else "wall"),
               "tenants": tuple(tenant) if tenant else None, "sessions_per_agent": sessions}
     try:
         if start:

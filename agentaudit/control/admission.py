@@ -128,7 +128,7 @@ class Refusal:
 
     def incident(self) -> Incident:
         """The integrity incident of this refusal; its id derives from the record, so a re-read is one incident."""
-        ident = "\x1f".join((self.rule_id, self.record_id, self.value_sha256))
+        ident = "\x1f".join((self.rule_id, self.record_id, self.value_sha256))  # noqa: FLY002 - the incident id's parts joined by the unit separator, kept as reviewed
         what = "control command" if self.purpose == "control" else "lifecycle event"
         summary = (f"refused {what} {self.record_id}: {self.issuer} may not {self.action} on tenant "
                    f"{self.tenant or '*'} ({self.reason}); at {self.topic}[{self.partition}]@{self.offset}")

@@ -236,7 +236,7 @@ class ControlListener:
         :param args: the action's arguments, checked against ``approval`` when a command requires one.
         :param approval: an approval for this exact call, see :mod:`agentaudit.control.approvals`.
         """
-        if not self._ready.is_set() or self._error is not None:
+        if not self._ready.is_set() or self._error is not None:  # noqa: SIM102 - the fail-closed check kept in two steps: the cheap test, then the wait
             if (not self.wait_ready() or self._error is not None) and self._fail_closed:
                 raise ActionBlocked(f"the control topic {self.topic!r} cannot be read ({self._error or 'not yet'}) "
                                     "and the client fails closed; check the broker", code="control_unavailable",

@@ -289,7 +289,8 @@ class _Compiler:
         slide_us = window_us
         allowed = {"aggregate": {"fn", "field", "where", "op", "threshold", "slide", "min_count", "idle"},
                    "sequence": {"then", "within", "unless"}, "absence": {"end", "within"},
-                   "ancestor": {"approval", "within", "bind", "once"}, "integrity": {"checks", "max_unsigned_events", "max_unsigned_for"}, "predicate": set()}[spec.kind]
+                   "ancestor": {"approval", "within", "bind", "once"},
+                   "integrity": {"checks", "max_unsigned_events", "max_unsigned_for"}, "predicate": set()}[spec.kind]
         for k in block:
             if k not in allowed:
                 raise spec.error(f"{spec.kind}: unknown key {k!r}; expected one of {sorted(allowed)}", line=bline(k))
@@ -311,7 +312,7 @@ class _Compiler:
                     raise spec.error(f"aggregate distinct needs a scalar field, {fld.name!r} is {fld.type}",
                                      line=bline("field"))
                 scope: dict[str, Any] = {"__builtins__": {"len": len}}
-                exec(compile(f"def _v(r):\n    return {fld.code}\n", f"<rule {spec.id}:field>", "exec"), scope)  # noqa: S102
+                exec(compile(f"def _v(r):\n    return {fld.code}\n", f"<rule {spec.id}:field>", "exec"), scope)  # noqa: S102 - source generated from the field table, not from the rule text
                 params["value"] = scope["_v"]
             if fn == "ratio":
                 if "where" not in block:

@@ -71,9 +71,8 @@ def _explain(rule: CompiledRule, spec: RuleSpec, lateness_us: int) -> str:
     else:
         slide = f", sliding every {_human(rule.slide_us)}" if rule.slide_us != rule.window_us else ""
         lines.append(f"  window:    {_human(rule.window_us)}{slide}{said('window')}  (one incident per key and window)")
-    for name in ("then", "unless", "approval", "end"):
-        if name in block:
-            lines.append(f"  {name + ':':<10} {' '.join(str(block[name]).split())}")
+    lines.extend(f"  {name + ':':<10} {' '.join(str(block[name]).split())}"
+                 for name in ("then", "unless", "approval", "end") if name in block)
     if rule.kind == "absence" and "end" not in block:
         lines.append("  end:       phase = end  (default; same action_id)")
     if "within" in p:

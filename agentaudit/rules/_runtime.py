@@ -420,7 +420,7 @@ class AggregateRuntime(RuleRuntime):
         for r in rs:
             try:
                 part_of(value_of, [r])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - isolates the record a rule fails on; the caller reports it
                 self.failures.append((r, exc))
             else:
                 good.append(r)
@@ -1062,7 +1062,7 @@ def _isolate(pending: list[dict[str, Any]], fn: Any,
     for r in pending:
         try:
             results.append(fn(r))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - isolates the record a rule fails on; the caller reports it
             failures.append((r, exc))
         else:
             good.append(r)

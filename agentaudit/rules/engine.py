@@ -52,5 +52,5 @@ class BaseEvaluator(abc.ABC):
         """Evaluator state to store alongside committed offsets; stateless evaluators return b""."""
         return b""
 
-    def restore(self, data: bytes) -> None:
+    def restore(self, data: bytes) -> None:  # noqa: B027 - an optional hook: stateless evaluators keep this no-op
         """Load state written by :meth:`snapshot`; the default keeps no state."""

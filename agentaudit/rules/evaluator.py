@@ -241,7 +241,7 @@ class RuleEvaluator(BaseEvaluator):
                 rt.pending.pop()  # the fused matcher got this far before failing
             try:
                 rt.feed(r)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - one rule's bug must not stop the other rules; reported as a rule error
                 self._runtime_error(rt, r, exc)
 
     def _runtime_error(self, rt: RuleRuntime, r: dict[str, Any], exc: Exception) -> None:
@@ -341,7 +341,7 @@ class RuleEvaluator(BaseEvaluator):
                 for acc in rt.hits.take():
                     try:
                         incidents.append(self._incident(rt, acc))
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:  # noqa: BLE001 - one incident that cannot be built must not lose the others; reported as a rule error
                         t, event_id = acc["events"][-1] if acc["events"] else (acc["ws"], "")
                         self._runtime_error(rt, {"event_id": event_id, "tenant": acc["tenant"], "event_time_us": t},
                                             exc)

@@ -160,9 +160,7 @@ def _complete(raw: dict[str, Any], t: int, seed: str) -> dict[str, Any]:
         "input_digest": None, "output_digest": None, "input_body": None, "output_body": None, "payload_bytes": 0,
         "attributes": {}, "environment": "",
     }
-    for key, value in raw.items():
-        if key not in _SHORTHAND:
-            rec[key] = value
+    rec.update({key: value for key, value in raw.items() if key not in _SHORTHAND})
     rec["cost_usd"] = float(rec["cost_usd"])
     return rec
 
