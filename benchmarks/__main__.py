@@ -43,13 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             module = importlib.import_module(f"benchmarks.{name}")
             produced = module.run()
-        except Exception:
+        except Exception:  # noqa: BLE001 - one failing benchmark is recorded as FAILED and the others still run
             failures += 1
             traceback.print_exc()
             rows.append({"bench": name, "name": "FAILED", "value": None, "unit": ""})
             continue
-        for row in produced:
-            rows.append({"bench": name, **row})
+        rows.extend({"bench": name, **row} for row in produced)
         print(f"  {name} took {time.perf_counter() - began:.1f}s", file=sys.stderr, flush=True)
     from rich.console import Console
     from rich.table import Table

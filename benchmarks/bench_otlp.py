@@ -39,7 +39,7 @@ from agentaudit.producers.otlp_receiver._decode import PROTOBUF, decode_request
 
 BATCH = 256
 RUN_SPANS = 8
-TOKEN = "bench-token-0123456789abcdef"
+TOKEN = "bench-token-0123456789abcdef"  # noqa: S105 - the bearer token of the benchmark's own loopback receiver
 _TICK = os.sysconf("SC_CLK_TCK")
 
 

@@ -86,7 +86,7 @@ def run() -> list[dict]:
         if json.loads(snap) != json.loads(old):
             raise RuntimeError("benchmark: orjson and the standard library snapshot different state")
         fresh = load_evaluator(None)  # compiled outside the timing; restore() replaces all its state
-        restore_ms.append(_best(lambda: fresh.restore(snap))[0])
+        restore_ms.append(_best(lambda: fresh.restore(snap))[0])  # noqa: B023 - _best calls the lambda within this iteration
     # the whole per-batch write of `consume --state-dir`: snapshot, sha256, write, fsync, rename
     with tempfile.TemporaryDirectory() as state_dir:
         durable = DurableEvaluator(load_evaluator(None), state_dir, name="bench")

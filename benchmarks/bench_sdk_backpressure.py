@@ -5,7 +5,8 @@ embedded tansu broker started for this run, so each peak RSS is that policy's al
 ``AGENTAUDIT_BENCH_BACKPRESSURE_ACTIONS`` tool calls (default 50000; two events each, with a few
 hundred bytes of attributes) back to back, then flushes. Figures per policy: events delivered /
 emitted (broker-confirmed), the action's emit cost (start+end, timed per call) median and p99, the
-agent's pace (actions/s over the whole run: how far waiting for room slowed it) and the process's peak RSS above what it used before the client existed. The baseline, same workload in
+agent's pace (actions/s over the whole run: how far waiting for room slowed it) and the process's peak RSS
+above what it used before the client existed. The baseline, same workload in
 the same run: OpenTelemetry's ``BatchSpanProcessor`` (default queue 2048, batches of 512 every 5 s)
 with an exporter that serializes each span to JSON; its ratio is spans exported / spans started.
 ``python -m benchmarks sdk_backpressure``.
