@@ -107,7 +107,8 @@ class RulesWorker:
     fetch), so the judges leave it out of the minimum until it delivers again (when all are
     idle, the largest maximum holds, advanced by the processing time each has been quiet: idle
     markers repeat about once a second with that time, so after the last event every decision is
-    made within lateness + ``idle_timeout_ms``; see :mod:`agentaudit.rules.event_time`). A partition with unread records is never idle, so a
+    made within lateness + ``idle_timeout_ms``; see :mod:`agentaudit.rules.event_time`). A partition with
+    unread records is never idle, so a
     backlog replay decides the same incidents as without markers, only sooner; an idle source
     that later delivers events older than the watermark (minus the lateness) finds their windows
     closed, as in any stream processor with idleness.

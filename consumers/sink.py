@@ -330,7 +330,7 @@ class Sink:
             if self._on_after_insert is not None:
                 self._on_after_insert(result)
             self._publish_digests()
-            assert self._dead_letters is not None
+            assert self._dead_letters is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
             self._dead_letters.confirm()
             self._unwritten.clear()
             self._settle_digests()
@@ -384,7 +384,7 @@ class Sink:
             return
         try:
             self._write_incidents(list(self._unwritten.values()))
-            assert self._dead_letters is not None
+            assert self._dead_letters is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
             self._dead_letters.confirm()
         except (StoreError, KafkaError, ConsumerError) as exc:
             _log.warning("sink.quiet_incidents_deferred count=%d error=%s", len(self._unwritten), exc)
@@ -459,7 +459,7 @@ class Sink:
 
     def _judge_control(self, messages: list[Message]) -> list[Refusal]:
         """Refused control records of this batch (their incidents are deterministic: a re-read is one incident)."""
-        assert self._control_admission is not None
+        assert self._control_admission is not None  # noqa: S101 - narrows the Optional: only called when an authority is configured
         admission = self._control_admission
         for message, command in decode_records(self._control_codec, messages):
             admission.admit(command, message)
@@ -468,7 +468,7 @@ class Sink:
     def _authorized(self, messages: list[Message], chunks: list[list[dict[str, Any]]],
                     refused: list[Refusal]) -> list[list[dict[str, Any]]]:
         """The lifecycle records the authority admits; the others are left out of the store and refused."""
-        assert self.authority is not None
+        assert self.authority is not None  # noqa: S101 - narrows the Optional: only called when an authority is configured
         by_position = {(m.partition(), m.offset()): m for m in messages}
         kept: list[list[dict[str, Any]]] = []
         for chunk in chunks:
@@ -507,7 +507,7 @@ class Sink:
         return list(chunks.values())
 
     def _dead_letter(self, message: Message, reason: str, error: str) -> None:
-        assert self._dead_letters is not None
+        assert self._dead_letters is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
         self._dead_letters.send(message.key(), message.value(), reason=reason, error=error,
                                 topic=message.topic(), partition=message.partition(), offset=message.offset())
         self.metrics.dlq.labels(reason).inc()
@@ -563,7 +563,7 @@ class Sink:
                 del seen[key]
 
     def _digest(self, chunks: list[list[dict[str, Any]]]) -> list[Digest]:
-        assert self._digests is not None
+        assert self._digests is not None  # noqa: S101 - narrows the Optional: only called when digests are on
         out: list[Digest] = []
         for chunk in chunks:
             key = (chunk[0]["_partition"], chunk[0]["_offset"], chunk[-1]["_offset"])
@@ -581,7 +581,7 @@ class Sink:
         """
         if not self._digests_batch:
             return
-        assert self._producer is not None
+        assert self._producer is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
         topic = self.settings.digest_topic
         for digest in self._digests_batch:
             try:
@@ -625,7 +625,7 @@ class Sink:
         """Start the batch's inserts on the insert thread; the caller waits for the future before committing."""
         if not inserts:
             return None
-        assert self._inserter is not None and self._store is not None
+        assert self._inserter is not None and self._store is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
         return self._inserter.submit(_insert_all, self._store, inserts)
 
     def _drop_unstorable(self, chunk: list[dict[str, Any]], to_arrow: Callable[[Sequence[dict[str, Any]]], Any],
@@ -644,7 +644,7 @@ class Sink:
     def _dead_letter_record(self, record: dict[str, Any], reason: str, error: str) -> None:
         # Actions are keyed by stream_id and incidents by incident_id (the contracts), so key and
         # value are the original message's.
-        assert self._dead_letters is not None
+        assert self._dead_letters is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
         key = record.get("stream_id") or record.get("incident_id") or ""
         self._dead_letters.send(
             key.encode(), record["_value"], reason=reason, error=error,
@@ -672,7 +672,7 @@ class Sink:
         started = time.perf_counter()
         try:
             incidents = self.evaluator.evaluate(records)
-        except Exception as exc:  # a rule bug must not stop ingestion; isolate the records it trips on
+        except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion; isolate the records it trips on
             _log.exception("sink.rule_error evaluator=%s error=%s", type(self.evaluator).__name__, exc)
             incidents = []
             for record in records:
@@ -685,7 +685,7 @@ class Sink:
             self._watermark_us = watermark
             try:
                 incidents.extend(self.evaluator.on_watermark(watermark))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion; logged with its traceback
                 _log.exception("sink.rule_error on_watermark=%d error=%s", watermark, exc)
         self.metrics.rule_eval.observe(time.perf_counter() - started)
         for incident in incidents:
@@ -705,7 +705,7 @@ class Sink:
                                    trace_id=record["trace_id"])
 
     def _write_incidents(self, incidents: list[Incident]) -> None:
-        assert self._store is not None and self._producer is not None
+        assert self._store is not None and self._producer is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
         # Any evaluator's summary quotes event fields; an incident must fit a Kafka message.
         incidents = [i if len(i.summary) <= _MAX_SUMMARY_CHARS else
                      i.model_copy(update={"summary": f"{i.summary[:_MAX_SUMMARY_CHARS]}... (cut, {len(i.summary)} "
@@ -719,7 +719,7 @@ class Sink:
         self._store.insert_arrow("incidents", incidents_table(incidents),
                                  settings={"insert_deduplication_token": token})
         codec, topic, producer = self._incident_codec, self._topics.incidents, self._producer
-        assert self._dead_letters is not None
+        assert self._dead_letters is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
         for incident in incidents:
             self._dead_letters.track()
             producer.produce(topic, codec.encode(incident.to_avro()), key=incident.incident_id.encode(),
@@ -742,7 +742,7 @@ class Sink:
         assigned = consumer.assignment()
         try:
             consumer.pause(assigned)
-        except Exception as pause_exc:  # noqa: BLE001  (a partition may have just been revoked)
+        except Exception as pause_exc:  # noqa: BLE001 - a partition may have just been revoked; pausing is best effort
             _log.debug("sink.pause failed: %s", pause_exc)
         deadline = time.monotonic() + self._backoff
         while True:
@@ -763,7 +763,7 @@ class Sink:
                                  topic, partition, offset, seek_exc)
         try:
             consumer.resume(consumer.assignment())
-        except Exception as resume_exc:  # noqa: BLE001
+        except Exception as resume_exc:  # noqa: BLE001 - a partition may have just been revoked; resuming is best effort
             _log.debug("sink.resume failed: %s", resume_exc)
 
 

@@ -47,7 +47,7 @@ class Context:
 
 def human_age(seconds: float | None) -> str:
     """``3d 4h``, ``2h 5m``, ``45s``: ages an on-call engineer reads at a glance."""
-    if seconds is None or seconds != seconds:
+    if seconds is None or seconds != seconds:  # noqa: PLR0124 - NaN is the only value unequal to itself (pandas hands NaN or NaT)
         return ""
     seconds = int(max(0, seconds))
     days, rest = divmod(seconds, 86_400)
@@ -152,7 +152,7 @@ def incidents_page(ctx: Context) -> None:
     })
     st.caption(f"{len(frame)} incidents, open first, then acknowledged, then resolved")
     st.dataframe(table, hide_index=True, width="stretch", key="incidents_table", column_config={
-        "open": st.column_config.LinkColumn("detail", display_text="open ›", width="small"),
+        "open": st.column_config.LinkColumn("detail", display_text="open ›", width="small"),  # noqa: RUF001 - the link's arrow glyph, on purpose
         "hits": st.column_config.NumberColumn(width="small"),
     })
     c1, c2 = st.columns([3, 1])
@@ -482,7 +482,7 @@ def traces_page(ctx: Context) -> None:
             return
         shown = recent.assign(open=[_link("traces", trace=t) for t in recent["trace_id"]])
         st.dataframe(shown, hide_index=True, width="stretch", column_config={
-            "open": st.column_config.LinkColumn("trace", display_text="open ›", width="small")})
+            "open": st.column_config.LinkColumn("trace", display_text="open ›", width="small")})  # noqa: RUF001 - the link's arrow glyph, on purpose
         trace_id = st.selectbox("Open trace", list(recent["trace_id"]), key="trace_pick")
     tenants = q.trace_tenants(ctx.store, trace_id)
     if not tenants:

@@ -49,7 +49,7 @@ Role = Literal["operator", "viewer"]
 #: ``operator`` acts (acknowledge, assign, resolve, kill, clear); ``viewer`` only reads.
 ROLES: tuple[Role, ...] = ("operator", "viewer")
 #: The hash of an entry that signs in through OIDC only: no password matches it.
-NO_PASSWORD = "!"
+NO_PASSWORD = "!"  # noqa: S105 - the unusable-password marker, not a password
 #: Shortest password accepted when a person picks their own.
 MIN_PASSWORD_LENGTH = 12
 

@@ -95,7 +95,7 @@ def _micros(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, datetime):
-        if value != value:  # pandas NaT
+        if value != value:  # noqa: PLR0124 - NaN and pandas NaT are the only values unequal to themselves
             return None
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
@@ -147,7 +147,7 @@ class TraceTree:
                 node.status = str(event.get("status") or node.status)
                 node.error_type = str(event.get("error_type") or node.error_type)
                 latency = event.get("latency_us")
-                if latency is not None and latency == latency:  # not NaN
+                if latency is not None and latency == latency:  # noqa: PLR0124 - not NaN: NaN is the only value equal to nothing, itself included
                     node.latency_us = int(latency)
                 end = _micros(event.get("end_time")) or _micros(event.get("event_time"))
                 if end is not None:
@@ -298,8 +298,8 @@ def to_dot(tree: TraceTree, *, targets: Sequence[str] = (), path: Sequence[str] 
         "digraph chain {",
         f"  rankdir={'TB' if rankdir == 'TB' else 'LR'};",
         '  graph [ordering=out, nodesep=0.12, ranksep=0.3, fontname="Helvetica"];',
-        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, height=0.3, width=0.4, '
-        'margin="0.06,0.03", fillcolor="#f4f6f8", color="#9aa5b1"];',
+        ('  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, height=0.3, width=0.4, '
+         'margin="0.06,0.03", fillcolor="#f4f6f8", color="#9aa5b1"];'),
         '  edge [color="#9aa5b1", arrowsize=0.6];',
     ]
     target_set = set(targets)

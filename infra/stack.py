@@ -370,7 +370,7 @@ class Stack:
             component = self._started.pop()
             try:
                 component.stop()
-            except Exception:  # keep stopping the rest
+            except Exception:  # noqa: BLE001 - keep stopping the rest
                 _log.exception("stopping %s failed", component.name)
         (self.home / STATE_FILE).unlink(missing_ok=True)
 

@@ -28,7 +28,7 @@ def _timed(component: str, target: str, probe: Callable[[], str]) -> Check:
     began = time.perf_counter()
     try:
         detail, ok = probe(), True
-    except Exception as exc:  # a status page reports failures, it does not raise them
+    except Exception as exc:  # noqa: BLE001 - a status page reports failures, it does not raise them
         detail, ok = f"{type(exc).__name__}: {exc}".splitlines()[0][:200], False
     return Check(component, target, ok, detail, (time.perf_counter() - began) * 1000)
 

@@ -161,7 +161,7 @@ def public_key_text(public: Ed25519PublicKey) -> str:
     return base64.b64encode(raw).decode()
 
 
-class SignatureVerdict(str, enum.Enum):
+class SignatureVerdict(str, enum.Enum):  # noqa: UP042 - StrEnum would change str() of a verdict from the member name to its value
     """What a signature check found; everything but ``valid`` is an integrity finding."""
 
     VALID = "valid"

@@ -105,7 +105,7 @@ class ManagedProcess:
             try:
                 self._proc = subprocess.Popen(  # noqa: S603 - argv is ours
                     self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                    cwd=self._cwd, start_new_session=True, preexec_fn=_die_with_parent)
+                    cwd=self._cwd, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509 - _die_with_parent only calls prctl, which is safe between fork and exec
             except OSError as exc:
                 raise ProcessStartError(f"could not run {self.name} ({self.argv[0]}): {exc}") from exc
         try:
@@ -117,7 +117,7 @@ class ManagedProcess:
                   f", port {self.ready_port}" if self.ready_port else "")
 
     def _wait_ready(self) -> None:
-        assert self._proc is not None
+        assert self._proc is not None  # noqa: S101 - narrows the Optional: start() set it
         if self.ready_port is None:
             return
         deadline = time.monotonic() + self.ready_timeout
@@ -162,7 +162,7 @@ class ManagedProcess:
         self._proc = None
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        assert self._proc is not None
+        assert self._proc is not None  # noqa: S101 - narrows the Optional: start() set it
         try:
             os.killpg(self._proc.pid, sig)
         except (ProcessLookupError, PermissionError):

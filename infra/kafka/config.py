@@ -76,7 +76,7 @@ def security_config(security: KafkaSecurity) -> dict[str, ConfigValue]:
     """
     config: dict[str, ConfigValue] = {"security.protocol": security.security_protocol}
     if security.uses_sasl:
-        assert security.sasl_username is not None and security.sasl_password is not None  # validated
+        assert security.sasl_username is not None and security.sasl_password is not None  # noqa: S101 - narrows the Optionals; validated
         config["sasl.mechanism"] = security.sasl_mechanism
         config["sasl.username"] = security.sasl_username
         config["sasl.password"] = security.sasl_password.get_secret_value()

@@ -457,7 +457,7 @@ class _Handler(BaseHTTPRequestHandler):
         # read-write user (the sink, migrations) has its own lane, so no reader can delay an insert.
         reading = readonly or leading_keyword(query) in _READ_KEYWORDS
         lane = store.read_lane if readonly else store.write_lane
-        with lane.slot(), engine.connection(database, _read_settings(limits, settings) if readonly
+        with lane.slot(), engine.connection(database, _read_settings(limits, settings) if readonly  # noqa: SIM117 - the disconnect watch wraps the query alone, inside the held lane and connection
                                             else _write_settings(limits, settings), readonly=readonly,
                                             reuse=reading) as conn:
             with watch_disconnect(self.connection, lambda: engine.kill(conn.tag)):
@@ -573,7 +573,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _spool(chunks: Iterator[bytes], limit: int | None = None) -> tempfile.SpooledTemporaryFile[bytes]:
-    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)
+    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - returned open to the caller, which closes it; closed here on error
     try:
         for chunk in chunks:
             spool.write(chunk)
