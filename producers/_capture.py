@@ -33,7 +33,7 @@ def type_name(value: Any) -> str:
     try:
         name = type(value).__qualname__
         return name if type(name) is str else "object"
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - never raises: a metaclass can make __qualname__ raise
         return "object"
 
 
@@ -89,7 +89,7 @@ def number(value: Any, *, integer: bool) -> tuple[int | float | None, str | None
         if math.isfinite(result) and result >= 0:
             return result, None
         return None, f"not a finite non-negative number ({result!r})"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a hostile __int__/__float__ must not reach the agent; noted as uncaptured
         return None, _failed("int()" if integer else "float()", value, exc)
 
 
@@ -133,7 +133,7 @@ def _safe_repr(value: Any, problems: list[str]) -> str:
         if type(result) is str:
             return result
         raise TypeError("__repr__ returned a non-string")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a hostile __repr__ must not reach the agent; noted as uncaptured
         _note(problems, _failed("repr()", value, exc))
         return f"<unrepresentable {type_name(value)}>"
 
@@ -169,7 +169,7 @@ def _walk(value: Any, depth: int, seen: set[int], out: list[str], problems: list
             if isinstance(value, dict):
                 try:
                     items = list(dict.items(value))
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - a mapping whose items() raises is captured empty and noted
                     _note(problems, _failed("items()", value, exc))
                     items = []
                 keyed = []

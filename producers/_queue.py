@@ -57,7 +57,7 @@ class EventQueue:
     def put(self, item: tuple[Any, ...], size: int = BASE_EVENT_BYTES) -> None:
         """Hand ``item`` to the worker; never raises, waits at most ``block_ms`` under ``block``."""
         items = self._items
-        if len(items) >= self.max_events or self.bytes + size > self.max_bytes:
+        if len(items) >= self.max_events or self.bytes + size > self.max_bytes:  # noqa: SIM102 - the hot path tests the cheap condition alone; _make_room waits or drops
             if not self._make_room(size):
                 self._dropped(item)
                 return

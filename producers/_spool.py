@@ -126,7 +126,7 @@ class Spool:
                              "writable directory") from exc
 
     def _load(self) -> None:
-        assert self.dir is not None
+        assert self.dir is not None  # noqa: S101 - narrows the Optional: only called once a spool slot is locked
         cursor = Position(0, 0)
         try:
             raw = (self.dir / "cursor").read_bytes()
@@ -204,7 +204,7 @@ class Spool:
         return True
 
     def _writer_for(self, size: int) -> BinaryIO:
-        assert self.dir is not None
+        assert self.dir is not None  # noqa: S101 - narrows the Optional: only called once a spool slot is locked
         seg = self._segments.get(self._write_segment)
         if seg is not None and seg[1] and seg[1] + size > self.segment_bytes:
             if self._writer is not None:
@@ -221,7 +221,7 @@ class Spool:
     def prepend(self, records: Iterable[tuple[bytes, bytes]]) -> int:
         """Put records in front of everything spooled (older events that failed after being handed to
         Kafka). Only valid while nothing is being read (no records handed out and unconfirmed)."""
-        assert self.dir is not None
+        assert self.dir is not None  # noqa: S101 - narrows the Optional: only called once a spool slot is locked
         data = b"".join(_frame(k, v) for k, v in records)
         if not data:
             return 0
@@ -278,7 +278,7 @@ class Spool:
         self.bytes -= size
         if self._reader_segment == oldest:
             self._close_reader()
-        assert self.dir is not None
+        assert self.dir is not None  # noqa: S101 - narrows the Optional: only called once a spool slot is locked
         (self.dir / f"{oldest:020d}{_SUFFIX}").unlink(missing_ok=True)
         if not in_flight and self._committed.segment <= oldest:
             nxt = min(self._segments)
@@ -336,7 +336,7 @@ class Spool:
         return out
 
     def _reader_at(self, segment: int, offset: int) -> BinaryIO:
-        assert self.dir is not None
+        assert self.dir is not None  # noqa: S101 - narrows the Optional: only called once a spool slot is locked
         if self._reader is None or self._reader_segment != segment:
             self._close_reader()
             self._reader = (self.dir / f"{segment:020d}{_SUFFIX}").open("rb")
@@ -360,7 +360,7 @@ class Spool:
         if end <= self._committed:
             return  # from a segment dropped meanwhile
         self.pending -= records
-        assert self.dir is not None
+        assert self.dir is not None  # noqa: S101 - narrows the Optional: only called once a spool slot is locked
         for segment in [s for s in self._segments if s < end.segment]:
             count, size = self._segments.pop(segment)
             records -= count
@@ -380,7 +380,7 @@ class Spool:
 
     def _reset(self) -> None:
         """Everything delivered: remove the files and start over at the first segment number."""
-        assert self.dir is not None
+        assert self.dir is not None  # noqa: S101 - narrows the Optional: only called once a spool slot is locked
         if self._writer is not None:
             self._writer.close()
             self._writer = None

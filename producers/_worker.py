@@ -42,8 +42,8 @@ from agentaudit.schemas import AvroCodec, SigningKey, StreamChain
 from agentaudit.schemas.checkpoints import CHECKPOINT_NAME
 from agentaudit.settings import KafkaSettings
 
-__all__ = ["DROPPED_ATTRIBUTE", "DROP_LOG_INTERVAL_S", "SDK_IDEMPOTENT_CONFIG", "SDK_PRODUCER_CONFIG", "WINDOW_BYTES", "WINDOW_EVENTS",
-           "Worker"]
+__all__ = ["DROPPED_ATTRIBUTE", "DROP_LOG_INTERVAL_S", "SDK_IDEMPOTENT_CONFIG", "SDK_PRODUCER_CONFIG", "WINDOW_BYTES",
+           "WINDOW_EVENTS", "Worker"]
 
 _log = logging.getLogger("agentaudit.producers")
 
@@ -552,7 +552,7 @@ class Worker(threading.Thread):
 
     def _produce_window(self, entries: list[list[Any]]) -> None:
         producer = self._producer
-        assert producer is not None
+        assert producer is not None  # noqa: S101 - narrows the Optional: the producer exists once the worker runs
         self._window_sent_at = time.monotonic()
         for entry in entries:
             entry[_STATE] = _SENT

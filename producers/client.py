@@ -157,7 +157,7 @@ def _mapping(values: Any, notes: dict[str, str]) -> dict[Any, Any]:
         return {}
     try:
         return dict(values)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a mapping the caller passed may raise anything; noted as uncaptured
         notes[UNCAPTURED + "attributes"] = f"dict() of {type_name(values)} raised {type_name(exc)}"
         return {}
 
@@ -212,7 +212,7 @@ def _links(values: Any, notes: dict[str, str]) -> list[str] | None:
     """Causal links as clean ids (an :class:`Action` gives its id)."""
     try:
         out = [x.action_id if isinstance(x, Action) else _id(x, "links", notes) for x in list(values)[:_ATTRS_MAX]]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - odd links are noted as uncaptured, never raised to the agent
         notes[UNCAPTURED + "links"] = f"{type_name(values)} raised {type_name(exc)}"
         return None
     return [x for x in out if x] or None
@@ -319,7 +319,7 @@ class Action:
                 self._note("attributes", f"more than {_ATTRS_MAX} attributes; later ones left out")
                 return
             self._attributes.update(attrs)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - set_attribute must never break the agent; noted on the action
             self._note("attributes", f"set_attribute raised {type_name(exc)}")
 
     def set_status(self, status: str, message: str | None = None) -> None:
@@ -760,7 +760,7 @@ class AuditClient:
             self._queue.put((agent, "other", "point", "", aid, parent_id, trace, depth, run_id, _now_ns() // 1000,
                              {"attributes": {UNCAPTURED + what: f"raised {type_name(exc)}"}}, BASE_EVENT_BYTES))
             return aid
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the last resort of the failure path: the agent gets an empty id, never an exception
             return ""
 
     def _point(self, kind: str, name: Any, agent: Any, parent: Any, input: Any, output: Any,
@@ -824,7 +824,7 @@ class AuditClient:
     def _actor(actor: Any, notes: dict[str, str]) -> dict[str, str] | None:
         try:
             kind, who = actor
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any odd actor value is noted as uncaptured, never raised to the agent
             notes[UNCAPTURED + "actor"] = f"not a (type, id) pair: {type_name(actor)} raised {type_name(exc)}"
             return None
         kind = _name(kind, 16, "actor", notes)
@@ -869,7 +869,7 @@ class AuditClient:
         notes: dict[str, str] = {}
         try:
             yes = bool(granted)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a hostile __bool__ must not reach the agent; recorded as not granted
             notes[UNCAPTURED + "granted"] = f"bool() of {type_name(granted)} raised {type_name(exc)}"
             yes = False
         attrs: dict[Any, Any] = {"approver": approver, "granted": "true" if yes else "false"}
@@ -881,7 +881,7 @@ class AuditClient:
                 attrs.update(granted_attrs)
                 if not (type(name) is str and name):
                     name = grant.tool
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - an odd grant object is noted as uncaptured, never raised to the agent
                 notes[UNCAPTURED + "grant"] = f"{type_name(grant)} raised {type_name(exc)}"
         attrs.update(_mapping(attributes, notes))
         return self._event("approval", name, agent, None, input, None, attrs, ("human", approver),
@@ -935,7 +935,7 @@ class AuditClient:
             parent = get("parent") if get("parent") is not None else get("parent_action_id")
             return self._point(kind, get("name", ""), agent, parent, get("input"), get("output"), attrs_s, actor,
                                get("status", "unset"), get("links"), fields, notes, get("time_us"))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - emit never raises into the agent; recorded as a failed point
             return self._point_failed("emit", exc)
 
     def record_action(self, kind: str, name: str, *, action_id: str, trace_id: str, start_time_us: EventTime,
@@ -1019,7 +1019,7 @@ class AuditClient:
                  start_us, start or None, sizes[0]))
             put((agent, kind, "end", name, action_id, parent_action_id, trace_id, depth_n or 0, self._run_id, end_us,
                  end, sizes[1]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - record_action never raises into the agent; recorded as a failed point
             self._point_failed("record_action", exc)
 
     def _digest_input(self, value: Any, field: str) -> tuple[dict[str, Any], int]:
@@ -1091,15 +1091,16 @@ class AuditClient:
             self._gate.close()
         try:
             self._worker.finish(timeout)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - close must finish whatever the worker raised; logged with its traceback
             _log.exception("sdk.close_failed")
-        global _default
+        global _default  # noqa: PLW0603 - the process-wide client of get_client(), cleared when it closes
         if _default is self:
             _default = None
 
     def has_room(self, events: int) -> bool:
         """Whether ``events`` more events fit now without an emit waiting or dropping: the in-memory queue has
-        room and the spool could take every event not yet confirmed (should the broker leave). A receiver that can answer "try later"
+        room and the spool could take every event not yet confirmed (should the broker leave). A receiver that can
+        answer "try later"
         (the OTLP receiver's 503) asks before it accepts a batch, instead of letting the queue drop."""
         queue = self._queue
         if self._closed or queue.stalled:
@@ -1162,7 +1163,7 @@ _default_lock = threading.Lock()
 def get_client(**kwargs: Any) -> AuditClient:
     """The process-wide client, built on first call from ``AGENTAUDIT_*`` variables and ``kwargs``
     (the :class:`AuditClient` arguments). Later calls return it; passing ``kwargs`` then is an error."""
-    global _default
+    global _default  # noqa: PLW0603 - the process-wide client of get_client()
     with _default_lock:
         if _default is None:
             _default = AuditClient(**kwargs)

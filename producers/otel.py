@@ -54,7 +54,7 @@ class _Converter:
     def ended(self, span: ReadableSpan) -> None:
         try:
             self._ended(span)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a span processor must never break the traced code; recorded as a failed point
             self.client._point_failed("otel_span", exc)
 
     def _started(self, span: Span) -> None:

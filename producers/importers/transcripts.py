@@ -213,8 +213,8 @@ def record_run(run: TranscriptRun, client: Any, *, start_us: int | None = None, 
     end = max(begin, *(t.time_us for t in run.turns), *(c.result_us or 0 for t in run.turns for c in t.tool_calls))  # type: ignore[type-var]
     agent = run.agent
     events = 2
-    with client.action("invoke_agent", name=agent or client.settings.agent_id, agent=agent, run_id=run.run_id, start_time_us=begin,
-                       end_time_us=end):
+    with client.action("invoke_agent", name=agent or client.settings.agent_id, agent=agent, run_id=run.run_id,
+                       start_time_us=begin, end_time_us=end):
         previous = begin
         for turn in run.turns:
             at = turn.time_us

@@ -53,14 +53,14 @@ def text(value: Any, limit: int = 1024) -> str:
     """``str(value)`` cut to ``limit``; never raises (an object's ``__str__`` is the framework user's code)."""
     try:
         return str(value)[:limit]
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - an object's __str__ is the framework user's code; never raises
         return f"<{type_name(value)}>"
 
 
 def _repr(value: Any) -> str:
     try:
         return repr(value)[:1024]
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - an object's __repr__ is the framework user's code; never raises
         return f"<{type_name(value)}>"
 
 
@@ -91,5 +91,5 @@ def hook_failed(client: AuditClient, what: str, exc: BaseException) -> None:
     """Record that a hook could not capture what it saw; never raises (the agent must go on)."""
     try:
         client._point_failed(what, exc)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - the hook's failure path must never raise into the agent; logged
         _log.warning("sdk.%s_failed error=%s", what, type_name(exc))

@@ -95,7 +95,7 @@ class AuditTracingProcessor(TracingProcessor):
         try:
             with self._lock:
                 self._workflows.pop(trace.trace_id, None)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a tracing hook must never break the agent; recorded
             hook_failed(self.client, "openai_agents_trace", exc)
 
     def on_span_start(self, span: Span[Any]) -> None:
@@ -108,13 +108,13 @@ class AuditTracingProcessor(TracingProcessor):
                 if len(self._open) >= MAX_OPEN:
                     self._open.pop(next(iter(self._open)))
                 self._open[span.span_id] = (depth, agent)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a tracing hook must never break the agent; recorded
             hook_failed(self.client, "openai_agents_span", exc)
 
     def on_span_end(self, span: Span[Any]) -> None:
         try:
             self._ended(span)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a tracing hook must never break the agent; recorded
             hook_failed(self.client, "openai_agents_span", exc)
 
     def _ended(self, span: Span[Any]) -> None:

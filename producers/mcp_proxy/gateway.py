@@ -140,11 +140,7 @@ class McpGateway:
         state.tools.update(tool.name for tool in listed.tools)
         tools = listed.tools
         if self.settings.hide_blocked:
-            shown = []
-            for tool in tools:
-                if not await to_thread.run_sync(blocked_by_name, self.audit, tool.name):
-                    shown.append(tool)
-            tools = shown
+            tools = [tool for tool in tools if not await to_thread.run_sync(blocked_by_name, self.audit, tool.name)]
         return types.ListToolsResult(tools=tools, next_cursor=listed.next_cursor)
 
     async def _call_tool(self, ctx: ServerRequestContext[_State],
@@ -207,7 +203,7 @@ class McpGateway:
                     if name not in state.tools:
                         try:
                             state.tools.update(t.name for t in (await state.client.list_tools()).tools)
-                        except Exception as exc:  # noqa: BLE001
+                        except Exception as exc:  # noqa: BLE001 - an upstream that cannot list must not break the call; the name is judged unknown
                             _log.warning("mcp_proxy.list_failed error=%r", exc)
             if name not in state.tools:
                 # exact names only: a case or Unicode variant of a listed tool is not that tool

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AGENT_PATTERNS", "CONSEQUENTIAL_TOOLS", "EGRESS_TOOLS", "FORBIDDEN_TOOLS", "MODEL_PRICES", "SECRET_TOOLS", "TEAMS", "Agent", "build_fleet"]
+__all__ = ["AGENT_PATTERNS", "CONSEQUENTIAL_TOOLS", "EGRESS_TOOLS", "FORBIDDEN_TOOLS", "MODEL_PRICES", "SECRET_TOOLS",
+           "TEAMS", "Agent", "build_fleet"]
 
 #: USD per million tokens, (input, output).
 MODEL_PRICES: dict[str, tuple[float, float]] = {

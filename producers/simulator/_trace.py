@@ -81,7 +81,7 @@ class _TraceBuilder:
         return str(UUID(int=self.rng.getrandbits(128), version=4))
 
     def _hex(self) -> str:
-        return "%064x" % self.rng.getrandbits(256)
+        return f"{self.rng.getrandbits(256):064x}"
 
     def _tick(self, low_us: int = 1_000, high_us: int = 20_000) -> None:
         self.t += self.rng.randrange(low_us, high_us)

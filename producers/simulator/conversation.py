@@ -249,7 +249,7 @@ class _Sealer:
             "end_time_us": t, "event_time_us": t, "input_digest": None, "output_digest": None, "input_body": None,
             "output_body": None, "payload_bytes": 0, "attributes": {}, "environment": sample["environment"],
         }
-        assert self.schedule is not None
+        assert self.schedule is not None  # noqa: S101 - narrows the Optional: set before the run starts
         rec["attributes"] = self.schedule.attributes(stream, rec, chain, t, force=True) or {}
         sealed = self._append(chain, rec)
         self.schedule.sealed(stream, t, signed=bool(rec["attributes"]), point=True)
@@ -342,7 +342,7 @@ class _Run:
         return str(UUID(int=self.rng.getrandbits(128), version=4))
 
     def _hex(self) -> str:
-        return "%064x" % self.rng.getrandbits(256)
+        return f"{self.rng.getrandbits(256):064x}"
 
     def _tick(self, low_ms: float = 1, high_ms: float = 20) -> None:
         self.t += int(self.rng.uniform(low_ms, high_ms) * 1000) + 1
