@@ -196,7 +196,8 @@ def seed(store: Store, *, big_trace_actions: int = 60, conversation_turns: int =
     incidents = [
         incident("inc-critical-open", trace_id="tr-pay-1", event_ids=[violating["tr-pay-1"]],
                  summary="payments-bot ran forbidden tool shell.exec"),
-        incident("inc-high-acked", rule_id="security.unapproved-consequential-action", severity="high", severity_rank=3, mode="detect",
+        incident("inc-high-acked", rule_id="security.unapproved-consequential-action", severity="high", severity_rank=3,
+                 mode="detect",
                  owner="team-support", agent_id="support-bot", key="support-bot", trace_id="tr-sup-1",
                  event_ids=[violating["tr-sup-1"]], summary="support-bot issued a refund without approval",
                  first_seen=NOW_US - 3 * HOUR_US),

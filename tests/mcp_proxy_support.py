@@ -58,7 +58,7 @@ def calls_seen(path: Path) -> list[dict[str, Any]]:
 def start_http(args: list[str], env: dict[str, str], port: int, path: str = "/mcp",
                timeout: float = 30.0) -> subprocess.Popen[bytes]:
     """Start a process serving streamable HTTP on ``port`` and wait until it answers."""
-    log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty process never blocks on a full pipe
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - kept open in _LOGS for the child's lifetime; a file, not a pipe: a chatty process never blocks on a full pipe
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     _LOGS[proc.pid] = log
     deadline = time.monotonic() + timeout

@@ -55,7 +55,8 @@ def action_record(n: int, **overrides: Any) -> dict[str, Any]:
     return record
 
 
-def framed_events(count: int, *, stream_id: str = "test-stream", start: int = 0, **overrides: Any) -> list[tuple[dict[str, Any], bytes]]:
+def framed_events(count: int, *, stream_id: str = "test-stream", start: int = 0,
+                  **overrides: Any) -> list[tuple[dict[str, Any], bytes]]:
     """``count`` records sealed into one producer stream: ``(record, framed bytes)`` pairs."""
     codec = AvroCodec("action")
     chain = StreamChain(stream_id)

@@ -42,17 +42,17 @@ def fleet_records(n_events: int, *, agents: int = 20, tenants: int = 2, seed: in
 
         def emit(**fields: Any) -> dict[str, Any]:
             rec = {
-                "event_id": uid(), "tenant": tenant, "agent_id": agent, "agent_version": "1.0", "run_id": run,
-                "trace_id": trace, "action_id": uid(), "parent_action_id": root, "links": [], "depth": 1,
-                "stream_id": stream, "seq": 0, "prev_hash": "", "kind": "other", "name": "", "phase": "point",
-                "status": "unset", "error_type": None, "error_message": None, "actor": {"type": "agent", "id": agent},
+                "event_id": uid(), "tenant": tenant, "agent_id": agent, "agent_version": "1.0", "run_id": run,  # noqa: B023 - emit is called within this iteration only
+                "trace_id": trace, "action_id": uid(), "parent_action_id": root, "links": [], "depth": 1,  # noqa: B023 - emit is called within this iteration only
+                "stream_id": stream, "seq": 0, "prev_hash": "", "kind": "other", "name": "", "phase": "point",  # noqa: B023 - emit is called within this iteration only
+                "status": "unset", "error_type": None, "error_message": None, "actor": {"type": "agent", "id": agent},  # noqa: B023 - emit is called within this iteration only
                 "model": None, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "latency_us": None,
-                "start_time_us": clock, "end_time_us": None, "event_time_us": clock, "input_digest": None,
+                "start_time_us": clock, "end_time_us": None, "event_time_us": clock, "input_digest": None,  # noqa: B023 - emit is called within this iteration only
                 "output_digest": None, "input_body": None, "output_body": None, "payload_bytes": 0,
                 "attributes": {}, "environment": "prod",
             }
             rec.update(fields)
-            events.append(rec)
+            events.append(rec)  # noqa: B023 - emit is called within this iteration only
             return rec
 
         while len(events) < budget:

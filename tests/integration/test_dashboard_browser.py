@@ -1,4 +1,5 @@
-"""The real dashboard in headless Chromium: sign in with a password from the users file, acknowledge an incident, see the event on Kafka
+"""The real dashboard in headless Chromium: sign in with a password from the users file, acknowledge an incident, see
+the event on Kafka
 and the state change once the sink stored it. Screenshots go to tests/artifacts/ (and, with
 AGENTAUDIT_UPDATE_DOCS_IMG=1, the incident detail to docs/img/incident_detail.png for the README)."""
 

@@ -63,7 +63,7 @@ def oidc_provider(log_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=2):  # noqa: S310
+                with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=2):  # noqa: S310 - the mock issuer on loopback
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:

@@ -22,7 +22,8 @@ from tests.framework_support import Stored, assert_one_tree, read_actions
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-_SNIPPET = re.compile(r"<!--\s*framework-snippet:\s*(?P<name>[\w-]+)\s*-->\s*\n```python\n(?P<code>.*?)^```", re.DOTALL | re.MULTILINE)
+_SNIPPET = re.compile(r"<!--\s*framework-snippet:\s*(?P<name>[\w-]+)\s*-->\s*\n```python\n(?P<code>.*?)^```",
+                      re.DOTALL | re.MULTILINE)
 SNIPPETS = {m.group("name"): m.group("code") for m in _SNIPPET.finditer(README.read_text(encoding="utf-8"))}
 # what the application does after the wiring, for snippets that only wire
 DRIVERS = {"otel-openai": 'from openai import OpenAI\n'

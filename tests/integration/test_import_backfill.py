@@ -1,6 +1,7 @@
 """Backfill end to end (real tansu broker, real sink, real chDB store): ``agentaudit import`` of transcript
 and OTLP JSON files gives the same incidents as sending the same runs live through the SDK with their
-original times, judged inline as `consume` judges them and by replay from the store. Ids that embed random values (event ids, the SDK's action ids) are compared through what
+original times, judged inline as `consume` judges them and by replay from the store. Ids that embed random values
+(event ids, the SDK's action ids) are compared through what
 they name: a trace by its run, an event by its kind, name, phase and time."""
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def grant_later(kafka: KafkaSettings, tmp_path: Path, agent: str, args: dict[str
     return thread
 
 
-async def call_until_refused(client: Client, calls: Path, timeout: float = 10.0) -> Any:
+async def call_until_refused(client: Client, calls: Path, timeout: float = 10.0) -> Any:  # noqa: ASYNC109 - a polling deadline for the test, not a cancel scope
     """Call `search` until the proxy refuses it; each call that passed must have reached the server."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -72,7 +72,7 @@ async def call_until_refused(client: Client, calls: Path, timeout: float = 10.0)
     raise AssertionError(f"the pause or kill was not obeyed within {timeout}s")
 
 
-async def call_until_passes(client: Client, calls: Path, timeout: float = 10.0) -> Any:
+async def call_until_passes(client: Client, calls: Path, timeout: float = 10.0) -> Any:  # noqa: ASYNC109 - a polling deadline for the test, not a cancel scope
     """Call `search` until the proxy forwards it again (after a clear)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -166,8 +166,9 @@ def test_stdio_proxy_refuses_holds_for_approval_obeys_kill_and_records_the_sessi
     assert "o-17" not in str(refund.attributes) and "rm -rf" not in str([r.attributes for r in rows])
     denials = {(r.attributes.get("guarded_name"), r.attributes.get("code") or r.name) for r in rows
                if r.kind == "guardrail" and r.status == "denied"}
-    assert {("shell.exec", "guard:guard.forbidden-tool"), ("Shell.Exec", "unknown_tool"), ("payments.refund", "approval_required"),
-            ("search", "killed"), ("search", "paused"), ("fail", "tool_blocked")} <= denials, denials
+    assert {("shell.exec", "guard:guard.forbidden-tool"), ("Shell.Exec", "unknown_tool"),
+            ("payments.refund", "approval_required"), ("search", "killed"), ("search", "paused"),
+            ("fail", "tool_blocked")} <= denials, denials
     assert {r.trace_id for r in rows if r.kind == "guardrail" and r.agent_id == agent} == {root.trace_id}
 
 

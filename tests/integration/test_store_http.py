@@ -90,7 +90,8 @@ def test_insert_arrow_and_native_rows_round_trip(client_factory) -> None:
     assert client.command("SELECT count() FROM events") == 1001
     table = client.query_arrow("SELECT id, agent FROM events ORDER BY id", use_strings=True)
     assert table.num_rows == 1001 and table.column("agent")[1000].as_py() == "native"
-    assert client.query("SELECT sum(cost) FROM events").result_rows[0][0] == pytest.approx(sum(i * 0.5 for i in range(1000)) + 2.5)
+    assert client.query("SELECT sum(cost) FROM events").result_rows[0][0] == pytest.approx(
+        sum(i * 0.5 for i in range(1000)) + 2.5)
 
 
 @pytest.mark.parametrize("compression", ["lz4", "gzip", "zstd"])

@@ -33,7 +33,7 @@ def _wait_for(predicate, timeout: float, what: str):
             last = predicate()
             if last:
                 return last
-        except Exception as exc:  # the stack is still coming up
+        except Exception as exc:  # noqa: BLE001 - the stack is still coming up
             last = exc
         time.sleep(0.5)
     raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
@@ -82,7 +82,7 @@ def test_two_starts_over_one_home_share_no_id(tmp_path: Path):
                 floor = counts[-1] if counts else 0
                 # Enough of this start's events to overlap the first run's ids, were they reused.
                 counts.append(_wait_for(
-                    lambda: (n := store.command("SELECT count() FROM agentaudit.actions")) >= floor + 1500 and n,
+                    lambda: (n := store.command("SELECT count() FROM agentaudit.actions")) >= floor + 1500 and n,  # noqa: B023 - _wait_for calls it within this iteration
                     90, f"start {start + 1}: 1500 new actions"))
                 streams.append({row[0] for row in store.query(
                     "SELECT DISTINCT stream_id FROM agentaudit.actions").rows} - set().union(*streams))

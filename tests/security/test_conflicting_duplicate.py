@@ -6,7 +6,8 @@ tenant, agent and event time but a benign body. ``actions`` (a ReplacingMergeTre
 and the rules skipped the copy as already seen, so no incident fired.
 
 Expected now: both copies are stored (the body hash is in the sort key), merges never remove the
-first, the sink marks the forged one ``later_copy``, every reader (the analyst views, the dashboard's trace and triggering events, replay) shows
+first, the sink marks the forged one ``later_copy``, every reader (the analyst views, the dashboard's trace and
+triggering events, replay) shows
 the first-seen copy, and ``integrity.conflicting-duplicate`` names the event id and both body hashes,
 live and in replay. A copy with the identical body stays a harmless duplicate: one row, no incident.
 """

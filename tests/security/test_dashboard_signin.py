@@ -31,7 +31,7 @@ def credentials(tmp_path_factory):
 ])
 def test_wrong_password_is_refused(credentials, password):
     """Attack: sign in as alice with a password that is not hers. Expected: AuthError, the same message each time."""
-    with pytest.raises(AuthError, match="^wrong user name or password$"):
+    with pytest.raises(AuthError, match=r"^wrong user name or password$"):
         sign_in(credentials, "alice", password)
 
 

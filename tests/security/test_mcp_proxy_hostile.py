@@ -116,10 +116,10 @@ GARBAGE = [b"not json at all", b"{", b"[]", b"[1,2,3]", b"null", b'"string"', b"
            b'{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"shell.exec","arguments":"x"}}',
            b'{"jsonrpc":"2.0","id":{"a":1},"method":"tools/list"}',
            b'{"jsonrpc":"2.0","id":13,"method":"no/such/method"}',
-           b'{"jsonrpc":"2.0","id":14,"method":"tools/call","params":{"name":"shell.exec","arguments":{"cmd":"id"},'
-           b'"name":"search"}}',
-           b'{"jsonrpc":"2.0","id":15,"method":"tools/call","params":{"name":"search","arguments":{"query":"x"},'
-           b'"name":"shell.exec"}}',
+           (b'{"jsonrpc":"2.0","id":14,"method":"tools/call","params":{"name":"shell.exec","arguments":{"cmd":"id"},'
+            b'"name":"search"}}'),
+           (b'{"jsonrpc":"2.0","id":15,"method":"tools/call","params":{"name":"search","arguments":{"query":"x"},'
+            b'"name":"shell.exec"}}'),
            b'{"jsonrpc":"2.0","id":16,"method":"tools/call","params":{"name":"search","arguments":{"query":'
            + b'{"d":' * 20_000 + b"1" + b"}" * 20_000 + b"}}}",
            b"[" * 100_000]

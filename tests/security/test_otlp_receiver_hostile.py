@@ -75,7 +75,8 @@ def test_a_missing_or_wrong_token_is_refused_with_401(offline: OtlpReceiver) -> 
     _accepted(offline)
 
 
-def test_a_token_writes_its_own_tenant_whatever_the_payload_claims_and_ids_collide_harmlessly(offline: OtlpReceiver, tmp_path: Path) -> None:
+def test_a_token_writes_its_own_tenant_whatever_the_payload_claims_and_ids_collide_harmlessly(
+        offline: OtlpReceiver, tmp_path: Path) -> None:
     body = _spans(3, tenant_claim="globex")  # both send the same bytes: the same trace and span ids
     for tenant in ("acme", "globex"):
         answer = httpx.post(offline.url, content=body, headers={**PB, **_auth(tenant)})

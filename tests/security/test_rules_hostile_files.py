@@ -269,8 +269,8 @@ def test_a_long_list_named_in_every_rule_is_expanded_once_and_the_total_is_bound
     1,000,000 expanded items, naming the rule; the same ``in`` in many rules shares one set."""
     items = ", ".join(f"t{i}" for i in range(5_000))
     head = f"lists:\n  - name: big\n    items: [{items}]\nrules:\n"
-    rule = "  - id: r{i}\n    desc: d\n    condition: name in (big{extra})\n    output: o\n    severity: low\n" \
-           "    tags: [sandbox]\n"
+    rule = ("  - id: r{i}\n    desc: d\n    condition: name in (big{extra})\n    output: o\n    severity: low\n"
+            "    tags: [sandbox]\n")
     hostile = write(tmp_path, "hostile.yaml", head + "".join(rule.format(i=i, extra=f', "x{i}"') for i in range(210)))
     with pytest.raises(RuleError, match="expand to more than 1,000,000 items") as info:
         load_rule_set([str(hostile)])
@@ -283,8 +283,8 @@ def test_a_long_list_named_in_every_rule_is_expanded_once_and_the_total_is_bound
 def test_thousands_of_distinct_patterns_are_refused(tmp_path: Path) -> None:
     """Attack: 1,001 rules, each with its own ``matches`` pattern (each RE2 pattern may hold 1 MiB). Expected:
     refused at load at the 1,001st; the same pattern in many rules is compiled once."""
-    rule = "  - id: r{i}\n    desc: d\n    condition: name matches \"{p}\"\n    output: o\n    severity: low\n" \
-           "    tags: [sandbox]\n"
+    rule = ("  - id: r{i}\n    desc: d\n    condition: name matches \"{p}\"\n    output: o\n    severity: low\n"
+            "    tags: [sandbox]\n")
     path = write(tmp_path, "patterns.yaml", "rules:\n" + "".join(rule.format(i=i, p=f"^x{i}$") for i in range(1001)))
     with pytest.raises(RuleError, match="more than 1,000 distinct glob and matches patterns") as info:
         load_rule_set([str(path)])

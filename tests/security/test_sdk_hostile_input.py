@@ -136,7 +136,8 @@ keys = st.builds(Hostile, st.frozensets(st.sampled_from([d for d in DUNDERS if d
                  st.sampled_from(EXCEPTIONS)) | surrogates  # usable as dict keys: hashing works
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), surrogates,
-    st.binary(max_size=64), st.builds(pow, st.just(10), st.just(5000)), st.just(-(2**200)), st.builds(str.__mul__, st.just("x"), st.just(2_000_000)), st.just(b"\xff" * 1000),
+    st.binary(max_size=64), st.builds(pow, st.just(10), st.just(5000)), st.just(-(2**200)),
+    st.builds(str.__mul__, st.just("x"), st.just(2_000_000)), st.just(b"\xff" * 1000),
     st.just("postgres://app:hunter2@db/prod"), hostile)
 structures = st.one_of(
     st.integers(100, 20_000).map(nested), st.builds(cyclic_list), st.builds(cyclic_dict),
@@ -238,7 +239,8 @@ def drive(audit: AuditClient, data: st.DataObject, expected: Expected) -> None:
 
 def otel_text() -> st.SearchStrategy[Any]:
     """Values OpenTelemetry itself accepts as span attributes, chosen to hurt: NaN, huge, surrogates, junk."""
-    return st.one_of(surrogates, st.builds(str.__mul__, st.just("n"), st.just(200_000)), st.floats(allow_nan=True, allow_infinity=True),
+    return st.one_of(surrogates, st.builds(str.__mul__, st.just("n"), st.just(200_000)),
+                     st.floats(allow_nan=True, allow_infinity=True),
                      st.integers(min_value=-(2**70), max_value=2**70), st.booleans(),
                      st.lists(st.integers(), max_size=3).map(tuple))
 

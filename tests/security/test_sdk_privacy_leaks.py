@@ -97,7 +97,8 @@ def test_a_six_digit_code_cannot_be_brute_forced_from_its_digests(tmp_path: Path
 def test_secrets_in_free_text_never_reach_a_sealed_event(tmp_path: Path, secret: str) -> None:
     """Attack: with default settings (``capture_bodies=False``) the agent's database driver fails with
     ``could not connect to postgresql://app:<secret>@db.internal:5432/prod`` and an HTTP client with
-    ``401 for api_key=<secret>`` (and ``token: ``, ``password=``); the same text lands in every free-text place the SDK offers: the error
+    ``401 for api_key=<secret>`` (and ``token: ``, ``password=``); the same text lands in every free-text place the
+    SDK offers: the error
     message, attributes (keys and values), names, a status message, emit(), a decision reason, an OTel
     span's status and attributes. Expected: ``<secret>`` appears in no sealed byte; the events are there."""
     url = f"postgresql://app:{secret}@db.internal:5432/prod"

@@ -49,7 +49,7 @@ def _wait_for(predicate, timeout: float, what: str):
             last = predicate()
             if last:
                 return last
-        except Exception as exc:  # the stack is still coming up
+        except Exception as exc:  # noqa: BLE001 - the stack is still coming up
             last = exc
         time.sleep(0.5)
     raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -30,7 +31,7 @@ def test_path_runs_from_the_root_to_the_violating_action():
     tree, violating = tree_of(50)
     path = tree.path_to(tree.actions_of([violating])[0])
     assert path[0] == "t-a00000" and path[-1] == "t-a00049"
-    for parent, child in zip(path, path[1:], strict=False):
+    for parent, child in itertools.pairwise(path):
         assert tree.nodes[child].parent_id == parent
 
 

@@ -68,7 +68,7 @@ def test_the_graph_runs_left_to_right_and_folds_the_loop_around_the_red_path():
     assert {children[index - 1], children[index + 1]} <= drawn  # its neighbours in the loop stay
     # edges leave the root in time order (ordering=out keeps the loop top to bottom)
     ids = dict(re.findall(r'^  (a\d+) \[label=.*tooltip="([^"]+)"', dot, re.MULTILINE))
-    order = [ids[t] if t in ids else t for t in re.findall(r"^  a0 -> (\w+)", dot, re.MULTILINE)]
+    order = [ids.get(t, t) for t in re.findall(r"^  a0 -> (\w+)", dot, re.MULTILINE)]
     times = [tree.nodes[ids[o]].start_us for o in order if o in ids]
     assert times == sorted(times)
 

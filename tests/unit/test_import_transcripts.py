@@ -81,7 +81,7 @@ def test_runs_without_times_follow_a_deterministic_clock(tmp_path: Path) -> None
     times = []
     for attempt in range(2):
         audit = offline_client(tmp_path / str(attempt))
-        report = import_transcripts([path], lambda tenant: audit, ImportReport(), start_us=BASE_US, step_us=500_000)
+        report = import_transcripts([path], lambda tenant: audit, ImportReport(), start_us=BASE_US, step_us=500_000)  # noqa: B023 - import_transcripts calls it within this iteration
         audit.close(timeout=0.5)
         assert report.runs == 2 and not report.rejected
         times.append([(r["run_id"], r["kind"], r["phase"], r["event_time_us"]) for r in records_of(tmp_path / str(attempt))])

@@ -79,7 +79,8 @@ def test_stop_kills_what_ignores_sigterm_and_its_children(tmp_path: Path) -> Non
     script = textwrap.dedent(f"""
         import signal, subprocess, sys, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        child = subprocess.Popen([sys.executable, "-c", "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
+        child = subprocess.Popen([sys.executable, "-c",
+                                  "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
         open({str(pid_file)!r} + ".tmp", "w").write(str(child.pid))
         __import__("os").rename({str(pid_file)!r} + ".tmp", {str(pid_file)!r})
         time.sleep(60)

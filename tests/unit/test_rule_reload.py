@@ -63,5 +63,5 @@ def test_swap_happens_at_the_next_batch_and_bad_files_keep_the_old_revision(tmp_
 def test_a_bad_file_at_startup_is_fatal(tmp_path: Path):
     path = tmp_path / "r.yaml"
     path.write_text("rules: [")
-    with pytest.raises(RuleError, match="r.yaml"):
+    with pytest.raises(RuleError, match=r"r\.yaml"):
         ReloadingEvaluator([str(path)], load=load_evaluator)

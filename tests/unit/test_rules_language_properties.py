@@ -64,7 +64,7 @@ def fired_bs(incidents) -> set[str]:
 def sequence_reference(records: list[dict]) -> set[str]:
     """Event ids of the Bs with some A before them within T and no C strictly between that A and them."""
     out = set()
-    order = lambda r: (r["event_time_us"], r["event_id"])  # noqa: E731
+    order = lambda r: (r["event_time_us"], r["event_id"])  # noqa: E731 - a sort key, named for the asserts below
     for b in records:
         if b["kind"] != "execute_tool":
             continue
@@ -101,7 +101,7 @@ def ancestor_reference(records: list[dict]) -> set[str]:
     """Actions, in (time, id) order, each taking the earliest unused sibling approval at or before it within T."""
     out = set()
     used: set[str] = set()
-    order = lambda r: (r["event_time_us"], r["event_id"])  # noqa: E731
+    order = lambda r: (r["event_time_us"], r["event_id"])  # noqa: E731 - a sort key, named for the asserts below
     for action in sorted((r for r in records if r["kind"] == "execute_tool"), key=order):
         free = [p for p in records if p["kind"] == "approval" and p["trace_id"] == action["trace_id"]
                 and p["event_id"] not in used and p["event_time_us"] <= action["event_time_us"]

@@ -148,7 +148,7 @@ def test_semantically_invalid_records_are_rejected_with_the_field(overrides, nee
 def test_encode_error_names_the_schema():
     record = _action()
     del record["tenant"]
-    with pytest.raises(EncodeError, match="action.v"):
+    with pytest.raises(EncodeError, match=r"action\.v"):
         AvroCodec("action").encode(record)
 
 

@@ -49,7 +49,7 @@ def test_builtin_rules_flag_each_condition_once():
 
 
 def test_builtin_incident_ids_are_deterministic_and_fold_per_action():
-    make = lambda: BuiltinEvaluator(forbidden_tools=["rm"])  # noqa: E731
+    make = lambda: BuiltinEvaluator(forbidden_tools=["rm"])  # noqa: E731 - a factory, named for the runs below
     start = action_record(7, name="rm", phase="start")
     end = action_record(7, name="rm", phase="end")
     first = make().evaluate(_enrich([start, end]))

@@ -82,7 +82,8 @@ def test_a_folder_imports_only_as_agentaudit_package(folder):
 
 def test_one_class_per_name_from_the_repository_root():
     probe = ("import sys\nimport agentaudit.schemas.codec as codec\n"
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in {'schemas','producers','consumers','dashboard','infra'}))\n"
+             "print(sorted(m for m in sys.modules\n"
+             "             if m.split('.')[0] in {'schemas','producers','consumers','dashboard','infra'}))\n"
              "print(codec.AvroCodec.__module__)\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
