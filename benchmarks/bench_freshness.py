@@ -18,7 +18,7 @@ from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaConsumer
 from agentaudit.producers import AuditClient
 from agentaudit.schemas import AvroCodec
-from benchmarks._stack import embedded_stack, wait_for
+from benchmarks._stack import FAST_GROUP, embedded_stack, wait_for
 
 RATE = 2000
 
@@ -32,7 +32,7 @@ def _raw_latencies(kafka, stop: threading.Event, out: list[float]) -> None:
     """Emit -> consumable (ms) for every event, read by a plain consumer in its own group."""
     codec = AvroCodec("action")
     consumer = KafkaConsumer(kafka, "bench-freshness-raw", {"auto.offset.reset": "latest", "fetch.wait.max.ms": 10,
-                                                            "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
+                                                            **FAST_GROUP})
     consumer.subscribe([kafka.topics.actions])
     try:
         while not stop.is_set():

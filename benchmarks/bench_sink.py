@@ -28,7 +28,7 @@ from agentaudit.rules.builtin import BuiltinEvaluator
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings, StoreSettings
-from benchmarks._stack import embedded_stack, produce, simulated
+from benchmarks._stack import FAST_GROUP, embedded_stack, produce, simulated
 
 BATCH_SIZE = 10_000
 DIGEST_ROUNDS = 2
@@ -55,7 +55,7 @@ def _drain(kafka: KafkaSettings, store: StoreSettings, evaluator: BaseEvaluator,
 def _consume_decode(kafka: KafkaSettings, group: str, total: int) -> float:
     """The raw loop: consume a batch and decode it, nothing else (first batch untimed, as in :func:`_drain`)."""
     codec = AvroCodec("action")
-    with KafkaConsumer(kafka, group, {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}) as consumer:
+    with KafkaConsumer(kafka, group, FAST_GROUP) as consumer:
         consumer.subscribe([kafka.topics.actions])
         consumed = 0
         while consumed == 0:

@@ -37,7 +37,7 @@ from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
 from agentaudit.producers._worker import SDK_PRODUCER_CONFIG
 from agentaudit.rules import load_evaluator
 from agentaudit.settings import KafkaSettings, StoreSettings
-from benchmarks._stack import embedded_stack, simulated, wait_for
+from benchmarks._stack import FAST_GROUP, embedded_stack, simulated, wait_for
 from benchmarks.bench_sink import BATCH_SIZE, _drain
 
 PARTITIONS = 3
@@ -105,8 +105,7 @@ def _produce_bytes(kafka: KafkaSettings, messages: list[tuple[bytes, bytes]], ex
 def _read_back_bytes(kafka: KafkaSettings, topic: str, events: int) -> tuple[float, int]:
     """Bytes a fresh consumer fetched per event reading ``topic`` to its end, and the messages read."""
     stats = _Stats()
-    config = {"statistics.interval.ms": STATS_MS, "stats_cb": stats, "session.timeout.ms": 6000,
-              "heartbeat.interval.ms": 1000}
+    config = {"statistics.interval.ms": STATS_MS, "stats_cb": stats, **FAST_GROUP}
     with KafkaConsumer(kafka, f"sizing-read-{uuid.uuid4().hex[:6]}", config) as consumer:
         consumer.subscribe([topic])
         read, quiet_since = 0, None
@@ -128,8 +127,8 @@ def _rules_worker(kafka: KafkaSettings, rules: list[str] | None, label: str,
     """Events/s of one rules worker judging ``messages``, the CPU it used meanwhile (cores: CPU time of this
     process, librdkafka's threads included, over wall time), its topics, actions bytes/event as produced."""
     kafka = _with_topics(kafka, label)
-    config = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
-    with RulesWorker(kafka, load_evaluator(rules), group=f"sizing-rules-{label}", consumer_config=config) as worker:
+    with RulesWorker(kafka, load_evaluator(rules), group=f"sizing-rules-{label}",
+                     consumer_config=FAST_GROUP) as worker:
         def joined() -> bool:
             worker.run_once()
             rekey, judge = worker.assignment()
@@ -207,11 +206,9 @@ def run() -> list[dict]:
              "messages with markers)", read_repartition, "bytes", wire, "key + Avro value of the action"),
         _row("store_bytes", f"store bytes per event (actions on disk, merged, {stored:,} rows)", store_bytes,
              "bytes", wire, "key + Avro value"),
-        {"key": "events", "name": "sizing events per measurement", "value": float(total), "unit": "events",
-         "baseline": None, "baseline_name": "", "ratio": None, "goal": "sizing"},
-        {"key": "loadavg", "name": "load average (1 min) at the end of the run",
-         "value": float(Path("/proc/loadavg").read_text().split()[0]), "unit": "", "baseline": None,
-         "baseline_name": "", "ratio": None, "goal": "sizing"},
+        _row("events", "sizing events per measurement", float(total), "events", None, ""),
+        _row("loadavg", "load average (1 min) at the end of the run",
+             float(Path("/proc/loadavg").read_text().split()[0]), "", None, ""),
     ]
     return rows
 
