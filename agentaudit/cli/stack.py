@@ -24,8 +24,8 @@ def up(
                               "(AGENTAUDIT_OTLP, default on; AGENTAUDIT_OTLP_PORT, tokens: AGENTAUDIT_OTLP_TOKENS_FILE, "
                               "none: loopback-only dev mode)."),
 ) -> None:
-    """Start broker, store, consumer, a simulated fleet, the OTLP receiver and the dashboard; Ctrl-C stops them
-    all."""
+    """Start broker, store, consumer, notifier, a simulated fleet, the OTLP receiver and the dashboard; Ctrl-C
+    stops them all."""
     import logging
 
     from rich.console import Console
