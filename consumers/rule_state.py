@@ -1,49 +1,9 @@
 """Durable rule state for ``agentaudit consume``: open windows survive a crash or restart.
 
-:class:`DurableEvaluator` wraps the rule evaluator (inside the control publisher, so the
-publisher's idempotent re-publishing stays as designed). After every :meth:`evaluate` and
-:meth:`on_watermark` it writes one snapshot file atomically (tmp file, fsync, rename, fsync of
-the directory) holding:
-
-- the rule revision the state belongs to;
-- the *applied offsets*: per (topic, partition) the highest ``_offset`` judged + 1;
-- the evaluator's ``snapshot()`` bytes (stored raw after a JSON header line, with a sha256);
-- the incidents the last two calls returned (latest version per id), see below.
-
-On construction it restores the file when its revision matches the evaluator's. Records whose
-``_offset`` is below the applied offset of their partition are dropped before they reach the
-evaluator: they were applied before the crash. So state is applied exactly once whatever the
-sink managed to commit: the sink commits after judging and inserting, so a crash re-delivers
-records from the last commit, which may lie before the snapshot.
-
-Incidents of the last calls are kept because a crash between the snapshot and the sink's
-incident write would lose them (their records are now dropped as applied). The first call after
-a restore returns them again; incident ids are deterministic, the store keeps the row with the
-highest count and the control publisher derives command ids from incident ids, so repeating an
-incident that was already written is harmless.
-
-Choices and limits:
-
-- Default: no durability (``agentaudit consume`` without ``--state-dir``): a restarted consumer
-  resumes at the committed offset with empty windows. ``agentaudit up --durable`` passes
-  ``--state-dir <home>/state`` (not with the memory broker, whose log restarts empty).
-- The applied offsets trust the log: if the topic is deleted and recreated (offsets restart at
-  0), delete the state file, or the new log's first records are dropped as already applied.
-- A snapshot is written per batch, never every N batches (state must not lag the commits); its
-  cost grows with the open state: for the default pack over the simulator's log about 20 ms of
-  ``snapshot()`` (orjson, 3x faster than the standard library's JSON) and 50-75 ms in all with
-  the checksum, write and fsync, per 10k-event batch of 4 MB of state
-  (``python -m benchmarks rule_state``).
-- The file belongs to one consumer process (an exclusive lock on ``<name>.lock``: a second
-  process on the same file refuses to start). With several consumers in a group a rebalance moves
-  partitions and their state does not follow them (each instance keeps its own file; give each a
-  distinct ``name`` or directory). For results independent of partition assignment run
-  ``agentaudit rules run``, the re-keying worker with per-partition snapshots.
-- A revision change (rule files edited while down, or a hot reload) starts fresh state for the
-  new revision: the snapshot's revision no longer matches, and incident ids include the revision.
-- A corrupt or torn snapshot file (bad header, checksum mismatch) is logged as an error, moved
-  aside to ``<file>.corrupt-<epoch>`` for inspection, and the consumer starts with fresh state:
-  ingestion of the audit log must not stop over derived state, which rebuilds from new events.
+:class:`DurableEvaluator` wraps the evaluator and writes one atomic snapshot file per batch (the
+rule revision, the applied offset per partition, the evaluator state, the last incidents), so a
+restart drops records already applied and rule state is applied exactly once whatever the sink
+had committed. The design, its costs and its limits: ``docs/rule-state.md``.
 """
 
 from __future__ import annotations

@@ -1,38 +1,9 @@
 """The sink: actions and lifecycle events from Kafka into ClickHouse, judged on the way.
 
-One consumer group reads the actions topic (and the lifecycle topic). Per batch:
-
-1. decode; a message that cannot be decoded goes to the dead-letter topic with its reason
-   (cut to what the broker accepts; one the broker still refuses goes to a local quarantine
-   file after a few tries, see :mod:`~agentaudit.consumers.dlq`), so no message can stop the sink;
-2. insert the actions into ``actions``, one insert per partition chunk carrying the
-   deduplication token ``{topic}:{partition}:{first}-{last}`` (lifecycle events likewise);
-   the Arrow blocks are built here, the inserts are sent by one background thread;
-3. evaluate the batch meanwhile (the store works in its own process while the rules run);
-   once the inserts are acknowledged, incidents go into ``incidents`` and onto the
-   incidents topic, so an incident never precedes the actions it is about. A rule that
-   raises on an event fails for that event alone, recorded as a ``rule_error`` incident;
-4. wait for the dead letters and incidents to be acknowledged, then commit the next
-   offset of every partition synchronously.
-
-With digests on (``AGENTAUDIT_SINK_DIGESTS``, the default) step 2 also inserts, after the
-actions, one signed digest per partition range stored (:mod:`~agentaudit.consumers.digests`)
-into ``action_digests``, so every committed row is covered and ``agentaudit verify --store`` can
-tell what changed later; step 4 also publishes it on the digest topic (best-effort, not waited for).
-
-With ``inline_rules=False`` (``agentaudit consume --no-rules``) step 3 is left out: the sink
-stores and does not judge. It also reads the incidents topic, where ``agentaudit rules run``
-publishes the incidents of actions re-keyed by tenant, and stores each record in ``incidents``
-like an action (per-partition chunks and tokens, dead letters, commit after the insert).
-That is the scale-out shape: N sinks plus M rules workers give the same incidents whatever
-N and M. Inline rules judge only the partitions a sink was assigned, in arrival order, so
-several inline sinks in one group give incidents that depend on the group's size (warned at
-assignment).
-
-Delivery is at least once: a crash or a store outage before step 4 re-reads the batch,
-and insert tokens plus ReplacingMergeTree (read with FINAL) keep queries free of
-duplicates. A store or broker failure never commits: the sink pauses, backs off
-(exponential, capped), seeks back to the batch's first offsets and tries again.
+Per batch: decode (bad messages to the dead-letter topic), insert per partition chunk with a
+deduplication token, evaluate meanwhile, write incidents once the inserts are acknowledged, then
+commit. Delivery is at least once; the steps, digests, ``--no-rules`` and failures:
+``docs/sink.md``.
 
 >>> sink = Sink(KafkaSettings(), StoreSettings(), SinkSettings(), BuiltinEvaluator())
 >>> sink.run(stop_event)          # until stop_event is set

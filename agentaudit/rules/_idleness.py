@@ -1,29 +1,9 @@
 """Source-partition idleness for the rules worker's re-key stage: which markers it owes the judges.
 
-The judging stage takes its watermark over source partitions (see ``RuleEvaluator(sources=)``).
-Two things would hold it back for ever: a source partition that receives nothing (idle), and
-one that only carries tenants of other repartition partitions. The re-key stage, which reads the
-source partitions, therefore sends every repartition partition, behind the copied events:
-
-- a *progress* marker: the largest event time a source has delivered, when it has grown (at
-  most once per ``progress_interval_s``, and at once when an idle source delivers again);
-- an *idle* marker: the source has delivered nothing for ``idle_timeout_s`` of processing time
-  while the re-key stage has read all of it, so the judges leave it out of their minimum until
-  it delivers again (Flink's ``withIdleness``, Kafka Streams' ``max.task.idle.ms``). While it
-  stays idle the marker is repeated (every ``max(progress_interval_s, idle_timeout_s / 2)``, never
-  more than the idle timeout apart) with the processing time it has been quiet, so that once every
-  source is idle event time advances with processing time and the last decisions close within
-  lateness + idle timeout (the shared policy: :mod:`agentaudit.rules.event_time`). The judges take
-  the largest of the idle sources' advanced times, so only the idle source with the largest event
-  time repeats (plus any that delivered nothing since the assignment, whose time only a restored
-  judge knows): a quiet topic costs one marker per repartition partition per interval, not one per
-  source.
-
-"Read all of it" is ``next offset >= high watermark`` of the latest fetch response. A partition
-with unread records is thus never idle, which keeps a backlog replay deterministic. On brokers
-whose high watermark trails the true end by up to one batch (tansu: last batch base offset + 1)
-the test passes once the last batch has started arriving; its remaining records are already
-fetched and arrive with the next poll, before the idle timeout can run out.
+A source partition that receives nothing, or carries only other partitions' tenants, would hold
+the judges' watermark back for ever, so the re-key stage sends *progress* and *idle* markers to
+every repartition partition. When they are sent and why a backlog replay stays deterministic:
+``docs/event-time.md``.
 """
 
 from __future__ import annotations

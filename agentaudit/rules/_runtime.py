@@ -1,34 +1,8 @@
 """Per-kind rule state: what each compiled rule remembers between batches, and when it fires.
 
-All state is plain JSON data (dicts, lists, strings, numbers) so that a snapshot is a
-``json.dumps`` away; accumulators keep their (time, id) pairs as tuples, which the
-cyclic collector stops tracking, and ``load`` turns the arrays back into tuples. Time is
-event time only; "now" is the watermark: the largest event time seen minus the allowed
-lateness.
-
-Watermarks are per tenant: a tenant's windows close and its pending checks are decided by
-that tenant's own events only, so the answer for one tenant does not depend on which other
-tenants share the consumer (see :class:`Clock`).
-
-Determinism: a rule's final incidents are a function of the set of events per key, not of
-batch boundaries or of how streams interleave. Windows are assigned by event time,
-incident event ids are the smallest (time, id) pairs, the representative event is the
-largest, aggregates that can fall (avg, min, ratio) fire only when their window closes,
-and sequence/ancestor checks consider every qualifying pair whatever the arrival order.
-Integrity and absence rely on one producer stream's events arriving in order, which
-Kafka guarantees because the stream id is the message key.
-
-Failures: a rule that raises on one event fails for that event alone. The risky steps of a
-batch (key and value expressions over the event) run before any state changes; when they
-raise, the batch is redone event by event for that rule, and each event that still fails is
-put in ``failures`` (the evaluator turns them into ``rule_error`` incidents). Python 3.11's
-try blocks cost nothing until they raise, so the fast path is unchanged.
-
-Numbers: event fields are finite (validation refuses NaN and infinities). Sums are exact
-integers of millionths whatever the size of the values, so two ``1e308`` costs add up; a
-sum too large for a float reads as ``inf`` and compares as such (a budget rule fires). A
-value that is not finite (only a rule's own arithmetic can make one) is a failure of that
-event for that rule.
+State is plain JSON data so a snapshot is one ``json.dumps`` away; time is event time only and
+"now" is the per-tenant watermark, so incidents depend on the events per key, never on batch
+boundaries. Determinism, failure isolation and number handling: ``docs/evaluator.md``.
 """
 
 from __future__ import annotations

@@ -1,43 +1,8 @@
 """Rule file schema: reads YAML documents into checked specs, each remembering its file and line.
 
-A rule file (after Falco)::
-
-    required_engine_version: 1
-    lists:
-      - name: forbidden_tools
-        items: [shell.exec, fs.rmtree]
-    macros:
-      - name: tool_call
-        condition: kind = execute_tool and phase != end
-      - name: trusted_agent          # tuning hook: redefine it in a later file
-        condition: "false"
-    rules:
-      - id: forbidden-tool
-        desc: >
-          An agent called a tool that no agent may call.
-        condition: tool_call and name in (forbidden_tools) and not trusted_agent
-        output: "{agent_id} called forbidden tool {name}"
-        severity: high
-        tags: [stable, security]
-
-Later files may redefine a list or macro (``append: true`` extends a list) and may disable an
-earlier rule with ``{id: X, enabled: false}``.
-
-Policies of agent loops (events are ordered by event time, then event id)::
-
-    sequence: {then: B, unless: C, within: 1d}     # A, then B, with no C strictly between them (one trace);
-                                                   # decided when the watermark passes B's time
-    ancestor: {approval: P, within: 1h, once: true}  # each approval covers at most one action: actions in
-                                                   # order each use up the earliest unused approval covering them
-    window: trace                                  # aggregate only: one window per trace (trace_id joins ``by``),
-    aggregate: {fn: count, op: ">", threshold: 20, idle: 10m}  # closed when the watermark passes the end of the
-                                                   # trace's root (invoke_agent end, no parent), or its last event
-                                                   # + idle when no root end comes
-
-Defaults a rule may leave unsaid (``agentaudit rules show ID`` prints them): ``by`` is [agent_id]
-(predicate, absence, ancestor), [trace_id] (sequence), [stream_id] (integrity); aggregates must say it.
-``window`` is 1h (predicate, absence, ancestor) or 1d (sequence, integrity); aggregates must say it.
-The allowed lateness is the engine's (30 s), the same for every rule.
+Rule files follow Falco's layout (``lists``, ``macros``, ``rules``; later files may redefine a list
+or macro and disable an earlier rule). The keys of a rule, each kind's block and the defaults a rule
+may leave unsaid (``agentaudit rules show ID`` prints them) are in ``docs/rules.md``.
 """
 
 from __future__ import annotations

@@ -1,24 +1,9 @@
 """One event-time policy for both judging paths: allowed lateness, and idleness with its bound.
 
-The watermark of a tenant (inline ``agentaudit consume``) or of the source partitions (``agentaudit
-rules run``) is the largest event time delivered minus the allowed lateness. Alone, that stops
-when deliveries stop, so a tenant that goes quiet would keep its last ancestor, sequence,
-absence and window decisions open until it sends again. Idleness closes them:
-
-- *quiet*: nothing delivered for ``idle_timeout`` of processing time **and** every partition read
-  to its end (next offset at or past the high watermark of the latest fetch). A backlog replay is
-  therefore never quiet, and decides what it decides without idleness, in the same order.
-- While quiet, event time is taken to advance with processing time from the last delivery:
-  the watermark is ``largest event time + quiet time - lateness`` (event times are stamped by a
-  wall clock, so for live traffic that is ``now - lateness``; recorded history imported later is
-  not pushed into the past by it).
-
-The bound: a decision due at event time ``D`` (an action's time for ``ancestor``, a deadline for
-``absence``/``sequence``, a window's end), with the last event at event time ``T`` delivered at
-processing time ``P``, is made by ``P + max(idle_timeout, max(D - T, 0) + lateness)``: within
-``lateness + idle_timeout`` of the later of the last delivery and the decision's own deadline.
-An event that arrives after its tenant went quiet and is older than the advanced watermark finds
-its windows closed, as in any stream processor with idleness (Flink's ``withIdleness``).
+A watermark alone stops when deliveries stop, so a quiet tenant would keep its last decisions open;
+once quiet (idle for ``idle_timeout`` and read to the end) event time advances with processing time.
+Every decision is then made within ``lateness + idle_timeout`` of the later of the last delivery and
+its own deadline. The design and the bound: ``docs/event-time.md``.
 
 >>> policy = EventTimePolicy(lateness_us=2_000_000, idle_timeout_us=1_000_000)
 >>> policy.quiet_mark(10_000_000, quiet_us=500_000) is None   # not quiet yet

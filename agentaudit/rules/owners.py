@@ -1,27 +1,7 @@
 """Who owns what: agents, tools, tenants and rules mapped to teams, on-call and escalation chains.
 
-An owners file::
-
-    teams:
-      payments:
-        oncall: [alice@example.com]
-        escalation: [alice@example.com, payments-lead@example.com, vp-eng@example.com]
-      platform:
-        oncall: [ops@example.com]
-    owners:                       # globs; the most specific match wins
-      - {agent: "billing-*", team: payments}
-      - {agent: "billing-refunds", team: payments}
-      - {tool: "payments.*", team: payments}
-      - {tenant: "*", team: platform}
-      - {rule: "cost.*", team: platform}
-    deadlines:                    # acknowledge within this, or the incident escalates one level
-      critical: 15m
-      high: 1h
-      medium: 4h
-      low: 1d
-
-Specificity: a pattern without wildcards beats any glob; among globs, more literal
-characters win; ties go to rule, then agent, tool and tenant, then to the earlier entry.
+Patterns are globs; the most specific match wins. The owners file format and the specificity
+order: ``docs/owners.md``.
 
 >>> owners = load_owners("owners.yaml")
 >>> owners.resolve(agent="billing-refunds").team
