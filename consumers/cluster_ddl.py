@@ -1,29 +1,9 @@
 """The ClickHouse cluster schema, derived from the single-node DDL in ``schemas/ddl``.
 
-Why a transformation and not a second copy: the single-node files are the one source of the columns,
-sort keys, version columns, TTLs and views, and ``agentaudit migrate`` already runs them in chDB. A
-hand-kept cluster copy would drift the day a column is added. The DDL is regular (one statement kind per
-shape, written by us), so a few explicit rules rewrite it; a statement no rule knows stops generation
-(:class:`ClusterDDLError`), so a new kind of DDL cannot slip through untranslated. The golden file
-``tests/golden/cluster_ddl.sql`` pins the result.
-
-Layout (the standard ClickHouse convention): each table ``T`` becomes ``T_local``, a ``Replicated*``
-engine with the same columns, version column, ``ORDER BY``, partitioning and TTL, and ``T`` itself
-becomes a ``Distributed`` table over ``T_local``. The sink, rules workers and dashboard keep using ``T``
-(no setting to change) and the views read the Distributed tables.
-
-Rules, applied to each statement after placeholders are rendered:
-
-1. ``CREATE DATABASE``: gains ``ON CLUSTER``.
-2. ``CREATE TABLE ... ENGINE = XMergeTree(v)``: renamed ``T_local ON CLUSTER``, engine
-   ``ReplicatedXMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', v)``;
-   ``non_replicated_deduplication_window = N`` becomes ``replicated_deduplication_window = N`` (same window
-   for the sink's insert tokens). Then ``CREATE TABLE T ON CLUSTER AS T_local ENGINE = Distributed(...)``
-   with the table's key from :data:`SHARDING_KEYS` (a table without one is an error).
-3. ``ALTER TABLE T ...``: applied to ``T_local`` and to ``T``, both ``ON CLUSTER``.
-4. ``CREATE OR REPLACE VIEW``: gains ``ON CLUSTER``; every ``JOIN`` and every ``IN (SELECT ...)``
-   becomes ``GLOBAL``, so the right side is computed once over all shards (correct whatever the
-   co-location, e.g. two copies of an event id with different bodies may sit on two shards).
+A transformation, not a second copy, so the cluster schema cannot drift from the single-node one:
+each table ``T`` becomes a replicated ``T_local`` plus a ``Distributed`` ``T``, and a statement no
+rule knows stops generation (:class:`ClusterDDLError`). The rules: ``docs/cluster-ddl.md``; the
+golden file ``tests/golden/cluster_ddl.sql`` pins the result.
 
 >>> statements = cluster_statements(StoreSettings(), "agentaudit")
 """

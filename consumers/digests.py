@@ -1,33 +1,9 @@
 """Store-side digests: signed records of what the sink stored, and the check that re-reads the store.
 
-CloudTrail's digest files are the model. After every batch, for each Kafka partition range of the
-actions topic it stored, the sink writes one :class:`Digest`: the offset of each stored row and a
-16-byte *leaf*, the first half of SHA-256 over the row's content as the store keeps it (every
-column but the Kafka position and ``ingested_at``; ``later_copy`` included, so unhiding a forged copy
-shows as a modification), a root over the (offset, leaf) pairs, the
-``digest_id`` of the previous digest of the same sink run and partition, and an Ed25519 signature
-by the sink's key over the canonical header. Digests go to ``action_digests`` in ClickHouse before
-the batch's offsets are committed, and to the digests topic in Kafka (best-effort: a refused
-publication is logged and never stops the sink).
-
-:func:`verify_store` (``agentaudit verify --store``) re-reads ``actions``, recomputes every leaf
-and reports, per row, what changed after the fact:
-
-- ``modified``: a row at a digested position whose content differs (an ``ALTER UPDATE``);
-- ``deleted``: a digested position with no row, whose content no other row keeps either (a
-  merge of two identical copies keeps one of them: that is not a deletion);
-- ``added``: a row at a position no digest covers (an ``INSERT`` after the fact);
-- ``bad_digest`` / ``chain_break``: a digest record that does not verify, or whose predecessor
-  is gone (a deleted digest record).
-
-Why per-row leaves and not only a root: the report must name each changed row. A digest of a
-10,000-row batch holds 10,000 offsets and leaves (about 24 bytes a row in the store).
-
-Limits: the store's ``ingested_at`` (the first-seen order readers use between two bodies of one
-event id) is not covered, since the store sets it. Rows stored before digests were enabled are
-not covered; they are counted apart (``undigested``), not reported as added. Deleting a sink run's
-newest digests together with their rows is invisible to the store alone: compare with the digests
-topic. Rows past the retention TTL disappear by design and are not reported.
+After every batch the sink writes one signed :class:`Digest` per partition range (a 16-byte leaf per
+stored row, a root, a link to the previous digest); :func:`verify_store` (``agentaudit verify
+--store``) recomputes the leaves and names each row modified, deleted or added after the fact. The
+design (after CloudTrail's digest files) and its limits: ``docs/digests.md``.
 
 >>> signer = DigestSigner.load_or_create(Path("keys/sink-digest.key"))
 >>> report = verify_store(store, {signer.key_id: signer.public_key})

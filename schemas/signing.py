@@ -1,23 +1,9 @@
 """Signatures in the contract: who signed a record, with which key, and whether that key may.
 
-Everything that must be believed later is signed with Ed25519 (the ``cryptography`` package):
-producer streams sign checkpoints over their hash chain, operators sign control commands and
-lifecycle events, the sink signs digests of what it stored. This module is the one place that
-knows how: the bytes signed (:func:`signed_message`, a domain-separated canonical join, so a
-signature made for one purpose never verifies for another), private keys on disk
-(:class:`SigningKey`, mode 0600) and the registry of public keys (:class:`KeyRing`).
-
-A keys file (YAML or JSON) registers public keys, each bound to a principal and to what it may
-sign for::
-
-    keys:
-      - id: acme-support-2026-12            # the key id carried in every signature
-        public_key: 3q2+7w...               # base64 of the raw 32-byte Ed25519 public key
-        principal: agent:support-bot        # agent:<id>, human:<id> or service:<id>
-        tenant: acme                        # "*" for every tenant (default)
-        agents: ["support-*"]               # producer keys: the agents whose streams it signs
-        not_before: 2026-12-01T00:00:00Z    # optional; rotation: the old key gets revoked_at
-        revoked_at: 2027-01-01T00:00:00Z    # optional; signatures made after it do not verify
+The one place that knows how Ed25519 signatures are made: the bytes signed (:func:`signed_message`,
+domain-separated so a signature for one purpose never verifies for another), private keys on disk
+(:class:`SigningKey`, mode 0600) and the registry of public keys (:class:`KeyRing`). The keys file
+format: ``docs/signing.md``.
 
 >>> key = SigningKey.load_or_create(Path("~/.agentaudit/keys/acme.key").expanduser(), key_id="acme-1")
 >>> sig = key.sign(signed_message("stream-checkpoint", "acme", "c1/bot", 1000, "ab12..."))

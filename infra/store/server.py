@@ -1,26 +1,10 @@
 """``agentaudit store``: one process owns a chDB directory and serves ClickHouse's HTTP interface.
 
-Other processes (the sink, ``agentaudit migrate``, the dashboard, analysts' notebooks) use a
-plain ``clickhouse_connect.get_client(host=..., port=...)`` against it, exactly as against a
-production ClickHouse server.
-
-What differs from a ClickHouse server (chDB is an embedded engine with one session):
-
-- each request runs on its own chDB connection (its settings and database only, nothing left
-  from another request), in one of two lanes: reads (bounded, with a bounded wait queue) and
-  writes (inserts and DDL), so readers cannot starve the sink's inserts;
-- every statement is parsed by ClickHouse's parser before anything runs (``parseQueryToJSON``
-  with the text as a bound parameter): more than one statement never reaches the engine, and an
-  INSERT's data goes only through its input format;
-- read-only sessions (``readonly`` set, or the ``reader`` user) run with ``readonly = 1`` on
-  their connection plus an allow-list on the parse tree (see ``_authz``): tables of the
-  agentaudit databases, no files, no URLs, no system tables that show the host;
-- limits (:class:`StoreLimits`): execution time, memory, result size, body and statement size
-  (checked before the body is read, after authentication), a query is killed when its client
-  disconnects;
-- two users: ``default`` (``password``, any SQL, as this process: keep the loopback bind) and
-  ``reader`` (``reader_password``, always read-only); ``SET``/``USE`` are kept per HTTP
-  ``session_id``; temporary tables are not supported.
+Other processes use a plain ``clickhouse_connect.get_client(host=..., port=...)`` against it, as
+against a production server. chDB is an embedded engine with one session, so each request gets
+its own connection in a read or a write lane, every statement is parsed before it runs, and
+read-only sessions are held to an allow-list. What differs from a ClickHouse server:
+``docs/store-server.md``.
 
 >>> server = StoreServer("./.agentaudit/store", port=0)
 >>> server.start_in_thread()

@@ -1,27 +1,9 @@
 """Conversation mode: multi-turn customer-service runs, with policy breaches injected on purpose.
 
-A run is one conversation of a customer with a support agent (``agentaudit simulate --mode
-conversation``): an ``invoke_agent`` root; the user's messages (``kind message``, attributes
-``role=user`` and ``intent`` request/confirm/refuse/other, actor the human customer); the
-assistant's model calls with tokens and cost; sequential lookups (``crm.lookup``,
-``flights.search``, ...), some failing (with or without an ``error_type``) and retried; a proposal
-(``message``, ``role=assistant``, ``intent=propose``, the write's ``args_hash``); the user's yes or
-no; and on a yes, the user's confirmation recorded as the SDK's ``client.approval()`` records it
-(``kind approval``, actor the human, ``args_hash`` of the write, ``approval_id``, ``expires_at_us``)
-followed by the write (``book_reservation`` or ``update_reservation``, carrying the same ``args_hash``
-and linking the approval). Long runs make 20 to 30 sequential tool calls under one root: an ordinary
-agent loop, which the default pack must not call fan-out.
-
-Breaches (:data:`BREACH_KINDS`) are injected into a share (``breach_rate``) of the runs, one per
-run; each tags the events it adds or changes with ``attributes["sim.breach"]`` and is listed in
-:attr:`ConversationCorpus.breaches` with the event that embodies it. :data:`EXPECTED_RULES` names the
-default-pack rules that should catch each kind.
-
-Everything is seeded (``random.Random(seed)``); nothing reads the wall clock (:class:`ConversationSource`
-with ``clock="wall"`` starts the runs at the real now). Records are sealed into one
-:class:`~agentaudit.schemas.StreamChain` per agent (``conv-<seed>/<agent>``) in event-time order and
-carry ``event_hash`` as the sink sets it, so they go straight into ``RuleEvaluator.evaluate``. With a
-``signing_key`` the streams are signed with the SDK's checkpoint schedule, as the fleet simulator's are.
+One seeded conversation per run (messages, lookups, a proposal, the user's confirmation as an
+approval, then the write), with one breach (:data:`BREACH_KINDS`) in a share of the runs, tagged
+``attributes["sim.breach"]``; :data:`EXPECTED_RULES` names the pack rules that should catch each.
+What a run holds: ``docs/simulator.md``.
 
 >>> corpus = conversation_runs(1000, seed=3, breach_rate=0.1)
 >>> corpus.records[0]["kind"], len(corpus.breaches)
