@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import typer
 
 from agentaudit.cli._app import app
 from agentaudit.cli._common import refusal_exits, stop_on_signals
+
+if TYPE_CHECKING:
+    from agentaudit.schemas import SigningKey
 
 
 @app.command()
@@ -51,14 +56,11 @@ def simulate(
 ) -> None:
     """Run a deterministic agent fleet with injected failure modes (or customer-service conversations with
     injected policy breaches: --mode conversation), into Kafka or a log file."""
-    import hashlib
     from datetime import datetime
 
     from pydantic import ValidationError
 
-    from agentaudit.exceptions import AgentAuditError
     from agentaudit.producers.simulator import SimConfig, Simulator
-    from agentaudit.settings import KafkaSettings
 
     rates: dict[str, float] = {}
     for item in fault or []:
@@ -93,38 +95,16 @@ def simulate(
     except (ValueError, ValidationError) as exc:
         typer.echo(f"error: bad simulator option: {exc}", err=True)
         raise typer.Exit(2) from exc
-    key = None
-    if signing_key:
-        from pathlib import Path
-
-        from agentaudit.schemas import SigningKey
-
-        key = refusal_exits(SigningKey.load, Path(signing_key).expanduser())
+    key = _signing_key(signing_key)
     simulator = Simulator(config, signing_key=key, checkpoint_events=checkpoint_events,
                           checkpoint_seconds=checkpoint_seconds)
-    try:
-        if out:
-            stats = simulator.write_log(out)
-        else:
-            stop = stop_on_signals()
-            kafka = KafkaSettings(**({"bootstrap_servers": bootstrap} if bootstrap else {}))
-            typer.echo(f"simulating {agents} agents into {topic or kafka.topics.actions} at "
-                       f"{kafka.bootstrap_servers} ({config.clock} clock, "
-                       f"{f'{rate:g} events/s' if rate else 'unpaced'}); Ctrl-C stops")
-            stats = simulator.run_to_kafka(kafka, rate, stop, topic=topic)
-    except AgentAuditError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    stats = _run(simulator, out=out, bootstrap=bootstrap, topic=topic, rate=rate, clock=config.clock,
+                 what=f"{agents} agents")
     faults = ", ".join(f"{k}={v}" for k, v in stats.faults.items())
     typer.echo(f"events: {stats.events}  traces: {stats.traces}  errors: {stats.errors}  "
                f"in {stats.elapsed_s:.2f}s ({stats.events_per_s:,.0f} events/s)")
     typer.echo(f"faults injected (traces): {faults}")
-    if key is not None:
-        typer.echo(f"signed checkpoints: {stats.checkpoints} (key {key.key_id})")
-    if out:
-        with open(out, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        typer.echo(f"log: {out} sha256 {digest}")
+    _report_outputs(stats, key, out)
 
 
 
@@ -134,12 +114,9 @@ def _simulate_conversations(*, seed: int, run_nonce: str, runs: int | None, brea
                             rate: float, signing_key: str | None, checkpoint_events: int,
                             checkpoint_seconds: float) -> None:
     """``simulate --mode conversation``: conversation runs into a log file or Kafka."""
-    import hashlib
     from datetime import datetime
 
-    from agentaudit.exceptions import AgentAuditError
     from agentaudit.producers.simulator.conversation import ConversationSource
-    from agentaudit.settings import KafkaSettings
 
     clock = clock or ("virtual" if out else "wall")
     if clock not in ("virtual", "wall"):
@@ -153,33 +130,53 @@ def _simulate_conversations(*, seed: int, run_nonce: str, runs: int | None, brea
             typer.echo(f"error: --start {start!r}: {exc}", err=True)
             raise typer.Exit(2) from exc
         start_us = int(when.timestamp() * 1_000_000)
-    key = None
-    if signing_key:
-        from pathlib import Path
-
-        from agentaudit.schemas import SigningKey
-
-        key = refusal_exits(SigningKey.load, Path(signing_key).expanduser())
+    key = _signing_key(signing_key)
     source = ConversationSource(runs, seed=seed, run_nonce=run_nonce, tenant=tenant, breach_rate=breach_rate,
                                 clock=clock, start_us=start_us, signing_key=key, checkpoint_events=checkpoint_events,
                                 checkpoint_seconds=checkpoint_seconds)
-    try:
-        if out:
-            stats = source.write_log(out)
-        else:
-            stop = stop_on_signals()
-            kafka = KafkaSettings(**({"bootstrap_servers": bootstrap} if bootstrap else {}))
-            typer.echo(f"simulating {runs or 'endless'} conversations into {topic or kafka.topics.actions} at "
-                       f"{kafka.bootstrap_servers} ({clock} clock, {f'{rate:g} events/s' if rate else 'unpaced'})"
-                       "; Ctrl-C stops")
-            stats = source.run_to_kafka(kafka, rate, stop, topic=topic)
-    except AgentAuditError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    stats = _run(source, out=out, bootstrap=bootstrap, topic=topic, rate=rate, clock=clock,
+                 what=f"{runs or 'endless'} conversations")
     breaches = ", ".join(f"{k}={v}" for k, v in sorted(source.breaches.items())) or "none"
     typer.echo(f"events: {stats.events}  runs: {stats.traces}  errors: {stats.errors}  "
                f"in {stats.elapsed_s:.2f}s ({stats.events_per_s:,.0f} events/s)")
     typer.echo(f"breaches injected (runs): {breaches}")
+    _report_outputs(stats, key, out)
+
+
+def _signing_key(path: str | None) -> SigningKey | None:
+    """The checkpoint signing key from --signing-key, or None when streams are only chained."""
+    if not path:
+        return None
+    from pathlib import Path
+
+    from agentaudit.schemas import SigningKey
+
+    return refusal_exits(SigningKey.load, Path(path).expanduser())
+
+
+def _run(source: Any, *, out: str | None, bootstrap: str | None, topic: str | None, rate: float, clock: str,
+         what: str) -> Any:
+    """Write ``source`` (fleet or conversations) to a log file, or into Kafka until done or Ctrl-C."""
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.settings import KafkaSettings
+
+    try:
+        if out:
+            return source.write_log(out)
+        stop = stop_on_signals()
+        kafka = KafkaSettings(**({"bootstrap_servers": bootstrap} if bootstrap else {}))
+        typer.echo(f"simulating {what} into {topic or kafka.topics.actions} at {kafka.bootstrap_servers} "
+                   f"({clock} clock, {f'{rate:g} events/s' if rate else 'unpaced'}); Ctrl-C stops")
+        return source.run_to_kafka(kafka, rate, stop, topic=topic)
+    except AgentAuditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _report_outputs(stats: Any, key: SigningKey | None, out: str | None) -> None:
+    """The lines both modes end with: signed checkpoints, and the log file's digest to check a copy against."""
+    import hashlib
+
     if key is not None:
         typer.echo(f"signed checkpoints: {stats.checkpoints} (key {key.key_id})")
     if out:
