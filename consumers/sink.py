@@ -25,9 +25,11 @@ from typing import Any
 
 from agentaudit.consumers._columns import actions_table, incident_records_table, incidents_table, lifecycle_table
 from agentaudit.consumers._metrics import SinkMetrics
+from agentaudit.consumers.checkpoint import Checkpoint, Offsets
 from agentaudit.consumers.digests import Digest, DigestChain, DigestSigner, digests_table
 from agentaudit.consumers.dlq import DEFAULT_MAX_BYTES, DeadLetters, Quarantine
 from agentaudit.consumers.exceptions import ConsumerError
+from agentaudit.consumers.rule_state import PartitionEvaluators
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.control.admission import ControlAdmission, Refusal, check_lifecycle, warn_unauthenticated
 from agentaudit.control.authority import Authority
@@ -90,6 +92,14 @@ class Sink:
     :param keyring: the producer keys (``AGENTAUDIT_KEYS_FILE``) that stream checkpoints are verified with;
         each checkpoint row stores its verdict in ``actions.signature`` (view ``actions_verified``). Default
         the evaluator's key ring, if it has one; none: checkpoint rows are stored as ``unchecked``.
+    :param partitions: inline rule state per actions partition (``consume --state-dir``): one evaluator per
+        partition, snapshotted at every checkpoint and restored on assign by whichever sink of the group gets
+        the partition. Default None: one evaluator (``evaluator``) judges every partition this sink holds.
+    :param consumer: the Kafka consumer; default one made from ``kafka`` and ``sink`` when the sink starts.
+    :param producer: the producer of dead letters, incidents and digests; default made from ``kafka``.
+    :param store_client: the store client; default :func:`~agentaudit.infra.clickhouse.connect` of ``store``.
+    :param admin: answers ``partitions_for`` and ``ensure_topics``; default a :class:`KafkaAdmin` of ``kafka``.
+        Given clients are the caller's to configure; the sink still closes them.
     """
 
     def __init__(
@@ -103,13 +113,24 @@ class Sink:
         metrics: SinkMetrics | None = None,
         authority: Authority | None = None,
         keyring: KeyRing | None = None,
+        partitions: PartitionEvaluators | None = None,
+        consumer: KafkaConsumer | None = None,
+        producer: KafkaProducer | None = None,
+        store_client: Store | None = None,
+        admin: KafkaAdmin | None = None,
     ) -> None:
         self.kafka_settings = kafka
         self.store_settings = store
         self.settings = sink
-        self.evaluator = evaluator if evaluator is not None else BuiltinEvaluator(
-            forbidden_tools=sink.forbidden_tools, cost_threshold_usd=sink.cost_threshold_usd
-        )
+        self.partitions = partitions
+        if evaluator is None:
+            evaluator = partitions.factory() if partitions is not None else BuiltinEvaluator(
+                forbidden_tools=sink.forbidden_tools, cost_threshold_usd=sink.cost_threshold_usd)
+        self.evaluator = evaluator
+        self._given_consumer = consumer
+        self._given_producer = producer
+        self._given_store = store_client
+        self._admin = admin
         self.metrics = metrics if metrics is not None else SinkMetrics()
         self._on_after_insert = on_after_insert
         self.authority = authority
@@ -134,6 +155,7 @@ class Sink:
         self._dead_letters: DeadLetters | None = None
         self._backoff = 0.0
         self._watermark_us = 0
+        self._watermarks: dict[tuple[str, int], int] = {}  # per partition, with ``partitions``
         self._stop = threading.Event()
         self._assigned: frozenset[tuple[str, int]] = frozenset()
         self._warned_partial = False
@@ -165,23 +187,23 @@ class Sink:
                 "auto.offset.reset": s.auto_offset_reset,
                 **s.consumer_config,
             }
-            self._producer = KafkaProducer(self.kafka_settings,
-                                           {"message.max.bytes": max(s.dlq_max_bytes, DEFAULT_MAX_BYTES)})
+            self._producer = self._given_producer or KafkaProducer(
+                self.kafka_settings, {"message.max.bytes": max(s.dlq_max_bytes, DEFAULT_MAX_BYTES)})
             self._dead_letters = DeadLetters(self._producer, self._topics.dlq, max_bytes=s.dlq_max_bytes,
                                              max_attempts=s.dlq_max_attempts, metrics=self.metrics,
                                              quarantine=Quarantine(s.quarantine_path, s.quarantine_max_bytes))
-            self._store = connect(self.store_settings)
+            self._store = self._given_store or connect(self.store_settings)
             if s.digests and self._digests is None:
                 signer = DigestSigner.load_or_create(s.digest_key.expanduser())
                 try:
-                    KafkaAdmin(self.kafka_settings).ensure_topics([s.digest_topic])
+                    self._kafka_admin().ensure_topics([s.digest_topic])
                 except KafkaError as exc:  # e.g. no CREATE grant: the store copy still comes first
                     _log.warning("sink.digest_topic topic=%s error=%s: digests go to action_digests only until "
                                  "the topic exists and this principal may write it", s.digest_topic, exc)
                 self._digests = DigestChain(signer, self._topics.actions)
             # One thread, one batch in flight: inserts keep their order and never run concurrently.
             self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentaudit-sink-insert")
-            consumer = KafkaConsumer(self.kafka_settings, s.group, config)
+            consumer = self._given_consumer or KafkaConsumer(self.kafka_settings, s.group, config)
             topics = [self._topics.actions] + ([self._topics.lifecycle] if s.consume_lifecycle else [])
             if not s.inline_rules:
                 topics.append(self._topics.incidents)  # judged by `agentaudit rules run`, stored here
@@ -194,6 +216,11 @@ class Sink:
                       "inline" if s.inline_rules else "none (incidents topic)",
                       self.store_settings.redacted_url(), self.store_settings.database)
         return self._consumer
+
+    def _kafka_admin(self) -> KafkaAdmin:
+        if self._admin is None:
+            self._admin = KafkaAdmin(self.kafka_settings)
+        return self._admin
 
     def close(self) -> None:
         """Leave the group without committing unfinished work, flush and release the clients."""
@@ -216,6 +243,8 @@ class Sink:
             _log.warning("sink.close producer error=%s", exc)
         if store is not None:
             store.close()
+        if self.partitions is not None:
+            self.partitions.close()
 
     def __enter__(self) -> Sink:
         return self
@@ -249,7 +278,16 @@ class Sink:
         self._assigned = self._assigned | {(tp.topic, tp.partition) for tp in partitions}
         for tp in partitions:
             if tp.topic == self._topics.actions:
-                self._positions[(tp.topic, tp.partition)] = None  # read position unknown until it delivers
+                key = (tp.topic, tp.partition)
+                self._positions[key] = None  # read position unknown until it delivers
+                if self.partitions is not None and self.settings.inline_rules:
+                    # The partition's windows as the last owner checkpointed them; what they applied is not judged again.
+                    applied = self.partitions.assign(tp.topic, tp.partition)
+                    self._watermarks.pop(key, None)
+                    if applied is None:
+                        self._evaluated.pop(key, None)
+                    else:
+                        self._evaluated[key] = applied - 1
         _log.info("sink.assigned partitions=%s", _names(partitions))
         if self.settings.inline_rules:
             self._warn_if_partial()
@@ -259,7 +297,7 @@ class Sink:
         topic = self._topics.actions
         owned = sum(1 for t, _ in self._assigned if t == topic)
         try:
-            total = len(KafkaAdmin(self.kafka_settings).partitions_for(topic))
+            total = len(self._kafka_admin().partitions_for(topic))
         except KafkaError as exc:
             _log.debug("sink.partition_count topic=%s error=%s", topic, exc)
             return
@@ -277,7 +315,12 @@ class Sink:
         # partitions; a batch waiting out a back-off is dropped and re-read by the new owner.
         self._assigned = self._assigned - {(tp.topic, tp.partition) for tp in partitions}
         for tp in partitions:
-            self._positions.pop((tp.topic, tp.partition), None)
+            key = (tp.topic, tp.partition)
+            self._positions.pop(key, None)
+            if self.partitions is not None and tp.topic == self._topics.actions:
+                self.partitions.revoke(tp.topic, tp.partition)
+                self._evaluated.pop(key, None)
+                self._watermarks.pop(key, None)
         _log.info("sink.revoked partitions=%s", _names(partitions))
 
     # -- one batch --------------------------------------------------------------------------
@@ -295,28 +338,22 @@ class Sink:
         result.consumed = len(messages)
         self.metrics.events_in.inc(len(messages))
         self.metrics.batch_size.observe(len(messages))
+        checkpoint = Checkpoint(lambda offsets: self._commit(consumer, offsets, result), flush=[self._confirm],
+                                snapshot=self.partitions.snapshot if self.partitions is not None else None)
+        for (topic, partition), offset in _next_offsets(messages).items():
+            checkpoint.store_offset(topic, partition, offset)
         try:
             with _gc_paused():
-                self._process(messages, result)
+                self._process(messages, result)  # inserts are acknowledged before incidents are written
             if self._on_after_insert is not None:
                 self._on_after_insert(result)
-            self._publish_digests()
-            assert self._dead_letters is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
-            self._dead_letters.confirm()
-            self._unwritten.clear()
-            self._settle_digests()
+            checkpoint.commit()  # dead letters and incidents confirmed -> rule state saved -> offsets committed
         except (StoreError, KafkaError, ConsumerError) as exc:
             self._retry_later(consumer, messages, exc, stop_event)
             result.retried = True
             return result
-        offsets = _next_offsets(messages)
-        try:
-            consumer.commit([(t, p, o) for (t, p), o in offsets.items()])
-        except KafkaError as exc:
-            # The rows are stored; a later commit covers them, or the new owner re-reads (deduplicated).
-            _log.warning("sink.commit_failed group=%s error=%s", s.group, exc)
-        else:
-            result.committed = offsets
+        if result.committed:
+            offsets = result.committed
             for (topic, partition), offset in offsets.items():
                 self.metrics.committed.labels(topic, str(partition)).set(offset)
                 if (topic, partition) in self._positions:
@@ -329,6 +366,24 @@ class Sink:
         self.metrics.latency.observe(time.perf_counter() - started)
         self._judge_quiet(consumer)
         return result
+
+    def _confirm(self) -> None:
+        """The checkpoint's flush: digests sent, dead letters and incidents acknowledged by the broker."""
+        self._publish_digests()
+        assert self._dead_letters is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
+        self._dead_letters.confirm()
+        self._unwritten.clear()
+        self._settle_digests()
+
+    def _commit(self, consumer: KafkaConsumer, offsets: Offsets, result: BatchResult) -> None:
+        """The checkpoint's commit; a failure is logged, not retried: the rows are stored and the state saved."""
+        try:
+            consumer.commit([(t, p, o) for (t, p), o in offsets.items()])
+        except KafkaError as exc:
+            # A later commit covers them, or the new owner re-reads (deduplicated, and not judged twice).
+            _log.warning("sink.commit_failed group=%s error=%s", self.settings.group, exc)
+        else:
+            result.committed = offsets
 
     def _judge_quiet(self, consumer: KafkaConsumer) -> None:
         """Close the pending decisions of quiet tenants (see :mod:`agentaudit.rules.event_time`).
@@ -344,11 +399,12 @@ class Sink:
         quiet = self._quiet.quiet(now)
         if quiet is None or not self._read_to_end(consumer):
             return
-        try:
-            incidents = self.evaluator.on_quiet(*quiet)
-        except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion
-            _log.exception("sink.rule_error on_quiet error=%s", exc)
-            return
+        incidents: list[Incident] = []
+        for evaluator in (self.partitions if self.partitions is not None else (self.evaluator,)):
+            try:
+                incidents.extend(evaluator.on_quiet(*quiet))
+            except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion
+                _log.exception("sink.rule_error on_quiet error=%s", exc)
         for incident in incidents:
             self._unwritten[incident.incident_id] = incident
         if not self._unwritten:
@@ -627,41 +683,58 @@ class Sink:
         """Incidents to write for this batch: those of records never evaluated before, plus any
         from an earlier attempt that never got written (a retried batch is not judged twice)."""
         records: list[dict[str, Any]] = []
+        per_partition: list[tuple[tuple[str, int], list[dict[str, Any]]]] = []
         evaluated = self._evaluated
         for chunk in chunks:
             key = (chunk[0]["_topic"], chunk[0]["_partition"])
             upto = evaluated.get(key, -1)
-            if chunk[0]["_offset"] > upto:
-                records.extend(chunk)
-            else:
-                records.extend(r for r in chunk if r["_offset"] > upto)
+            fresh = chunk if chunk[0]["_offset"] > upto else [r for r in chunk if r["_offset"] > upto]
             evaluated[key] = max(upto, chunk[-1]["_offset"])
+            if fresh:
+                records.extend(fresh)
+                per_partition.append((key, fresh))
         if not records:
             return list(self._unwritten.values())
         if self._quiet.enabled:
             self._quiet.delivered({r["tenant"] for r in records}, time.monotonic())
         started = time.perf_counter()
-        try:
-            incidents = self.evaluator.evaluate(records)
-        except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion; isolate the records it trips on
-            _log.exception("sink.rule_error evaluator=%s error=%s", type(self.evaluator).__name__, exc)
-            incidents = []
-            for record in records:
-                try:
-                    incidents.extend(self.evaluator.evaluate([record]))
-                except Exception as one:  # noqa: BLE001 - stored already; judged by no rule: say so
-                    incidents.append(self._rule_error(record, one))
-        watermark = max(r["event_time_us"] for r in records)
-        if watermark > self._watermark_us:
-            self._watermark_us = watermark
-            try:
-                incidents.extend(self.evaluator.on_watermark(watermark))
-            except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion; logged with its traceback
-                _log.exception("sink.rule_error on_watermark=%d error=%s", watermark, exc)
+        incidents: list[Incident] = []
+        if self.partitions is None:
+            self._judge(self.evaluator, records, incidents)
+            watermark = max(r["event_time_us"] for r in records)
+            if watermark > self._watermark_us:
+                self._watermark_us = watermark
+                self._advance(self.evaluator, watermark, incidents)
+        else:  # each partition's own evaluator and watermark: its state can move to another sink alone
+            for key, fresh in per_partition:
+                evaluator = self.partitions.get(*key)
+                self._judge(evaluator, fresh, incidents)
+                watermark = max(r["event_time_us"] for r in fresh)
+                if watermark > self._watermarks.get(key, 0):
+                    self._watermarks[key] = watermark
+                    self._advance(evaluator, watermark, incidents)
         self.metrics.rule_eval.observe(time.perf_counter() - started)
         for incident in incidents:
             self._unwritten[incident.incident_id] = incident
         return list(self._unwritten.values())
+
+    def _judge(self, evaluator: BaseEvaluator, records: list[dict[str, Any]], out: list[Incident]) -> None:
+        try:
+            out.extend(evaluator.evaluate(records))
+        except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion; isolate the records it trips on
+            _log.exception("sink.rule_error evaluator=%s error=%s", type(evaluator).__name__, exc)
+            for record in records:
+                try:
+                    out.extend(evaluator.evaluate([record]))
+                except Exception as one:  # noqa: BLE001 - stored already; judged by no rule: say so
+                    out.append(self._rule_error(record, one))
+
+    @staticmethod
+    def _advance(evaluator: BaseEvaluator, watermark: int, out: list[Incident]) -> None:
+        try:
+            out.extend(evaluator.on_watermark(watermark))
+        except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion; logged with its traceback
+            _log.exception("sink.rule_error on_watermark=%d error=%s", watermark, exc)
 
     def _rule_error(self, record: dict[str, Any], exc: Exception) -> Incident:
         """The rule_error incident of an evaluator that raised on ``record`` (the rule engine reports its own)."""
