@@ -57,8 +57,7 @@ def checkpoint_attributes(key: SigningKey, *, tenant: str, agent: str, stream_id
 
 
 def is_checkpoint(record: dict[str, Any]) -> bool:
-    attributes = record.get("attributes")
-    return bool(attributes) and SIG_ATTRIBUTE in attributes
+    return SIG_ATTRIBUTE in (record.get("attributes") or ())
 
 
 def check_checkpoint(keyring: KeyRing, record: dict[str, Any]) -> SignatureCheck | None:
@@ -68,7 +67,7 @@ def check_checkpoint(keyring: KeyRing, record: dict[str, Any]) -> SignatureCheck
     checkpoints stamped before T only). The verdict is remembered on the record, so the sink's
     stored verdict and the integrity rules never verify the same signature twice.
     """
-    cached = record.get(_CACHE)
+    cached: SignatureCheck | None = record.get(_CACHE)
     if cached is not None:
         return cached
     attributes = record.get("attributes")

@@ -206,12 +206,15 @@ class _ConfluentFraming:
         writer = self._writers.get(schema_id)
         if writer is None:
             try:
-                fetched = self._client.get_schema(schema_id)
+                schema_str = self._client.get_schema(schema_id).schema_str
             except Exception as exc:
                 raise DecodeError(
                     f"schema id {schema_id} is unknown to the registry: {exc}", reason="unknown_fingerprint"
                 ) from exc
-            info = registry.parse(self._schema.name, 0, json.loads(fetched.schema_str))
+            if schema_str is None:
+                raise DecodeError(f"schema id {schema_id}: the registry returned no schema text",
+                                  reason="unknown_fingerprint")
+            info = registry.parse(self._schema.name, 0, json.loads(schema_str))
             # A writer identical to ours decodes on the fast path, without schema resolution.
             writer = self._schema.parsed if info.fingerprint == self._schema.fingerprint else info.parsed
             self._writers[schema_id] = writer

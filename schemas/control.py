@@ -114,7 +114,7 @@ class ControlState:
                 self._clear(command)
             case ControlType.PROMOTE_RULE:
                 rule_id, to_mode = command.attributes.get("rule_id"), command.attributes.get("to_mode")
-                if rule_id and to_mode in RuleMode.__members__.values():
+                if rule_id and to_mode is not None and to_mode in RuleMode.__members__.values():
                     self.rule_modes[rule_id] = RuleMode(to_mode)
             case _:
                 if command.command_id in self._cleared or command.command_id in self._active:

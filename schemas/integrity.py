@@ -13,7 +13,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from agentaudit.schemas.codec import AvroCodec
 
 __all__ = ["ChainViolation", "StreamChain", "body_hash", "verify_stream", "verify_streams"]
 
@@ -93,7 +96,7 @@ class StreamChain:
         self.seq = seq
         self.prev_hash = prev_hash
 
-    def seal(self, record: dict[str, Any], codec: Any) -> bytes:
+    def seal(self, record: dict[str, Any], codec: AvroCodec) -> bytes:
         """Stamp ``record`` (a dict the caller owns) with its place in the stream and encode it."""
         record["stream_id"] = self.stream_id
         record["seq"] = self.seq

@@ -8,7 +8,7 @@ where a person or an API meets an event.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -119,7 +119,7 @@ class _AvroModel(BaseModel):
         return self.model_dump(mode="json")
 
     @classmethod
-    def from_avro(cls, record: dict[str, Any]):
+    def from_avro(cls, record: dict[str, Any]) -> Self:
         """Validate a decoded Avro record; fields unknown to this version are ignored."""
         return cls.model_validate({k: v for k, v in record.items() if k in cls.model_fields})
 

@@ -287,7 +287,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML's stubs leave it unannotated
             raise yaml.YAMLError(f"aliases are not allowed (line {event.start_mark.line + 1})")
         return super().compose_node(parent, index)
 

@@ -107,3 +107,16 @@ def test_promotions_fold_last_one_wins(modes: list[str]) -> None:
 def test_command_ids_from_origin_are_stable_and_distinct() -> None:
     assert command_id_for("inc-1", "pause_agent") == command_id_for("inc-1", "pause_agent")
     assert command_id_for("inc-1", "pause_agent") != command_id_for("inc-2", "pause_agent")
+
+
+def test_a_tombstone_on_the_control_topic_is_skipped_not_a_crash() -> None:
+    # found by mypy: a message without a value reached codec.decode(None), a TypeError no caller caught
+    from confluent_kafka import Message
+
+    from agentaudit.control.topic import decode_records
+
+    codec = AvroCodec("control")
+    good = cmd(ControlType.BLOCK_TOOL, tool="shell")
+    messages = [Message(topic="control", partition=0, offset=0, value=None),
+                Message(topic="control", partition=0, offset=1, value=codec.encode(good.to_avro()))]
+    assert [command for _, command in decode_records(codec, messages)] == [good]
