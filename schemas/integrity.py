@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from agentaudit.schemas.codec import AvroCodec
 
-__all__ = ["ChainViolation", "StreamChain", "body_hash", "verify_stream", "verify_streams"]
+__all__ = ["ChainCursor", "ChainViolation", "StreamChain", "body_hash", "verify_stream", "verify_streams"]
 
 ViolationKind = Literal["gap", "reorder", "duplicate", "hash_mismatch", "bad_start"]
 
@@ -41,6 +41,43 @@ class ChainViolation:
         return f"stream {self.stream_id} at seq {self.seq}: {self.kind}: {self.detail}"
 
 
+@dataclass(slots=True)
+class ChainCursor:
+    """Where one stream's chain stands: the seq expected next and the previous event's body hash.
+
+    The one check of a chain link, used by :func:`verify_stream` over a recorded range and by
+    the integrity rules event by event. ``expected_seq`` None: nothing is expected yet (a
+    consumer that starts mid-stream). An empty hash is unknown and not compared.
+    """
+
+    expected_seq: int | None = None
+    previous_hash: str | None = None
+
+    def step(self, stream_id: str, record: dict[str, Any], digest: str) -> list[ChainViolation]:
+        """Check ``record`` (whose body hashes to ``digest``) as the stream's next event, and move past it."""
+        seq = record["seq"]
+        expected = self.expected_seq
+        previous = self.previous_hash
+        self.expected_seq = seq + 1 if expected is None or seq >= expected else expected
+        self.previous_hash = digest
+        if seq == expected and seq and (not previous or not digest or record["prev_hash"] == previous):
+            return []  # the common case: the next event, its link intact
+        violations: list[ChainViolation] = []
+        if expected is not None:
+            if seq < expected:
+                kind: ViolationKind = "duplicate" if previous is not None and seq == expected - 1 else "reorder"
+                violations.append(ChainViolation(stream_id, seq, kind, f"expected seq {expected}, got {seq}"))
+            elif seq > expected:
+                violations.append(ChainViolation(stream_id, seq, "gap", f"seq {expected}..{seq - 1} missing"))
+        if seq == 0 and record["prev_hash"]:
+            violations.append(ChainViolation(stream_id, seq, "bad_start", "seq 0 must have an empty prev_hash"))
+        elif previous and digest and seq == expected and record["prev_hash"] != previous:
+            violations.append(
+                ChainViolation(stream_id, seq, "hash_mismatch", "prev_hash does not match the previous event's body")
+            )
+        return violations
+
+
 def verify_stream(
     stream_id: str, events: Iterable[tuple[dict[str, Any], str]], *, first_seq: int = 0
 ) -> list[ChainViolation]:
@@ -48,24 +85,10 @@ def verify_stream(
 
     :param first_seq: the seq the recorded range should start at (0 for a whole stream).
     """
+    cursor = ChainCursor(first_seq)
     violations: list[ChainViolation] = []
-    expected_seq = first_seq
-    previous_hash: str | None = None
     for record, digest in events:
-        seq = record["seq"]
-        if seq < expected_seq:
-            kind: ViolationKind = "duplicate" if previous_hash is not None and seq == expected_seq - 1 else "reorder"
-            violations.append(ChainViolation(stream_id, seq, kind, f"expected seq {expected_seq}, got {seq}"))
-        elif seq > expected_seq:
-            violations.append(ChainViolation(stream_id, seq, "gap", f"seq {expected_seq}..{seq - 1} missing"))
-        if seq == 0 and record["prev_hash"]:
-            violations.append(ChainViolation(stream_id, seq, "bad_start", "seq 0 must have an empty prev_hash"))
-        elif previous_hash is not None and seq == expected_seq and record["prev_hash"] != previous_hash:
-            violations.append(
-                ChainViolation(stream_id, seq, "hash_mismatch", "prev_hash does not match the previous event's body")
-            )
-        expected_seq = max(expected_seq, seq + 1)
-        previous_hash = digest
+        violations.extend(cursor.step(stream_id, record, digest))
     return violations
 
 
