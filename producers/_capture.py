@@ -12,20 +12,17 @@ The common case (a plain ASCII ``str`` of sane length, JSON-able inputs) costs o
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Any
+from typing import Any, Literal, overload
+
+from agentaudit.schemas.canonical import MAX_DEPTH, canonical_text
 
 __all__ = ["MAX_DEPTH", "UNCAPTURED", "clean", "json_text", "number", "text", "type_name"]
 
 #: Attribute prefix of the notes saying which field could not be captured and why.
 UNCAPTURED = "agentaudit.uncaptured."
 
-#: Nesting kept in an input or output; deeper levels become a placeholder.
-MAX_DEPTH = 64
-
 _INT64_MAX = (1 << 63) - 1
-_MAX_PROBLEMS = 3
 
 
 def type_name(value: Any) -> str:
@@ -77,6 +74,12 @@ def text(value: Any, limit: int) -> tuple[str, str | None]:
     return value, problem
 
 
+@overload
+def number(value: Any, *, integer: Literal[True]) -> tuple[int | None, str | None]: ...
+@overload
+def number(value: Any, *, integer: Literal[False]) -> tuple[float | None, str | None]: ...
+@overload
+def number(value: Any, *, integer: bool) -> tuple[int | float | None, str | None]: ...
 def number(value: Any, *, integer: bool) -> tuple[int | float | None, str | None]:
     """A token count (``integer``: 0..2**63-1) or a cost (finite, >= 0), or None with the reason."""
     try:
@@ -94,110 +97,14 @@ def number(value: Any, *, integer: bool) -> tuple[int | float | None, str | None
 
 
 def json_text(value: Any) -> tuple[str, str | None]:
-    """``value`` as canonical JSON (sorted keys, compact; strings as they are), and what was lost.
+    """The text an input or output digest covers, and what was lost (None: nothing).
 
-    The fast path is ``json.dumps``; when it fails (a ``repr`` that raises, nesting deeper than the
-    interpreter allows, a cycle, keys that do not sort, an integer too long to print), a bounded walk
-    writes the same form with placeholders where a value could not be captured.
+    A ``str`` is taken as it is and ``bytes`` as UTF-8; anything else in its RFC 8785 form after the
+    fixed conversions of :func:`~agentaudit.schemas.canonical.to_json_value` (never ``repr``, so no
+    memory address reaches a digest). Never raises.
     """
     if type(value) is str:
         return clean(value)
-    try:
-        if isinstance(value, (bytes, bytearray)):
-            return bytes(value).decode("utf-8", "replace"), None
-        return clean(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr))
-    except Exception:  # noqa: BLE001, S110 - fall through to the walk that cannot fail
-        pass
-    problems: list[str] = []
-    out: list[str] = []
-    try:
-        _walk(value, 0, set(), out, problems)
-        result = "".join(out)
-    except Exception as exc:  # noqa: BLE001 - the walk guards each step; this is the last resort
-        result = json.dumps(f"<{type_name(value)}: capture failed>")
-        problems.append(_failed("capture", value, exc))
-    result, dirty = clean(result)
-    if dirty:
-        problems.append(dirty)
-    return result, "; ".join(dict.fromkeys(problems)) or "written in a fallback form"
-
-
-def _note(problems: list[str], problem: str) -> None:
-    if len(problems) < _MAX_PROBLEMS and problem not in problems:
-        problems.append(problem)
-
-
-def _safe_repr(value: Any, problems: list[str]) -> str:
-    try:
-        result = repr(value)
-        if type(result) is str:
-            return result
-        raise TypeError("__repr__ returned a non-string")
-    except Exception as exc:  # noqa: BLE001 - a hostile __repr__ must not reach the agent; noted as uncaptured
-        _note(problems, _failed("repr()", value, exc))
-        return f"<unrepresentable {type_name(value)}>"
-
-
-def _walk(value: Any, depth: int, seen: set[int], out: list[str], problems: list[str]) -> None:
-    """Append ``value`` as JSON to ``out``: recursion bounded by :data:`MAX_DEPTH`, cycles cut."""
-    kind = type(value)
-    if value is None or kind is bool:
-        out.append("null" if value is None else ("true" if value else "false"))
-    elif kind is str or isinstance(value, str):
-        out.append(json.dumps(str.__str__(value), ensure_ascii=False))
-    elif kind is int or isinstance(value, int):
-        try:
-            out.append(int.__repr__(value))
-        except ValueError:  # more digits than the interpreter prints
-            _note(problems, f"int of {int.bit_length(value)} bits")
-            out.append(f'"<int of {int.bit_length(value)} bits>"')
-    elif kind is float or isinstance(value, float):
-        out.append(float.__repr__(value) if math.isfinite(value) else json.dumps(float(value)))
-    elif isinstance(value, (bytes, bytearray)):
-        out.append(json.dumps(bytes(value).decode("utf-8", "replace"), ensure_ascii=False))
-    elif isinstance(value, (dict, list, tuple)):
-        if depth >= MAX_DEPTH:
-            _note(problems, f"nested deeper than {MAX_DEPTH} levels")
-            out.append(f'"<nested deeper than {MAX_DEPTH} levels>"')
-            return
-        if id(value) in seen:
-            _note(problems, "cyclic reference")
-            out.append('"<cycle>"')
-            return
-        seen.add(id(value))
-        try:
-            if isinstance(value, dict):
-                try:
-                    items = list(dict.items(value))
-                except Exception as exc:  # noqa: BLE001 - a mapping whose items() raises is captured empty and noted
-                    _note(problems, _failed("items()", value, exc))
-                    items = []
-                keyed = []
-                for key, item in items:
-                    if isinstance(key, str):
-                        keyed.append((str.__str__(key), item))
-                        continue
-                    key_text, problem = text(key, 1024)
-                    if problem:
-                        _note(problems, f"key: {problem}")
-                    keyed.append((key_text, item))
-                keyed.sort(key=lambda pair: pair[0])
-                out.append("{")
-                for i, (key_text, item) in enumerate(keyed):
-                    if i:
-                        out.append(",")
-                    out.append(json.dumps(key_text, ensure_ascii=False))
-                    out.append(":")
-                    _walk(item, depth + 1, seen, out, problems)
-                out.append("}")
-            else:
-                out.append("[")
-                for i, item in enumerate(list.__iter__(value) if isinstance(value, list) else tuple.__iter__(value)):
-                    if i:
-                        out.append(",")
-                    _walk(item, depth + 1, seen, out, problems)
-                out.append("]")
-        finally:
-            seen.discard(id(value))
-    else:
-        out.append(json.dumps(_safe_repr(value, problems), ensure_ascii=False))
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace"), None
+    return canonical_text(value)

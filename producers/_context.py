@@ -43,12 +43,12 @@ def wrap(fn: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         return ctx.run(fn, *args, **kwargs)
 
-    run.__wrapped__ = fn  # type: ignore[attr-defined]
+    run.__wrapped__ = fn  # type: ignore[attr-defined]  # the functools.wraps attribute; functions declare none
     return run
 
 
 class ContextExecutor(ThreadPoolExecutor):
     """A ``ThreadPoolExecutor`` whose tasks run in a copy of the submitter's context (its current action)."""
 
-    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:  # type: ignore[override]
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
         return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)

@@ -285,12 +285,13 @@ class Worker(threading.Thread):
     def _cover_tails(self) -> None:
         """Seal a checkpoint event into each stream whose uncovered events are ``checkpoint_seconds`` old
         (all of them when a flush or close asked), so no event stays unsigned for long."""
+        schedule = self._uncovered
         now = time.monotonic()
         everything = self._tails_wanted.is_set()
-        if not everything and now < self._next_tail_scan:
+        if schedule is None or (not everything and now < self._next_tail_scan):
             return
         self._next_tail_scan = now + _TAIL_SCAN_S
-        for stream_id in self._uncovered.due(now, everything):  # type: ignore[union-attr] - set when signing
+        for stream_id in schedule.due(now, everything):
             self._seal_marker(stream_id, CHECKPOINT_NAME, checkpoint=True)
         if everything:
             self._tails_wanted.clear()
@@ -513,7 +514,7 @@ class Worker(threading.Thread):
                     last = time.monotonic()
                     for msg in batch:
                         value = msg.value()
-                        if value in wanted:
+                        if value is not None and value in wanted:
                             landed.add(value)
                     if len(landed) == len(wanted):
                         break

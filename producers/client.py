@@ -29,7 +29,7 @@ from contextvars import Token
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
 
@@ -113,6 +113,7 @@ def _event_time(value: Any, field: str, notes: dict[str, str]) -> int | None:
     """
     if value is None:
         return None
+    t: int | None
     problem: str | None
     try:
         if isinstance(value, datetime):
@@ -123,16 +124,16 @@ def _event_time(value: Any, field: str, notes: dict[str, str]) -> int | None:
         elif type(value) is bool:
             t, problem = None, "a bool is not a time; pass epoch microseconds or an aware datetime"
         else:
-            t, problem = number(value, integer=True)  # type: ignore[assignment]
+            t, problem = number(value, integer=True)
     except Exception as exc:  # noqa: BLE001 - e.g. a datetime subclass whose arithmetic raises
         t, problem = None, f"{type_name(value)} raised {type_name(exc)}"
-    if problem is None and not MIN_EVENT_TIME_US <= t < MAX_EVENT_TIME_US:  # type: ignore[operator]
+    if problem is None and t is not None and not MIN_EVENT_TIME_US <= t < MAX_EVENT_TIME_US:
         problem = f"{t} is outside 2001..2100 (epoch microseconds)"
     if problem is not None:
         _log.warning("sdk.bad_time %s ignored: %s", field, problem)
         notes[UNCAPTURED + field] = f"{field}: {problem}; the SDK's clock was used"
         return None
-    return t  # type: ignore[return-value]
+    return t
 
 
 def _span_times(start: Any, end: Any, notes: dict[str, str]) -> tuple[int | None, int | None]:
@@ -143,7 +144,7 @@ def _span_times(start: Any, end: Any, notes: dict[str, str]) -> tuple[int | None
         if start is None:
             notes[UNCAPTURED + "end_time_us"] = "end_time_us: given without start_time_us; the SDK's clock was used"
         end_at = None
-    elif end_at is not None and end_at < start_at:  # type: ignore[operator]
+    elif end_at is not None and start_at is not None and end_at < start_at:
         _log.warning("sdk.bad_time end_time_us ignored: before start_time_us")
         notes[UNCAPTURED + "end_time_us"] = (f"end_time_us: {end_at} is before start_time_us {start_at}; "
                                              "the start plus the measured duration was used")
@@ -287,9 +288,9 @@ class Action:
         add_in, p_in = number(input_tokens, integer=True)
         add_out, p_out = number(output_tokens, integer=True)
         add_cost, p_cost = number(cost_usd, integer=False)
-        self.set_cost(input_tokens=None if p_in else self.input_tokens + add_in,  # type: ignore[operator]
-                      output_tokens=None if p_out else self.output_tokens + add_out,  # type: ignore[operator]
-                      cost_usd=None if p_cost else self.cost_usd + add_cost)  # type: ignore[operator]
+        self.set_cost(input_tokens=None if add_in is None else self.input_tokens + add_in,
+                      output_tokens=None if add_out is None else self.output_tokens + add_out,
+                      cost_usd=None if add_cost is None else self.cost_usd + add_cost)
         for field, problem in (("input_tokens", p_in), ("output_tokens", p_out), ("cost_usd", p_cost)):
             if problem:
                 self._note(field, problem)
@@ -516,7 +517,7 @@ class Action:
                     result = await fn(*args, **kwargs)
                     act.set_output(result)
                     return result
-            return run_async  # type: ignore[return-value]
+            return cast(F, run_async)  # functools.wraps keeps fn's signature, which F stands for
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -525,7 +526,7 @@ class Action:
                 result = fn(*args, **kwargs)
                 act.set_output(result)
                 return result
-        return run  # type: ignore[return-value]
+        return cast(F, run)
 
 
 def _place(action_id: str, parent: Any, frame: Any) -> tuple[str, int, str | None]:
@@ -631,9 +632,10 @@ class AuditClient:
         self._capture = settings.capture_bodies
         # bodies travel to the worker cut to twice their cap: room to redact a secret across the cap
         self._body_keep = 2 * settings.body_max_bytes + 64
-        self._redactor: Redactor | None = redact if redactor is _DEFAULT else redactor  # type: ignore[assignment]
-        if self._redactor is not None and not callable(self._redactor):
-            raise SdkConfigError(f"redactor must be a callable str -> str or None, got {self._redactor!r}")
+        chosen = redact if redactor is _DEFAULT else redactor
+        if chosen is not None and not callable(chosen):
+            raise SdkConfigError(f"redactor must be a callable str -> str or None, got {chosen!r}")
+        self._redactor = cast("Redactor | None", chosen)  # callable, checked above; str -> str is the caller's word
         self._id_prefix = str(uuid.uuid4())[:24]
         self._ids = itertools.count()
         self._queue = EventQueue(settings.queue_max_events, settings.queue_max_bytes, policy=settings.full_policy,
@@ -1011,7 +1013,7 @@ class AuditClient:
             if bodies:
                 common["_bodies"] = bodies
             end = dict(common, status=status if status in _STATUSES else "unset",
-                       latency_us=max(0, end_us - start_us), start_time_us=start_us,  # type: ignore[operator]
+                       latency_us=max(0, end_us - start_us), start_time_us=start_us,
                        end_time_us=end_us, input_tokens=counts[0], output_tokens=counts[1], cost_usd=counts[2],
                        **errors)
             put = self._queue.put

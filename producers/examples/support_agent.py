@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from typing import Any
 
 from agentaudit.producers import AuditClient
 
@@ -30,7 +31,7 @@ def fake_model(prompt: str, rng: random.Random) -> tuple[str, int, int]:
     return ("refund" if "broken" in prompt else "answer"), len(prompt.split()) * 4, rng.randint(20, 120)
 
 
-def handle_ticket(audit: AuditClient, ticket: dict, rng: random.Random) -> str:
+def handle_ticket(audit: AuditClient, ticket: dict[str, Any], rng: random.Random) -> str:
     with audit.action("invoke_agent", name="support-bot", input=ticket) as run:
         with audit.action("plan", name="triage"):
             audit.decision("route", output="tools+model", reason="ticket mentions an order")
@@ -43,12 +44,12 @@ def handle_ticket(audit: AuditClient, ticket: dict, rng: random.Random) -> str:
             call.set_output(intent)
 
         @audit.action("execute_tool", name="crm.lookup")
-        def lookup(customer: int) -> dict:
+        def lookup(customer: int) -> dict[str, Any]:
             time.sleep(0.003)
             return {"customer": customer, "tier": "gold"}
 
         @audit.action("execute_tool", name="orders.get")
-        def order(order_id: str) -> dict:
+        def order(order_id: str) -> dict[str, Any]:
             time.sleep(0.004)
             return {"order": order_id, "amount": 40}
 

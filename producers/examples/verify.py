@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     events = []
     for message in read_all(settings, topic, timeout=60, idle=2.0):
         value = message.value()
+        if value is None:  # a tombstone is no event
+            continue
         events.append((codec.decode(value), body_hash(frame_body(value))))
     violations = verify_streams(events)
     streams = {record["stream_id"] for record, _ in events}

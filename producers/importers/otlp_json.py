@@ -148,7 +148,7 @@ def _requests(path: Path) -> Iterator[tuple[int, str, Any]]:
     try:
         yield 1, text, json.loads(text)
         return
-    except ValueError as whole:
+    except json.JSONDecodeError as whole:
         first = next((line for line in text.splitlines() if line.strip()), "")
         try:
             json.loads(first)

@@ -26,7 +26,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from agentaudit.producers.importers._common import ClientFactory, ImportReport, iter_json_lines, parse_time_us
 from agentaudit.producers.importers.exceptions import ImportInputError
@@ -80,6 +80,10 @@ class TranscriptRun:
         return self.started_us is not None or any(t.time_us is not None for t in self.turns)
 
 
+@overload
+def _text(value: Any, where: str, bad: Any, *, required: Literal[True] = True) -> str: ...
+@overload
+def _text(value: Any, where: str, bad: Any, *, required: bool) -> str | None: ...
 def _text(value: Any, where: str, bad: Any, *, required: bool = True) -> str | None:
     if value is None and not required:
         return None
@@ -153,14 +157,15 @@ def parse_run(obj: Any, *, path: str, line: int) -> TranscriptRun:
                         raise bad(f"{where}.function.arguments", f"not a JSON document: {exc}") from None
                 if call_id in calls:
                     raise bad(f"{where}.id", f"{call_id!r} is used by an earlier tool call")
-                call = ToolCall(call_id, name, args)  # type: ignore[arg-type]
-                calls[call_id] = call  # type: ignore[index]
+                call = ToolCall(call_id, name, args)
+                calls[call_id] = call
                 turn.tool_calls.append(call)
         elif role == "tool":
             call_id = _text(message.get("tool_call_id"), f"{at}.tool_call_id", bad)
-            call = calls.get(call_id)  # type: ignore[arg-type]
-            if call is None:
+            answered = calls.get(call_id)
+            if answered is None:
                 raise bad(f"{at}.tool_call_id", f"{call_id!r} answers no earlier tool call of this run")
+            call = answered
             if call.answered:
                 raise bad(f"{at}.tool_call_id", f"{call_id!r} was already answered")
             error = message.get("error")
@@ -176,7 +181,7 @@ def parse_run(obj: Any, *, path: str, line: int) -> TranscriptRun:
             if previous is not None and turn.time_us < previous:
                 raise bad(f"messages[{i}].timestamp", "goes back in time (before the message or start before it)")
             previous = turn.time_us
-    return TranscriptRun(path, line, run_id, _text(obj.get("agent_id"), "agent_id", bad, required=False),  # type: ignore[arg-type]
+    return TranscriptRun(path, line, run_id, _text(obj.get("agent_id"), "agent_id", bad, required=False),
                          _text(obj.get("tenant"), "tenant", bad, required=False), started_us, turns)
 
 
@@ -205,19 +210,26 @@ def _place(run: TranscriptRun, start_us: int | None, step_us: int) -> int:
     return begin
 
 
+def _placed(turn: Turn) -> int:
+    """A turn's time once :func:`_place` has run, which leaves no turn without one."""
+    if turn.time_us is None:
+        raise RuntimeError("a transcript turn was recorded before _place gave it a time")
+    return turn.time_us
+
+
 def record_run(run: TranscriptRun, client: Any, *, start_us: int | None = None, step_us: int = 1_000_000) -> int:
     """Record ``run`` through ``client`` (an :class:`~agentaudit.producers.AuditClient` of the run's tenant) with
     its real times, missing ones from the deterministic clock; returns the number of events. Raises
     :class:`ImportInputError` only when the run has no time and no ``start_us`` was given."""
     begin = _place(run, start_us, step_us)
-    end = max(begin, *(t.time_us for t in run.turns), *(c.result_us or 0 for t in run.turns for c in t.tool_calls))  # type: ignore[type-var]
+    end = max(begin, *(_placed(t) for t in run.turns), *(c.result_us or 0 for t in run.turns for c in t.tool_calls))
     agent = run.agent
     events = 2
     with client.action("invoke_agent", name=agent or client.settings.agent_id, agent=agent, run_id=run.run_id,
                        start_time_us=begin, end_time_us=end):
         previous = begin
         for turn in run.turns:
-            at = turn.time_us
+            at = _placed(turn)
             if turn.role in ("user", "system", "developer"):
                 client.message(turn.role, content=turn.content, role=turn.role, time_us=at)
                 events += 1
@@ -245,7 +257,7 @@ def record_run(run: TranscriptRun, client: Any, *, start_us: int | None = None, 
                             tool.set_output(call.result)
                     events += 2
                     began = done
-            previous = at  # type: ignore[assignment]
+            previous = at
     return events
 
 
@@ -269,5 +281,5 @@ def import_transcripts(paths: Sequence[Path], clients: ClientFactory, report: Im
                 continue
             report.runs += 1
             if untimed and cursor is not None:
-                cursor = max(t.time_us for t in run.turns) + RUN_GAP_US  # type: ignore[type-var]
+                cursor = max(_placed(t) for t in run.turns) + RUN_GAP_US
     return report

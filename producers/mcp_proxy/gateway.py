@@ -130,7 +130,7 @@ class McpGateway:
         state = ctx.lifespan_context
         cursor = params.cursor if params is not None else None
         try:
-            listed = (await state.client.session.list_tools(cursor=cursor) if cursor
+            listed = (await state.client.session.list_tools(params=params) if cursor
                       else await state.client.list_tools())
         except MCPError as exc:
             if exc.code != CONNECTION_CLOSED:

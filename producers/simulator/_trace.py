@@ -8,7 +8,6 @@ All randomness comes from the simulator's ``random.Random``; nothing reads the w
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from random import Random
 from typing import Any
@@ -28,6 +27,7 @@ from agentaudit.producers.simulator._fleet import (
     Agent,
 )
 from agentaudit.producers.simulator.config import FAULT_KINDS
+from agentaudit.schemas.canonical import canonical_bytes, canonical_json
 
 __all__ = ["FAULT_ATTRIBUTE", "TimedRecord", "build_trace", "canonical_digest"]
 
@@ -44,9 +44,8 @@ _APPROVAL_TTL_US = 900_000_000  # approvals last 15 minutes, the SDK's default
 
 
 def canonical_digest(args: Any) -> str:
-    """SHA-256 hex of the canonical JSON of ``args`` (sorted keys, no spaces), as the SDK computes it."""
-    text = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """SHA-256 hex of the RFC 8785 canonical JSON of ``args``: an approval's ``args_hash``, as the SDK computes it."""
+    return hashlib.sha256(canonical_bytes(args)).hexdigest()
 
 
 def build_trace(rng: Random, fleet: list[Agent], peers: dict[str, list[Agent]], root: Agent,
@@ -158,10 +157,11 @@ class _TraceBuilder:
         """One tool call (start + end, or start only when ``hung``); ``attrs`` are added to its attributes."""
         rng = self.rng
         args = args if args is not None else self._args(tool)
-        body = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        body = canonical_json(args)
         digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
         start = self._start(agent, parent, depth, "execute_tool", tool, fault, input_digest=digest,
                             payload_bytes=len(body), links=links)
+        action_id: str = start["action_id"]
         url = args.get("url")
         if url:
             start["attributes"]["http.url"] = url
@@ -169,7 +169,7 @@ class _TraceBuilder:
             start["attributes"].update(attrs)
         if hung:
             self._tick()
-            return start["action_id"]
+            return action_id
         if latency_s is None:
             latency_s = rng.lognormvariate(_LOG_MEDIAN.get(tool, _DEFAULT_LOG_MEDIAN), 0.5)
         self.t += max(1, int(latency_s * 1_000_000))
@@ -183,7 +183,7 @@ class _TraceBuilder:
                 error_type, message = "TimeoutError", f"{tool} did not answer within {latency_s:.0f}s"
             self._end(agent, start, status, error_type=error_type, error_message=message)
         self._tick()
-        return start["action_id"]
+        return action_id
 
     def chat(self, agent: Agent, parent: str, depth: int, fault: str | None = None, *, expensive: bool = False) -> None:
         """One model call with tokens and cost from the price table."""

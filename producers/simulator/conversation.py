@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from agentaudit.producers._checkpoints import CHECKPOINT_NAME, CheckpointSchedule
@@ -248,14 +248,14 @@ class ConversationSource:
     """
 
     def __init__(self, runs: int | None, *, seed: int = 0, tenant: str = "acme", breach_rate: float = 0.0,
-                 clock: str = "virtual", start_us: int | None = None, mean_gap_s: float = _MEAN_GAP_S,
+                 clock: Literal["virtual", "wall"] = "virtual", start_us: int | None = None, mean_gap_s: float = _MEAN_GAP_S,
                  signing_key: SigningKey | None = None, checkpoint_events: int = 1000,
                  checkpoint_seconds: float = 10.0, run_nonce: str = "") -> None:
         self.config = SimConfig(seed=seed, run_nonce=run_nonce, traces=runs, clock=clock, tenants=(tenant,),
                                 sessions_per_agent=1)
         self.stats = SimStats()
         self.injected: list[Breach] = []
-        self._options = {"seed": seed, "tenant": tenant, "breach_rate": breach_rate, "start_us": start_us,
+        self._options: dict[str, Any] = {"seed": seed, "tenant": tenant, "breach_rate": breach_rate, "start_us": start_us,
                          "mean_gap_s": mean_gap_s, "signing_key": signing_key,
                          "checkpoint_events": checkpoint_events, "checkpoint_seconds": checkpoint_seconds,
                          "run_nonce": run_nonce}
@@ -291,13 +291,14 @@ class ConversationSource:
     def write_log(self, path: Any) -> SimStats:
         from agentaudit.producers.simulator.log import write_log
 
-        return write_log(self, path)  # type: ignore[arg-type] - the Simulator interface it reads
+        return write_log(self, path)  # type: ignore[arg-type]  # duck-typed: it reads events(), tail_events(), stats
 
     def run_to_kafka(self, kafka_settings: Any, rate: float = 0.0, stop_event: threading.Event | None = None,
                      *, topic: str | None = None) -> SimStats:
         from agentaudit.producers.simulator.publish import run_to_kafka
 
-        return run_to_kafka(self, kafka_settings, rate, stop_event, topic=topic)  # type: ignore[arg-type]
+        # duck-typed: it reads config, stats, events() and tail_events(), all of which this class has
+        return run_to_kafka(self, kafka_settings, rate, stop_event, topic=topic)  # type: ignore[arg-type]  # see above
 
 
 class _Run:
@@ -448,7 +449,7 @@ class _Run:
             "approved_tool": tool, "expires_at_us": str(self.t + _APPROVAL_TTL_US)},
             actor={"type": "human", "id": self.customer})
 
-    def write(self, tool: str, args: dict[str, str], approval: dict[str, Any] | None,
+    def write(self, tool: str, args: dict[str, Any], approval: dict[str, Any] | None,
               breach: str | None = None) -> dict[str, Any]:
         self._think(0.3, 2.0)
         attrs = {"approval_id": approval["attributes"]["approval_id"]} if approval else {}
@@ -532,7 +533,7 @@ class _Run:
         for i in range(rng.randint(3, 5)):
             self.chat()
             _, end = self.tool(name, args, status="error", error=error, breach="tool_loop")
-            if i == 2:
+            if i == 2 and end is not None:  # always: ends=True
                 self.breach_event = end["event_id"]
 
     def inject_fan_out(self) -> None:

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +118,7 @@ class Simulator:
         nonce = self.config.run_nonce
         return f"sim-{self.config.seed}-{nonce}/{name}" if nonce else f"sim-{self.config.seed}/{name}"
 
-    def events(self) -> Iterator[SimEvent]:
+    def events(self) -> Generator[SimEvent, None, None]:
         """Every event of the run in emission order; each call starts the run afresh (and resets ``stats``)."""
         cfg = self.config
         # A nonce makes another id space; without one, the seed alone (byte-identical logs as before).
