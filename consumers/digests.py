@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agentaudit.consumers.exceptions import ConsumerError
+from agentaudit.schemas.canonical import canonical_text, jcs_number
 
 __all__ = [
     "DIGESTS_SCHEMA",
@@ -44,8 +46,13 @@ __all__ = [
     "verify_store",
 ]
 
-DIGEST_VERSION = 1
+#: 2: leaves and headers in RFC 8785 canonical JSON. 1 (agentaudit before it): leaves in orjson's form,
+#: which wrote floats differently; :func:`verify_store` still checks version-1 digests with their own leaves.
+DIGEST_VERSION = 2
 _LEAF_HEX = 32  # 16 bytes
+_COST = 25  # index of cost_usd, the one float among a leaf's values
+_LEAF_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+_ASTRAL = re.compile(rb"[\xf0-\xf4]")  # a 4-byte UTF-8 sequence: a key outside the BMP sorts by UTF-16 units
 
 
 class DigestError(ConsumerError):
@@ -55,6 +62,22 @@ class DigestError(ConsumerError):
 # -- leaves -----------------------------------------------------------------------------------
 
 def _leaf(values: tuple[Any, ...]) -> str:
+    """Version 2: SHA-256 of the values' RFC 8785 form. orjson writes that form for everything a row holds
+    but the cost (a float), which goes in as RFC 8785 writes it; anything else (an integer beyond 2**53, a
+    map key outside the BMP) takes the general path."""
+    fast = list(values)
+    try:
+        fast[_COST] = orjson.Fragment(jcs_number(values[_COST]))
+        data = orjson.dumps(fast, option=_LEAF_OPTIONS)
+        if _ASTRAL.search(data):
+            data = canonical_text(values)[0].encode()
+    except (TypeError, ValueError):
+        data = canonical_text(values)[0].encode()
+    return hashlib.sha256(data).hexdigest()[:_LEAF_HEX]
+
+
+def _leaf_v1(values: tuple[Any, ...]) -> str:
+    """Version 1, kept to verify digests written before RFC 8785."""
     return hashlib.sha256(orjson.dumps(values, option=orjson.OPT_SORT_KEYS)).hexdigest()[:_LEAF_HEX]
 
 
@@ -84,11 +107,11 @@ _ROW_SQL = (
 )
 
 
-def _row_leaf(row: Sequence[Any]) -> str:
+def _row_leaf(row: Sequence[Any], version: int = DIGEST_VERSION) -> str:
     values = list(row)
     values[8] = list(values[8])
     values[35] = dict(values[35])
-    return _leaf(tuple(values))
+    return (_leaf if version >= 2 else _leaf_v1)(tuple(values))
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -203,11 +226,13 @@ class Digest:
     root: str = ""
     signature: str = ""
     digest_id: str = ""
+    version: int = DIGEST_VERSION
 
     def header(self) -> bytes:
-        """The canonical bytes that are signed (and hashed into ``digest_id``)."""
+        """The canonical bytes that are signed (and hashed into ``digest_id``): RFC 8785, which for these
+        ASCII keys, integers below 2**53 and ASCII strings is exactly what orjson writes (a test checks)."""
         return orjson.dumps({
-            "version": DIGEST_VERSION, "topic": self.topic, "partition": self.partition,
+            "version": self.version, "topic": self.topic, "partition": self.partition,
             "first_offset": self.first_offset, "last_offset": self.last_offset, "rows": len(self.offsets),
             "min_event_time_us": self.min_event_time_us, "max_event_time_us": self.max_event_time_us,
             "root": self.root, "prev_digest": self.prev_digest, "sink_run": self.sink_run,
@@ -217,7 +242,7 @@ class Digest:
     def to_json(self) -> bytes:
         """The Kafka record value: header fields plus offsets, leaves, signature and id."""
         return orjson.dumps({
-            "version": DIGEST_VERSION, "digest_id": self.digest_id, "topic": self.topic, "partition": self.partition,
+            "version": self.version, "digest_id": self.digest_id, "topic": self.topic, "partition": self.partition,
             "first_offset": self.first_offset, "last_offset": self.last_offset, "rows": len(self.offsets),
             "min_event_time_us": self.min_event_time_us, "max_event_time_us": self.max_event_time_us,
             "offsets": list(self.offsets), "leaves": list(self.leaves), "root": self.root,
@@ -390,7 +415,10 @@ def _check_digest(row: Sequence[Any], keys: Mapping[str, Ed25519PublicKey]) -> t
         return digest, f"rows {rows} but {len(digest.offsets)} offsets and {len(digest.leaves)} leaves"
     header = digest.header()
     if hashlib.sha256(header).hexdigest() != digest_id:
-        return digest, "digest_id does not match its header (the record was altered)"
+        older = _replace(digest, version=1)  # written before RFC 8785 leaves: checked with its own leaves
+        if hashlib.sha256(older.header()).hexdigest() != digest_id:
+            return digest, "digest_id does not match its header (the record was altered)"
+        digest, header = older, older.header()
     key = keys.get(kid)
     if key is None:
         return digest, f"signed by key {kid}, not one of the trusted keys ({', '.join(sorted(keys)) or 'none'})"
@@ -416,7 +444,7 @@ def verify_store(store: Any, keys: Mapping[str, Ed25519PublicKey], *, retention_
     :param now_us: "now" for the retention cut-off, default the wall clock.
     """
     report = StoreReport()
-    expected: dict[tuple[int, int], tuple[str, bool]] = {}  # (partition, offset) -> (leaf, may have expired)
+    expected: dict[tuple[int, int], tuple[str, bool, int]] = {}  # (partition, offset) -> (leaf, may expire, version)
     first_digest_us: int | None = None
     cutoff = None
     if retention_days is not None:
@@ -438,7 +466,7 @@ def verify_store(store: Any, keys: Mapping[str, Ed25519PublicKey], *, retention_
             first_digest_us = digest.created_at_us
         expirable = cutoff is not None and digest.min_event_time_us < cutoff
         for offset, leaf in zip(digest.offsets, digest.leaves, strict=False):
-            expected[(digest.partition, offset)] = (leaf, expirable)
+            expected[(digest.partition, offset)] = (leaf, expirable, digest.version)
     for digest in valid:
         if digest.prev_digest and digest.prev_digest not in chains[(digest.sink_run, digest.partition)]:
             report.findings.append(Finding(
@@ -446,7 +474,8 @@ def verify_store(store: Any, keys: Mapping[str, Ed25519PublicKey], *, retention_
                 detail=f"digest {digest.digest_id[:16]} follows {digest.prev_digest[:16]}, which is gone "
                        "(a digest record was deleted)"))
 
-    at: dict[tuple[int, int], list[tuple[str, str]]] = {}  # position -> [(leaf, event_id)] of its rows
+    versions = sorted({want[2] for want in expected.values()} | {DIGEST_VERSION})
+    at: dict[tuple[int, int], list[tuple[dict[int, str], str]]] = {}  # position -> [({version: leaf}, event_id)]
     leaves_at_expected: set[str] = set()
     for partition in [r[0] for r in store.query("SELECT DISTINCT kafka_partition FROM actions ORDER BY 1").rows]:
         rows = store.query(f"SELECT kafka_offset, toUnixTimestamp64Micro(ingested_at), {_ROW_SQL} FROM actions "  # noqa: S608 - _ROW_SQL is this module's constant; the partition goes as a parameter
@@ -454,9 +483,9 @@ def verify_store(store: Any, keys: Mapping[str, Ed25519PublicKey], *, retention_
         for row in rows:
             report.rows += 1
             offset, ingested, values = int(row[0]), int(row[1]), row[2:]
-            leaf = _row_leaf(values)
+            leaves = {version: _row_leaf(values, version) for version in versions}
             pos = (int(partition), offset)
-            at.setdefault(pos, []).append((leaf, values[0]))
+            at.setdefault(pos, []).append((leaves, values[0]))
             want = expected.get(pos)
             if want is None:
                 if first_digest_us is None or ingested < first_digest_us:
@@ -464,10 +493,10 @@ def verify_store(store: Any, keys: Mapping[str, Ed25519PublicKey], *, retention_
                 else:
                     report.findings.append(Finding("added", pos[0], offset, values[0],
                                                    "row at a position no digest covers"))
-            elif want[0] == leaf:
+            elif want[0] == leaves[want[2]]:
                 report.covered += 1
-                leaves_at_expected.add(leaf)
-    for pos, (leaf, expirable) in expected.items():
+                leaves_at_expected.add(want[0])
+    for pos, (leaf, expirable, version) in expected.items():
         found = at.get(pos)
         if found is None:
             if leaf in leaves_at_expected:
@@ -476,13 +505,13 @@ def verify_store(store: Any, keys: Mapping[str, Ed25519PublicKey], *, retention_
                 report.expired += 1
                 continue
             report.findings.append(Finding("deleted", pos[0], pos[1], detail=f"digested row (leaf {leaf}) is gone"))
-        elif all(f != leaf for f, _ in found):
+        elif all(f[version] != leaf for f, _ in found):
             for _, event_id in found:
                 report.findings.append(Finding("modified", pos[0], pos[1], event_id,
                                                f"content differs from the digest (leaf {leaf})"))
         else:
             for other, event_id in found:
-                if other != leaf:
+                if other[version] != leaf:
                     report.findings.append(Finding("added", pos[0], pos[1], event_id,
                                                    "a second row claims a digested position"))
     report.findings.sort(key=lambda f: (f.kind, f.partition, f.offset, f.event_id))

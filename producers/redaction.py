@@ -172,9 +172,9 @@ def redact_fields(record: dict[str, Any], redactor: Redactor) -> int:
 
 
 def canonical(value: Any) -> str:
-    """``value`` as canonical JSON (sorted keys, compact); strings stay as they are. Never raises:
-    values JSON cannot hold are written with ``repr``, and what even that cannot capture (a raising
-    ``repr``, a cycle, nesting beyond 64 levels) with a placeholder (see
+    """The text an input or output digest covers: a ``str`` as it is, anything else in its RFC 8785
+    canonical form. Never raises: values JSON cannot hold are converted by fixed rules, never with
+    ``repr`` (see :func:`~agentaudit.schemas.canonical.to_json_value`, and
     :func:`~agentaudit.producers._capture.json_text`, which also says what was lost)."""
     return json_text(value)[0]
 

@@ -1,7 +1,7 @@
 """Approvals bound to the exact arguments of one action.
 
 An approval names the approver, the agent, the tool and ``args_hash``: the SHA-256 of the
-canonical JSON of the arguments. The SDK refuses to run the action when its arguments hash
+RFC 8785 canonical JSON of the arguments. The SDK refuses to run the action when its arguments hash
 differently, or when the approval has expired, so an approval for arguments A never
 authorises arguments B.
 
@@ -14,7 +14,6 @@ authorises arguments B.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -23,6 +22,8 @@ from typing import Any
 
 from agentaudit.control._blocked import ActionBlocked
 from agentaudit.schemas import Actor, ActorType
+from agentaudit.schemas.canonical import CanonicalError
+from agentaudit.schemas.canonical import canonical_json as _canonical_json
 
 __all__ = ["APPROVAL_ATTRIBUTES", "Approval", "args_hash", "canonical_json"]
 
@@ -32,10 +33,15 @@ APPROVAL_ATTRIBUTES = ("approval_id", "args_hash", "approver_type", "approver_id
 
 
 def canonical_json(args: Any) -> str:
-    """Arguments as canonical JSON: sorted keys, no spaces, UTF-8 kept; the same value always reads the same."""
+    """Arguments in their RFC 8785 canonical form; the same value reads the same in every process.
+
+    Strict: arguments JSON cannot hold as they are (an object, a NaN, an integer beyond 2**53, a
+    non-string key) raise ``ValueError``, since converting them would let two different arguments
+    share one approval.
+    """
     try:
-        return json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        return _canonical_json(args)
+    except CanonicalError as exc:
         raise ValueError(f"action arguments must be JSON values to be approved or hashed: {exc}") from exc
 
 

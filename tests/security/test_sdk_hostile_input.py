@@ -343,16 +343,17 @@ def test_an_input_holding_an_object_whose_repr_raises(audit: AuditClient, tmp_pa
         ran.append(1)
     start, end = _sealed(audit, tmp_path)
     assert ran == [1] and start["input_digest"] and end["status"] == "ok"
-    assert start["attributes"][UNCAPTURED + "input"] == "repr() of Hostile raised ValueError"
+    # objects are captured by str(), never repr() (RFC 8785 digests, docs/canonical-json.md)
+    assert start["attributes"][UNCAPTURED + "input"] == "str() of Hostile raised ValueError"
 
 
 def test_set_output_with_an_object_whose_repr_raises(audit: AuditClient, tmp_path: Path) -> None:
-    """Attack: ``act.set_output(<object whose __repr__ raises>)``. Expected: no exception, the end event
-    carries an output digest and ``agentaudit.uncaptured.output``."""
+    """Attack: ``act.set_output(<object whose __repr__ and __str__ raise>)``. Expected: no exception, the end
+    event carries an output digest and ``agentaudit.uncaptured.output``."""
     with audit.action("execute_tool", name="fetch") as act:
-        act.set_output(_armed_hostile("repr"))
+        act.set_output(_armed_hostile("repr", "str"))
     _, end = _sealed(audit, tmp_path)
-    assert end["output_digest"] and "repr() of Hostile raised" in end["attributes"][UNCAPTURED + "output"]
+    assert end["output_digest"] and "str() of Hostile raised" in end["attributes"][UNCAPTURED + "output"]
 
 
 def test_attributes_whose_str_raises(audit: AuditClient, tmp_path: Path) -> None:
