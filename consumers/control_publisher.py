@@ -93,6 +93,7 @@ class ControlPublisher(BaseEvaluator):
         self.topic = kafka.topics.control
         self._modes = modes
         self._codec = AvroCodec("control", schema_registry_url=kafka.schema_registry_url, topic=self.topic)
+        self._owns_producer = producer is None  # a given producer may be shared (one publisher per partition)
         self._producer = producer if producer is not None else KafkaProducer(kafka, {"linger.ms": 0})
         self._published: set[str] = set()
         self.published: list[ControlCommand] = []  # this process's commands, newest last (status, tests)
@@ -202,4 +203,7 @@ class ControlPublisher(BaseEvaluator):
             issued_at_us=now, expires_at_us=now + int(ttl * 1_000_000) if ttl > 0 else None, attributes=attributes)
 
     def close(self) -> None:
-        self._producer.close(self.settings.flush_timeout_s)
+        if self._owns_producer:
+            self._producer.close(self.settings.flush_timeout_s)
+        else:
+            self._producer.flush(self.settings.flush_timeout_s)
