@@ -38,8 +38,11 @@ def consume(
     owners: str = typer.Option(None, envvar="AGENTAUDIT_OWNERS",
                                help="Owners YAML: incident owners for rules without one, synced to the owners table."),
     state_dir: str = typer.Option(None, envvar="AGENTAUDIT_SINK_STATE_DIR",
-                                  help="Keep rule state (open windows) here, snapshotted every batch, so a restart "
-                                       "resumes it. Default: none, a restarted consumer starts with empty windows."),
+                                  help="Keep rule state (open windows) here, one snapshot per actions partition at every "
+                                       "commit, so a restart, or the sink of the group that gets the partition next, "
+                                       "resumes it (put it where every sink of the group can reach). Each partition "
+                                       "is judged alone then. Default: none, a restarted consumer starts with empty "
+                                       "windows."),
     no_rules: bool = typer.Option(False, "--no-rules", help="Store only, do not judge; store the incidents that "
                                   "`agentaudit rules run` publishes instead (AGENTAUDIT_SINK_INLINE_RULES=false). "
                                   "The scale-out shape: N x `consume --no-rules` + M x `rules run`."),
@@ -90,25 +93,28 @@ def consume(
     from agentaudit.rules.settings import RulesSettings
 
     lateness_us = RulesSettings().lateness_ms * 1000  # AGENTAUDIT_RULES_LATENESS_MS
-    try:
+
+    def build():  # type: ignore[no-untyped-def]
         if load_evaluator is not None and not builtin_rules and rules:
             from agentaudit.consumers.rule_reload import ReloadingEvaluator
 
             # a changed rule file swaps in between batches, or the old revision stays (logged)
-            evaluator = ReloadingEvaluator(
+            return ReloadingEvaluator(
                 [rules], load=lambda paths: load_evaluator(paths, owners_path=owners, keyring=keyring,
                                                            lateness_us=lateness_us)).start()
-        elif load_evaluator is not None and not builtin_rules:
-            evaluator = load_evaluator(None, owners_path=owners, keyring=keyring,  # the pack shipped with agentaudit
-                                       lateness_us=lateness_us)
-        else:
-            evaluator = BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
-                                         cost_threshold_usd=sink_settings.cost_threshold_usd)
-        if state_dir:
-            from agentaudit.consumers.rule_state import DurableEvaluator
+        if load_evaluator is not None and not builtin_rules:
+            return load_evaluator(None, owners_path=owners, keyring=keyring,  # the pack shipped with agentaudit
+                                  lateness_us=lateness_us)
+        return BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
+                                cost_threshold_usd=sink_settings.cost_threshold_usd)
 
-            # inside the control publisher: commands repeated after a restore keep their ids
-            evaluator = DurableEvaluator(evaluator, state_dir, name=sink_settings.group)
+    try:
+        evaluator = build()
+        store = None
+        if state_dir:
+            from agentaudit.consumers.rule_state import PartitionStateStore
+
+            store = PartitionStateStore(state_dir)
         _consume_preflight(kafka, StoreSettings())
         if owners:
             from agentaudit.consumers.owners import sync_owners
@@ -127,13 +133,33 @@ def consume(
     authority, service_key = service_authority()
     # enforce-mode incidents become control commands; promotions on the control topic set rule modes
     promotions = ControlListener(kafka, agents=(), authority=authority).start()
-    evaluator = ControlPublisher(evaluator, kafka, modes=promotions.rule_mode, key=service_key)
+    partitions = None
+    control_producer = None
+    if store is not None:
+        from agentaudit.consumers.rule_state import PartitionEvaluators
+        from agentaudit.infra.kafka import KafkaProducer
+
+        # One evaluator per actions partition, its windows snapshotted at every checkpoint and restored by
+        # whichever sink of the group gets the partition; the control publishers share one producer.
+        control_producer = KafkaProducer(kafka, {"linger.ms": 0})
+
+        def partition_evaluator():  # type: ignore[no-untyped-def]
+            return ControlPublisher(build(), kafka, modes=promotions.rule_mode, key=service_key,
+                                    producer=control_producer)
+
+        partitions = PartitionEvaluators(partition_evaluator, store, sink_settings.group)
+    else:
+        evaluator = ControlPublisher(evaluator, kafka, modes=promotions.rule_mode, key=service_key)
     metrics = SinkMetrics()
     if sink_settings.metrics_port is not None:
         metrics.serve(sink_settings.metrics_port)
     stop = stop_on_signals()
-    Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics, authority=authority,
-         keyring=keyring).run(stop)
+    try:
+        Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics, authority=authority,
+             keyring=keyring, partitions=partitions).run(stop)
+    finally:
+        if control_producer is not None:
+            control_producer.close()
 
 
 def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, state_dir) -> None:
