@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+if TYPE_CHECKING:  # imported inside the functions at run time: the CLI starts fast
+    from agentaudit.control.authority import Authority
+    from agentaudit.schemas.signing import KeyRing, SigningKey
+    from agentaudit.settings import KafkaSettings
 
-def stream_keys():  # type: ignore[no-untyped-def] - KeyRing | None
+T = TypeVar("T")
+
+
+def stream_keys() -> KeyRing | None:
     """The producer keys signed streams are verified with (AGENTAUDIT_KEYS_FILE), or None."""
     from agentaudit.consumers.settings import StreamKeysSettings
     from agentaudit.exceptions import AgentAuditError
@@ -19,7 +28,7 @@ def stream_keys():  # type: ignore[no-untyped-def] - KeyRing | None
         raise typer.Exit(1) from exc
 
 
-def service_authority():  # type: ignore[no-untyped-def] - (Authority | None, SigningKey | None)
+def service_authority() -> tuple[Authority | None, SigningKey | None]:
     """The authority file and service key of a consumer process (AGENTAUDIT_AUTHORITY_FILE, _SERVICE_KEY_FILE)."""
     from agentaudit.control.settings import AuthoritySettings
     from agentaudit.exceptions import AgentAuditError
@@ -34,7 +43,7 @@ def service_authority():  # type: ignore[no-untyped-def] - (Authority | None, Si
 
 
 
-def control_settings():  # type: ignore[no-untyped-def]
+def control_settings() -> KafkaSettings:
     from agentaudit.control import ensure_control_topic
     from agentaudit.settings import KafkaSettings
 
@@ -48,7 +57,7 @@ def fail(exc: Exception) -> None:
     raise typer.Exit(1) from exc
 
 
-def operator(actor: str | None = None):  # type: ignore[no-untyped-def] - (Authority | None, SigningKey | None)
+def operator(actor: str | None = None) -> tuple[Authority | None, SigningKey | None]:
     """The authority (AGENTAUDIT_AUTHORITY_FILE) and operator key (AGENTAUDIT_OPERATOR_KEY_FILE) of a CLI call.
 
     With ``actor``, refuses early when the authority would refuse the command: no key, or a key that is not
@@ -74,7 +83,7 @@ def operator(actor: str | None = None):  # type: ignore[no-untyped-def] - (Autho
             raise typer.Exit(1)
         if entry.principal != issuer and not any(g.matches(entry.principal) and g.speaks_for(issuer)
                                                  for g in authority.grants):
-            typer.echo(f"error: key {key.key_id!r} belongs to {entry.principal}, not {issuer}; "  # type: ignore[union-attr]
+            typer.echo(f"error: key {key.key_id!r} belongs to {entry.principal}, not {issuer}; "  # type: ignore[union-attr]  # entry set: key too
                        f"pass --actor {entry.principal.split(':', 1)[1]}", err=True)
             raise typer.Exit(1)
     return authority, key
@@ -82,7 +91,7 @@ def operator(actor: str | None = None):  # type: ignore[no-untyped-def] - (Autho
 
 
 
-def refusal_exits(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+def refusal_exits(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a file operation of a CLI command; a refusal (any agentaudit error) prints ``error: ...`` and exits 1."""
     from agentaudit.exceptions import AgentAuditError
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from agentaudit.cli._app import app
 from agentaudit.cli._common import refusal_exits
+
+if TYPE_CHECKING:
+    from agentaudit.schemas import SigningKey
 
 keys_app = typer.Typer(help="Producer signing keys: make a key, register its public half in the keys file "
                        "(AGENTAUDIT_KEYS_FILE) for a tenant and agents, rotate and revoke.", no_args_is_help=True)
@@ -15,7 +20,7 @@ _KEYS_FILE = typer.Option(..., "--keys-file", envvar="AGENTAUDIT_KEYS_FILE",
 _KEY_DIR_HELP = "Where the private key is written (mode 0600), as <dir>/<id>.key."
 
 
-def _new_private_key(key_id: str, key_dir: str):  # type: ignore[no-untyped-def] - SigningKey
+def _new_private_key(key_id: str, key_dir: str) -> SigningKey:
     from pathlib import Path
 
     from agentaudit.schemas import SigningKey

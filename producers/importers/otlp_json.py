@@ -17,7 +17,7 @@ import binascii
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from agentaudit.producers._genai import SpanRecord, record_span, span_agent
 from agentaudit.producers.importers._common import ClientFactory, ImportReport, iter_json_lines
@@ -28,6 +28,10 @@ __all__ = ["import_otlp_json", "read_spans"]
 _ERROR_CODES = frozenset((2, "2", "STATUS_CODE_ERROR"))
 
 
+@overload
+def _id(value: Any, size: int, where: str, bad: Any, *, required: Literal[True] = True) -> int: ...
+@overload
+def _id(value: Any, size: int, where: str, bad: Any, *, required: bool) -> int | None: ...
 def _id(value: Any, size: int, where: str, bad: Any, *, required: bool = True) -> int | None:
     """A trace (16 bytes) or span (8 bytes) id from hex or base64 text."""
     if value in (None, "") and not required:
@@ -135,10 +139,10 @@ def _span(raw: Any, where: str, bad: Any) -> SpanRecord:
         links.append((_id(link.get("traceId"), 16, f"{where}.links[{i}].traceId", bad),
                       _id(link.get("spanId"), 8, f"{where}.links[{i}].spanId", bad)))
     message = status.get("message")
-    return SpanRecord(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name,  # type: ignore[arg-type]
+    return SpanRecord(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name,
                       attributes=attributes, start_ns=start, end_ns=end, error=status.get("code") in _ERROR_CODES,
                       status_message=message if isinstance(message, str) and message else None, events=events,
-                      links=links)  # type: ignore[arg-type]
+                      links=links)
 
 
 def _requests(path: Path) -> Iterator[tuple[int, str, Any]]:

@@ -15,7 +15,7 @@ import functools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -38,7 +38,7 @@ def _guarded(hook: _Hook) -> _Hook:
             hook(self, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a callback must never break the agent
             hook_failed(self.client, "langchain_run", exc)
-    return guarded  # type: ignore[return-value]
+    return cast(_Hook, guarded)  # functools.wraps keeps the hook's signature
 
 
 @dataclass(slots=True)

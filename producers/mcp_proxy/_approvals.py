@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from agentaudit.control.approvals import Approval
 from agentaudit.exceptions import AgentAuditError
-from agentaudit.infra.kafka import OFFSET_BEGINNING, KafkaAdmin, KafkaConsumer
+from agentaudit.infra.kafka import OFFSET_BEGINNING, KafkaAdmin, KafkaConsumer, Message
 from agentaudit.schemas import Actor, ActorType, AvroCodec
 from agentaudit.settings import KafkaSettings
 
@@ -100,11 +100,11 @@ class ApprovalWatcher:
             self.error = exc
             _log.error("mcp_proxy.approvals_failed topic=%s error=%s", topic, exc)
 
-    def _fold(self, batch: list) -> None:  # type: ignore[type-arg]
+    def _fold(self, batch: list[Message]) -> None:
         added = False
         for message in batch:
             try:
-                record = self._codec.decode(message.value())
+                record = self._codec.decode(message.value() or b"")  # a tombstone is undecodable too
             except Exception:  # noqa: BLE001, S112 - not ours to judge; the sink quarantines bad records
                 continue
             if record.get("kind") != "approval" or record.get("tenant") != self.tenant:

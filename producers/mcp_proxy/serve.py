@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import uvicorn
 from mcp.server.stdio import stdio_server
+from starlette.applications import Starlette
 
 from agentaudit.producers.mcp_proxy.gateway import McpGateway
 
@@ -23,7 +24,7 @@ def run_stdio(gateway: McpGateway) -> None:
     anyio.run(serve_stdio, gateway)
 
 
-def http_app(gateway: McpGateway, host: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
+def http_app(gateway: McpGateway, host: str = "127.0.0.1") -> Starlette:
     """The Starlette app serving MCP streamable HTTP on ``/mcp`` (DNS-rebinding protection on loopback)."""
     return gateway.server().streamable_http_app(host=host)
 

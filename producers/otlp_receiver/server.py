@@ -94,7 +94,7 @@ class OtlpReceiver:
 
     def start(self, timeout: float = 10.0) -> OtlpReceiver:
         """Serve on a background thread (tests, ``agentaudit up``); returns once it listens."""
-        self._server.config.install_signal_handlers = False  # type: ignore[attr-defined]
+        # no signal handlers to switch off: uvicorn installs them only on the main thread (Server.capture_signals)
         self._thread = threading.Thread(target=self._server.run, name="agentaudit-otlp", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
