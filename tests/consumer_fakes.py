@@ -71,6 +71,7 @@ class FakeConsumer:
     closed: bool = False
     fail_commit: bool = False
     paused: bool = False
+    ends: dict[tuple[str, int], int] = field(default_factory=dict)  # high watermarks of the latest fetch
 
     def subscribe(self, topics: list[str], on_assign: Any = None, on_revoke: Any = None) -> None:
         self.on_assign, self.on_revoke = on_assign, on_revoke
@@ -105,7 +106,8 @@ class FakeConsumer:
         return {(tp[0], tp[1]) if isinstance(tp, tuple) else (tp.topic, tp.partition): None for tp in partitions}
 
     def high_watermarks(self, partitions: Any) -> dict[tuple[str, int], int]:
-        return {}
+        keys = [(tp[0], tp[1]) if isinstance(tp, tuple) else (tp.topic, tp.partition) for tp in partitions]
+        return {key: self.ends[key] for key in keys if key in self.ends}
 
     def assignment(self) -> list[TP]:
         return [TP(t, p) for t, p in self.partitions]
