@@ -34,7 +34,7 @@ def _measure(url: str, rows: int, compression: str) -> float:
 
     table = _table(rows)
     target = url if url.startswith("chdb") else StoreSettings(clickhouse_url=url, database="default",
-                                                             compression=compression)  # type: ignore[arg-type]
+                                                             compression=compression)  # type: ignore[arg-type]  # a checked choice
     with connect(target) as store:
         store.command("DROP TABLE IF EXISTS bench")
         store.command(_DDL)

@@ -41,7 +41,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed(call, actions: int) -> tuple[list[int], float]:  # type: ignore[no-untyped-def]
+def _timed(call, actions: int) -> tuple[list[int], float]:  # type: ignore[no-untyped-def]  # any callable
     clock = time.perf_counter_ns
     samples = []
     began = time.perf_counter()
@@ -88,7 +88,7 @@ def _child_otel(actions: int) -> dict:
     exported = [0]
 
     class _Serializing(SpanExporter):
-        def export(self, spans):  # type: ignore[no-untyped-def]
+        def export(self, spans):  # type: ignore[no-untyped-def]  # the OTel SpanExporter hook
             for span in spans:
                 span.to_json(indent=None)
             exported[0] += len(spans)

@@ -65,7 +65,7 @@ def _sdk_rows() -> list[dict]:
         plain = AuditClient(broker.bootstrap, tenant="bench", agent="plain-agent", spool_dir=Path(tmp) / "s2",
                             topic="bench.signing.actions")
 
-        def action_of(audit: AuditClient):  # type: ignore[no-untyped-def]
+        def action_of(audit: AuditClient):  # type: ignore[no-untyped-def]  # an Action context
             def action() -> None:
                 with audit.action("execute_tool", name="db.query"):
                     pass

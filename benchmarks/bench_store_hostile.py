@@ -52,7 +52,7 @@ def _write(url: str, seconds: float) -> None:
 
     batch = pa.table({"id": pa.array(range(_BATCH), pa.uint64()), "agent": pa.array(["a"] * _BATCH)})
     inserted = 0
-    with connect(StoreSettings(clickhouse_url=url, clickhouse_password=_PASSWORD,  # type: ignore[arg-type]
+    with connect(StoreSettings(clickhouse_url=url, clickhouse_password=_PASSWORD,  # type: ignore[arg-type]  # a str; pydantic makes it a SecretStr
                                database="default")) as store:
         store.insert_arrow("sink", batch)  # warm up (imports, connection)
         began = time.perf_counter()

@@ -142,7 +142,7 @@ def _table(statement: str, database: str, name: str, cluster: str, file: str) ->
     engine = engines[0]
     arguments = _REPLICA_PATH + (f", {engine.group(2)}" if engine.group(2) else "")
     local = (f"CREATE TABLE IF NOT EXISTS {database}.{name}{LOCAL_SUFFIX} ON CLUSTER {cluster}\n"
-             + statement[_CREATE_TABLE.match(statement).end():engine.start()]  # type: ignore[union-attr]
+             + statement[_CREATE_TABLE.match(statement).end():engine.start()]  # type: ignore[union-attr]  # our own DDL: each starts CREATE TABLE
              + f"ENGINE = Replicated{engine.group(1)}({arguments})"
              + statement[engine.end():])
     local = _DEDUP_WINDOW.sub("replicated_deduplication_window", local)

@@ -76,7 +76,7 @@ class ReloadingEvaluator(BaseEvaluator):
         #: why the latest reload was refused (None once a reload succeeds)
         self.last_error: str | None = None
 
-    @property  # type: ignore[override]
+    @property
     def revision(self) -> str:
         return self.current.revision
 

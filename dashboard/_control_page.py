@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -37,7 +38,7 @@ def _state(ctx: Context) -> ControlState | None:
     return state
 
 
-def _act(ctx: Context, what: str, send) -> None:  # type: ignore[no-untyped-def]
+def _act(ctx: Context, what: str, send: Callable[[str], ControlCommand]) -> None:
     """Publish a command (``send(actor_name)``), then show the re-read state with the result on top."""
     if ctx.actor is None:
         st.error(f"Sign in (sidebar) before you {what}: every control command carries your name.")

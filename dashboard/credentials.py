@@ -78,7 +78,7 @@ def read_users(path: Path | str) -> dict[str, Credential]:
                               f"reset it with `agentaudit dashboard-users reset {name}`")
         if name in users:
             raise ConfigError(f"{where}: {name!r} is listed twice")
-        users[name] = Credential(User(name, team, role), hashed)  # type: ignore[arg-type]
+        users[name] = Credential(User(name, team, role), hashed)
     return users
 
 

@@ -327,7 +327,7 @@ class Stack:
         from agentaudit.settings import KafkaSettings, StoreSettings
 
         migrate(StoreSettings(clickhouse_url=self.urls["store"],
-                              clickhouse_password=self._store_credentials().password))  # type: ignore[arg-type]
+                              clickhouse_password=self._store_credentials().password))  # type: ignore[arg-type]  # a str; pydantic makes it a SecretStr
         kafka = KafkaSettings(bootstrap_servers=self.urls["broker"])
         t = kafka.topics
         KafkaAdmin(kafka).ensure_topics([t.actions, t.incidents, t.lifecycle, t.control, t.dlq])

@@ -21,7 +21,7 @@ def users_file(directory: Path, *, viewer: str | None = None) -> Path:
     return path
 
 
-def sign_in(at, name: str, password: str | None = None):  # type: ignore[no-untyped-def]
+def sign_in(at, name: str, password: str | None = None):  # type: ignore[no-untyped-def]  # streamlit's AppTest
     """Fill the sidebar sign-in form of an AppTest and submit it; returns the AppTest after the run."""
     at.text_input(key="sign_in_user").set_value(name)
     at.text_input(key="sign_in_password").set_value(PASSWORDS.get(name, "") if password is None else password)

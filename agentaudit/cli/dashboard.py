@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from agentaudit.cli._app import app
 from agentaudit.cli._common import refusal_exits
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @app.command()
@@ -50,7 +55,7 @@ app.add_typer(users_app, name="dashboard-users")
 _USERS_FILE_HELP = "Users file (AGENTAUDIT_DASHBOARD_USERS_FILE, default .agentaudit/dashboard-users)."
 
 
-def _users_path(path: str | None):  # type: ignore[no-untyped-def]
+def _users_path(path: str | None) -> Path:
     from pathlib import Path
 
     from agentaudit.dashboard import DashboardSettings
@@ -78,7 +83,7 @@ def users_add(
     from agentaudit.dashboard import add_user
 
     path = _users_path(file)
-    secret = refusal_exits(add_user, path, name, team=team, role=role, oidc=oidc,  # type: ignore[arg-type]
+    secret = refusal_exits(add_user, path, name, team=team, role=role, oidc=oidc,
                          password=_read_password(password_stdin))
     typer.echo(f"added {name} ({team or 'no team'}, {role}) to {path}")
     if secret is not None and not password_stdin:

@@ -125,7 +125,7 @@ def rules_run(
     promotions = ControlListener(kafka, agents=(), authority=authority).start()
     control_producer = KafkaProducer(kafka, {"linger.ms": 0})  # shared by every partition's publisher
 
-    def enforce(inner):  # type: ignore[no-untyped-def]
+    def enforce(inner):  # type: ignore[no-untyped-def]  # a local factory; ControlPublisher types both ends
         return ControlPublisher(inner, kafka, modes=promotions.rule_mode, producer=control_producer, key=service_key)
 
     stop = stop_on_signals()

@@ -112,7 +112,7 @@ def status(
     store_options: dict[str, object] = {"clickhouse_url": urls["store"]} if "store" in urls else {}
     if "store" in urls and (Path(home) / CREDENTIALS_FILE).exists():
         store_options["clickhouse_password"] = store_credentials(Path(home)).password  # up's store has a password
-    store = StoreSettings(**store_options)  # type: ignore[arg-type]
+    store = StoreSettings(**store_options)  # type: ignore[arg-type]  # pydantic validates the two fields
     checks = check_all(kafka, store, dashboard_url=urls.get("dashboard"), metrics_url=urls.get("metrics"))
     table = Table(title="agentaudit status")
     for column in ("component", "target", "state", "detail", "ms"):

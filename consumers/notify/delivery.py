@@ -48,7 +48,7 @@ class Sender:
     def post_once(self, route: object, notification: Notification) -> Delivered:
         """One attempt; raises :class:`DeliveryError` (``retryable`` for 5xx, 408/425/429 and network errors)."""
         body, headers = render(route, notification)
-        url = str(route.url)  # type: ignore[attr-defined]
+        url = str(route.url)  # type: ignore[attr-defined]  # every route model has a url; render() checked it
         deadline = time.monotonic() + self.settings.timeout_s * 2
         limit = self.settings.max_response_bytes
         try:
@@ -75,7 +75,7 @@ class Sender:
         for attempt in retrying:
             with attempt:
                 result = self.post_once(route, notification)
-            if not attempt.retry_state.outcome.failed:  # type: ignore[union-attr]
+            if not attempt.retry_state.outcome.failed:  # type: ignore[union-attr]  # set once the attempt ran
                 return Delivered(result.status, attempt.retry_state.attempt_number, result.body)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 

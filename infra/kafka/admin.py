@@ -274,11 +274,11 @@ def _binding(grant: Grant) -> AclBinding:
 
 
 def _ready(topic: object) -> bool:
-    return (topic is not None and getattr(topic, "error", None) is None and bool(topic.partitions)  # type: ignore[attr-defined]
-            and all(p.leader >= 0 for p in topic.partitions.values()))  # type: ignore[attr-defined]
+    return (topic is not None and getattr(topic, "error", None) is None and bool(topic.partitions)  # type: ignore[attr-defined]  # a TopicMetadata
+            and all(p.leader >= 0 for p in topic.partitions.values()))  # type: ignore[attr-defined]  # as above
 
 
-def _result(future: Future, timeout: float, action: str, name: str):  # type: ignore[type-arg,no-untyped-def]
+def _result(future: Future, timeout: float, action: str, name: str):  # type: ignore[type-arg, no-untyped-def]  # admin futures hold per-call result types
     try:
         return future.result(timeout=timeout)
     except FutureTimeout as exc:

@@ -157,7 +157,7 @@ def _log_failed_delivery(err: _RawError | None, msg: Message) -> None:
         _log.error("%s", from_raw(err, "delivery", topic=msg.topic(), partition=msg.partition()))
 
 
-def _translating(callback: DeliveryCallback):  # type: ignore[no-untyped-def]
+def _translating(callback: DeliveryCallback):  # type: ignore[no-untyped-def]  # returns librdkafka's untyped on_delivery
     def report(err: _RawError | None, msg: Message) -> None:
         if err is None:
             callback(None, msg)

@@ -193,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
         # clickhouse-connect raises http.client's process-wide header count to 10,000: hold our own
         # budget while the stdlib reads the headers (over it: 431 before anything else is read).
         real = self.rfile
-        self.rfile = _HeaderBudget(real)  # type: ignore[assignment]
+        self.rfile = _HeaderBudget(real)  # type: ignore[assignment]  # has the file methods http.server reads
         try:
             return super().parse_request()
         finally:
@@ -617,7 +617,7 @@ def _read_settings(limits: StoreLimits, settings: dict[str, str]) -> dict[str, s
             lower = mine is not None and 0 < float(mine) < float(cap)
         except ValueError:
             lower = False
-        merged[name] = mine if lower else cap  # type: ignore[assignment]
+        merged[name] = mine if lower else cap  # type: ignore[assignment]  # both are numbers parsed above
     return merged
 
 

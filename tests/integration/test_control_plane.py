@@ -117,7 +117,7 @@ def pipeline(kafka_settings_factory, store_settings_factory, group_factory, tmp_
     for stop, thread, sink in stops:
         stop.set()
         thread.join(30)
-        sink.evaluator.close()  # type: ignore[attr-defined]
+        sink.evaluator.close()  # type: ignore[attr-defined]  # the durable evaluator this test built
 
 
 def test_enforce_rule_pauses_the_agent_and_a_human_clear_resumes_it(pipeline, listener_factory, tmp_path) -> None:

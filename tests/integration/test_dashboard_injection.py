@@ -69,5 +69,5 @@ def test_time_range_and_limits_are_typed(writable):
     assert len(q.incidents(writable, IncidentFilter(since=old))) == 5
     assert q.incidents(writable, IncidentFilter(until=old)).empty
     with pytest.raises(Exception):  # noqa: B017 - a typed parameter refuses text
-        q.incidents(writable, IncidentFilter(limit="1; DROP TABLE incidents"))  # type: ignore[arg-type]
+        q.incidents(writable, IncidentFilter(limit="1; DROP TABLE incidents"))  # type: ignore[arg-type]  # the attack: not an int
     assert _counts(writable)["incidents"] == 5

@@ -48,7 +48,7 @@ def _register_client(issuer: str, redirect_uri: str) -> dict[str, str]:
 
 
 @contextmanager
-def oidc_provider(log_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def oidc_provider(log_path) -> Iterator[str]:  # type: ignore[no-untyped-def]  # a pytest fixture argument
     """The provider as a separate process (as a real one would be); yields its issuer URL once discovery answers."""
     if importlib.util.find_spec("oidc_provider_mock") is None:  # not imported here: it warns on import
         pytest.skip("oidc-provider-mock is not installed (pip install -e '.[test]')")
@@ -103,7 +103,7 @@ def oidc_dashboard(store_server, kafka_settings_factory, tmp_path):
             yield url, kafka
 
 
-def _log_in_at_provider(page, subject: str) -> None:  # type: ignore[no-untyped-def]
+def _log_in_at_provider(page, subject: str) -> None:  # type: ignore[no-untyped-def]  # a Playwright page
     """Click the dashboard's Log in, then pick ``subject`` on the provider's authorization page."""
     from playwright.sync_api import expect
 

@@ -141,7 +141,7 @@ class TestOwnersAgentsRulesTraces:
 
     def test_agent_metrics_refuses_unknown_grouping(self, store):
         with pytest.raises(ValueError):
-            q.agent_metrics(store, by="agent_id; DROP TABLE actions")  # type: ignore[arg-type]
+            q.agent_metrics(store, by="agent_id; DROP TABLE actions")  # type: ignore[arg-type]  # the attack: not a Literal
 
     def test_rules(self, store):
         summary = q.rules_summary(store).set_index("rule_id")

@@ -109,11 +109,11 @@ def test_the_agents_sdk_processor_takes_hostile_spans_and_still_records(spool: P
         # spans that are not what the SDK makes: odd ids, unreadable times, span data whose attributes raise
         odd = SimpleNamespace(trace_id=Hostile(), span_id=None, parent_id=12, span_data=Hostile(),
                               started_at="yesterday", ended_at=Hostile(), error={"message": Hostile()})
-        processor.on_trace_start(Hostile())  # type: ignore[arg-type]
-        processor.on_span_start(odd)  # type: ignore[arg-type]
-        processor.on_span_end(odd)  # type: ignore[arg-type]
-        processor.on_span_end(Hostile())  # type: ignore[arg-type]
-        processor.on_trace_end(Hostile())  # type: ignore[arg-type]
+        processor.on_trace_start(Hostile())  # type: ignore[arg-type]  # hostile input
+        processor.on_span_start(odd)  # type: ignore[arg-type]  # hostile input
+        processor.on_span_end(odd)  # type: ignore[arg-type]  # hostile input
+        processor.on_span_end(Hostile())  # type: ignore[arg-type]  # hostile input
+        processor.on_trace_end(Hostile())  # type: ignore[arg-type]  # hostile input
     finally:
         set_trace_processors([])
     client.close(5)
@@ -132,8 +132,8 @@ def test_runs_that_never_end_cannot_grow_a_hook_without_bound(spool: Path) -> No
     processor = AuditTracingProcessor(client)
     for i in range(MAX_OPEN + 500):  # an agent whose runs start and never end (crashes, cancelled tasks)
         handler.on_tool_start({"name": "t"}, "{}", run_id=uuid.uuid4(), parent_run_id=None)
-        processor.on_trace_start(SimpleNamespace(trace_id=f"trace_{i:032x}", name="w"))  # type: ignore[arg-type]
-        processor.on_span_start(SimpleNamespace(trace_id=f"trace_{i:032x}", span_id=f"span_{i:024x}",  # type: ignore[arg-type]
+        processor.on_trace_start(SimpleNamespace(trace_id=f"trace_{i:032x}", name="w"))  # type: ignore[arg-type]  # hostile input
+        processor.on_span_start(SimpleNamespace(trace_id=f"trace_{i:032x}", span_id=f"span_{i:024x}",  # type: ignore[arg-type]  # hostile input
                                                 parent_id=None, span_data=SimpleNamespace(type="custom")))
     assert len(handler._open) == len(processor._open) == len(processor._workflows) == MAX_OPEN
     client.close(1)

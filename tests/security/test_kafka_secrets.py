@@ -37,7 +37,7 @@ def _sasl(bootstrap: str = "127.0.0.1:1", **fields: object) -> KafkaSettings:
         "security_protocol": "SASL_SSL", "sasl_username": "agent", "sasl_password": PASSWORD,
         "ssl_certificate_location": "/nonexistent/client.pem", "ssl_key_location": "/nonexistent/client.key",
         "ssl_key_password": KEY_PASSWORD}
-    security = KafkaSecurity(**{**values, **fields})  # type: ignore[arg-type]
+    security = KafkaSecurity(**{**values, **fields})  # type: ignore[arg-type]  # the values under test
     return KafkaSettings(bootstrap_servers=bootstrap, security=security)
 
 
@@ -69,7 +69,7 @@ def test_settings_print_masked_in_repr_str_and_dumps() -> None:
 ], ids=["bad-mechanism", "protocol-forgotten", "wrong-type"])
 def test_validation_errors_do_not_quote_the_password(security: dict[str, object]) -> None:
     with pytest.raises(ValidationError) as raised:
-        KafkaSettings(security=security)  # type: ignore[arg-type]
+        KafkaSettings(security=security)  # type: ignore[arg-type]  # the wrong type under test
     _assert_clean(str(raised.value))
     _assert_clean(repr(raised.value))
     # errors() hands back the raw input by design; whoever serialises it must pass include_input=False

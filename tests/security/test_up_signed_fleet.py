@@ -75,14 +75,14 @@ def _forged(agent: str, tenant: str, stream_id: str, count: int, attributes: dic
     return out
 
 
-def _verify_cli(store: StoreSettings, keys_file: Path):  # type: ignore[no-untyped-def]
+def _verify_cli(store: StoreSettings, keys_file: Path):  # type: ignore[no-untyped-def]  # a CompletedProcess
     env = {"AGENTAUDIT_CLICKHOUSE_URL": store.clickhouse_url, "AGENTAUDIT_DATABASE": store.database,
            "AGENTAUDIT_CLICKHOUSE_PASSWORD": store.clickhouse_password.get_secret_value(),
            "AGENTAUDIT_KEYS_FILE": str(keys_file), "COLUMNS": "400"}
     return CliRunner().invoke(app, ["verify", "--signatures", "--limit", "20"], env=env)
 
 
-def _integrity(client) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]
+def _integrity(client) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]  # a clickhouse-connect client
     found: dict[str, set[str]] = {}
     for rule_id, key in client.query("SELECT rule_id, key FROM agentaudit.incidents FINAL "
                                      "WHERE rule_id LIKE 'integrity.%'").rows:

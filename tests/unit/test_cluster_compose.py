@@ -66,7 +66,7 @@ def test_two_shards_of_two_replicas_with_unique_macros_matching_remote_servers(c
     assert len({(shard, replica) for _, shard, replica in macros.values()}) == 4
     assert len({replica for _, _, replica in macros.values()}) == 4  # {replica} is unique within each shard path
     # remote_servers lists each server under the shard its macros name.
-    (cluster,) = list(_cluster_xml(compose).find("remote_servers"))  # type: ignore[arg-type]
+    (cluster,) = list(_cluster_xml(compose).find("remote_servers"))  # type: ignore[arg-type]  # None fails the test
     layout = {host.text: str(number) for number, shard in enumerate(cluster.findall("shard"), start=1)
               for host in shard.iter("host")}
     assert layout == {name: shard for name, (_, shard, _) in macros.items()}
@@ -75,7 +75,7 @@ def test_two_shards_of_two_replicas_with_unique_macros_matching_remote_servers(c
 
 
 def test_migrate_runs_with_the_configured_cluster_name(compose: dict[str, Any]) -> None:
-    (cluster,) = list(_cluster_xml(compose).find("remote_servers"))  # type: ignore[arg-type]
+    (cluster,) = list(_cluster_xml(compose).find("remote_servers"))  # type: ignore[arg-type]  # None fails the test
     command = compose["services"]["migrate"]["command"]
     assert command[:2] == ["migrate", "--cluster"] and command[2] == cluster.tag
     assert set(compose["services"]["migrate"]["depends_on"]) == set(_clickhouse(compose))
@@ -88,7 +88,7 @@ def test_keeper_quorum_of_three_with_unique_ids_known_to_the_servers(compose: di
     (config,) = {p for s in keepers.values() for p in _mounts(s).values()}
     raft = {srv.findtext("id"): srv.findtext("hostname") for srv in ET.parse(config).getroot().iter("server")}
     assert raft == {ids[n]: n for n in keepers}
-    zookeeper = {node.findtext("host") for node in _cluster_xml(compose).find("zookeeper")}  # type: ignore[union-attr]
+    zookeeper = {node.findtext("host") for node in _cluster_xml(compose).find("zookeeper")}  # type: ignore[union-attr]  # None fails the test
     assert zookeeper == set(keepers)
 
 

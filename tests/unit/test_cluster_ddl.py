@@ -42,11 +42,11 @@ def _parse(statements: list[str]) -> list[tuple[bool, str, str]]:
     """``(ok, ast or error, formatted)`` per statement, from chDB in a child process."""
     done = subprocess.run([sys.executable, str(EXPLAIN)], input=json.dumps(statements), capture_output=True,
                           text=True, timeout=120, check=True)
-    return [tuple(row) for row in json.loads(done.stdout)]  # type: ignore[misc]
+    return [tuple(row) for row in json.loads(done.stdout)]
 
 
 def _order_by(sql: str) -> str:
-    return re.search(r"^ORDER BY (.+)$", sql, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    return re.search(r"^ORDER BY (.+)$", sql, re.MULTILINE).group(1)  # type: ignore[union-attr]  # no match fails the test
 
 
 def _engine_version(sql: str) -> str:
@@ -111,7 +111,7 @@ def test_sharding_keys_keep_rows_final_merges_on_one_shard() -> None:
     actions, whose (tenant, trace_id) is fixed by event_hash (the hash of the body) in its sort key."""
     single = {m.group(1): st for st in _single_node() if (m := re.match(r"CREATE TABLE IF NOT EXISTS \w+\.(\w+)\n", st))}
     for table, key in SHARDING_KEYS.items():
-        columns = set(re.fullmatch(r"cityHash64\((.+)\)", key).group(1).split(", "))  # type: ignore[union-attr]
+        columns = set(re.fullmatch(r"cityHash64\((.+)\)", key).group(1).split(", "))  # type: ignore[union-attr]  # no match fails the test
         sort_key = set(_order_by(single[table]).strip("()").split(", "))
         if table == "actions":
             assert columns == {"tenant", "trace_id"} and "event_hash" in sort_key
@@ -219,7 +219,7 @@ def test_the_cluster_schema_runs_in_chdb_against_a_two_shard_cluster_definition(
     assert sum(a != b for a, b in zip(generated, local, strict=True)) == len(generated)  # every one was clustered
     checks = [f"SELECT engine FROM system.tables WHERE database = '{SETTINGS.database}' AND name = '{table}'"
               for table in SHARDING_KEYS]
-    views = [re.match(r"CREATE OR REPLACE VIEW (\S+)", sql).group(1) for sql in local  # type: ignore[union-attr]
+    views = [re.match(r"CREATE OR REPLACE VIEW (\S+)", sql).group(1) for sql in local  # type: ignore[union-attr]  # no match fails the test
              if sql.startswith("CREATE OR REPLACE VIEW")]
     # Reading a view plans the distributed query before dialling the shards (nothing listens on port 9): an
     # analysis error such as "Double-distributed IN/JOIN subqueries is denied" (code 288) comes first.
@@ -234,7 +234,7 @@ def test_the_cluster_schema_runs_in_chdb_against_a_two_shard_cluster_definition(
     failed = [(sql.splitlines()[0], error) for sql, (ok, error) in zip(local, results, strict=False) if not ok]
     assert failed == []
     assert [out for _, out in results[len(local):len(local) + len(checks)]] == ["Distributed"] * len(checks)
-    read_errors = [re.search(r"Code: (\d+)", error).group(1) for _, error in results[-len(reads):]]  # type: ignore[union-attr]
+    read_errors = [re.search(r"Code: (\d+)", error).group(1) for _, error in results[-len(reads):]]  # type: ignore[union-attr]  # no match fails the test
     assert len(views) == 8
     assert read_errors == ["279"] * len(views) + ["288"]  # 279: all connection tries failed, after planning
 

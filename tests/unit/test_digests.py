@@ -38,7 +38,7 @@ def test_a_key_readable_by_others_is_refused(tmp_path: Path):
 def test_digests_sign_their_header_and_chain_per_partition(tmp_path: Path):
     signer = DigestSigner.load_or_create(tmp_path / "k")
     chain = DigestChain(signer, "agentaudit.actions")
-    chain.MAX_ROWS = 4  # type: ignore[misc]  # split a chunk into several chained digests
+    chain.MAX_ROWS = 4  # split a chunk into several chained digests
     first = chain.build(_chunk(0, 0, 10))
     assert [len(d.offsets) for d in first] == [4, 4, 2]
     assert [d.prev_digest for d in first] == ["", first[0].digest_id, first[1].digest_id]

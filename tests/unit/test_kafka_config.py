@@ -106,7 +106,7 @@ def test_plain_without_tls_is_logged(caplog: pytest.LogCaptureFixture) -> None:
 ])
 def test_half_configured_security_is_refused(fields: dict[str, str]) -> None:
     with pytest.raises(ValidationError):
-        KafkaSecurity(**fields)  # type: ignore[arg-type]
+        KafkaSecurity(**fields)  # type: ignore[arg-type]  # the wrong values under test
 
 
 # -- the ACLs ----------------------------------------------------------------------------------------

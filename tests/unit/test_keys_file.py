@@ -15,7 +15,7 @@ def test_add_revoke_rotate_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     old = SigningKey.generate("bot-1")
     add_key(path, key_id="bot-1", public_key=old.public_key, principal="agent:bot", tenant="acme", agents=["bot*"])
-    assert read_keys(path).get("bot-1").agents == ("bot*",)  # type: ignore[union-attr]
+    assert read_keys(path).get("bot-1").agents == ("bot*",)  # type: ignore[union-attr]  # None fails the test
     new = SigningKey.generate("bot-2")
     ring = rotate_key(path, "bot-1", new, at="2026-12-24T10:00:00Z")
     document = json.loads(path.read_text())

@@ -42,7 +42,7 @@ def test_confirmed_records_are_gone_and_the_rest_survive_a_restart_in_order(tmp_
     again.rewind()  # nothing confirmed: everything is handed out again
     records = again.read(100)
     again.confirm(records[-1].end, len(records))
-    assert again.empty and not list(again.dir.glob("*.seg"))  # type: ignore[union-attr]
+    assert again.empty and not list(again.dir.glob("*.seg"))  # type: ignore[union-attr]  # a disk spool has a dir
     again.close()
 
 
@@ -51,7 +51,7 @@ def test_a_torn_tail_from_a_killed_process_is_cut_off(tmp_path: Path) -> None:
     for i in range(3):
         spool.append(b"k", f"v{i}".encode())
     spool.sync()
-    segment = next(spool.dir.glob("*.seg"))  # type: ignore[union-attr]
+    segment = next(spool.dir.glob("*.seg"))  # type: ignore[union-attr]  # a disk spool has a dir
     spool.pending = 1  # keep the files when closing
     spool.close()
     with segment.open("ab") as f:
@@ -88,10 +88,10 @@ def test_the_bound_holds_and_drop_oldest_drops_whole_old_segments(tmp_path: Path
 
 def test_each_live_client_locks_its_own_slot(tmp_path: Path) -> None:
     one, two = _spool(tmp_path), _spool(tmp_path)
-    assert (one.dir.name, two.dir.name) == ("slot-0", "slot-1")  # type: ignore[union-attr]
+    assert (one.dir.name, two.dir.name) == ("slot-0", "slot-1")  # type: ignore[union-attr]  # a disk spool has a dir
     one.close()
     three = _spool(tmp_path)
-    assert three.dir.name == "slot-0"  # type: ignore[union-attr]
+    assert three.dir.name == "slot-0"  # type: ignore[union-attr]  # a disk spool has a dir
     two.close()
     three.close()
 

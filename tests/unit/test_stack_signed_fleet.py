@@ -18,7 +18,7 @@ def test_the_simulator_signs_with_a_key_the_consumers_keys_file_registers_for_ev
     home.mkdir()
     stack = Stack(StackSettings(home=home, simulate_agents=40))
     key_path, keys_file = provision_simulator_key(home)
-    components = {c.name.split(" ")[0]: c.stop.__self__ for c in stack._components()}  # type: ignore[attr-defined]
+    components = {c.name.split(" ")[0]: c.stop.__self__ for c in stack._components()}  # type: ignore[attr-defined]  # stop is a bound method
     assert components["consumer"]._env["AGENTAUDIT_KEYS_FILE"] == str(keys_file) == str(stack.keys_file)
     assert components["simulator"]._env["AGENTAUDIT_SIGNING_KEY_FILE"] == str(key_path)
     assert "AGENTAUDIT_SIGNING_KEY_FILE" not in components["consumer"]._env  # the private key stays with the producer
