@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import os
 import threading
 import time
@@ -30,6 +29,7 @@ from agentaudit.consumers._metrics import SinkMetrics
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.logs import get_logger
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -48,7 +48,7 @@ __all__ = [
     "fit",
 ]
 
-_log = logging.getLogger("agentaudit.consumers.dlq")
+_log = get_logger("agentaudit.consumers.dlq")
 
 REASON_HEADER = "x-agentaudit-reason"
 ERROR_HEADER = "x-agentaudit-error"
@@ -151,8 +151,8 @@ class Quarantine:
         line = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
         half = self.max_bytes // 2
         if len(line) > half:
-            _log.error("sink.quarantine_skipped source=%s bytes=%d bound=%d: entry larger than half the bound; "
-                       "raise AGENTAUDIT_SINK_QUARANTINE_MAX_BYTES", letter.source, len(line), self.max_bytes)
+            _log.error("sink.quarantine_skipped", source=letter.source, bytes=len(line), bound=self.max_bytes,
+                       hint="entry larger than half the bound; raise AGENTAUDIT_SINK_QUARANTINE_MAX_BYTES")
             return False
         with self._lock:
             try:
@@ -166,8 +166,8 @@ class Quarantine:
                 finally:
                     os.close(fd)
             except OSError as exc:
-                _log.error("sink.quarantine_failed path=%s source=%s error=%s: the dead letter is lost; check the "
-                           "directory's permissions and free space", self.path, letter.source, exc)
+                _log.error("sink.quarantine_failed", path=self.path, source=letter.source, error=exc,
+                           hint="the dead letter is lost; check the directory's permissions and free space")
                 return False
         return True
 
@@ -251,8 +251,8 @@ class DeadLetters:
                 if letter.attempts >= self.max_attempts:
                     self._quarantine(letter, error)
                 else:
-                    _log.warning("sink.dead_letter_refused source=%s attempt=%d/%d error=%s",
-                                 letter.source, letter.attempts, self.max_attempts, error)
+                    _log.warning("sink.dead_letter_refused", source=letter.source, attempt=letter.attempts,
+                                 max_attempts=self.max_attempts, error=error)
                     # Refused for its size (the broker's or topic's limit is lower): a quarter as large each time.
                     too_large = "TOO_LARGE" in (error.code or "")
                     self._produce(letter, self.max_bytes >> 2 * letter.attempts if too_large else self.max_bytes)
@@ -276,9 +276,9 @@ class DeadLetters:
         written = self.quarantine.write(letter, str(error))
         if self._metrics is not None:
             self._metrics.quarantined.labels(letter.reason).inc()
-        _log.error("sink.quarantined source=%s reason=%s attempts=%d file=%s written=%s error=%s: the broker "
-                   "refused this dead letter; it is in the quarantine file instead",
-                   letter.source, letter.reason, letter.attempts, self.quarantine.path, written, error)
+        _log.error("sink.quarantined", source=letter.source, reason=letter.reason, attempts=letter.attempts,
+                   file=self.quarantine.path, written=written, error=error,
+                   hint="the broker refused this dead letter; it is in the quarantine file instead")
 
     def delivered(self, error: KafkaError | None, _message: object) -> None:
         """Delivery callback for tracked messages."""

@@ -14,7 +14,6 @@ background thread touches its spool.
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 import struct
 import zlib
@@ -22,11 +21,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from agentaudit.logs import get_logger
 from agentaudit.producers.exceptions import SpoolError
 
 __all__ = ["Position", "Spool", "SpoolRecord"]
 
-_log = logging.getLogger("agentaudit.producers.spool")
+_log = get_logger("agentaudit.producers.spool")
 
 _HEADER = struct.Struct(">II")
 _KEYLEN = struct.Struct(">H")
@@ -143,8 +143,7 @@ class Spool:
                 continue
             count, valid = _scan(path)
             if valid < path.stat().st_size:
-                _log.warning("spool.torn_tail segment=%s kept=%d bytes cut=%d", path, valid,
-                             path.stat().st_size - valid)
+                _log.warning("spool.torn_tail", segment=path, kept_bytes=valid, cut=path.stat().st_size - valid)
                 with path.open("r+b") as f:
                     f.truncate(valid)
             start = cursor.offset if number == cursor.segment else self._skip.get(number, 0)
@@ -163,7 +162,7 @@ class Spool:
             self._write_segment = _FIRST_SEGMENT
         self._read = self._committed
         if self.pending:
-            _log.info("spool.adopted dir=%s records=%d bytes=%d", self.dir, self.pending, self.bytes)
+            _log.info("spool.adopted", dir=self.dir, records=self.pending, bytes=self.bytes)
 
     def close(self) -> None:
         """Write the cursor, close files and release the slot. Undelivered records stay for the next process."""
@@ -324,7 +323,7 @@ class Spool:
                 break
             payload = reader.read(length)
             if len(payload) < length or zlib.crc32(payload) != crc:  # cannot happen after _load; be safe
-                _log.error("spool.corrupt segment=%s offset=%d; skipping the rest of the segment", segment, offset)
+                _log.error("spool.corrupt", segment=segment, offset=offset, action="skipping the rest of the segment")
                 self._read = Position(segment, info[1])
                 continue
             (klen,) = _KEYLEN.unpack_from(payload)

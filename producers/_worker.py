@@ -24,7 +24,6 @@ any broker.
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 import time
 import uuid
@@ -33,6 +32,7 @@ from typing import Any
 
 from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
+from agentaudit.logs import get_logger
 from agentaudit.producers._checkpoints import CheckpointSchedule
 from agentaudit.producers._queue import EventQueue
 from agentaudit.producers._spool import Spool
@@ -45,7 +45,7 @@ from agentaudit.settings import KafkaSettings
 __all__ = ["DROPPED_ATTRIBUTE", "DROP_LOG_INTERVAL_S", "SDK_IDEMPOTENT_CONFIG", "SDK_PRODUCER_CONFIG", "WINDOW_BYTES",
            "WINDOW_EVENTS", "Worker"]
 
-_log = logging.getLogger("agentaudit.producers")
+_log = get_logger("agentaudit.producers")
 
 #: librdkafka settings of the SDK's producer: no retries of its own (the worker decides, after a
 #: read-back), one request in flight per broker, and a bounded wait for an absent broker.
@@ -181,7 +181,7 @@ class Worker(threading.Thread):
                     self._set_idle()
                     queue.wait(0.005 if self._busy() else 0.05)
             except Exception:  # noqa: BLE001 - the worker must survive anything; the agent never sees it
-                _log.exception("sdk.worker_error; continuing")
+                _log.exception("sdk.worker_error", action="continuing")
                 time.sleep(0.05)
 
     def unspooled(self) -> int:
@@ -273,7 +273,7 @@ class Worker(threading.Thread):
             value = chain.seal(record, self.codec)
         except Exception as exc:  # noqa: BLE001 - a bad value is counted, never raised into the agent
             self.stats["invalid"] += 1
-            _log.warning("sdk.unencodable kind=%s name=%s agent=%s error=%s", kind, name, agent, exc)
+            _log.warning("sdk.unencodable", kind=kind, action_name=name, agent=agent, error=exc)
             return None
         self.stats["sealed"] += 1
         self.sealed_bytes += len(value) + len(stream_id) + _FRAME_OVERHEAD
@@ -338,7 +338,7 @@ class Worker(threading.Thread):
                         text = self.redactor(text)
                     except Exception as exc:  # noqa: BLE001 - a broken hook must not leak the body
                         self.stats["redaction_errors"] += 1
-                        _log.warning("sdk.redactor_failed field=%s error=%r; body left out", field, exc)
+                        _log.warning("sdk.redactor_failed", field=field, error=repr(exc), action="body left out")
                         continue
                 record[field] = cap(text, limit)
 
@@ -358,7 +358,7 @@ class Worker(threading.Thread):
             return
         self.mode = SPOOLING
         self.stats["spill_events"] += 1
-        _log.warning("sdk.spooling reason=%s spool=%s", why, self.spool.dir)
+        _log.warning("sdk.spooling", reason=why, spool=self.spool.dir)
         waiting = list(self._mem)
         self._mem.clear()
         self._to_spool(waiting)
@@ -401,11 +401,10 @@ class Worker(threading.Thread):
             return
         self._drops_logged = (queue_dropped, spool_dropped)
         self._next_drop_log = now + DROP_LOG_INTERVAL_S
-        _log.warning("sdk.dropped queue_full=%d spool_full=%d (since last report; totals %d, %d) policy=%s "
-                     "spool=%s: the streams show these as sequence gaps; raise AGENTAUDIT_QUEUE_MAX_EVENTS or "
-                     "AGENTAUDIT_SPOOL_MAX_BYTES, or slow the agent down", queue_dropped - last_queue,
-                     spool_dropped - last_spool, queue_dropped, spool_dropped, self.settings.full_policy,
-                     self.spool.dir)
+        _log.warning("sdk.dropped", queue_full=queue_dropped - last_queue, spool_full=spool_dropped - last_spool,
+                     queue_full_total=queue_dropped, spool_full_total=spool_dropped, policy=self.settings.full_policy,
+                     spool=self.spool.dir, hint="the streams show these as sequence gaps; raise "
+                     "AGENTAUDIT_QUEUE_MAX_EVENTS or AGENTAUDIT_SPOOL_MAX_BYTES, or slow the agent down")
 
     # -- Kafka ----------------------------------------------------------------------------------
 
@@ -422,20 +421,20 @@ class Worker(threading.Thread):
                 self._topic_ready = True
             except KafkaError as exc:
                 self._next_topic_try = now + 2.0
-                _log.warning("sdk.topic_unavailable topic=%s error=%s", self.topic, exc)
+                _log.warning("sdk.topic_unavailable", topic=self.topic, error=exc)
                 return False
         if self._producer is None:
             try:
                 config = {"error_cb": self._on_client_error, **self.producer_config}
                 self._producer = KafkaProducer(self.kafka, config, buffer_timeout=0.0)
             except KafkaError as exc:
-                _log.error("sdk.producer_unavailable error=%s", exc)
+                _log.error("sdk.producer_unavailable", error=exc)
                 return False
         return True
 
     def _on_client_error(self, err: Any) -> None:
         # librdkafka reconnects by itself; the spill warning already told the user the broker is away
-        _log.debug("sdk.kafka_client %s", err)
+        _log.debug("sdk.kafka_client", error=err)
 
     def _service(self) -> None:
         self._pump()
@@ -476,8 +475,7 @@ class Worker(threading.Thread):
                 else:
                     resend.append(entry)
             if resend:
-                _log.info("sdk.resend events=%d (read back %d already written)", len(resend),
-                          len(failed) - len(resend))
+                _log.info("sdk.resend", events=len(resend), already_written=len(failed) - len(resend))
                 self._produce_window(resend)
                 return False
         delivered = sum(1 for e in window if e[_STATE] == _OK)
@@ -538,7 +536,7 @@ class Worker(threading.Thread):
         else:
             if self.spool.empty:
                 self.mode = DIRECT
-                _log.info("sdk.direct spool drained")
+                _log.info("sdk.direct_spool_drained")
                 return
             if not self._ready():
                 return
@@ -566,7 +564,7 @@ class Worker(threading.Thread):
                 elif err.code in _PERMANENT:
                     entry[_STATE] = _LOST
                     self.stats["failed"] += 1
-                    _log.error("sdk.delivery_failed permanently: %s", err)
+                    _log.error("sdk.delivery_failed", permanent=True, error=err)
                 else:
                     entry[_STATE] = _FAILED
 
@@ -576,7 +574,7 @@ class Worker(threading.Thread):
                 entry[_STATE] = _LOST if exc.code != "_QUEUE_FULL" and not exc.retriable else _FAILED
                 if entry[_STATE] == _LOST:
                     self.stats["failed"] += 1
-                    _log.error("sdk.produce_refused %s", exc)
+                    _log.error("sdk.produce_refused", error=exc)
 
     # -- closing --------------------------------------------------------------------------------
 
@@ -589,7 +587,7 @@ class Worker(threading.Thread):
         self.stop()
         self.join(max(0.1, deadline - time.monotonic()))
         if self.is_alive():
-            _log.warning("sdk.close worker still busy after %.1fs", timeout)
+            _log.warning("sdk.close_busy", timeout_s=round(timeout, 1), hint="worker still busy")
             return
         self._mark_unshown_gaps()
         producer = self._producer
@@ -618,7 +616,7 @@ class Worker(threading.Thread):
                 self.spool.sync()
             else:
                 self.spool.prepend(leftover)
-            _log.warning("sdk.close spooled %d unconfirmed events for the next process", len(leftover))
+            _log.warning("sdk.close_spooled", events=len(leftover), hint="unconfirmed events left for the next process")
         self._window = []
         self._mem.clear()
         self._producer = None

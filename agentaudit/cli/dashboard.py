@@ -19,10 +19,14 @@ def dashboard(
     port: int = typer.Option(None, help="TCP port (AGENTAUDIT_DASHBOARD_PORT, default 8501)."),
 ) -> None:
     """Serve the Streamlit dashboard (read-only store; actions go to Kafka) until Ctrl-C."""
+    import logging
     import signal
     import subprocess
 
     from agentaudit.dashboard import DashboardSettings, dashboard_command
+    from agentaudit.logs import configure_logging
+
+    configure_logging(logging.WARNING)  # AGENTAUDIT_LOG_FORMAT; the Streamlit child logs on its own
 
     try:
         settings = DashboardSettings()

@@ -37,6 +37,7 @@ def mcp_proxy(
     import sys
 
     from agentaudit.exceptions import AgentAuditError
+    from agentaudit.logs import configure_logging
     from agentaudit.producers import AuditClient
     from agentaudit.producers.mcp_proxy import (
         McpGateway,
@@ -47,7 +48,7 @@ def mcp_proxy(
     )
     from agentaudit.producers.settings import SdkSettings
 
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)  # stdout is the MCP channel under --stdio
+    configure_logging(logging.WARNING, stream=sys.stderr)  # AGENTAUDIT_LOG_FORMAT; stdout is the MCP channel (--stdio)
     command = [a for a in ctx.args if a != "--"]
     if stdio == bool(listen):
         typer.echo("error: give exactly one of --stdio or --listen HOST:PORT", err=True)

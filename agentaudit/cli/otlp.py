@@ -18,8 +18,13 @@ def otlp(
 ) -> None:
     """Receive OTLP/HTTP traces (POST /v1/traces, protobuf or JSON, gzip) from any language's OpenTelemetry SDK;
     GenAI spans become action events through the SDK, in the tenant of the sender's bearer token."""
+    import logging
+
     from agentaudit.exceptions import AgentAuditError
+    from agentaudit.logs import configure_logging
     from agentaudit.producers.otlp_receiver import OtlpReceiver, OtlpSettings
+
+    configure_logging(logging.INFO)  # AGENTAUDIT_LOG_FORMAT=json: one JSON object per line
 
     given = {"host": host, "port": port, "tokens_file": tokens_file, "include_all": include_all}
     try:

@@ -24,9 +24,13 @@ def store(
     _MAX_QUEUED_READS (16), _READ_QUEUE_TIMEOUT (10 s), _READER_MAX_THREADS (half the cores),
     _MAX_CONCURRENT_WRITES (4); see the README's store section.
     """
+    import logging
     import os
 
     from agentaudit.infra.store.__main__ import DEFAULT_DATA_DIR, run
+    from agentaudit.logs import configure_logging
+
+    configure_logging(logging.INFO)  # AGENTAUDIT_LOG_FORMAT=json: one JSON object per line
 
     code = run(data_dir or os.environ.get("AGENTAUDIT_STORE_DIR", DEFAULT_DATA_DIR), host, port,
                password or os.environ.get("AGENTAUDIT_STORE_PASSWORD"),

@@ -16,7 +16,6 @@ then the row is done. A receiver that is down, slow or hostile holds only its ow
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -31,13 +30,14 @@ from agentaudit.consumers.notify.routes import RouteTable, load_routes
 from agentaudit.consumers.notify.settings import NotifySettings
 from agentaudit.control.admission import check_lifecycle
 from agentaudit.infra.exceptions import KafkaError
+from agentaudit.logs import get_logger
 from agentaudit.rules.owners import NOTIFIER, OwnershipMap
 from agentaudit.schemas import Actor, ActorType, AvroCodec, IncidentLifecycleEvent, LifecycleType, SigningKey
 from agentaudit.settings import KafkaSettings
 
 __all__ = ["Notifier"]
 
-_log = logging.getLogger("agentaudit.consumers.notify")
+_log = get_logger("agentaudit.consumers.notify")
 _NS = uuid.UUID("5b0f7c7e-2f43-4c1e-9a55-0d3b8f1e6a21")
 
 
@@ -89,13 +89,13 @@ class Notifier:
             self._wake_route(route_id, stop)
         consumer = KafkaConsumer(self.kafka, s.group, {"auto.offset.reset": "earliest", **s.consumer_config})
         consumer.subscribe([topics.incidents, topics.lifecycle])
-        _log.info("notify.started group=%s routes=%d state=%s", s.group, len(self.routes), self.outbox.path)
+        _log.info("notify.started", group=s.group, routes=len(self.routes), state=self.outbox.path)
         try:
             while not stop.is_set():
                 try:
                     messages = consumer.consume_batch(s.batch_size, s.batch_timeout_ms / 1000)
                 except KafkaError as exc:
-                    _log.warning("notify.consume_failed error=%s", exc)
+                    _log.warning("notify.consume_failed", error=exc)
                     stop.wait(1.0)
                     continue
                 if not messages:
@@ -125,12 +125,12 @@ class Notifier:
                     else:
                         record = self._lifecycle_codec.decode(message.value() or b"")
                         if self.authority is not None and check_lifecycle(self.authority, record, message) is not None:
-                            _log.warning("notify.refused_lifecycle event=%s", record.get("event_id"))
+                            _log.warning("notify.refused_lifecycle", event_id=record.get("event_id"))
                             continue
                         notes = self._on_lifecycle(tx, record)
                 except Exception as exc:  # noqa: BLE001 - a bad record is skipped, never stops notifying
-                    _log.warning("notify.skipped topic=%s partition=%s offset=%s error=%s", message.topic(),
-                                 message.partition(), message.offset(), exc)
+                    _log.warning("notify.skipped", topic=message.topic(), partition=message.partition(),
+                                 offset=message.offset(), error=exc)
                     continue
                 for note in notes:
                     if tx.decide(note):
@@ -210,7 +210,7 @@ class Notifier:
         if event is None:
             route = self._routes_by_id.get(route_id)
             if route is None:
-                _log.warning("notify.unknown_route route=%s (gone from the owners file); its rows wait", route_id)
+                _log.warning("notify.unknown_route", route=route_id, hint="gone from the owners file; its rows wait")
                 return
             event = self._wake[route_id] = threading.Event()
             thread = threading.Thread(target=self._deliver_loop, args=(route, event, stop),
@@ -226,7 +226,7 @@ class Notifier:
             try:
                 waiting = self._deliver_pending(route, stop)
             except Exception as exc:  # noqa: BLE001 - the loop outlives any one failure; rows stay pending
-                _log.error("notify.delivery_loop_failed route=%s error=%s", route.id, exc)
+                _log.error("notify.delivery_loop_failed", route=route.id, error=exc)
                 waiting = True
             if waiting:  # a receiver or the broker is away: rows stay in the outbox, try again later
                 stop.wait(backoff)
@@ -245,16 +245,15 @@ class Notifier:
                     result = self.sender.send(route, note)
                 except DeliveryError as exc:
                     if exc.retryable:
-                        _log.warning("notify.retry_later route=%s delivery=%s error=%s", route.id,
-                                     note.delivery_id, exc)
+                        _log.warning("notify.retry_later", route=route.id, delivery=note.delivery_id, error=exc)
                         return True
-                    _log.error("notify.refused route=%s delivery=%s error=%s", route.id, note.delivery_id, exc)
+                    _log.error("notify.refused", route=route.id, delivery=note.delivery_id, error=exc)
                     self.outbox.mark_delivered(seq, f"refused {exc.status}", self.settings.attempts)
                 else:
                     self.latencies.append(time.time() - self.outbox.decided_at(seq))
                     self.outbox.mark_delivered(seq, f"delivered {result.status}", result.attempts)
-                    _log.info("notify.delivered route=%s delivery=%s status=%d attempts=%d", route.id,
-                              note.delivery_id, result.status, result.attempts)
+                    _log.info("notify.delivered", route=route.id, delivery=note.delivery_id, status=result.status,
+                              attempts=result.attempts)
             outcome, attempts = self.outbox.outcome(seq)
             if not self._record(route, note, outcome, attempts):
                 return True
@@ -287,9 +286,10 @@ class Notifier:
                                        headers=headers, action=LIFECYCLE_ACTIONS["notified"], tenant="*",
                                        issuer=f"system:{NOTIFIER}", at_us=time.time_ns() // 1000)
         if not verdict.ok:
-            _log.error("notify.not_recording reason=%s: deliveries are kept in the outbox only; grant "
-                       "system:%s 'notify' (and let the service key sign for it) in %s to record them as lifecycle "
-                       "events", verdict.reason, NOTIFIER, getattr(self.authority, "source", "the authority file"))
+            _log.error("notify.not_recording", reason=verdict.reason,
+                       hint=f"deliveries are kept in the outbox only; grant system:{NOTIFIER} 'notify' (and let the "
+                            f"service key sign for it) in {getattr(self.authority, 'source', 'the authority file')} "
+                            "to record them as lifecycle events")
         return verdict.ok
 
     def _record(self, route: Any, note: Notification, outcome: str, attempts: int) -> bool:
@@ -302,7 +302,7 @@ class Notifier:
                 self._producer.produce(self.kafka.topics.lifecycle, value, key=note.incident_id.encode(),
                                        headers=headers)
             except KafkaError as exc:
-                _log.warning("notify.record_failed delivery=%s error=%s", note.delivery_id, exc)
+                _log.warning("notify.record_failed", delivery=note.delivery_id, error=exc)
                 return False
             left = self._producer.flush(10.0)
         return left == 0

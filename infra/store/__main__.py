@@ -10,6 +10,7 @@ import sys
 import threading
 
 from agentaudit.infra.store.exceptions import StoreLockedError
+from agentaudit.logs import configure_logging
 
 DEFAULT_DATA_DIR = "./.agentaudit/store"
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                      "(1 MiB), ..._MAX_CONCURRENT_READS (4), ..._MAX_QUEUED_READS (16), ..._READ_QUEUE_TIMEOUT (10 s), "
                      "..._READER_MAX_THREADS (half the cores), ..._MAX_CONCURRENT_WRITES (4).")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(logging.INFO)  # AGENTAUDIT_LOG_FORMAT, as `agentaudit store`
     return run(args.data_dir, args.host, args.port, args.password, args.reader_password, not args.open_metrics)
 
 
