@@ -20,7 +20,6 @@ which the fold treats as one; a human clear of it stays in force.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -30,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agentaudit.control.authority import sign_headers
 from agentaudit.control.guard import RuleModeLookup
 from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.logs import get_logger
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import (
     Actor,
@@ -46,7 +46,7 @@ from agentaudit.settings import KafkaSettings
 
 __all__ = ["CONTROL_TAG_PREFIX", "ControlPublisher", "ControlPublisherSettings"]
 
-_log = logging.getLogger("agentaudit.consumers.control")
+_log = get_logger("agentaudit.consumers.control")
 
 #: A rule tag ``control:<type>`` chooses the command its enforce mode publishes.
 CONTROL_TAG_PREFIX = "control:"
@@ -160,9 +160,9 @@ class ControlPublisher(BaseEvaluator):
                 self._published.add(command.command_id)
                 self.published.append(command)
                 sent += 1
-                _log.info("control.%s command=%s type=%s agent=%s tool=%s incident=%s rule=%s",
-                          "simulated" if command.simulated else "published", command.command_id,
-                          command.type.value, command.agent_id, command.tool, incident.incident_id, incident.rule_id)
+                _log.info("control.simulated" if command.simulated else "control.published", command=command.command_id,
+                          type=command.type.value, agent=command.agent_id, tool=command.tool,
+                          incident=incident.incident_id, rule=incident.rule_id)
         if sent:
             self._flush(sent)
         return out
@@ -171,13 +171,14 @@ class ControlPublisher(BaseEvaluator):
         # Enforcement that never reaches the broker is no enforcement: wait, and say so loudly.
         left = self._producer.flush(self.settings.flush_timeout_s)
         if left:
-            _log.error("control.unacknowledged commands=%d of %d topic=%s after %.0fs; agents are not constrained "
-                       "until the broker takes them", left, sent, self.topic, self.settings.flush_timeout_s)
+            _log.error("control.unacknowledged", commands=left, sent=sent, topic=self.topic,
+                       after_s=self.settings.flush_timeout_s,
+                       hint="agents are not constrained until the broker takes them")
 
     def _command(self, incident: Incident, mode: RuleMode, names: dict[str, str]) -> ControlCommand | None:
         if not incident.agent_id:
-            _log.warning("control.no_agent incident=%s rule=%s: nothing to constrain", incident.incident_id,
-                         incident.rule_id)
+            _log.warning("control.no_agent", incident=incident.incident_id, rule=incident.rule_id,
+                         hint="nothing to constrain")
             return None
         ctype = _ACTION_TYPES[self.settings.default_action]
         for tag in incident.tags:

@@ -19,7 +19,6 @@ import atexit
 import functools
 import inspect
 import itertools
-import logging
 import threading
 import time
 import uuid
@@ -34,6 +33,7 @@ from typing import Any, TypeVar, cast
 from pydantic import ValidationError
 
 from agentaudit.control import ActionBlocked, args_hash
+from agentaudit.logs import get_logger
 from agentaudit.producers._capture import UNCAPTURED, json_text, number, text, type_name
 from agentaudit.producers._context import CURRENT, ContextExecutor, Frame, wrap
 from agentaudit.producers._digests import Digester
@@ -49,7 +49,7 @@ from agentaudit.settings import KafkaSettings
 
 __all__ = ["Action", "AuditClient", "get_client"]
 
-_log = logging.getLogger("agentaudit.producers")
+_log = get_logger("agentaudit.producers")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -130,7 +130,7 @@ def _event_time(value: Any, field: str, notes: dict[str, str]) -> int | None:
     if problem is None and t is not None and not MIN_EVENT_TIME_US <= t < MAX_EVENT_TIME_US:
         problem = f"{t} is outside 2001..2100 (epoch microseconds)"
     if problem is not None:
-        _log.warning("sdk.bad_time %s ignored: %s", field, problem)
+        _log.warning("sdk.bad_time", field=field, problem=problem, action="ignored")
         notes[UNCAPTURED + field] = f"{field}: {problem}; the SDK's clock was used"
         return None
     return t
@@ -145,7 +145,7 @@ def _span_times(start: Any, end: Any, notes: dict[str, str]) -> tuple[int | None
             notes[UNCAPTURED + "end_time_us"] = "end_time_us: given without start_time_us; the SDK's clock was used"
         end_at = None
     elif end_at is not None and start_at is not None and end_at < start_at:
-        _log.warning("sdk.bad_time end_time_us ignored: before start_time_us")
+        _log.warning("sdk.bad_time", field="end_time_us", problem="before start_time_us", action="ignored")
         notes[UNCAPTURED + "end_time_us"] = (f"end_time_us: {end_at} is before start_time_us {start_at}; "
                                              "the start plus the measured duration was used")
         end_at = None
@@ -276,7 +276,7 @@ class Action:
                 if problem is None:
                     setattr(self, field, result)
                 else:
-                    _log.warning("sdk.bad_cost %s ignored for action %s: %s", field, self.name, problem)
+                    _log.warning("sdk.bad_cost", field=field, action_name=self.name, problem=problem, action="ignored")
                     self._note(field, problem)
         if model is not None:
             notes: dict[str, str] = {}
@@ -328,7 +328,7 @@ class Action:
         notes: dict[str, str] = {}
         status = _name(status, 32, "status", notes)
         if status not in _STATUSES:
-            _log.warning("sdk.bad_status %r ignored (one of %s)", status, sorted(_STATUSES))
+            _log.warning("sdk.bad_status", status=repr(status), allowed=sorted(_STATUSES), action="ignored")
             self._note("status", f"{status!r} is not one of {sorted(_STATUSES)}")
             return
         self._status = status
@@ -451,7 +451,7 @@ class Action:
         try:
             self._end(exc)
         except Exception as error:  # noqa: BLE001 - the agent's own exception (or none) must go on unchanged
-            _log.warning("sdk.action_end_failed name=%s error=%s", self.name, type_name(error))
+            _log.warning("sdk.action_end_failed", action_name=self.name, error=type_name(error))
             now = _now_ns() // 1000
             self._client._queue.put((self.agent, self.kind, "end", self.name, self.action_id, self.parent_action_id,
                                      self.trace_id, self.depth, self._frame_run, now,
@@ -752,7 +752,7 @@ class AuditClient:
 
     def _point_failed(self, what: str, exc: BaseException) -> str:
         """Record that a point event could not be captured (kind ``other``), rather than nothing."""
-        _log.warning("sdk.%s_failed error=%s", what, type_name(exc))
+        _log.warning("sdk." + what + "_failed", error=type_name(exc))
         try:
             frame = CURRENT.get()
             aid = f"{self._id_prefix}{next(self._ids):012x}"

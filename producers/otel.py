@@ -17,7 +17,6 @@ only (children before parents), so depth and inherited agents are exact only wit
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 
@@ -26,13 +25,14 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
+from agentaudit.logs import get_logger
 from agentaudit.producers._capture import type_name
 from agentaudit.producers._genai import GENAI_KINDS, SpanRecord, record_span, span_action_id, span_agent
 from agentaudit.producers.client import AuditClient
 
 __all__ = ["GENAI_KINDS", "AuditSpanExporter", "AuditSpanProcessor", "span_action_id"]
 
-_log = logging.getLogger("agentaudit.producers")
+_log = get_logger("agentaudit.producers")
 
 
 class _Converter:
@@ -49,7 +49,7 @@ class _Converter:
         try:
             self._started(span)
         except Exception as exc:  # noqa: BLE001 - a span processor must never break the traced code
-            _log.warning("sdk.otel_start_failed error=%s", type_name(exc))
+            _log.warning("sdk.otel_start_failed", error=type_name(exc))
 
     def ended(self, span: ReadableSpan) -> None:
         try:

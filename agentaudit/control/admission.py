@@ -27,13 +27,13 @@ signing existed; :func:`warn_unauthenticated` says so once per process.
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentaudit.control.authority import Authority, Verdict
+from agentaudit.logs import get_logger
 from agentaudit.schemas import ControlCommand, ControlType, Incident, Severity
 
 __all__ = [
@@ -50,7 +50,7 @@ __all__ = [
     "warn_unauthenticated",
 ]
 
-_log = logging.getLogger("agentaudit.control.authority")
+_log = get_logger("agentaudit.control.authority")
 
 #: Integrity rule ids of the incidents raised for refused records.
 UNAUTHORIZED_COMMAND = "integrity.unauthorized-command"
@@ -88,9 +88,10 @@ def warn_unauthenticated(where: str) -> None:
     """Log once per process that control and lifecycle records are applied without an authority check."""
     if not _warned.is_set():
         _warned.set()
-        _log.warning("authority.not_configured %s: no authority file (AGENTAUDIT_AUTHORITY_FILE), so control "
-                     "commands and lifecycle events are NOT authenticated: anyone who can write to the control "
-                     "topic can kill, clear or promote. Configure an authority file to enforce signatures.", where)
+        _log.warning("authority.not_configured", where=where,
+                     hint="no authority file (AGENTAUDIT_AUTHORITY_FILE), so control commands and lifecycle events "
+                          "are NOT authenticated: anyone who can write to the control topic can kill, clear or "
+                          "promote. Configure an authority file to enforce signatures.")
 
 
 def issuer_of(actor: Any) -> str:
@@ -152,9 +153,9 @@ def _refusal(purpose: str, message: _Message, *, record_id: str, issuer: str, ac
                       offset=message.offset() or 0, value_sha256=hashlib.sha256(message.value() or b"").hexdigest(),
                       at_us=at_us, signer=verdict.signer if verdict else "", key_id=verdict.key_id if verdict else "",
                       target=target, agent_id=agent_id)
-    _log.warning("authority.refused purpose=%s topic=%s partition=%s offset=%s id=%s issuer=%s action=%s tenant=%s "
-                 "reason=%s", purpose, refusal.topic, refusal.partition, refusal.offset, record_id, issuer, action,
-                 tenant or "*", reason)
+    _log.warning("authority.refused", purpose=purpose, topic=refusal.topic, partition=refusal.partition,
+                 offset=refusal.offset, id=record_id, issuer=issuer, action=action, tenant=tenant or "*",
+                 reason=reason)
     return refusal
 
 
@@ -191,8 +192,8 @@ class ControlAdmission:
         if self.authority is None:  # unchecked: the fold's own rules (duplicates fold as one, a clear may precede)
             return [command]
         if command.command_id in self._applied:
-            _log.debug("authority.replay topic=%s partition=%s offset=%s command=%s", message.topic(),
-                       message.partition(), message.offset(), command.command_id)
+            _log.debug("authority.replay", topic=message.topic(), partition=message.partition(),
+                       offset=message.offset(), command=command.command_id)
             return []
         verdict = self.authority.check(purpose="control", topic=message.topic() or "", value=message.value() or b"",
                                        headers=message.headers(), action=CONTROL_ACTIONS[command.type.value],

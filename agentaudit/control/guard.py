@@ -18,18 +18,18 @@ The SDK records every decision as a ``guardrail`` point event (see :meth:`GuardD
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agentaudit.control._blocked import ActionBlocked
+from agentaudit.logs import get_logger
 from agentaudit.rules import CompiledRule, RuleSet, load_rule_set
 from agentaudit.schemas import ActionKind, RuleMode, Severity
 
 __all__ = ["DECISIONS", "Guard", "GuardDecision", "RuleModeLookup", "guardable"]
 
-_log = logging.getLogger("agentaudit.control.guard")
+_log = get_logger("agentaudit.control.guard")
 
 #: What a matching rule does to the action, by the rule's mode.
 DECISIONS = {RuleMode.DETECT: "log", RuleMode.SIMULATE: "would_deny", RuleMode.ENFORCE: "deny"}
@@ -100,7 +100,7 @@ class Guard:
                 matched = rule.predicate(record)
             except Exception as exc:  # noqa: BLE001 - an odd record must not break the agent; count and go on
                 self.errors += 1
-                _log.warning("guard.rule_error rule=%s error=%r", rule.id, exc)
+                _log.warning("guard.rule_error", rule=rule.id, error=repr(exc))
                 continue
             if matched:
                 if decisions is None:

@@ -11,7 +11,6 @@ runs before each action and raises :class:`ActionBlocked` when a command forbids
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from agentaudit.infra.kafka import (
     KafkaAdmin,
     KafkaConsumer,
 )
+from agentaudit.logs import get_logger
 from agentaudit.schemas import (
     ANY_AGENT,
     AvroCodec,
@@ -43,7 +43,7 @@ from agentaudit.settings import KafkaSettings
 
 __all__ = ["LISTENER_DEFAULTS", "ControlListener"]
 
-_log = logging.getLogger("agentaudit.control")
+_log = get_logger("agentaudit.control")
 
 #: Low fetch wait: a command should reach agents in tens of milliseconds, not half a second.
 LISTENER_DEFAULTS: Mapping[str, ConfigValue] = {"fetch.wait.max.ms": 20, "auto.offset.reset": "earliest"}
@@ -171,13 +171,13 @@ class ControlListener:
                     self._ready.set()
         except AgentAuditError as exc:
             self._error = exc
-            _log.error("control.listener_failed topic=%s error=%s", self.topic, exc)
+            _log.error("control.listener_failed", topic=self.topic, error=exc)
         finally:
             self._ready.set()  # never leave a caller waiting on a dead reader
             try:
                 consumer.close()
             except AgentAuditError as exc:
-                _log.warning("control.close_failed error=%s", exc)
+                _log.warning("control.close_failed", error=exc)
 
     def _fold(self, records: list[tuple[Any, ControlCommand]]) -> None:
         now = wall_clock_us()

@@ -6,7 +6,6 @@ so anyone who reads it from the beginning (an agent, the CLI, the dashboard) see
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable, Mapping
 
@@ -17,6 +16,7 @@ from agentaudit.infra.kafka import (
     Message,
     read_all,
 )
+from agentaudit.logs import get_logger
 from agentaudit.schemas import (
     AvroCodec,
     ControlCommand,
@@ -28,7 +28,7 @@ from agentaudit.settings import KafkaSettings
 __all__ = ["CONTROL_TOPIC_CONFIG", "decode_commands", "decode_records", "ensure_control_topic", "read_control_state",
            "wall_clock_us"]
 
-_log = logging.getLogger("agentaudit.control")
+_log = get_logger("agentaudit.control")
 
 #: The control topic is the state: it must never age out (a kill without expiry would silently lapse).
 CONTROL_TOPIC_CONFIG: Mapping[str, str] = {"retention.ms": "-1"}
@@ -51,8 +51,8 @@ def decode_records(codec: AvroCodec, messages: Iterable[Message]) -> list[tuple[
             records.append((msg, ControlCommand.from_avro(codec.decode(msg.value() or b""))))
         except (DecodeError, ValueError) as exc:
             # One bad record must not blind every agent; it is logged with its position.
-            _log.warning("control.undecodable topic=%s partition=%s offset=%s error=%s",
-                         msg.topic(), msg.partition(), msg.offset(), exc)
+            _log.warning("control.undecodable", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
+                         error=exc)
     return records
 
 

@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from datetime import datetime
 from typing import Any
 
+from agentaudit.logs import get_logger
 from agentaudit.producers._capture import type_name
 from agentaudit.producers.client import AuditClient
 
-_log = logging.getLogger("agentaudit.producers")
+_log = get_logger("agentaudit.producers")
 _MAX_DEPTH = 8  # plain() stops descending here: a hostile payload cannot make a hook recurse forever
 _MAX_ITEMS = 256
 #: runs/spans started and not yet ended that a hook keeps; past it the oldest is forgotten (its end, if it ever
@@ -92,4 +92,4 @@ def hook_failed(client: AuditClient, what: str, exc: BaseException) -> None:
     try:
         client._point_failed(what, exc)
     except Exception:  # noqa: BLE001 - the hook's failure path must never raise into the agent; logged
-        _log.warning("sdk.%s_failed error=%s", what, type_name(exc))
+        _log.warning("sdk." + what + "_failed", error=type_name(exc))

@@ -11,7 +11,6 @@ unique group, nothing committed), so an approval granted before the call was mad
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -20,12 +19,13 @@ from collections.abc import Callable
 from agentaudit.control.approvals import Approval
 from agentaudit.exceptions import AgentAuditError
 from agentaudit.infra.kafka import OFFSET_BEGINNING, KafkaAdmin, KafkaConsumer, Message
+from agentaudit.logs import get_logger
 from agentaudit.schemas import Actor, ActorType, AvroCodec
 from agentaudit.settings import KafkaSettings
 
 __all__ = ["ApprovalWatcher"]
 
-_log = logging.getLogger("agentaudit.mcp_proxy")
+_log = get_logger("agentaudit.mcp_proxy")
 
 #: (tenant, agent, tool, keyed args hash)
 _Key = tuple[str, str, str, str]
@@ -98,7 +98,7 @@ class ApprovalWatcher:
                 consumer.close()
         except AgentAuditError as exc:
             self.error = exc
-            _log.error("mcp_proxy.approvals_failed topic=%s error=%s", topic, exc)
+            _log.error("mcp_proxy.approvals_failed", topic=topic, error=exc)
 
     def _fold(self, batch: list[Message]) -> None:
         added = False

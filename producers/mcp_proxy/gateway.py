@@ -13,7 +13,6 @@ text says why, recorded as a ``guardrail`` event, and the upstream server never 
 from __future__ import annotations
 
 import contextvars
-import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -31,6 +30,7 @@ from mcp.shared.exceptions import MCPError
 
 from agentaudit.control import ActionBlocked
 from agentaudit.control.approvals import args_hash, canonical_json
+from agentaudit.logs import get_logger
 from agentaudit.producers.client import Action, AuditClient
 from agentaudit.producers.mcp_proxy._approvals import ApprovalWatcher
 from agentaudit.producers.mcp_proxy._probe import blocked_by_name
@@ -39,7 +39,7 @@ from agentaudit.producers.mcp_proxy.upstream import Upstream
 
 __all__ = ["McpGateway"]
 
-_log = logging.getLogger("agentaudit.mcp_proxy")
+_log = get_logger("agentaudit.mcp_proxy")
 
 #: Longest tool name a call may carry (MCP names are short identifiers); longer names are refused.
 MAX_TOOL_NAME = 256
@@ -175,13 +175,13 @@ class McpGateway:
             context.run(act.__exit__, type(exc), exc, None)
             if exc.code != CONNECTION_CLOSED:
                 raise  # the upstream's own JSON-RPC error goes back as it was
-            _log.error("mcp_proxy.upstream_gone server=%s tool=%s", state.server_name, name)
+            _log.error("mcp_proxy.upstream_gone", server=state.server_name, tool=name)
             return _error_result(f"upstream_unavailable: the upstream MCP server {state.server_name!r} closed the "
                                  f"connection during or before {name!r}; restart the proxy or the server")
         except Exception as exc:  # noqa: BLE001 - an upstream that broke must not break the proxy
             self.calls["failed"] += 1
             context.run(act.__exit__, type(exc), exc, None)
-            _log.warning("mcp_proxy.upstream_failed tool=%s error=%r", name, exc)
+            _log.warning("mcp_proxy.upstream_failed", tool=name, error=repr(exc))
             return _error_result(f"the upstream MCP server failed on {name!r}: {type(exc).__name__}")
         self.calls["forwarded"] += 1
         act.set_output(result.model_dump(mode="json", exclude_none=True, by_alias=True).get("content"))
@@ -204,7 +204,7 @@ class McpGateway:
                         try:
                             state.tools.update(t.name for t in (await state.client.list_tools()).tools)
                         except Exception as exc:  # noqa: BLE001 - an upstream that cannot list must not break the call; the name is judged unknown
-                            _log.warning("mcp_proxy.list_failed error=%r", exc)
+                            _log.warning("mcp_proxy.list_failed", error=repr(exc))
             if name not in state.tools:
                 # exact names only: a case or Unicode variant of a listed tool is not that tool
                 code, reason = "unknown_tool", f"the upstream server {state.server_name!r} lists no tool {name!r}"
@@ -239,7 +239,7 @@ class McpGateway:
         watcher = self._watcher()
         plain = args_hash(args)
         timeout = self.settings.approval_timeout_s
-        _log.info("mcp_proxy.held tool=%s agent=%s timeout_s=%s", name, self.audit.settings.agent_id, timeout)
+        _log.info("mcp_proxy.held", tool=name, agent=self.audit.settings.agent_id, timeout_s=timeout)
         approval = await to_thread.run_sync(watcher.wait, self.audit.settings.agent_id, name,
                                             self.audit.args_hash(args), plain, timeout, abandon_on_cancel=True)
         if approval is None:

@@ -31,4 +31,5 @@ def http_app(gateway: McpGateway, host: str = "127.0.0.1") -> Starlette:
 
 def run_http(gateway: McpGateway, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve streamable HTTP on ``http://host:port/mcp`` until interrupted."""
-    uvicorn.run(http_app(gateway, host), host=host, port=port, log_level="warning", lifespan="on")
+    # log_config=None: uvicorn's lines go through the root logger, so AGENTAUDIT_LOG_FORMAT=json renders them
+    uvicorn.run(http_app(gateway, host), host=host, port=port, log_level="warning", lifespan="on", log_config=None)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
+from agentaudit.logs import get_logger
 from agentaudit.producers.otlp_receiver.exceptions import OtlpConfigError
 from agentaudit.producers.otlp_receiver.settings import OtlpSettings
 
 __all__ = ["TenantTokens"]
 
-_log = logging.getLogger("agentaudit.otlp")
+_log = get_logger("agentaudit.otlp")
 _SHA = re.compile(r"^sha256:([0-9a-f]{64})$")
 
 
@@ -79,7 +79,7 @@ class TenantTokens:
                 for token in tokens:
                     add(token, str(tenant), f"tokens file {path}, tenant {tenant!r}")
             if Path(path).stat().st_mode & 0o077:
-                _log.warning("otlp.tokens_file_readable path=%s: other users can read it; chmod 600", path)
+                _log.warning("otlp.tokens_file_readable", path=path, hint="other users can read it; chmod 600")
         if settings.tokens is not None:
             for pair in settings.tokens.get_secret_value().split(","):
                 if pair.strip():

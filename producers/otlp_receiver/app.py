@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 
 from google.rpc.status_pb2 import Status
@@ -22,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from agentaudit.logs import get_logger
 from agentaudit.producers._genai import record_span
 from agentaudit.producers.client import AuditClient
 from agentaudit.producers.otlp_receiver._decode import JSON, PROTOBUF, decode_request, media_type, unzip
@@ -31,7 +31,7 @@ from agentaudit.producers.otlp_receiver.settings import OtlpSettings
 
 __all__ = ["TRACES_PATH", "build_app"]
 
-_log = logging.getLogger("agentaudit.otlp")
+_log = get_logger("agentaudit.otlp")
 
 TRACES_PATH = "/v1/traces"
 _LOOPBACK = frozenset(("127.0.0.1", "::1", "localhost"))

@@ -4,13 +4,13 @@ and the order of shutdown (stop taking requests, then flush and close the SDK cl
 from __future__ import annotations
 
 import ipaddress
-import logging
 import signal
 import threading
 import time
 
 import uvicorn
 
+from agentaudit.logs import get_logger
 from agentaudit.producers.otlp_receiver._tenants import TenantClients
 from agentaudit.producers.otlp_receiver._tokens import TenantTokens
 from agentaudit.producers.otlp_receiver.app import TRACES_PATH, build_app
@@ -21,7 +21,7 @@ from agentaudit.settings import KafkaSettings
 
 __all__ = ["OtlpReceiver"]
 
-_log = logging.getLogger("agentaudit.otlp")
+_log = get_logger("agentaudit.otlp")
 
 
 def _loopback(host: str) -> bool:
@@ -54,14 +54,15 @@ class OtlpReceiver:
                 raise OtlpConfigError(f"no bearer token is configured and the receiver would listen on "
                                       f"{self.settings.host}: set AGENTAUDIT_OTLP_TOKENS_FILE (or "
                                       "AGENTAUDIT_OTLP_TOKENS), or listen on 127.0.0.1")
-            _log.warning("otlp.dev_mode: no bearer token configured; loopback senders only, all as tenant %r",
-                         self.settings.tenant)
+            _log.warning("otlp.dev_mode", tenant=self.settings.tenant,
+                         hint="no bearer token configured; loopback senders only, all as this tenant")
         self.clients = TenantClients(kafka or KafkaSettings(), sdk or SdkSettings(), agent=self.settings.agent,
                                      spool_root=self.settings.spool_dir, topic=topic)
         self.app = build_app(self.settings, self.tokens, self.clients.get)
         self._server = uvicorn.Server(uvicorn.Config(
             self.app, host=self.settings.host, port=self.settings.port, log_level="warning", access_log=False,
-            lifespan="off", timeout_graceful_shutdown=5, limit_concurrency=256))
+            lifespan="off", timeout_graceful_shutdown=5, limit_concurrency=256,
+            log_config=None))  # uvicorn's lines go through the root logger: AGENTAUDIT_LOG_FORMAT=json renders them
         self._thread: threading.Thread | None = None
 
     @property
