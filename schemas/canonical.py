@@ -46,9 +46,10 @@ _MAX_PROBLEMS = 3
 # outside the BMP may sort differently by UTF-16 code units than by code points).
 _FAST_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER | orjson.OPT_PASSTHROUGH_DATACLASS
                  | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS)
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _FLOAT_OR_NULL = re.compile(rb"\d[.eE]|null")
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")
+_FLOAT = re.compile(rb"\d[.eE]")
 _BRACKET = re.compile(rb"[\[\]{}]")
 # CPython's default str() of an object is "<module.Type object at 0x7f...>": the address differs per process.
 _ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
@@ -66,13 +67,13 @@ def _fast(value: Any) -> bytes | None:
         out = orjson.dumps(value, option=_FAST_OPTIONS)
     except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError: not plain JSON
         return None
-    if _ASTRAL.search(out):
+    if not out.isascii() and _ASTRAL.search(out):
         return None
-    bare = _STRING.sub(b'""', out)
-    if _FLOAT_OR_NULL.search(bare):
+    # Cheap searches of the whole output first; strings are cut out only when one of them hits.
+    if (b"null" in out or _FLOAT.search(out)) and _FLOAT_OR_NULL.search(_STRING.sub(b'""', out)):
         return None
     # Deeper than MAX_DEPTH: the slow path cuts it, so the form does not depend on the path taken.
-    if bare.count(b"[") + bare.count(b"{") > MAX_DEPTH and _depth(bare) > MAX_DEPTH:
+    if out.count(b"[") + out.count(b"{") > MAX_DEPTH and _depth(_STRING.sub(b'""', out)) > MAX_DEPTH:
         return None
     return out
 
