@@ -69,7 +69,7 @@ def _leaf(values: tuple[Any, ...]) -> str:
     try:
         fast[_COST] = orjson.Fragment(jcs_number(values[_COST]))
         data = orjson.dumps(fast, option=_LEAF_OPTIONS)
-        if _ASTRAL.search(data):
+        if not data.isascii() and _ASTRAL.search(data):
             data = canonical_text(values)[0].encode()
     except (TypeError, ValueError):
         data = canonical_text(values)[0].encode()

@@ -126,7 +126,13 @@ def canonical_text(value: Any) -> tuple[str, str | None]:
 def jcs_number(value: float) -> str:
     """A finite float as RFC 8785 writes it (ECMAScript's Number.prototype.toString): ``1.0`` is ``1``,
     ``1e21`` is ``1e+21``, ``1e-7`` is ``1e-7``, ``-0.0`` is ``0``."""
-    return rfc8785.dumps(float(value)).decode("ascii")
+    number = float(value)
+    if number == 0:
+        return "0"
+    if 1e-4 <= abs(number) < 1e16:  # repr and ECMAScript agree here but for repr's trailing ".0"
+        text = float.__repr__(number)
+        return text.removesuffix(".0")
+    return rfc8785.dumps(number).decode("ascii")
 
 
 def to_json_value(value: Any) -> tuple[Any, list[str]]:

@@ -217,3 +217,9 @@ def test_depth_is_cut_alike_whichever_path_writes_the_value(levels: int) -> None
     fast, slow = canonical_text(_nested(levels, 1)), canonical_text(_nested(levels, 1.5))
     assert fast[0].replace("1", "X") == slow[0].replace("1.5", "X")
     assert (fast[1], slow[1]) == ((None, None) if levels <= 64 else ("nested deeper than 64 levels",) * 2)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_jcs_number_writes_every_float_as_the_reference_package_does(value: float) -> None:
+    assert jcs_number(value) == rfc8785.dumps(value).decode()
