@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentaudit.rules._compile import CompiledRule, compile_rule_files
-from agentaudit.rules._runtime import _human
+from agentaudit.rules._runtime import human_duration as _human
 from agentaudit.rules._spec import RuleSpec, read_rule_files
 from agentaudit.rules.exceptions import RuleError
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from agentaudit.rules._compile import RuleSet, compile_rule_files
-from agentaudit.rules._runtime import NEVER, RUNTIMES, Clock, Hits, RuleRuntime
+from agentaudit.rules._runtime import NEVER, RUNTIMES, Acc, Clock, ErrorTally, RuleRuntime, plain
 from agentaudit.rules._spec import read_rule_files
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.exceptions import RuleError
@@ -125,7 +125,7 @@ class RuleEvaluator(BaseEvaluator):
         self._source_quiet: dict[str, int] = {}  # with sources: idle ones' processing time without a delivery, µs
         self.runtime_errors = 0
         # rule_error accumulators, keyed (rule id, tenant, hour start); touched ones are emitted by _advance
-        self._errors: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self._errors: dict[tuple[str, str, int], ErrorTally] = {}
         self._errors_touched: set[tuple[str, str, int]] = set()
         self._seen: dict[str, str] = {}  # recent event ids -> body hash of the copy judged, oldest first
         # Integrity rules told about a copy of a seen event id with another body (integrity.conflicting-duplicate).
@@ -257,13 +257,8 @@ class RuleEvaluator(BaseEvaluator):
         key = (rt.rule.id, tenant, ws)
         acc = self._errors.get(key)
         if acc is None:
-            acc = self._errors[key] = {"count": 0, "events": [], "first": None, "last": None, "rep": None,
-                                       "rep_sk": None, "error": "", "event_id": "", "agent_id": "", "trace_id": ""}
-        if Hits.add_event(acc, t, event_id, None):
-            acc["count"] += 1
-        if acc["rep_sk"] is None or (t, event_id) >= acc["rep_sk"]:  # the latest event names the error
-            acc.update(rep_sk=(t, event_id), error=error, event_id=event_id,
-                       agent_id=str(r.get("agent_id", "")), trace_id=str(r.get("trace_id", "")))
+            acc = self._errors[key] = ErrorTally()
+        acc.add_failure(t, event_id, error, str(r.get("agent_id", "")), str(r.get("trace_id", "")))
         self._errors_touched.add(key)
 
     def on_watermark(self, watermark_us: int) -> list[Incident]:
@@ -342,8 +337,8 @@ class RuleEvaluator(BaseEvaluator):
                     try:
                         incidents.append(self._incident(rt, acc))
                     except Exception as exc:  # noqa: BLE001 - one incident that cannot be built must not lose the others; reported as a rule error
-                        t, event_id = acc["events"][-1] if acc["events"] else (acc["ws"], "")
-                        self._runtime_error(rt, {"event_id": event_id, "tenant": acc["tenant"], "event_time_us": t},
+                        t, event_id = acc.events[-1] if acc.events else (acc.ws, "")
+                        self._runtime_error(rt, {"event_id": event_id, "tenant": acc.tenant, "event_time_us": t},
                                             exc)
         if self._errors_touched:
             incidents.extend(self._error_incidents())
@@ -359,42 +354,43 @@ class RuleEvaluator(BaseEvaluator):
             if acc is not None:
                 rule_id, tenant, ws = key
                 out.append(rule_error_incident(
-                    rule_id, tenant, self.revision, event_ids=[eid for _, eid in acc["events"]], count=acc["count"],
-                    first_us=acc["first"], last_us=acc["last"], window_start_us=ws, error=acc["error"],
-                    event_id=acc["event_id"], agent_id=acc["agent_id"], trace_id=acc["trace_id"]))
+                    rule_id, tenant, self.revision, event_ids=[eid for _, eid in acc.events], count=acc.count,
+                    first_us=acc.first if acc.first is not None else ws,
+                    last_us=acc.last if acc.last is not None else ws, window_start_us=ws, error=acc.error,
+                    event_id=acc.event_id, agent_id=acc.agent_id, trace_id=acc.trace_id))
         self._errors_touched.clear()
         return out
 
-    def _incident(self, rt: RuleRuntime, acc: dict[str, Any]) -> Incident:
+    def _incident(self, rt: RuleRuntime, acc: Acc) -> Incident:
         rule = rt.rule
-        rep = acc["rep"] or {}
-        ident = "\x1f".join((rule.id, self.revision, acc["tenant"], acc["key"], str(acc["ws"])))
+        rep = acc.rep or {}
+        ident = "\x1f".join((rule.id, self.revision, acc.tenant, acc.key, str(acc.ws)))
         incident_id = hashlib.sha256(ident.encode()).hexdigest()[:32]
         values = rt.values(acc)
         render = dict(rep)
         render.update(values)
         per_trace = rule.window_text == "trace"  # identity (rule, tenant, key); its window is the trace's span
-        render.update(count=acc["count"], key=acc["key"], window="trace" if per_trace else rule.window_us // 1_000_000,
+        render.update(count=acc.count, key=acc.key, window="trace" if per_trace else rule.window_us // 1_000_000,
                       rule_id=rule.id, severity=rule.severity.value)
         render.setdefault("detail", "")
         render.setdefault("within", "")
-        render.setdefault("value", acc["count"])
+        render.setdefault("value", acc.count)
         render.setdefault("threshold", "")
         owner = rule.owner
         if not owner and self.owners is not None:
             found = self.owners.resolve(rule=rule.id, agent=rep.get("agent_id", ""),
                                         tool=rep.get("name", "") if rep.get("kind") == "execute_tool" else "",
-                                        tenant=acc["tenant"])
+                                        tenant=acc.tenant)
             owner = found.team if found else ""
         attributes = {"kind": rule.kind, "key_fields": ",".join(rule.key_names)}
         attributes.update({k: _cut(str(v), _MAX_ATTRIBUTE_CHARS) for k, v in values.items()})
         return Incident(
-            incident_id=incident_id, tenant=acc["tenant"], rule_id=rule.id, rule_revision=self.revision,
-            severity=rule.severity, mode=rule.mode, owner=owner, key=acc["key"],
-            window_start_us=acc["first"] if per_trace else acc["ws"],
-            window_end_us=acc["last"] if per_trace else acc["we"], agent_id=rep.get("agent_id", ""),
-            trace_id=rep.get("trace_id", ""), event_ids=tuple(eid for _, eid in acc["events"]),
-            first_seen_us=acc["first"], last_seen_us=acc["last"], count=max(acc["count"], 1),
+            incident_id=incident_id, tenant=acc.tenant, rule_id=rule.id, rule_revision=self.revision,
+            severity=rule.severity, mode=rule.mode, owner=owner, key=acc.key,
+            window_start_us=acc.first if per_trace else acc.ws,
+            window_end_us=acc.last if per_trace else acc.we, agent_id=rep.get("agent_id", ""),
+            trace_id=rep.get("trace_id", ""), event_ids=tuple(eid for _, eid in acc.events),
+            first_seen_us=acc.first, last_seen_us=acc.last, count=max(acc.count, 1),
             summary=_cut(rule.render(render), _MAX_SUMMARY_CHARS), tags=rule.tags, attributes=attributes,
         )
 
@@ -419,7 +415,7 @@ class RuleEvaluator(BaseEvaluator):
         try:
             return orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:
-            return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+            return json.dumps(state, sort_keys=True, separators=(",", ":"), default=plain).encode()
 
     def restore(self, data: bytes) -> None:
         """Load a :meth:`snapshot`; a snapshot of another revision is ignored (state rebuilds from the log)."""
@@ -445,9 +441,8 @@ class RuleEvaluator(BaseEvaluator):
                 rt.load(state["rules"][rt.rule.id])
         self._errors = {}
         for k, acc in state.get("errors", ()):  # absent in snapshots older than rule_error incidents
-            acc["events"] = [tuple(pair) for pair in acc["events"]]
-            acc["rep_sk"] = tuple(acc["rep_sk"]) if acc["rep_sk"] is not None else None
-            self._errors[tuple(k)] = acc
+            rule_id, tenant, ws = k
+            self._errors[rule_id, tenant, ws] = ErrorTally.from_json(acc)
 
 
 def rule_error_incident(rule_id: str, tenant: str, revision: str, *, event_ids: Sequence[str], count: int,

@@ -97,7 +97,7 @@ def test_huge_finite_costs_sum_exactly_and_snapshot_round_trips() -> None:
     out = second.evaluate([_event(10, "t", "a", cost_usd=0.5, kind="chat", name="gpt")])
     spend = next(rt for rt in second.runtimes if rt.rule.id == "cost.agent-daily-budget")
     [acc] = spend.hits.accs.values()
-    assert acc["values"]["_sum"] == int(1e308) * 10**6 + int(1.5e302) * 10**6 + 10_000 + 20_000 + 500_000
+    assert acc.values["_sum"] == int(1e308) * 10**6 + int(1.5e302) * 10**6 + 10_000 + 20_000 + 500_000
     budget = _by(out + second.flush())[("cost.agent-daily-budget", "t")]
     assert budget.count == 5 and budget.attributes["value"] == "1.0000015e+308"  # -0.0 fails cost_usd > 0
 
