@@ -12,7 +12,6 @@ What a run holds: ``docs/simulator.md``.
 from __future__ import annotations
 
 import heapq
-import json
 import math
 import threading
 import time
@@ -30,6 +29,7 @@ from agentaudit.producers.simulator._trace import canonical_digest
 from agentaudit.producers.simulator.config import DEFAULT_START, SimConfig
 from agentaudit.producers.simulator.engine import SimStats
 from agentaudit.schemas import AvroCodec, SigningKey, StreamChain, body_hash, frame_body
+from agentaudit.schemas.canonical import canonical_json
 from agentaudit.schemas.checkpoints import SIG_ATTRIBUTE
 
 __all__ = ["BREACH_ATTRIBUTE", "BREACH_KINDS", "EXPECTED_RULES", "WRITE_TOOLS", "Breach", "ConversationCorpus",
@@ -409,7 +409,7 @@ class _Run:
              median_s: float | None = None, ends: bool = True) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """One tool call (start and end) carrying ``args_hash`` as the SDK records it."""
         digest = canonical_digest(args)
-        body = json.dumps(args, sort_keys=True, separators=(",", ":"))
+        body = canonical_json(args)  # the text the digest covers (RFC 8785), so payload_bytes is its size
         start = self._record(self._uuid(), self.root, "execute_tool", name, "start", "unset",
                              self._tag({"args_hash": digest, **(attrs or {})}, breach), links=links,
                              input_digest=digest, payload_bytes=len(body))
