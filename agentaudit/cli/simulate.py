@@ -163,6 +163,11 @@ def _run(source: Any, *, out: str | None, bootstrap: str | None, topic: str | No
     try:
         if out:
             return source.write_log(out)
+        import logging
+
+        from agentaudit.logs import configure_logging
+
+        configure_logging(logging.INFO)  # into Kafka it runs until Ctrl-C: AGENTAUDIT_LOG_FORMAT as every such command
         stop = stop_on_signals()
         kafka = KafkaSettings(**({"bootstrap_servers": bootstrap} if bootstrap else {}))
         typer.echo(f"simulating {what} into {topic or kafka.topics.actions} at {kafka.bootstrap_servers} "
