@@ -330,10 +330,10 @@ def test_inline_state_restored_after_a_restart_closes_when_the_tenant_stays_quie
     """``consume --state-dir``: the first sink stops before the tenant's decisions are due (idleness off); the
     restarted sink reads nothing more, yet the restored tenant counts as quiet since the start and its
     incidents are stored within lateness + idle timeout of that start."""
-    from agentaudit.consumers.rule_state import DurableEvaluator
+    from agentaudit.consumers.rule_state import PartitionEvaluators, PartitionStateStore
 
     rule_files, events, due = corpus("compact", tmp_path)
-    kafka = kafka_settings_factory(partitions=3)
+    kafka = kafka_settings_factory(partitions=1)  # per-partition state: one partition keeps the tenant's events together
     store_settings = store_settings_factory()
     migrate(store_settings)
     produce(kafka, events)
@@ -341,11 +341,11 @@ def test_inline_state_restored_after_a_restart_closes_when_the_tenant_stays_quie
     query = "SELECT rule_id, trace_id FROM incidents FINAL WHERE rule_id LIKE 'quiet.%'"
 
     def sink(idle_timeout_ms: int) -> Sink:
-        evaluator = DurableEvaluator(load_evaluator(rule_files, lateness_us=int(LATENESS_S * 1e6)),
-                                     tmp_path / "state", name=group)
+        partitions = PartitionEvaluators(lambda: load_evaluator(rule_files, lateness_us=int(LATENESS_S * 1e6)),
+                                         PartitionStateStore(tmp_path / "state"), group)
         return Sink(kafka, store_settings, SinkSettings(
             group=group, session_timeout_ms=6000, heartbeat_interval_ms=1000, batch_timeout_ms=300,
-            idle_timeout_ms=idle_timeout_ms, digests=False), evaluator)
+            idle_timeout_ms=idle_timeout_ms, digests=False), partitions=partitions)
 
     with sink(0) as first, connect(store_settings) as store:
         consumed, began = 0, time.monotonic()
@@ -355,13 +355,11 @@ def test_inline_state_restored_after_a_restart_closes_when_the_tenant_stays_quie
         time.sleep(LATENESS_S + IDLE_S)
         first.run_once()
         assert {tuple(r) for r in store.query(query).rows} == set(), "idleness off: nothing decided yet"
-    first.evaluator.close()
     with sink(int(IDLE_S * 1000)) as second, connect(store_settings) as store:
         started = time.monotonic()
         while {tuple(r) for r in store.query(query).rows} != due:
             assert second.run_once().consumed == 0, "resumed at the committed offsets"
             assert time.monotonic() - started < LATENESS_S + IDLE_S + SLACK_S + 10, "not decided after the restart"
         took = time.monotonic() - started
-    second.evaluator.close()
     print(f"\n[consume restart] {len(due)} restored decisions stored {took:.2f} s after the restart (group join "
           f"included; bound {LATENESS_S + IDLE_S:.0f} s after the start)")

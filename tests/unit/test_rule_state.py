@@ -1,4 +1,4 @@
-"""DurableEvaluator: rule state survives a crash, applied exactly once; stale or broken files start fresh."""
+"""Per-partition rule state: resumed after a crash exactly once; stale or broken snapshots start fresh."""
 
 from __future__ import annotations
 
@@ -12,24 +12,23 @@ from typing import Any
 
 import pytest
 
-from agentaudit.consumers.exceptions import ConsumerError
-from agentaudit.consumers.rule_state import DurableEvaluator
+from agentaudit.consumers.rule_state import PartitionEvaluators, PartitionStateStore, SavedState
 from agentaudit.producers.simulator import SimConfig, Simulator
 from agentaudit.rules import load_evaluator
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.schemas import AvroCodec, Incident, frame_body
 
 BATCH = 500
+TOPIC = "agentaudit.actions"
 
 
 @lru_cache(maxsize=1)
 def _log() -> tuple[dict[str, Any], ...]:
     codec = AvroCodec("action")
     out = []
-    for offset, (_key, value, _) in enumerate(Simulator(SimConfig(seed=5, events=6000)).events()):
+    for _key, value, _ in Simulator(SimConfig(seed=5, events=6000)).events():
         record = codec.decode(value)
-        record.update(_topic="agentaudit.actions", _partition=0, _offset=offset,
-                      event_hash=hashlib.sha256(frame_body(value)).hexdigest())
+        record["event_hash"] = hashlib.sha256(frame_body(value)).hexdigest()
         out.append(record)
     return tuple(out)
 
@@ -54,28 +53,24 @@ def _reference() -> dict[str, int]:
     return store
 
 
-def test_restart_resumes_windows_and_skips_records_already_applied(tmp_path: Path):
+def test_the_next_owner_resumes_the_windows_and_the_offset_of_the_last_checkpoint(tmp_path: Path):
     reference = _reference()
-    crash_at = 3000  # records [0, 3000) applied and snapshotted; the sink had committed only 2000
-    committed = 2000
+    crash_at = 3000  # checkpoints up to 3000: incidents written, then state saved, then offsets committed
     store: dict[str, int] = {}
-    first = DurableEvaluator(load_evaluator(None), tmp_path, name="g1")
+    states = PartitionStateStore(tmp_path)
+    first = PartitionEvaluators(lambda: load_evaluator(None), states, "g1")
+    assert first.assign(TOPIC, 0) is None
     for start in range(0, crash_at, BATCH):
-        last = _judge(first, _records(start, start + BATCH), {} if start == crash_at - BATCH else store)
-    assert last  # killed after the last snapshot, before these incidents reached the store
-    assert first.snapshots >= crash_at // BATCH
-    first.close()  # as kill -9 does: the OS drops the lock
+        _judge(first.get(TOPIC, 0), _records(start, start + BATCH), store)
+        first.snapshot({(TOPIC, 0): start + BATCH})
+    _judge(first.get(TOPIC, 0), _records(crash_at, crash_at + BATCH), {})  # judged, then killed before the checkpoint
 
-    second = DurableEvaluator(load_evaluator(None), tmp_path, name="g1")
-    assert second.restored and second.applied == {("agentaudit.actions", 0): crash_at}
-    # the sink re-reads from its commit: 1000 records already applied, then 500 new ones
-    again = _judge(second, _records(committed, crash_at + BATCH), store)
-    assert second.dropped == crash_at - committed
-    assert {i.incident_id for i in last} <= {i.incident_id for i in again}  # the unwritten ones, repeated
-    for start in range(crash_at + BATCH, len(_log()), BATCH):
-        _judge(second, _records(start, start + BATCH), store)
+    second = PartitionEvaluators(lambda: load_evaluator(None), states, "g1")
+    resume = second.assign(TOPIC, 0)
+    assert resume == crash_at and second.restored == 1
+    for start in range(resume, len(_log()), BATCH):  # the sink judges from the snapshot's offset on
+        _judge(second.get(TOPIC, 0), _records(start, start + BATCH), store)
     assert len(reference) > 10
-    second.close()
     assert store == reference
 
     # without the restore the same crash changes the aggregates: the scenario exercises state
@@ -84,7 +79,7 @@ def test_restart_resumes_windows_and_skips_records_already_applied(tmp_path: Pat
     for start in range(0, crash_at, BATCH):
         _judge(plain, _records(start, start + BATCH), amnesic)
     plain = load_evaluator(None)
-    for start in range(committed, len(_log()), BATCH):
+    for start in range(crash_at, len(_log()), BATCH):
         _judge(plain, _records(start, start + BATCH), amnesic)
     assert amnesic != reference
 
@@ -107,57 +102,59 @@ class _Counter(BaseEvaluator):
         self.seen = json.loads(data)["seen"]
 
 
-def _batch(start: int, stop: int, partition: int = 0) -> list[dict[str, Any]]:
-    return [{"_topic": "t", "_partition": partition, "_offset": o} for o in range(start, stop)]
+def test_each_partition_has_its_own_snapshot_written_atomically(tmp_path: Path):
+    evaluators = PartitionEvaluators(lambda: _Counter("r1"), PartitionStateStore(tmp_path), "grp/one")
+    for partition, count in ((0, 10), (3, 2)):
+        evaluators.assign(TOPIC, partition)
+        evaluators.get(TOPIC, partition).evaluate([{}] * count)
+    evaluators.snapshot({(TOPIC, 0): 10, (TOPIC, 3): 7, ("other.topic", 0): 4})  # no evaluator: nothing saved
+    assert sorted(p.name for p in (tmp_path / "grp_one").iterdir()) == [f"{TOPIC}-0.state", f"{TOPIC}-3.state"]
+    evaluators.revoke(TOPIC, 3)
+
+    again = PartitionEvaluators(lambda: _Counter("r1"), PartitionStateStore(tmp_path), "grp/one")
+    assert again.assign(TOPIC, 3) == 7 and again.get(TOPIC, 3).seen == 2
+    assert again.assign(TOPIC, 0) == 10 and again.get(TOPIC, 0).seen == 10
+    assert again.assign(TOPIC, 1) is None and again.get(TOPIC, 1).seen == 0
 
 
-def _once(durable: DurableEvaluator, records: list[dict[str, Any]]) -> None:
-    durable.evaluate(records)
-    durable.close()
+def test_a_revoked_partition_keeps_the_state_of_its_last_checkpoint(tmp_path: Path):
+    evaluators = PartitionEvaluators(lambda: _Counter("r1"), PartitionStateStore(tmp_path), "g")
+    evaluators.assign(TOPIC, 0)
+    evaluators.get(TOPIC, 0).evaluate([{}] * 5)
+    evaluators.snapshot({(TOPIC, 0): 5})
+    evaluators.get(TOPIC, 0).evaluate([{}] * 3)  # judged but never checkpointed (a batch waiting out a retry)
+    evaluators.revoke(TOPIC, 0)
 
-
-def test_snapshot_is_written_atomically_per_batch_and_per_partition(tmp_path: Path):
-    durable = DurableEvaluator(_Counter("r1"), tmp_path, name="grp/one")
-    durable.evaluate(_batch(0, 10) + _batch(5, 7, partition=3))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grp_one.lock", "grp_one.state"]  # no tmp file left
-    with pytest.raises(ConsumerError, match="in use by another consumer"):
-        DurableEvaluator(_Counter("r1"), tmp_path, name="grp/one")
-    durable.close()
-    restored = DurableEvaluator(_Counter("r1"), tmp_path, name="grp/one")
-    assert restored.inner.seen == 12
-    assert restored.applied == {("t", 0): 10, ("t", 3): 7}
-    restored.evaluate(_batch(8, 12) + _batch(0, 8, partition=3))
-    assert restored.inner.seen == 12 + 2 + 1 and restored.dropped == 2 + 7
-    restored.close()
+    assert evaluators.assign(TOPIC, 0) == 5 and evaluators.get(TOPIC, 0).seen == 5  # re-read from 5, not counted twice
 
 
 def test_revision_change_starts_fresh_state(tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    _once(DurableEvaluator(_Counter("r1"), tmp_path, name="g"), _batch(0, 10))
+    states = PartitionStateStore(tmp_path)
+    states.save("g", TOPIC, 0, SavedState(10, "r1", _Counter("r1").snapshot()))
     with caplog.at_level(logging.WARNING, "agentaudit.consumers.rule_state"):
-        fresh = DurableEvaluator(_Counter("r2"), tmp_path, name="g")
-    assert not fresh.restored and fresh.inner.seen == 0 and fresh.applied == {}
+        fresh = PartitionEvaluators(lambda: _Counter("r2"), states, "g")
+        assert fresh.assign(TOPIC, 0) is None
+    assert fresh.restored == 0 and fresh.get(TOPIC, 0).seen == 0
     assert "revision_changed" in caplog.text
-    _once(fresh, _batch(0, 10))  # nothing dropped: the new revision judges them
-    assert fresh.inner.seen == 10
-    again = DurableEvaluator(_Counter("r2"), tmp_path, name="g")
-    assert again.inner.seen == 10
-    again.close()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "flip"])
 def test_torn_or_corrupt_file_is_moved_aside_and_state_starts_fresh(tmp_path: Path, damage: str,
                                                                    caplog: pytest.LogCaptureFixture):
-    _once(DurableEvaluator(_Counter("r1"), tmp_path, name="g"), _batch(0, 10))
-    path = tmp_path / "g.state"
+    states = PartitionStateStore(tmp_path)
+    counter = _Counter("r1")
+    counter.seen = 10
+    states.save("g", TOPIC, 0, SavedState(10, "r1", counter.snapshot()))
+    path = states.file("g", TOPIC, 0)
     data = path.read_bytes()
     path.write_bytes({"truncate": data[:-3], "garbage": b"\x00\xff not a snapshot",
                       "flip": data[:-2] + bytes([data[-2] ^ 1]) + data[-1:]}[damage])
     with caplog.at_level(logging.ERROR, "agentaudit.consumers.rule_state"):
-        fresh = DurableEvaluator(_Counter("r1"), tmp_path, name="g")
-    assert not fresh.restored and fresh.inner.seen == 0 and fresh.applied == {}
+        fresh = PartitionEvaluators(lambda: _Counter("r1"), states, "g")
+        assert fresh.assign(TOPIC, 0) is None
+    assert fresh.get(TOPIC, 0).seen == 0
     assert "rule_state.corrupt" in caplog.text
-    assert not path.exists() and len(list(tmp_path.glob("g.state.corrupt-*"))) == 1
-    fresh.close()
+    assert not path.exists() and len(list(path.parent.glob(f"{path.name}.corrupt-*"))) == 1
 
 
 def test_hot_reload_snapshots_the_new_revision_and_a_restart_on_old_files_starts_fresh(tmp_path: Path):
@@ -176,20 +173,27 @@ rules:
     path = tmp_path / "rules" / "r.yaml"
     path.parent.mkdir()
     path.write_text(rules.format(tool="alpha"))
-    durable = DurableEvaluator(ReloadingEvaluator([str(path)], load=load_evaluator), tmp_path / "state", name="g")
-    first = durable.revision
-    durable.evaluate(_records(0, 100))
-    path.write_text(rules.format(tool="beta"))
-    assert durable.inner.check() is True
-    durable.evaluate(_records(100, 200))  # swaps in the new revision, which starts with empty windows
-    second = durable.revision
-    assert second != first
-    durable.close()
+    states = PartitionStateStore(tmp_path / "state")
 
-    same = DurableEvaluator(ReloadingEvaluator([str(path)], load=load_evaluator), tmp_path / "state", name="g")
-    assert same.restored and same.applied == {("agentaudit.actions", 0): 200}
+    def reloading() -> ReloadingEvaluator:
+        return ReloadingEvaluator([str(path)], load=load_evaluator)
+
+    evaluators = PartitionEvaluators(reloading, states, "g")
+    evaluators.assign(TOPIC, 0)
+    evaluator = evaluators.get(TOPIC, 0)
+    first = evaluator.revision
+    evaluator.evaluate(_records(0, 100))
+    path.write_text(rules.format(tool="beta"))
+    assert evaluator.check() is True
+    evaluator.evaluate(_records(100, 200))  # swaps in the new revision, which starts with empty windows
+    assert evaluator.revision != first
+    evaluators.snapshot({(TOPIC, 0): 200})
+    evaluators.close()
+
+    same = PartitionEvaluators(reloading, states, "g")
+    assert same.assign(TOPIC, 0) == 200
     same.close()
     path.write_text(rules.format(tool="alpha"))  # back to the first revision while down: its state is gone
-    old = DurableEvaluator(ReloadingEvaluator([str(path)], load=load_evaluator), tmp_path / "state", name="g")
-    assert old.revision == first and not old.restored and old.applied == {}
+    old = PartitionEvaluators(reloading, states, "g")
+    assert old.assign(TOPIC, 0) is None and old.get(TOPIC, 0).revision == first
     old.close()
