@@ -65,7 +65,7 @@ class CanonicalError(SchemaError, ValueError):
 def _fast(value: Any) -> bytes | None:
     try:
         out = orjson.dumps(value, option=_FAST_OPTIONS)
-    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError: not plain JSON
+    except Exception:  # noqa: BLE001 - JSONEncodeError (a TypeError) for anything but plain JSON; never raises
         return None
     if not out.isascii() and _ASTRAL.search(out):
         return None
