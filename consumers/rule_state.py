@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -20,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentaudit.consumers.exceptions import ConsumerError
+from agentaudit.logs import get_logger
 from agentaudit.rules.engine import BaseEvaluator
 
 __all__ = ["EvaluatorFactory", "PartitionEvaluators", "PartitionStateStore", "SavedState"]
 
-_log = logging.getLogger("agentaudit.consumers.rule_state")
+_log = get_logger("agentaudit.consumers.rule_state")
 
 _FORMAT = 1
 
@@ -88,8 +88,8 @@ class PartitionStateStore:
         except (ValueError, KeyError, TypeError) as exc:
             aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
             os.replace(path, aside)
-            _log.error("rule_state.corrupt file=%s moved_to=%s error=%s: the partition starts with empty rule state",
-                       path, aside, exc)
+            _log.error("rule_state.corrupt", file=path, moved_to=aside, error=exc,
+                       hint="the partition starts with empty rule state")
             return None
 
     def save(self, group: str, topic: str, partition: int, saved: SavedState) -> None:
@@ -131,15 +131,15 @@ class PartitionEvaluators:
             self._offsets.pop(key, None)
             return None
         if saved.revision != evaluator.revision:
-            _log.warning("rule_state.revision_changed topic=%s partition=%d snapshot=%s current=%s: fresh state",
-                         topic, partition, saved.revision, evaluator.revision)
+            _log.warning("rule_state.revision_changed", topic=topic, partition=partition, snapshot=saved.revision,
+                         current=evaluator.revision, action="fresh state")
             self._offsets.pop(key, None)
             return None
         evaluator.restore(saved.state)
         self._offsets[key] = saved.offset
         self.restored += 1
-        _log.info("rule_state.restored topic=%s partition=%d offset=%d bytes=%d", topic, partition, saved.offset,
-                  len(saved.state))
+        _log.info("rule_state.restored", topic=topic, partition=partition, offset=saved.offset,
+                  bytes=len(saved.state))
         return saved.offset
 
     def revoke(self, topic: str, partition: int) -> None:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from agentaudit.logs import get_logger
 from agentaudit.rules._compile import RuleSet, compile_rule_files
 from agentaudit.rules._runtime import NEVER, RUNTIMES, Acc, Clock, ErrorTally, RuleRuntime, plain
 from agentaudit.rules._spec import read_rule_files
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_LATENESS_US", "DEFAULT_PACK", "RULE_ERROR_ID", "RuleEvaluator", "load_evaluator", "load_rule_set",
            "rule_error_incident", "rule_paths"]
 
-_log = logging.getLogger(__name__)
+_log = get_logger(__name__)
 DEFAULT_PACK = Path(__file__).with_name("pack")
 DEFAULT_LATENESS_US = 30_000_000
 DEDUPE_WINDOW = 200_000  # event ids remembered to drop redeliveries; a snapshot restores state as of its offsets
@@ -251,8 +251,8 @@ class RuleEvaluator(BaseEvaluator):
         tenant = str(r.get("tenant", ""))
         t = r.get("event_time_us", 0)
         error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
-        _log.warning("rules.runtime_error rule=%s tenant=%s event_id=%s partition=%s offset=%s error=%s",
-                     rt.rule.id, tenant, event_id, r.get("_partition"), r.get("_offset"), error)
+        _log.warning("rules.runtime_error", rule=rt.rule.id, tenant=tenant, event_id=event_id,
+                     partition=r.get("_partition"), offset=r.get("_offset"), error=error)
         ws = t - t % _ERROR_WINDOW_US
         key = (rt.rule.id, tenant, ws)
         acc = self._errors.get(key)
@@ -428,7 +428,7 @@ class RuleEvaluator(BaseEvaluator):
         except ValueError as exc:
             raise RuleError(f"rule engine snapshot is not valid JSON: {exc}; delete it to rebuild state") from exc
         if state.get("version") != _SNAPSHOT_VERSION or state.get("revision") != self.revision:
-            _log.warning("rules.snapshot_skipped revision=%s current=%s", state.get("revision"), self.revision)
+            _log.warning("rules.snapshot_skipped", revision=state.get("revision"), current=self.revision)
             return
         self._max_time = dict(state["max_time"])
         self._marked = dict(state["marked"])
