@@ -6,16 +6,17 @@ columns in CPython; the explicit schema spares pyarrow type inference.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
 
-from agentaudit.schemas import Incident, Severity
+from agentaudit.schemas import ACTION_LEAVES, ActionField, Incident, Severity
 
 __all__ = [
-    "ACTIONS_SCHEMA", "INCIDENTS_SCHEMA", "LIFECYCLE_SCHEMA", "actions_table", "incident_records_table",
-    "incidents_table", "lifecycle_table",
+    "ACTIONS_SCHEMA", "INCIDENTS_SCHEMA", "LIFECYCLE_SCHEMA", "actions_schema", "actions_table", "column_reads",
+    "incident_records_table", "incidents_table", "lifecycle_table",
 ]
 
 _STR = pa.string()
@@ -23,44 +24,55 @@ _TS = pa.timestamp("us", tz="UTC")
 _MAP = pa.map_(pa.string(), pa.string())
 _STRS = pa.list_(pa.string())
 
-ACTIONS_SCHEMA = pa.schema(
-    [
-        ("event_id", _STR), ("tenant", _STR), ("agent_id", _STR), ("agent_version", _STR),
-        ("run_id", _STR), ("trace_id", _STR), ("action_id", _STR), ("parent_action_id", _STR),
-        ("links", _STRS), ("depth", pa.uint16()), ("stream_id", _STR), ("seq", pa.uint64()),
-        ("prev_hash", _STR), ("event_hash", _STR), ("kind", _STR), ("name", _STR), ("phase", _STR),
-        ("status", _STR), ("error_type", _STR), ("error_message", _STR), ("actor_type", _STR),
-        ("actor_id", _STR), ("model", _STR), ("input_tokens", pa.uint64()), ("output_tokens", pa.uint64()),
-        ("cost_usd", pa.float64()), ("latency_us", pa.uint64()), ("start_time", _TS), ("end_time", _TS),
-        ("event_time", _TS), ("input_digest", _STR), ("output_digest", _STR), ("input_body", _STR),
-        ("output_body", _STR), ("payload_bytes", pa.uint64()), ("attributes", _MAP), ("environment", _STR),
-        ("kafka_partition", pa.uint16()), ("kafka_offset", pa.uint64()), ("later_copy", pa.uint8()),
-        ("signature", _STR),
-    ]
-)
+# The actions columns derive from the action schema's fields (schemas/action_fields.py), in its order: a nested
+# record's leaves by their flat names (actor_type), an epoch-microsecond `<x>_time_us` as the timestamp `<x>_time`,
+# the sink's `event_hash` after `prev_hash`, and the sink's own columns last. Computed once, at import.
+_ARROW_TYPES = {"string": _STR, "enum": _STR, "int": pa.uint16(), "long": pa.uint64(), "double": pa.float64(),
+                "array": _STRS, "map": _MAP}
+_TIME_SUFFIX = "_time_us"
 
-# Columns copied as they are, and nullable strings that the store keeps as ''.
-_PLAIN = (
-    "event_id", "tenant", "agent_id", "agent_version", "run_id", "trace_id", "action_id", "links", "depth",
-    "stream_id", "seq", "prev_hash", "event_hash", "kind", "name", "phase", "status", "input_tokens",
-    "output_tokens", "cost_usd", "latency_us", "payload_bytes", "attributes", "environment",
-)
-_NULLABLE_STR = (
-    "parent_action_id", "error_type", "error_message", "model", "input_digest", "output_digest",
-    "input_body", "output_body",
-)
+
+def _column(name: str) -> str:
+    return sys.intern(name[:-3]) if name.endswith(_TIME_SUFFIX) else name
+
+
+def actions_schema(leaves: Sequence[ActionField] = ACTION_LEAVES) -> pa.Schema:
+    """The ``actions`` table's Arrow schema for the action schema's ``leaves``."""
+    fields: list[tuple[str, pa.DataType]] = []
+    for leaf in leaves:
+        fields.append((_column(leaf.name), _TS if leaf.name.endswith(_TIME_SUFFIX) else _ARROW_TYPES[leaf.type]))
+        if leaf.name == "prev_hash":
+            fields.append(("event_hash", _STR))
+    fields += [("kafka_partition", pa.uint16()), ("kafka_offset", pa.uint64()), ("later_copy", pa.uint8()),
+               ("signature", _STR)]
+    return pa.schema(fields)
+
+
+ACTIONS_SCHEMA = actions_schema()
+
+def column_reads(leaves: Sequence[ActionField] = ACTION_LEAVES) -> tuple[
+        tuple[tuple[str, str], ...], tuple[str, ...], tuple[tuple[str, str, str], ...]]:
+    """How :func:`actions_table` reads each column of the schema's ``leaves``: ``(column, record key)`` for
+    values copied as they are (times renamed, the sink's event_hash too), the nullable strings the store keeps
+    as '', and ``(column, outer key, inner key)`` for nested leaves. A comprehension per column over interned
+    keys, as these are, costs what the hand-written one did."""
+    copied = (*((_column(leaf.name), leaf.name) for leaf in leaves
+                if len(leaf.path) == 1 and not (leaf.type == "string" and leaf.nullable)), ("event_hash", "event_hash"))
+    nullable = tuple(leaf.name for leaf in leaves if len(leaf.path) == 1 and leaf.type == "string" and leaf.nullable)
+    nested = tuple((leaf.name, leaf.path[0], leaf.path[1]) for leaf in leaves if len(leaf.path) == 2)
+    return copied, nullable, nested
+
+
+_COPIED, _NULLABLE_STR, _NESTED = column_reads()
 
 
 def actions_table(records: Sequence[dict[str, Any]]) -> pa.Table:
     """The ``actions`` rows for decoded action records carrying ``event_hash``, ``_partition``, ``_offset``."""
-    columns: dict[str, list[Any]] = {name: [r[name] for r in records] for name in _PLAIN}
+    columns: dict[str, list[Any]] = {column: [r[key] for r in records] for column, key in _COPIED}
     for name in _NULLABLE_STR:
         columns[name] = [r[name] or "" for r in records]
-    columns["actor_type"] = [r["actor"]["type"] for r in records]
-    columns["actor_id"] = [r["actor"]["id"] for r in records]
-    columns["start_time"] = [r["start_time_us"] for r in records]
-    columns["end_time"] = [r["end_time_us"] for r in records]
-    columns["event_time"] = [r["event_time_us"] for r in records]
+    for name, outer, inner in _NESTED:
+        columns[name] = [r[outer][inner] for r in records]
     columns["kafka_partition"] = [r["_partition"] for r in records]
     columns["kafka_offset"] = [r["_offset"] for r in records]
     columns["later_copy"] = [r.get("later_copy", 0) for r in records]  # set by the sink (Sink._mark_later_copies)

@@ -38,7 +38,7 @@ from agentaudit.producers._queue import EventQueue
 from agentaudit.producers._spool import Spool
 from agentaudit.producers.redaction import Redactor, cap, redact_fields
 from agentaudit.producers.settings import SdkSettings
-from agentaudit.schemas import AvroCodec, SigningKey, StreamChain
+from agentaudit.schemas import ACTION_DEFAULTS, AvroCodec, SigningKey, StreamChain
 from agentaudit.schemas.checkpoints import CHECKPOINT_NAME
 from agentaudit.settings import KafkaSettings
 
@@ -95,6 +95,9 @@ _BATCH = 2000
 _BATCH_WHILE_WAITED_ON = 250
 _MARK_ROOM = 64 * 1024  # spool room wanted before a gap marker is sealed (it would be dropped too)
 _READBACK_IDLE = 0.7
+
+#: The schema's defaults a record may share (immutable ones; links and attributes are made per record).
+_DEFAULTS = {name: value for name, value in ACTION_DEFAULTS.items() if not isinstance(value, (list, dict))}
 
 # window entry fields
 _KEY, _VALUE, _STATE, _PART, _OFFSET, _END = range(6)
@@ -239,15 +242,12 @@ class Worker(threading.Thread):
 
     def _seal(self, item: tuple[Any, ...], checkpoint: bool = False) -> tuple[bytes, bytes] | None:
         agent, kind, phase, name, action_id, parent, trace, depth, run_id, t_us, extra, _size = item
+        # the schema's defaults, then what this event says (tenant, versions and the chain's fields come next)
         record = {
-            "event_id": f"{self._event_prefix}{next(self._event_counter):012x}",
+            **_DEFAULTS, "event_id": f"{self._event_prefix}{next(self._event_counter):012x}",
             "agent_id": agent, "run_id": run_id, "trace_id": trace, "action_id": action_id,
             "parent_action_id": parent, "links": [], "depth": depth, "kind": kind, "name": name, "phase": phase,
-            "status": "unset", "error_type": None, "error_message": None,
-            "actor": {"type": "agent", "id": agent}, "model": None, "input_tokens": 0, "output_tokens": 0,
-            "cost_usd": 0.0, "latency_us": None, "start_time_us": t_us, "end_time_us": None,
-            "event_time_us": t_us, "input_digest": None, "output_digest": None, "input_body": None,
-            "output_body": None, "payload_bytes": 0, "attributes": {},
+            "actor": {"type": "agent", "id": agent}, "start_time_us": t_us, "event_time_us": t_us, "attributes": {},
         }
         record.update(self._static)
         if extra:

@@ -5,6 +5,13 @@
 if __name__ != "agentaudit.schemas":
     raise ImportError(f"import agentaudit.schemas, not {__name__}: the schemas/ folder is the agentaudit.schemas package")
 
+from agentaudit.schemas.action_fields import (
+    ACTION_DEFAULTS,
+    ACTION_FIELD_NAMES,
+    ACTION_FIELDS,
+    ACTION_LEAVES,
+    ActionField,
+)
 from agentaudit.schemas.codec import CONFLUENT_MAGIC, SINGLE_OBJECT_MAGIC, AvroCodec, DecodeFailure, frame_body
 from agentaudit.schemas.control import ANY_AGENT, ControlCommand, ControlState, ControlType, command_id_for
 from agentaudit.schemas.exceptions import (
@@ -42,10 +49,15 @@ from agentaudit.schemas.signing import (
 from agentaudit.schemas.validation import check_action
 
 __all__ = [
+    "ACTION_DEFAULTS",
+    "ACTION_FIELDS",
+    "ACTION_FIELD_NAMES",
+    "ACTION_LEAVES",
     "ANY_AGENT",
     "CONFLUENT_MAGIC",
     "SINGLE_OBJECT_MAGIC",
     "ActionEvent",
+    "ActionField",
     "ActionKind",
     "Actor",
     "ActorType",

@@ -132,7 +132,8 @@ class Actor(_AvroModel):
 
 
 class ActionEvent(_AvroModel):
-    """One thing an agent, a human or the system did (schemas/avro/action.v1.avsc)."""
+    """One thing an agent, a human or the system did (schemas/avro/action.v2.avsc; its fields in the order of
+    :data:`~agentaudit.schemas.ACTION_FIELDS`, tests/unit/test_action_fields.py)."""
 
     event_id: str
     tenant: str
@@ -168,6 +169,7 @@ class ActionEvent(_AvroModel):
     output_body: str | None = None
     payload_bytes: int = Field(default=0, ge=0)
     attributes: dict[str, str] = Field(default_factory=dict)
+    environment: str = ""  # added in action.v2 (was missing here: from_avro dropped it)
 
     def to_avro(self) -> dict[str, Any]:
         record = self.model_dump(mode="json")

@@ -1,6 +1,7 @@
 """The event fields a condition may name, their types and how compiled code reads them.
 
-Fields are the action record's (schemas/avro/action.v2.avsc) plus a few derived ones.
+Fields are the action record's, derived from its one definition (``agentaudit.schemas.ACTION_LEAVES``, read
+from the Avro schema), plus a few computed ones.
 Null strings read as ``""`` and null numbers as ``0`` (as in the ClickHouse columns),
 so compiled conditions never meet ``None``.
 """
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agentaudit.schemas import ActionKind, ActorType, Phase, Status
+from agentaudit.schemas import ACTION_LEAVES, ActionField
 
-__all__ = ["FIELDS", "Field", "resolve_field"]
+__all__ = ["FIELDS", "Field", "resolve_field", "schema_field"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,35 +26,22 @@ class Field:
     doc: str = ""
 
 
-def _enum(name: str, code: str, enum: type) -> Field:
-    return Field(name, "enum", code, frozenset(member.value for member in enum))
+_TYPES = {"string": "str", "int": "num", "long": "num", "double": "num", "enum": "enum", "array": "list", "map": "map"}
 
 
-_STR = ("event_id", "tenant", "agent_id", "agent_version", "run_id", "trace_id", "action_id", "stream_id", "prev_hash", "name")
-_NULLABLE_STR = ("parent_action_id", "error_type", "error_message", "model", "input_digest", "output_digest",
-                 "input_body", "output_body")
-_NUM = ("depth", "seq", "input_tokens", "output_tokens", "cost_usd", "start_time_us", "event_time_us", "payload_bytes")
-_NULLABLE_NUM = ("latency_us", "end_time_us")
+def schema_field(leaf: ActionField) -> Field:
+    """The field for one leaf of the action schema: read by its path, a null as ``""`` or ``0``, and one added
+    after version 1 with ``.get`` and its default, so that records of version 1 read as the default."""
+    kind = _TYPES[leaf.type]
+    code = f"r.get({leaf.name!r}, {leaf.default!r})" if leaf.since > 1 else "r" + "".join(f"[{k!r}]" for k in leaf.path)
+    if leaf.nullable:
+        code = f"({code} or {0 if kind == 'num' else repr('')})"
+    return Field(leaf.name, kind, code, frozenset(leaf.symbols))
 
-FIELDS: dict[str, Field] = {}
-for _name in _STR:
-    FIELDS[_name] = Field(_name, "str", f"r[{_name!r}]")
-for _name in _NULLABLE_STR:
-    FIELDS[_name] = Field(_name, "str", f"(r[{_name!r}] or '')")
-for _name in _NUM:
-    FIELDS[_name] = Field(_name, "num", f"r[{_name!r}]")
-for _name in _NULLABLE_NUM:
-    FIELDS[_name] = Field(_name, "num", f"(r[{_name!r}] or 0)")
+
+FIELDS: dict[str, Field] = {leaf.name: schema_field(leaf) for leaf in ACTION_LEAVES}
 FIELDS.update({
-    "environment": Field("environment", "str", "r.get('environment', '')"),
-    "kind": _enum("kind", "r['kind']", ActionKind),
-    "phase": _enum("phase", "r['phase']", Phase),
-    "status": _enum("status", "r['status']", Status),
-    "actor_type": _enum("actor_type", "r['actor']['type']", ActorType),
-    "actor_id": Field("actor_id", "str", "r['actor']['id']"),
-    "links": Field("links", "list", "r['links']"),
-    "attributes": Field("attributes", "map", "r['attributes']"),
-    # derived
+    # computed
     "tokens_total": Field("tokens_total", "num", "(r['input_tokens'] + r['output_tokens'])",
                           doc="input_tokens + output_tokens"),
     "latency_ms": Field("latency_ms", "num", "((r['latency_us'] or 0) / 1000.0)", doc="latency_us / 1000"),
