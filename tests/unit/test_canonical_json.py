@@ -223,3 +223,12 @@ def test_depth_is_cut_alike_whichever_path_writes_the_value(levels: int) -> None
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_jcs_number_writes_every_float_as_the_reference_package_does(value: float) -> None:
     assert jcs_number(value) == rfc8785.dumps(value).decode()
+
+
+def test_the_strict_form_refuses_the_same_types_whatever_else_the_value_holds() -> None:
+    import uuid
+
+    for odd in (uuid.UUID(int=1), Color.RED):
+        for value in ({"x": odd}, {"x": odd, "f": 1.5}):
+            with pytest.raises(CanonicalError):
+                canonical_json(value)
