@@ -232,3 +232,9 @@ def test_the_strict_form_refuses_the_same_types_whatever_else_the_value_holds() 
         for value in ({"x": odd}, {"x": odd, "f": 1.5}):
             with pytest.raises(CanonicalError):
                 canonical_json(value)
+
+
+@pytest.mark.parametrize("value", [{"u": __import__("uuid").UUID(int=7)}, {"e": Color.RED}, {"p": Point(1, 2)},
+                                   {"d": __import__("datetime").date(2026, 1, 2)}])
+def test_types_orjson_writes_itself_read_as_the_documented_conversion_says(value: object) -> None:
+    assert canonical_text(value)[0] == rfc8785.dumps(to_json_value(value)[0]).decode()
