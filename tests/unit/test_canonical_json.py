@@ -4,6 +4,7 @@ conversions that are the same in every process (no memory address ever reaches a
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import hashlib
 import json
@@ -12,6 +13,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import uuid
 
 import pytest
 import rfc8785
@@ -226,15 +228,13 @@ def test_jcs_number_writes_every_float_as_the_reference_package_does(value: floa
 
 
 def test_the_strict_form_refuses_the_same_types_whatever_else_the_value_holds() -> None:
-    import uuid
-
     for odd in (uuid.UUID(int=1), Color.RED):
         for value in ({"x": odd}, {"x": odd, "f": 1.5}):
             with pytest.raises(CanonicalError):
                 canonical_json(value)
 
 
-@pytest.mark.parametrize("value", [{"u": __import__("uuid").UUID(int=7)}, {"e": Color.RED}, {"p": Point(1, 2)},
-                                   {"d": __import__("datetime").date(2026, 1, 2)}])
+@pytest.mark.parametrize("value", [{"u": uuid.UUID(int=7)}, {"e": Color.RED}, {"p": Point(1, 2)},
+                                   {"d": datetime.date(2026, 1, 2)}])
 def test_types_orjson_writes_itself_read_as_the_documented_conversion_says(value: object) -> None:
     assert canonical_text(value)[0] == rfc8785.dumps(to_json_value(value)[0]).decode()
