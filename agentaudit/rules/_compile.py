@@ -18,7 +18,7 @@ from agentaudit.rules._condition import (
     compile_predicate,
     parse_condition,
 )
-from agentaudit.rules._fields import resolve_field
+from agentaudit.rules._fields import Field, resolve_field
 from agentaudit.rules._spec import ENGINE_VERSION, RuleFiles, RuleSpec, parse_duration
 from agentaudit.rules.exceptions import RuleError
 from agentaudit.schemas import RuleMode, Severity
@@ -59,7 +59,7 @@ class CompiledRule:
     desc: str
     predicate: Predicate
     kinds: frozenset[str] | None
-    key: Callable[[dict[str, Any]], tuple]
+    key: Callable[[dict[str, Any]], tuple[str, ...]]
     key_names: tuple[str, ...]
     window_us: int
     slide_us: int
@@ -117,7 +117,7 @@ class _Compiler:
         self.macro_cache[name] = fragment
         return fragment
 
-    def condition(self, spec: RuleSpec, text: Any, key: str, block: dict | None = None) -> Fragment:
+    def condition(self, spec: RuleSpec, text: Any, key: str, block: dict[str, Any] | None = None) -> Fragment:
         if isinstance(text, bool):
             text = str(text).lower()
         line = (block.line_of(key) if block is not None and hasattr(block, "line_of") else spec.line_of(key))
@@ -160,7 +160,7 @@ class _Compiler:
                 if len(row) != len(fields):
                     raise spec.error(f"exception {entry.get('name')!r}: value {value!r} needs {len(fields)} items, "
                                      "one per field", line=line)
-                converted = []
+                converted: list[float | str] = []
                 for fld, item in zip(fields, row, strict=False):
                     if fld.type == "num":
                         try:
@@ -181,7 +181,8 @@ class _Compiler:
             parts.append(f"(({', '.join(f.code for f in fields)},) not in {slot})")
         return " and ".join(parts) if parts else None
 
-    def key_function(self, spec: RuleSpec, names: list[str]) -> tuple[Callable, tuple[str, ...]]:
+    def key_function(self, spec: RuleSpec, names: list[str]) -> tuple[Callable[[dict[str, Any]], tuple[str, ...]],
+                                                                       tuple[str, ...]]:
         codes = []
         for name in names:
             fld = resolve_field(str(name))
@@ -193,7 +194,7 @@ class _Compiler:
         exec(compile(source, f"<rule {spec.id}:key>", "exec"), scope)  # noqa: S102 - generated from field table
         return scope["_key"], tuple(str(n) for n in names)
 
-    def template(self, spec: RuleSpec) -> tuple[str, Callable]:
+    def template(self, spec: RuleSpec) -> tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         text = spec.body["output"]
         names: set[str] = {"agent_id", "trace_id", "event_id", "name", "kind"}
         dummy: dict[str, Any] = dict.fromkeys(TEMPLATE_EXTRAS, 0)
@@ -213,18 +214,17 @@ class _Compiler:
             if name == "" or not (name in TEMPLATE_EXTRAS or resolve_field(name)):
                 raise spec.error(f"output template: unknown field {name!r}", "output")
             if name not in TEMPLATE_EXTRAS:
-                fld = resolve_field(name)
+                fld = _known(name)
                 if fld.type in ("list", "map"):
                     raise spec.error(f"output template: field {name!r} is not a scalar", "output")
                 names.add(name)
         for name in names:
-            fld = resolve_field(name)
-            dummy[name] = 0 if fld.type == "num" else ""
+            dummy[name] = 0 if _known(name).type == "num" else ""
         try:
             text.format_map(dummy)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             raise spec.error(f"output template: {exc}", "output") from None
-        pairs = ", ".join(f"{n!r}: {resolve_field(n).code}" for n in sorted(names))
+        pairs = ", ".join(f"{n!r}: {_known(n).code}" for n in sorted(names))
         source = f"def _slim(r):\n    return {{'tenant': r['tenant'], {pairs}}}\n"
         scope: dict[str, Any] = {"__builtins__": {"len": len}}
         exec(compile(source, f"<rule {spec.id}:output>", "exec"), scope)  # noqa: S102 - generated from field table
@@ -246,7 +246,7 @@ class _Compiler:
                              f"{value!r}", line=line)
         return tuple(dict.fromkeys(n.strip() for n in names))
 
-    def block(self, spec: RuleSpec) -> dict:
+    def block(self, spec: RuleSpec) -> dict[str, Any]:
         block = spec.body.get(spec.kind) or {}
         if not isinstance(block, dict):
             raise spec.error(f"the {spec.kind!r} block must be a mapping", spec.kind)
@@ -402,6 +402,14 @@ class _Compiler:
             source=f"{spec.file}:{spec.line}", window_text=str(window_text),
             defaults=tuple(name for name in ("by", "window") if name not in body),
         )
+
+def _known(name: str) -> Field:
+    """The field ``name``, already checked to exist."""
+    fld = resolve_field(name)
+    if fld is None:
+        raise KeyError(name)  # unreachable: every caller checked the name first
+    return fld
+
 
 def compile_rule_files(files: RuleFiles, names: list[str]) -> RuleSet:
     """Compile every enabled rule (and every macro, so unused ones are checked too)."""

@@ -88,7 +88,7 @@ class Fragment:
     #: the parsed tree: ``("const", v)``, ``("field", name)``, ``("map", name, key)``, ``("and"|"or", parts)``,
     #: ``("not", x)``, ``("cmp", op, l, r)``, ``("in", l, values, negate)``, ``("str", op, l, r)``,
     #: ``("regex", "glob"|"matches", l, pattern)``, ``("has", list, item)``, ``("arith", op, l, r)``, ``("neg", x)``
-    node: tuple = ()
+    node: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -100,7 +100,7 @@ class CompileContext:
     namespace: dict[str, Any]
     temps: int = 0
     #: the items of each distinct ``in``, built once; and how many list items were expanded (MAX_LIST_ITEMS)
-    sets: dict[tuple, frozenset[Any]] = dataclasses.field(default_factory=dict)
+    sets: dict[tuple[Any, ...], frozenset[Any]] = dataclasses.field(default_factory=dict)
     expanded: int = 0
     #: each distinct glob or matches pattern, compiled once (MAX_PATTERNS of them at most)
     patterns: dict[tuple[str, str], Callable[[str], bool]] = dataclasses.field(default_factory=dict)
@@ -194,7 +194,8 @@ class _Parser:
             self.take()
             tok = self.peek()
             parts.append(self.boolean(self.and_expr(), tok))
-        kinds = None if any(p.kinds is None for p in parts) else frozenset().union(*(p.kinds for p in parts))
+        kinds = None if any(p.kinds is None for p in parts) else frozenset[str]().union(
+            *(p.kinds for p in parts if p.kinds is not None))
         return Fragment("(" + " or ".join(p.code for p in parts) + ")", "bool", kinds,
                         node=("or", tuple(p.node for p in parts)))
 
@@ -488,4 +489,5 @@ def compile_predicate(fragment: Fragment, namespace: dict[str, Any], label: str)
         raise ConditionError(f"too complex to compile ({type(exc).__name__}: {exc}); split it into simpler "
                              "conditions", 1) from None
     exec(code, scope)  # noqa: S102 - source generated from our own parse tree
-    return scope["_predicate"]
+    predicate: Callable[[dict[str, Any]], bool] = scope["_predicate"]
+    return predicate

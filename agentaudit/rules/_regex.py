@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import re2
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
 __all__ = ["PatternError", "compile_glob", "compile_matches"]
 
@@ -57,7 +57,8 @@ def _compile(pattern: str, anchor: int, shown: str, hint: str = "") -> Matcher:
             data = text.encode()
         except UnicodeEncodeError:  # a lone surrogate: judged as U+FFFD, never an error
             data = _valid(text).encode()
-        return match(anchor, data, 0, len(data))[0][0] >= 0
+        start: int = match(anchor, data, 0, len(data))[0][0]
+        return start >= 0
 
     return matcher
 

@@ -35,7 +35,7 @@ class YamlError(Exception):
         self.line = line
 
 
-class LineDict(dict):
+class LineDict(dict[Any, Any]):
     """A mapping that knows its own line and the line of each key."""
 
     line: int = 0
@@ -48,7 +48,7 @@ class LineDict(dict):
 _BASE_LOADER: type = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
 
 
-class _Loader(_BASE_LOADER):  # type: ignore[misc, valid-type]
+class _Loader(_BASE_LOADER):  # type: ignore[misc]  # the base is chosen at import (C or pure-Python loader)
     _depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:  # the pure-Python composer only
@@ -57,12 +57,13 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc, valid-type]
             mark = self.peek_event().start_mark
             raise YamlError(f"nested more than {MAX_DEPTH} levels deep", mark.line + 1)
         try:
-            return super().compose_node(parent, index)
+            node: yaml.Node = super().compose_node(parent, index)
+            return node
         finally:
             self._depth -= 1
 
     def get_single_node(self) -> yaml.Node | None:
-        node = super().get_single_node()
+        node: yaml.Node | None = super().get_single_node()
         if node is not None:
             _check_expansion(node)
         return node

@@ -200,8 +200,8 @@ class RuleEvaluator(BaseEvaluator):
                         self._runtime_error(rt, r, exc)
                     rt.pending.clear()
                 if rt.failures:
-                    for r, exc in rt.failures:
-                        self._runtime_error(rt, r, exc)
+                    for r, error in rt.failures:
+                        self._runtime_error(rt, r, error)
                     rt.failures.clear()
         return self._advance()
 
@@ -383,14 +383,16 @@ class RuleEvaluator(BaseEvaluator):
                                         tenant=acc.tenant)
             owner = found.team if found else ""
         attributes = {"kind": rule.kind, "key_fields": ",".join(rule.key_names)}
+        first = acc.first if acc.first is not None else acc.ws  # a fired accumulator always has an event
+        last = acc.last if acc.last is not None else acc.ws
         attributes.update({k: _cut(str(v), _MAX_ATTRIBUTE_CHARS) for k, v in values.items()})
         return Incident(
             incident_id=incident_id, tenant=acc.tenant, rule_id=rule.id, rule_revision=self.revision,
             severity=rule.severity, mode=rule.mode, owner=owner, key=acc.key,
-            window_start_us=acc.first if per_trace else acc.ws,
-            window_end_us=acc.last if per_trace else acc.we, agent_id=rep.get("agent_id", ""),
+            window_start_us=first if per_trace else acc.ws,
+            window_end_us=last if per_trace else acc.we, agent_id=rep.get("agent_id", ""),
             trace_id=rep.get("trace_id", ""), event_ids=tuple(eid for _, eid in acc.events),
-            first_seen_us=acc.first, last_seen_us=acc.last, count=max(acc.count, 1),
+            first_seen_us=first, last_seen_us=last, count=max(acc.count, 1),
             summary=_cut(rule.render(render), _MAX_SUMMARY_CHARS), tags=rule.tags, attributes=attributes,
         )
 

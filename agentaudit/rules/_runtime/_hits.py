@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Tally:
     fast (``raw`` stays a slot, out of that ``__dict__``; measured in the commit that made them).
     """
 
-    __slots__ = ("raw",)
+    __slots__ = ("__dict__", "raw")  # the fields live in the __dict__ (see above), raw beside it
 
     count: int
     events: list[Pair]
@@ -165,7 +165,7 @@ class ErrorTally(Tally):
 def plain(obj: Any) -> Record:
     """An accumulator record as a dict, for encoders that do not write dataclasses (``json.dumps(default=plain)``)."""
     if isinstance(obj, Tally):
-        return {f.name: getattr(obj, f.name) for f in fields(obj)}  # type: ignore[arg-type]  - Tally's subclasses are dataclasses
+        return dict(vars(obj))  # its fields: raw is a slot, outside vars()
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 

@@ -34,7 +34,8 @@ def _scaled(value: Any) -> int:
         raise ValueError(f"aggregate value {value!r} is not a finite number")
     if abs(value) >= 2**53:  # a float this large is an integer: multiply exactly, no rounding
         return int(value) * SCALE
-    return round(value * SCALE)
+    scaled: int = round(value * SCALE)
+    return scaled
 
 
 def _finite(values: list[Any]) -> list[Any]:

@@ -97,9 +97,10 @@ class IntegrityRuntime(RuleRuntime):
         if check is not None and check.verdict.value in checks:
             self.hits.hit(r, rule.key(r), t, values={
                 "detail": f"{check.verdict.value} checkpoint at seq {r['seq']}: {check.detail or check.verdict.value}"})
-        stretch = self.unsigned.get(sid)
-        if stretch is None:
-            stretch = self.unsigned[sid] = self._uncovered(r)
+        open_stretch = self.unsigned.get(sid)
+        if open_stretch is None:
+            open_stretch = self.unsigned[sid] = self._uncovered(r)
+        stretch = open_stretch
         stretch.events += 1
         if "unsigned" in checks and not stretch.reported and (
                 stretch.events > rule.params["max_unsigned_events"] or t - stretch.since > rule.params["max_unsigned_us"]):
