@@ -127,3 +127,13 @@ def test_a_field_added_to_the_schema_reaches_every_derived_user() -> None:
 def test_the_parsed_fields_are_the_module_constants() -> None:
     assert tuple(f.name for f in action_fields(registry.latest("action").raw)) == ACTION_FIELD_NAMES
     assert len(ACTION_FIELDS) + 1 == len(ACTION_LEAVES)  # actor becomes actor_type and actor_id
+
+
+def test_the_sdk_emit_keys_are_schema_fields_or_documented_aliases() -> None:
+    from agentaudit.producers import client
+
+    leaves = {leaf.name: leaf for leaf in ACTION_LEAVES}
+    aliases = {"agent", "parent", "input", "output", "time_us"}  # emit()'s short names (AuditClient.emit)
+    assert client.EMIT_FIELDS - aliases <= set(leaves)
+    python_type = {"int": int, "long": int, "double": float, "string": str}
+    assert {name: python_type[leaves[name].type] for name in client._EMIT_CASTS} == client._EMIT_CASTS
