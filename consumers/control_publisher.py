@@ -98,7 +98,7 @@ class ControlPublisher(BaseEvaluator):
         self._published: set[str] = set()
         self.published: list[ControlCommand] = []  # this process's commands, newest last (status, tests)
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override]  # read-only here: the wrapped evaluator's revision
     def revision(self) -> str:
         return self.inner.revision
 
@@ -113,7 +113,7 @@ class ControlPublisher(BaseEvaluator):
 
     def flush(self) -> list[Incident]:
         """Close every window of the wrapped evaluator (the end of a replay) and act on what that decides."""
-        return self._act(self.inner.flush(), ())  # type: ignore[attr-defined]
+        return self._act(self.inner.flush(), ())  # type: ignore[attr-defined]  # not in the Evaluator protocol
 
     def snapshot(self) -> bytes:
         return self.inner.snapshot()

@@ -194,7 +194,7 @@ def load_public_keys(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
         try:
             if b"PRIVATE KEY" in data:
                 private = serialization.load_pem_private_key(data, password=None)
-                public = private.public_key()  # type: ignore[union-attr]
+                public = private.public_key()
             else:
                 public = serialization.load_pem_public_key(data)
         except ValueError as exc:

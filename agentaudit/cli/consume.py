@@ -94,7 +94,7 @@ def consume(
 
     lateness_us = RulesSettings().lateness_ms * 1000  # AGENTAUDIT_RULES_LATENESS_MS
 
-    def build():  # type: ignore[no-untyped-def]
+    def build():  # type: ignore[no-untyped-def]  # a local factory; Evaluator is what it returns
         if load_evaluator is not None and not builtin_rules and rules:
             from agentaudit.consumers.rule_reload import ReloadingEvaluator
 
@@ -143,7 +143,7 @@ def consume(
         # whichever sink of the group gets the partition; the control publishers share one producer.
         control_producer = KafkaProducer(kafka, {"linger.ms": 0})
 
-        def partition_evaluator():  # type: ignore[no-untyped-def]
+        def partition_evaluator():  # type: ignore[no-untyped-def]  # a local factory, as build()
             return ControlPublisher(build(), kafka, modes=promotions.rule_mode, key=service_key,
                                     producer=control_producer)
 

@@ -146,7 +146,7 @@ def test_state_is_snapshotted_with_its_offset_before_the_commit(tmp_path: Path):
         seen.append(state.load("g", T.repartition, 0))  # on disk before the offset moves
         original(offsets)
 
-    judge.commit = commit  # type: ignore[method-assign]
+    judge.commit = commit  # type: ignore[method-assign]  # a spy on the commit order
     worker.judge_once()
 
     assert seen[0] is not None and seen[0][0] == 3

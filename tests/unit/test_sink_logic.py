@@ -134,7 +134,7 @@ def test_partition_state_is_snapshotted_before_the_commit_and_restored_by_the_ne
         assert saved is not None and saved.offset == 6 and len(saved.state.split(b",")) == 6
         original_commit(offsets)
 
-    first_consumer.commit = commit  # type: ignore[method-assign]
+    first_consumer.commit = commit  # type: ignore[method-assign]  # a spy on the commit order
     assert sink.run_once().committed == {(ACTIONS, 0): 6}
     first_consumer.revoke()
 
