@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,7 @@ from agentaudit.rules._runtime._hits import SEP, Acc, Clock, Hits, Record
 if TYPE_CHECKING:
     from agentaudit.rules._compile import CompiledRule
 
-__all__ = ["RuleRuntime", "human_duration", "isolate", "trace_key"]
+__all__ = ["RuleRuntime", "heap_of", "human_duration", "isolate", "trace_key"]
 
 
 class RuleRuntime:
@@ -67,6 +68,13 @@ def isolate(pending: list[Record], fn: Callable[[Record], Any],
         else:
             good.append(r)
     return good, results
+
+
+def heap_of(entries: list[list[Any]]) -> list[tuple[Any, ...]]:
+    """A heap of tuples from its JSON arrays (a tuple and a list do not compare)."""
+    heap = [tuple(e) for e in entries]
+    heapq.heapify(heap)
+    return heap
 
 
 def human_duration(us: int) -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING
 
-from agentaudit.rules._runtime._base import RuleRuntime, human_duration
+from agentaudit.rules._runtime._base import RuleRuntime, heap_of, human_duration
 from agentaudit.rules._runtime._hits import NEVER, Clock, Record
 from agentaudit.rules._runtime._waiting import Waiting
-from agentaudit.rules._runtime.sequence import _heap
 
 if TYPE_CHECKING:
     from agentaudit.rules._compile import CompiledRule
@@ -68,4 +67,4 @@ class AbsenceRuntime(RuleRuntime):
     def load(self, state: Record) -> None:
         super().load(state)
         self.started = {aid: Waiting.from_json(w) for aid, w in state.get("pending", {}).items()}
-        self.deadlines = {tenant: _heap(entries) for tenant, entries in state.get("deadlines", {}).items()}
+        self.deadlines = {tenant: heap_of(entries) for tenant, entries in state.get("deadlines", {}).items()}

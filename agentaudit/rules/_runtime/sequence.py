@@ -5,9 +5,9 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from agentaudit.rules._runtime._base import RuleRuntime, trace_key
+from agentaudit.rules._runtime._base import RuleRuntime, heap_of, trace_key
 from agentaudit.rules._runtime._hits import Clock, Pair, Record
 from agentaudit.rules._runtime._waiting import Waiting
 
@@ -134,11 +134,5 @@ class SequenceRuntime(RuleRuntime):
     def load(self, state: Record) -> None:
         super().load(state)
         self.traces = {k: SequenceTrace.from_json(tr) for k, tr in state.get("traces", {}).items()}
-        self.due = {tenant: _heap(entries) for tenant, entries in state.get("due", {}).items()}
+        self.due = {tenant: heap_of(entries) for tenant, entries in state.get("due", {}).items()}
 
-
-def _heap(entries: list[list[Any]]) -> list[Any]:
-    """A heap of tuples from its JSON arrays (tuples and lists do not compare)."""
-    heap = [tuple(e) for e in entries]
-    heapq.heapify(heap)
-    return heap
