@@ -15,6 +15,7 @@ import pytest
 
 from agentaudit.infra.embedded import free_port
 from agentaudit.settings import KafkaSettings
+from tests.xdist_groups import AGENTAUDIT_UP
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -107,6 +108,7 @@ def test_consume_with_unreachable_store(env: dict[str, str], tmp_path: Path):
         output[-2000:]
 
 
+@AGENTAUDIT_UP
 def test_up_with_bad_rule_file_stops_everything_it_started(env: dict[str, str], tmp_path: Path):
     code, output, took, leftovers = run_cli(
         ["up", "--home", str(tmp_path / "home"), "--rate", "0", "--rules", str(tmp_path / "bad_rules.yaml")],

@@ -13,8 +13,9 @@ from agentaudit.infra.embedded import free_port
 from agentaudit.infra.stack import Stack, StackSettings
 from tests.sdk_support import spooled
 from tests.security.test_otlp_receiver_hostile import PB, _spans
+from tests.xdist_groups import AGENTAUDIT_UP
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, AGENTAUDIT_UP]
 
 
 def _stack(tmp_path: Path, **settings: object) -> Stack:

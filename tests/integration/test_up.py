@@ -17,8 +17,9 @@ from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.embedded import free_port
 from agentaudit.infra.exceptions import StoreError
 from agentaudit.settings import StoreSettings
+from tests.xdist_groups import AGENTAUDIT_UP
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, AGENTAUDIT_UP]
 
 
 def _processes_under(needle: str) -> list[str]:

@@ -21,8 +21,9 @@ import pytest
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.embedded import free_port
 from agentaudit.settings import StoreSettings
+from tests.xdist_groups import AGENTAUDIT_UP
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, AGENTAUDIT_UP]
 
 
 def _wait_for(predicate, timeout: float, what: str):

@@ -21,8 +21,9 @@ from agentaudit.dashboard import ensure_first_operator, read_users
 from agentaudit.infra.embedded import free_port
 from tests.dashboard_browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
 from tests.process_lines import LineReader
+from tests.xdist_groups import AGENTAUDIT_UP
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow, AGENTAUDIT_UP]
 
 _PRINTED = re.compile(r"Dashboard sign-in: user (\S+), password (\S+)")
 

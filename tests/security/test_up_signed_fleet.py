@@ -35,8 +35,9 @@ from agentaudit.infra.stack import Stack, StackSettings
 from agentaudit.schemas import AvroCodec, KeyRing, StreamChain
 from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, KEY_ATTRIBUTE, SIG_ATTRIBUTE
 from agentaudit.settings import KafkaSettings, StoreSettings
+from tests.xdist_groups import AGENTAUDIT_UP
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, AGENTAUDIT_UP]
 
 AGENTS = 12
 
