@@ -41,7 +41,7 @@ def up(
         raise typer.Exit(2)
     overrides = {k: v for k, v in {"durable": durable or None, "home": home, "simulate_rate": rate,
                                    "rules": rules, "simulate_mode": simulate_mode, "otlp": otlp}.items() if v is not None}
-    console = Console()
+    console = Console(soft_wrap=True)  # paths and errors stay on one line, whole when copied
     try:
         settings = StackSettings(**overrides)
     except ValueError as exc:  # e.g. an AGENTAUDIT_SIMULATE_BREACH_RATE out of range

@@ -44,13 +44,15 @@ def test_rate_paces_and_stop_event_ends_a_live_wall_clock_run(kafka_settings_fac
     result = {}
     worker = threading.Thread(target=lambda: result.update(stats=live.run_to_kafka(settings, 300, stop)))
     started_us = time.time_ns() // 1000
+    live_began = time.monotonic()
     worker.start()
     time.sleep(2.0)
     stop.set()
     worker.join(30)
     assert not worker.is_alive()
     live_events = result["stats"].events
-    assert 50 < live_events < 1_500
+    # ran, and never faster than the rate (plus one second's burst); a loaded machine may send fewer
+    assert 0 < live_events <= 300 * (time.monotonic() - live_began) + 300, live_events
     messages = read_all(settings, settings.topics.actions, timeout=60, expected=400 + live_events)
     assert len(messages) == 400 + live_events
     records, _, failures = AvroCodec("action").decode_batch([m.value() for m in messages])
