@@ -150,7 +150,8 @@ class Store:
                  settings: Mapping[str, Any] | None = None) -> pandas.DataFrame:
         """Run a ``SELECT`` and return a pandas DataFrame (for the dashboard and notebooks)."""
         with self._translating("query_df", sql):
-            return self._client.query_df(sql, parameters=parameters, settings=self._settings(settings))
+            frame: pandas.DataFrame = self._client.query_df(sql, parameters=parameters, settings=self._settings(settings))
+            return frame
 
     def insert_arrow(self, table: str, arrow_table: pyarrow.Table,
                      settings: Mapping[str, Any] | None = None) -> int:
@@ -162,7 +163,8 @@ class Store:
         """
         with self._translating("insert_arrow", f"INSERT INTO {table} FORMAT Arrow"):
             self._client.insert_arrow(table, arrow_table, settings=self._settings(settings))
-        return arrow_table.num_rows
+        rows: int = arrow_table.num_rows
+        return rows
 
     def insert_batch(self, table: str, data: Sequence[Sequence[Any]], column_names: Sequence[str], *,
                      column_oriented: bool = False, settings: Mapping[str, Any] | None = None) -> int:

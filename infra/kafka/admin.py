@@ -19,6 +19,7 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
+    UserScramCredentialAlteration,
     UserScramCredentialUpsertion,
 )
 from pydantic import SecretStr
@@ -58,7 +59,8 @@ class KafkaAdmin:
     def _client(self) -> AdminClient:
         if self._admin is None:
             try:
-                self._admin = AdminClient(self._config)
+                # librdkafka also takes callbacks and a logger, which the stub's config type leaves out
+                self._admin = AdminClient(self._config)  # type: ignore[arg-type]  # see above
             except (KafkaException, ValueError, TypeError) as exc:
                 raise from_exception(exc, "creating the Kafka admin client") from exc
         return self._admin
@@ -126,11 +128,11 @@ class KafkaAdmin:
             existing = self._client.list_topics(timeout=timeout).topics
         except KafkaException as exc:
             raise from_exception(exc, f"reading metadata of topics {sorted(refused)}") from exc
-        for name, exc in refused.items():
+        for name, error in refused.items():
             if name not in existing or existing[name].error is not None:
-                raise KafkaError(f"topic {name!r} does not exist and this principal may not create it ({exc.code}); "
+                raise KafkaError(f"topic {name!r} does not exist and this principal may not create it ({error.code}); "
                                  "have an operator create it (python -m agentaudit.infra.kafka.acls "
-                                 "--create-topics) or grant CREATE", code=exc.code, retriable=False) from exc
+                                 "--create-topics) or grant CREATE", code=error.code, retriable=False) from error
 
     def create_acls(self, grants: Iterable[Grant], timeout: float = 30.0) -> None:
         """Add ALLOW ACLs (see :func:`agentaudit.infra.kafka.acls.grants`); existing ones are kept.
@@ -145,15 +147,17 @@ class KafkaAdmin:
         except (KafkaException, ValueError, TypeError) as exc:
             raise from_exception(exc, f"creating {len(bindings)} ACLs") from exc
         for binding, future in futures.items():
-            _result(future, timeout, "creating ACL", f"{binding.principal} {binding.operation.name} "
-                                                     f"{binding.restype.name} {binding.name}")
+            # _binding built it from the enums; the stub also allows the str and int forms
+            _result(future, timeout, "creating ACL", f"{binding.principal} {binding.operation.name} "  # type: ignore[union-attr]  # see above
+                                                     f"{binding.restype.name} {binding.name}")  # type: ignore[union-attr]  # see above
 
     def upsert_scram_users(self, passwords: Mapping[str, SecretStr], iterations: int = 8192,
                            timeout: float = 30.0) -> None:
         """Create or change SCRAM-SHA-512 users (``{name: password}``); needs ALTER on the cluster (a super user)."""
-        upserts = [UserScramCredentialUpsertion(name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, iterations),
-                                                password.get_secret_value().encode()) for name, password in
-                   passwords.items()]
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, iterations)
+        upserts: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(name, info, password.get_secret_value().encode())
+            for name, password in passwords.items()]
         if not upserts:
             return
         try:

@@ -37,7 +37,10 @@ def to_topic_partitions(offsets: Iterable[Offset | Message | TopicPartition]) ->
         if isinstance(item, TopicPartition):
             result.append(item)
         elif isinstance(item, Message):
-            result.append(TopicPartition(item.topic(), item.partition(), item.offset() + 1))
+            topic, partition, offset = item.topic(), item.partition(), item.offset()
+            if topic is None or partition is None or offset is None:  # an error event, not a record
+                raise ValueError(f"a message without a position has no offset to commit: {item.error()}")
+            result.append(TopicPartition(topic, partition, offset + 1))
         else:
             topic, partition, offset = item
             result.append(TopicPartition(topic, partition, offset))
@@ -94,7 +97,7 @@ class KafkaConsumer:
         if on_revoke is not None:
             kwargs["on_revoke"] = lambda _c, parts: on_revoke(self, parts)
         try:
-            self._client.subscribe(list(topics), **kwargs)
+            self._client.subscribe(list(topics), **kwargs)  # type: ignore[arg-type]  # only the callbacks given
         except (KafkaException, ValueError, TypeError) as exc:
             raise from_exception(exc, f"subscribing group {self.group_id!r} to {list(topics)}") from exc
 
@@ -165,7 +168,8 @@ class KafkaConsumer:
             return
         parts = list(latest.values())
         try:
-            result = self._client.commit(offsets=parts, asynchronous=asynchronous)
+            # a bool at run time; the stub's overloads want a literal to pick the return type
+            result = self._client.commit(offsets=parts, asynchronous=asynchronous)  # type: ignore[call-overload]
         except (KafkaException, RuntimeError) as exc:
             raise from_exception(exc, f"committing offsets of group {self.group_id!r}",
                                  hint="the group may have rebalanced; the batch will be redelivered") from exc

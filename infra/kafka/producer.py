@@ -93,7 +93,7 @@ class KafkaProducer:
         deadline: float | None = None
         while True:
             try:
-                client.produce(topic, value, **kwargs)
+                client.produce(topic, value, **kwargs)  # type: ignore[arg-type]  # only the options given
                 break
             except BufferError as exc:
                 now = time.monotonic()
