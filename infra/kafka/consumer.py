@@ -169,7 +169,7 @@ class KafkaConsumer:
         parts = list(latest.values())
         try:
             # a bool at run time; the stub's overloads want a literal to pick the return type
-            result = self._client.commit(offsets=parts, asynchronous=asynchronous)  # type: ignore[call-overload]
+            result = self._client.commit(offsets=parts, asynchronous=asynchronous)  # type: ignore[call-overload]  # see above
         except (KafkaException, RuntimeError) as exc:
             raise from_exception(exc, f"committing offsets of group {self.group_id!r}",
                                  hint="the group may have rebalanced; the batch will be redelivered") from exc
