@@ -66,15 +66,21 @@ def column_reads(leaves: Sequence[ActionField] = ACTION_LEAVES) -> tuple[
 _COPIED, _NULLABLE_STR, _NESTED = column_reads()
 
 
-def actions_table(records: Sequence[dict[str, Any]]) -> pa.Table:
-    """The ``actions`` rows for decoded action records carrying ``event_hash``, ``_partition``, ``_offset``."""
+def actions_table(records: Sequence[dict[str, Any]], *, partitions: Sequence[int] | None = None,
+                  offsets: Sequence[int] | None = None) -> pa.Table:
+    """The ``actions`` rows for decoded action records carrying ``event_hash``.
+
+    :param partitions: each record's Kafka partition, default the records' ``_partition`` (rows read back
+        from the store); the sink passes its envelopes' positions.
+    :param offsets: each record's Kafka offset, likewise (default ``_offset``).
+    """
     columns: dict[str, list[Any]] = {column: [r[key] for r in records] for column, key in _COPIED}
     for name in _NULLABLE_STR:
         columns[name] = [r[name] or "" for r in records]
     for name, outer, inner in _NESTED:
         columns[name] = [r[outer][inner] for r in records]
-    columns["kafka_partition"] = [r["_partition"] for r in records]
-    columns["kafka_offset"] = [r["_offset"] for r in records]
+    columns["kafka_partition"] = list(partitions) if partitions is not None else [r["_partition"] for r in records]
+    columns["kafka_offset"] = list(offsets) if offsets is not None else [r["_offset"] for r in records]
     columns["later_copy"] = [r.get("later_copy", 0) for r in records]  # set by the sink (Sink._mark_later_copies)
     columns["signature"] = [r.get("signature", "") for r in records]  # set by the sink (Sink._mark_signatures)
     return pa.Table.from_pydict(columns, schema=ACTIONS_SCHEMA)

@@ -280,22 +280,30 @@ class DigestChain:
         self.sink_run = uuid.uuid4().hex
         self._heads: dict[int, str] = {}
 
-    def build(self, chunk: Sequence[Mapping[str, Any]]) -> list[Digest]:
-        """The signed digests of ``chunk`` (one per ``MAX_ROWS`` rows, chained); heads move only on :meth:`advance`."""
+    def build(self, chunk: Sequence[Mapping[str, Any]], *, partition: int | None = None,
+              offsets: Sequence[int] | None = None) -> list[Digest]:
+        """The signed digests of ``chunk`` (one per ``MAX_ROWS`` rows, chained); heads move only on :meth:`advance`.
+
+        ``partition`` and ``offsets`` say where the records were read (the sink's envelopes); default the
+        records' ``_partition`` and ``_offset`` keys (rows read back from the store).
+        """
+        if partition is None:
+            partition = chunk[0]["_partition"]
+        positions = tuple(offsets) if offsets is not None else tuple(r["_offset"] for r in chunk)
         out: list[Digest] = []
-        prev = self._heads.get(chunk[0]["_partition"], "")
+        prev = self._heads.get(partition, "")
         for start in range(0, len(chunk), self.MAX_ROWS):
-            digest = self._one(chunk[start:start + self.MAX_ROWS], prev)
+            end = start + self.MAX_ROWS
+            digest = self._one(chunk[start:end], partition, positions[start:end], prev)
             out.append(digest)
             prev = digest.digest_id
         return out
 
-    def _one(self, chunk: Sequence[Mapping[str, Any]], prev: str) -> Digest:
-        offsets = tuple(r["_offset"] for r in chunk)
+    def _one(self, chunk: Sequence[Mapping[str, Any]], partition: int, offsets: tuple[int, ...], prev: str) -> Digest:
         leaves = tuple(record_leaf(r) for r in chunk)
         times = [r["event_time_us"] for r in chunk]
         digest = Digest(
-            topic=self.topic, partition=chunk[0]["_partition"], first_offset=offsets[0], last_offset=offsets[-1],
+            topic=self.topic, partition=partition, first_offset=offsets[0], last_offset=offsets[-1],
             offsets=offsets, leaves=leaves, min_event_time_us=min(times), max_event_time_us=max(times),
             prev_digest=prev, sink_run=self.sink_run, created_at_us=time.time_ns() // 1000,
             key_id=self.signer.key_id, root=merkle_root(offsets, leaves),

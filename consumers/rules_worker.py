@@ -357,10 +357,7 @@ class RulesWorker:
         records, indexes, _ = self._actions.decode_batch(values)
         for record, index in zip(records, indexes, strict=False):
             i = data[index]
-            message = messages[i]
             record["event_hash"] = body_hash(frame_body(values[index]))
-            record["_partition"] = message.partition()
-            record["_offset"] = message.offset()
             if sources[i] is not None:
                 record["_source"] = sources[i]
             slots[i] = record

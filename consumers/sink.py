@@ -28,6 +28,7 @@ from agentaudit.consumers._metrics import SinkMetrics
 from agentaudit.consumers.checkpoint import Checkpoint, Offsets
 from agentaudit.consumers.digests import Digest, DigestChain, DigestSigner, digests_table
 from agentaudit.consumers.dlq import DEFAULT_MAX_BYTES, DeadLetters, Quarantine
+from agentaudit.consumers.envelope import Envelope
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.rule_state import PartitionEvaluators
 from agentaudit.consumers.settings import SinkSettings
@@ -54,6 +55,10 @@ _QUIET_CHECK_S = 0.25  # how often quiet tenants are looked for (adds at most th
 
 #: An insert ready to send: ``(table, Arrow table, deduplication token)``.
 _Insert = tuple[str, Any, str]
+#: One partition's decoded messages of a batch, in offset order.
+_Chunk = list[Envelope]
+#: Arrow rows of a chunk for one table.
+_ToArrow = Callable[[Sequence[Envelope]], Any]
 
 #: Event ids the sink remembers to mark a later copy with another body (``later_copy``).
 FIRST_BODIES = 200_000
@@ -458,12 +463,12 @@ class Sink:
             events = self._decode(lifecycle, self._lifecycle_codec, result)
             if self.authority is not None:
                 events = self._authorized(lifecycle, events, refused)
-            events, more = self._insert_chunks("incident_lifecycle", events, lifecycle_table)
+            events, more = self._insert_chunks("incident_lifecycle", events, _lifecycle_arrow)
             inserts.extend(more)
             result.lifecycle = sum(len(chunk) for chunk in events)
         if published:
             found = self._decode(published, self._incident_codec, result)
-            found, more = self._insert_chunks("incidents", found, incident_records_table)
+            found, more = self._insert_chunks("incidents", found, _incidents_arrow)
             inserts.extend(more)
             result.incidents = sum(len(chunk) for chunk in found)
         sent = self._send(inserts)
@@ -492,45 +497,44 @@ class Sink:
             admission.admit(command, message)
         return admission.take_refusals()
 
-    def _authorized(self, messages: list[Message], chunks: list[list[dict[str, Any]]],
-                    refused: list[Refusal]) -> list[list[dict[str, Any]]]:
+    def _authorized(self, messages: list[Message], chunks: list[_Chunk], refused: list[Refusal]) -> list[_Chunk]:
         """The lifecycle records the authority admits; the others are left out of the store and refused."""
         assert self.authority is not None  # noqa: S101 - narrows the Optional: only called when an authority is configured
         by_position = {(m.partition(), m.offset()): m for m in messages}
-        kept: list[list[dict[str, Any]]] = []
+        kept: list[_Chunk] = []
         for chunk in chunks:
             good = []
-            for record in chunk:
-                refusal = check_lifecycle(self.authority, record, by_position[(record["_partition"], record["_offset"])])
+            for envelope in chunk:
+                refusal = check_lifecycle(self.authority, envelope.record,
+                                          by_position[(envelope.partition, envelope.offset)])
                 if refusal is None:
-                    good.append(record)
+                    good.append(envelope)
                 else:
                     refused.append(refusal)
             if good:
                 kept.append(good)
         return kept
 
-    def _decode(self, messages: list[Message], codec: AvroCodec, result: BatchResult) -> list[list[dict[str, Any]]]:
-        """Decoded records grouped into per-partition chunks (in offset order); failures to the DLQ."""
+    def _decode(self, messages: list[Message], codec: AvroCodec, result: BatchResult) -> list[_Chunk]:
+        """Decoded messages grouped into per-partition chunks (in offset order); failures to the DLQ."""
         values = [m.value() for m in messages]
         records, indexes, failures = codec.decode_batch(values)
         for index, error in failures:
             self._dead_letter(messages[index], error.reason, str(error))
         result.dead_letters += len(failures)
-        chunks: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        hashed = codec is self._actions_codec
+        chunks: dict[tuple[str, int], _Chunk] = {}
         for record, index in zip(records, indexes, strict=False):
             message = messages[index]
-            partition = message.partition()
-            record["_partition"] = partition
-            record["_offset"] = message.offset()
-            record["_topic"] = message.topic()
-            record["_value"] = values[index]  # a reference, so a record the store refuses is dead-lettered as sent
-            if codec is self._actions_codec:
-                record["event_hash"] = hashlib.sha256(frame_body(values[index])).hexdigest()
-            chunk = chunks.get((message.topic(), partition))
+            topic, partition, value = message.topic(), message.partition(), values[index]
+            if hashed:
+                record["event_hash"] = hashlib.sha256(frame_body(value)).hexdigest()
+            chunk = chunks.get((topic, partition))
             if chunk is None:
-                chunks[(message.topic(), partition)] = chunk = []
-            chunk.append(record)
+                chunks[(topic, partition)] = chunk = []
+            # The value is a reference, so a record the store refuses is dead-lettered as sent.
+            chunk.append(Envelope(topic, partition, message.offset(), message.timestamp()[1], message.key(),
+                                  value, record))
         return list(chunks.values())
 
     def _dead_letter(self, message: Message, reason: str, error: str) -> None:
@@ -541,11 +545,10 @@ class Sink:
         _log.warning("sink.dead_letter reason=%s topic=%s partition=%d offset=%d error=%s",
                      reason, message.topic(), message.partition(), message.offset(), error)
 
-    def _insert_actions(self, chunks: list[list[dict[str, Any]]],
-                        result: BatchResult) -> tuple[list[list[dict[str, Any]]], list[_Insert]]:
+    def _insert_actions(self, chunks: list[_Chunk], result: BatchResult) -> tuple[list[_Chunk], list[_Insert]]:
         self._mark_later_copies(chunks)
         self._mark_signatures(chunks)
-        kept, inserts = self._insert_chunks("actions", chunks, actions_table)
+        kept, inserts = self._insert_chunks("actions", chunks, _actions_arrow)
         result.inserted = sum(len(chunk) for chunk in kept)
         self._digests_batch = []
         if self._digests is not None and kept:
@@ -554,7 +557,7 @@ class Sink:
             inserts.append(("action_digests", digests_table(digests), token))  # after the rows they cover
         return kept, inserts
 
-    def _mark_signatures(self, chunks: list[list[dict[str, Any]]]) -> None:
+    def _mark_signatures(self, chunks: list[_Chunk]) -> None:
         """Set ``signature`` on each checkpoint row: the key ring's verdict, or ``unchecked`` without one.
 
         One Ed25519 verify per checkpoint (every ~1000 events), remembered on the record so the integrity
@@ -562,13 +565,14 @@ class Sink:
         """
         keyring = self.keyring
         for chunk in chunks:
-            for r in chunk:
+            for envelope in chunk:
+                r = envelope.record
                 attributes = r["attributes"]
                 if attributes and SIG_ATTRIBUTE in attributes:
                     check = check_checkpoint(keyring, r) if keyring is not None else None
                     r["signature"] = check.verdict.value if check is not None else "unchecked"
 
-    def _mark_later_copies(self, chunks: list[list[dict[str, Any]]]) -> None:
+    def _mark_later_copies(self, chunks: list[_Chunk]) -> None:
         """Set ``later_copy`` on a copy of an event id whose body differs from the copy this sink stored first.
 
         Both are stored; readers skip marked rows (``actions_first``) with a plain filter, where finding
@@ -578,7 +582,8 @@ class Sink:
         """
         seen = self._first_bodies
         for chunk in chunks:
-            for r in chunk:
+            for envelope in chunk:
+                r = envelope.record
                 key = f"{r['tenant']}\x1f{r['event_id']}"
                 first = seen.get(key)
                 if first is None:
@@ -589,14 +594,15 @@ class Sink:
             for key in list(itertools.islice(seen, len(seen) - FIRST_BODIES)):
                 del seen[key]
 
-    def _digest(self, chunks: list[list[dict[str, Any]]]) -> list[Digest]:
+    def _digest(self, chunks: list[_Chunk]) -> list[Digest]:
         assert self._digests is not None  # noqa: S101 - narrows the Optional: only called when digests are on
         out: list[Digest] = []
         for chunk in chunks:
-            key = (chunk[0]["_partition"], chunk[0]["_offset"], chunk[-1]["_offset"])
+            key = (chunk[0].partition, chunk[0].offset, chunk[-1].offset)
             built = self._digests_built.get(key)
             if built is None:
-                built = self._digests_built[key] = self._digests.build(chunk)
+                built = self._digests_built[key] = self._digests.build(
+                    [e.record for e in chunk], partition=chunk[0].partition, offsets=[e.offset for e in chunk])
             out.extend(built)
         return out
 
@@ -624,14 +630,13 @@ class Sink:
         self._digests_batch = []
         self._digests_built.clear()
 
-    def _insert_chunks(self, table: str, chunks: list[list[dict[str, Any]]],
-                       to_arrow: Callable[[Sequence[dict[str, Any]]], Any],
-                       ) -> tuple[list[list[dict[str, Any]]], list[_Insert]]:
+    def _insert_chunks(self, table: str, chunks: list[_Chunk], to_arrow: _ToArrow,
+                       ) -> tuple[list[_Chunk], list[_Insert]]:
         """One insert per partition chunk, tokened by its offset range so a re-read deduplicates.
 
         Builds the blocks (dead-lettering records that do not fit) and returns them for :meth:`_send`.
         """
-        kept: list[list[dict[str, Any]]] = []
+        kept: list[_Chunk] = []
         inserts: list[_Insert] = []
         for chunk in chunks:
             try:
@@ -643,8 +648,7 @@ class Sink:
                     continue
                 arrow = to_arrow(chunk)
             first, last = chunk[0], chunk[-1]
-            token = f"{first['_topic']}:{first['_partition']}:{first['_offset']}-{last['_offset']}"
-            inserts.append((table, arrow, token))
+            inserts.append((table, arrow, f"{first.topic}:{first.partition}:{first.offset}-{last.offset}"))
             kept.append(chunk)
         return kept, inserts
 
@@ -655,43 +659,37 @@ class Sink:
         assert self._inserter is not None and self._store is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
         return self._inserter.submit(_insert_all, self._store, inserts)
 
-    def _drop_unstorable(self, chunk: list[dict[str, Any]], to_arrow: Callable[[Sequence[dict[str, Any]]], Any],
-                         exc: Exception) -> list[dict[str, Any]]:
+    def _drop_unstorable(self, chunk: _Chunk, to_arrow: _ToArrow, exc: Exception) -> _Chunk:
         good = []
-        for record in chunk:
+        for envelope in chunk:
             try:
-                to_arrow([record])
+                to_arrow([envelope])
             except (ValueError, TypeError, OverflowError, KeyError) as one:
-                self._dead_letter_record(record, "unstorable", f"does not fit the store's columns: {one}")
+                self._dead_letter_envelope(envelope, "unstorable", f"does not fit the store's columns: {one}")
             else:
-                good.append(record)
+                good.append(envelope)
         _log.warning("sink.unstorable dropped=%d error=%s", len(chunk) - len(good), exc)
         return good
 
-    def _dead_letter_record(self, record: dict[str, Any], reason: str, error: str) -> None:
-        # Actions are keyed by stream_id and incidents by incident_id (the contracts), so key and
-        # value are the original message's.
+    def _dead_letter_envelope(self, envelope: Envelope, reason: str, error: str) -> None:
         assert self._dead_letters is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
-        key = record.get("stream_id") or record.get("incident_id") or ""
-        self._dead_letters.send(
-            key.encode(), record["_value"], reason=reason, error=error,
-            topic=record["_topic"], partition=record["_partition"], offset=record["_offset"],
-        )
+        self._dead_letters.send(envelope.key, envelope.value, reason=reason, error=error,
+                                topic=envelope.topic, partition=envelope.partition, offset=envelope.offset)
         self.metrics.dlq.labels(reason).inc()
 
-    def _evaluate(self, chunks: list[list[dict[str, Any]]], result: BatchResult) -> list[Incident]:
+    def _evaluate(self, chunks: list[_Chunk], result: BatchResult) -> list[Incident]:
         """Incidents to write for this batch: those of records never evaluated before, plus any
         from an earlier attempt that never got written (a retried batch is not judged twice)."""
         records: list[dict[str, Any]] = []
-        per_partition: list[tuple[tuple[str, int], list[dict[str, Any]]]] = []
+        per_partition: list[tuple[tuple[str, int], _Chunk]] = []
         evaluated = self._evaluated
         for chunk in chunks:
-            key = (chunk[0]["_topic"], chunk[0]["_partition"])
+            key = (chunk[0].topic, chunk[0].partition)
             upto = evaluated.get(key, -1)
-            fresh = chunk if chunk[0]["_offset"] > upto else [r for r in chunk if r["_offset"] > upto]
-            evaluated[key] = max(upto, chunk[-1]["_offset"])
+            fresh = chunk if chunk[0].offset > upto else [e for e in chunk if e.offset > upto]
+            evaluated[key] = max(upto, chunk[-1].offset)
             if fresh:
-                records.extend(fresh)
+                records.extend(e.record for e in fresh)
                 per_partition.append((key, fresh))
         if not records:
             return list(self._unwritten.values())
@@ -700,7 +698,7 @@ class Sink:
         started = time.perf_counter()
         incidents: list[Incident] = []
         if self.partitions is None:
-            self._judge(self.evaluator, records, incidents)
+            self._judge(self.evaluator, records, incidents, per_partition)
             watermark = max(r["event_time_us"] for r in records)
             if watermark > self._watermark_us:
                 self._watermark_us = watermark
@@ -708,8 +706,9 @@ class Sink:
         else:  # each partition's own evaluator and watermark: its state can move to another sink alone
             for key, fresh in per_partition:
                 evaluator = self.partitions.get(*key)
-                self._judge(evaluator, fresh, incidents)
-                watermark = max(r["event_time_us"] for r in fresh)
+                judged = [e.record for e in fresh]
+                self._judge(evaluator, judged, incidents, [(key, fresh)])
+                watermark = max(r["event_time_us"] for r in judged)
                 if watermark > self._watermarks.get(key, 0):
                     self._watermarks[key] = watermark
                     self._advance(evaluator, watermark, incidents)
@@ -718,16 +717,19 @@ class Sink:
             self._unwritten[incident.incident_id] = incident
         return list(self._unwritten.values())
 
-    def _judge(self, evaluator: BaseEvaluator, records: list[dict[str, Any]], out: list[Incident]) -> None:
+    def _judge(self, evaluator: BaseEvaluator, records: list[dict[str, Any]], out: list[Incident],
+               chunks: list[tuple[tuple[str, int], _Chunk]]) -> None:
+        """Judge ``records`` (the envelopes of ``chunks``, in order); an evaluator that raises is tried per record."""
         try:
             out.extend(evaluator.evaluate(records))
         except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion; isolate the records it trips on
             _log.exception("sink.rule_error evaluator=%s error=%s", type(evaluator).__name__, exc)
-            for record in records:
-                try:
-                    out.extend(evaluator.evaluate([record]))
-                except Exception as one:  # noqa: BLE001 - stored already; judged by no rule: say so
-                    out.append(self._rule_error(record, one))
+            for _, chunk in chunks:
+                for envelope in chunk:
+                    try:
+                        out.extend(evaluator.evaluate([envelope.record]))
+                    except Exception as one:  # noqa: BLE001 - stored already; judged by no rule: say so
+                        out.append(self._rule_error(envelope, one))
 
     @staticmethod
     def _advance(evaluator: BaseEvaluator, watermark: int, out: list[Incident]) -> None:
@@ -736,12 +738,13 @@ class Sink:
         except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion; logged with its traceback
             _log.exception("sink.rule_error on_watermark=%d error=%s", watermark, exc)
 
-    def _rule_error(self, record: dict[str, Any], exc: Exception) -> Incident:
-        """The rule_error incident of an evaluator that raised on ``record`` (the rule engine reports its own)."""
+    def _rule_error(self, envelope: Envelope, exc: Exception) -> Incident:
+        """The rule_error incident of an evaluator that raised on ``envelope`` (the rule engine reports its own)."""
+        record = envelope.record
         rule_id = getattr(exc, "rule_id", None) or type(self.evaluator).__name__
         error = f"{type(exc).__name__}: {exc}"
         _log.warning("sink.rule_error rule=%s topic=%s partition=%s offset=%s event_id=%s error=%s", rule_id,
-                     record["_topic"], record["_partition"], record["_offset"], record["event_id"], error[:500])
+                     envelope.topic, envelope.partition, envelope.offset, record["event_id"], error[:500])
         t = record["event_time_us"]
         return rule_error_incident(rule_id, record["tenant"], self.evaluator.revision, event_ids=[record["event_id"]],
                                    count=1, first_us=t, last_us=t, window_start_us=t - t % 3_600_000_000, error=error,
@@ -833,6 +836,19 @@ def _digest_delivered(error: KafkaError | None, message: Any) -> None:
     if error is not None:
         _log.warning("sink.digest_publish_failed topic=%s error=%s (the digest is in action_digests)",
                      getattr(message, "topic", lambda: "?")(), error)
+
+
+def _actions_arrow(chunk: Sequence[Envelope]) -> Any:
+    return actions_table([e.record for e in chunk], partitions=[e.partition for e in chunk],
+                         offsets=[e.offset for e in chunk])
+
+
+def _lifecycle_arrow(chunk: Sequence[Envelope]) -> Any:
+    return lifecycle_table([e.record for e in chunk])
+
+
+def _incidents_arrow(chunk: Sequence[Envelope]) -> Any:
+    return incident_records_table([e.record for e in chunk])
 
 
 def _insert_all(store: Store, inserts: list[_Insert]) -> None:

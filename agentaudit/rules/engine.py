@@ -31,8 +31,9 @@ class BaseEvaluator(abc.ABC):
     def evaluate(self, records: Sequence[dict[str, Any]]) -> list[Incident]:
         """Incidents opened or updated by one consumed batch.
 
-        :param records: decoded action dicts in partition order, each with the extra keys
-            ``event_hash`` (str), ``_partition`` (int) and ``_offset`` (int).
+        :param records: decoded action dicts in partition order, each with the extra key
+            ``event_hash`` (str). Where a record was read (topic, partition, offset) stays on the
+            consumer's envelope, outside the record.
         """
 
     def on_watermark(self, watermark_us: int) -> list[Incident]:

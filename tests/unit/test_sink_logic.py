@@ -34,9 +34,11 @@ class Recording(BaseEvaluator):
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.keys: set[str] = set()
 
     def evaluate(self, records: Sequence[dict[str, Any]]) -> list[Incident]:
         self.seen.extend(r["event_id"] for r in records)
+        self.keys.update(k for r in records for k in r)
         return []
 
     def snapshot(self) -> bytes:
@@ -77,6 +79,8 @@ def test_an_undecodable_message_goes_to_the_dlq_with_its_reason_and_the_batch_go
     assert [r["event_id"] for r in store.rows("actions")] == [r["event_id"] for r, _ in events]
     assert [r["kafka_offset"] for r in store.rows("actions")] == [0, 1, 2, 4, 5, 6]
     assert sink.evaluator.seen == [r["event_id"] for r, _ in events]
+    # the evaluator sees the action as sent plus its hash; the Kafka context stays on the envelope
+    assert sink.evaluator.keys == set(events[0][0]) | {"event_hash"}
     assert consumer.commits == [{(ACTIONS, 0): 7}]  # past the dead letter too
 
 
