@@ -139,10 +139,11 @@ class IntegrityRuntime(RuleRuntime):
         rule = self.rule
         if "conflicting_duplicate" not in rule.params["checks"] or not rule.predicate(r):
             return
+        partition = r.get("_partition")  # the Kafka position, when the caller still puts it in the record
+        where = f" (partition {partition} offset {r.get('_offset')})" if partition is not None else ""
         self.hits.hit(r, rule.key(r), r["event_time_us"], values={
             "detail": (f"event {r['event_id']} arrived again with another body: first copy {first_hash}, "
-                       f"this copy {r['event_hash']} (partition {r.get('_partition')} offset {r.get('_offset')}); "
-                       "both are stored, readers show the first"),
+                       f"this copy {r['event_hash']}{where}; both are stored, readers show the first"),
             "first_hash": first_hash, "conflict_hash": r["event_hash"]})
 
     def state(self) -> Record:
