@@ -16,7 +16,6 @@ idle), so a quiet source partition does not hold every window open.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 from agentaudit.consumers.checkpoint import Checkpoint, Offsets
 from agentaudit.infra.exceptions import KafkaError
+from agentaudit.logs import get_logger
 from agentaudit.rules._idleness import PROGRESS, SourceIdleness
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.evaluator import RuleEvaluator
@@ -34,7 +34,7 @@ from agentaudit.schemas import AvroCodec, Incident, body_hash, frame_body
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT_MS", "RulesWorker", "StateDirectory"]
 
-_log = logging.getLogger(__name__)
+_log = get_logger(__name__)
 REKEY_FETCH_BYTES = 32_768
 SOURCE_TOPIC_HEADER = "x-agentaudit-source-topic"
 SOURCE_PARTITION_HEADER = "x-agentaudit-source-partition"
@@ -146,11 +146,14 @@ class RulesWorker:
         rekey_config = {"max.partition.fetch.bytes": REKEY_FETCH_BYTES, **(consumer_config or {})}
         self._reset_to_start = str({**CONSUMER_DEFAULTS, **rekey_config}.get("auto.offset.reset")) in (
             "earliest", "beginning", "smallest")
-        self._rekey = rekey_consumer or KafkaConsumer(kafka, f"{group}-rekey", rekey_config)
-        self._judge = judge_consumer or KafkaConsumer(kafka, group, consumer_config)
+        # ``is None``, never ``or``: a given producer with nothing queued has len() 0 and is falsy.
+        self._rekey = rekey_consumer if rekey_consumer is not None else KafkaConsumer(
+            kafka, f"{group}-rekey", rekey_config)
+        self._judge = judge_consumer if judge_consumer is not None else KafkaConsumer(kafka, group, consumer_config)
         # A re-keyed action is the value as consumed plus a key and two headers: a valid action just
         # under max_message_bytes must still fit (at the default limit it was refused, halting the worker).
-        self._producer = producer or KafkaProducer(kafka, {"message.max.bytes": kafka.max_message_bytes + 65_536})
+        self._producer = producer if producer is not None else KafkaProducer(
+            kafka, {"message.max.bytes": kafka.max_message_bytes + 65_536})
         self._admin = admin
         self.snapshot_interval_s = snapshot_interval_s
         self._snapshotted = time.monotonic()
@@ -267,7 +270,7 @@ class RulesWorker:
                 self._producer.produce(self.topics.repartition, message.value(), key=record["tenant"].encode(),
                                        headers=headers)
             if failures:
-                _log.info("rules.rekey_skipped count=%d (the sink dead-letters them)", len(failures))
+                _log.info("rules.rekey_skipped", count=len(failures), hint="the sink dead-letters them")
             if idleness.enabled:
                 for message, t in zip(messages, times, strict=False):
                     idleness.delivered(f"{message.topic()}:{message.partition()}", message.offset() + 1, t, now)
@@ -289,7 +292,7 @@ class RulesWorker:
     def _flush(self) -> None:
         remaining = self._producer.flush()
         if remaining:  # kept as before: logged, not retried (the commit still follows)
-            _log.warning("rules.flush_incomplete remaining=%d", remaining)
+            _log.warning("rules.flush_incomplete", remaining=remaining)
 
     def _snapshot_due(self, offsets: Offsets) -> None:
         """The checkpoint's snapshot: every held partition's state with its next offset, when the interval is up."""
@@ -309,7 +312,7 @@ class RulesWorker:
             try:
                 committed = self._rekey.committed([(topic, int(s.rsplit(":", 1)[1])) for s in quiet], timeout=2.0)
             except KafkaError as exc:  # e.g. a rebalance under way: try again next time
-                _log.info("rules.idle_check_deferred error=%s", exc)
+                _log.info("rules.idle_check_deferred", error=exc)
                 committed = {}
             ends = self._rekey.high_watermarks(committed)
             for (t, p), offset in committed.items():
@@ -330,8 +333,8 @@ class RulesWorker:
             for target in self._targets:
                 self._producer.produce(self.topics.repartition, None, headers=headers, partition=target)
             repeated = quiet is not None and quiet >= (idleness.idle_timeout_s + idleness.progress_interval_s) * 1e6
-            _log.log(logging.INFO if kind == "idle" and not repeated else logging.DEBUG,
-                     "rules.source_%s source=%s event_time_us=%s quiet_us=%s", kind, source, event_time, quiet)
+            log = _log.info if kind == "idle" and not repeated else _log.debug
+            log("rules.source_" + kind, source=source, event_time_us=event_time, quiet_us=quiet)
         if markers:
             self._producer.flush()
 

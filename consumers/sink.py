@@ -15,7 +15,6 @@ import contextlib
 import gc
 import hashlib
 import itertools
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +37,7 @@ from agentaudit.control.topic import decode_records, ensure_control_topic
 from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.exceptions import KafkaError, StoreError
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer, Message, TopicPartition
+from agentaudit.logs import get_logger
 from agentaudit.rules.builtin import BuiltinEvaluator
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.evaluator import rule_error_incident
@@ -49,7 +49,7 @@ from agentaudit.settings import KafkaSettings, StoreSettings
 
 __all__ = ["AfterInsertCallback", "BatchResult", "Sink"]
 
-_log = logging.getLogger("agentaudit.consumers.sink")
+_log = get_logger("agentaudit.consumers.sink")
 _MAX_SUMMARY_CHARS = 4096
 _QUIET_CHECK_S = 0.25  # how often quiet tenants are looked for (adds at most this to the idleness bound)
 
@@ -192,23 +192,26 @@ class Sink:
                 "auto.offset.reset": s.auto_offset_reset,
                 **s.consumer_config,
             }
-            self._producer = self._given_producer or KafkaProducer(
+            # ``is None``, never ``or``: a producer with nothing queued has len() 0 and is falsy.
+            self._producer = self._given_producer if self._given_producer is not None else KafkaProducer(
                 self.kafka_settings, {"message.max.bytes": max(s.dlq_max_bytes, DEFAULT_MAX_BYTES)})
             self._dead_letters = DeadLetters(self._producer, self._topics.dlq, max_bytes=s.dlq_max_bytes,
                                              max_attempts=s.dlq_max_attempts, metrics=self.metrics,
                                              quarantine=Quarantine(s.quarantine_path, s.quarantine_max_bytes))
-            self._store = self._given_store or connect(self.store_settings)
+            self._store = self._given_store if self._given_store is not None else connect(self.store_settings)
             if s.digests and self._digests is None:
                 signer = DigestSigner.load_or_create(s.digest_key.expanduser())
                 try:
                     self._kafka_admin().ensure_topics([s.digest_topic])
                 except KafkaError as exc:  # e.g. no CREATE grant: the store copy still comes first
-                    _log.warning("sink.digest_topic topic=%s error=%s: digests go to action_digests only until "
-                                 "the topic exists and this principal may write it", s.digest_topic, exc)
+                    _log.warning("sink.digest_topic", topic=s.digest_topic, error=exc,
+                                 hint="digests go to action_digests only until the topic exists and this "
+                                      "principal may write it")
                 self._digests = DigestChain(signer, self._topics.actions)
             # One thread, one batch in flight: inserts keep their order and never run concurrently.
             self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentaudit-sink-insert")
-            consumer = self._given_consumer or KafkaConsumer(self.kafka_settings, s.group, config)
+            consumer = self._given_consumer if self._given_consumer is not None else KafkaConsumer(
+                self.kafka_settings, s.group, config)
             topics = [self._topics.actions] + ([self._topics.lifecycle] if s.consume_lifecycle else [])
             if not s.inline_rules:
                 topics.append(self._topics.incidents)  # judged by `agentaudit rules run`, stored here
@@ -217,9 +220,9 @@ class Sink:
                 topics.append(self._topics.control)  # refused commands become integrity incidents
             consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._consumer = consumer
-            _log.info("sink.start group=%s topics=%s rules=%s store=%s database=%s", s.group, ",".join(topics),
-                      "inline" if s.inline_rules else "none (incidents topic)",
-                      self.store_settings.redacted_url(), self.store_settings.database)
+            _log.info("sink.start", group=s.group, topics=",".join(topics),
+                      rules="inline" if s.inline_rules else "none (incidents topic)",
+                      store=self.store_settings.redacted_url(), database=self.store_settings.database)
         return self._consumer
 
     def _kafka_admin(self) -> KafkaAdmin:
@@ -240,12 +243,12 @@ class Sink:
             if consumer is not None:
                 consumer.close()
         except KafkaError as exc:
-            _log.warning("sink.close consumer error=%s", exc)
+            _log.warning("sink.close_failed", client="consumer", error=exc)
         try:
             if producer is not None:
                 producer.close(timeout=10.0)
         except KafkaError as exc:
-            _log.warning("sink.close producer error=%s", exc)
+            _log.warning("sink.close_failed", client="producer", error=exc)
         if store is not None:
             store.close()
         if self.partitions is not None:
@@ -272,7 +275,7 @@ class Sink:
                 self.run_once(stop)
         finally:
             self.close()
-            _log.info("sink.stop group=%s", self.settings.group)
+            _log.info("sink.stop", group=self.settings.group)
 
     @property
     def assignment(self) -> frozenset[tuple[str, int]]:
@@ -293,7 +296,7 @@ class Sink:
                         self._evaluated.pop(key, None)
                     else:
                         self._evaluated[key] = applied - 1
-        _log.info("sink.assigned partitions=%s", _names(partitions))
+        _log.info("sink.assigned", partitions=_names(partitions))
         if self.settings.inline_rules:
             self._warn_if_partial()
 
@@ -304,15 +307,15 @@ class Sink:
         try:
             total = len(self._kafka_admin().partitions_for(topic))
         except KafkaError as exc:
-            _log.debug("sink.partition_count topic=%s error=%s", topic, exc)
+            _log.debug("sink.partition_count", topic=topic, error=exc)
             return
         partial = 0 < owned < total
         if partial and not self._warned_partial:
             _log.warning(
-                "sink.partial_assignment group=%s topic=%s partitions=%d/%d: inline rules judge only this "
-                "sink's partitions, so its incidents now depend on the group's size. For incidents that do "
-                "not, scale out as N x `agentaudit consume --no-rules` + M x `agentaudit rules run`.",
-                self.settings.group, topic, owned, total)
+                "sink.partial_assignment", group=self.settings.group, topic=topic, partitions=f"{owned}/{total}",
+                hint="inline rules judge only this sink's partitions, so its incidents now depend on the group's "
+                     "size. For incidents that do not, scale out as N x `agentaudit consume --no-rules` + M x "
+                     "`agentaudit rules run`.")
         self._warned_partial = partial
 
     def _on_revoke(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
@@ -326,7 +329,7 @@ class Sink:
                 self.partitions.revoke(tp.topic, tp.partition)
                 self._evaluated.pop(key, None)
                 self._watermarks.pop(key, None)
-        _log.info("sink.revoked partitions=%s", _names(partitions))
+        _log.info("sink.revoked", partitions=_names(partitions))
 
     # -- one batch --------------------------------------------------------------------------
 
@@ -386,7 +389,7 @@ class Sink:
             consumer.commit([(t, p, o) for (t, p), o in offsets.items()])
         except KafkaError as exc:
             # A later commit covers them, or the new owner re-reads (deduplicated, and not judged twice).
-            _log.warning("sink.commit_failed group=%s error=%s", self.settings.group, exc)
+            _log.warning("sink.commit_failed", group=self.settings.group, error=exc)
         else:
             result.committed = offsets
 
@@ -409,7 +412,7 @@ class Sink:
             try:
                 incidents.extend(evaluator.on_quiet(*quiet))
             except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion
-                _log.exception("sink.rule_error on_quiet error=%s", exc)
+                _log.exception("sink.rule_error", during="on_quiet", error=exc)
         for incident in incidents:
             self._unwritten[incident.incident_id] = incident
         if not self._unwritten:
@@ -419,9 +422,9 @@ class Sink:
             assert self._dead_letters is not None  # noqa: S101 - narrows the Optional: set when the sink starts, before any batch
             self._dead_letters.confirm()
         except (StoreError, KafkaError, ConsumerError) as exc:
-            _log.warning("sink.quiet_incidents_deferred count=%d error=%s", len(self._unwritten), exc)
+            _log.warning("sink.quiet_incidents_deferred", count=len(self._unwritten), error=exc)
             return
-        _log.info("sink.quiet_incidents count=%d", len(self._unwritten))
+        _log.info("sink.quiet_incidents", count=len(self._unwritten))
         self._unwritten.clear()
 
     def _read_to_end(self, consumer: KafkaConsumer) -> bool:
@@ -434,7 +437,7 @@ class Sink:
             try:
                 committed = consumer.committed(unknown, timeout=2.0)
             except KafkaError as exc:  # e.g. a rebalance under way: try again next time
-                _log.info("sink.quiet_check_deferred error=%s", exc)
+                _log.info("sink.quiet_check_deferred", error=exc)
                 return False
             ends = consumer.high_watermarks(unknown)
             for key, offset in committed.items():
@@ -542,8 +545,8 @@ class Sink:
         self._dead_letters.send(message.key(), message.value(), reason=reason, error=error,
                                 topic=message.topic(), partition=message.partition(), offset=message.offset())
         self.metrics.dlq.labels(reason).inc()
-        _log.warning("sink.dead_letter reason=%s topic=%s partition=%d offset=%d error=%s",
-                     reason, message.topic(), message.partition(), message.offset(), error)
+        _log.warning("sink.dead_letter", reason=reason, topic=message.topic(), partition=message.partition(),
+                     offset=message.offset(), error=error)
 
     def _insert_actions(self, chunks: list[_Chunk], result: BatchResult) -> tuple[list[_Chunk], list[_Insert]]:
         self._mark_later_copies(chunks)
@@ -621,8 +624,8 @@ class Sink:
                 self._producer.produce(topic, digest.to_json(), key=f"{digest.topic}:{digest.partition}".encode(),
                                        on_delivery=_digest_delivered)
             except (KafkaError, BufferError) as exc:
-                _log.warning("sink.digest_publish_failed topic=%s partition=%d offsets=%d-%d error=%s", topic,
-                             digest.partition, digest.first_offset, digest.last_offset, exc)
+                _log.warning("sink.digest_publish_failed", topic=topic, partition=digest.partition,
+                             offsets=f"{digest.first_offset}-{digest.last_offset}", error=exc)
 
     def _settle_digests(self) -> None:
         if self._digests is not None and self._digests_batch:
@@ -668,7 +671,7 @@ class Sink:
                 self._dead_letter_envelope(envelope, "unstorable", f"does not fit the store's columns: {one}")
             else:
                 good.append(envelope)
-        _log.warning("sink.unstorable dropped=%d error=%s", len(chunk) - len(good), exc)
+        _log.warning("sink.unstorable", dropped=len(chunk) - len(good), error=exc)
         return good
 
     def _dead_letter_envelope(self, envelope: Envelope, reason: str, error: str) -> None:
@@ -723,7 +726,7 @@ class Sink:
         try:
             out.extend(evaluator.evaluate(records))
         except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion; isolate the records it trips on
-            _log.exception("sink.rule_error evaluator=%s error=%s", type(evaluator).__name__, exc)
+            _log.exception("sink.rule_error", evaluator=type(evaluator).__name__, error=exc)
             for _, chunk in chunks:
                 for envelope in chunk:
                     try:
@@ -736,15 +739,15 @@ class Sink:
         try:
             out.extend(evaluator.on_watermark(watermark))
         except Exception as exc:  # noqa: BLE001 - a rule bug must not stop ingestion; logged with its traceback
-            _log.exception("sink.rule_error on_watermark=%d error=%s", watermark, exc)
+            _log.exception("sink.rule_error", during="on_watermark", watermark=watermark, error=exc)
 
     def _rule_error(self, envelope: Envelope, exc: Exception) -> Incident:
         """The rule_error incident of an evaluator that raised on ``envelope`` (the rule engine reports its own)."""
         record = envelope.record
         rule_id = getattr(exc, "rule_id", None) or type(self.evaluator).__name__
         error = f"{type(exc).__name__}: {exc}"
-        _log.warning("sink.rule_error rule=%s topic=%s partition=%s offset=%s event_id=%s error=%s", rule_id,
-                     envelope.topic, envelope.partition, envelope.offset, record["event_id"], error[:500])
+        _log.warning("sink.rule_error", rule=rule_id, topic=envelope.topic, partition=envelope.partition,
+                     offset=envelope.offset, event_id=record["event_id"], error=error[:500])
         t = record["event_time_us"]
         return rule_error_incident(rule_id, record["tenant"], self.evaluator.revision, event_ids=[record["event_id"]],
                                    count=1, first_us=t, last_us=t, window_start_us=t - t % 3_600_000_000, error=error,
@@ -784,13 +787,13 @@ class Sink:
         if self._dead_letters is not None:
             self._dead_letters.reset()  # the retried batch sends its dead letters and incidents again
         firsts = _first_offsets(messages)
-        _log.warning("sink.retry group=%s batch=%d backoff_s=%.2f error_type=%s error=%s",
-                     s.group, len(messages), self._backoff, type(exc).__name__, exc)
+        _log.warning("sink.retry", group=s.group, batch=len(messages), backoff_s=round(self._backoff, 2),
+                     error_type=type(exc).__name__, error=exc)
         assigned = consumer.assignment()
         try:
             consumer.pause(assigned)
         except Exception as pause_exc:  # noqa: BLE001 - a partition may have just been revoked; pausing is best effort
-            _log.debug("sink.pause failed: %s", pause_exc)
+            _log.debug("sink.pause_failed", error=pause_exc)
         deadline = time.monotonic() + self._backoff
         while True:
             left = deadline - time.monotonic()
@@ -806,12 +809,11 @@ class Sink:
                 try:
                     consumer.seek(topic, partition, offset)
                 except KafkaError as seek_exc:
-                    _log.warning("sink.seek_failed topic=%s partition=%d offset=%d error=%s",
-                                 topic, partition, offset, seek_exc)
+                    _log.warning("sink.seek_failed", topic=topic, partition=partition, offset=offset, error=seek_exc)
         try:
             consumer.resume(consumer.assignment())
         except Exception as resume_exc:  # noqa: BLE001 - a partition may have just been revoked; resuming is best effort
-            _log.debug("sink.resume failed: %s", resume_exc)
+            _log.debug("sink.resume_failed", error=resume_exc)
 
 
 @contextlib.contextmanager
@@ -834,8 +836,8 @@ def _gc_paused() -> Iterator[None]:
 
 def _digest_delivered(error: KafkaError | None, message: Any) -> None:
     if error is not None:
-        _log.warning("sink.digest_publish_failed topic=%s error=%s (the digest is in action_digests)",
-                     getattr(message, "topic", lambda: "?")(), error)
+        _log.warning("sink.digest_publish_failed", topic=getattr(message, "topic", lambda: "?")(), error=error,
+                     hint="the digest is in action_digests")
 
 
 def _actions_arrow(chunk: Sequence[Envelope]) -> Any:

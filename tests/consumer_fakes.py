@@ -150,6 +150,9 @@ class FakeProducer:
     def poll(self, timeout: float = 0.0) -> int:
         return 0
 
+    def __len__(self) -> int:  # as KafkaProducer: messages still queued (0 makes it falsy)
+        return len(self._queued)
+
     def close(self, timeout: float = 30.0) -> None:
         self.flush()
 
