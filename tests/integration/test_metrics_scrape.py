@@ -103,5 +103,6 @@ def test_consumer_and_store_metrics_count_the_real_traffic(
     assert inserts >= 2
     # structured logs: every log line is one JSON object (AGENTAUDIT_LOG_FORMAT=json)
     logged = [json.loads(line) for line in consumer.log().splitlines() if not line.startswith("---- start")]
-    assert any(r["msg"].startswith("sink.start") for r in logged)
-    assert sum(r["msg"].startswith("sink.dead_letter reason=bad_magic") for r in logged) == BAD
+    assert all({"event", "level", "logger", "timestamp"} <= set(r) for r in logged)
+    assert any(r["event"] == "sink.start" and r["rules"] == "inline" for r in logged)
+    assert sum(r["event"] == "sink.dead_letter" and r["reason"] == "bad_magic" for r in logged) == BAD
