@@ -25,16 +25,15 @@ def store(
     _MAX_CONCURRENT_WRITES (4); see the README's store section.
     """
     import logging
-    import os
 
-    from agentaudit.infra.store.__main__ import DEFAULT_DATA_DIR, run
+    from agentaudit.infra.store.__main__ import run
+    from agentaudit.infra.store._settings import StoreServerSettings
     from agentaudit.logs import configure_logging
 
     configure_logging(logging.INFO)  # AGENTAUDIT_LOG_FORMAT=json: one JSON object per line
-
-    code = run(data_dir or os.environ.get("AGENTAUDIT_STORE_DIR", DEFAULT_DATA_DIR), host, port,
-               password or os.environ.get("AGENTAUDIT_STORE_PASSWORD"),
-               reader_password or os.environ.get("AGENTAUDIT_STORE_READER_PASSWORD"), not open_metrics)
+    settings = StoreServerSettings()
+    code = run(data_dir or settings.dir, host, port, password or settings.secret("password"),
+               reader_password or settings.secret("reader_password"), not open_metrics)
     if code:
         raise typer.Exit(code)
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 
+from agentaudit.infra.store._settings import DEFAULT_DATA_DIR, StoreServerSettings
 from agentaudit.infra.store.exceptions import StoreLockedError
 from agentaudit.logs import configure_logging
 
-DEFAULT_DATA_DIR = "./.agentaudit/store"
+__all__ = ["DEFAULT_DATA_DIR", "main", "run"]
 
 
 def run(data_dir: str, host: str, port: int, password: str | None, reader_password: str | None = None,
@@ -48,13 +48,14 @@ def run(data_dir: str, host: str, port: int, password: str | None, reader_passwo
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings = StoreServerSettings()
     parser = argparse.ArgumentParser(prog="python -m agentaudit.infra.store", description=__doc__)
-    parser.add_argument("--data-dir", default=os.environ.get("AGENTAUDIT_STORE_DIR", DEFAULT_DATA_DIR))
+    parser.add_argument("--data-dir", default=settings.dir)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123)
-    parser.add_argument("--password", default=os.environ.get("AGENTAUDIT_STORE_PASSWORD"),
+    parser.add_argument("--password", default=settings.secret("password"),
                         help="password of user default (any SQL); env AGENTAUDIT_STORE_PASSWORD")
-    parser.add_argument("--reader-password", default=os.environ.get("AGENTAUDIT_STORE_READER_PASSWORD"),
+    parser.add_argument("--reader-password", default=settings.secret("reader_password"),
                         help="password of user reader (read-only); env AGENTAUDIT_STORE_READER_PASSWORD")
     parser.add_argument("--open-metrics", action="store_true",
                         help="serve /metrics without a password (default: behind it when one is set)")
