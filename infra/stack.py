@@ -65,6 +65,7 @@ class StackSettings(BaseSettings):
     :param otlp: ``AGENTAUDIT_OTLP``: start the OTLP/HTTP receiver (``agentaudit otlp``; tokens and dev mode
         from its ``AGENTAUDIT_OTLP_*`` settings), default true.
     :param otlp_port: ``AGENTAUDIT_OTLP_PORT``, default 4318 (a free port if taken).
+    :param otlp_spool_dir: ``AGENTAUDIT_OTLP_SPOOL_DIR``, the receiver's spool root; default ``home/otlp-spool``.
     """
 
     model_config = SettingsConfigDict(env_prefix="AGENTAUDIT_", frozen=True, extra="ignore")
@@ -84,6 +85,7 @@ class StackSettings(BaseSettings):
     owners: Path | None = None
     otlp: bool = True
     otlp_port: int = 4318
+    otlp_spool_dir: Path | None = None
 
 
 class StoreCredentials(NamedTuple):
@@ -267,8 +269,7 @@ class Stack:
         if s.otlp:  # any language's OTel exporter -> actions; each tenant's spool under home
             receiver = self._process("otlp", _python("agentaudit.cli", "otlp", "--port", str(self.ports["otlp"])),
                                      ready_port=self.ports["otlp"],
-                                     env={"AGENTAUDIT_OTLP_SPOOL_DIR": os.environ.get(
-                                         "AGENTAUDIT_OTLP_SPOOL_DIR", str(self.home / "otlp-spool"))})
+                                     env={"AGENTAUDIT_OTLP_SPOOL_DIR": str(s.otlp_spool_dir or self.home / "otlp-spool")})
             components.append(self._wrap("OTLP receiver (OTLP/HTTP traces)", self.urls["otlp"], receiver))
         dashboard = self._process("dashboard", _python(
             "agentaudit.cli", "dashboard", "--host", "127.0.0.1", "--port", str(self.ports["dashboard"])),
