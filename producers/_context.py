@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
-__all__ = ["ContextExecutor", "Frame", "current_frame", "wrap"]
+__all__ = ["ContextExecutor", "Frame", "current_frame", "new_frame", "wrap"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,6 +25,17 @@ class Frame(NamedTuple):
     depth: int
     agent: str
     run_id: str
+
+
+if TYPE_CHECKING:
+    #: Builds a :class:`Frame`: the type checker checks each field as for ``Frame(...)``.
+    new_frame = Frame
+else:
+    _tuple_new = tuple.__new__
+
+    def new_frame(action_id, trace_id, depth, agent, run_id):
+        # Frame(...) as a plain function call: the class call costs ~65 ns more per action on the agent's thread
+        return _tuple_new(Frame, (action_id, trace_id, depth, agent, run_id))
 
 
 CURRENT: contextvars.ContextVar[Frame | None] = contextvars.ContextVar("agentaudit_action", default=None)

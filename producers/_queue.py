@@ -1,7 +1,7 @@
 """The bounded hand-over between agent threads and the background worker.
 
-``put`` is the only thing an emitting call does besides building a tuple: an append to a
-``deque`` (atomic under the GIL). The bounds are checked without a lock, so the byte count is
+``put`` is the only thing an emitting call does besides building a :class:`QueueEntry`: an append
+to a ``deque`` (atomic under the GIL). The bounds are checked without a lock, so the byte count is
 an estimate. When full, the policy applies: ``drop_oldest`` drops the oldest queued event at once;
 ``spool`` and ``block`` wait at most ``block_ms`` for the worker to make room, then drop the new
 event. After one such timeout the worker counts as stalled and later emits drop without waiting
@@ -16,12 +16,49 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-__all__ = ["EventQueue"]
+__all__ = ["BASE_EVENT_BYTES", "EventQueue", "QueueEntry", "new_entry"]
 
 #: Rough size of an event without bodies, for the byte bound.
 BASE_EVENT_BYTES = 400
+
+
+class QueueEntry(NamedTuple):
+    """One emitted event as the agent's thread hands it to the worker, which seals it into a record.
+
+    A NamedTuple because it is built on the agent's thread for every event, where a dataclass's ``__init__``
+    would cost more; the agent's thread builds it with :func:`new_entry` (benchmarks/bench_sdk_emit.py).
+    """
+
+    agent: str
+    kind: str
+    phase: str
+    name: str
+    action_id: str
+    parent_action_id: str | None
+    trace_id: str
+    depth: int
+    run_id: str
+    #: the event's time, epoch microseconds.
+    time_us: int
+    #: the record's other fields; ``_bodies`` holds ``(field, text)`` pairs the worker redacts and caps.
+    extra: dict[str, Any] | None
+    #: the estimated size in bytes, for the queue's byte bound.
+    size: int
+
+
+if TYPE_CHECKING:
+    #: Builds a :class:`QueueEntry`: the type checker checks each field as for ``QueueEntry(...)``.
+    new_entry = QueueEntry
+else:
+    _tuple_new = tuple.__new__
+
+    def new_entry(agent, kind, phase, name, action_id, parent_action_id, trace_id, depth, run_id, time_us, extra,
+                  size):
+        # QueueEntry(...) as a plain function call: the class call costs ~65 ns more per event on the agent's thread
+        return _tuple_new(QueueEntry, (agent, kind, phase, name, action_id, parent_action_id, trace_id, depth,
+                                       run_id, time_us, extra, size))
 
 
 class EventQueue:
@@ -31,7 +68,7 @@ class EventQueue:
                  "blocked", "_room", "_wake", "wake_at", "closed", "stalled", "waiting", "_gaps", "_gap_lock")
 
     def __init__(self, max_events: int, max_bytes: int, *, policy: str, block_ms: int) -> None:
-        self._items: deque[tuple[Any, ...]] = deque()
+        self._items: deque[QueueEntry] = deque()
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.bytes = 0
@@ -54,9 +91,10 @@ class EventQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: tuple[Any, ...], size: int = BASE_EVENT_BYTES) -> None:
+    def put(self, item: QueueEntry) -> None:
         """Hand ``item`` to the worker; never raises, waits at most ``block_ms`` under ``block``."""
         items = self._items
+        size = item.size
         if len(items) >= self.max_events or self.bytes + size > self.max_bytes:  # noqa: SIM102 - the hot path tests the cheap condition alone; _make_room waits or drops
             if not self._make_room(size):
                 self._dropped(item)
@@ -74,7 +112,7 @@ class EventQueue:
                     old = items.popleft()
                 except IndexError:
                     break
-                self.bytes -= old[-1]
+                self.bytes -= old.size
                 self._dropped(old)
             return True
         self._wake.set()
@@ -95,10 +133,10 @@ class EventQueue:
                 self.waiting -= 1
         return True
 
-    def _dropped(self, item: tuple[Any, ...]) -> None:
+    def _dropped(self, item: QueueEntry) -> None:
         with self._gap_lock:
             self.dropped += 1
-            agent = item[0]
+            agent = item.agent
             self._gaps[agent] = self._gaps.get(agent, 0) + 1
 
     def take_gaps(self) -> dict[str, int]:
@@ -109,17 +147,17 @@ class EventQueue:
             gaps, self._gaps = self._gaps, {}
         return gaps
 
-    def take(self, limit: int) -> list[tuple[Any, ...]]:
+    def take(self, limit: int) -> list[QueueEntry]:
         """Up to ``limit`` items, oldest first (worker thread only)."""
         items = self._items
-        out: list[tuple[Any, ...]] = []
+        out: list[QueueEntry] = []
         popleft = items.popleft
         size = 0
         try:
             for _ in range(min(limit, len(items))):
                 item = popleft()
                 out.append(item)
-                size += item[-1]
+                size += item.size
         except IndexError:
             pass
         if out:

@@ -28,14 +28,15 @@ import threading
 import time
 import uuid
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
 from agentaudit.logs import get_logger
 from agentaudit.producers._checkpoints import CheckpointSchedule
-from agentaudit.producers._queue import EventQueue
-from agentaudit.producers._spool import Spool
+from agentaudit.producers._queue import EventQueue, QueueEntry
+from agentaudit.producers._spool import Position, Spool
 from agentaudit.producers.redaction import Redactor, cap, redact_fields
 from agentaudit.producers.settings import SdkSettings
 from agentaudit.schemas import ACTION_DEFAULTS, AvroCodec, SigningKey, StreamChain
@@ -99,9 +100,28 @@ _READBACK_IDLE = 0.7
 #: The schema's defaults a record may share (immutable ones; links and attributes are made per record).
 _DEFAULTS = {name: value for name, value in ACTION_DEFAULTS.items() if not isinstance(value, (list, dict))}
 
-# window entry fields
-_KEY, _VALUE, _STATE, _PART, _OFFSET, _END = range(6)
+#: A window entry's delivery state: sent and unanswered, confirmed, failed (maybe written: read back), lost.
 _SENT, _OK, _FAILED, _LOST = 0, 1, 2, 3
+
+
+@dataclass(slots=True)
+class _WindowEntry:
+    """One sealed event of the window in flight; its delivery report fills in the rest."""
+
+    key: bytes
+    value: bytes
+    state: int = _SENT
+    #: set by the delivery report (None until then).
+    partition: int | None = None
+    #: the offset the broker gave it (-1 until confirmed).
+    offset: int = -1
+    #: where it ends in the spool, when the window was read from the spool (confirmed up to there).
+    end: Position | None = None
+
+
+def _spool_end(entry: _WindowEntry) -> Position:
+    assert entry.end is not None  # noqa: S101 - narrows the Optional: only windows read from the spool are confirmed there
+    return entry.end
 
 
 class Worker(threading.Thread):
@@ -129,7 +149,7 @@ class Worker(threading.Thread):
         self._topic_ready = not ensure_topic
         self._next_topic_try = 0.0
         self._mem: deque[tuple[bytes, bytes]] = deque()  # sealed, not yet sent (direct mode)
-        self._window: list[list[Any]] = []  # [key, value, state, partition, offset, spool end]
+        self._window: list[_WindowEntry] = []
         self._window_from_spool = False
         self.sealed_bytes = 0  # spool bytes of every event sealed so far (framed), for has_room's estimate
         self._window_sent_at = 0.0
@@ -231,7 +251,7 @@ class Worker(threading.Thread):
 
     # -- sealing --------------------------------------------------------------------------------
 
-    def _handle(self, items: list[tuple[Any, ...]]) -> None:
+    def _handle(self, items: list[QueueEntry]) -> None:
         out: list[tuple[bytes, bytes]] = []
         for item in items:
             sealed = self._seal(item)
@@ -240,18 +260,19 @@ class Worker(threading.Thread):
         if out:
             self._route(out)
 
-    def _seal(self, item: tuple[Any, ...], checkpoint: bool = False) -> tuple[bytes, bytes] | None:
-        agent, kind, phase, name, action_id, parent, trace, depth, run_id, t_us, extra, _size = item
+    def _seal(self, item: QueueEntry, checkpoint: bool = False) -> tuple[bytes, bytes] | None:
+        agent, t_us = item.agent, item.time_us
         # the schema's defaults, then what this event says (tenant, versions and the chain's fields come next)
         record = {
             **_DEFAULTS, "event_id": f"{self._event_prefix}{next(self._event_counter):012x}",
-            "agent_id": agent, "run_id": run_id, "trace_id": trace, "action_id": action_id,
-            "parent_action_id": parent, "links": [], "depth": depth, "kind": kind, "name": name, "phase": phase,
-            "actor": {"type": "agent", "id": agent}, "start_time_us": t_us, "event_time_us": t_us, "attributes": {},
+            "agent_id": agent, "run_id": item.run_id, "trace_id": item.trace_id, "action_id": item.action_id,
+            "parent_action_id": item.parent_action_id, "links": [], "depth": item.depth, "kind": item.kind,
+            "name": item.name, "phase": item.phase, "actor": {"type": "agent", "id": agent}, "start_time_us": t_us,
+            "event_time_us": t_us, "attributes": {},
         }
         record.update(self._static)
-        if extra:
-            self._apply(record, extra)
+        if item.extra:
+            self._apply(record, item.extra)
         if self.redactor is not None:  # every free-text field, bodies captured or not
             failed = redact_fields(record, self.redactor)
             if failed:
@@ -273,7 +294,7 @@ class Worker(threading.Thread):
             value = chain.seal(record, self.codec)
         except Exception as exc:  # noqa: BLE001 - a bad value is counted, never raised into the agent
             self.stats["invalid"] += 1
-            _log.warning("sdk.unencodable", kind=kind, action_name=name, agent=agent, error=exc)
+            _log.warning("sdk.unencodable", kind=item.kind, action_name=item.name, agent=agent, error=exc)
             return None
         self.stats["sealed"] += 1
         self.sealed_bytes += len(value) + len(stream_id) + _FRAME_OVERHEAD
@@ -321,8 +342,9 @@ class Worker(threading.Thread):
     def _seal_marker(self, stream_id: str, name: str = "agentaudit.dropped", checkpoint: bool = False) -> None:
         """Seal and route a point event (kind ``other``) named ``name`` into ``stream_id``."""
         mark_id = f"{self._event_prefix}{next(self._event_counter):012x}"
-        item = (stream_id.split("/", 1)[1], "other", "point", name, mark_id, None, mark_id, 0,
-                self.instance_id, time.time_ns() // 1000, None, 0)
+        item = QueueEntry(agent=stream_id.split("/", 1)[1], kind="other", phase="point", name=name,
+                          action_id=mark_id, parent_action_id=None, trace_id=mark_id, depth=0,
+                          run_id=self.instance_id, time_us=time.time_ns() // 1000, extra=None, size=0)
         sealed = self._seal(item, checkpoint)
         if sealed is not None:
             self._route([sealed])
@@ -445,7 +467,7 @@ class Worker(threading.Thread):
         if producer is not None:
             producer.poll(0)
         if self._window:
-            if any(e[_STATE] == _SENT for e in self._window):
+            if any(e.state == _SENT for e in self._window):
                 if self.mode == DIRECT and time.monotonic() - self._window_sent_at > self.settings.spill_after_ms / 1000:
                     self._spill(f"no delivery confirmed for {self.settings.spill_after_ms} ms")
                 return
@@ -456,7 +478,7 @@ class Worker(threading.Thread):
     def _settle(self) -> bool:
         """Every event of the window has its report: confirm it, or find out what the broker kept."""
         window = self._window
-        failed = [e for e in window if e[_STATE] == _FAILED]
+        failed = [e for e in window if e.state == _FAILED]
         if failed:
             now = time.monotonic()
             if now < self._next_readback:
@@ -470,35 +492,37 @@ class Worker(threading.Thread):
                 return False
             resend = []
             for entry in failed:
-                if entry[_VALUE] in landed:
-                    entry[_STATE] = _OK
+                if entry.value in landed:
+                    entry.state = _OK
                 else:
                     resend.append(entry)
             if resend:
                 _log.info("sdk.resend", events=len(resend), already_written=len(failed) - len(resend))
                 self._produce_window(resend)
                 return False
-        delivered = sum(1 for e in window if e[_STATE] == _OK)
+        delivered = sum(1 for e in window if e.state == _OK)
         self.stats["delivered"] += delivered
         if self._window_from_spool:
-            self.spool.confirm(window[-1][_END], len(window))
+            self.spool.confirm(_spool_end(window[-1]), len(window))
             self.stats["replayed"] += delivered
+        confirmed = self._confirmed
         for e in window:
-            if e[_STATE] == _OK and e[_OFFSET] >= 0 and e[_OFFSET] > self._confirmed.get(e[_PART], -1):
-                self._confirmed[e[_PART]] = e[_OFFSET]
+            if e.state == _OK and e.partition is not None and e.offset >= 0 \
+                    and e.offset > confirmed.get(e.partition, -1):
+                confirmed[e.partition] = e.offset
         self._window = []
         self._window_from_spool = False
         return True
 
-    def _read_back(self, failed: list[list[Any]]) -> set[bytes]:
+    def _read_back(self, failed: list[_WindowEntry]) -> set[bytes]:
         """Values of ``failed`` events that the broker did store, read from the last confirmed offsets."""
-        partitions = {e[_PART] for e in failed if e[_PART] is not None and e[_PART] >= 0}
+        partitions = {e.partition for e in failed if e.partition is not None and e.partition >= 0}
         if not partitions:
             return set()  # never assigned a partition: never sent
         admin = KafkaAdmin(self.kafka)
         if not admin.ping(timeout=0.25):
             raise KafkaError("broker not reachable for the read-back", code="_TRANSPORT", retriable=True)
-        wanted = {e[_VALUE] for e in failed}
+        wanted = {e.value for e in failed}
         landed: set[bytes] = set()
         with KafkaConsumer(self.kafka, f"agentaudit-sdk-readback-{uuid.uuid4().hex}",
                            {"enable.partition.eof": False, "fetch.wait.max.ms": 50}) as consumer:
@@ -525,13 +549,13 @@ class Worker(threading.Thread):
             if not self._ready():
                 self._spill("the broker is not reachable")
                 return
-            window: list[list[Any]] = []
+            window: list[_WindowEntry] = []
             size = 0
             mem = self._mem
             while mem and len(window) < WINDOW_EVENTS and size < WINDOW_BYTES:
                 key, value = mem.popleft()
                 size += len(value)
-                window.append([key, value, _SENT, None, -1, None])
+                window.append(_WindowEntry(key, value))
             self._window_from_spool = False
         else:
             if self.spool.empty:
@@ -541,7 +565,7 @@ class Worker(threading.Thread):
             if not self._ready():
                 return
             # the spool hands out only what fits: the read position never passes a record left out
-            window = [[key, value, _SENT, None, -1, end]
+            window = [_WindowEntry(key, value, end=end)
                       for key, value, end in self.spool.read(WINDOW_EVENTS, WINDOW_BYTES)]
             if not window:
                 return
@@ -549,30 +573,30 @@ class Worker(threading.Thread):
         self._window = window
         self._produce_window(window)
 
-    def _produce_window(self, entries: list[list[Any]]) -> None:
+    def _produce_window(self, entries: list[_WindowEntry]) -> None:
         producer = self._producer
         assert producer is not None  # noqa: S101 - narrows the Optional: the producer exists once the worker runs
         self._window_sent_at = time.monotonic()
         for entry in entries:
-            entry[_STATE] = _SENT
+            entry.state = _SENT
 
-            def delivered(err: KafkaError | None, msg: Any, entry: list[Any] = entry) -> None:
-                entry[_PART] = msg.partition()
+            def delivered(err: KafkaError | None, msg: Any, entry: _WindowEntry = entry) -> None:
+                entry.partition = msg.partition()
                 if err is None:
-                    entry[_STATE] = _OK
-                    entry[_OFFSET] = msg.offset()
+                    entry.state = _OK
+                    entry.offset = msg.offset()
                 elif err.code in _PERMANENT:
-                    entry[_STATE] = _LOST
+                    entry.state = _LOST
                     self.stats["failed"] += 1
                     _log.error("sdk.delivery_failed", permanent=True, error=err)
                 else:
-                    entry[_STATE] = _FAILED
+                    entry.state = _FAILED
 
             try:
-                producer.produce(self.topic, entry[_VALUE], key=entry[_KEY], on_delivery=delivered)
+                producer.produce(self.topic, entry.value, key=entry.key, on_delivery=delivered)
             except KafkaError as exc:
-                entry[_STATE] = _LOST if exc.code != "_QUEUE_FULL" and not exc.retriable else _FAILED
-                if entry[_STATE] == _LOST:
+                entry.state = _LOST if exc.code != "_QUEUE_FULL" and not exc.retriable else _FAILED
+                if entry.state == _LOST:
                     self.stats["failed"] += 1
                     _log.error("sdk.produce_refused", error=exc)
 
@@ -593,20 +617,20 @@ class Worker(threading.Thread):
         producer = self._producer
         if producer is not None:
             producer.poll(0)
-        if self._window and not any(e[_STATE] in (_SENT, _FAILED) for e in self._window):
+        if self._window and not any(e.state in (_SENT, _FAILED) for e in self._window):
             self._settle()
         elif self._window and self._window_from_spool:
             # confirm the delivered prefix so that the next process does not send it again
             done = 0
             for entry in self._window:
-                if entry[_STATE] not in (_OK, _LOST):
+                if entry.state not in (_OK, _LOST):
                     break
                 done += 1
             if done:
-                self.spool.confirm(self._window[done - 1][_END], done)
+                self.spool.confirm(_spool_end(self._window[done - 1]), done)
                 self.stats["delivered"] += done
         # unconfirmed events go to the spool for the next process; window events first (oldest)
-        leftover = [(e[_KEY], e[_VALUE]) for e in self._window if e[_STATE] != _OK] \
+        leftover = [(e.key, e.value) for e in self._window if e.state != _OK] \
             if not self._window_from_spool else []
         leftover.extend(self._mem)
         if leftover:

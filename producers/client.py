@@ -1,6 +1,6 @@
 """The SDK client: actions, point events and the causal context around them.
 
-Everything an agent calls does cheap work on the agent's thread (ids, clock, a tuple) and hands
+Everything an agent calls does cheap work on the agent's thread (ids, clock, a queue entry) and hands
 the event to a background worker (:mod:`agentaudit.producers._worker`) that seals it into its
 stream's hash chain and produces it, spilling to the on-disk spool while the broker is away.
 Telemetry trouble is logged and counted in :meth:`AuditClient.stats`, never raised; a value the SDK
@@ -35,9 +35,9 @@ from pydantic import ValidationError
 from agentaudit.control import ActionBlocked, args_hash
 from agentaudit.logs import get_logger
 from agentaudit.producers._capture import UNCAPTURED, json_text, number, text, type_name
-from agentaudit.producers._context import CURRENT, ContextExecutor, Frame, wrap
+from agentaudit.producers._context import CURRENT, ContextExecutor, Frame, new_frame, wrap
 from agentaudit.producers._digests import Digester
-from agentaudit.producers._queue import BASE_EVENT_BYTES, EventQueue
+from agentaudit.producers._queue import BASE_EVENT_BYTES, EventQueue, new_entry
 from agentaudit.producers._spool import Spool
 from agentaudit.producers._worker import Worker
 from agentaudit.producers.exceptions import SdkConfigError
@@ -389,7 +389,7 @@ class Action:
         self._frame_run = run_id
         if client._gate is not None or self._approval is not None:  # control plane: may raise ActionBlocked
             self._ask_gate()
-        self._token = CURRENT.set(Frame(aid, trace, depth, agent, run_id))
+        self._token = CURRENT.set(new_frame(aid, trace, depth, agent, run_id))
         self._start_us = start = _now_ns() // 1000 if self._start_at is None else self._start_at
         self._t0 = _perf_ns()
         extra: dict[str, Any] | None = None
@@ -416,8 +416,8 @@ class Action:
             self._input = None
             self._note("input", f"capture raised {type_name(exc)}")
             extra, size = {"attributes": dict(self._attributes or {})}, BASE_EVENT_BYTES
-        client._queue.put((agent, self.kind, "start", self.name, aid, parent_id, trace, depth, run_id, start,
-                           extra, size))
+        client._queue.put(new_entry(agent, self.kind, "start", self.name, aid, parent_id, trace, depth, run_id, start,
+                                     extra, size))
 
     def _ask_gate(self) -> None:
         """The gate's verdict; a gate that fails for any other reason refuses (it was asked to judge)."""
@@ -453,11 +453,12 @@ class Action:
         except Exception as error:  # noqa: BLE001 - the agent's own exception (or none) must go on unchanged
             _log.warning("sdk.action_end_failed", action_name=self.name, error=type_name(error))
             now = _now_ns() // 1000
-            self._client._queue.put((self.agent, self.kind, "end", self.name, self.action_id, self.parent_action_id,
-                                     self.trace_id, self.depth, self._frame_run, now,
-                                     {"status": "unset", "start_time_us": self._start_us, "end_time_us": now,
-                                      "attributes": {UNCAPTURED + "end": f"raised {type_name(error)}"}},
-                                     BASE_EVENT_BYTES))
+            self._client._queue.put(new_entry(
+                self.agent or "", self.kind, "end", self.name, self.action_id, self.parent_action_id, self.trace_id,
+                self.depth, self._frame_run, now,
+                {"status": "unset", "start_time_us": self._start_us, "end_time_us": now,
+                 "attributes": {UNCAPTURED + "end": f"raised {type_name(error)}"}},
+                BASE_EVENT_BYTES))
 
     def _end(self, exc: BaseException | None) -> None:
         latency = (_perf_ns() - self._t0) // 1000 if self._end_at is None else self._end_at - self._start_us
@@ -495,8 +496,10 @@ class Action:
             extra["attributes"] = self._attributes
         if self._links:
             extra["links"] = self._links
-        client._queue.put((self.agent, self.kind, "end", self.name, self.action_id, self.parent_action_id,
-                           self.trace_id, self.depth, self._frame_run, extra["end_time_us"], extra, size))
+        # the agent is known once the action started ("" only narrows the type: an action ends after it starts)
+        client._queue.put(new_entry(self.agent or "", self.kind, "end", self.name, self.action_id,
+                                     self.parent_action_id, self.trace_id, self.depth, self._frame_run,
+                                     extra["end_time_us"], extra, size))
 
     # -- as a decorator -------------------------------------------------------------------------
 
@@ -715,7 +718,8 @@ class AuditClient:
                 run_id = _id(run_id, "run_id", notes)
             link_ids = _links(links, notes) if links is not None else None
             attrs = _safe_attrs(attributes, notes) if attributes is not None or notes else None
-            kind, attrs = _kind(kind, attrs)
+            if type(kind) is not str or kind not in _KINDS:  # a known kind, the common case, costs no call
+                kind, attrs = _kind(kind, attrs)
         except Exception as exc:  # noqa: BLE001 - the action still runs, recorded with what was capturable
             kind, name, agent, parent, model, link_ids, run_id = "other", "", None, None, None, None, None
             attrs = {UNCAPTURED + "action": f"raised {type_name(exc)}"}
@@ -743,8 +747,11 @@ class AuditClient:
     def _event(self, kind: Any, name: Any, agent: Any, parent: Any, input: Any, output: Any, attributes: Any,
                actor: Any, status: Any, links: Any, notes: dict[str, str], time_us: Any = None) -> str:
         try:
-            attrs = _safe_attrs(attributes, notes) if attributes is not None else None
-            kind, attrs = _kind(kind, attrs)
+            # no attributes (None or {}, as most points pass) need no cleaning; _point adds the notes
+            attrs = _safe_attrs(attributes, notes) if attributes is not None and (
+                type(attributes) is not dict or attributes) else None
+            if type(kind) is not str or kind not in _KINDS:  # a known kind, the common case, costs no call
+                kind, attrs = _kind(kind, attrs)
             return self._point(kind, name, agent, parent, input, output, attrs, actor, status, links, None, notes,
                                time_us)
         except Exception as exc:  # noqa: BLE001 - telemetry must not break the agent
@@ -759,8 +766,10 @@ class AuditClient:
             trace, depth, parent_id = _place(aid, None, frame)
             agent = frame.agent if frame is not None else self._agent
             run_id = frame.run_id if frame is not None else self._run_id
-            self._queue.put((agent, "other", "point", "", aid, parent_id, trace, depth, run_id, _now_ns() // 1000,
-                             {"attributes": {UNCAPTURED + what: f"raised {type_name(exc)}"}}, BASE_EVENT_BYTES))
+            self._queue.put(new_entry(agent, "other", "point", "", aid, parent_id, trace, depth, run_id,
+                                       _now_ns() // 1000,
+                                       {"attributes": {UNCAPTURED + what: f"raised {type_name(exc)}"}},
+                                       BASE_EVENT_BYTES))
             return aid
         except Exception:  # noqa: BLE001 - the last resort of the failure path: the agent gets an empty id, never an exception
             return ""
@@ -818,8 +827,8 @@ class AuditClient:
                 extra["links"] = link_ids
             if status != "unset":
                 extra["status"] = status if status in _STATUSES else "unset"
-        self._queue.put((agent, kind, "point", name, aid, parent_id, trace, depth, run_id,
-                         _now_ns() // 1000 if at is None else at, extra, size))
+        self._queue.put(new_entry(agent, kind, "point", name, aid, parent_id, trace, depth, run_id,
+                                   _now_ns() // 1000 if at is None else at, extra, size))
         return aid
 
     @staticmethod
@@ -1017,10 +1026,10 @@ class AuditClient:
                        end_time_us=end_us, input_tokens=counts[0], output_tokens=counts[1], cost_usd=counts[2],
                        **errors)
             put = self._queue.put
-            put((agent, kind, "start", name, action_id, parent_action_id, trace_id, depth_n or 0, self._run_id,
-                 start_us, start or None, sizes[0]))
-            put((agent, kind, "end", name, action_id, parent_action_id, trace_id, depth_n or 0, self._run_id, end_us,
-                 end, sizes[1]))
+            put(new_entry(agent, kind, "start", name, action_id, parent_action_id, trace_id, depth_n or 0,
+                           self._run_id, start_us, start or None, sizes[0]))
+            put(new_entry(agent, kind, "end", name, action_id, parent_action_id, trace_id, depth_n or 0,
+                           self._run_id, end_us, end, sizes[1]))
         except Exception as exc:  # noqa: BLE001 - record_action never raises into the agent; recorded as a failed point
             self._point_failed("record_action", exc)
 

@@ -55,6 +55,7 @@ def test_defaults_are_the_schemas_and_required_fields_have_none() -> None:
 
 def test_the_sdk_worker_record_has_every_field_and_shares_no_mutable_default() -> None:
     from agentaudit.producers import _worker
+    from agentaudit.producers._queue import QueueEntry
 
     assert not any(isinstance(v, (list, dict)) for v in _worker._DEFAULTS.values())
     made: list[dict[str, Any]] = []
@@ -76,7 +77,7 @@ def test_the_sdk_worker_record_has_every_field_and_shares_no_mutable_default() -
     _worker.StreamChain = _Chain  # type: ignore[misc, assignment]  # the chain the record reaches
     try:
         for _ in range(2):
-            item = ("bot", "chat", "start", "n", "a1", None, "t1", 0, "r1", 1_700_000_000_000_000, None, 0)
+            item = QueueEntry("bot", "chat", "start", "n", "a1", None, "t1", 0, "r1", 1_700_000_000_000_000, None, 0)
             assert worker._seal(item) is None
     finally:
         _worker.StreamChain = real  # type: ignore[misc]  # restored

@@ -11,7 +11,7 @@ import pytest
 import agentaudit.producers.client as client_module
 from agentaudit.infra.embedded import free_port
 from agentaudit.producers import AuditClient, SdkConfigError, SpoolError, get_client
-from agentaudit.producers._queue import EventQueue
+from agentaudit.producers._queue import EventQueue, QueueEntry
 from agentaudit.producers._spool import Spool
 from tests.sdk_support import offline_client, spooled
 
@@ -24,6 +24,10 @@ def _spool(root: Path, max_bytes: int = 1 << 20) -> Spool:
 
 def _values(spool: Spool) -> list[bytes]:
     return [r.value for r in spool.read(10_000)]
+
+
+def _entry(agent: str, name: str = "", size: int = 1) -> QueueEntry:
+    return QueueEntry(agent, "decision", "point", name, "a1", None, "a1", 0, "run", 1_700_000_000_000_000, None, size)
 
 
 def test_confirmed_records_are_gone_and_the_rest_survive_a_restart_in_order(tmp_path: Path) -> None:
@@ -99,17 +103,25 @@ def test_each_live_client_locks_its_own_slot(tmp_path: Path) -> None:
 def test_queue_full_drop_oldest_counts_and_keeps_the_newest() -> None:
     queue = EventQueue(10, 1 << 20, policy="drop_oldest", block_ms=0)
     for i in range(15):
-        queue.put((i, 100), 100)
+        queue.put(_entry("a", str(i), 100))
     assert queue.dropped == 5
-    assert [item[0] for item in queue.take(100)] == list(range(5, 15))
+    assert [item.name for item in queue.take(100)] == [str(i) for i in range(5, 15)]
+
+
+def test_queue_byte_bound_counts_each_entrys_size() -> None:
+    queue = EventQueue(100, 1000, policy="drop_oldest", block_ms=0)
+    for name in ("first", "second", "third"):
+        queue.put(_entry("a", name, 400))  # a body makes an entry bigger than its fields
+    assert queue.dropped == 1 and queue.bytes == 800
+    assert [item.name for item in queue.take(10)] == ["second", "third"] and queue.bytes == 0
 
 
 def test_queue_full_block_waits_at_most_the_budget_then_drops() -> None:
     queue = EventQueue(2, 1 << 20, policy="block", block_ms=30)
-    queue.put(("a", 1), 1)
-    queue.put(("b", 1), 1)
+    queue.put(_entry("a", "1"))
+    queue.put(_entry("b", "1"))
     began = time.perf_counter()
-    queue.put(("c", 1), 1)
+    queue.put(_entry("c", "1"))
     waited = time.perf_counter() - began
     assert 0.025 <= waited < 0.2 and queue.dropped == 1 and queue.blocked == 1
 
@@ -185,28 +197,28 @@ def test_a_full_spool_under_block_makes_emits_wait_at_most_the_budget(tmp_path: 
 def test_queue_drops_are_counted_per_agent_so_the_worker_can_leave_a_gap() -> None:
     queue = EventQueue(4, 1 << 20, policy="drop_oldest", block_ms=0)
     for i in range(10):
-        queue.put(("planner" if i % 2 else "booker", i, 1), 1)
+        queue.put(_entry("planner" if i % 2 else "booker", str(i)))
     assert queue.take_gaps() == {"booker": 3, "planner": 3} and queue.dropped == 6
     assert queue.take_gaps() == {}  # handed over once
 
 
 def test_after_one_timed_out_wait_emits_drop_without_waiting_until_the_worker_takes_again() -> None:
     queue = EventQueue(2, 1 << 20, policy="spool", block_ms=30)
-    queue.put(("a", 1), 1)
-    queue.put(("a", 2), 1)
+    queue.put(_entry("a", "1"))
+    queue.put(_entry("a", "2"))
     began = time.perf_counter()
-    queue.put(("a", 3), 1)  # the worker does not take: waits the budget, then drops
+    queue.put(_entry("a", "3"))  # the worker does not take: waits the budget, then drops
     first = time.perf_counter() - began
     began = time.perf_counter()
     for i in range(100):
-        queue.put(("a", i), 1)  # the worker counts as stalled: no more waiting
+        queue.put(_entry("a", str(i)))  # the worker counts as stalled: no more waiting
     rest = time.perf_counter() - began
     assert first >= 0.025 and rest < 0.025 and queue.dropped == 101
     assert len(queue.take(10)) == 2
     began = time.perf_counter()
-    queue.put(("a", 4), 1)
-    queue.put(("a", 5), 1)
-    queue.put(("a", 6), 1)  # it took again: a full queue makes the emit wait once more
+    queue.put(_entry("a", "4"))
+    queue.put(_entry("a", "5"))
+    queue.put(_entry("a", "6"))  # it took again: a full queue makes the emit wait once more
     assert time.perf_counter() - began >= 0.025 and queue.take_gaps() == {"a": 102}
 
 
