@@ -15,7 +15,7 @@ import pytest
 
 from agentaudit.infra.embedded import free_port
 from agentaudit.settings import KafkaSettings
-from tests.xdist_groups import AGENTAUDIT_UP
+from tests.up_ports import up_port_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -108,10 +108,26 @@ def test_consume_with_unreachable_store(env: dict[str, str], tmp_path: Path):
         output[-2000:]
 
 
-@AGENTAUDIT_UP
 def test_up_with_bad_rule_file_stops_everything_it_started(env: dict[str, str], tmp_path: Path):
     code, output, took, leftovers = run_cli(
         ["up", "--home", str(tmp_path / "home"), "--rate", "0", "--rules", str(tmp_path / "bad_rules.yaml")],
-        env, tmp_path, timeout=90)
+        {**env, **up_port_env()}, tmp_path, timeout=90)
     assert code != 0 and took < 60 and not leftovers, output[-2000:]
     assert "error" in output and "bad_rules.yaml" in output, output[-2000:]
+
+
+def test_otlp_on_a_taken_port(tmp_path: Path):
+    """`agentaudit otlp` on a port another process holds: one error line naming the address, no traceback
+    (it printed a traceback before, which is what `up` showed when its receiver lost a port race)."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUDIT_")}
+        env.update(AGENTAUDIT_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
+                   AGENTAUDIT_OTLP_SPOOL_DIR=str(tmp_path / "spool"))
+        code, output, took, leftovers = run_cli(["otlp", "--port", str(port)], env, tmp_path, timeout=60)
+    assert code == 1 and took < 30 and not leftovers, output[-2000:]
+    assert "error:" in output and f"127.0.0.1:{port}" in output and "Traceback" not in output, output[-2000:]

@@ -9,20 +9,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agentaudit.infra.embedded import free_port
 from agentaudit.infra.stack import Stack, StackSettings
 from tests.sdk_support import spooled
 from tests.security.test_otlp_receiver_hostile import PB, _spans
-from tests.xdist_groups import AGENTAUDIT_UP
+from tests.up_ports import up_port_settings
 
-pytestmark = [pytest.mark.integration, AGENTAUDIT_UP]
+pytestmark = [pytest.mark.integration]
 
 
 def _stack(tmp_path: Path, **settings: object) -> Stack:
     (tmp_path / "home").mkdir(exist_ok=True)
     # the broker is not started: the receiver spools, which is all this test reads back
-    return Stack(StackSettings(home=tmp_path / "home", simulate_rate=0, broker_port=free_port(),
-                               otlp_port=free_port(), **settings))
+    return Stack(StackSettings(home=tmp_path / "home", simulate_rate=0, **{**up_port_settings(), **settings}))
 
 
 def test_up_starts_the_receiver_which_takes_a_request_and_stops_cleanly(tmp_path: Path,

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 
 from agentaudit.infra.clickhouse import connect
-from agentaudit.infra.embedded import free_port
 from agentaudit.infra.exceptions import StoreError
 from agentaudit.settings import StoreSettings
-from tests.xdist_groups import AGENTAUDIT_UP
+from tests.up_ports import up_port_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, AGENTAUDIT_UP]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _processes_under(needle: str) -> list[str]:
@@ -56,10 +55,7 @@ def test_up_serves_the_dashboard_fills_clickhouse_and_stops_cleanly(tmp_path):
     env = {
         **os.environ,
         "AGENTAUDIT_HOME": str(home),
-        "AGENTAUDIT_BROKER_PORT": str(free_port()),
-        "AGENTAUDIT_STORE_PORT": str(free_port()),
-        "AGENTAUDIT_DASHBOARD_PORT": str(free_port()),
-        "AGENTAUDIT_METRICS_PORT": str(free_port()),
+        **up_port_env(),
         "AGENTAUDIT_SIMULATE_RATE": "400",
     }
     began = time.monotonic()

@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 
 from agentaudit.infra.clickhouse import connect
-from agentaudit.infra.embedded import free_port
 from agentaudit.settings import StoreSettings
-from tests.xdist_groups import AGENTAUDIT_UP
+from tests.up_ports import up_port_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, AGENTAUDIT_UP]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _wait_for(predicate, timeout: float, what: str):
@@ -45,10 +44,7 @@ def _start(home: Path) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "AGENTAUDIT_HOME": str(home),
-        "AGENTAUDIT_BROKER_PORT": str(free_port()),
-        "AGENTAUDIT_STORE_PORT": str(free_port()),
-        "AGENTAUDIT_DASHBOARD_PORT": str(free_port()),
-        "AGENTAUDIT_METRICS_PORT": str(free_port()),
+        **up_port_env(),
         "AGENTAUDIT_SIMULATE_RATE": "400",
     }
     env.pop("AGENTAUDIT_SIMULATE_SEED", None)

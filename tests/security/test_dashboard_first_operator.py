@@ -18,12 +18,11 @@ import time
 import pytest
 
 from agentaudit.dashboard import ensure_first_operator, read_users
-from agentaudit.infra.embedded import free_port
 from tests.dashboard_browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
 from tests.process_lines import LineReader
-from tests.xdist_groups import AGENTAUDIT_UP
+from tests.up_ports import up_port_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow, AGENTAUDIT_UP]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
 _PRINTED = re.compile(r"Dashboard sign-in: user (\S+), password (\S+)")
 
@@ -45,10 +44,9 @@ def test_the_password_printed_by_up_signs_in_and_nothing_else_does(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     home = tmp_path / "home"
-    dashboard_port = free_port()
-    env = {**os.environ, "AGENTAUDIT_HOME": str(home), "AGENTAUDIT_BROKER_PORT": str(free_port()),
-           "AGENTAUDIT_STORE_PORT": str(free_port()), "AGENTAUDIT_DASHBOARD_PORT": str(dashboard_port),
-           "AGENTAUDIT_METRICS_PORT": str(free_port()), "AGENTAUDIT_SIMULATE_RATE": "0", "PYTHONUNBUFFERED": "1",
+    ports = up_port_env()
+    dashboard_port = int(ports["AGENTAUDIT_DASHBOARD_PORT"])
+    env = {**os.environ, "AGENTAUDIT_HOME": str(home), **ports, "AGENTAUDIT_SIMULATE_RATE": "0", "PYTHONUNBUFFERED": "1",
            "COLUMNS": "400"}
     up = subprocess.Popen([sys.executable, "-m", "agentaudit.cli", "up"], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, start_new_session=True)

@@ -29,15 +29,14 @@ from typer.testing import CliRunner
 from agentaudit.cli import app
 from agentaudit.consumers.stream_verify import verify_stream_signatures
 from agentaudit.infra.clickhouse import connect
-from agentaudit.infra.embedded import free_port
 from agentaudit.infra.kafka import KafkaProducer
 from agentaudit.infra.stack import Stack, StackSettings
 from agentaudit.schemas import AvroCodec, KeyRing, StreamChain
 from agentaudit.schemas.checkpoints import CHECKPOINT_NAME, KEY_ATTRIBUTE, SIG_ATTRIBUTE
 from agentaudit.settings import KafkaSettings, StoreSettings
-from tests.xdist_groups import AGENTAUDIT_UP
+from tests.up_ports import up_port_settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, AGENTAUDIT_UP]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 AGENTS = 12
 
@@ -92,8 +91,7 @@ def _integrity(client) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]  
 
 
 def test_up_signs_its_fleet_and_a_forged_event_for_a_simulated_agent_raises_an_incident(tmp_path: Path):
-    settings = StackSettings(home=tmp_path / "home", broker_port=free_port(), store_port=free_port(),
-                             dashboard_port=free_port(), metrics_port=free_port(), simulate_rate=400,
+    settings = StackSettings(home=tmp_path / "home", **up_port_settings(), simulate_rate=400,
                              simulate_agents=AGENTS)
     stack = Stack(settings)
     stack.start()

@@ -1,11 +1,12 @@
 """The built wheel is the whole product: one import path per module, and every file the compose file names.
 
-The wheel is built from this checkout (``pip wheel --no-deps --no-build-isolation``, the venv's setuptools,
-offline, about a second) into a temporary directory and listed.
+The wheel is built from a copy of this checkout's tracked files (``pip wheel --no-deps --no-build-isolation``,
+the venv's setuptools, offline, a few seconds) into a temporary directory and listed.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,11 +21,27 @@ ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = ("schemas", "producers", "consumers", "dashboard", "infra")
 
 
+def _tracked_copy(into: Path) -> Path:
+    """The checkout's tracked files (symlinks kept) as a clean source tree: setuptools writes build/ and
+    *.egg-info where it builds, so a build in the checkout could ship stale files left in its build/ and
+    would collide with a second build running at once (parallel test workers)."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        source, target = ROOT / name, into / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree, not yet committed
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
+    return into
+
+
 @pytest.fixture(scope="module")
 def wheel_names(tmp_path_factory) -> list[str]:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
-                    str(ROOT)], check=True, capture_output=True, timeout=300)
+    source = _tracked_copy(tmp_path_factory.mktemp("source"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                            str(out), str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = out.glob("agentaudit-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         return archive.namelist()
