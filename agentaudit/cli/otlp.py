@@ -34,4 +34,8 @@ def otlp(
         raise typer.Exit(2) from exc
     typer.echo(f"OTLP receiver on {receiver.url}" + (" (dev mode: no tokens, loopback only)"
                                                      if receiver.tokens.dev_mode else ""))
-    receiver.serve_forever()
+    try:
+        receiver.serve_forever()
+    except AgentAuditError as exc:  # e.g. the port is taken: one line naming it, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
