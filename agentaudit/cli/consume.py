@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from agentaudit.cli._app import app
 from agentaudit.cli._common import service_authority, stop_on_signals, stream_keys
+
+if TYPE_CHECKING:
+    from agentaudit.consumers._metrics import SinkMetrics
+    from agentaudit.consumers.settings import SinkSettings
+    from agentaudit.settings import KafkaSettings
 
 
 def _consume_preflight(kafka, store) -> None:  # KafkaSettings, StoreSettings
@@ -61,10 +68,8 @@ def consume(
     """
     import logging
 
-    from agentaudit.consumers._metrics import SinkMetrics
     from agentaudit.consumers.settings import SinkSettings
     from agentaudit.consumers.sink import Sink
-    from agentaudit.infra.kafka import KafkaAdmin
     from agentaudit.logs import configure_logging
     from agentaudit.rules.builtin import BuiltinEvaluator
     from agentaudit.settings import KafkaSettings, StoreSettings
@@ -80,14 +85,8 @@ def consume(
         _consume_store_only(kafka, sink_settings, rules=rules, builtin_rules=builtin_rules, owners=owners,
                             state_dir=state_dir)
         return
-    try:
-        from agentaudit.rules import load_evaluator  # the rule engine, when installed
-    except ImportError:
-        load_evaluator = None
-    if rules and load_evaluator is None:
-        typer.echo("error: --rules needs the rule engine (agentaudit.rules), which is not installed", err=True)
-        raise typer.Exit(2)
     from agentaudit.exceptions import AgentAuditError
+    from agentaudit.rules import load_evaluator
 
     keyring = stream_keys()
     from agentaudit.rules.settings import RulesSettings
@@ -95,14 +94,14 @@ def consume(
     lateness_us = RulesSettings().lateness_ms * 1000  # AGENTAUDIT_RULES_LATENESS_MS
 
     def build():  # type: ignore[no-untyped-def]  # a local factory; Evaluator is what it returns
-        if load_evaluator is not None and not builtin_rules and rules:
+        if not builtin_rules and rules:
             from agentaudit.consumers.rule_reload import ReloadingEvaluator
 
             # a changed rule file swaps in between batches, or the old revision stays (logged)
             return ReloadingEvaluator(
                 [rules], load=lambda paths: load_evaluator(paths, owners_path=owners, keyring=keyring,
                                                            lateness_us=lateness_us)).start()
-        if load_evaluator is not None and not builtin_rules:
+        if not builtin_rules:
             return load_evaluator(None, owners_path=owners, keyring=keyring,  # the pack shipped with agentaudit
                                   lateness_us=lateness_us)
         return BuiltinEvaluator(forbidden_tools=sink_settings.forbidden_tools,
@@ -115,16 +114,10 @@ def consume(
             from agentaudit.consumers.rule_state import PartitionStateStore
 
             store = PartitionStateStore(state_dir)
-        _consume_preflight(kafka, StoreSettings())
-        if owners:
-            from agentaudit.consumers.owners import sync_owners
-
-            sync_owners(StoreSettings(), owners)
     except AgentAuditError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    t = kafka.topics
-    KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
+    _prepare(kafka, owners)
     from agentaudit.consumers.control_publisher import ControlPublisher
     from agentaudit.control import ControlListener, ensure_control_topic
 
@@ -150,9 +143,7 @@ def consume(
         partitions = PartitionEvaluators(partition_evaluator, store, sink_settings.group)
     else:
         evaluator = ControlPublisher(evaluator, kafka, modes=promotions.rule_mode, key=service_key)
-    metrics = SinkMetrics()
-    if sink_settings.metrics_port is not None:
-        metrics.serve(sink_settings.metrics_port)
+    metrics = _metrics(sink_settings)
     stop = stop_on_signals()
     try:
         Sink(kafka, StoreSettings(), sink_settings, evaluator, metrics=metrics, authority=authority,
@@ -165,10 +156,7 @@ def consume(
 def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, state_dir) -> None:
     """`consume --no-rules`: actions, lifecycle events and published incidents into ClickHouse, no judging."""
 
-    from agentaudit.consumers._metrics import SinkMetrics
     from agentaudit.consumers.sink import Sink
-    from agentaudit.exceptions import AgentAuditError
-    from agentaudit.infra.kafka import KafkaAdmin
     from agentaudit.settings import StoreSettings
 
     judging = [name for name, given in (("--rules", rules), ("--builtin-rules", builtin_rules),
@@ -178,6 +166,21 @@ def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, s
                    "(AGENTAUDIT_SINK_INLINE_RULES=false) turns off; give them to `agentaudit rules run` instead",
                    err=True)
         raise typer.Exit(2)
+    _prepare(kafka, owners)
+    metrics = _metrics(sink_settings)
+    authority, _ = service_authority()
+    stop = stop_on_signals()
+    Sink(kafka, StoreSettings(), sink_settings, metrics=metrics, authority=authority,
+         keyring=stream_keys()).run(stop)
+
+
+def _prepare(kafka: KafkaSettings, owners: str | None) -> None:
+    """What both shapes check and create before consuming: a reachable, migrated store, the owners synced
+    into it, and the topics."""
+    from agentaudit.exceptions import AgentAuditError
+    from agentaudit.infra.kafka import KafkaAdmin
+    from agentaudit.settings import StoreSettings
+
     try:
         _consume_preflight(kafka, StoreSettings())
         if owners:
@@ -189,10 +192,13 @@ def _consume_store_only(kafka, sink_settings, *, rules, builtin_rules, owners, s
         raise typer.Exit(1) from exc
     t = kafka.topics
     KafkaAdmin(kafka).ensure_topics([t.actions, t.lifecycle, t.incidents, t.dlq])
+
+
+def _metrics(sink_settings: SinkSettings) -> SinkMetrics:
+    """The sink's Prometheus metrics, served when a port is configured."""
+    from agentaudit.consumers._metrics import SinkMetrics
+
     metrics = SinkMetrics()
     if sink_settings.metrics_port is not None:
         metrics.serve(sink_settings.metrics_port)
-    authority, _ = service_authority()
-    stop = stop_on_signals()
-    Sink(kafka, StoreSettings(), sink_settings, metrics=metrics, authority=authority,
-         keyring=stream_keys()).run(stop)
+    return metrics
