@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, overload
 
-from agentaudit.schemas.canonical import MAX_DEPTH, canonical_text
+from agentaudit.schemas.canonical import MAX_DEPTH, canonical_text, type_name
 
 __all__ = ["MAX_DEPTH", "UNCAPTURED", "clean", "json_text", "number", "text", "type_name"]
 
@@ -23,15 +23,6 @@ __all__ = ["MAX_DEPTH", "UNCAPTURED", "clean", "json_text", "number", "text", "t
 UNCAPTURED = "agentaudit.uncaptured."
 
 _INT64_MAX = (1 << 63) - 1
-
-
-def type_name(value: Any) -> str:
-    """The qualified type name of ``value``; never raises (a metaclass can make it raise)."""
-    try:
-        name = type(value).__qualname__
-        return name if type(name) is str else "object"
-    except Exception:  # noqa: BLE001 - never raises: a metaclass can make __qualname__ raise
-        return "object"
 
 
 def _failed(what: str, value: Any, exc: BaseException) -> str:

@@ -29,7 +29,7 @@ import rfc8785
 from agentaudit.schemas.exceptions import SchemaError
 
 __all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "CanonicalError", "canonical_bytes", "canonical_json", "canonical_text",
-           "jcs_number", "to_json_value"]
+           "jcs_number", "to_json_value", "type_name"]
 
 #: Nesting :func:`to_json_value` keeps; deeper levels become a placeholder string.
 MAX_DEPTH = 64
@@ -101,7 +101,7 @@ def canonical_bytes(value: Any) -> bytes:
     except rfc8785.CanonicalizationError as exc:
         raise CanonicalError(f"no RFC 8785 form: {exc}") from exc
     except Exception as exc:
-        raise CanonicalError(f"no RFC 8785 form: {_type_name(exc)} while writing it") from exc
+        raise CanonicalError(f"no RFC 8785 form: {type_name(exc)} while writing it") from exc
 
 
 def canonical_json(value: Any) -> str:
@@ -121,7 +121,7 @@ def canonical_text(value: Any) -> tuple[str, str | None]:
         converted, problems = to_json_value(value)
         return rfc8785.dumps(converted).decode("utf-8"), "; ".join(problems) or None
     except Exception as exc:  # noqa: BLE001 - never raises: the conversion guards each step; this is the last resort
-        return f'"<{_type_name(value)}: capture failed>"', f"capture raised {_type_name(exc)}"
+        return f'"<{type_name(value)}: capture failed>"', f"capture raised {type_name(exc)}"
 
 
 def jcs_number(value: float) -> str:
@@ -156,7 +156,8 @@ def to_json_value(value: Any) -> tuple[Any, list[str]]:
     return _convert(value, 0, set(), problems), problems
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """The qualified type name of ``value``; never raises (a metaclass can make it raise)."""
     try:
         name = type(value).__qualname__
         return name if type(name) is str else "object"
@@ -203,8 +204,8 @@ def _text(value: Any, problems: list[str]) -> str:
         if type(text) is not str:
             raise TypeError("__str__ returned a non-string")
     except Exception as exc:  # noqa: BLE001 - a hostile __str__ must not reach the caller; noted
-        _note(problems, f"str() of {_type_name(value)} raised {_type_name(exc)}")
-        return f"<unprintable {_type_name(value)}>"
+        _note(problems, f"str() of {type_name(value)} raised {type_name(exc)}")
+        return f"<unprintable {type_name(value)}>"
     return _clean(_ADDRESS.sub("", text), problems)
 
 
@@ -250,7 +251,7 @@ def _convert(value: Any, depth: int, seen: set[int], problems: list[str]) -> Any
             try:
                 items = list(dict.items(value) if isinstance(value, dict) else value.items())
             except Exception as exc:  # noqa: BLE001 - a mapping whose items() raises is captured empty and noted
-                _note(problems, f"items() of {_type_name(value)} raised {_type_name(exc)}")
+                _note(problems, f"items() of {type_name(value)} raised {type_name(exc)}")
                 items = []
         else:
             members = [_convert(item, depth + 1, seen, problems) for item in
