@@ -77,3 +77,20 @@ def drain(sink: Any, expected: int, timeout: float = 40.0) -> int:
             consumed += result.consumed
     assert consumed == expected, f"consumed {consumed} of {expected} messages in {timeout}s"
     return consumed
+
+
+def tool_burst_rules(threshold: int, window: str) -> str:
+    """A rule file with one windowed aggregate: ``threshold`` tool calls by one agent within ``window``."""
+    return f"""\
+required_engine_version: 1
+rules:
+  - id: test.tool-burst
+    desc: Many tool calls by one agent within a window.
+    condition: kind = execute_tool
+    aggregate: {{fn: count, op: ">=", threshold: {threshold}}}
+    by: [agent_id]
+    window: {window}
+    output: "{{agent_id}} made {{value:.0f}} tool calls"
+    severity: low
+    tags: [sandbox]
+"""

@@ -24,23 +24,11 @@ from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer
 from agentaudit.rules import load_evaluator
 from agentaudit.settings import KafkaSettings, StoreSettings
-from tests.sink_support import framed_events
+from tests.sink_support import framed_events, tool_burst_rules
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
-RULES = """\
-required_engine_version: 1
-rules:
-  - id: test.tool-burst
-    desc: Many tool calls by one agent within a window.
-    condition: kind = execute_tool
-    aggregate: {fn: count, op: ">=", threshold: 30}
-    by: [agent_id]
-    window: 10m
-    output: "{agent_id} made {value:.0f} tool calls"
-    severity: low
-    tags: [sandbox]
-"""
+RULES = tool_burst_rules(threshold=30, window="10m")
 EVENTS = 40  # one window; the threshold (30) is crossed only in the second half
 
 

@@ -22,24 +22,12 @@ from agentaudit.rules import RuleEvaluator, load_rule_set
 from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings
 from tests.consumer_fakes import FakeAdmin, FakeConsumer, FakeMessage, FakeProducer
-from tests.sink_support import action_record
+from tests.sink_support import action_record, tool_burst_rules
 
 KAFKA = KafkaSettings(bootstrap_servers="unused:9092")
 T = KAFKA.topics
 LATENESS_US = 1_000_000
-RULES = """\
-required_engine_version: 1
-rules:
-  - id: test.tool-burst
-    desc: Many tool calls by one agent within a window.
-    condition: kind = execute_tool
-    aggregate: {fn: count, op: ">=", threshold: 3}
-    by: [agent_id]
-    window: 1m
-    output: "{agent_id} made {value:.0f} tool calls"
-    severity: low
-    tags: [sandbox]
-"""
+RULES = tool_burst_rules(threshold=3, window="1m")
 
 
 def make_worker(tmp_path: Path, log: list, **kwargs: Any) -> tuple[RulesWorker, FakeConsumer, FakeConsumer,
