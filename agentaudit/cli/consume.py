@@ -181,12 +181,13 @@ def _prepare(kafka: KafkaSettings, owners: str | None) -> None:
     from agentaudit.infra.kafka import KafkaAdmin
     from agentaudit.settings import StoreSettings
 
+    store = StoreSettings()
     try:
-        _consume_preflight(kafka, StoreSettings())
+        _consume_preflight(kafka, store)
         if owners:
             from agentaudit.consumers.owners import sync_owners
 
-            sync_owners(StoreSettings(), owners)
+            sync_owners(store, owners)
     except AgentAuditError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
