@@ -26,23 +26,23 @@ import time
 import uuid
 from pathlib import Path
 
-from agentaudit.infra.clickhouse import connect
+from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
 from agentaudit.producers import AuditClient
 from agentaudit.settings import KafkaSettings
 from benchmarks import _phoenix
 from benchmarks._agent_workload import RUN_STEPS, agent_runs, record_sdk
-from benchmarks._stack import FAST_GROUP, Stack, embedded_stack, wait_for
+from benchmarks._stack import FAST_GROUP, embedded_stack, wait_for
 
 EVENTS_PER_STEP = 2  # an action is a start and an end event
 RAW_BATCH = 10_000
 
 
-def _stored(store) -> int:  # type: ignore[no-untyped-def]  # a clickhouse-connect client
+def _stored(store: Store) -> int:
     return int(store.query("SELECT count() FROM actions").rows[0][0])
 
 
-def _agentaudit(stack: Stack, store, audit: AuditClient, steps: int) -> float:  # type: ignore[no-untyped-def]
+def _agentaudit(store: Store, audit: AuditClient, steps: int) -> float:
     """Steps/s from the first step until the store counts every event of them."""
     runs = agent_runs(steps)
     target = _stored(store) + EVENTS_PER_STEP * steps
@@ -129,7 +129,7 @@ def run() -> list[dict]:
                 wait_for(lambda: _stored(store) >= warm, 180, "the consumer to store the warm-up run")
                 written = None
                 for _ in range(rounds):
-                    ours.append(_agentaudit(stack, store, audit, steps))
+                    ours.append(_agentaudit(store, audit, steps))
                     if written is None:  # the raw loop sends exactly what the SDK wrote in the first round
                         written = _written(stack.kafka, warm + EVENTS_PER_STEP * steps)
                     raws.append(_raw(stack.kafka, written[:warm], written[warm:warm + EVENTS_PER_STEP * steps]))
