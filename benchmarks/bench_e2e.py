@@ -71,16 +71,17 @@ def _raw(kafka: KafkaSettings, warm_up: list[tuple[bytes | None, bytes]],
          messages: list[tuple[bytes | None, bytes]]) -> float:
     """Steps/s of a plain produce + consume loop (no decode) over ``messages``, on a fresh topic."""
     topic = f"{kafka.topics.actions}.raw-{uuid.uuid4().hex[:8]}"
-    KafkaAdmin(kafka).ensure_topics([topic], partitions=len(KafkaAdmin(kafka).partitions_for(kafka.topics.actions)))
+    admin = KafkaAdmin(kafka)
+    admin.ensure_topics([topic], partitions=len(admin.partitions_for(kafka.topics.actions)))
     seen = [0]
-    done = threading.Event()
+    done, stop = threading.Event(), threading.Event()
     target = len(warm_up) + len(messages)
     consumer = KafkaConsumer(kafka, f"bench-e2e-raw-{uuid.uuid4().hex[:8]}",
                              {**FAST_GROUP, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10})
     consumer.subscribe([topic])
 
     def read() -> None:
-        while seen[0] < target:
+        while seen[0] < target and not stop.is_set():
             seen[0] += len(consumer.consume_batch(RAW_BATCH, timeout=0.05))
         done.set()
 
@@ -101,6 +102,7 @@ def _raw(kafka: KafkaSettings, warm_up: list[tuple[bytes | None, bytes]],
                 raise TimeoutError(f"raw consumer saw {seen[0]} of {target} messages")
             elapsed = time.perf_counter() - began
     finally:
+        stop.set()  # a failed run ends the reader before its consumer is closed
         reader.join(5)
         consumer.close()
     return len(messages) / EVENTS_PER_STEP / elapsed
