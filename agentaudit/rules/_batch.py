@@ -32,7 +32,7 @@ from agentaudit.schemas import ActionKind, Incident
 if TYPE_CHECKING:
     from agentaudit.rules.evaluator import RuleEvaluator
 
-__all__ = ["Plan", "evaluate_table", "plans_of"]
+__all__ = ["Picked", "Plan", "evaluate_table", "plans_of"]
 
 _log = get_logger(__name__)
 _KNOWN_KINDS = frozenset(kind.value for kind in ActionKind)
@@ -80,20 +80,37 @@ def plans_of(runtimes: Sequence[RuleRuntime]) -> tuple[Plan, ...]:
     return tuple(plans)
 
 
-def _selected(plan: Plan, rows: TableRows, kinds: pa.Array) -> list[int] | None:
-    """The rows ``plan``'s rule acts on, in order (None: all rows)."""
+@dataclass(frozen=True, slots=True)
+class Picked:
+    """The rows a rule acts on, in order (None: every row), and among them those only its per-event
+    predicate can decide (integers beyond float64's exact range, see :mod:`._vector`)."""
+
+    rows: list[int] | None
+    unsafe: frozenset[int] = frozenset()
+
+
+def _selected(plan: Plan, rows: TableRows, kinds: pa.Array) -> Picked:
     mask: Any = None
+    unsafe: Any = None
     if plan.select is not None:
         for select in plan.select:
-            value = select(rows)
+            value, flagged = select(rows)
             mask = value if mask is None else pc.or_(mask, value)
+            if flagged is not None:
+                unsafe = flagged if unsafe is None else pc.or_(unsafe, flagged)
+    if unsafe is not None:
+        mask = pc.or_(mask, unsafe)
     if plan.excluded_kinds is not None:
         allowed = pc.invert(pc.is_in(kinds, value_set=plan.excluded_kinds))
         mask = allowed if mask is None else pc.and_(mask, allowed)
+        if unsafe is not None:
+            unsafe = pc.and_(unsafe, allowed)
     if mask is None:
-        return None
+        return Picked(None)
     indices: list[int] = pc.indices_nonzero(mask).to_pylist()
-    return indices
+    if unsafe is None:
+        return Picked(indices)
+    return Picked(indices, frozenset(pc.indices_nonzero(unsafe).to_pylist()))
 
 
 def evaluate_table(ev: RuleEvaluator, table: pa.Table, sources: Sequence[str | None] | None = None) -> list[Incident]:
@@ -136,9 +153,12 @@ def evaluate_table(ev: RuleEvaluator, table: pa.Table, sources: Sequence[str | N
     every = rows.all_records()
     for plan, picked in zip(plans, picks, strict=True):
         rt = plan.rt
-        chosen = every if picked is None else [every[i] for i in picked]
+        chosen = every if picked.rows is None else [every[i] for i in picked.rows]
         if rt.fusable and plan.vector:
-            rt.pending.extend(chosen)
+            if picked.unsafe and picked.rows is not None:
+                _pend_deciding(ev, rt, every, picked.rows, picked.unsafe)
+            else:
+                rt.pending.extend(chosen)
             continue
         feed = rt.feed
         for r in chosen:
@@ -149,6 +169,23 @@ def evaluate_table(ev: RuleEvaluator, table: pa.Table, sources: Sequence[str | N
     ev._trim_seen()
     ev._end_batches()
     return ev._advance()
+
+
+def _pend_deciding(ev: RuleEvaluator, rt: RuleRuntime, every: list[dict[str, Any]], indices: list[int],
+                   unsafe: frozenset[int]) -> None:
+    """Add the matched rows to ``rt.pending`` in order, deciding the ``unsafe`` ones with the per-event predicate."""
+    predicate = rt.rule.predicate
+    pending = rt.pending
+    for i in indices:
+        r = every[i]
+        if i not in unsafe:
+            pending.append(r)
+            continue
+        try:
+            if predicate(r):
+                pending.append(r)
+        except Exception as exc:  # noqa: BLE001 - as the per-event path: the rule fails on this event alone
+            ev._runtime_error(rt, r, exc)
 
 
 def _times(ev: RuleEvaluator, rows: TableRows, sources: Sequence[str | None] | None) -> None:

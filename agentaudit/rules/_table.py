@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from agentaudit.schemas import ACTION_LEAVES, ActionField
 
-__all__ = ["TableRows", "column_name"]
+__all__ = ["HOT_KEYS", "TableRows", "column_name"]
 
 _TIME_SUFFIX = "_time_us"
 _F64 = pa.float64()
@@ -31,6 +31,9 @@ def column_name(leaf: str) -> str:
 _LEAVES: dict[str, ActionField] = {leaf.name: leaf for leaf in ACTION_LEAVES}
 #: the record keys of the sink's own columns, as the per-event path's records carry them
 _EXTRA = {"event_hash": "event_hash", "_partition": "kafka_partition", "_offset": "kafka_offset"}
+#: the record keys nearly every rule reads, filled in when the records are made (the others on first access)
+HOT_KEYS = ("event_id", "tenant", "agent_id", "trace_id", "action_id", "parent_action_id", "kind", "name", "phase",
+            "event_time_us", "stream_id", "seq", "prev_hash", "event_hash")
 #: a nested record's key: its (inner key, leaf) pairs (``actor``: type, id)
 _NESTED: dict[str, list[tuple[str, ActionField]]] = {}
 for _leaf in ACTION_LEAVES:
@@ -51,7 +54,7 @@ class TableRows:
         self.names = frozenset(table.column_names)
         self._raw: dict[str, pa.Array] = {}
         self._prepared: dict[tuple[str, str], pa.Array] = {}
-        self.memo: dict[int, Any] = {}
+        self.memo: dict[Any, Any] = {}  # by id(node), or (id(node), "guard")
         self._all: list[dict[str, Any]] | None = None
         self._lists: dict[str, list[Any]] = {}  # per record key: its values, read on first use
 
@@ -93,12 +96,26 @@ class TableRows:
     # -- records --
     def all_records(self) -> list[dict[str, Any]]:
         """Every row as a record the per-event path's code reads (``r["kind"]``, ``r["actor"]["type"]``,
-        ``r.get("event_hash", "")``). A record reads each key from its column on first access
-        (:class:`_Row`): a rule reads a handful of a row's 35 fields, and building them all cost more
-        than judging the row."""
+        ``r.get("event_hash", "")``). The keys nearly every rule reads (:data:`HOT_KEYS`) are filled in
+        at once; a record reads any other key from its column on first access (:class:`_Row`): a rule
+        reads a handful of a row's 35 fields, and building them all cost more than judging the row."""
         built = self._all
-        if built is None:
-            built = self._all = [_Row(self, i) for i in range(self.n)]
+        if built is not None:
+            return built
+        keys: list[str] = []
+        columns: list[list[Any]] = []
+        for key in HOT_KEYS:
+            try:
+                columns.append(self._read(key))
+            except KeyError:
+                continue
+            keys.append(key)
+        made: list[_Row] = [_Row(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)] \
+            if columns else [_Row() for _ in range(self.n)]
+        for i, row in enumerate(made):
+            row._rows = self
+            row._i = i
+        built = self._all = list[dict[str, Any]](made)
         return built
 
     def value(self, key: str, i: int) -> Any:
@@ -146,11 +163,8 @@ class _Row(dict[str, Any]):
     """
 
     __slots__ = ("_i", "_rows")
-
-    def __init__(self, rows: TableRows, i: int) -> None:
-        super().__init__()
-        self._rows = rows
-        self._i = i
+    _rows: TableRows
+    _i: int
 
     def __missing__(self, key: str) -> Any:
         value = self._rows.value(key, self._i)
