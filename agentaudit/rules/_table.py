@@ -181,3 +181,4 @@ class _Row(dict[str, Any]):
 def _default(leaf: str, fallback: Any) -> Any:
     field = _LEAVES.get(leaf)
     return field.default if field is not None and field.has_default else fallback
+

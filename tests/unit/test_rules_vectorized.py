@@ -261,3 +261,14 @@ def test_batch_conditions_agree_with_the_compiled_predicate() -> None:
 
     check()
     assert decided[0] >= 300 * 25 // 2
+
+
+def test_records_kept_past_their_batch_let_go_of_its_columns() -> None:
+    """An open window's representative would be a row of the batch: it is slimmed when the batch ends, so the
+    batch's columns are not kept while the window stays open; the incidents are the same (above)."""
+    evaluator = RuleEvaluator(RULE_SET)
+    records = simulator_log(5, 1500, 1.0)
+    evaluator.evaluate_table(actions_table_of(records[:1000]))
+    accs = [acc for rt in evaluator.runtimes for acc in (*rt.hits.accs.values(), *rt.hits.retired.values())]
+    assert accs  # windows are open
+    assert all(acc.raw is None and acc.rep is not None for acc in accs if acc.count)
