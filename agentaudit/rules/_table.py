@@ -10,6 +10,7 @@ event times, sequence numbers and token counts live).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pyarrow as pa
@@ -146,9 +147,9 @@ class TableRows:
             if leaf.has_default:
                 return [leaf.default] * self.n
             raise KeyError(leaf.name)
-        values: list[Any] = self.raw(column).to_pylist()
         if leaf.type == "map":
-            return [dict(v) if v else {} for v in values]
+            return _dicts(self.raw(column))
+        values: list[Any] = self.raw(column).to_pylist()
         if leaf.type == "array":
             return [v if v is not None else [] for v in values]
         if leaf.nullable and leaf.type == "string":
@@ -182,3 +183,17 @@ def _default(leaf: str, fallback: Any) -> Any:
     field = _LEAVES.get(leaf)
     return field.default if field is not None and field.has_default else fallback
 
+
+def _dicts(maps: pa.MapArray) -> list[dict[str, Any]]:
+    """A map column as dicts, from its flat keys and items (pyarrow's own conversion makes a list of pairs per
+    row first, several times slower); a null map reads as ``{}``."""
+    offsets: list[int] = maps.offsets.to_pylist()
+    keys: list[Any] = maps.keys.to_pylist()
+    items: list[Any] = maps.items.to_pylist()
+    if not offsets or offsets[0] != 0 or offsets[-1] != len(keys):  # a slice of a larger array: the slow, sure way
+        return [dict(v) if v else {} for v in maps.to_pylist()]
+    nulls = maps.is_null().to_pylist() if maps.null_count else None
+    out = [dict(zip(keys[a:b], items[a:b], strict=True)) for a, b in itertools.pairwise(offsets)]
+    if nulls is not None:
+        out = [{} if null else d for d, null in zip(out, nulls, strict=True)]
+    return out
