@@ -70,6 +70,10 @@ class CompiledRule:
     source: str = ""  # file:line where the rule is written
     window_text: str = ""  # the window as written or defaulted: "1h", or "trace" (aggregate counts per trace)
     defaults: tuple[str, ...] = ()  # the settings (by, window) this rule leaves to their defaults
+    #: the parsed tree (``Fragment.node``) of each condition this rule tests: "condition" (with its
+    #: exceptions), and as the kind has them "then", "unless", "end", "approval", "where"; the batch
+    #: path (``_vector``) compiles these a second way, to column expressions
+    trees: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def render(self, values: dict[str, Any]) -> str:
         try:
@@ -134,13 +138,15 @@ class _Compiler:
         except ConditionError as exc:
             raise spec.error(f"{label}: {exc}", label if label in spec.body else None) from None
 
-    def exceptions(self, spec: RuleSpec) -> str | None:
+    def exceptions(self, spec: RuleSpec) -> tuple[str, tuple[Any, ...]] | None:
+        """The code of the rule's exceptions (``and``-ed) and their tree: ``("exc", field names, tuples)`` each."""
         raw = spec.body.get("exceptions")
         if raw is None:
             return None
         if not isinstance(raw, list):
             raise spec.error("exceptions must be a list of {name, fields, values}", "exceptions")
         parts = []
+        nodes: list[tuple[Any, ...]] = []
         for entry in raw:
             line = entry.line if hasattr(entry, "line") else spec.line_of("exceptions")
             if not isinstance(entry, dict) or not isinstance(entry.get("fields"), list) or not entry["fields"]:
@@ -177,9 +183,13 @@ class _Compiler:
                 tuples.add(tuple(converted))
             if not tuples:
                 continue
-            slot = self.ctx.slot(frozenset(tuples))
+            frozen = frozenset(tuples)
+            slot = self.ctx.slot(frozen)
             parts.append(f"(({', '.join(f.code for f in fields)},) not in {slot})")
-        return " and ".join(parts) if parts else None
+            nodes.append(("exc", tuple(f.name for f in fields), frozen))
+        if not parts:
+            return None
+        return " and ".join(parts), ("and", tuple(nodes))
 
     def key_function(self, spec: RuleSpec, names: list[str]) -> tuple[Callable[[dict[str, Any]], tuple[str, ...]],
                                                                        tuple[str, ...]]:
@@ -257,9 +267,11 @@ class _Compiler:
         body = spec.body
         main = self.condition(spec, body.get("condition", "true"), "condition")
         code = main.code
+        trees: dict[str, tuple[Any, ...]] = {"condition": main.node}
         excluded = self.exceptions(spec)
         if excluded:
-            code = f"({code} and {excluded})"
+            code = f"({code} and {excluded[0]})"
+            trees["condition"] = ("and", (main.node, excluded[1]))
         predicate = self.predicate(spec, Fragment(code, "bool", main.kinds), "condition")
         by = body.get("by", _DEFAULT_BY[spec.kind])
         if by is None:
@@ -318,7 +330,9 @@ class _Compiler:
                 if "where" not in block:
                     raise spec.error("aggregate ratio needs 'where': the condition of the numerator",
                                      line=bline("fn"))
-                params["where"] = self.predicate(spec, self.condition(spec, block["where"], "where", block), "where")
+                where = self.condition(spec, block["where"], "where", block)
+                params["where"] = self.predicate(spec, where, "where")
+                trees["where"] = where.node
             op = block.get("op", ">")
             if op not in _OPS:
                 raise spec.error(f"aggregate: bad op {op!r}; expected one of {list(_OPS)}", line=bline("op"))
@@ -359,20 +373,24 @@ class _Compiler:
         elif spec.kind == "sequence":
             then = self.condition(spec, block.get("then"), "then", block)
             params["then"] = self.predicate(spec, then, "then")
+            trees["then"] = then.node
             params["within"] = self.duration(spec, block.get("within"), "within", bline("within"))
             kinds = None if kinds is None or then.kinds is None else kinds | then.kinds
             params["unless"] = None
             if "unless" in block:
                 unless = self.condition(spec, block.get("unless"), "unless", block)
                 params["unless"] = self.predicate(spec, unless, "unless")
+                trees["unless"] = unless.node
                 kinds = None if kinds is None or unless.kinds is None else kinds | unless.kinds
         elif spec.kind == "absence":
             end = self.condition(spec, block.get("end", "phase = end"), "end", block)
             params["end"] = self.predicate(spec, end, "end")
+            trees["end"] = end.node
             params["within"] = self.duration(spec, block.get("within"), "within", bline("within"))
         elif spec.kind == "ancestor":
             approval = self.condition(spec, block.get("approval"), "approval", block)
             params["approval"] = self.predicate(spec, approval, "approval")
+            trees["approval"] = approval.node
             params["within"] = self.duration(spec, block.get("within"), "within", bline("within"))
             params["bind"] = self.bind(spec, block.get("bind"), bline("bind"))
             once = block.get("once", False)
@@ -400,7 +418,7 @@ class _Compiler:
             desc=" ".join(str(body["desc"]).split()), predicate=predicate, kinds=kinds, key=key, key_names=key_names,
             window_us=window_us, slide_us=slide_us, slim=slim, template=template, params=params, code=code,
             source=f"{spec.file}:{spec.line}", window_text=str(window_text),
-            defaults=tuple(name for name in ("by", "window") if name not in body),
+            defaults=tuple(name for name in ("by", "window") if name not in body), trees=trees,
         )
 
 def _known(name: str) -> Field:

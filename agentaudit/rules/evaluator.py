@@ -31,6 +31,9 @@ from agentaudit.rules.exceptions import RuleError
 from agentaudit.schemas import ActionKind, Incident, KeyRing, Severity
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from agentaudit.rules._batch import Plan
     from agentaudit.rules.owners import OwnershipMap
 
 __all__ = ["DEFAULT_LATENESS_US", "DEFAULT_PACK", "RULE_ERROR_ID", "RuleEvaluator", "load_evaluator", "load_rule_set",
@@ -139,6 +142,7 @@ class RuleEvaluator(BaseEvaluator):
             fused = tuple(rt for rt in applicable if rt.fusable)
             others = tuple(rt for rt in applicable if not rt.fusable)
             self._plans[kind.value] = (_fuse(fused, rule_set.namespace, kind.value), fused, others)
+        self._plans_batch: tuple[Plan, ...] | None = None  # evaluate_table's, built on its first call
         fused_all = self._fusable = tuple(rt for rt in self.runtimes if rt.fusable)
         self._fallback = (_fuse(fused_all, rule_set.namespace, "any"), fused_all,
                           tuple(rt for rt in self.runtimes if not rt.fusable))
@@ -188,9 +192,42 @@ class RuleEvaluator(BaseEvaluator):
                     rt.feed(r)
                 except Exception as exc:  # noqa: BLE001 - one odd record must not stop the other rules
                     self._runtime_error(rt, r, exc)
+        self._trim_seen()
+        self._end_batches()
+        return self._advance()
+
+    def evaluate_table(self, table: pa.Table, sources: Sequence[str | None] | None = None) -> list[Incident]:
+        """:meth:`evaluate` for a batch of action rows as an Arrow table: the same incidents, ids included.
+
+        ``table`` has the columns of the sink's ``actions`` table (``consumers._columns.actions_table``;
+        at least the leaves the rules read, ``event_id``, ``tenant``, ``event_time``, and ``event_hash``
+        where integrity rules should see it). Conditions are decided for the whole batch by Arrow kernels
+        (:mod:`._vector`); stateful runtimes get only the rows their conditions select, as records, in
+        table order. Markers are not rows: send them through :meth:`evaluate` in their place.
+
+        :param sources: each row's source partition id (``"_source"`` of :meth:`evaluate`), when the
+            evaluator was made with ``sources``; default none.
+        """
+        from agentaudit.rules._batch import evaluate_table
+
+        return evaluate_table(self, table, sources)
+
+    def _batch_plans(self) -> tuple[Plan, ...]:
+        """The batch path's plan per rule (:mod:`._batch`), compiled on first use."""
+        if self._plans_batch is None:
+            from agentaudit.rules._batch import plans_of
+
+            self._plans_batch = plans_of(self.runtimes)
+        return self._plans_batch
+
+    def _trim_seen(self) -> None:
+        seen = self._seen
         if len(seen) > DEDUPE_WINDOW:
             for event_id in list(itertools.islice(seen, len(seen) - DEDUPE_WINDOW)):
                 del seen[event_id]
+
+    def _end_batches(self) -> None:
+        """Hand each fusable rule its batch of matches (``pending``); report the events it failed on."""
         for rt in self._fusable:
             if rt.pending:
                 try:
@@ -203,7 +240,6 @@ class RuleEvaluator(BaseEvaluator):
                     for r, error in rt.failures:
                         self._runtime_error(rt, r, error)
                     rt.failures.clear()
-        return self._advance()
 
     def _conflict(self, r: dict[str, Any], first_hash: str) -> None:
         """Report a copy of an already judged event id whose body differs; the copy itself is not judged.
