@@ -87,7 +87,7 @@ def key_class_of(rule: CompiledRule) -> KeyClass:
     else:  # a kind this module does not know: the safe answer
         usable, why = frozenset(), "an unknown kind"
     if not usable:
-        return KeyClass((), f"{kind}: {why} and by: {list(by)} give no field to route on; judged per tenant")
+        return KeyClass((), f"{kind}: nothing finer than the tenant keeps {why} and by: {list(by)} together")
     preferred = [f for f in _PREFERRED if f in usable]
     fields = (preferred[0],) if preferred else tuple(sorted(usable))
     return KeyClass(fields, f"{kind}: {why}")
