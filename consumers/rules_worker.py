@@ -107,8 +107,8 @@ class RulesWorker:
     :param admin: answers ``partitions_for``; default a ``KafkaAdmin`` of ``kafka``.
 
     The re-key loop copies each action once per key class that needs it (:class:`KeyRouter`: a
-    class of predicates and windowed aggregates only takes the events one of their conditions
-    matches; a class with a chain, sequence, absence or integrity rule takes every event), keyed by
+    class of predicates, windowed aggregates and absences only takes the events one of their
+    conditions matches; a class with a chain, sequence or integrity rule takes every event), keyed by
     class, tenant and the class's field values, with the class and the number of copies in headers.
     Each assigned repartition partition has its own :class:`KeyedEvaluator` (a class evaluator per
     key class of ``evaluator``'s rules), so its state can follow the partition to whichever instance

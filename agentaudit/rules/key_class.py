@@ -115,9 +115,10 @@ class _Route:
 class KeyRouter:
     """Where one event must go: the key classes of ``rule_set`` that need it, each with its partition key.
 
-    A class whose rules are all predicates or windowed aggregates needs only the events one of their
-    conditions matches (those runtimes see nothing else); a class with a chain, sequence, absence or
-    integrity rule needs every event (parent links, a stream's positions). A condition that raises on
+    A class whose rules are all predicates, windowed aggregates and absences needs only the events one
+    of their conditions matches (an absence's start or end; those runtimes act on nothing else); a class
+    with a sequence, ancestor, ``window: trace`` or integrity rule needs every event (parent links, a
+    trace's root end, a stream's positions). A condition that raises on
     an event sends it: the evaluator there reports the failure as it would have.
 
     :param rule_set: the compiled rules (every instance of a group must run the same revision).
@@ -127,8 +128,9 @@ class KeyRouter:
         routes = []
         for name, part in split_rule_set(rule_set).items():
             fields = part.rules[0].key_class.fields if part.rules else ()
-            every = any(not RUNTIMES[runtime_kind(rule)].fusable for rule in part.rules)
-            tests = None if every else tuple((rule.kinds, rule.predicate) for rule in part.rules)
+            needs = [_needs(rule) for rule in part.rules]
+            tests = None if any(test is None for test in needs) else tuple(
+                (rule.kinds, test) for rule, test in zip(part.rules, needs, strict=True) if test is not None)
             routes.append(_Route(name, _key_function(name, fields), tests))
         self._routes = tuple(routes)
 
@@ -160,6 +162,15 @@ def _key(route: _Route, record: dict[str, Any]) -> bytes:
         return route.key(record).encode()
     except Exception:  # noqa: BLE001 - an odd record routes by tenant; the evaluator reports its failures
         return f"{route.name}{SEP}{record.get('tenant', '')}".encode()
+
+
+def _needs(rule: CompiledRule) -> Callable[[dict[str, Any]], bool] | None:
+    """Whether an event (of the rule's kinds) can change ``rule``'s state; None: every event can."""
+    kind = runtime_kind(rule)
+    if kind == "absence":
+        start, end = rule.predicate, rule.params["end"]
+        return lambda r: bool(start(r) or end(r))
+    return rule.predicate if RUNTIMES[kind].fusable else None
 
 
 def _needed(tests: Sequence[tuple[frozenset[str] | None, Callable[[dict[str, Any]], bool]]],
