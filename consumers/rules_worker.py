@@ -88,7 +88,8 @@ class RulesWorker:
     :param kafka: broker and topic names (``TopicNames.actions``, ``.repartition``, ``.incidents``).
     :param evaluator: the rule engine; its state belongs to this worker.
     :param group: consumer group of the evaluate loop; the re-key loop uses ``{group}-rekey``.
-    :param batch_size: messages per batch for both loops.
+    :param batch_size: actions per re-key batch; a judge batch takes up to this many times the number of key
+        classes, the most copies a re-key batch can write.
     :param consumer_config: librdkafka overrides for both consumers (tests shorten the session timeout).
     :param state: where evaluator snapshots live (:class:`StateDirectory`); default none, so a
         partition that moves or a restart starts its windows empty.
@@ -366,7 +367,9 @@ class RulesWorker:
     def judge_once(self, timeout: float = 0.2) -> list[Incident]:
         """Evaluate one batch of the repartition topic; publish incidents; commit."""
         self.subscribe()
-        messages = self._judge.consume_batch(self.batch_size, timeout)
+        # Up to every copy of a re-key batch: a judge batch of batch_size would fall behind the copies, and
+        # run() would then wait out the re-key loop's poll timeout once per judge batch.
+        messages = self._judge.consume_batch(self.batch_size * len(self.router.classes), timeout)
         if not messages:
             return []
         # Markers keep their place among the records: each evaluator applies them in log order.
@@ -383,12 +386,26 @@ class RulesWorker:
             elif source is not None:
                 slots[i] = marker
                 marker["_source"] = source
+        # An event's copies to this consumer's partitions often share a batch: decode and hash each body once,
+        # and give every copy its own shallow record (the class and source fields differ).
         values = [messages[i].value() for i in data]
-        records, indexes, _ = self._actions.decode_batch(values)
+        unique: dict[bytes, int] = {}
+        which = [unique.setdefault(v, len(unique)) for v in values]
+        bodies = list(unique)
+        decoded, found, _ = self._actions.decode_batch(bodies)
+        by_body: dict[int, dict[str, Any]] = {}
+        for record, index in zip(decoded, found, strict=False):
+            record["event_hash"] = body_hash(frame_body(bodies[index]))
+            by_body[index] = record
+        records: list[dict[str, Any]] = []
         shares: Counter[int] = Counter()
-        for record, index in zip(records, indexes, strict=False):
+        for index, body in enumerate(which):
+            base = by_body.get(body)
+            if base is None:  # undecodable: the sink dead-letters it
+                continue
+            record = dict(base)
+            records.append(record)
             i = data[index]
-            record["event_hash"] = body_hash(frame_body(values[index]))
             if sources[i] is not None:
                 record["_source"] = sources[i]
             routed = classes[i]
