@@ -162,8 +162,9 @@ def measured_line(f: Figures) -> str:
 
 def limits_line(f: Figures, utilization: float = UTILIZATION) -> str:
     return (f"Limits at {utilization:.0%} utilization: one plain `agentaudit consume` (rule pack inline, the single-"
-            f"process shape) serves up to {_n(f.sink_pack_eps * utilization)} events/s; one tenant is judged by one "
-            f"rules worker, so no tenant may send more than {_n(f.rules_pack_eps * utilization)} events/s.")
+            f"process shape) serves up to {_n(f.sink_pack_eps * utilization)} events/s; each rule key (a trace, an "
+            f"agent, a stream, or a tenant for a rule keyed by nothing finer) is judged by one rules worker, so no "
+            f"one key may send more than {_n(f.rules_pack_eps * utilization)} events/s.")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

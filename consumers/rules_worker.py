@@ -1,13 +1,16 @@
-"""The rules worker: re-keys action events by tenant, then judges each tenant in exactly one place.
+"""The rules worker: re-keys action events by each rule's key class, then judges each key in exactly one place.
 
 Actions arrive keyed by stream id, but most rules key by agent, trace, tool or model, which
-span streams and therefore partitions. The worker first copies every action, unchanged, to
-the repartition topic keyed by *tenant* (every rule key includes the tenant), then evaluates
-that topic. Each tenant's events thus meet in one partition and one evaluator, each stream
-keeping its order, and with watermarks taken over the source partitions (see
-:class:`RulesWorker`) a tenant's incidents are the same whether 1 or N instances share the group.
-Behind the copies the re-key stage writes watermark markers (a source's progress, or that it is
-idle), so a quiet source partition does not hold every window open.
+span streams and therefore partitions. The worker first copies each action, unchanged, to
+the repartition topic once per *key class* that needs it (a rule's key class: its trace, its
+``by:`` fields, its stream...; see :mod:`agentaudit.rules.key_class`), keyed by the class, the
+tenant and the class's field values, then evaluates that topic. The events one rule's state joins
+and one of its incidents counts thus meet in one partition and one class evaluator, each stream
+keeping its order, so one tenant is judged by as many workers as hold repartition partitions; with
+watermarks taken over the source partitions (see :class:`RulesWorker`) the incidents are the same
+whether 1 or N instances share the group. Behind the copies the re-key stage writes watermark
+markers (a source's progress, or that it is idle), so a quiet source partition does not hold
+every window open. Design: ``docs/rule-keys.md``.
 
 >>> with RulesWorker(KafkaSettings(), load_evaluator(None)) as worker:
 ...     worker.run(stop_event)
@@ -19,7 +22,9 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,8 @@ from agentaudit.logs import get_logger
 from agentaudit.rules._idleness import PROGRESS, SourceIdleness
 from agentaudit.rules.engine import BaseEvaluator
 from agentaudit.rules.evaluator import RuleEvaluator
+from agentaudit.rules.key_class import KeyRouter
+from agentaudit.rules.keyed import KEY_CLASS_FIELD, KeyedEvaluator
 from agentaudit.rules.settings import DEFAULT_IDLE_TIMEOUT_MS
 from agentaudit.schemas import AvroCodec, Incident, body_hash, frame_body
 
@@ -41,6 +48,8 @@ SOURCE_PARTITION_HEADER = "x-agentaudit-source-partition"
 MARKER_HEADER = "x-agentaudit-marker"  # on a watermark marker: "progress" or "idle"; its value is empty
 EVENT_TIME_HEADER = "x-agentaudit-event-time-us"  # on a marker: the source's largest event time so far
 QUIET_HEADER = "x-agentaudit-quiet-us"  # on an idle marker: processing time the source has delivered nothing
+KEY_CLASS_HEADER = "x-agentaudit-key-class"  # on a copy: the key class it was routed for
+COPIES_HEADER = "x-agentaudit-copies"  # on a copy: how many key classes its event was copied to
 
 
 class StateDirectory:
@@ -73,12 +82,14 @@ class StateDirectory:
 
 
 class RulesWorker:
-    """Two consumer loops in one process: re-key (actions -> repartition) and evaluate (repartition -> incidents).
+    """Two consumer loops in one process: re-key (actions -> repartition, per key class) and evaluate
+    (repartition -> incidents).
 
     :param kafka: broker and topic names (``TopicNames.actions``, ``.repartition``, ``.incidents``).
     :param evaluator: the rule engine; its state belongs to this worker.
     :param group: consumer group of the evaluate loop; the re-key loop uses ``{group}-rekey``.
-    :param batch_size: messages per batch for both loops.
+    :param batch_size: actions per re-key batch; a judge batch takes up to this many times the number of key
+        classes, the most copies a re-key batch can write.
     :param consumer_config: librdkafka overrides for both consumers (tests shorten the session timeout).
     :param state: where evaluator snapshots live (:class:`StateDirectory`); default none, so a
         partition that moves or a restart starts its windows empty.
@@ -96,8 +107,13 @@ class RulesWorker:
     :param producer: writes copies, markers and incidents; default a ``KafkaProducer`` of ``kafka``.
     :param admin: answers ``partitions_for``; default a ``KafkaAdmin`` of ``kafka``.
 
-    Each assigned repartition partition has its own evaluator (a copy of ``evaluator``'s rules),
-    so its state can follow the partition to whichever instance owns it next.
+    The re-key loop copies each action once per key class that needs it (:class:`KeyRouter`: a
+    class of predicates, windowed aggregates and absences only takes the events one of their
+    conditions matches; a class with a chain, sequence or integrity rule takes every event), keyed by
+    class, tenant and the class's field values, with the class and the number of copies in headers.
+    Each assigned repartition partition has its own :class:`KeyedEvaluator` (a class evaluator per
+    key class of ``evaluator``'s rules), so its state can follow the partition to whichever instance
+    owns it next. ``evaluated`` counts source events: each copy judged adds 1/copies.
 
     Each copy carries its source topic and partition in headers, and each partition's evaluator
     is told every partition of the actions topic (``sources``): its watermark is the smallest,
@@ -159,7 +175,10 @@ class RulesWorker:
         self._snapshotted = time.monotonic()
         self._actions = AvroCodec("action")
         self._incidents = AvroCodec("incident")
-        self.evaluated = 0
+        self.evaluated: Fraction = Fraction(0)  # source events judged; each copy judged counts 1/copies
+        self.received = 0  # copies (not markers) the evaluate loop has read
+        self.copied = 0  # copies the re-key loop has written
+        self.router = KeyRouter(evaluator.rule_set)
         self.incidents: dict[str, Incident] = {}  # the latest version of each incident this worker published
         self._subscribed = False
         self.group = group
@@ -187,9 +206,10 @@ class RulesWorker:
         return self._admin
 
     def _fresh_evaluator(self) -> BaseEvaluator:
+        """A :class:`KeyedEvaluator` of the worker's rules over every source partition, wrapped."""
         template = self.evaluator
-        fresh = RuleEvaluator(template.rule_set, owners=template.owners, lateness_us=template.lateness_us,
-                              sources=self._source_ids(), keyring=getattr(template, "keyring", None))
+        fresh = KeyedEvaluator(template.rule_set, owners=template.owners, lateness_us=template.lateness_us,
+                               sources=self._source_ids(), keyring=getattr(template, "keyring", None))
         return fresh if self._wrap is None else self._wrap(fresh)
 
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
@@ -255,7 +275,7 @@ class RulesWorker:
         return self._rekey.assignment(), self._judge.assignment()
 
     def rekey_once(self, timeout: float = 0.2) -> int:
-        """Copy one batch of actions to the repartition topic keyed by tenant, then the markers due; commit."""
+        """Copy one batch of actions to the repartition topic, once per key class, then the markers due; commit."""
         self.subscribe()
         messages = self._rekey.consume_batch(self.batch_size, timeout)
         now = time.monotonic()
@@ -263,12 +283,18 @@ class RulesWorker:
         if messages:
             records, indexes, failures = self._actions.decode_batch([m.value() for m in messages])
             times: list[int | None] = [None] * len(messages)
+            route = self.router.route
+            produce = self._producer.produce
+            repartition = self.topics.repartition
             for record, index in zip(records, indexes, strict=False):
                 message = messages[index]
                 times[index] = record["event_time_us"]
-                headers = [(SOURCE_TOPIC_HEADER, message.topic()), (SOURCE_PARTITION_HEADER, str(message.partition()))]
-                self._producer.produce(self.topics.repartition, message.value(), key=record["tenant"].encode(),
-                                       headers=headers)
+                routes = route(record)
+                source = [(SOURCE_TOPIC_HEADER, message.topic()), (SOURCE_PARTITION_HEADER, str(message.partition())),
+                          (COPIES_HEADER, str(len(routes)))]
+                for name, key in routes:
+                    produce(repartition, message.value(), key=key, headers=[*source, (KEY_CLASS_HEADER, name)])
+                self.copied += len(routes)
             if failures:
                 _log.info("rules.rekey_skipped", count=len(failures), hint="the sink dead-letters them")
             if idleness.enabled:
@@ -341,28 +367,51 @@ class RulesWorker:
     def judge_once(self, timeout: float = 0.2) -> list[Incident]:
         """Evaluate one batch of the repartition topic; publish incidents; commit."""
         self.subscribe()
-        messages = self._judge.consume_batch(self.batch_size, timeout)
+        # Up to every copy of a re-key batch: a judge batch of batch_size would fall behind the copies, and
+        # run() would then wait out the re-key loop's poll timeout once per judge batch.
+        messages = self._judge.consume_batch(self.batch_size * len(self.router.classes), timeout)
         if not messages:
             return []
         # Markers keep their place among the records: each evaluator applies them in log order.
         slots: list[dict[str, Any] | None] = [None] * len(messages)
         data: list[int] = []
         sources: list[str | None] = []
+        classes: list[tuple[str, int] | None] = []
         for i, message in enumerate(messages):
-            source, marker = _read_headers(message.headers())
+            source, marker, routed = _read_headers(message.headers())
             sources.append(source)
+            classes.append(routed)
             if marker is None:
                 data.append(i)
             elif source is not None:
                 slots[i] = marker
                 marker["_source"] = source
+        # An event's copies to this consumer's partitions often share a batch: decode and hash each body once,
+        # and give every copy its own shallow record (the class and source fields differ).
         values = [messages[i].value() for i in data]
-        records, indexes, _ = self._actions.decode_batch(values)
-        for record, index in zip(records, indexes, strict=False):
+        unique: dict[bytes, int] = {}
+        which = [unique.setdefault(v, len(unique)) for v in values]
+        bodies = list(unique)
+        decoded, found, _ = self._actions.decode_batch(bodies)
+        by_body: dict[int, dict[str, Any]] = {}
+        for record, index in zip(decoded, found, strict=False):
+            record["event_hash"] = body_hash(frame_body(bodies[index]))
+            by_body[index] = record
+        records: list[dict[str, Any]] = []
+        shares: Counter[int] = Counter()
+        for index, body in enumerate(which):
+            base = by_body.get(body)
+            if base is None:  # undecodable: the sink dead-letters it
+                continue
+            record = dict(base)
+            records.append(record)
             i = data[index]
-            record["event_hash"] = body_hash(frame_body(values[index]))
             if sources[i] is not None:
                 record["_source"] = sources[i]
+            routed = classes[i]
+            if routed is not None:
+                record[KEY_CLASS_FIELD] = routed[0]
+            shares[routed[1] if routed is not None else 1] += 1
             slots[i] = record
         by_partition: dict[int, list[dict[str, Any]]] = {}
         for message, slot in zip(messages, slots, strict=False):
@@ -374,7 +423,8 @@ class RulesWorker:
             if evaluator is None:  # assigned without a callback (e.g. assign()); start empty
                 evaluator = self._evaluators[partition] = self._fresh_evaluator()
             incidents.extend(evaluator.evaluate(batch))  # re-delivered events are dropped by event id
-        self.evaluated += len(records)
+        self.received += len(records)
+        self.evaluated += sum((Fraction(n, copies) for copies, n in shares.items()), Fraction(0))
         checkpoint = Checkpoint(self._commit_judge, flush=[self._flush], snapshot=self._snapshot_due)
         for (topic, partition), offset in _next_offsets(messages).items():
             self._next_offsets[partition] = max(self._next_offsets.get(partition, 0), offset)
@@ -431,16 +481,20 @@ def _next_offsets(messages: list[Any]) -> Offsets:
     return {(m.topic(), m.partition()): m.offset() + 1 for m in messages}
 
 
-def _read_headers(headers: list[tuple[str, bytes]] | None) -> tuple[str | None, dict[str, Any] | None]:
-    """``topic:partition`` of the source a repartition message comes from, and its marker record if it is one."""
+def _read_headers(headers: list[tuple[str, bytes]] | None
+                  ) -> tuple[str | None, dict[str, Any] | None, tuple[str, int] | None]:
+    """``topic:partition`` of the source a repartition message comes from, its marker record if it is one,
+    and for a copy its key class and how many copies its event has (None: a copy from before key classes)."""
     if not headers:
-        return None, None
+        return None, None, None
     found = dict(headers)
     topic, partition = found.get(SOURCE_TOPIC_HEADER), found.get(SOURCE_PARTITION_HEADER)
     source = f"{topic.decode()}:{partition.decode()}" if topic is not None and partition is not None else None
     kind = found.get(MARKER_HEADER)
     if kind is None:
-        return source, None
+        name, copies = found.get(KEY_CLASS_HEADER), found.get(COPIES_HEADER)
+        routed = (name.decode(), max(int(copies), 1)) if name is not None and copies is not None else None
+        return source, None, routed
     marker: dict[str, Any] = {"_marker": kind.decode()}
     event_time = found.get(EVENT_TIME_HEADER)
     if event_time is not None:
@@ -448,4 +502,4 @@ def _read_headers(headers: list[tuple[str, bytes]] | None) -> tuple[str | None, 
     quiet = found.get(QUIET_HEADER)
     if quiet is not None:
         marker["quiet_us"] = int(quiet)
-    return source, marker
+    return source, marker, None

@@ -58,7 +58,8 @@ def consume(
 
     Inline rules judge only the partitions this process was assigned, so several `consume` processes in one
     group give incidents that depend on the group's size; to scale out run `consume --no-rules` replicas
-    next to `rules run` replicas (incidents re-keyed by tenant, the same for any number of each).
+    next to `rules run` replicas (actions re-keyed by each rule's key class, the incidents the same for any
+    number of each).
 
     With AGENTAUDIT_KEYS_FILE (producer keys, see `agentaudit keys`), every producer stream must carry valid signed
     checkpoints: each checkpoint's verdict is stored and the integrity rules raise the rest.

@@ -84,7 +84,8 @@ def rules_run(
     rules: list[str] = typer.Option(None, "--rules", help="Rule files or directories; default the shipped pack."),
     owners: str = typer.Option(None, "--owners", help="Owners YAML for incidents whose rule names no owner."),
     group: str = typer.Option("agentaudit-rules", help="Consumer group (the re-key loop uses GROUP-rekey)."),
-    state_dir: str = typer.Option(None, help="Directory for rule-state snapshots (kept with offsets); shared by "
+    state_dir: str = typer.Option(None, help="Directory for rule-state snapshots (kept with offsets), one file per "
+                                               "repartition partition with every key class's state; shared by "
                                                "the group's instances. Default: none, state restarts empty."),
     idle_timeout_ms: int = typer.Option(None, min=0, help="An actions partition that delivers nothing for this "
                                         "long, read to its end, stops holding windows open until it delivers "
@@ -93,7 +94,11 @@ def rules_run(
                                         "30000) + this of the last event (AGENTAUDIT_RULES_IDLE_TIMEOUT_MS, "
                                         "default 5000; 0: never idle)."),
 ) -> None:
-    """Run the rules worker: re-key actions by tenant, judge them, publish incidents, until Ctrl-C.
+    """Run the rules worker: re-key actions by rule key class, judge them, publish incidents, until Ctrl-C.
+
+    Each action is copied once per key class that needs it (a rule's trace, by: fields or stream; see `rules show`).
+
+    One tenant is thus judged by every instance of the group, and 1 or N instances decide the same incidents.
 
     Ctrl-C/SIGTERM commits and snapshots (--state-dir) what was judged; windows still open stay open for the restart.
     """

@@ -15,6 +15,10 @@ at most one kind block:
   with ``bad_signature, unknown_key, not_authorized, revoked, unsigned`` (and ``max_unsigned_events``,
   ``max_unsigned_for``) it judges the stream's signed checkpoints when the evaluator has a key ring.
 
+Each rule implies a *key class* (``CompiledRule.key_class``: its trace, its ``by:`` fields, its
+stream...), the events that must meet to judge it; :class:`KeyRouter` and :class:`KeyedEvaluator`
+let the rules worker judge one tenant's rules in many places (``agentaudit.rules.key_class``).
+
 The default pack lives in ``pack/`` (fixtures in ``pack/fixtures/``); ``agentaudit rules lint``
 and ``agentaudit rules test`` check rule files and run fixtures.
 
@@ -37,6 +41,8 @@ from agentaudit.rules.evaluator import (
     rule_paths,
 )
 from agentaudit.rules.exceptions import RuleEngineError, RuleError
+from agentaudit.rules.key_class import KeyClass, KeyRouter
+from agentaudit.rules.keyed import KeyedEvaluator
 from agentaudit.rules.owners import Owner, OwnersError, OwnershipMap, load_owners
 from agentaudit.rules.settings import RulesSettings
 
@@ -49,6 +55,9 @@ __all__ = [
     "BaseEvaluator",
     "BuiltinEvaluator",
     "CompiledRule",
+    "KeyClass",
+    "KeyRouter",
+    "KeyedEvaluator",
     "Owner",
     "OwnersError",
     "OwnershipMap",

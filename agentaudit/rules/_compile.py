@@ -9,7 +9,7 @@ import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentaudit.rules._condition import (
     CompileContext,
@@ -22,6 +22,9 @@ from agentaudit.rules._fields import Field, resolve_field
 from agentaudit.rules._spec import ENGINE_VERSION, RuleFiles, RuleSpec, parse_duration
 from agentaudit.rules.exceptions import RuleError
 from agentaudit.schemas import RuleMode, Severity
+
+if TYPE_CHECKING:
+    from agentaudit.rules.key_class import KeyClass
 
 __all__ = ["CompiledRule", "RuleSet", "compile_rule_files"]
 
@@ -74,6 +77,13 @@ class CompiledRule:
     #: exceptions), and as the kind has them "then", "unless", "end", "approval", "where"; the batch
     #: path (``_vector``) compiles these a second way, to column expressions
     trees: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    @property
+    def key_class(self) -> KeyClass:
+        """The fields its events are routed on so that the events it joins and counts meet (``key_class``)."""
+        from agentaudit.rules.key_class import key_class_of
+
+        return key_class_of(self)
 
     def render(self, values: dict[str, Any]) -> str:
         try:

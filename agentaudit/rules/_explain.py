@@ -92,4 +92,6 @@ def _explain(rule: CompiledRule, spec: RuleSpec, lateness_us: int) -> str:
         kind = "sequence/unless"
     lines.append(f"  lateness:  {_human(lateness_us)}  (the engine's, for every rule: events up to this late count)")
     lines.append(f"  decided:   {_DECIDED[kind]}")
+    key_class = rule.key_class
+    lines.append(f"  key class: {key_class.name}  ({key_class.why}; `rules run` shards the rule on it)")
     return "\n".join(lines)

@@ -245,8 +245,8 @@ class RuleEvaluator(BaseEvaluator):
         """Report a copy of an already judged event id whose body differs; the copy itself is not judged.
 
         Detected here, in the evaluator's seen-set, because the evaluator reads each tenant's events in
-        one deterministic order (a partition's log order; the rules worker routes a tenant to one
-        evaluator), so the same log raises the same incident live and in replay; a store lookup at
+        one deterministic order (a partition's log order; the rules worker routes every copy of an event
+        id to one ``event_id`` class evaluator), so the same log raises the same incident live and in replay; a store lookup at
         insert would depend on insert timing across sinks and cost a read per batch. The set holds
         the last ``DEDUPE_WINDOW`` ids; older conflicts are found by ``agentaudit verify --store``.
         """

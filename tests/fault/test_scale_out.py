@@ -3,8 +3,9 @@
 
 Two checks:
 
-- the rules workers alone (``agentaudit rules run``, which re-keys actions by tenant before judging,
-  so each tenant is judged in one place): the incidents they publish, read from the topic;
+- the rules workers alone (``agentaudit rules run``, which copies each action once per key class of
+  the rules that need it before judging, so each rule key is judged in one place): the incidents they
+  publish, read from the topic;
 - the scale-out deployment end to end: N x ``agentaudit consume --no-rules`` (store only, and store
   the incidents topic) + N x ``agentaudit rules run``, N = 1 and N = 3, each over its own copy of the
   log and its own database: the ``incidents FINAL`` rows and the stored action counts must match.
@@ -29,6 +30,7 @@ from agentaudit.consumers.migrate import migrate
 from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaAdmin
 from agentaudit.infra.kafka.reading import read_all
+from agentaudit.rules import KeyRouter, load_rule_set
 from agentaudit.schemas import AvroCodec
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.fault.support import ConsumerProcess, count_final, produce_all, simulated_log, stack_env, wait_until
@@ -38,6 +40,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.slow]
 SCALE_EVENTS = int(os.environ.get("AGENTAUDIT_FAULT_SCALE_EVENTS", "6000"))
 SEED = 23
 PARTITIONS = 6
+
+
+def copies_of(messages: tuple[tuple[bytes, bytes], ...]) -> int:
+    """How many copies ``rules run`` (the default pack) writes to the repartition topic for ``messages``."""
+    codec, router = AvroCodec("action"), KeyRouter(load_rule_set(None))
+    return sum(len(router.route(codec.decode(value))) for _key, value in messages)
 
 
 def digest(rows: list[tuple]) -> str:
@@ -60,10 +68,13 @@ def run_rules_workers(kafka: KafkaSettings, group: str, processes: int, tmp_path
             w.start()
         admin = KafkaAdmin(kafka)
 
+        copies = copies_of(simulated_log(SEED, SCALE_EVENTS))  # no markers: the repartition offsets count copies
+
         def judged() -> int:
             offsets = admin.committed_offsets(group, [kafka.topics.repartition])
             return sum(o or 0 for o in offsets.values())
-        wait_until(lambda: judged() >= SCALE_EVENTS, 180, f"{SCALE_EVENTS} events judged", alive=workers)
+        wait_until(lambda: judged() >= copies, 180, f"{SCALE_EVENTS} events ({copies} copies) judged",
+                   alive=workers)
     finally:
         for w in workers:
             w.stop()
@@ -104,8 +115,9 @@ def run_deployment(kafka: KafkaSettings, store: StoreSettings, processes: int,
             for p in sinks + workers:
                 p.start()
             everyone = sinks + workers
-            wait_until(lambda: sum(committed(rules_group, kafka.topics.repartition).values()) >= SCALE_EVENTS,
-                       180, f"{SCALE_EVENTS} events judged", alive=everyone)
+            copies = copies_of(simulated_log(SEED, SCALE_EVENTS))  # no markers: the offsets count copies
+            wait_until(lambda: sum(committed(rules_group, kafka.topics.repartition).values()) >= copies,
+                       180, f"{SCALE_EVENTS} events ({copies} copies) judged", alive=everyone)
             for w in workers:  # nothing more is published once they are gone
                 w.stop()
             published = read_all(kafka, kafka.topics.incidents, timeout=30, idle=2)

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from agentaudit.consumers.rules_worker import (
+    COPIES_HEADER,
+    KEY_CLASS_HEADER,
     MARKER_HEADER,
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
@@ -60,7 +62,8 @@ def as_repartition(sent: list[dict[str, Any]], first_offset: int = 0) -> list[Fa
     return out
 
 
-def test_rekey_copies_each_action_keyed_by_tenant_with_its_source_then_commits_after_the_flush(tmp_path: Path):
+def test_rekey_copies_each_action_keyed_by_its_rules_key_class_with_its_source_then_commits_after_the_flush(
+        tmp_path: Path):
     log: list = []
     worker, rekey, _, producer = make_worker(tmp_path, log, idle_timeout_ms=0)
     batch = actions(1, 3)
@@ -70,8 +73,9 @@ def test_rekey_copies_each_action_keyed_by_tenant_with_its_source_then_commits_a
 
     copies = producer.on(T.repartition)
     assert [c["value"] for c in copies] == [m.value() for m in batch]
-    assert {c["key"] for c in copies} == {b"acme"}
+    assert {c["key"] for c in copies} == {b"agent_id\x1facme\x1fbot"}  # the rule's by: [agent_id], in its tenant
     assert all(c["headers"][SOURCE_TOPIC_HEADER] == T.actions and c["headers"][SOURCE_PARTITION_HEADER] == "1"
+               and c["headers"][KEY_CLASS_HEADER] == "agent_id" and c["headers"][COPIES_HEADER] == "1"
                for c in copies)
     assert [entry[0] for entry in log if entry[0] in ("flush", "commit")] == ["flush", "commit"]
     assert rekey.commits == [{(T.actions, 1): 3}]
