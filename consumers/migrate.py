@@ -3,10 +3,11 @@
 Every statement is idempotent (``IF NOT EXISTS``), so running the migration again is a
 no-op; a failing statement stops the run with the file and statement named.
 
-A layout change that DDL alone cannot make runs first: an ``actions`` table whose sort key
-lacks ``event_hash`` (written before conflicting copies were kept apart) is rebuilt under the
-current layout, rows copied as they are, and swapped in with ``EXCHANGE TABLES``; an interrupted
-rebuild leaves ``actions__upgrade`` behind, which the next run drops and redoes.
+A layout change that DDL alone cannot make runs first: an ``actions`` table of an earlier layout
+(hashes as hex strings, the full-copy ``by_trace`` projection; or older, a sort key without
+``event_hash``) is rebuilt under the current layout, every value copied (hex hashes to their bytes,
+see :data:`HASH_CONVERSIONS`), and swapped in with ``EXCHANGE TABLES``; an interrupted rebuild
+leaves ``actions__upgrade`` behind, which the next run drops and redoes.
 
 >>> applied = migrate(StoreSettings())
 """
@@ -23,7 +24,7 @@ from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.exceptions import StoreError
 from agentaudit.settings import StoreSettings
 
-__all__ = ["MigrationFile", "ddl_files", "migrate", "render", "split_statements", "upgrade_actions"]
+__all__ = ["HASH_CONVERSIONS", "MigrationFile", "ddl_files", "migrate", "render", "split_statements", "upgrade_actions"]
 
 _log = logging.getLogger("agentaudit.consumers.migrate")
 
@@ -129,16 +130,40 @@ def _planned(settings: StoreSettings, directory: Path | None, cluster: str | Non
 
 
 _UPGRADE = "actions__upgrade"
+_COMPUTED = ("MATERIALIZED", "ALIAS", "EPHEMERAL")  # columns an INSERT neither reads nor writes
+_CANONICAL = "(match({c}, '^[0-9a-f]{{64}}$') AND {c} != repeat('0', 64))"
+
+
+def _to_bytes(column: str) -> str:
+    return f"toFixedString(if({_CANONICAL.format(c=column)}, unhex({column}), ''), 32)"
+
+
+def _to_text(column: str) -> str:
+    return f"if({_CANONICAL.format(c=column)}, '', {column})"
+
+
+#: How the upgrade fills a stored column from an earlier layout's hex column: as ``_columns.stored_actions``
+#: does on insert (lowercase SHA-256 hex to bytes, anything else verbatim in ``<name>_text``), so that the
+#: ALIAS columns read back every value as it was.
+HASH_CONVERSIONS = {
+    "prev_hash_bin": _to_bytes("prev_hash"), "prev_hash_text": _to_text("prev_hash"),
+    "event_hash_bin": "toFixedString(if(match(event_hash, '^[0-9a-f]{64}$'), unhex(event_hash), ''), 32)",
+    "input_digest_bin": _to_bytes("input_digest"), "input_digest_text": _to_text("input_digest"),
+    "output_digest_bin": _to_bytes("output_digest"), "output_digest_text": _to_text("output_digest"),
+}
 
 
 def upgrade_actions(store: Store, settings: StoreSettings) -> bool:
-    """Rebuild an ``actions`` table of the layout before event_hash joined its sort key; True when it did.
+    """Rebuild an ``actions`` table of an earlier layout into the current one; True when it did.
 
-    The old layout (``ReplacingMergeTree(ingested_at)`` keyed without the body hash) let a re-sent event
-    with another body replace the first. Rows are copied unchanged (``ingested_at`` kept, so the first-seen
-    order survives), then the tables are exchanged atomically. Idempotent: a current table is left alone.
+    Earlier layouts: hashes as hex strings with a full-copy ``by_trace`` projection (before issue 15), and
+    before that a sort key without the body hash (``ReplacingMergeTree(ingested_at)``, which let a re-sent
+    event with another body replace the first). Every value is copied (``ingested_at`` kept, so the
+    first-seen order survives; hex hashes as bytes), then the tables are exchanged atomically. Idempotent:
+    a current table is left alone.
 
-    :raises MigrationError: a step failed; the file is ``0001_base.sql`` and the statement the step's.
+    :raises MigrationError: a step failed, or an ``event_hash`` is not SHA-256 hex (the bytes could not hold
+        it); the file is ``0001_base.sql`` and the statement the step's.
     """
     db = settings.database
 
@@ -151,26 +176,42 @@ def upgrade_actions(store: Store, settings: StoreSettings) -> bool:
                 f"{settings.redacted_url()}: {exc}; fix the store and run `agentaudit migrate` again "
                 f"(an interrupted upgrade is redone from the start)", file="0001_base.sql", statement=sql) from exc
 
+    def columns_of(table: str) -> dict[str, str]:
+        return {str(name): str(kind) for name, kind in store.query(
+            "SELECT name, default_kind FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+            "ORDER BY position", {"db": db, "t": table}).rows}
+
     try:
-        found = store.query("SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = 'actions'",
-                            {"db": db}).rows
+        old = columns_of("actions")
     except StoreError as exc:
         raise MigrationError(f"cannot read the layout of {db}.actions on {settings.redacted_url()}: {exc}",
-                             file="0001_base.sql", statement="SELECT sorting_key FROM system.tables") from exc
+                             file="0001_base.sql", statement="SELECT name FROM system.columns") from exc
     run(f"DROP TABLE IF EXISTS {db}.{_UPGRADE}")  # what an interrupted upgrade left (before or after the swap)
-    if not found or "event_hash" in found[0][0]:
+    if not old or "event_hash_bin" in old:
         return False
+    odd = store.query(f"SELECT count(), any(event_hash) FROM {db}.actions "  # noqa: S608 - db is a validated identifier (StoreSettings.database)
+                      "WHERE event_hash != '' AND NOT match(event_hash, '^[0-9a-f]{64}$')").rows[0]
+    if odd[0]:
+        raise MigrationError(
+            f"{db}.actions has {odd[0]} rows whose event_hash is not SHA-256 hex (e.g. {str(odd[1])[:80]!r}); the "
+            "current layout stores it as 32 bytes. Delete or fix those rows and run `agentaudit migrate` again",
+            file="0001_base.sql", statement="SELECT count() FROM actions WHERE NOT match(event_hash, ...)")
     base = next(p for p in ddl_files() if p.name == "0001_base.sql")
     create = next(st for st in split_statements(render(base.read_text(encoding="utf-8"), settings))
                   if st.startswith(f"CREATE TABLE IF NOT EXISTS {db}.actions\n"))
     run(create.replace(f"{db}.actions\n", f"{db}.{_UPGRADE}\n", 1))
-    columns = [row[0] for row in store.query(
-        "SELECT name FROM system.columns WHERE database = {db:String} AND table = 'actions' "
-        "AND name IN (SELECT name FROM system.columns WHERE database = {db:String} AND table = {new:String} "
-        "AND default_kind != 'MATERIALIZED') ORDER BY position", {"db": db, "new": _UPGRADE}).rows]
-    names = ", ".join(f"`{c}`" for c in columns)
-    run(f"INSERT INTO {db}.{_UPGRADE} ({names}) SELECT {names} FROM {db}.actions")  # noqa: S608 - db is a validated identifier (StoreSettings.database), the names come from system.columns, backquoted
+    targets, sources = [], []
+    for name, kind in columns_of(_UPGRADE).items():
+        if kind in _COMPUTED:
+            continue
+        if name in old and old[name] not in _COMPUTED:  # a stored column of the same name: copied as it is
+            targets.append(f"`{name}`")
+            sources.append(f"`{name}`")
+        elif name in HASH_CONVERSIONS:
+            targets.append(f"`{name}`")
+            sources.append(HASH_CONVERSIONS[name])
+    run(f"INSERT INTO {db}.{_UPGRADE} ({', '.join(targets)}) SELECT {', '.join(sources)} FROM {db}.actions")  # noqa: S608 - db is a validated identifier (StoreSettings.database), the names come from system.columns, backquoted, the conversions are this module's constants
     run(f"EXCHANGE TABLES {db}.actions AND {db}.{_UPGRADE}")
     run(f"DROP TABLE IF EXISTS {db}.{_UPGRADE}")
-    _log.info("upgraded %s.actions to the current layout (event_hash in the sort key, first copy kept)", db)
+    _log.info("upgraded %s.actions to the current layout (hashes as bytes, narrow by_trace projection)", db)
     return True

@@ -8,6 +8,8 @@ import pytest
 
 from agentaudit.consumers._columns import (
     ACTIONS_SCHEMA,
+    STORED_ACTIONS_SCHEMA,
+    actions_hex_table,
     actions_table,
     incident_records_table,
     incidents_table,
@@ -65,8 +67,13 @@ def test_actions_table_matches_ddl_columns_and_maps_nulls():
     records = [codec.decode(data) for _, data in pairs]
     for offset, (record, (_, data)) in enumerate(zip(records, pairs, strict=False)):
         record.update(event_hash=hashlib.sha256(frame_body(data)).hexdigest(), _partition=2, _offset=100 + offset)
-    table = actions_table(records)
+    table = actions_hex_table(records)
     assert table.schema == ACTIONS_SCHEMA
+    stored = actions_table(records)
+    assert stored.schema == STORED_ACTIONS_SCHEMA
+    binary = stored.column("event_hash_bin").to_pylist()
+    assert [b.hex() for b in binary] == [r["event_hash"] for r in records]
+    assert stored.column("prev_hash_bin")[1].as_py() == binary[0] and stored.column("prev_hash_text")[1].as_py() == ""
     rows = table.to_pylist()
     assert [r["event_id"] for r in rows] == [r["event_id"] for r in records]
     assert rows[0]["parent_action_id"] == "" and rows[0]["model"] == "gpt-4o"
