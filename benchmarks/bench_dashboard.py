@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agentaudit.consumers._columns import ACTIONS_SCHEMA, INCIDENTS_SCHEMA, LIFECYCLE_SCHEMA
+from agentaudit.consumers._columns import ACTIONS_SCHEMA, INCIDENTS_SCHEMA, LIFECYCLE_SCHEMA, stored_actions
 from agentaudit.consumers.migrate import migrate
 from agentaudit.dashboard import IncidentFilter, TraceTree, to_dot
 from agentaudit.dashboard import queries as q
@@ -107,9 +107,9 @@ def actions_chunk(first_trace: int, traces: int, now_us: int, rng: np.random.Gen
                                               pa.array([], pa.string())),
         "environment": pa.repeat("prod", n),
         "kafka_partition": pa.array((agent_no % 3).astype(np.uint16)), "kafka_offset": pa.array(event_no.astype(np.uint64)),
-        "later_copy": pa.array(np.zeros(n, dtype=np.uint8)),
+        "later_copy": pa.array(np.zeros(n, dtype=np.uint8)), "signature": pa.repeat("", n),
     }
-    return pa.Table.from_pydict(columns, schema=ACTIONS_SCHEMA)
+    return stored_actions(pa.Table.from_pydict(columns, schema=ACTIONS_SCHEMA))
 
 
 def incidents_tables(traces: int, now_us: int, rng: np.random.Generator) -> tuple[pa.Table, pa.Table]:
