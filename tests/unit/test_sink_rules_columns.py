@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pyarrow as pa
 import pytest
 
 from agentaudit.consumers._columns import (
@@ -14,6 +15,7 @@ from agentaudit.consumers._columns import (
     incident_records_table,
     incidents_table,
     lifecycle_table,
+    stored_actions,
 )
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.settings import SinkSettings
@@ -124,3 +126,20 @@ def test_rule_error_names_file_line_and_rule():
     assert isinstance(error, RuleEngineError) and isinstance(error, AgentAuditError)
     assert not isinstance(error, ConsumerError)  # the engine is its own room
     assert str(error).startswith("rules.yaml:12: rule 'no-shell'") and error.line == 12
+
+
+def test_stored_actions_keeps_every_hash_value_it_cannot_hold_as_bytes():
+    sha = hashlib.sha256(b"body").hexdigest()
+    sent = [sha, "", None, "same-input", sha.upper(), "0" * 64, sha[:32]]
+    rows = actions_hex_table([action_record(n, event_hash=sha, _partition=0, _offset=n) for n in range(len(sent))]).to_pylist()
+    for row, value in zip(rows, sent, strict=True):
+        row.update(input_digest=value, event_hash=sha)
+    stored = stored_actions(pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA))
+    binary = [b.hex() for b in stored.column("input_digest_bin").to_pylist()]
+    text = stored.column("input_digest_text").to_pylist()
+    # what the store's ALIAS column gives back: the hex of the bytes, else the text
+    assert [t if b == "0" * 64 else b for b, t in zip(binary, text, strict=True)] == [v or "" for v in sent]
+    assert binary[0] == sha and text[0] == "" and all(b == "0" * 64 for b in binary[1:])
+    assert stored.column("event_hash_bin").to_pylist() == [bytes.fromhex(sha)] * len(sent)
+    with pytest.raises(ValueError, match="event_hash must be 64 lowercase hex"):
+        stored_actions(pa.Table.from_pylist([dict(rows[0], event_hash="forged")], schema=ACTIONS_SCHEMA))
