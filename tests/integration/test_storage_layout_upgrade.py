@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas
+import pyarrow as pa
 import pytest
 
 from agentaudit.consumers._columns import ACTIONS_SCHEMA, actions_hex_table
@@ -33,10 +34,12 @@ from agentaudit.settings import StoreSettings
 
 pytestmark = [pytest.mark.integration]
 
-V1 = Path(__file__).parents[1] / "fixtures" / "layout_v1" / "actions.sql"
+V1 = Path(__file__).parents[1] / "fixtures" / "layout_v1" / "tables.sql"
 EVENTS = 3000
 PARTITIONS = 3
 _ALL = ", ".join(ACTIONS_SCHEMA.names) + ", ingested_at"
+_DIGEST_COLUMNS = ("digest_id, topic, kafka_partition, first_offset, last_offset, rows, min_event_time, max_event_time, "
+                   "offsets, leaves, root, prev_digest, sink_run, created_at, key_id, signature")  # main's, all of them
 
 
 def _main_schema(settings: StoreSettings, tmp_path: Path) -> None:
@@ -45,11 +48,11 @@ def _main_schema(settings: StoreSettings, tmp_path: Path) -> None:
     directory.mkdir()
     for path in ddl_files():
         shutil.copy(path, directory / path.name)
-    base = directory / "0001_base.sql"
-    statements = split_statements(base.read_text())
-    kept = [s for s in statements if not s.startswith("CREATE TABLE IF NOT EXISTS {database}.actions\n")]
-    v1 = split_statements(V1.read_text())
-    base.write_text(";\n".join([kept[0], v1[0], *kept[1:]]) + ";\n")
+    v1 = {st.split("\n", 1)[0]: st for st in split_statements(V1.read_text())}
+    for name in ("0001_base.sql", "0002_digests.sql"):
+        path = directory / name
+        statements = [v1.get(st.split("\n", 1)[0], st) for st in split_statements(path.read_text())]
+        path.write_text(";\n".join(statements) + ";\n")
     views = directory / "0010_analyst_views.sql"
     views.write_text(views.read_text().replace(
         "AS SELECT *, prev_hash, event_hash, input_digest, output_digest\nFROM", "AS SELECT *\nFROM"))
@@ -83,7 +86,7 @@ def _write(store: Store, records: list[dict[str, Any]], signer: DigestSigner) ->
         rows = sorted((r for r in records if r["_partition"] == partition), key=lambda r: r["_offset"])
         store.insert_arrow("actions", actions_hex_table(rows))
         digests = chain.build(rows)
-        store.insert_arrow("action_digests", digests_table(digests))
+        store.insert_arrow("action_digests", _hex_leaves(digests_table(digests)))
         chain.advance(digests)
 
 
@@ -93,6 +96,13 @@ def _plain(frame: pandas.DataFrame) -> list[dict[str, Any]]:
              for k, v in row.items()} for row in frame.to_dict("records")]
 
 
+def _hex_leaves(table: pa.Table) -> pa.Table:
+    """The digest rows as main's ``digests_table`` wrote them: leaves as hex strings."""
+    leaves = [[leaf.hex() for leaf in row] for row in table.column("leaves_bin").to_pylist()]
+    index = table.column_names.index("leaves_bin")
+    return table.set_column(index, "leaves", pa.array(leaves, pa.list_(pa.string())))
+
+
 def _answers(store: Store, traces: list[tuple[str, str]], conflict: dict[str, Any]) -> dict[str, Any]:
     """What every reader sees: the rows, the dashboard's trace pages, replay, the analyst views."""
     out: dict[str, Any] = {
@@ -100,6 +110,7 @@ def _answers(store: Store, traces: list[tuple[str, str]], conflict: dict[str, An
         "first": store.query(f"SELECT {_ALL} FROM actions_first ORDER BY event_id").rows,
         "verified": store.query("SELECT * FROM actions_verified ORDER BY tenant, stream_id, seq").rows,
         "conflicts": store.query("SELECT * FROM action_conflicts ORDER BY event_id").rows,
+        "digests": store.query(f"SELECT {_DIGEST_COLUMNS} FROM action_digests ORDER BY digest_id").rows,
         "owned": store.query("SELECT * FROM actions_owned ORDER BY event_id").rows,
         "replay": [r for batch in read_actions(store) for r in batch],
         # sums of floats: the last bit depends on the order rows are read in, which the layout changes
@@ -138,6 +149,9 @@ def test_a_store_written_by_main_is_migrated_with_every_value_and_answer_kept(
         stored = dict(store.query("SELECT name, type FROM system.columns WHERE database = {d:String} "
                                   "AND table = 'actions' AND name LIKE '%hash%'", {"d": settings.database}).rows)
         assert stored["event_hash_bin"] == stored["prev_hash_bin"] == "FixedString(32)"
+        leaves = store.query("SELECT type FROM system.columns WHERE database = {d:String} AND table = 'action_digests' "
+                             "AND name = 'leaves_bin'", {"d": settings.database}).rows
+        assert leaves == [("Array(FixedString(16))",)]
         projection = store.query("SELECT query FROM system.projections WHERE database = {d:String} "
                                  "AND table = 'actions'", {"d": settings.database}).rows
         assert projection == [("SELECT _part_offset ORDER BY tenant, trace_id",)]

@@ -148,8 +148,8 @@ def test_forged_altered_or_deleted_digest_records_are_reported(stored, tmp_path:
                       settings=_SYNC)
         # Alter another digest's leaves so that an updated row would match it.
         altered = next(d for d in digests if d[0] != middle[0])
-        store.command("ALTER TABLE action_digests UPDATE leaves = arrayMap(x -> 'ffffffffffffffffffffffffffffffff', "
-                      "leaves) WHERE digest_id = {id:String}", {"id": altered[0]}, settings=_SYNC)
+        store.command("ALTER TABLE action_digests UPDATE leaves_bin = arrayMap(x -> toFixedString(unhex(repeat('ff', 16)), "
+                      "16), leaves_bin) WHERE digest_id = {id:String}", {"id": altered[0]}, settings=_SYNC)
         # Forge a digest with an attacker's key over a row the attacker inserts.
         intruder = DigestChain(DigestSigner(Ed25519PrivateKey.generate()), "agentaudit.actions")
         source = store.query(f"SELECT * EXCEPT (ingested_at), {_HEX} FROM actions LIMIT 1").named_rows()[0]
