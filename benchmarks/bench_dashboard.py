@@ -10,7 +10,8 @@ median of several runs over the dashboard's read-only HTTP session:
 - one whole 1,000-action trace (``queries.trace``: 2,000 events, ``LIMIT 1 BY event_id``), and the
   same plus folding it into the action tree and drawing the collapsed chain graph (DOT).
 
-Goal: each ≤ 300 ms. ``python -m benchmarks dashboard`` (``AGENTAUDIT_BENCH_DASHBOARD_EVENTS`` sets N).
+Goal: each ≤ 300 ms. ``python -m benchmarks dashboard`` (``AGENTAUDIT_BENCH_DASHBOARD_EVENTS`` sets N;
+``AGENTAUDIT_BENCH_DASHBOARD_LAYOUT=before`` loads the ``actions`` layout before issue 15 instead, to compare).
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agentaudit.consumers._columns import ACTIONS_SCHEMA, INCIDENTS_SCHEMA, LIFECYCLE_SCHEMA
-from agentaudit.consumers.migrate import migrate
+from agentaudit.consumers._columns import ACTIONS_SCHEMA, INCIDENTS_SCHEMA, LIFECYCLE_SCHEMA, stored_actions
+from agentaudit.consumers.migrate import migrate, render, split_statements
 from agentaudit.dashboard import IncidentFilter, TraceTree, to_dot
 from agentaudit.dashboard import queries as q
 from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.embedded import ManagedProcess, free_port
 from agentaudit.settings import StoreSettings
 
+_BEFORE = Path(__file__).with_name("layout_before.sql")
 ACTIONS_PER_TRACE = 1_000
 EVENTS_PER_TRACE = 2 * ACTIONS_PER_TRACE
 CHUNK_TRACES = 250  # 500,000 events per insert
@@ -57,7 +59,8 @@ def _pick(values: list[str], index: np.ndarray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)), pa.array(values)).cast(pa.string())
 
 
-def actions_chunk(first_trace: int, traces: int, now_us: int, rng: np.random.Generator) -> pa.Table:
+def actions_chunk(first_trace: int, traces: int, now_us: int, rng: np.random.Generator, *,
+                  stored: bool = True) -> pa.Table:
     """``traces`` traces of 1,000 actions: a 4-ary causal tree each, start and end events interleaved."""
     n = traces * EVENTS_PER_TRACE
     event_no = np.arange(first_trace * EVENTS_PER_TRACE, first_trace * EVENTS_PER_TRACE + n, dtype=np.int64)
@@ -107,9 +110,10 @@ def actions_chunk(first_trace: int, traces: int, now_us: int, rng: np.random.Gen
                                               pa.array([], pa.string())),
         "environment": pa.repeat("prod", n),
         "kafka_partition": pa.array((agent_no % 3).astype(np.uint16)), "kafka_offset": pa.array(event_no.astype(np.uint64)),
-        "later_copy": pa.array(np.zeros(n, dtype=np.uint8)),
+        "later_copy": pa.array(np.zeros(n, dtype=np.uint8)), "signature": pa.repeat("", n),
     }
-    return pa.Table.from_pydict(columns, schema=ACTIONS_SCHEMA)
+    table = pa.Table.from_pydict(columns, schema=ACTIONS_SCHEMA)
+    return stored_actions(table) if stored else table
 
 
 def incidents_tables(traces: int, now_us: int, rng: np.random.Generator) -> tuple[pa.Table, pa.Table]:
@@ -145,7 +149,7 @@ def _median_ms(work: Callable[[int], object], runs: int = RUNS) -> tuple[float, 
     return statistics.median(timings), timings
 
 
-def load(store: Store, events: int) -> dict[str, float]:
+def load(store: Store, events: int, *, before: bool = False) -> dict[str, float]:
     """Insert ``events`` action events (rounded to whole traces) plus incidents; returns load figures."""
     rng = np.random.default_rng(7)
     now_us = time.time_ns() // 1000
@@ -153,7 +157,7 @@ def load(store: Store, events: int) -> dict[str, float]:
     began = time.perf_counter()
     inserted = 0
     for first in range(0, traces, CHUNK_TRACES):
-        chunk = actions_chunk(first, min(CHUNK_TRACES, traces - first), now_us, rng)
+        chunk = actions_chunk(first, min(CHUNK_TRACES, traces - first), now_us, rng, stored=not before)
         inserted += store.insert_arrow("actions", chunk)
     elapsed = time.perf_counter() - began
     incidents, lifecycle = incidents_tables(traces, now_us, rng)
@@ -174,8 +178,14 @@ def run() -> list[dict]:
     try:
         settings = StoreSettings(clickhouse_url=f"http://127.0.0.1:{port}", database="bench")
         migrate(settings)
+        before = os.environ.get("AGENTAUDIT_BENCH_DASHBOARD_LAYOUT") == "before"
+        if before:  # the layout before issue 15 (hex hashes, full-copy by_trace), to compare in a second run
+            with connect(settings) as admin:
+                admin.command("DROP TABLE actions")
+                admin.command(split_statements(render(_BEFORE.read_text(encoding="utf-8"), settings))[0]
+                              .replace("bench.actions_before\n", "bench.actions\n", 1))
         with connect(settings) as writer:
-            figures = load(writer, events)
+            figures = load(writer, events, before=before)
             count = writer.query("SELECT count() FROM actions").first_item
         print(f"loaded {figures['events']:,} events ({figures['traces']:,} traces of {ACTIONS_PER_TRACE} actions) "
               f"in {figures['insert_s']:.1f}s ({figures['rate']:,.0f} rows/s); {count:,} rows in the store",

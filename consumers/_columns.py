@@ -2,21 +2,30 @@
 
 One list comprehension per column is the allocation-light way to pivot dicts into
 columns in CPython; the explicit schema spares pyarrow type inference.
+
+Hashes travel as hex everywhere but on disk: :data:`ACTIONS_SCHEMA` is the row as readers see it (the
+store's ``prev_hash``, ``event_hash``, ``input_digest`` and ``output_digest`` are ALIAS columns that give
+the hex back), :data:`STORED_ACTIONS_SCHEMA` what the table takes: 32 raw bytes per hash, half the hex and
+incompressible either way, plus the verbatim text of a value that is not lowercase SHA-256 hex.
 """
 
 from __future__ import annotations
 
+import binascii
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from agentaudit.schemas import ACTION_LEAVES, ActionField, Incident, Severity
 
 __all__ = [
-    "ACTIONS_SCHEMA", "INCIDENTS_SCHEMA", "LIFECYCLE_SCHEMA", "actions_schema", "actions_table", "column_reads",
-    "incident_records_table", "incidents_table", "lifecycle_table",
+    "ACTIONS_SCHEMA", "HASH_COLUMNS", "INCIDENTS_SCHEMA", "LIFECYCLE_SCHEMA", "STORED_ACTIONS_SCHEMA", "actions_hex_table",
+    "actions_schema", "actions_table", "column_reads", "incident_records_table", "incidents_table", "lifecycle_table",
+    "stored_actions", "stored_actions_schema",
 ]
 
 _STR = pa.string()
@@ -66,9 +75,10 @@ def column_reads(leaves: Sequence[ActionField] = ACTION_LEAVES) -> tuple[
 _COPIED, _NULLABLE_STR, _NESTED = column_reads()
 
 
-def actions_table(records: Sequence[dict[str, Any]], *, partitions: Sequence[int] | None = None,
-                  offsets: Sequence[int] | None = None) -> pa.Table:
-    """The ``actions`` rows for decoded action records carrying ``event_hash``.
+def actions_hex_table(records: Sequence[dict[str, Any]], *, partitions: Sequence[int] | None = None,
+                      offsets: Sequence[int] | None = None) -> pa.Table:
+    """The ``actions`` rows as readers see them (:data:`ACTIONS_SCHEMA`, hashes in hex) for decoded action
+    records carrying ``event_hash``; :func:`actions_table` gives what the store takes.
 
     :param partitions: each record's Kafka partition, default the records' ``_partition`` (rows read back
         from the store); the sink passes its envelopes' positions.
@@ -84,6 +94,87 @@ def actions_table(records: Sequence[dict[str, Any]], *, partitions: Sequence[int
     columns["later_copy"] = [r.get("later_copy", 0) for r in records]  # set by the sink (Sink._mark_later_copies)
     columns["signature"] = [r.get("signature", "") for r in records]  # set by the sink (Sink._mark_signatures)
     return pa.Table.from_pydict(columns, schema=ACTIONS_SCHEMA)
+
+
+def actions_table(records: Sequence[dict[str, Any]], *, partitions: Sequence[int] | None = None,
+                  offsets: Sequence[int] | None = None) -> pa.Table:
+    """The ``actions`` rows to insert (:data:`STORED_ACTIONS_SCHEMA`) for decoded action records carrying
+    ``event_hash``; the arguments are :func:`actions_hex_table`'s."""
+    return stored_actions(actions_hex_table(records, partitions=partitions, offsets=offsets))
+
+
+#: The hex columns stored as bytes: ``name -> whether a value that is not lowercase SHA-256 hex is kept verbatim``
+#: in ``<name>_text`` (producer-supplied values) or refused (``event_hash``, which the sink computes).
+HASH_COLUMNS = {"prev_hash": True, "event_hash": False, "input_digest": True, "output_digest": True}
+_HASH_BYTES = 32
+_BIN = pa.binary(_HASH_BYTES)
+_HEX = "^[0-9a-f]{64}$"
+_ZERO_HEX = "0" * 2 * _HASH_BYTES
+
+
+def stored_actions_schema(schema: pa.Schema = ACTIONS_SCHEMA) -> pa.Schema:
+    """``schema`` (the rows as read) with each hash column as ``<name>_bin`` bytes (and ``<name>_text``)."""
+    fields: list[pa.Field] = []
+    for field in schema:
+        if field.name in HASH_COLUMNS:
+            fields.append(pa.field(f"{field.name}_bin", _BIN))
+            if HASH_COLUMNS[field.name]:
+                fields.append(pa.field(f"{field.name}_text", _STR))
+        else:
+            fields.append(field)
+    return pa.schema(fields)
+
+
+STORED_ACTIONS_SCHEMA = stored_actions_schema()
+
+
+def stored_actions(table: pa.Table) -> pa.Table:
+    """Rows as read (hex hashes, :data:`ACTIONS_SCHEMA`) to the stored layout, a column at a time.
+
+    A lowercase 64-digit hex value other than all zeros becomes its 32 bytes; anything else (empty, ``None``,
+    a producer's own digest format) is all-zero bytes plus the text verbatim, so every value reads back as
+    it was written. ``event_hash`` must be hex or empty: the sink computes it.
+
+    :raises ValueError: an ``event_hash`` that is not SHA-256 hex.
+    """
+    columns: list[pa.Array | pa.ChunkedArray] = []
+    names: list[str] = []
+    for name in table.column_names:
+        column = table.column(name)
+        if name not in HASH_COLUMNS:
+            columns.append(column)
+            names.append(name)
+            continue
+        binary, text = _split_hex(column, keep_text=HASH_COLUMNS[name])
+        if not HASH_COLUMNS[name] and pc.any(pc.not_equal(text, "")).as_py():
+            bad = pc.filter(text, pc.not_equal(text, ""))[0].as_py()
+            raise ValueError(f"actions.{name} must be 64 lowercase hex digits or empty, got {bad[:80]!r}")
+        columns.append(binary)
+        names.append(f"{name}_bin")
+        if HASH_COLUMNS[name]:
+            columns.append(text)
+            names.append(f"{name}_text")
+    return pa.Table.from_arrays(columns, schema=stored_actions_schema(table.schema))
+
+
+def _split_hex(column: pa.Array | pa.ChunkedArray, *, keep_text: bool) -> tuple[pa.Array, pa.Array]:
+    """``(32-byte values, verbatim text of the others)``: one regex pass and one unhexlify per column."""
+    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    values = pc.fill_null(values.cast(_STR), "")
+    hexed = pc.match_substring_regex(values, _HEX)
+    canonical = pc.and_(hexed, pc.not_equal(values, _ZERO_HEX)) if keep_text else hexed
+    out = np.zeros((len(values), _HASH_BYTES), dtype=np.uint8)
+    good = pc.filter(values, canonical)
+    if len(good):
+        offsets = np.frombuffer(good.buffers()[1], dtype=np.int32, count=len(good) + 1, offset=4 * good.offset)
+        data = good.buffers()[2]
+        assert data is not None  # noqa: S101 - narrows the Optional: a non-empty string array has a data buffer
+        hexes = memoryview(data)[offsets[0]:offsets[-1]]
+        out[canonical.to_numpy(zero_copy_only=False)] = np.frombuffer(binascii.unhexlify(hexes), dtype=np.uint8
+                                                                       ).reshape(-1, _HASH_BYTES)
+    binary = pa.FixedSizeBinaryArray.from_buffers(_BIN, len(values), [None, pa.py_buffer(out)])
+    text = pc.if_else(canonical, "", values)
+    return binary, text
 
 
 INCIDENTS_SCHEMA = pa.schema(

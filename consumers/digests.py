@@ -12,6 +12,7 @@ design (after CloudTrail's digest files) and its limits: ``docs/digests.md``.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import os
 import re
@@ -50,6 +51,8 @@ __all__ = [
 #: which wrote floats differently; :func:`verify_store` still checks version-1 digests with their own leaves.
 DIGEST_VERSION = 2
 _LEAF_HEX = 32  # 16 bytes
+_LEAF_BYTES = _LEAF_HEX // 2
+_LEAF_TYPE = pa.binary(_LEAF_BYTES)
 _COST = 25  # index of cost_usd, the one float among a leaf's values
 _LEAF_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")  # a 4-byte UTF-8 sequence: a key outside the BMP sorts by UTF-16 units
@@ -333,7 +336,7 @@ DIGESTS_SCHEMA = pa.schema([
     ("digest_id", pa.string()), ("topic", pa.string()), ("kafka_partition", pa.uint16()),
     ("first_offset", pa.uint64()), ("last_offset", pa.uint64()), ("rows", pa.uint32()),
     ("min_event_time", _TS), ("max_event_time", _TS), ("offsets", pa.list_(pa.uint64())),
-    ("leaves", pa.list_(pa.string())), ("root", pa.string()), ("prev_digest", pa.string()),
+    ("leaves_bin", pa.list_(_LEAF_TYPE)), ("root", pa.string()), ("prev_digest", pa.string()),
     ("sink_run", pa.string()), ("created_at", _TS), ("key_id", pa.string()), ("signature", pa.string()),
 ])
 
@@ -347,6 +350,16 @@ def _lists(values: list[Sequence[Any]], type_: pa.DataType) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(bounds, type=pa.int32()), flat)
 
 
+def _leaf_lists(digests: Sequence[Digest]) -> pa.ListArray:
+    """Each digest's leaves as 16-byte values (the store keeps bytes, half the hex): one unhexlify for all."""
+    raw = binascii.unhexlify("".join(leaf for d in digests for leaf in d.leaves))
+    flat = pa.FixedSizeBinaryArray.from_buffers(_LEAF_TYPE, len(raw) // _LEAF_BYTES, [None, pa.py_buffer(raw)])
+    bounds = [0]
+    for d in digests:
+        bounds.append(bounds[-1] + len(d.leaves))
+    return pa.ListArray.from_arrays(pa.array(bounds, type=pa.int32()), flat)
+
+
 def digests_table(digests: Sequence[Digest]) -> pa.Table:
     """The ``action_digests`` rows of ``digests`` (schemas/ddl/0002_digests.sql)."""
     return pa.Table.from_pydict({
@@ -356,7 +369,7 @@ def digests_table(digests: Sequence[Digest]) -> pa.Table:
         "min_event_time": [d.min_event_time_us for d in digests],
         "max_event_time": [d.max_event_time_us for d in digests],
         "offsets": _lists([d.offsets for d in digests], pa.uint64()),
-        "leaves": _lists([d.leaves for d in digests], pa.string()),
+        "leaves_bin": _leaf_lists(digests),
         "root": [d.root for d in digests], "prev_digest": [d.prev_digest for d in digests],
         "sink_run": [d.sink_run for d in digests], "created_at": [d.created_at_us for d in digests],
         "key_id": [d.key_id for d in digests], "signature": [d.signature for d in digests],

@@ -3,10 +3,11 @@
 Every statement is idempotent (``IF NOT EXISTS``), so running the migration again is a
 no-op; a failing statement stops the run with the file and statement named.
 
-A layout change that DDL alone cannot make runs first: an ``actions`` table whose sort key
-lacks ``event_hash`` (written before conflicting copies were kept apart) is rebuilt under the
-current layout, rows copied as they are, and swapped in with ``EXCHANGE TABLES``; an interrupted
-rebuild leaves ``actions__upgrade`` behind, which the next run drops and redoes.
+A layout change that DDL alone cannot make runs first: an ``actions`` (or ``action_digests``) table of an earlier layout
+(hashes as hex strings, the full-copy ``by_trace`` projection; or older, a sort key without
+``event_hash``) is rebuilt under the current layout, every value copied (hex hashes to their bytes,
+see :data:`HASH_CONVERSIONS`), and swapped in with ``EXCHANGE TABLES``; an interrupted rebuild
+leaves ``actions__upgrade`` behind, which the next run drops and redoes.
 
 >>> applied = migrate(StoreSettings())
 """
@@ -23,7 +24,10 @@ from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.exceptions import StoreError
 from agentaudit.settings import StoreSettings
 
-__all__ = ["MigrationFile", "ddl_files", "migrate", "render", "split_statements", "upgrade_actions"]
+__all__ = [
+    "HASH_CONVERSIONS", "MigrationFile", "ddl_files", "migrate", "render", "split_statements", "upgrade_actions",
+    "upgrade_digests",
+]
 
 _log = logging.getLogger("agentaudit.consumers.migrate")
 
@@ -93,6 +97,7 @@ def migrate(settings: StoreSettings, *, directory: Path | None = None, store: St
     try:
         if directory is None and cluster is None:
             upgrade_actions(store, settings)
+            upgrade_digests(store, settings)
         for path, statements in _planned(settings, directory, cluster):
             for number, statement in enumerate(statements, start=1):
                 try:
@@ -128,49 +133,120 @@ def _planned(settings: StoreSettings, directory: Path | None, cluster: str | Non
     return [(Path(name), statements) for name, statements in by_file.items()]
 
 
-_UPGRADE = "actions__upgrade"
+_COMPUTED = ("MATERIALIZED", "ALIAS", "EPHEMERAL")  # columns an INSERT neither reads nor writes
+_CANONICAL = "(match({c}, '^[0-9a-f]{{64}}$') AND {c} != repeat('0', 64))"
+
+
+def _to_bytes(column: str) -> str:
+    return f"toFixedString(if({_CANONICAL.format(c=column)}, unhex({column}), ''), 32)"
+
+
+def _to_text(column: str) -> str:
+    return f"if({_CANONICAL.format(c=column)}, '', {column})"
+
+
+#: How the upgrade fills a stored column from an earlier layout's hex column: as ``_columns.stored_actions``
+#: and ``digests.digests_table`` do on insert (lowercase SHA-256 hex to bytes, anything else verbatim in
+#: ``<name>_text``), so that the ALIAS columns read back every value as it was.
+HASH_CONVERSIONS = {
+    "prev_hash_bin": _to_bytes("prev_hash"), "prev_hash_text": _to_text("prev_hash"),
+    "event_hash_bin": "toFixedString(if(match(event_hash, '^[0-9a-f]{64}$'), unhex(event_hash), ''), 32)",
+    "input_digest_bin": _to_bytes("input_digest"), "input_digest_text": _to_text("input_digest"),
+    "output_digest_bin": _to_bytes("output_digest"), "output_digest_text": _to_text("output_digest"),
+    "leaves_bin": "arrayMap(x -> toFixedString(unhex(x), 16), leaves)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """A table whose current layout DDL cannot reach from an earlier one: rebuilt by :func:`_rebuild`."""
+
+    table: str
+    file: str
+    marker: str  # a column only the current layout has
+    strict: str  # SQL over the earlier layout true for a row its bytes could not hold
+    why: str
+
+
+_ACTIONS = _Layout("actions", "0001_base.sql", "event_hash_bin",
+                   "event_hash != '' AND NOT match(event_hash, '^[0-9a-f]{64}$')",
+                   "whose event_hash is not SHA-256 hex (the current layout stores it as 32 bytes)")
+_DIGESTS = _Layout("action_digests", "0002_digests.sql", "leaves_bin",
+                   "NOT arrayAll(x -> match(x, '^[0-9a-f]{32}$'), leaves)",
+                   "whose leaves are not 32 hex digits each (the current layout stores them as 16 bytes)")
 
 
 def upgrade_actions(store: Store, settings: StoreSettings) -> bool:
-    """Rebuild an ``actions`` table of the layout before event_hash joined its sort key; True when it did.
+    """Rebuild an ``actions`` table of an earlier layout into the current one; True when it did.
 
-    The old layout (``ReplacingMergeTree(ingested_at)`` keyed without the body hash) let a re-sent event
-    with another body replace the first. Rows are copied unchanged (``ingested_at`` kept, so the first-seen
-    order survives), then the tables are exchanged atomically. Idempotent: a current table is left alone.
+    Earlier layouts: hashes as hex strings with a full-copy ``by_trace`` projection (before issue 15), and
+    before that a sort key without the body hash (``ReplacingMergeTree(ingested_at)``, which let a re-sent
+    event with another body replace the first). Every value is copied (``ingested_at`` kept, so the
+    first-seen order survives; hex hashes as bytes), then the tables are exchanged atomically. Idempotent:
+    a current table is left alone.
 
-    :raises MigrationError: a step failed; the file is ``0001_base.sql`` and the statement the step's.
+    :raises MigrationError: a step failed, or an ``event_hash`` is not SHA-256 hex (the bytes could not hold
+        it); the file is ``0001_base.sql`` and the statement the step's.
     """
-    db = settings.database
+    return _rebuild(store, settings, _ACTIONS)
+
+
+def upgrade_digests(store: Store, settings: StoreSettings) -> bool:
+    """Rebuild an ``action_digests`` table whose leaves are hex (before issue 15) with them as 16 bytes each;
+    True when it did. Same steps and guarantees as :func:`upgrade_actions`.
+
+    :raises MigrationError: a step failed, or a leaf is not 32 hex digits; the file is ``0002_digests.sql``.
+    """
+    return _rebuild(store, settings, _DIGESTS)
+
+
+def _rebuild(store: Store, settings: StoreSettings, layout: _Layout) -> bool:
+    db, table = settings.database, layout.table
+    upgrade = f"{table}__upgrade"
 
     def run(sql: str) -> None:
         try:
             store.command(sql, settings={"insert_deduplicate": 0} if sql.startswith("INSERT") else None)
         except StoreError as exc:
             raise MigrationError(
-                f"upgrading {db}.actions to the current layout failed at {sql.splitlines()[0]!r} on "
+                f"upgrading {db}.{table} to the current layout failed at {sql.splitlines()[0]!r} on "
                 f"{settings.redacted_url()}: {exc}; fix the store and run `agentaudit migrate` again "
-                f"(an interrupted upgrade is redone from the start)", file="0001_base.sql", statement=sql) from exc
+                f"(an interrupted upgrade is redone from the start)", file=layout.file, statement=sql) from exc
+
+    def columns_of(name: str) -> dict[str, str]:
+        return {str(column): str(kind) for column, kind in store.query(
+            "SELECT name, default_kind FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+            "ORDER BY position", {"db": db, "t": name}).rows}
 
     try:
-        found = store.query("SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = 'actions'",
-                            {"db": db}).rows
+        old = columns_of(table)
     except StoreError as exc:
-        raise MigrationError(f"cannot read the layout of {db}.actions on {settings.redacted_url()}: {exc}",
-                             file="0001_base.sql", statement="SELECT sorting_key FROM system.tables") from exc
-    run(f"DROP TABLE IF EXISTS {db}.{_UPGRADE}")  # what an interrupted upgrade left (before or after the swap)
-    if not found or "event_hash" in found[0][0]:
+        raise MigrationError(f"cannot read the layout of {db}.{table} on {settings.redacted_url()}: {exc}",
+                             file=layout.file, statement="SELECT name FROM system.columns") from exc
+    run(f"DROP TABLE IF EXISTS {db}.{upgrade}")  # what an interrupted upgrade left (before or after the swap)
+    if not old or layout.marker in old:
         return False
-    base = next(p for p in ddl_files() if p.name == "0001_base.sql")
+    odd = store.query(f"SELECT count() FROM {db}.{table} WHERE {layout.strict}").rows[0][0]  # noqa: S608 - db is a validated identifier (StoreSettings.database), the rest this module's constants
+    if odd:
+        raise MigrationError(
+            f"{db}.{table} has {odd} rows {layout.why}; nothing was changed. Delete or fix those rows and run "
+            "`agentaudit migrate` again", file=layout.file, statement=f"SELECT count() WHERE {layout.strict}")
+    base = next(p for p in ddl_files() if p.name == layout.file)
     create = next(st for st in split_statements(render(base.read_text(encoding="utf-8"), settings))
-                  if st.startswith(f"CREATE TABLE IF NOT EXISTS {db}.actions\n"))
-    run(create.replace(f"{db}.actions\n", f"{db}.{_UPGRADE}\n", 1))
-    columns = [row[0] for row in store.query(
-        "SELECT name FROM system.columns WHERE database = {db:String} AND table = 'actions' "
-        "AND name IN (SELECT name FROM system.columns WHERE database = {db:String} AND table = {new:String} "
-        "AND default_kind != 'MATERIALIZED') ORDER BY position", {"db": db, "new": _UPGRADE}).rows]
-    names = ", ".join(f"`{c}`" for c in columns)
-    run(f"INSERT INTO {db}.{_UPGRADE} ({names}) SELECT {names} FROM {db}.actions")  # noqa: S608 - db is a validated identifier (StoreSettings.database), the names come from system.columns, backquoted
-    run(f"EXCHANGE TABLES {db}.actions AND {db}.{_UPGRADE}")
-    run(f"DROP TABLE IF EXISTS {db}.{_UPGRADE}")
-    _log.info("upgraded %s.actions to the current layout (event_hash in the sort key, first copy kept)", db)
+                  if st.startswith(f"CREATE TABLE IF NOT EXISTS {db}.{table}\n"))
+    run(create.replace(f"{db}.{table}\n", f"{db}.{upgrade}\n", 1))
+    targets, sources = [], []
+    for name, kind in columns_of(upgrade).items():
+        if kind in _COMPUTED:
+            continue
+        if name in old and old[name] not in _COMPUTED:  # a stored column of the same name: copied as it is
+            targets.append(f"`{name}`")
+            sources.append(f"`{name}`")
+        elif name in HASH_CONVERSIONS:
+            targets.append(f"`{name}`")
+            sources.append(HASH_CONVERSIONS[name])
+    run(f"INSERT INTO {db}.{upgrade} ({', '.join(targets)}) SELECT {', '.join(sources)} FROM {db}.{table}")  # noqa: S608 - db is a validated identifier (StoreSettings.database), the names come from system.columns, backquoted, the conversions are this module's constants
+    run(f"EXCHANGE TABLES {db}.{table} AND {db}.{upgrade}")
+    run(f"DROP TABLE IF EXISTS {db}.{upgrade}")
+    _log.info("upgraded %s.%s to the current layout (hashes as bytes)", db, table)
     return True

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from agentaudit.consumers._columns import ACTIONS_SCHEMA, INCIDENTS_SCHEMA, LIFECYCLE_SCHEMA
+from agentaudit.consumers._columns import ACTIONS_SCHEMA, INCIDENTS_SCHEMA, LIFECYCLE_SCHEMA, stored_actions
 from agentaudit.infra.clickhouse import Store
 
 NOW_US = int(time.time()) * 1_000_000
@@ -182,7 +182,7 @@ def seed(store: Store, *, big_trace_actions: int = 60, conversation_turns: int =
         rows += conversation
         out.traces["tr-conv-1"] = len(conversation) // 2
     out.actions = len(rows)
-    store.insert_arrow("actions", pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA))
+    store.insert_arrow("actions", stored_actions(pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA)))
 
     def incident(incident_id: str, **kw: Any) -> dict[str, Any]:
         row = dict(incident_id=incident_id, tenant="acme", rule_id="security.forbidden-tool", rule_revision="rev-a1b2c3",

@@ -5,62 +5,76 @@
 -- `actions` is append-only in meaning: the body hash is part of its key, so a second copy of an event with an
 -- identical body merges away (the first seen is kept), while a copy with a different body is stored beside the
 -- first and never replaces it; readers see the first-seen copy (views in 0010_analyst_views.sql).
+-- Storage layout (issue 15): hashes are 32 raw bytes (`<name>_bin`), with the hex readers use as ALIAS columns of
+-- the old names (a value that is not lowercase SHA-256 hex is kept verbatim in `<name>_text`); codecs per column;
+-- trace lookups go through `by_trace`, a projection of the sort key and `_part_offset` only (an index, not a copy).
+-- consumers/migrate.py rebuilds a table of the layout before into this one.
 
 CREATE DATABASE IF NOT EXISTS {database};
 
 CREATE TABLE IF NOT EXISTS {database}.actions
 (
-    event_id          String COMMENT 'UUID of the event, unique across the pipeline',
+    event_id          String CODEC(ZSTD(3)) COMMENT 'UUID of the event, unique across the pipeline',
     tenant            LowCardinality(String),
     agent_id          LowCardinality(String),
     agent_version     LowCardinality(String),
-    run_id            String COMMENT 'Run or session id',
-    trace_id          String COMMENT 'Root of the causal tree',
-    action_id         String COMMENT 'Shared by the start and end events of one action',
-    parent_action_id  String COMMENT 'Causing action, empty for a trace root',
-    links             Array(String) COMMENT 'Extra causal links (action ids)',
-    depth             UInt16 COMMENT 'Distance from the trace root',
-    stream_id         String COMMENT 'Producer stream (client instance x agent)',
-    seq               UInt64 COMMENT 'Position in the producer stream, gap-free',
-    prev_hash         String COMMENT 'Hex SHA-256 of the previous event body in the stream',
-    event_hash        String COMMENT 'Hex SHA-256 of this event body, computed by the sink',
+    run_id            String CODEC(ZSTD(3)) COMMENT 'Run or session id',
+    trace_id          String CODEC(ZSTD(3)) COMMENT 'Root of the causal tree',
+    action_id         String CODEC(ZSTD(3)) COMMENT 'Shared by the start and end events of one action',
+    parent_action_id  String CODEC(ZSTD(3)) COMMENT 'Causing action, empty for a trace root',
+    links             Array(String) CODEC(ZSTD(3)) COMMENT 'Extra causal links (action ids)',
+    depth             UInt16 CODEC(ZSTD(1)) COMMENT 'Distance from the trace root',
+    stream_id         String CODEC(ZSTD(3)) COMMENT 'Producer stream (client instance x agent)',
+    seq               UInt64 CODEC(Delta, ZSTD(1)) COMMENT 'Position in the producer stream, gap-free',
+    prev_hash_bin     FixedString(32) COMMENT 'SHA-256 of the previous event body in the stream; zeros when empty or kept as text',
+    prev_hash_text    String CODEC(ZSTD(3)) COMMENT 'prev_hash as sent when it is not lowercase SHA-256 hex, else empty',
+    prev_hash         String ALIAS if(empty(prev_hash_bin), prev_hash_text, lower(hex(prev_hash_bin)))
+                      COMMENT 'Hex SHA-256 of the previous event body in the stream (empty for seq 0)',
+    event_hash_bin    FixedString(32) COMMENT 'SHA-256 of this event body, computed by the sink',
+    event_hash        String ALIAS if(empty(event_hash_bin), '', lower(hex(event_hash_bin)))
+                      COMMENT 'Hex SHA-256 of this event body, computed by the sink',
     kind              LowCardinality(String) COMMENT 'OpenTelemetry GenAI operation name (execute_tool, chat, ...)',
     name              LowCardinality(String) COMMENT 'Tool, model or target name',
     phase             LowCardinality(String) COMMENT 'start, end or point',
     status            LowCardinality(String) COMMENT 'unset, ok, error, cancelled, denied, timeout',
     error_type        LowCardinality(String),
-    error_message     String,
+    error_message     String CODEC(ZSTD(3)),
     actor_type        LowCardinality(String) COMMENT 'agent, human or system',
     actor_id          LowCardinality(String),
     model             LowCardinality(String),
-    input_tokens      UInt64,
-    output_tokens     UInt64,
-    cost_usd          Float64 COMMENT 'Cost of this event in US dollars',
-    latency_us        Nullable(UInt64) COMMENT 'Set on end events',
-    start_time        DateTime64(6, 'UTC'),
-    end_time          Nullable(DateTime64(6, 'UTC')),
-    event_time        DateTime64(6, 'UTC') COMMENT 'Event time: windows and ordering use it',
-    input_digest      String,
-    output_digest     String,
-    input_body        String COMMENT 'Redacted, capped, only when the producer opted in',
-    output_body       String,
-    payload_bytes     UInt64,
-    attributes        Map(LowCardinality(String), String),
+    input_tokens      UInt64 CODEC(T64, ZSTD(1)),
+    output_tokens     UInt64 CODEC(T64, ZSTD(1)),
+    cost_usd          Float64 CODEC(ZSTD(1)) COMMENT 'Cost of this event in US dollars',
+    latency_us        Nullable(UInt64) CODEC(T64, ZSTD(1)) COMMENT 'Set on end events',
+    start_time        DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)),
+    end_time          Nullable(DateTime64(6, 'UTC')) CODEC(ZSTD(1)),
+    event_time        DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)) COMMENT 'Event time: windows and ordering use it',
+    input_digest_bin  FixedString(32) CODEC(ZSTD(1)) COMMENT 'SHA-256 of the canonical input; zeros when none or kept as text',
+    input_digest_text String CODEC(ZSTD(3)) COMMENT 'input_digest as sent when it is not lowercase SHA-256 hex, else empty',
+    input_digest      String ALIAS if(empty(input_digest_bin), input_digest_text, lower(hex(input_digest_bin)))
+                      COMMENT 'Hex SHA-256 of the canonical input (empty when none)',
+    output_digest_bin FixedString(32) CODEC(ZSTD(1)),
+    output_digest_text String CODEC(ZSTD(3)),
+    output_digest     String ALIAS if(empty(output_digest_bin), output_digest_text, lower(hex(output_digest_bin))),
+    input_body        String CODEC(ZSTD(3)) COMMENT 'Redacted, capped, only when the producer opted in',
+    output_body       String CODEC(ZSTD(3)),
+    payload_bytes     UInt64 CODEC(T64, ZSTD(1)),
+    attributes        Map(LowCardinality(String), String) CODEC(ZSTD(3)),
     environment       LowCardinality(String) DEFAULT '' COMMENT 'Added in action schema v2',
-    kafka_partition   UInt16 COMMENT 'Where the sink read it',
-    kafka_offset      UInt64,
+    kafka_partition   UInt16 CODEC(ZSTD(1)) COMMENT 'Where the sink read it',
+    kafka_offset      UInt64 CODEC(Delta, ZSTD(1)),
     later_copy        UInt8 DEFAULT 0 COMMENT '1: the sink had stored this event id with another body first; readers skip it',
     signature         LowCardinality(String) DEFAULT '' COMMENT 'Checkpoint rows: the sink''s verdict on the stream signature (valid, bad_signature, unknown_key, not_authorized, revoked, unchecked); others empty',
-    ingested_at       DateTime64(6, 'UTC') DEFAULT now64(6) COMMENT 'When the store first took this copy',
-    first_seen_rank   UInt64 MATERIALIZED bitNot(toUInt64(toUnixTimestamp64Micro(ingested_at)))
+    ingested_at       DateTime64(6, 'UTC') DEFAULT now64(6) CODEC(Delta, ZSTD(1)) COMMENT 'When the store first took this copy',
+    first_seen_rank   UInt64 MATERIALIZED bitNot(toUInt64(toUnixTimestamp64Micro(ingested_at))) CODEC(Delta, ZSTD(1))
                       COMMENT 'Larger for an earlier copy: merging identical copies keeps the first seen',
     INDEX idx_trace trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_action action_id TYPE bloom_filter(0.001) GRANULARITY 1,
-    PROJECTION by_trace (SELECT * ORDER BY tenant, trace_id, event_time)
+    PROJECTION by_trace (SELECT _part_offset ORDER BY tenant, trace_id)
 )
 ENGINE = ReplacingMergeTree(first_seen_rank)
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (tenant, agent_id, event_time, event_id, event_hash)
+ORDER BY (tenant, agent_id, event_time, event_id, event_hash_bin)
 TTL toDateTime(event_time) + INTERVAL {retention_days} DAY
 SETTINGS deduplicate_merge_projection_mode = 'rebuild', non_replicated_deduplication_window = 10000
 COMMENT 'Every action event, one row per distinct body of an event_id (readers: actions_first, first-seen copy)';

@@ -3,6 +3,8 @@
 -- content by offset. `agentaudit verify --store` re-reads `actions`, recomputes the leaves and reports rows
 -- modified, deleted or added after the fact. Records are chained per sink run and partition (prev_digest), so
 -- a deleted digest record breaks its chain. consumers/digests.py defines the leaf, the root and the signature.
+-- Leaves are stored as bytes (`leaves_bin`, issue 15) and read as hex through the ALIAS `leaves`; consumers/migrate.py
+-- rebuilds a table of the layout before (hex leaves) into this one.
 
 CREATE TABLE IF NOT EXISTS {database}.action_digests
 (
@@ -14,8 +16,10 @@ CREATE TABLE IF NOT EXISTS {database}.action_digests
     rows              UInt32 COMMENT 'Rows stored from the range (dead-lettered offsets are absent)',
     min_event_time    DateTime64(6, 'UTC') COMMENT 'Earliest event time of the rows (retention may drop them after)',
     max_event_time    DateTime64(6, 'UTC'),
-    offsets           Array(UInt64) COMMENT 'Kafka offset of each stored row, ascending',
-    leaves            Array(String) COMMENT 'Hex of the first 16 bytes of SHA-256 over each row''s content',
+    offsets           Array(UInt64) CODEC(Delta, ZSTD(1)) COMMENT 'Kafka offset of each stored row, ascending',
+    leaves_bin        Array(FixedString(16)) COMMENT 'The first 16 bytes of SHA-256 over each row''s content',
+    leaves            Array(String) ALIAS arrayMap(x -> lower(hex(x)), leaves_bin)
+                      COMMENT 'Hex of the first 16 bytes of SHA-256 over each row''s content',
     root              String COMMENT 'Hex SHA-256 over (offset, leaf) pairs in order',
     prev_digest       String COMMENT 'digest_id of the previous record of this sink run and partition, empty first',
     sink_run          String COMMENT 'Random id of the sink process that wrote it',

@@ -3,6 +3,7 @@
 -- several bodies shows its first-seen copy, see action_conflicts), with the incident state
 -- folded from incident_lifecycle exactly as agentaudit.schemas.IncidentState.fold does. CREATE OR REPLACE
 -- keeps `agentaudit migrate` idempotent and lets a new release change a view's body; columns are only added.
+-- actions_first names the hex hash columns besides `*`: they are ALIAS columns over the stored bytes, which `*` omits.
 -- Owner globs ('*' any run, '?' one character) become LIKE patterns; the highest specificity wins.
 
 CREATE OR REPLACE VIEW {database}.action_conflicts
@@ -32,7 +33,7 @@ GROUP BY tenant, event_id
 COMMENT 'Event ids re-sent with a different body (integrity.conflicting-duplicate): every copy is kept, the first seen is shown';
 
 CREATE OR REPLACE VIEW {database}.actions_first
-AS SELECT *
+AS SELECT *, prev_hash, event_hash, input_digest, output_digest
 FROM {database}.actions FINAL
 WHERE later_copy = 0
 COMMENT 'Every action event once: the first-seen copy of each (tenant, event_id); later copies with another body are in action_conflicts';

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from agentaudit.consumers._columns import actions_table
+from agentaudit.consumers._columns import actions_hex_table, actions_table
 from agentaudit.consumers.migrate import migrate, render, upgrade_actions
 from agentaudit.infra.clickhouse import connect
 from agentaudit.schemas import AvroCodec, StreamChain, body_hash, frame_body
@@ -78,7 +78,7 @@ COMMENT 'Every action event, one row per event_id (query with FINAL or LIMIT 1 B
 
 def _old_rows(records: list[dict]):
     """Rows as the sink wrote them before issue 12 (no later_copy or signature column)."""
-    return actions_table(records).drop_columns(["later_copy", "signature"])
+    return actions_hex_table(records).drop_columns(["later_copy", "signature"])
 
 
 def _records(count: int) -> list[dict]:
@@ -106,7 +106,7 @@ def test_migrate_upgrades_an_old_actions_table_keeping_every_row(store_settings_
     with connect(settings) as store:
         key = store.query("SELECT sorting_key FROM system.tables WHERE database = {d:String} AND name = 'actions'",
                           {"d": settings.database}).rows[0][0]
-        assert key == "tenant, agent_id, event_time, event_id, event_hash"
+        assert key == "tenant, agent_id, event_time, event_id, event_hash_bin"
         after = store.query("SELECT event_id, event_hash, name, cost_usd, ingested_at, kafka_offset FROM actions "
                             "ORDER BY event_id").rows
         assert after == before

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from agentaudit.consumers._columns import ACTIONS_SCHEMA, LIFECYCLE_SCHEMA
+from agentaudit.consumers._columns import ACTIONS_SCHEMA, LIFECYCLE_SCHEMA, stored_actions
 from agentaudit.dashboard import IncidentFilter, TraceTree
 from agentaudit.dashboard import queries as q
 from agentaudit.infra.clickhouse import Store, connect
@@ -166,10 +166,10 @@ def test_trace_shows_each_event_once_despite_duplicate_inserts(store_server):
     settings, _ = seeded_database(store_server.url, big_trace_actions=10)
     rows, _ = action_rows(tenant="acme", agent_id="dup-bot", trace_id="tr-dup", actions=20, start_us=NOW_US - 60_000_000)
     with connect(settings) as writer:
-        writer.insert_arrow("actions", pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA))
+        writer.insert_arrow("actions", stored_actions(pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA)))
         # At-least-once delivery: the same events again, redelivered from another offset (another block).
         again = [dict(row, kafka_offset=row["kafka_offset"] + 1000) for row in rows]
-        writer.insert_arrow("actions", pa.Table.from_pylist(again, schema=ACTIONS_SCHEMA))
+        writer.insert_arrow("actions", stored_actions(pa.Table.from_pylist(again, schema=ACTIONS_SCHEMA)))
         assert writer.query("SELECT count() FROM actions WHERE trace_id = 'tr-dup'").first_item == 80
     with connect(settings, readonly=True) as reader:
         assert len(q.trace(reader, "acme", "tr-dup")) == 40

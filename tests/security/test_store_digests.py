@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from agentaudit.cli import app
-from agentaudit.consumers._columns import actions_table
+from agentaudit.consumers._columns import HASH_COLUMNS, actions_table
 from agentaudit.consumers.digests import DigestChain, DigestSigner, digests_table, load_public_keys, verify_store
 from agentaudit.consumers.migrate import migrate
 from agentaudit.consumers.settings import SinkSettings
@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.broker]
 EVENTS_PER_STREAM = 1000
 STREAMS = 5
 TAMPERED = 1000
+_HEX = ", ".join(HASH_COLUMNS)  # the hashes' hex: ALIAS columns over the stored bytes, which `*` leaves out
 _SYNC = {"mutations_sync": 2}
 
 
@@ -92,7 +93,8 @@ def test_an_untouched_store_verifies_and_1000_changes_are_all_found(stored):
     victims = chosen[2 * TAMPERED // 3:]  # rows whose content the inserted rows copy
     inserts = TAMPERED - len(updated) - len(deleted)
     changes = {"cost_usd": "cost_usd + 1", "status": "if(status = 'ok', 'error', 'ok')",
-               "name": "concat(toString(name), '!')", "error_message": "'forged'", "input_tokens": "input_tokens + 7"}
+               "name": "concat(toString(name), '!')", "error_message": "'forged'", "input_tokens": "input_tokens + 7",
+               "prev_hash_bin": "toFixedString(unhex(repeat('ab', 32)), 32)"}  # the stored bytes behind the hex
     by_column: dict[str, list[tuple[int, int]]] = {}
     for pos in updated:
         by_column.setdefault(rng.choice(sorted(changes)), []).append(pos)
@@ -103,7 +105,7 @@ def test_an_untouched_store_verifies_and_1000_changes_are_all_found(stored):
                           f"WHERE (kafka_partition, kafka_offset) IN {_tuples(where)}", settings=_SYNC)
         store.command(f"ALTER TABLE actions DELETE WHERE (kafka_partition, kafka_offset) IN {_tuples(deleted)}",
                       settings=_SYNC)
-        source = store.query("SELECT * EXCEPT (ingested_at) FROM actions WHERE (kafka_partition, kafka_offset) "
+        source = store.query(f"SELECT * EXCEPT (ingested_at), {_HEX} FROM actions WHERE (kafka_partition, kafka_offset) "
                              f"IN {_tuples(victims[:1])}").named_rows()[0]
         rows = []
         untouched = sorted(set(positions) - set(chosen))
@@ -146,11 +148,11 @@ def test_forged_altered_or_deleted_digest_records_are_reported(stored, tmp_path:
                       settings=_SYNC)
         # Alter another digest's leaves so that an updated row would match it.
         altered = next(d for d in digests if d[0] != middle[0])
-        store.command("ALTER TABLE action_digests UPDATE leaves = arrayMap(x -> 'ffffffffffffffffffffffffffffffff', "
-                      "leaves) WHERE digest_id = {id:String}", {"id": altered[0]}, settings=_SYNC)
+        store.command("ALTER TABLE action_digests UPDATE leaves_bin = arrayMap(x -> toFixedString(unhex(repeat('ff', 16)), "
+                      "16), leaves_bin) WHERE digest_id = {id:String}", {"id": altered[0]}, settings=_SYNC)
         # Forge a digest with an attacker's key over a row the attacker inserts.
         intruder = DigestChain(DigestSigner(Ed25519PrivateKey.generate()), "agentaudit.actions")
-        source = store.query("SELECT * EXCEPT (ingested_at) FROM actions LIMIT 1").named_rows()[0]
+        source = store.query(f"SELECT * EXCEPT (ingested_at), {_HEX} FROM actions LIMIT 1").named_rows()[0]
         row = dict(source, event_id="forged", kafka_partition=2, kafka_offset=20_000_000)
         store.insert_arrow("actions", _arrow([row]))
         record = dict(_record(row), _partition=2, _offset=20_000_000)

@@ -99,8 +99,11 @@ def test_the_sink_columns_are_the_actions_tables_in_the_ddl() -> None:
     create = ddl[ddl.index("CREATE TABLE IF NOT EXISTS {database}.actions\n("):]
     columns = set(re.findall(r"^    ([a-z_]+) ", create[:create.index("\n)")], re.MULTILINE))
     columns |= set(re.findall(r"ALTER TABLE \{database\}\.actions ADD COLUMN IF NOT EXISTS (\w+) ", ddl))
-    assert columns - set(_columns.ACTIONS_SCHEMA.names) == {"ingested_at", "first_seen_rank"}  # the store's own
-    assert set(_columns.ACTIONS_SCHEMA.names) <= columns
+    assert columns - set(_columns.STORED_ACTIONS_SCHEMA.names) == {  # the store's own, and the hex of the hashes
+        "ingested_at", "first_seen_rank", *_columns.HASH_COLUMNS}
+    assert set(_columns.STORED_ACTIONS_SCHEMA.names) <= columns
+    aliases = set(re.findall(r"^    ([a-z_]+) +String ALIAS ", create[:create.index("\n)")], re.MULTILINE))
+    assert aliases == set(_columns.HASH_COLUMNS)  # every column readers know by name still reads
 
 
 def test_the_rule_fields_are_the_leaves_plus_derived_ones() -> None:

@@ -108,13 +108,13 @@ def test_replicated_tables_keep_sort_key_version_and_ttl_of_the_single_node_tabl
 
 def test_sharding_keys_keep_rows_final_merges_on_one_shard() -> None:
     """Rows equal in the sort key must share a shard: the key's columns are sort-key columns, except for
-    actions, whose (tenant, trace_id) is fixed by event_hash (the hash of the body) in its sort key."""
+    actions, whose (tenant, trace_id) is fixed by event_hash_bin (the hash of the body) in its sort key."""
     single = {m.group(1): st for st in _single_node() if (m := re.match(r"CREATE TABLE IF NOT EXISTS \w+\.(\w+)\n", st))}
     for table, key in SHARDING_KEYS.items():
         columns = set(re.fullmatch(r"cityHash64\((.+)\)", key).group(1).split(", "))  # type: ignore[union-attr]  # no match fails the test
         sort_key = set(_order_by(single[table]).strip("()").split(", "))
         if table == "actions":
-            assert columns == {"tenant", "trace_id"} and "event_hash" in sort_key
+            assert columns == {"tenant", "trace_id"} and "event_hash_bin" in sort_key
         else:
             assert columns <= sort_key, table
     # An incident and its lifecycle events share a shard (incident_current joins them by incident_id).

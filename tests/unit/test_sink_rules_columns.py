@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 
+import pyarrow as pa
 import pytest
 
 from agentaudit.consumers._columns import (
     ACTIONS_SCHEMA,
+    STORED_ACTIONS_SCHEMA,
+    actions_hex_table,
     actions_table,
     incident_records_table,
     incidents_table,
     lifecycle_table,
+    stored_actions,
 )
 from agentaudit.consumers.exceptions import ConsumerError
 from agentaudit.consumers.settings import SinkSettings
@@ -65,8 +69,13 @@ def test_actions_table_matches_ddl_columns_and_maps_nulls():
     records = [codec.decode(data) for _, data in pairs]
     for offset, (record, (_, data)) in enumerate(zip(records, pairs, strict=False)):
         record.update(event_hash=hashlib.sha256(frame_body(data)).hexdigest(), _partition=2, _offset=100 + offset)
-    table = actions_table(records)
+    table = actions_hex_table(records)
     assert table.schema == ACTIONS_SCHEMA
+    stored = actions_table(records)
+    assert stored.schema == STORED_ACTIONS_SCHEMA
+    binary = stored.column("event_hash_bin").to_pylist()
+    assert [b.hex() for b in binary] == [r["event_hash"] for r in records]
+    assert stored.column("prev_hash_bin")[1].as_py() == binary[0] and stored.column("prev_hash_text")[1].as_py() == ""
     rows = table.to_pylist()
     assert [r["event_id"] for r in rows] == [r["event_id"] for r in records]
     assert rows[0]["parent_action_id"] == "" and rows[0]["model"] == "gpt-4o"
@@ -117,3 +126,20 @@ def test_rule_error_names_file_line_and_rule():
     assert isinstance(error, RuleEngineError) and isinstance(error, AgentAuditError)
     assert not isinstance(error, ConsumerError)  # the engine is its own room
     assert str(error).startswith("rules.yaml:12: rule 'no-shell'") and error.line == 12
+
+
+def test_stored_actions_keeps_every_hash_value_it_cannot_hold_as_bytes():
+    sha = hashlib.sha256(b"body").hexdigest()
+    sent = [sha, "", None, "same-input", sha.upper(), "0" * 64, sha[:32]]
+    rows = actions_hex_table([action_record(n, event_hash=sha, _partition=0, _offset=n) for n in range(len(sent))]).to_pylist()
+    for row, value in zip(rows, sent, strict=True):
+        row.update(input_digest=value, event_hash=sha)
+    stored = stored_actions(pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA))
+    binary = [b.hex() for b in stored.column("input_digest_bin").to_pylist()]
+    text = stored.column("input_digest_text").to_pylist()
+    # what the store's ALIAS column gives back: the hex of the bytes, else the text
+    assert [t if b == "0" * 64 else b for b, t in zip(binary, text, strict=True)] == [v or "" for v in sent]
+    assert binary[0] == sha and text[0] == "" and all(b == "0" * 64 for b in binary[1:])
+    assert stored.column("event_hash_bin").to_pylist() == [bytes.fromhex(sha)] * len(sent)
+    with pytest.raises(ValueError, match="event_hash must be 64 lowercase hex"):
+        stored_actions(pa.Table.from_pylist([dict(rows[0], event_hash="forged")], schema=ACTIONS_SCHEMA))
