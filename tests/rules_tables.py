@@ -1,4 +1,5 @@
-"""Arrow tables of the sink's ``actions`` shape from the records tests use, to feed ``evaluate_table``.
+"""Arrow tables of the ``actions`` rows as read (hashes in hex) from the records tests use, to feed
+``evaluate_table``.
 
 :func:`actions_table_of` fills what a test record may lack and the sink would have set (``event_hash``,
 ``_partition``, ``_offset``, leaves added after schema version 1) without touching the caller's dicts,
@@ -12,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from agentaudit.consumers._columns import actions_table
+from agentaudit.consumers._columns import actions_hex_table
 from agentaudit.schemas import ACTION_LEAVES
 
 __all__ = ["actions_table_of"]
@@ -21,11 +22,11 @@ _DEFAULTS = {leaf.name: leaf.default for leaf in ACTION_LEAVES if len(leaf.path)
 
 
 def actions_table_of(records: Sequence[dict[str, Any]]) -> pa.Table:
-    """The ``actions`` rows the sink would insert for ``records``."""
+    """The ``actions`` rows as read (hashes in hex) that the sink would build for ``records``."""
     filled = []
     for r in records:
         row = {**_DEFAULTS, **r} if _DEFAULTS.keys() - r.keys() else dict(r)
         row.setdefault("event_hash", "")
         filled.append(row)
-    return actions_table(filled, partitions=[r.get("_partition", 0) for r in records],
+    return actions_hex_table(filled, partitions=[r.get("_partition", 0) for r in records],
                          offsets=[r.get("_offset", i) for i, r in enumerate(records)])

@@ -199,8 +199,8 @@ class RuleEvaluator(BaseEvaluator):
     def evaluate_table(self, table: pa.Table, sources: Sequence[str | None] | None = None) -> list[Incident]:
         """:meth:`evaluate` for a batch of action rows as an Arrow table: the same incidents, ids included.
 
-        ``table`` has the columns of the sink's ``actions`` table (``consumers._columns.actions_table``;
-        at least the leaves the rules read, ``event_id``, ``tenant``, ``event_time``, and ``event_hash``
+        ``table`` has the columns of the ``actions`` rows as read (``consumers._columns.actions_hex_table``,
+        hashes in hex; at least the leaves the rules read, ``event_id``, ``tenant``, ``event_time``, and ``event_hash``
         where integrity rules should see it). Conditions are decided for the whole batch by Arrow kernels
         (:mod:`._vector`); stateful runtimes get only the rows their conditions select, as records, in
         table order. Markers are not rows: send them through :meth:`evaluate` in their place.
