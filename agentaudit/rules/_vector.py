@@ -228,7 +228,13 @@ def _in(node: tuple[Any, ...], guards: list[_Value]) -> tuple[str, _Value]:
     _, left, items, negate = node
     kind, lf = _compile(left, guards)
     if kind == "num":
-        values = pa.array(sorted(float(v) for v in items), _F64)
+        # is_in hashes floats, and -0.0 hashes apart from 0.0 though they are equal: adding 0.0 makes every
+        # zero +0.0, on both sides (``-depth in (0)`` on depth 0 is true, as on the per-event path)
+        values = pa.array(sorted(float(v) + 0.0 for v in items), _F64)
+        signed = lf
+
+        def lf(rows: TableRows) -> Any:
+            return pc.add(signed(rows), 0.0)
     else:
         values = pa.array(sorted(str(v) for v in items), pa.string())
 
