@@ -2,7 +2,8 @@
 side by side on the same records in the same run, and what each reader does with hostile bodies.
 
 Today's path is the baseline: fastavro's per-record ``schemaless_reader`` (``AvroCodec.decode_batch``, with the
-semantic checks), the body hash, and ``actions_table`` building the columns from the dicts. The options:
+semantic checks), the body hash, and ``actions_table`` building the columns from the dicts. Each option is timed
+alternately with it (best of ``REPEATS`` each), so that load from other processes falls on both. The options:
 
 - the record bodies concatenated under an Avro object-container header (one block), read by a Rust reader into
   Arrow and cast to ``ACTIONS_SCHEMA``: ``polars-avro`` (arrow-rs's ``arrow-avro`` reader) and ``jetliner``
@@ -148,34 +149,37 @@ def real_size(codec: AvroCodec, values: Sequence[bytes], seed: int = 5) -> list[
     return out
 
 
-def _best(fn: Callable[[], Any]) -> tuple[float, Any]:
-    best, result = float("inf"), None
+def _paired(baseline: Callable[[], Any], option: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Best seconds of ``baseline`` and of ``option``, run alternately so that load from other processes on a
+    shared machine falls on both alike; and the option's last result."""
+    base = best = float("inf")
+    result = None
     for _ in range(REPEATS):
         started = time.perf_counter()
-        result = fn()
+        baseline()
+        base = min(base, time.perf_counter() - started)
+        started = time.perf_counter()
+        result = option()
         best = min(best, time.perf_counter() - started)
-    return best, result
+    return base, best, result
 
 
 def measure(label: str, codec: AvroCodec, values: list[bytes]) -> list[dict]:
-    """µs per record of every option on ``values``, each beside today's path measured in the same run."""
+    """µs per record of every option on ``values``, each timed alternately with today's path in the same run."""
+    import fastavro
+
     n = len(values)
     schema_json = codec.schema.canonical_form
     bodies = [bytes(frame_body(v)) for v in values]
-    base_s, expected = _best(lambda: today(codec, values))
-    base = base_s / n * 1e6
-    rows = [{"name": f"today: fastavro per record + actions_table ({label})", "value": base, "unit": "µs/record",
-             "baseline": None, "baseline_name": "", "ratio": None, "goal": None}]
+    expected = today(codec, values)
+    rows: list[dict] = []
 
-    def row(name: str, seconds: float) -> dict:
-        us = seconds / n * 1e6
-        return {"name": f"{name} ({label})", "value": us, "unit": "µs/record", "baseline": base,
-                "baseline_name": "today's path, same run", "ratio": base / us, "goal": ">= 5x"}
-
-    decode_s, _ = _best(lambda: codec.decode_batch(values))
-    rows.append(row("fastavro per-record decode alone (no columns)", decode_s))
-
-    import fastavro
+    def timed(name: str, option: Callable[[], Any]) -> Any:
+        base, seconds, result = _paired(lambda: today(codec, values), option)
+        rows.append({"name": f"{name} ({label})", "value": seconds / n * 1e6, "unit": "µs/record",
+                     "baseline": base / n * 1e6, "baseline_name": "today: fastavro per record + actions_table, "
+                     "timed alternately", "ratio": base / seconds, "goal": ">= 5x"})
+        return result
 
     def fastavro_container() -> pa.Table:
         records = list(fastavro.reader(io.BytesIO(container(schema_json, bodies))))
@@ -183,28 +187,28 @@ def measure(label: str, codec: AvroCodec, values: list[bytes]) -> list[dict]:
             record["event_hash"] = digest
         return actions_table(records, partitions=[0] * n, offsets=list(range(n)))
 
-    seconds, table = _best(fastavro_container)
+    timed("fastavro per-record decode alone (no columns)", lambda: codec.decode_batch(values))
+    table = timed("container + fastavro.reader + actions_table", fastavro_container)
     assert table.equals(expected), "fastavro container path differs from today's table"
-    rows.append(row("container + fastavro.reader + actions_table", seconds))
     for name, read in READERS.items():
         try:
             read(container(schema_json, bodies[:1]))
         except ImportError:
             rows.append({"name": f"container + {name} ({label})", "value": None, "unit": "not installed",
-                         "baseline": base, "baseline_name": "today's path, same run", "ratio": None, "goal": None})
+                         "baseline": None, "baseline_name": "", "ratio": None, "goal": None})
             continue
-        seconds, table = _best(lambda read=read: to_actions(read(container(schema_json, bodies)), _hashes(values)))
-        assert table.equals(expected), f"{name} differs from today's table"
-        rows.append(row(f"container + {name} -> Arrow, cast to ACTIONS_SCHEMA", seconds))
-        read_s, _ = _best(lambda read=read: read(container(schema_json, bodies)))
-        rows.append(row(f"container + {name} read alone", read_s))
 
-        def with_dicts(read: Callable[[bytes], pa.Table] = read) -> None:
+        def columns(read: Callable[[bytes], pa.Table] = read) -> pa.Table:
+            return to_actions(read(container(schema_json, bodies)), _hashes(values))
+
+        def with_dicts(columns: Callable[[], pa.Table] = columns) -> None:
             codec.decode_batch(values)  # the per-event evaluator, digests and later_copy still read dicts
-            to_actions(read(container(schema_json, bodies)), _hashes(values))
+            columns()
 
-        both_s, _ = _best(with_dicts)
-        rows.append(row(f"fastavro dicts (kept for the evaluator) + {name} columns", both_s))
+        table = timed(f"container + {name} -> Arrow, cast to ACTIONS_SCHEMA", columns)
+        assert table.equals(expected), f"{name} differs from today's table"
+        timed(f"container + {name} read alone", lambda read=read: read(container(schema_json, bodies)))
+        timed(f"fastavro dicts (kept for the evaluator) + {name} columns", with_dicts)
     return rows
 
 
@@ -302,5 +306,5 @@ def run() -> list[dict]:
 if __name__ == "__main__":
     for r in run():
         value = "" if r["value"] is None else f"{r['value']:.2f} "
-        ratio = f"  ratio {r['ratio']:.2f}x vs {r['baseline_name']}" if r.get("ratio") else ""
+        ratio = f"  ratio {r['ratio']:.2f}x vs {r['baseline']:.2f} µs/record today" if r.get("ratio") else ""
         print(f"{r['name']}: {value}{r['unit']}{ratio}", json.dumps(r["goal"]) if r.get("goal") else "")
