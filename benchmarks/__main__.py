@@ -18,9 +18,12 @@ import traceback
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: names that select a benchmark living in another module: Phoenix runs beside agentaudit's end-to-end figure
+ALIASES = {"phoenix": "e2e", "peer": "e2e"}
 
 
 def _modules(only: list[str]) -> list[str]:
+    only = [ALIASES.get(o, o) for o in only]
     names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
     return [n for n in names if not only or any(o in n for o in only)]
 
@@ -51,14 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend({"bench": name, **row} for row in produced)
         print(f"  {name} took {time.perf_counter() - began:.1f}s", file=sys.stderr, flush=True)
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="agentaudit benchmarks")
     for column in ("bench", "figure", "value", "unit", "baseline", "baseline value", "ratio", "goal"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["bench"].removeprefix("bench_"), r.get("name", ""), _fmt(r.get("value")), r.get("unit", ""),
-                      r.get("baseline_name", ""), _fmt(r.get("baseline")), _fmt(r.get("ratio")), r.get("goal", ""))
+        cells = (r["bench"].removeprefix("bench_"), r.get("name", ""), _fmt(r.get("value")), r.get("unit", ""),
+                 r.get("baseline_name", ""), _fmt(r.get("baseline")), _fmt(r.get("ratio")), r.get("goal", ""))
+        table.add_row(*(escape(c or "") for c in cells))  # figures are plain text: "[peer]" is not a style
     Console(width=200).print(table)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
