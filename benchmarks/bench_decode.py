@@ -13,7 +13,9 @@ alternately with it (best of ``REPEATS`` each), so that load from other processe
 
 ``polars.read_avro`` itself is not an option: polars 2.1 panics on any Avro map ("Avro maps are mapped to
 MapArrays"), and ``attributes`` is one. Each hostile body runs in a child process with a time limit, so a reader
-that hangs or aborts the process is recorded as such instead of stopping the benchmark.
+that hangs or aborts the process is recorded as such instead of stopping the benchmark; each case also runs
+sealed (:func:`seals`: a random value after each body, read back as a last field), which shows a body that did
+not end where it should, but cannot stop a reader that hangs or aborts on the way.
 
 ``python -m benchmarks decode`` (``AGENTAUDIT_BENCH_DECODE_EVENTS`` sets the record count, default 20000).
 """
@@ -247,15 +249,33 @@ def _links_prefix(body: bytes) -> bytes:
     return body[:pos]
 
 
-def _hostile_child(reader: str, case: str) -> None:
+def sealed_schema(schema_json: str) -> str:
+    """The record schema plus a last field ``_seal`` (fixed, 16 bytes) that :func:`seals` fill in."""
+    raw = json.loads(schema_json)
+    raw["fields"].append({"name": "_seal", "type": {"type": "fixed", "name": "Seal", "size": 16}})
+    return json.dumps(raw)
+
+
+def seals(count: int) -> list[bytes]:
+    """A fresh random 12 bytes and the row number, one per body: a row whose ``_seal`` differs was not read
+    from exactly its own body (a body's bytes cannot carry a seal drawn after it was sent)."""
+    nonce = os.urandom(12)
+    return [nonce + i.to_bytes(4, "big") for i in range(count)]
+
+
+def _hostile_child(reader: str, case: str, sealed: bool) -> None:
     """Run in a child: read one hostile container and print what came back."""
     from benchmarks._stack import simulated
 
     codec = AvroCodec("action")
     good = [bytes(frame_body(v)) for _, v in simulated(3)]
     bodies = HOSTILE[case](good)
+    schema, expected = codec.schema.canonical_form, []
+    if sealed:
+        schema, expected = sealed_schema(schema), seals(len(bodies))
     try:
-        table = READERS[reader](container(codec.schema.canonical_form, bodies))
+        table = READERS[reader](container(schema, [b + s for b, s in zip(bodies, expected, strict=True)]
+                                          if sealed else bodies))
     except BaseException as exc:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException, a BaseException
         print(f"error {type(exc).__name__}: {str(exc)[:120]}")
         return
@@ -265,14 +285,20 @@ def _hostile_child(reader: str, case: str) -> None:
             codec.decode(codec.frame(body))
         except DecodeError:
             rejected += 1
-    print(f"accepted {table.num_rows} rows from {len(bodies)} bodies, of which the per-record path rejects {rejected}")
+    found = f"accepted {table.num_rows} rows from {len(bodies)} bodies, of which the per-record path rejects {rejected}"
+    if sealed:
+        wrong = [i for i, seal in enumerate(table.column("_seal").to_pylist()) if seal != expected[i]]
+        found += f"; rows with a wrong seal: {wrong}"
+    print(found)
 
 
-def hostile(reader: str) -> list[dict]:
-    """What ``reader`` does with each hostile body: an error, wrong rows, a hang or a dead process."""
+def hostile(reader: str, *, sealed: bool = False) -> list[dict]:
+    """What ``reader`` does with each hostile body: an error, wrong rows, a hang or a dead process; ``sealed``,
+    with a :func:`seals` field after each body."""
     rows = []
     for case in HOSTILE:
-        code = f"from benchmarks.bench_decode import _hostile_child; _hostile_child({reader!r}, {case!r})"
+        code = (f"from benchmarks.bench_decode import _hostile_child; "
+                f"_hostile_child({reader!r}, {case!r}, {sealed!r})")
         try:
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                                   timeout=HOSTILE_TIMEOUT_S, cwd=Path(__file__).resolve().parents[1],
@@ -281,7 +307,7 @@ def hostile(reader: str) -> list[dict]:
             outcome = last if done.returncode == 0 else f"process died, exit {done.returncode}"
         except subprocess.TimeoutExpired:
             outcome = f"HANG (killed after {HOSTILE_TIMEOUT_S:.0f} s)"
-        rows.append({"name": f"{reader}: {case}", "value": None, "unit": outcome, "baseline": None,
+        rows.append({"name": f"{reader}{', sealed' if sealed else ''}: {case}", "value": None, "unit": outcome, "baseline": None,
                      "baseline_name": "", "ratio": None, "goal": "an error, never a hang or a crash"})
     return rows
 
@@ -299,7 +325,7 @@ def run() -> list[dict]:
     for reader in READERS:
         if any(r["unit"] == "not installed" and reader in r["name"] for r in rows):
             continue
-        rows += hostile(reader)
+        rows += hostile(reader) + hostile(reader, sealed=True)
     return rows
 
 

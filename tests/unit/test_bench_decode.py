@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from agentaudit.schemas import AvroCodec, frame_body
 from agentaudit.schemas.validation import MAX_EVENT_TIME_US, MIN_EVENT_TIME_US
-from benchmarks.bench_decode import READERS, container, to_actions, today
+from benchmarks.bench_decode import READERS, container, sealed_schema, seals, to_actions, today
 
 CODEC = AvroCodec("action")
 ACTION = CODEC.schema.raw
@@ -76,6 +76,31 @@ def test_container_of_the_simulators_events() -> None:
     read = list(fastavro.reader(io.BytesIO(container(CODEC.schema.canonical_form, _bodies(values)))))
     assert read == CODEC.decode_batch(values)[0]
     assert len(read) == 300
+
+
+def _sealed_read(bodies: list[bytes]) -> tuple[list[dict[str, Any]], list[bytes]]:
+    expected = seals(len(bodies))
+    data = container(sealed_schema(CODEC.schema.canonical_form),
+                     [b + s for b, s in zip(bodies, expected, strict=True)])
+    return list(fastavro.reader(io.BytesIO(data))), expected
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches)
+def test_sealed_container_reads_every_seal_back_and_the_records_unchanged(values: list[bytes]) -> None:
+    read, expected = _sealed_read(_bodies(values))
+    assert [r.pop("_seal") for r in read] == expected
+    assert read == CODEC.decode_batch(values)[0]
+
+
+def test_a_body_with_trailing_bytes_reads_a_wrong_seal_in_its_own_row() -> None:
+    from benchmarks._stack import simulated
+
+    bodies = _bodies([v for _, v in simulated(2)])
+    read, expected = _sealed_read([bodies[0], bodies[1] + b"\x00\x00"])
+    got = [r["_seal"] for r in read]
+    assert got[0] == expected[0]
+    assert got[1] != expected[1]
 
 
 @pytest.mark.parametrize("reader", sorted(READERS))
