@@ -63,7 +63,10 @@ def test_broker_down_for_30s_nothing_lost_emit_p99_in_budget(
     try:
         consumer.start()
         emitter.start()
-        time.sleep(5)
+        began = time.monotonic()
+        with connect(store_settings) as store:  # the outage starts once the consumer is past its start-up checks
+            wait_until(lambda: count_final(store) > 0, 60, "the consumer's first insert", alive=[consumer])
+        time.sleep(max(0.0, 5 - (time.monotonic() - began)))
         down_at = len(emitted)
         broker.stop()
         time.sleep(OUTAGE_S)
