@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.store",
     "tests.fixtures.fake_openai",
+    "tests.xdist_order",
 ]
