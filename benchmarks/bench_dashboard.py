@@ -29,14 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agentaudit.consumers._columns import ACTIONS_SCHEMA, INCIDENTS_SCHEMA, LIFECYCLE_SCHEMA, stored_actions
-from agentaudit.consumers.migrate import migrate, render, split_statements
+from agentaudit.consumers.migrate import migrate
 from agentaudit.dashboard import IncidentFilter, TraceTree, to_dot
 from agentaudit.dashboard import queries as q
 from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.embedded import ManagedProcess, free_port
 from agentaudit.settings import StoreSettings
+from benchmarks._layout_before import actions_before_ddl
 
-_BEFORE = Path(__file__).with_name("layout_before.sql")
 ACTIONS_PER_TRACE = 1_000
 EVENTS_PER_TRACE = 2 * ACTIONS_PER_TRACE
 CHUNK_TRACES = 250  # 500,000 events per insert
@@ -182,8 +182,7 @@ def run() -> list[dict]:
         if before:  # the layout before issue 15 (hex hashes, full-copy by_trace), to compare in a second run
             with connect(settings) as admin:
                 admin.command("DROP TABLE actions")
-                admin.command(split_statements(render(_BEFORE.read_text(encoding="utf-8"), settings))[0]
-                              .replace("bench.actions_before\n", "bench.actions\n", 1))
+                admin.command(actions_before_ddl(settings, "actions"))
         with connect(settings) as writer:
             figures = load(writer, events, before=before)
             count = writer.query("SELECT count() FROM actions").first_item

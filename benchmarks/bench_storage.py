@@ -1,7 +1,7 @@
 """Bytes per event in ClickHouse: N simulator events through ``agentaudit consume`` into the
 ``actions`` table, merged (OPTIMIZE FINAL), then ``system.parts`` bytes_on_disk / rows, projections
 and skip indexes included (everything a trace lookup needs). In the same run the same rows are copied
-into the layout before issue 15 (``layout_before.sql``: hex hashes, the full-copy ``by_trace``
+into the layout before issue 15 (``_layout_before.py``: hex hashes, the full-copy ``by_trace``
 projection) and measured the same way; the framed Avro size on the wire is the other baseline.
 ``python -m benchmarks storage`` (``AGENTAUDIT_BENCH_STORAGE_EVENTS`` sets N, default 50000).
 """
@@ -9,14 +9,11 @@ projection) and measured the same way; the framed Avro size on the wire is the o
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from agentaudit.consumers.migrate import render, split_statements
 from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.settings import StoreSettings
+from benchmarks._layout_before import actions_before_ddl
 from benchmarks._stack import embedded_stack, produce, simulated, wait_for
-
-_BEFORE = Path(__file__).with_name("layout_before.sql")
 
 
 def _sizes(store: Store, database: str, table: str) -> tuple[int, float, float, float, float]:
@@ -33,7 +30,7 @@ def _sizes(store: Store, database: str, table: str) -> tuple[int, float, float, 
 
 def _copy_to_layout_before(store: Store, settings: StoreSettings) -> None:
     """The stored rows, read through the hex ALIAS columns, into main's layout."""
-    store.command(split_statements(render(_BEFORE.read_text(encoding="utf-8"), settings))[0])
+    store.command(actions_before_ddl(settings, "actions_before"))
     columns = [row[0] for row in store.query(
         "SELECT name FROM system.columns WHERE database = {db:String} AND table = 'actions_before' "
         "AND default_kind != 'MATERIALIZED' ORDER BY position", {"db": settings.database}).rows]
