@@ -378,7 +378,14 @@ class RulesWorker:
         sources: list[str | None] = []
         classes: list[tuple[str, int] | None] = []
         for i, message in enumerate(messages):
-            source, marker, routed = _read_headers(message.headers())
+            try:
+                source, marker, routed = _read_headers(message.headers())
+            except ValueError as exc:  # UnicodeDecodeError too: not what the re-key loop writes; skip, judge the rest
+                _log.warning("rules.repartition_malformed", partition=message.partition(), offset=message.offset(),
+                             error=str(exc))
+                sources.append(None)
+                classes.append(None)
+                continue
             sources.append(source)
             classes.append(routed)
             if marker is None:

@@ -28,7 +28,15 @@ from agentaudit.consumers.dlq import (
     SOURCE_OFFSET_HEADER,
 )
 from agentaudit.consumers.migrate import migrate
-from agentaudit.consumers.rules_worker import RulesWorker
+from agentaudit.consumers.rules_worker import (
+    COPIES_HEADER,
+    EVENT_TIME_HEADER,
+    KEY_CLASS_HEADER,
+    MARKER_HEADER,
+    SOURCE_PARTITION_HEADER,
+    SOURCE_TOPIC_HEADER,
+    RulesWorker,
+)
 from agentaudit.consumers.settings import SinkSettings
 from agentaudit.consumers.sink import Sink
 from agentaudit.infra.clickhouse import Store, connect
@@ -305,3 +313,37 @@ def test_a_valid_action_just_under_the_limit_does_not_halt_the_rules_worker(pois
         worker.close()
     assert moved == 3 and worker.evaluated == 3
     assert ("cost.action-ceiling", "t2") in raised()
+
+
+def test_forged_repartition_headers_do_not_halt_the_rules_worker(poison_kafka, group_factory):
+    """Attack: anyone who can write the repartition topic sends copies whose headers the re-key loop never
+    writes: a copy count that is not a number, a source topic that is not UTF-8, a marker whose event time is
+    not a number. Before: ``judge_once`` raised ValueError on the first, and a restarted worker read it again,
+    so ``rules run`` stopped for good. Expected: each is skipped with a warning, its offset is committed, and
+    a valid over-the-ceiling event of another tenant is re-keyed and judged as usual."""
+    kafka = poison_kafka()
+    codec = AvroCodec("action")
+    forged = codec.encode(action_record(0, stream_id="s-1", tenant="t1"))
+    other = codec.encode(action_record(1, stream_id="s-2", tenant="t2", cost_usd=2.0, kind="chat", name="gpt"))
+    source = [(SOURCE_TOPIC_HEADER, kafka.topics.actions.encode()), (SOURCE_PARTITION_HEADER, b"0")]
+    with KafkaProducer(kafka) as producer:
+        producer.produce(kafka.topics.repartition, forged, key=b"k", partition=0,
+                         headers=[*source, (KEY_CLASS_HEADER, b"tenant"), (COPIES_HEADER, b"many")])
+        producer.produce(kafka.topics.repartition, forged, key=b"k", partition=0,
+                         headers=[(SOURCE_TOPIC_HEADER, b"\xff\xfe"), (SOURCE_PARTITION_HEADER, b"0")])
+        producer.produce(kafka.topics.repartition, None, partition=0,
+                         headers=[*source, (MARKER_HEADER, b"progress"), (EVENT_TIME_HEADER, b"soon")])
+        producer.produce(kafka.topics.actions, other, key=b"s-2")
+    worker = RulesWorker(kafka, RuleEvaluator(load_rule_set(None)), group=group_factory(), batch_size=100,
+                         consumer_config=test_consumer_config(**{"auto.offset.reset": "earliest"}))
+    began = time.monotonic()
+    moved = 0
+    try:
+        while (("cost.action-ceiling", "t2") not in {(i.rule_id, i.tenant) for i in worker.incidents.values()}
+               and time.monotonic() - began < BOUND_S):
+            moved += worker.rekey_once(0.3)
+            worker.judge_once(0.3)
+    finally:
+        worker.close()
+    assert moved == 1 and worker.evaluated == 1  # the forged copies were not judged
+    assert {(i.rule_id, i.tenant) for i in worker.incidents.values()} == {("cost.action-ceiling", "t2")}
