@@ -90,6 +90,10 @@ class SourceIdleness:
         if state is not None and state.position is None:
             state.position = position
 
+    def last_deliveries(self) -> dict[str, float]:
+        """When each source that delivered an event last did (processing time): its quiet counts from there."""
+        return {name: s.seen for name, s in self._sources.items() if s.max_time != NEVER}
+
     def idle(self) -> list[str]:
         """Sources currently idle, in name order."""
         return sorted(name for name, s in self._sources.items() if s.idle)
