@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from agentaudit.rules.owners import OwnershipMap
 
 __all__ = ["DEFAULT_LATENESS_US", "DEFAULT_PACK", "RULE_ERROR_ID", "RuleEvaluator", "load_evaluator", "load_rule_set",
-           "rule_error_incident", "rule_paths"]
+           "read_snapshot", "rule_error_incident", "rule_paths"]
 
 _log = get_logger(__name__)
 DEFAULT_PACK = Path(__file__).with_name("pack")
@@ -457,14 +457,9 @@ class RuleEvaluator(BaseEvaluator):
 
     def restore(self, data: bytes) -> None:
         """Load a :meth:`snapshot`; a snapshot of another revision is ignored (state rebuilds from the log)."""
-        if not data:
+        state = read_snapshot(data, "rule engine")
+        if state is None:
             return
-        try:
-            # The standard library, not orjson: it reads integers beyond 64 bits exactly (orjson makes
-            # them floats), and a restore happens once per start, not per batch.
-            state = json.loads(data)
-        except ValueError as exc:
-            raise RuleError(f"rule engine snapshot is not valid JSON: {exc}; delete it to rebuild state") from exc
         if state.get("version") != _SNAPSHOT_VERSION or state.get("revision") != self.revision:
             _log.warning("rules.snapshot_skipped", revision=state.get("revision"), current=self.revision)
             return
@@ -481,6 +476,19 @@ class RuleEvaluator(BaseEvaluator):
         for k, acc in state.get("errors", ()):  # absent in snapshots older than rule_error incidents
             rule_id, tenant, ws = k
             self._errors[rule_id, tenant, ws] = ErrorTally.from_json(acc)
+
+
+def read_snapshot(data: bytes, what: str) -> dict[str, Any] | None:
+    """A snapshot's JSON (None when there is none); raises :class:`RuleError` naming ``what`` when unreadable."""
+    if not data:
+        return None
+    try:
+        # The standard library, not orjson: it reads integers beyond 64 bits exactly (orjson makes
+        # them floats), and a restore happens once per start, not per batch.
+        state: dict[str, Any] = json.loads(data)
+    except ValueError as exc:
+        raise RuleError(f"{what} snapshot is not valid JSON: {exc}; delete it to rebuild state") from exc
+    return state
 
 
 def rule_error_incident(rule_id: str, tenant: str, revision: str, *, event_ids: Sequence[str], count: int,

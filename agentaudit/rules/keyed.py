@@ -12,7 +12,6 @@ each class keeps the watermark and idleness guarantees of a single evaluator ove
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +19,7 @@ import orjson
 
 from agentaudit.logs import get_logger
 from agentaudit.rules.engine import BaseEvaluator
-from agentaudit.rules.evaluator import DEFAULT_LATENESS_US, RuleEvaluator
-from agentaudit.rules.exceptions import RuleError
+from agentaudit.rules.evaluator import DEFAULT_LATENESS_US, RuleEvaluator, read_snapshot
 from agentaudit.rules.key_class import split_rule_set
 from agentaudit.schemas import Incident, KeyRing
 
@@ -107,12 +105,9 @@ class KeyedEvaluator(BaseEvaluator):
 
     def restore(self, data: bytes) -> None:
         """Load a :meth:`snapshot`; one of another revision or layout is ignored (state rebuilds from the log)."""
-        if not data:
+        state = read_snapshot(data, "key-class")
+        if state is None:
             return
-        try:
-            state = json.loads(data)
-        except ValueError as exc:
-            raise RuleError(f"key-class snapshot is not valid JSON: {exc}; delete it to rebuild state") from exc
         if state.get("kind") != _SNAPSHOT_KIND or state.get("revision") != self.revision:
             _log.warning("rules.snapshot_skipped", revision=state.get("revision"), current=self.revision,
                          layout=state.get("kind", "per tenant"))

@@ -52,20 +52,26 @@ def published_incidents(kafka, group: str) -> list[Incident]:
     return list(latest.values())
 
 
+def settle(workers: list[RulesWorker], partitions: int, timeout: float = 60) -> None:
+    """Run the workers until every one holds partitions of both groups and together they hold them all, so
+    that no partition moves once data flows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for worker in workers:
+            worker.run_once()
+        held = [worker.assignment() for worker in workers]
+        if all(rekey and judge for rekey, judge in held) and \
+                sum(len(rekey) for rekey, _ in held) == partitions == sum(len(j) for _, j in held):
+            return
+        assert time.monotonic() < deadline, f"group did not settle: {held}"
+
+
 def run_workers(kafka, instances: int, group: str) -> tuple[list[Incident], list[int]]:
     config = test_consumer_config(**{"auto.offset.reset": "earliest"})
     workers = [RulesWorker(kafka, RuleEvaluator(RULES, lateness_us=LATENESS_US), group=group, batch_size=500,
                            consumer_config=config) for _ in range(instances)]
     try:
-        deadline = time.monotonic() + 60
-        while True:  # all instances join before any data flows, so no partition moves mid-run
-            for worker in workers:
-                worker.run_once()
-            held = [worker.assignment() for worker in workers]
-            if all(rekey and judge for rekey, judge in held) and \
-                    sum(len(rekey) for rekey, _ in held) == kafka.partitions == sum(len(j) for _, j in held):
-                break
-            assert time.monotonic() < deadline, f"group did not settle: {held}"
+        settle(workers, kafka.partitions)
         produce_actions(kafka)
         deadline = time.monotonic() + 120
         while sum(w.evaluated for w in workers) < len(RECORDS):

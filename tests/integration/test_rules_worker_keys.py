@@ -19,7 +19,7 @@ from agentaudit.rules import DEFAULT_LATENESS_US, RuleEvaluator, load_rule_set
 from agentaudit.rules.key_class import KeyRouter
 from agentaudit.schemas import AvroCodec, Incident
 from tests.fixtures.broker import test_consumer_config
-from tests.integration.test_rules_worker import digest, produce_actions, published_incidents
+from tests.integration.test_rules_worker import digest, produce_actions, published_incidents, settle
 from tests.synthetic_fleet import fleet_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker, pytest.mark.slow]
@@ -36,15 +36,7 @@ def run_workers(kafka, instances: int, group: str) -> tuple[list[RulesWorker], d
     workers = [RulesWorker(kafka, RuleEvaluator(RULES, lateness_us=DEFAULT_LATENESS_US), group=group,
                            batch_size=500, consumer_config=config) for _ in range(instances)]
     try:
-        deadline = time.monotonic() + 60
-        while True:  # all instances join before any data flows, so no partition moves mid-run
-            for worker in workers:
-                worker.run_once()
-            held = [worker.assignment() for worker in workers]
-            if all(rekey and judge for rekey, judge in held) and \
-                    sum(len(rekey) for rekey, _ in held) == kafka.partitions == sum(len(j) for _, j in held):
-                break
-            assert time.monotonic() < deadline, f"group did not settle: {held}"
+        settle(workers, kafka.partitions)  # all instances join before any data flows
         produce_actions(kafka, RECORDS)
         deadline = time.monotonic() + 120
         while sum(w.evaluated for w in workers) < len(RECORDS):
