@@ -25,7 +25,7 @@ from pathlib import Path
 
 ACTIONS = int(os.environ.get("AGENTAUDIT_BENCH_BACKPRESSURE_ACTIONS", "50000"))
 POLICIES = ("spool", "block", "drop_oldest")
-#: the same attributes as tests/integration/test_sdk_backpressure.py: a tool call as an agent records it
+#: the same attributes as tests/sdk_load.py: a tool call as an agent records it
 ATTRIBUTES = {"tool.args": '{"sql": "select * from invoices where customer_id = ? and status = ?", '
                            '"params": [48213, "open"], "limit": 500}',
               "user": "alice@example.com", "ticket": "OPS-12345", "region": "eu-west-1",

@@ -66,8 +66,9 @@ def test_quiet_partition_goes_idle_and_the_hung_call_fires(kafka_settings_factor
             produce(kafka, partition, part)
     on, off = worker(idle_on, group_factory("idle"), 1000), worker(idle_off, group_factory("never"), 0)
     try:
-        took = run_until([on, off], lambda: bool(hung(on)), 45)
-        assert off.evaluated == on.evaluated == sum(map(len, records))
+        total = sum(map(len, records))  # the idle-off group may join later than the other: wait for both
+        took = run_until([on, off], lambda: bool(hung(on)) and off.evaluated >= total, 45)
+        assert off.evaluated == on.evaluated == total
         assert hung(off) == [], "without idleness the empty partition holds the window open"
         assert [(i.agent_id, i.count) for i in hung(on)] == [("agent-1", 1)]
         print(f"\n[idle] hung-call incident {took:.1f}s after start (group join + 1 s idle timeout)")

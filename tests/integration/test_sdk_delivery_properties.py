@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from agentaudit.infra.kafka import KafkaAdmin
 from agentaudit.producers import AuditClient, _worker
 from agentaudit.settings import KafkaSettings
-from tests.integration.test_sdk_backpressure import _assert_every_event_once_in_order, _read_topic
+from tests.sdk_load import assert_every_event_once_in_order, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.slow]
 
@@ -77,8 +77,8 @@ def test_every_sealed_event_arrives_once_in_order_whatever_sizes_windows_stalls_
         waited = time.monotonic() - began
         stats = audit.stats()
         audit.close()
-    streams = _read_topic(kafka, topic, len(sizes), timeout=60)
+    streams = read_topic(kafka, topic, len(sizes), timeout=60)
     assert flushed, stats
-    _assert_every_event_once_in_order(streams, len(sizes))
+    assert_every_event_once_in_order(streams, len(sizes))
     assert stats["dropped_queue_full"] == stats["dropped_spool_full"] == 0
     assert waited < 30, f"flush took {waited:.1f}s"
