@@ -2,9 +2,10 @@
 
 Delivery keeps per-stream order and sends each event once, through every path:
 
-- **windows**: events are handed to Kafka a window at a time (at most ``WINDOW_EVENTS`` events and
-  ``WINDOW_BYTES`` bytes, so one request per partition) and the next window starts only when every
-  event of this one has its delivery report. The producer never retries by itself (``retries=0``),
+- **windows**: events are handed to Kafka a window at a time, in one ``produce_batch`` call (at most
+  ``WINDOW_EVENTS`` events and ``WINDOW_BYTES`` bytes of keys and values, so one request per
+  partition even when the thread is descheduled while producing), and the next window starts only
+  when every event of this one has its delivery report. The producer never retries by itself (``retries=0``),
   so an event is never written twice behind the SDK's back;
 - **read-back**: when a report says a send failed, the event may still have been written (the broker
   died before answering). Before sending anything else, the worker reads the partition back from
@@ -552,9 +553,12 @@ class Worker(threading.Thread):
             window: list[_WindowEntry] = []
             size = 0
             mem = self._mem
-            while mem and len(window) < WINDOW_EVENTS and size < WINDOW_BYTES:
-                key, value = mem.popleft()
-                size += len(value)
+            while mem and len(window) < WINDOW_EVENTS:  # what fits, as the spool hands it out: one batch each
+                key, value = mem[0]
+                size += len(key) + len(value)
+                if window and size > WINDOW_BYTES:
+                    break
+                mem.popleft()
                 window.append(_WindowEntry(key, value))
             self._window_from_spool = False
         else:
@@ -577,6 +581,7 @@ class Worker(threading.Thread):
         producer = self._producer
         assert producer is not None  # noqa: S101 - narrows the Optional: the producer exists once the worker runs
         self._window_sent_at = time.monotonic()
+        messages = []
         for entry in entries:
             entry.state = _SENT
 
@@ -592,13 +597,15 @@ class Worker(threading.Thread):
                 else:
                     entry.state = _FAILED
 
-            try:
-                producer.produce(self.topic, entry.value, key=entry.key, on_delivery=delivered)
-            except KafkaError as exc:
-                entry.state = _LOST if exc.code != "_QUEUE_FULL" and not exc.retriable else _FAILED
+            messages.append((entry.key, entry.value, delivered))
+        # Queued in one call: each partition's share of the window leaves in one request, so no request of
+        # this window can succeed after an earlier one of it failed (the re-send would then land behind it).
+        for entry, refused in zip(entries, producer.produce_batch(self.topic, messages), strict=True):
+            if refused is not None:
+                entry.state = _LOST if refused.code != "_QUEUE_FULL" and not refused.retriable else _FAILED
                 if entry.state == _LOST:
                     self.stats["failed"] += 1
-                    _log.error("sdk.produce_refused", error=exc)
+                    _log.error("sdk.produce_refused", error=refused)
 
     # -- closing --------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 from confluent_kafka import KafkaError as _RawError
@@ -108,6 +108,31 @@ class KafkaProducer:
             except (KafkaException, ValueError, TypeError) as exc:
                 raise from_exception(exc, "producing", topic=topic, partition=partition) from exc
         client.poll(0)
+
+    def produce_batch(self, topic: str,
+                      messages: Sequence[tuple[bytes | None, bytes, DeliveryCallback]]) -> list[KafkaError | None]:
+        """Queue ``(key, value, on_delivery)`` messages in one call, without waiting for room.
+
+        Each partition's share enters its queue whole, so it leaves in one request when it fits one
+        batch (``batch.size``); messages produced one by one can be split over several requests
+        while the producing thread is descheduled, and a request that fails can then be followed
+        by a later one that succeeds. Per message: None, or why it was not queued (its callback is
+        then never called). Messages with headers take :meth:`produce`.
+        """
+        batch = [{"key": key, "value": value, "callback": _translating(on_delivery)}
+                 for key, value, on_delivery in messages]
+        try:
+            self._client.produce_batch(topic, batch)
+        except BufferError:
+            full = KafkaError(f"producing to topic {topic!r} failed: local queue full", code="_QUEUE_FULL",
+                              retriable=True)
+            return [full] * len(batch)
+        except (KafkaException, ValueError, TypeError) as exc:
+            return [from_exception(exc, "producing a batch", topic=topic)] * len(batch)
+        refusals: list[KafkaError | None] = [
+            from_raw(m["_error"], "producing", topic=topic) if "_error" in m else None for m in batch]
+        self._client.poll(0)
+        return refusals
 
     def poll(self, timeout: float = 0.0) -> int:
         """Serve delivery callbacks for up to ``timeout`` seconds; returns how many were served."""

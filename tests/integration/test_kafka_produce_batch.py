@@ -1,0 +1,72 @@
+"""A window produced in one call leaves in one request per partition, even while the producing thread is
+descheduled; produced one message at a time it can leave in several (the SDK's windows rely on the first).
+
+Several requests per window are what let a later request succeed after an earlier one failed (a broker
+restart between them, with ``retries=0``), so that the re-send of the failed events lands behind events
+sealed after them: a stream out of order. The batches are counted by librdkafka's own statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.producers._worker import SDK_PRODUCER_CONFIG, WINDOW_BYTES, WINDOW_EVENTS
+from agentaudit.settings import KafkaSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.broker]
+
+VALUE = b"v" * (WINDOW_BYTES // WINDOW_EVENTS - 40)  # a full window of the SDK's size, key included
+KEY = b"stream-" + b"k" * 33
+WINDOWS = 3
+
+
+def _batches(stats: list[dict[str, Any]], topic: str) -> int:
+    """Record batches the producer has sent to ``topic`` so far (librdkafka counts them per statistics interval)."""
+    return sum(s["topics"].get(topic, {}).get("batchcnt", {}).get("cnt", 0) for s in stats)
+
+
+def _send_windows(kafka: KafkaSettings, topic: str, produce_window: Callable[[KafkaProducer, list], None]) -> int:
+    stats: list[dict[str, Any]] = []
+    config = {k: v for k, v in SDK_PRODUCER_CONFIG.items() if k != "log_level"}
+    config.update({"statistics.interval.ms": 100, "stats_cb": lambda raw: stats.append(json.loads(raw))})
+    delivered: list[object] = []
+    with KafkaProducer(kafka, config) as producer:
+        for _ in range(WINDOWS):
+            window = [(KEY, VALUE, lambda err, _msg: delivered.append(err)) for _ in range(WINDOW_EVENTS)]
+            produce_window(producer, window)
+            deadline = time.monotonic() + 30
+            while len(delivered) % WINDOW_EVENTS or not delivered:  # the next window after every report
+                producer.poll(0.01)
+                assert time.monotonic() < deadline, f"{len(delivered)} reports"
+        time.sleep(0.3)  # one more statistics interval
+        producer.poll(0.2)
+    assert len(delivered) == WINDOWS * WINDOW_EVENTS and not any(delivered)
+    return _batches(stats, topic)
+
+
+def test_a_window_in_one_call_leaves_in_one_batch_per_partition(
+        kafka_settings_factory: Callable[..., KafkaSettings]) -> None:
+    kafka = kafka_settings_factory(partitions=1)
+    topic = kafka.topics.actions
+
+    def one_by_one(producer: KafkaProducer, window: list) -> None:
+        for i, (key, value, callback) in enumerate(window):
+            producer.produce(topic, value, key=key, on_delivery=callback)
+            if i % 200 == 199:
+                time.sleep(0.002)  # descheduled for a moment, as on a busy machine
+
+    def in_one_call(producer: KafkaProducer, window: list) -> None:
+        assert not any(producer.produce_batch(topic, window))
+
+    split = _send_windows(kafka, topic, one_by_one)
+    whole = _send_windows(kafka, topic, in_one_call)
+    print(f"\n[produce batch] {WINDOWS} windows of {WINDOW_EVENTS} events: {split} record batches one by one, "
+          f"{whole} in one call each")
+    assert split > WINDOWS, "produced one by one with pauses, the windows still left whole: the test shows nothing"
+    assert whole == WINDOWS
