@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from agentaudit.consumers.migrate import migrate
-from agentaudit.infra.clickhouse import Store
+from agentaudit.infra.clickhouse import Store, connect
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer
 from agentaudit.producers import AuditClient
 from agentaudit.schemas import AvroCodec
@@ -128,3 +128,14 @@ def assert_stored_once(store: Store, total: int, consumer: ConsumerProcess) -> t
         assert (low, high) == (0, events - 1), f"stream {stream}: seq {low}..{high} for {events} events"
     return final, distinct, raw
 
+
+def stored_once_by_a_consumer(kafka: KafkaSettings, store_settings: StoreSettings, group: str, log: Path,
+                              total: int) -> tuple[int, int, int]:
+    """Run ``agentaudit consume --no-rules`` until ``total`` events are stored, each once (see
+    :func:`assert_stored_once`); returns ``(count() FINAL, count(DISTINCT event_id), raw count())``."""
+    consumer = consume_process(kafka, store_settings, group, log)
+    try:
+        with connect(store_settings) as store:
+            return assert_stored_once(store, total, consumer)
+    finally:
+        consumer.stop()

@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaAdmin
 from agentaudit.producers import AuditClient
 from agentaudit.settings import KafkaSettings, StoreSettings, TopicNames
-from tests.sdk_load import ACTIONS, assert_stored_once, consume_process
+from tests.sdk_load import ACTIONS, stored_once_by_a_consumer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -98,12 +97,8 @@ def test_an_agent_killed_mid_spool_is_replayed_by_the_next_process_once(
         flushed = audit.flush(180)
         stats = audit.stats()
     replay_s = time.monotonic() - replay_began
-    consumer = consume_process(kafka, store_settings, group_factory(), tmp_path / "consume.log")
-    try:
-        with connect(store_settings) as store:
-            final, distinct, raw = assert_stored_once(store, total, consumer)
-    finally:
-        consumer.stop()
+    final, distinct, raw = stored_once_by_a_consumer(kafka, store_settings, group_factory(), tmp_path / "consume.log",
+                                                     total)
     print(f"\n[sdk kill] agent SIGKILLed while replaying its spool: {before['spool_pending']} of {total} events "
           f"still spooled (replayed {before['replayed']}); the next process adopted {adopted} and replayed them in "
           f"{replay_s:.1f}s (flush {flushed}); stored count() FINAL {final}, distinct {distinct}, raw {raw} "

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from agentaudit.infra.clickhouse import connect
 from agentaudit.infra.kafka import KafkaAdmin
 from agentaudit.producers import AuditClient
 from agentaudit.settings import KafkaSettings, StoreSettings, TopicNames
@@ -22,10 +21,9 @@ from tests.sdk_load import (
     ACTIONS,
     FLUSH_AFTER_LAST_CONFIRMATION_S,
     STALL_S,
-    assert_stored_once,
-    consume_process,
     flush_timed,
     run_agent,
+    stored_once_by_a_consumer,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -68,12 +66,8 @@ def test_a_20s_broker_stall_under_full_speed_loses_nothing_and_stores_nothing_tw
     finally:
         staller.join()
         audit.close()
-    consumer = consume_process(kafka, store_settings, group_factory(), tmp_path / "consume.log")
-    try:
-        with connect(store_settings) as store:
-            final, distinct, raw = assert_stored_once(store, total, consumer)
-    finally:
-        consumer.stop()
+    final, distinct, raw = stored_once_by_a_consumer(kafka, store_settings, group_factory(), tmp_path / "consume.log",
+                                                     total)
     print(f"\n[sdk stall] broker SIGSTOPped {STALL_S:.0f}s between actions {stall_window[0]} and "
           f"{stall_window[-1]}; {total} events emitted in {emit_s:.1f}s; flush {flushed} after {flush_s:.1f}s, "
           f"{after_confirmation:.2f}s after the last confirmation; stored count() FINAL {final}, distinct "
