@@ -94,6 +94,19 @@ def _json_line(event_dict: dict[str, Any], **_: Any) -> str:
     return json.dumps(event_dict, ensure_ascii=False, default=str)
 
 
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]  # the stream is looked up, not stored
+    """Writes to ``sys.stderr`` as it is when a line is written, not as it was at set-up: a host that swaps
+    standard error for a while (a test runner's CLI invocation) and closes it leaves no handler on a closed file."""
+
+    @property  # type: ignore[override]  # StreamHandler's stream is a plain attribute; here it is looked up
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
+
+
 def configure_logging(level: int = logging.INFO, log_format: str | None = None, *,
                       stream: IO[str] | None = None) -> None:
     """Root logging for a command: ``log_format`` (default ``AGENTAUDIT_LOG_FORMAT``) ``json`` or text.
@@ -105,7 +118,7 @@ def configure_logging(level: int = logging.INFO, log_format: str | None = None, 
     :param stream: where lines go, default standard error (standard output stays the command's own).
     """
     fmt = (log_format if log_format is not None else os.environ.get("AGENTAUDIT_LOG_FORMAT", "text")).lower()
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StandardError()
     if fmt == "json":
         import structlog
 

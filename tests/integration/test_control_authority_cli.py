@@ -57,7 +57,8 @@ def signed_cli(kafka_settings_factory: Callable[..., KafkaSettings], monkeypatch
     def run(*args: str, code: int = 0) -> str:
         result = runner.invoke(app, list(args), catch_exceptions=False)
         assert result.exit_code == code, result.output
-        return result.output
+        # a success: what the command printed (its log lines, a refusal naming the forged id, go to stderr)
+        return result.stdout if code == 0 else result.output
 
     return kafka, made, run, monkeypatch
 

@@ -53,3 +53,20 @@ def test_a_second_configuration_replaces_the_handler(restore_root: None) -> None
     configure_logging(logging.INFO, "json", stream=io.StringIO())
     configure_logging(logging.WARNING, "json", stream=io.StringIO())
     assert len(logging.getLogger().handlers) == 1 and logging.getLogger().level == logging.WARNING
+
+
+def test_lines_follow_standard_error_when_a_host_swaps_and_closes_it(restore_root: None, monkeypatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A CLI command run in-process (a test runner's invocation) sets logging up while standard error is the
+    runner's buffer, which is closed afterwards; later lines must go to standard error as it is then, not
+    raise "I/O operation on closed file" into whatever is printing."""
+    borrowed = io.StringIO()
+    monkeypatch.setattr("sys.stderr", borrowed)
+    configure_logging(logging.INFO, "text")
+    get_logger("agentaudit.test").info("during.invocation", n=1)
+    monkeypatch.undo()
+    borrowed.close()
+    get_logger("agentaudit.test").warning("after.invocation", n=2)
+    err = capsys.readouterr().err
+    assert "after.invocation n=2" in err
+    assert "Logging error" not in err
