@@ -8,6 +8,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from agentaudit.consumers.migrate import migrate
@@ -93,10 +94,16 @@ def read_topic(kafka: KafkaSettings, topic: str, expected: int, timeout: float =
 
 
 def assert_every_event_once_in_order(streams: dict[str, list[int]], total: int) -> None:
+    """Each stream's seqs, in log order, are 0..n-1, and ``total`` in all; a failure names the first break and
+    the missing and repeated seqs, so it says whether events were lost, sent twice or reordered."""
     for stream, seqs in streams.items():
-        assert seqs == list(range(len(seqs))), (
-            f"stream {stream}: {len(seqs)} events, not seq 0..n-1 in order "
-            f"(first break at index {next(i for i, s in enumerate(seqs) if s != i)})")
+        if seqs != list(range(len(seqs))):
+            at = next(i for i, seq in enumerate(seqs) if seq != i)
+            missing = sorted(set(range(max(seqs) + 1)) - set(seqs))
+            repeated = sorted(seq for seq, n in Counter(seqs).items() if n > 1)
+            raise AssertionError(f"stream {stream}: {len(seqs)} events, not seq 0..n-1 in order: first break at index "
+                                 f"{at} ({seqs[max(0, at - 3):at + 6]}), missing {missing[:20]}, repeated "
+                                 f"{repeated[:20]}")
     assert sum(len(s) for s in streams.values()) == total
 
 

@@ -10,7 +10,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from agentaudit.infra.kafka import KafkaAdmin, read_all
 from agentaudit.producers import AuditClient
 from agentaudit.schemas import AvroCodec, body_hash, frame_body, verify_streams
 from agentaudit.settings import KafkaSettings
+from tests.sdk_load import assert_every_event_once_in_order
 
 pytestmark = [pytest.mark.integration]
 
@@ -37,15 +37,7 @@ def _assert_exactly_once_in_order(records: list[tuple[dict[str, Any], str]], exp
     per_stream: dict[str, list[int]] = {}
     for record, _ in records:
         per_stream.setdefault(record["stream_id"], []).append(record["seq"])
-    for stream, seqs in per_stream.items():
-        if seqs != list(range(len(seqs))):
-            at = next(i for i, seq in enumerate(seqs) if seq != i)
-            missing = sorted(set(range(max(seqs) + 1)) - set(seqs))
-            repeated = sorted(seq for seq, n in Counter(seqs).items() if n > 1)
-            raise AssertionError(f"stream {stream}: {len(seqs)} events, not seq 0..n-1 in order: first break at index "
-                                 f"{at} ({seqs[max(0, at - 3):at + 6]}), missing {missing[:20]}, repeated "
-                                 f"{repeated[:20]}")
-    assert sum(len(s) for s in per_stream.values()) == expected
+    assert_every_event_once_in_order(per_stream, expected)
     assert verify_streams(records) == []
     return {stream: len(seqs) for stream, seqs in per_stream.items()}
 
