@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
@@ -36,6 +37,12 @@ __all__ = ["KafkaAdmin"]
 _ALREADY_EXISTS = "TOPIC_ALREADY_EXISTS"
 _UNKNOWN_TOPIC = "UNKNOWN_TOPIC_OR_PART"
 _NOT_ALLOWED = frozenset({"TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED"})
+# librdkafka does not flag its own "Timed out waiting for controller" as retriable
+_TRANSIENT = frozenset({"_TIMED_OUT", "_TRANSPORT", "NOT_CONTROLLER", "REQUEST_TIMED_OUT"})
+_ATTEMPT_S = 10.0  # one CreateTopics round; the rest of ``timeout`` is for retries
+_RETRY_BACKOFF_S = 0.5
+
+log = logging.getLogger(__name__)
 
 
 class KafkaAdmin:
@@ -89,27 +96,55 @@ class KafkaAdmin:
         if insync >= 1:
             topic_config["min.insync.replicas"] = str(insync)
         topic_config.update(config or {})
-        new = [NewTopic(name, num_partitions=count, replication_factor=replicas, config=dict(topic_config))
-               for name in wanted]
-        try:
-            futures = self._client.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
-        except (KafkaException, ValueError, TypeError) as exc:
-            raise from_exception(exc, f"creating topics {wanted}") from exc
+        pending = {name: NewTopic(name, num_partitions=count, replication_factor=replicas, config=dict(topic_config))
+                   for name in wanted}
         created: list[str] = []
         refused: dict[str, KafkaError] = {}
-        for name, future in futures.items():
-            try:
-                _result(future, timeout, "creating", name)
-                created.append(name)
-            except KafkaError as exc:
-                if exc.code in _NOT_ALLOWED:
-                    refused[name] = exc
-                elif exc.code != _ALREADY_EXISTS:
-                    raise
+        deadline = time.monotonic() + timeout
+        while True:
+            attempt = max(0.1, min(_ATTEMPT_S, deadline - time.monotonic()))
+            retry: dict[str, KafkaError] = {}
+            for name, outcome in self._create(list(pending.values()), attempt).items():
+                if outcome is None:
+                    created.append(name)
+                elif outcome.code in _NOT_ALLOWED:
+                    refused[name] = outcome
+                elif outcome.code == _ALREADY_EXISTS:
+                    continue
+                elif outcome.retriable or outcome.code in _TRANSIENT:
+                    retry[name] = outcome
+                else:
+                    raise outcome
+            if not retry:
+                break
+            if time.monotonic() + _RETRY_BACKOFF_S >= deadline:
+                raise next(iter(retry.values()))
+            # A controller failover (its node killed) leaves the client waiting on a dead controller;
+            # a new client bootstraps again and finds the one the cluster elected.
+            log.warning("creating topics %s failed (%s); retrying with fresh metadata", sorted(retry),
+                        next(iter(retry.values())))
+            self._admin = None
+            pending = {name: pending[name] for name in retry}
+            time.sleep(_RETRY_BACKOFF_S)
         if refused:
             self._require_existing(refused, timeout)
         self._wait_visible(wanted, timeout)
         return created
+
+    def _create(self, topics: list[NewTopic], timeout: float) -> dict[str, KafkaError | None]:
+        """One CreateTopics round: ``{name: None}`` when created, else its error."""
+        try:
+            futures = self._client.create_topics(topics, operation_timeout=timeout, request_timeout=timeout)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise from_exception(exc, f"creating topics {[t.topic for t in topics]}") from exc
+        outcomes: dict[str, KafkaError | None] = {}
+        for name, future in futures.items():
+            try:
+                _result(future, timeout, "creating", name)
+                outcomes[name] = None
+            except KafkaError as exc:
+                outcomes[name] = exc
+        return outcomes
 
     def replication_factor(self, timeout: float = 10.0) -> int:
         """Replicas for new topics: ``settings.replication_factor``, else ``min(3, brokers in the cluster)``."""

@@ -4,6 +4,7 @@ logs, bulk produce, and the store queries that prove "exactly once"."""
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from agentaudit.producers.simulator import SimConfig, Simulator
 from agentaudit.schemas import AvroCodec, Incident
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.child_env import child_env
+from tests.fixtures.broker import external_bootstrap
 
 #: librdkafka settings that keep group joins short on tansu (see tests/fixtures/broker.py).
 FAST_GROUP = {"AGENTAUDIT_SINK_SESSION_TIMEOUT_MS": "6000", "AGENTAUDIT_SINK_HEARTBEAT_INTERVAL_MS": "1000"}
@@ -201,3 +203,21 @@ def child_pids(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             children.append(int(status.parent.name))
     return children
+
+
+BROKER_SH = Path(__file__).resolve().parents[2] / ".ci" / "kafka" / "broker.sh"
+CLUSTER_REQUIRED = ("needs a cluster of >= 3 Apache Kafka brokers from .ci/kafka/start.sh "
+                    "(AGENTAUDIT_KAFKA_BROKERS=3, AGENTAUDIT_KAFKA_STATE and AGENTAUDIT_TEST_BOOTSTRAP set)")
+
+
+def cluster_size() -> int:
+    """Nodes of the cluster .ci/kafka/start.sh started for this run; 0 without one."""
+    state = os.environ.get("AGENTAUDIT_KAFKA_STATE")
+    if not external_bootstrap() or not state or not (Path(state) / "brokers").is_file():
+        return 0
+    return int((Path(state) / "brokers").read_text())
+
+
+def cluster_node(action: str, node: int) -> None:
+    """``kill`` (SIGKILL, waits until gone) or ``start`` (waits until started) one node of that cluster."""
+    subprocess.run(["bash", str(BROKER_SH), action, str(node)], check=True, timeout=180)

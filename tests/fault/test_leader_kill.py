@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +35,10 @@ from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
 from agentaudit.producers import AuditClient
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.fault.support import (
+    CLUSTER_REQUIRED,
     ConsumerProcess,
+    cluster_node,
+    cluster_size,
     count_final,
     duplicated_events,
     expected_incidents,
@@ -45,7 +47,6 @@ from tests.fault.support import (
     stored_incidents,
     wait_until,
 )
-from tests.fixtures.broker import external_bootstrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.broker, pytest.mark.slow]
 
@@ -54,26 +55,13 @@ SIM_EVENTS = int(os.environ.get("AGENTAUDIT_FAULT_LEADER_SIM_EVENTS", "6000"))
 DOWN_S = float(os.environ.get("AGENTAUDIT_FAULT_LEADER_DOWN_S", "12"))
 SEED = 18
 AGENTS = ("planner", "coder", "reviewer", "support")
-BROKER_SH = Path(__file__).resolve().parents[2] / ".ci" / "kafka" / "broker.sh"
-
-
-def _cluster_size() -> int:
-    state = os.environ.get("AGENTAUDIT_KAFKA_STATE")
-    if not external_bootstrap() or not state or not (Path(state) / "brokers").is_file():
-        return 0
-    return int((Path(state) / "brokers").read_text())
-
-
-def _broker(action: str, node: int) -> None:
-    subprocess.run(["bash", str(BROKER_SH), action, str(node)], check=True, timeout=180)
 
 
 def _digest(incidents: dict[str, int]) -> str:
     return hashlib.sha256(repr(sorted(incidents.items())).encode()).hexdigest()[:16]
 
 
-@pytest.mark.skipif(_cluster_size() < 3, reason="needs a cluster of >= 3 Apache Kafka brokers from .ci/kafka/start.sh "
-                    "(AGENTAUDIT_KAFKA_BROKERS=3, AGENTAUDIT_KAFKA_STATE and AGENTAUDIT_TEST_BOOTSTRAP set)")
+@pytest.mark.skipif(cluster_size() < 3, reason=CLUSTER_REQUIRED)
 def test_leader_sigkill_every_event_once_incidents_as_uninterrupted(
     kafka_settings_factory: Callable[..., KafkaSettings], group_factory,
     store_settings_factory: Callable[[], StoreSettings], tmp_path: Path,
@@ -136,12 +124,12 @@ def test_leader_sigkill_every_event_once_incidents_as_uninterrupted(
         producer.start()
         time.sleep(4)
         at_kill = len(emitted)
-        _broker("kill", leader)
+        cluster_node("kill", leader)
         killed_at = time.monotonic()
         time.sleep(DOWN_S)
         during = len(emitted) - at_kill
         moved = admin.describe_partitions(sim_kafka.topics.actions)[0]
-        _broker("start", leader)
+        cluster_node("start", leader)
         restart_s = time.monotonic() - killed_at
         emitter.join()
         producer.join()
@@ -182,7 +170,7 @@ def test_leader_sigkill_every_event_once_incidents_as_uninterrupted(
         if producer.is_alive():
             producer.join()
         sdk_code, sim_code = sdk_consumer.stop(), sim_consumer.stop()
-        _broker("start", leader)  # never leave the tier with a node down
+        cluster_node("start", leader)  # never leave the tier with a node down
     missing = len(set(emitted) - set(sdk_ids))
     print(f"\n[leader kill] injected: SIGKILL of broker {leader} (leader of the simulator partition and of SDK "
           f"partitions {sdk_led}), down {restart_s:.1f}s; {during} SDK events emitted while it was down; new "
