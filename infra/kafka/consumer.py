@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
@@ -18,6 +19,7 @@ from agentaudit.settings import KafkaSettings
 __all__ = ["KafkaConsumer", "to_topic_partitions"]
 
 _log = logging.getLogger("agentaudit.infra.kafka")
+_LEAVE_S = 5.0  # at most this long serving the last rebalance events before a close
 
 # Errors a consumer reports inline that librdkafka recovers from by itself: log, keep going.
 _TRANSIENT = frozenset({
@@ -75,6 +77,7 @@ class KafkaConsumer:
         self.group_id = group_id
         self._consumer: Consumer | None = None
         self._closed = False
+        self._subscribed = False
 
     @property
     def _client(self) -> Consumer:
@@ -100,6 +103,7 @@ class KafkaConsumer:
             self._client.subscribe(list(topics), **kwargs)  # type: ignore[arg-type]  # only the callbacks given
         except (KafkaException, ValueError, TypeError) as exc:
             raise from_exception(exc, f"subscribing group {self.group_id!r} to {list(topics)}") from exc
+        self._subscribed = True
 
     def assign(self, partitions: Iterable[Offset | TopicPartition]) -> None:
         """Read fixed partitions without group rebalancing; ``(topic, partition, offset)`` tuples
@@ -227,12 +231,32 @@ class KafkaConsumer:
 
     def close(self) -> None:
         """Leave the group and release the client (uncommitted work will be redelivered)."""
-        consumer, self._consumer, self._closed = self._consumer, None, True
-        if consumer is not None:
-            try:
-                consumer.close()
-            except (KafkaException, RuntimeError) as exc:
-                raise from_exception(exc, f"closing consumer of group {self.group_id!r}") from exc
+        try:
+            if self._consumer is not None and self._subscribed:
+                self._leave(self._consumer)
+        finally:
+            consumer, self._consumer, self._closed = self._consumer, None, True
+            if consumer is not None:
+                try:
+                    consumer.close()
+                except (KafkaException, RuntimeError) as exc:
+                    raise from_exception(exc, f"closing consumer of group {self.group_id!r}") from exc
+
+    def _leave(self, consumer: Consumer) -> None:
+        """Unsubscribe and serve the group's last rebalance events before ``close()``.
+
+        An assignment that librdkafka serves inside ``close()`` can block its ``assign()`` for ever,
+        with the GIL held (confluentinc/librdkafka#4884): a rules worker hung so in CI. Served here,
+        outside the close, it completes; messages polled meanwhile are dropped, uncommitted.
+        """
+        try:
+            consumer.unsubscribe()
+            deadline = time.monotonic() + _LEAVE_S
+            while time.monotonic() < deadline:  # until a poll finds nothing queued and nothing is assigned
+                if consumer.poll(0.05) is None and not consumer.assignment():
+                    break
+        except (KafkaException, RuntimeError) as exc:  # close() still releases the client
+            _log.debug("consumer %s: leaving the group before close: %s", self.group_id, exc)
 
     def __enter__(self) -> KafkaConsumer:
         return self

@@ -155,3 +155,27 @@ def test_closed_producer_refuses_more_work(kafka_settings: KafkaSettings, topic_
     with pytest.raises(KafkaError, match="closed"):
         producer.produce(topic, b"two")
     assert len(read_all(kafka_settings, topic, expected=1)) == 1
+
+
+def test_close_serves_the_last_rebalance_events_before_librdkafka_closes(
+        kafka_settings: KafkaSettings, topic_factory: Callable[..., str], group_factory: Callable[..., str]) -> None:
+    """An assignment that librdkafka serves inside its own close() can block there for ever, GIL held
+    (confluentinc/librdkafka#4884; a rules worker hung so on the Apache Kafka tier). close() unsubscribes
+    and serves the group's events first: the revoke reaches the callback while the client is still open."""
+    topic = topic_factory(partitions=3)
+    consumer = KafkaConsumer(kafka_settings, group_factory(), config=test_consumer_config())
+    seen: list[tuple[str, int, bool]] = []
+
+    def record(kind: str) -> Callable[[KafkaConsumer, list], None]:
+        return lambda c, parts: seen.append((kind, len(parts), c._consumer is not None))
+
+    consumer.subscribe([topic], on_assign=record("assign"), on_revoke=record("revoke"))
+    deadline = time.monotonic() + 30
+    while not consumer.assignment():
+        consumer.consume_batch(10, timeout=0.2)
+        assert time.monotonic() < deadline, "the consumer was never assigned its partitions"
+    began = time.monotonic()
+    consumer.close()
+    took = time.monotonic() - began
+    assert seen == [("assign", 3, True), ("revoke", 3, True)], seen
+    assert took < 5, f"close took {took:.1f}s"
