@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from agentaudit.infra.clickhouse import Store
-from agentaudit.infra.kafka import KafkaProducer
+from agentaudit.infra.exceptions import KafkaError
+from agentaudit.infra.kafka import KafkaAdmin, KafkaProducer
 from agentaudit.producers.simulator import SimConfig, Simulator
 from agentaudit.schemas import AvroCodec, Incident
 from agentaudit.settings import KafkaSettings, StoreSettings
@@ -216,6 +217,19 @@ def cluster_size() -> int:
     if not external_bootstrap() or not state or not (Path(state) / "brokers").is_file():
         return 0
     return int((Path(state) / "brokers").read_text())
+
+
+def wait_for_layout(admin: KafkaAdmin, topic: str, timeout: float) -> dict[int, tuple[int, list[int], list[int]]]:
+    """The topic's partitions (leader, replicas, in-sync replicas) once a broker's metadata has it: right after
+    a topic is created, another broker may not know it yet."""
+
+    def layout() -> dict[int, tuple[int, list[int], list[int]]] | None:
+        try:
+            return admin.describe_partitions(topic)
+        except KafkaError:
+            return None
+
+    return wait_until(layout, timeout, f"{topic} in metadata")
 
 
 def cluster_node(action: str, node: int) -> None:

@@ -8,8 +8,8 @@ The CI run that found it: the leader-kill test's sink process died at its first 
 error, because its start fell on the kill. Measured here before the retry, a new client's first
 CreateTopics timed out in 5 of 8 kills (a KRaft broker names a random live broker as controller, and
 the killed one counts as live until it is fenced); the test kills ``ROUNDS`` times with ``STARTERS``
-new clients each. Runs only on the Apache
-Kafka tier's 3-node cluster.
+new clients each. Runs only on the Apache Kafka tier's
+3-node cluster.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka import KafkaAdmin
 from agentaudit.settings import KafkaSettings
-from tests.fault.support import CLUSTER_REQUIRED, cluster_node, cluster_size, wait_until
+from tests.fault.support import CLUSTER_REQUIRED, cluster_node, cluster_size, wait_for_layout
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.broker, pytest.mark.slow]
 
@@ -42,14 +42,7 @@ def _start(settings: KafkaSettings, names: list[str]) -> tuple[list[str] | str, 
     except KafkaError as exc:
         return str(exc), time.monotonic() - began, {}
     took = time.monotonic() - began
-
-    def layout_of(name: str) -> dict | None:
-        try:  # another broker's metadata may not have the new topic yet
-            return admin.describe_partitions(name)
-        except KafkaError:
-            return None
-
-    return created, took, {name: wait_until(lambda n=name: layout_of(n), 10, f"{name} in metadata") for name in names}
+    return created, took, {name: wait_for_layout(admin, name, 10) for name in names}
 
 
 @pytest.mark.skipif(cluster_size() < 3, reason=CLUSTER_REQUIRED)

@@ -30,7 +30,6 @@ import pytest
 
 from agentaudit.consumers.migrate import migrate
 from agentaudit.infra.clickhouse import connect
-from agentaudit.infra.exceptions import KafkaError
 from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer
 from agentaudit.producers import AuditClient
 from agentaudit.settings import KafkaSettings, StoreSettings
@@ -45,6 +44,7 @@ from tests.fault.support import (
     simulated_log,
     stack_env,
     stored_incidents,
+    wait_for_layout,
     wait_until,
 )
 
@@ -71,17 +71,10 @@ def test_leader_sigkill_every_event_once_incidents_as_uninterrupted(
     sdk_kafka = kafka_settings_factory(partitions=3)
     sim_kafka = kafka_settings_factory(partitions=1)
     admin = KafkaAdmin(sim_kafka)
-
-    def layout_of(topic: str) -> dict[int, tuple[int, list[int], list[int]]] | None:
-        try:  # a broker may not have the new topics in its metadata yet
-            return admin.describe_partitions(topic)
-        except KafkaError:
-            return None
-
-    layout = wait_until(lambda: layout_of(sim_kafka.topics.actions), 30, "the simulator topic in metadata")
+    layout = wait_for_layout(admin, sim_kafka.topics.actions, 30)
     leader = layout[0][0]
     assert len(layout[0][1]) == 3, f"the actions topic should have 3 replicas: {layout}"
-    sdk_layout = wait_until(lambda: layout_of(sdk_kafka.topics.actions), 30, "the SDK topic in metadata")
+    sdk_layout = wait_for_layout(admin, sdk_kafka.topics.actions, 30)
     sdk_led = [p for p, (lead, _, _) in sdk_layout.items() if lead == leader]
     sdk_store, sim_store = store_settings_factory(), store_settings_factory()
     migrate(sdk_store)
