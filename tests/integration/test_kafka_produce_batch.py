@@ -22,7 +22,7 @@ from agentaudit.settings import KafkaSettings
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
 VALUE = b"v" * (WINDOW_BYTES // WINDOW_EVENTS - 40)  # a full window of the SDK's size, key included
-KEY = b"stream-" + b"k" * 33
+KEYS = [f"stream-{n:02d}-".encode() + b"k" * 30 for n in range(8)]  # 8 streams, 40 bytes each, as the SDK's
 WINDOWS = 3
 
 
@@ -31,28 +31,39 @@ def _batches(stats: list[dict[str, Any]], topic: str) -> int:
     return sum(s["topics"].get(topic, {}).get("batchcnt", {}).get("cnt", 0) for s in stats)
 
 
-def _send_windows(kafka: KafkaSettings, topic: str, produce_window: Callable[[KafkaProducer, list], None]) -> int:
+def _send_windows(kafka: KafkaSettings, topic: str,
+                  produce_window: Callable[[KafkaProducer, list], None]) -> tuple[int, int]:
+    """``(record batches sent, the least they could be)``: each window's partitions, summed over the windows."""
     stats: list[dict[str, Any]] = []
     config = {k: v for k, v in SDK_PRODUCER_CONFIG.items() if k != "log_level"}
     config.update({"statistics.interval.ms": 100, "stats_cb": lambda raw: stats.append(json.loads(raw))})
     delivered: list[object] = []
+    least = 0
     with KafkaProducer(kafka, config) as producer:
-        for _ in range(WINDOWS):
-            window = [(KEY, VALUE, lambda err, _msg: delivered.append(err)) for _ in range(WINDOW_EVENTS)]
+        for sent in range(1, WINDOWS + 1):
+            partitions: set[int] = set()
+
+            def report(err: object, msg: Any, partitions: set[int] = partitions) -> None:
+                delivered.append(err)
+                partitions.add(msg.partition())
+
+            window = [(KEYS[i % len(KEYS)], VALUE, report) for i in range(WINDOW_EVENTS)]
             produce_window(producer, window)
             deadline = time.monotonic() + 30
-            while len(delivered) % WINDOW_EVENTS or not delivered:  # the next window after every report
+            while len(delivered) < sent * WINDOW_EVENTS:  # the next window after every report of this one
                 producer.poll(0.01)
                 assert time.monotonic() < deadline, f"{len(delivered)} reports"
+            least += len(partitions)
         time.sleep(0.3)  # one more statistics interval
         producer.poll(0.2)
     assert len(delivered) == WINDOWS * WINDOW_EVENTS and not any(delivered)
-    return _batches(stats, topic)
+    return _batches(stats, topic), least
 
 
+@pytest.mark.parametrize("partitions", [1, 3])
 def test_a_window_in_one_call_leaves_in_one_batch_per_partition(
-        kafka_settings_factory: Callable[..., KafkaSettings]) -> None:
-    kafka = kafka_settings_factory(partitions=1)
+        partitions: int, kafka_settings_factory: Callable[..., KafkaSettings]) -> None:
+    kafka = kafka_settings_factory(partitions=partitions)
     topic = kafka.topics.actions
 
     def one_by_one(producer: KafkaProducer, window: list) -> None:
@@ -64,9 +75,12 @@ def test_a_window_in_one_call_leaves_in_one_batch_per_partition(
     def in_one_call(producer: KafkaProducer, window: list) -> None:
         assert not any(producer.produce_batch(topic, window))
 
-    split = _send_windows(kafka, topic, one_by_one)
-    whole = _send_windows(kafka, topic, in_one_call)
-    print(f"\n[produce batch] {WINDOWS} windows of {WINDOW_EVENTS} events: {split} record batches one by one, "
-          f"{whole} in one call each")
-    assert split > WINDOWS, "produced one by one with pauses, the windows still left whole: the test shows nothing"
-    assert whole == WINDOWS
+    split, least = _send_windows(kafka, topic, one_by_one)
+    whole, least_whole = _send_windows(kafka, topic, in_one_call)
+    print(f"\n[produce batch] {WINDOWS} windows of {WINDOW_EVENTS} events over {partitions} partition(s): {split} "
+          f"record batches one by one (at least {least}), {whole} in one call each "
+          f"(at least {least_whole})")
+    assert least == least_whole == WINDOWS * partitions, "every window should reach every partition"
+    assert split > least, "produced one by one with pauses, the windows still left whole: the test shows nothing"
+    assert whole == least_whole
+
