@@ -4,8 +4,10 @@ Delivery keeps per-stream order and sends each event once, through every path:
 
 - **windows**: events are handed to Kafka a window at a time, in one ``produce_batch`` call (at most
   ``WINDOW_EVENTS`` events and ``WINDOW_BYTES`` bytes of keys and values, so one request per
-  partition even when the thread is descheduled while producing), and the next window starts only
-  when every event of this one has its delivery report. The producer never retries by itself (``retries=0``),
+  partition), and the next window starts only when every event of this one has its delivery report.
+  librdkafka still queues the call's messages one by one, so a window can leave in two requests if this
+  thread is descheduled mid-call for longer than ``linger.ms``; 20 ms makes that rare (see
+  :data:`SDK_PRODUCER_CONFIG`). The producer never retries by itself (``retries=0``),
   so an event is never written twice behind the SDK's back;
 - **read-back**: when a report says a send failed, the event may still have been written (the broker
   died before answering). Before sending anything else, the worker reads the partition back from
@@ -57,7 +59,12 @@ SDK_PRODUCER_CONFIG: dict[str, Any] = {
     "retries": 0,
     "max.in.flight.requests.per.connection": 1,
     "message.timeout.ms": 5000,
-    "linger.ms": 5,
+    # A window's messages enter librdkafka's queues one at a time, and its broker thread sends what is queued
+    # once the oldest message waited linger.ms: a longer pause of this thread mid-window splits the window.
+    # With 4 processes spinning on 2 cores (a probe with this config, 3 partitions), 5 ms split 5 of 24
+    # windows and 20 ms none of 30 (tests/integration/test_kafka_produce_batch.py checks it); the full-speed
+    # test ran as fast or faster (13,156 and 13,781 events/s at 5 ms; 15,734 and 18,112 at 20).
+    "linger.ms": 20,
     "batch.size": 1_000_000,
     "reconnect.backoff.ms": 50,
     "reconnect.backoff.max.ms": 500,
@@ -75,7 +82,7 @@ _JOIN_RESERVE_S = 2.5
 #: A spool frame's bytes besides key and value (length and checksum header).
 _FRAME_OVERHEAD = 16
 
-#: One window: small enough to travel as one request per partition.
+#: One window: small enough to travel as one request per partition (batch.size, message.max.bytes).
 WINDOW_EVENTS = 2000
 WINDOW_BYTES = 800_000
 
@@ -598,8 +605,8 @@ class Worker(threading.Thread):
                     entry.state = _FAILED
 
             messages.append((entry.key, entry.value, delivered))
-        # Queued in one call: each partition's share of the window leaves in one request, so no request of
-        # this window can succeed after an earlier one of it failed (the re-send would then land behind it).
+        # Queued in one call, and kept whole by linger.ms: each partition's share of the window leaves in one
+        # request, so no request of it can succeed after an earlier one failed (the re-send would land behind).
         for entry, refused in zip(entries, producer.produce_batch(self.topic, messages), strict=True):
             if refused is not None:
                 entry.state = _LOST if refused.code != "_QUEUE_FULL" and not refused.retriable else _FAILED

@@ -113,11 +113,11 @@ class KafkaProducer:
                       messages: Sequence[tuple[bytes | None, bytes, DeliveryCallback]]) -> list[KafkaError | None]:
         """Queue ``(key, value, on_delivery)`` messages in one call, without waiting for room.
 
-        Each partition's share enters its queue whole, so it leaves in one request when it fits one
-        batch (``batch.size``); messages produced one by one can be split over several requests
-        while the producing thread is descheduled, and a request that fails can then be followed
-        by a later one that succeeds. Per message: None, or why it was not queued (its callback is
-        then never called). Messages with headers take :meth:`produce`.
+        One call queues the batch faster than a loop of :meth:`produce`, but librdkafka still enters
+        the messages one at a time: a partition's share leaves in one request (when it fits
+        ``batch.size``) unless this thread pauses mid-call for longer than ``linger.ms``, which is
+        what a caller that needs whole batches sets large enough. Per message: None, or why it was
+        not queued (its callback is then never called). Messages with headers take :meth:`produce`.
         """
         batch = [{"key": key, "value": value, "callback": _translating(on_delivery)}
                  for key, value, on_delivery in messages]
