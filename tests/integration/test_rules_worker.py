@@ -99,13 +99,17 @@ def test_one_or_three_workers_give_identical_incidents(kafka_settings_factory, g
         assert digest(published) == digest(incidents)
         runs.setdefault(instances, []).append(digest(incidents))
         if runs[instances][-1] != expected:
-            want = {i.incident_id: i for i in live}
-            got = {i.incident_id: i for i in incidents}
-            diff = [(want.get(k) or got.get(k)).rule_id + f" want={want[k].count if k in want else None} "
-                    f"got={got[k].count if k in got else None}" for k in sorted(set(want) | set(got))
-                    if want.get(k) != got.get(k)]
-            pytest.fail(f"{instances} instance(s) differ from one evaluator over the log: {diff[:10]}")
+            pytest.fail(f"{instances} instance(s) differ from one evaluator over the log: {_differences(live, incidents)}")
     assert runs[1][0] == runs[1][1] == runs[3][0] == expected, (runs, expected)
+
+
+def _differences(want_incidents, got_incidents) -> list[str]:
+    """The incidents that differ, first ten: rule, count wanted and count got (None: missing)."""
+    want = {i.incident_id: i for i in want_incidents}
+    got = {i.incident_id: i for i in got_incidents}
+    return [f"{(want.get(k) or got[k]).rule_id} want={want[k].count if k in want else None} "
+            f"got={got[k].count if k in got else None}" for k in sorted(set(want) | set(got))
+            if want.get(k) != got.get(k)][:10]
 
 
 def _live(records) -> list[Incident]:
@@ -154,4 +158,5 @@ def test_state_follows_a_partition_across_a_restart(kafka_settings_factory, grou
             worker.close()
         assert sorted(p.name for p in (tmp_path / "state" / group).iterdir()) == [
             f"{kafka.topics.repartition}-{p}.json" for p in range(3)]
-    assert digest(published.values()) == digest(_live(RECORDS))
+    live = _live(RECORDS)
+    assert digest(published.values()) == digest(live), _differences(live, published.values())
