@@ -1,9 +1,13 @@
 """Columnar decode (issue 15, item 1): the ways from Avro bytes to the sink's ``actions`` Arrow table, measured
 side by side on the same records in the same run, and what each reader does with hostile bodies.
 
-Today's path is the baseline: fastavro's per-record ``schemaless_reader`` (``AvroCodec.decode_batch``, with the
-semantic checks), the body hash, and ``actions_table`` building the columns from the dicts. Each option is timed
-alternately with it (best of ``REPEATS`` each), so that load from other processes falls on both. The options:
+The baseline is the path before compiled readers: fastavro's per-record ``schemaless_reader``
+(``AvroCodec(compiled=False).decode_batch``, with the semantic checks), the body hash, and ``actions_table``
+building the columns from the dicts. Each option is timed alternately with it (best of ``REPEATS`` each), so that
+load from other processes falls on both. The options:
+
+- the sink's path today: the same with the reader compiled from the schema (``schemas/_avro_compiled.py``), also
+  timed alone against fastavro alone, and the SDK's side of it, the compiled writer against fastavro's;
 
 - the record bodies concatenated under an Avro object-container header (one block), read by a Rust reader into
   Arrow and cast to ``ACTIONS_SCHEMA``: ``polars-avro`` (arrow-rs's ``arrow-avro`` reader) and ``jetliner``
@@ -69,7 +73,7 @@ def _hashes(values: Sequence[bytes]) -> list[str]:
 
 
 def today(codec: AvroCodec, values: Sequence[bytes]) -> pa.Table:
-    """The sink's path: per-record fastavro decode and checks, body hash, columns from the dicts."""
+    """The sink's path: per-record decode and checks, body hash, columns from the dicts."""
     records, indexes, failures = codec.decode_batch(values)
     assert not failures, failures[:1]
     for record, index in zip(records, indexes, strict=True):
@@ -173,15 +177,31 @@ def measure(label: str, codec: AvroCodec, values: list[bytes]) -> list[dict]:
     n = len(values)
     schema_json = codec.schema.canonical_form
     bodies = [bytes(frame_body(v)) for v in values]
-    expected = today(codec, values)
+    reference = AvroCodec(codec.schema.name, compiled=False)
+    expected = today(reference, values)
     rows: list[dict] = []
 
     def timed(name: str, option: Callable[[], Any]) -> Any:
-        base, seconds, result = _paired(lambda: today(codec, values), option)
+        base, seconds, result = _paired(lambda: today(reference, values), option)
         rows.append({"name": f"{name} ({label})", "value": seconds / n * 1e6, "unit": "µs/record",
-                     "baseline": base / n * 1e6, "baseline_name": "today: fastavro per record + actions_table, "
+                     "baseline": base / n * 1e6, "baseline_name": "fastavro per record + actions_table, "
                      "timed alternately", "ratio": base / seconds, "goal": ">= 5x"})
         return result
+
+    def alone(name: str, baseline_name: str, baseline: Callable[[], Any], option: Callable[[], Any]) -> None:
+        base, seconds, _ = _paired(baseline, option)
+        rows.append({"name": f"{name} ({label})", "value": seconds / n * 1e6, "unit": "µs/record",
+                     "baseline": base / n * 1e6, "baseline_name": baseline_name, "ratio": base / seconds,
+                     "goal": None})
+
+    table = timed("compiled reader per record + actions_table (the sink's path)", lambda: today(codec, values))
+    assert table.equals(expected), "the compiled reader's table differs from fastavro's"
+    alone("compiled reader per record, decode alone", "fastavro per record, decode alone, timed alternately",
+          lambda: reference.decode_batch(values), lambda: codec.decode_batch(values))
+    records = reference.decode_batch(values)[0]
+    assert [codec.encode_body(r) for r in records] == bodies, "the compiled writer's bytes differ from fastavro's"
+    alone("compiled writer per record (the SDK's encode_body)", "fastavro's writer, timed alternately",
+          lambda: [reference.encode_body(r) for r in records], lambda: [codec.encode_body(r) for r in records])
 
     def fastavro_container() -> pa.Table:
         records = list(fastavro.reader(io.BytesIO(container(schema_json, bodies))))
@@ -189,7 +209,7 @@ def measure(label: str, codec: AvroCodec, values: list[bytes]) -> list[dict]:
             record["event_hash"] = digest
         return actions_table(records, partitions=[0] * n, offsets=list(range(n)))
 
-    timed("fastavro per-record decode alone (no columns)", lambda: codec.decode_batch(values))
+    timed("fastavro per-record decode alone (no columns)", lambda: reference.decode_batch(values))
     table = timed("container + fastavro.reader + actions_table", fastavro_container)
     assert table.equals(expected), "fastavro container path differs from today's table"
     for name, read in READERS.items():
