@@ -11,11 +11,11 @@ Both sides are a fast path in front of fastavro, never a second authority:
   larger than the bytes left, strict UTF-8). Anything else raises and the caller asks fastavro,
   whose record or error stands. So a body the compiled reader accepts is one fastavro accepts,
   with the same record (``tests/unit/test_avro_compiled.py`` holds the two to that on generated
-  and mutated bodies);
+  bodies, ``tests/security/test_avro_compiled_hostile.py`` on mutated ones);
 - a compiled writer writes only values of the exact Python types it expects (``str``, ``int``
-  within range, ``float``, ``None``, known enum symbols); anything else raises and the caller lets
-  fastavro write the record or name the problem. Avro's binary encoding has one byte sequence per
-  value, and the tests hold the writer to fastavro's bytes.
+  within range, ``float`` or ``int`` for a float or double, ``None``, known enum symbols);
+  anything else raises and the caller lets fastavro write the record or name the problem. Avro's
+  binary encoding has one byte sequence per value, and the tests hold the writer to fastavro's bytes.
 
 Schemas with types these do not cover (named references, fixed, logical types, unions other than
 ``["null", T]``) get no compiled code: :func:`compile_reader` and :func:`compile_writer` return None.
@@ -279,7 +279,7 @@ def _write_value(src: _Source, schema: Any, ind: int, value: str) -> None:
         src.emit(ind + 1, "raise _Odd")
         src.emit(ind, f"out(_varint({value}))")
     elif kind in ("float", "double"):
-        src.emit(ind, f"if type({value}) is not float:")
+        src.emit(ind, f"if type({value}) is not float and type({value}) is not int:")  # fastavro takes ints too
         src.emit(ind + 1, "raise _Odd")
         src.emit(ind, f"out({'_float' if kind == 'float' else '_double'}({value}))")
     elif kind in ("string", "bytes"):

@@ -31,7 +31,7 @@ def values_of(schema: Any) -> st.SearchStrategy[Any]:
     if kind == "float":
         return st.floats(width=32)
     if kind == "double":
-        return st.floats()
+        return st.floats() | st.integers(-(2**64), 2**64)  # an int is written as its float
     if kind == "string":
         return st.text(max_size=80)
     if kind == "bytes":
