@@ -133,6 +133,17 @@ def _read_long(src: _Source, ind: int, target: str) -> None:
     src.emit(ind, "if b < 128:")
     src.emit(ind + 1, f"{target} = (b >> 1) ^ -(b & 1)")
     src.emit(ind, "else:")
+    _read_long_tail(src, ind + 1, target)
+
+
+def _read_long_tail(src: _Source, ind: int, target: str) -> None:
+    """The rest of a varint whose first byte ``b`` (at ``p - 1``) had its high bit set: two bytes inline."""
+    src.emit(ind, "c = data[p]")
+    src.emit(ind, "if c < 128:")
+    src.emit(ind + 1, "b = (b & 127) | (c << 7)")
+    src.emit(ind + 1, f"{target} = (b >> 1) ^ -(b & 1)")
+    src.emit(ind + 1, "p += 1")
+    src.emit(ind, "else:")
     src.emit(ind + 1, f"{target}, p = _long_slow(data, p - 1)")
 
 
@@ -167,18 +178,22 @@ def _read_value(src: _Source, schema: Any, ind: int, target: str) -> None:
         src.emit(ind, f"p += {4 if kind == 'float' else 8}")
     elif kind in ("string", "bytes"):
         decode = ".decode()" if kind == "string" else ""
+        # A slice past the end is short, not an error, so lengths are not checked against n: p only grows,
+        # so once it is past the end every later read raises, and a last field ends the body past len(data),
+        # which the caller's end check refuses. A negative length would move p back: refused here.
         src.emit(ind, "b = data[p]")
         src.emit(ind, "if b < 128:")  # a length under 64: one byte, even (an odd one is a negative length)
-        src.emit(ind + 1, "e = p + 1 + (b >> 1)")
-        src.emit(ind + 1, "if b & 1 or e > n:")
+        src.emit(ind + 1, "if b & 1:")
         src.emit(ind + 2, "raise _Odd")
+        src.emit(ind + 1, "e = p + 1 + (b >> 1)")
         src.emit(ind + 1, f"{target} = data[p + 1:e]{decode}")
         src.emit(ind, "else:")
         size = src.name("size")
-        src.emit(ind + 1, f"{size}, p = _long_slow(data, p)")
-        src.emit(ind + 1, f"e = p + {size}")
-        src.emit(ind + 1, f"if {size} < 0 or e > n:")
+        src.emit(ind + 1, "p += 1")
+        _read_long_tail(src, ind + 1, size)
+        src.emit(ind + 1, f"if {size} < 0:")
         src.emit(ind + 2, "raise _Odd")
+        src.emit(ind + 1, f"e = p + {size}")
         src.emit(ind + 1, f"{target} = data[p:e]{decode}")
         src.emit(ind, "p = e")
     elif kind == "enum":
