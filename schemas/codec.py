@@ -76,8 +76,8 @@ class AvroCodec:
     :param topic: the subject's topic when a schema registry is used.
     :param validate: run the family's semantic checks (finite costs, sane timestamps) on decode.
     :param compiled: read and write this codec's own schema with code compiled from it first
-        (``schemas/_avro_compiled.py``, about twice as fast), fastavro for whatever it leaves;
-        False: fastavro alone, the reference tests and benchmarks hold the compiled code to.
+        (``schemas/_avro_compiled.py``; reads about 1.3x and writes about 1.7x as fast), fastavro for
+        whatever it leaves; False: fastavro alone, the reference tests and benchmarks hold it to.
     """
 
     def __init__(
