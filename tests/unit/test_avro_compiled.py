@@ -68,10 +68,11 @@ def _outcome(call: Any) -> tuple[str, Any]:
         return "error", str(exc)
 
 
-# Values the compiled writer leaves to fastavro: an int for a double, a bool for a long, an unknown enum symbol,
-# a float for a string, a non-string map value, a missing field, a dict subclass, a long beyond 64 bits.
+# Values the compiled writer leaves to fastavro: a string for a double, a bool for a long, a float for an int, an
+# unknown enum symbol, a float for a string, a non-string map value or key, a tuple for an array, an incomplete
+# nested record, a long beyond 64 bits, None outside a union; and an int for a double, which it writes itself.
 @pytest.mark.parametrize("change", [
-    {"cost_usd": 3}, {"seq": True}, {"depth": 2.0}, {"kind": "teleport"}, {"name": 1.5},
+    {"cost_usd": 3}, {"cost_usd": "3"}, {"seq": True}, {"depth": 2.0}, {"kind": "teleport"}, {"name": 1.5},
     {"attributes": {"a": 1}}, {"links": ("x",)}, {"actor": {"type": "agent"}}, {"seq": 2**64}, {"model": 7},
     {"attributes": {1: "a"}}, {"phase": None},
 ])
