@@ -124,6 +124,29 @@ def _type_name(schema: Any) -> str:
     raise _Unsupported(f"schema {schema!r}")
 
 
+def _nullable_branch(union: list[Any]) -> Any:
+    """The ``T`` of a ``["null", T]`` union, the one union the compiled code covers."""
+    if len(union) != 2 or union[0] != "null" or _type_name(union[1]) in ("null", "union"):
+        raise _Unsupported(f"union {union!r}")
+    return union[1]
+
+
+def _compile(schema: Any, emit: Callable[[_Source], None], head: str, tail: str, namespace: dict[str, Any],
+             kind: str) -> Any:
+    """The function ``head`` + the lines ``emit`` writes + ``tail``, or None if the schema has other types."""
+    if _type_name(schema) != "record":
+        return None
+    src = _Source()
+    try:
+        emit(src)
+    except _Unsupported:
+        return None
+    code = f"{head}\n" + "\n".join(src.lines) + f"\n{tail}\n"
+    scope = {**namespace, **src.consts}
+    exec(compile(code, f"<avro {kind} {schema.get('name', '?')}>", "exec"), scope)  # noqa: S102 - code generated above from the schema, no input text
+    return scope[kind]
+
+
 # -- readers ------------------------------------------------------------------------------------------
 
 
@@ -204,14 +227,13 @@ def _read_value(src: _Source, schema: Any, ind: int, target: str) -> None:
         src.emit(ind + 1, "raise _Odd")
         src.emit(ind, f"{target} = {symbols}[{index}]")
     elif kind == "union":
-        if len(schema) != 2 or schema[0] != "null" or _type_name(schema[1]) in ("null", "union"):
-            raise _Unsupported(f"union {schema!r}")
+        branch = _nullable_branch(schema)
         src.emit(ind, "b = data[p]")
         src.emit(ind, "p += 1")
         src.emit(ind, "if b == 0:")
         src.emit(ind + 1, f"{target} = None")
         src.emit(ind, "elif b == 2:")
-        _read_value(src, schema[1], ind + 1, target)
+        _read_value(src, branch, ind + 1, target)
         src.emit(ind, "else:")
         src.emit(ind + 1, "raise _Odd")
     elif kind == "array":
@@ -257,19 +279,10 @@ def compile_reader(schema: Any) -> Reader | None:
     ``read`` raises on anything it leaves to fastavro (see the module docstring); ``end`` is where
     the body ended, for the caller's trailing-bytes check.
     """
-    if _type_name(schema) != "record":
-        return None
-    src = _Source()
-    try:
-        _read_value(src, schema, 1, "record")
-    except _Unsupported:
-        return None
-    body = "\n".join(src.lines)
-    code = f"def read(data, p):\n    n = len(data)\n{body}\n    return record, p\n"
-    namespace: dict[str, Any] = {"_long_slow": _long_slow, "_Odd": _Odd, "_double_from": _DOUBLE.unpack_from,
-                                 "_float_from": _FLOAT.unpack_from, **src.consts}
-    exec(compile(code, f"<avro reader {schema.get('name', '?')}>", "exec"), namespace)  # noqa: S102 - code generated above from the schema, no input text
-    reader: Reader = namespace["read"]
+    reader: Reader | None = _compile(
+        schema, lambda src: _read_value(src, schema, 1, "record"), "def read(data, p):\n    n = len(data)",
+        "    return record, p", {"_long_slow": _long_slow, "_Odd": _Odd, "_double_from": _DOUBLE.unpack_from,
+                                 "_float_from": _FLOAT.unpack_from}, "read")
     return reader
 
 
@@ -313,13 +326,12 @@ def _write_value(src: _Source, schema: Any, ind: int, value: str) -> None:
         indexes = src.const({s: _varint(i) for i, s in enumerate(schema["symbols"])}, "symbols")
         src.emit(ind, f"out({indexes}[{value}] if type({value}) is str else _odd())")
     elif kind == "union":
-        if len(schema) != 2 or schema[0] != "null" or _type_name(schema[1]) in ("null", "union"):
-            raise _Unsupported(f"union {schema!r}")
+        branch = _nullable_branch(schema)
         src.emit(ind, f"if {value} is None:")
         src.emit(ind + 1, "out(b'\\x00')")
         src.emit(ind, "else:")
         src.emit(ind + 1, "out(b'\\x02')")
-        _write_value(src, schema[1], ind + 1, value)
+        _write_value(src, branch, ind + 1, value)
     elif kind == "array":
         _check_items(schema["items"])
         item = src.name("item")
@@ -361,17 +373,8 @@ def compile_writer(schema: Any) -> Writer | None:
 
     ``write`` raises on any value it leaves to fastavro (see the module docstring).
     """
-    if _type_name(schema) != "record":
-        return None
-    src = _Source()
-    try:
-        _write_value(src, schema, 1, "record")
-    except _Unsupported:
-        return None
-    body = "\n".join(src.lines)
-    code = f"def write(record):\n    parts = []\n    out = parts.append\n{body}\n    return b''.join(parts)\n"
-    namespace: dict[str, Any] = {"_varint": _varint, "_Odd": _Odd, "_odd": _odd, "_double": _DOUBLE.pack,
-                                 "_float": _FLOAT.pack, **src.consts}
-    exec(compile(code, f"<avro writer {schema.get('name', '?')}>", "exec"), namespace)  # noqa: S102 - code generated above from the schema, no input text
-    writer: Writer = namespace["write"]
+    writer: Writer | None = _compile(
+        schema, lambda src: _write_value(src, schema, 1, "record"),
+        "def write(record):\n    parts = []\n    out = parts.append", "    return b''.join(parts)",
+        {"_varint": _varint, "_Odd": _Odd, "_odd": _odd, "_double": _DOUBLE.pack, "_float": _FLOAT.pack}, "write")
     return writer
