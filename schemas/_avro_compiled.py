@@ -63,9 +63,8 @@ def _long_slow(data: bytes, p: int) -> tuple[int, int]:
     return (value >> 1) ^ -(value & 1), p
 
 
-def _zigzag(value: int) -> bytes:
-    """The varint of a long (the values the table below does not hold)."""
-    n = (value << 1) ^ (value >> 63)
+def _unsigned(n: int) -> bytes:
+    """The varint of a non-negative ``n``, seven bits a byte (the tables below are built with it)."""
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -74,8 +73,28 @@ def _zigzag(value: int) -> bytes:
     return bytes(out)
 
 
+# Fourteen bits at a time: a varint's two bytes for the low 14 bits of a larger number (both with the
+# continuation bit), and the whole varint of a number below 2**14; a timestamp in microseconds takes four
+# lookups, not eight turns of a loop.
+_PAIR = [bytes(((n & 0x7F) | 0x80, (n >> 7) | 0x80)) for n in range(1 << 14)]
+_LAST = [_unsigned(n) for n in range(1 << 14)]
+
+
+def _zigzag(value: int) -> bytes:
+    """The varint of a long (the values the table below does not hold)."""
+    n = (value << 1) ^ (value >> 63)
+    if n < 0x4000:
+        return _LAST[n]
+    parts = []
+    while n >= 0x4000:
+        parts.append(_PAIR[n & 0x3FFF])
+        n >>= 14
+    parts.append(_LAST[n])
+    return b"".join(parts)
+
+
 _SMALL = 1 << 13  # varints of longs in [-_SMALL, _SMALL) are looked up, not computed
-_VARINTS = [_zigzag(v) for v in range(_SMALL)] + [_zigzag(v) for v in range(-_SMALL, 0)]
+_VARINTS = [_LAST[v << 1] for v in range(_SMALL)] + [_LAST[(v << 1) ^ -1] for v in range(-_SMALL, 0)]
 
 
 def _varint(value: int) -> bytes:
@@ -305,7 +324,7 @@ def _write_value(src: _Source, schema: Any, ind: int, value: str) -> None:
         low, high = (_INT_MIN, _INT_MAX) if kind == "int" else (_LONG_MIN, _LONG_MAX)
         src.emit(ind, f"if type({value}) is not int or not {low} <= {value} <= {high}:")
         src.emit(ind + 1, "raise _Odd")
-        src.emit(ind, f"out(_varint({value}))")
+        src.emit(ind, f"out(_V[{value}] if {-_SMALL} <= {value} < {_SMALL} else _zigzag({value}))")
     elif kind in ("float", "double"):
         src.emit(ind, f"if type({value}) is not float and type({value}) is not int:")  # fastavro takes ints too
         src.emit(ind + 1, "raise _Odd")
@@ -320,7 +339,9 @@ def _write_value(src: _Source, schema: Any, ind: int, value: str) -> None:
             src.emit(ind, f"if type({value}) is not bytes:")
             src.emit(ind + 1, "raise _Odd")
             src.emit(ind, f"{encoded} = {value}")
-        src.emit(ind, f"out(_varint(len({encoded})))")
+        length = src.name("n")
+        src.emit(ind, f"{length} = len({encoded})")
+        src.emit(ind, f"out(_V[{length}] if {length} < {_SMALL} else _zigzag({length}))")
         src.emit(ind, f"out({encoded})")
     elif kind == "enum":
         indexes = src.const({s: _varint(i) for i, s in enumerate(schema["symbols"])}, "symbols")
@@ -376,5 +397,6 @@ def compile_writer(schema: Any) -> Writer | None:
     writer: Writer | None = _compile(
         schema, lambda src: _write_value(src, schema, 1, "record"),
         "def write(record):\n    parts = []\n    out = parts.append", "    return b''.join(parts)",
-        {"_varint": _varint, "_Odd": _Odd, "_odd": _odd, "_double": _DOUBLE.pack, "_float": _FLOAT.pack}, "write")
+        {"_V": _VARINTS, "_zigzag": _zigzag, "_varint": _varint, "_Odd": _Odd, "_odd": _odd, "_double": _DOUBLE.pack,
+         "_float": _FLOAT.pack}, "write")
     return writer

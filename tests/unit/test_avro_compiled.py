@@ -121,3 +121,21 @@ def test_long_varints_and_negative_blocks_are_read_as_fastavro_reads_them() -> N
     for value in (2**62, -(2**63), 2**63 - 1, -1):  # 10-byte varints
         body = fastavro_bytes(schema, {"n": value, "xs": []})
         assert read(body, 0) == fastavro_read(schema, body), value
+
+
+def test_longs_and_lengths_at_every_seven_bit_step_are_written_as_fastavro_writes_them() -> None:
+    """The writer builds a varint from 14-bit pieces (``_PAIR``, ``_LAST``) and a table of small longs: each
+    step where a varint grows a byte, either side of it and of the table's ends, positive and negative."""
+    schema = parse_schema({"type": "record", "name": "R", "fields": [
+        {"name": "n", "type": "long"}, {"name": "s", "type": "string"}]})
+    write, read = compile_writer(schema), compile_reader(schema)
+    assert write is not None and read is not None
+    edges = {0, 1 << 13, 1 << 14, 2**63 - 1, -(2**63)}
+    for bits in range(1, 64):
+        edges |= {(1 << bits) - 1, 1 << bits, (1 << bits) + 1}
+    values = sorted(v for v in {e * sign for e in edges for sign in (1, -1)} if -(2**63) <= v < 2**63)
+    for value in values:
+        record = {"n": value, "s": "x" * (abs(value) % 20_000)}
+        body = fastavro_bytes(schema, record)
+        assert write(record) == body, value
+        assert read(body, 0) == (record, len(body)), value
