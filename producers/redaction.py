@@ -127,13 +127,16 @@ _STRUCTURED = frozenset(("args_hash", "approval_id", "guarded_action_id", "comma
 
 @functools.lru_cache(maxsize=4096)
 def _redact_short(text: str) -> str:
-    """:func:`redact` of a short string, remembered: names, keys and error types repeat on every event."""
-    return redact(text)
+    """:func:`redact` of a short string, cleaned, remembered: names, keys and error types repeat on every event."""
+    return clean(redact(text))[0]
 
 
 def _redacted(redactor: Redactor, value: str) -> str | None:
+    """``redactor(value)`` cleaned, or None when the hook raised or returned something other than a str."""
     try:
-        result = _redact_short(value) if redactor is redact and len(value) <= 256 else redactor(value)
+        if redactor is redact and len(value) <= 256:
+            return _redact_short(value)
+        result = redactor(value)
     except Exception:  # noqa: BLE001 - a broken hook must not leak the text
         return None
     if type(result) is not str:
