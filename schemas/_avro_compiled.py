@@ -186,7 +186,22 @@ def _read_long_tail(src: _Source, ind: int, target: str) -> None:
     src.emit(ind + 1, f"{target} = (b >> 1) ^ -(b & 1)")
     src.emit(ind + 1, "p += 1")
     src.emit(ind, "else:")
-    src.emit(ind + 1, f"{target}, p = _long_slow(data, p - 1)")
+    # three or more bytes (a timestamp takes eight): the rest inline, read as _long_slow reads it
+    src.emit(ind + 1, "v = (b & 127) | ((c & 127) << 7)")
+    src.emit(ind + 1, "s = 14")
+    src.emit(ind + 1, "c = data[p + 1]")
+    src.emit(ind + 1, "p += 2")
+    src.emit(ind + 1, "while c > 127:")
+    src.emit(ind + 2, "if s == 63:")  # a tenth byte may hold only the 64th bit
+    src.emit(ind + 3, "raise _Odd")
+    src.emit(ind + 2, "v |= (c & 127) << s")
+    src.emit(ind + 2, "s += 7")
+    src.emit(ind + 2, "c = data[p]")
+    src.emit(ind + 2, "p += 1")
+    src.emit(ind + 1, "if s == 63 and c > 1:")
+    src.emit(ind + 2, "raise _Odd")
+    src.emit(ind + 1, "v |= c << s")
+    src.emit(ind + 1, f"{target} = (v >> 1) ^ -(v & 1)")
 
 
 def _read_count(src: _Source, ind: int, target: str) -> None:

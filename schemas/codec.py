@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +47,7 @@ DecodeFailure = tuple[int, DecodeError]
 """``(index in the batch, error)`` for a message that could not be decoded."""
 
 _COMPILED: dict[bytes, tuple[Reader | None, Writer | None]] = {}
+_ADDRESS = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 
 def _compiled(schema: SchemaInfo) -> tuple[Reader | None, Writer | None]:
@@ -204,7 +206,11 @@ class AvroCodec:
         try:
             record = schemaless_reader(stream, writer, reader)
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, UnicodeDecodeError, ...
-            raise DecodeError(f"undecodable Avro body: {type(exc).__name__}: {exc}", reason="undecodable") from exc
+            # fastavro names its stream by memory address ("from <_io.BytesIO object at 0x7f...>"): the reason a
+            # dead letter records must be the same for the same bytes, so the stream is named by position instead
+            detail = _ADDRESS.sub("the body", str(exc))
+            raise DecodeError(f"undecodable Avro body (stopped at byte {stream.tell()} of the {len(data)}-byte message): "
+                              f"{type(exc).__name__}: {detail}", reason="undecodable") from exc
         if stream.tell() != len(data):
             raise DecodeError(
                 f"{len(data) - stream.tell()} trailing bytes after the Avro body", reason="undecodable"

@@ -139,3 +139,19 @@ def test_longs_and_lengths_at_every_seven_bit_step_are_written_as_fastavro_write
         body = fastavro_bytes(schema, record)
         assert write(record) == body, value
         assert read(body, 0) == (record, len(body)), value
+
+
+def test_a_varint_beyond_64_bits_is_left_to_fastavro() -> None:
+    """A tenth byte may carry only the 64th bit, and there is no eleventh: the compiled reader returns no
+    value for such a long (the codec then takes fastavro's verdict), and reads the ten-byte ones that fit."""
+    schema = parse_schema({"type": "record", "name": "R", "fields": [
+        {"name": "n", "type": "long"}, {"name": "xs", "type": {"type": "array", "items": "string"}}]})
+    read = compile_reader(schema)
+    assert read is not None
+    for tenth in (0x00, 0x01):
+        body = b"\xff" * 9 + bytes([tenth]) + b"\x00"
+        assert read(body, 0) == fastavro_read(schema, body), tenth
+    for too_long in (b"\xff" * 9 + b"\x02", b"\xff" * 9 + b"\x7f", b"\xff" * 10 + b"\x01", b"\x80" * 10 + b"\x00"):
+        with pytest.raises(Exception) as info:
+            read(too_long + b"\x00", 0)
+        assert type(info.value).__name__ == "_Odd", too_long.hex()

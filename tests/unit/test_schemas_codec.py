@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -116,6 +117,23 @@ def test_truncated_and_padded_bodies_are_rejected():
         codec.decode(data[:-7])
     with pytest.raises(DecodeError, match="trailing bytes"):
         codec.decode(data + b"\x00\x00")
+
+
+def test_an_undecodable_body_gets_the_same_reason_every_time_naming_where_it_stopped():
+    """A dead letter's reason is part of the record: the same bytes must give the same text (fastavro's own
+    message names its stream by memory address), and the text says where in the body decoding stopped."""
+    data = AvroCodec("action").encode(_action())
+    truncated = data[:-3]  # cuts into the last field
+    reasons = set()
+    for codec in (AvroCodec("action"), AvroCodec("action", compiled=False), AvroCodec("action")):
+        kept = [io.BytesIO(b"x") for _ in range(50)]  # other objects alive, so addresses differ between calls
+        with pytest.raises(DecodeError) as info:
+            codec.decode(truncated)
+        reasons.add(str(info.value))
+        del kept
+    assert len(reasons) == 1, reasons
+    (reason,) = reasons
+    assert "0x" not in reason and f"of the {len(truncated)}-byte message" in reason, reason
 
 
 def test_oversized_message_is_rejected_before_decoding():
