@@ -47,22 +47,6 @@ class _Odd(Exception):
     """Leave this body or record to fastavro."""
 
 
-def _long_slow(data: bytes, p: int) -> tuple[int, int]:
-    """A multi-byte varint at ``p``, of at most 64 bits; a longer one is fastavro's to judge."""
-    b = data[p]
-    p += 1
-    value = b & 0x7F
-    shift = 7
-    while b & 0x80:
-        b = data[p]
-        p += 1
-        if shift == 63 and b > 1:  # a tenth byte may hold only the 64th bit
-            raise _Odd
-        value |= (b & 0x7F) << shift
-        shift += 7
-    return (value >> 1) ^ -(value & 1), p
-
-
 def _unsigned(n: int) -> bytes:
     """The varint of a non-negative ``n``, seven bits a byte (the tables below are built with it)."""
     out = bytearray()
@@ -186,7 +170,8 @@ def _read_long_tail(src: _Source, ind: int, target: str) -> None:
     src.emit(ind + 1, f"{target} = (b >> 1) ^ -(b & 1)")
     src.emit(ind + 1, "p += 1")
     src.emit(ind, "else:")
-    # three or more bytes (a timestamp takes eight): the rest inline, read as _long_slow reads it
+    # three or more bytes (a timestamp takes eight): the rest inline, up to the tenth, which may hold only the
+    # 64th bit
     src.emit(ind + 1, "v = (b & 127) | ((c & 127) << 7)")
     src.emit(ind + 1, "s = 14")
     src.emit(ind + 1, "c = data[p + 1]")
@@ -315,7 +300,7 @@ def compile_reader(schema: Any) -> Reader | None:
     """
     reader: Reader | None = _compile(
         schema, lambda src: _read_value(src, schema, 1, "record"), "def read(data, p):\n    n = len(data)",
-        "    return record, p", {"_long_slow": _long_slow, "_Odd": _Odd, "_double_from": _DOUBLE.unpack_from,
+        "    return record, p", {"_Odd": _Odd, "_double_from": _DOUBLE.unpack_from,
                                  "_float_from": _FLOAT.unpack_from}, "read")
     return reader
 
