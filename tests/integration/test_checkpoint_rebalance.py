@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,17 @@ class Running:
         settings = SinkSettings(group=group, session_timeout_ms=6000, heartbeat_interval_ms=1000,
                                 batch_timeout_ms=200, batch_size=7, digests=False, auto_offset_reset="earliest")
         self.sink = Sink(kafka, store, settings, partitions=self.partitions)
+        # Set once the group has assigned this sink its share (perhaps none): it has joined. On tansu a member
+        # that leaves while another one's join is still pending leaves that join waiting for the rebalance
+        # timeout (max.poll.interval.ms, 300 s), so the test lets the first sink go only after the join.
+        self.joined = threading.Event()
+        assign = self.sink._on_assign  # the sink's own callback, which still runs first
+
+        def on_assign(consumer: Any, partitions: list[Any]) -> None:
+            assign(consumer, partitions)
+            self.joined.set()
+
+        self.sink._on_assign = on_assign  # type: ignore[method-assign]  # the sink subscribes with it when it starts
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.sink.run, args=(self._stop,), daemon=True)
         self._thread.start()
@@ -97,7 +109,8 @@ def test_rule_state_follows_the_partition_to_the_next_sink_mid_window(
     try:
         wait_until(lambda: committed(kafka, group) == EVENTS // 2, 60, "the first sink to commit the first half")
         second = Running(kafka, moved_store, group, rules, state)
-        time.sleep(4)  # the second sink joins: a rebalance while the first one still holds the window
+        # the second sink joins: a rebalance while the first one still holds the window
+        wait_until(second.joined.is_set, 60, "the second sink to join the group")
         first.stop()  # the partition now moves to the second sink, whichever held it after the join
         wait_until(lambda: bool(second.sink.assignment), 60, "the second sink to get the partition")
         produce(kafka, events[EVENTS // 2:])
