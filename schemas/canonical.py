@@ -29,7 +29,7 @@ import rfc8785
 from agentaudit.schemas.exceptions import SchemaError
 
 __all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "CanonicalError", "canonical_bytes", "canonical_json", "canonical_text",
-           "jcs_number", "to_json_value", "type_name"]
+           "jcs_number", "to_json_value", "type_name", "without_addresses"]
 
 #: Nesting :func:`to_json_value` keeps; deeper levels become a placeholder string.
 MAX_DEPTH = 64
@@ -206,7 +206,12 @@ def _text(value: Any, problems: list[str]) -> str:
     except Exception as exc:  # noqa: BLE001 - a hostile __str__ must not reach the caller; noted
         _note(problems, f"str() of {type_name(value)} raised {type_name(exc)}")
         return f"<unprintable {type_name(value)}>"
-    return _clean(_ADDRESS.sub("", text), problems)
+    return _clean(without_addresses(text), problems)
+
+
+def without_addresses(text: str) -> str:
+    """``text`` with CPython's object addresses (`` at 0x7f...``) taken out, so it is the same in every process."""
+    return _ADDRESS.sub("", text)
 
 
 def _key(key: Any, depth: int, seen: set[int], problems: list[str]) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from agentaudit.schemas import registry
 from agentaudit.schemas._avro_compiled import Reader, Writer, compile_reader, compile_writer
+from agentaudit.schemas.canonical import without_addresses
 from agentaudit.schemas.exceptions import (
     DecodeError,
     EncodeError,
@@ -47,7 +47,6 @@ DecodeFailure = tuple[int, DecodeError]
 """``(index in the batch, error)`` for a message that could not be decoded."""
 
 _COMPILED: dict[bytes, tuple[Reader | None, Writer | None]] = {}
-_ADDRESS = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 
 def _compiled(schema: SchemaInfo) -> tuple[Reader | None, Writer | None]:
@@ -207,10 +206,9 @@ class AvroCodec:
             record = schemaless_reader(stream, writer, reader)
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, UnicodeDecodeError, ...
             # fastavro names its stream by memory address ("from <_io.BytesIO object at 0x7f...>"): the reason a
-            # dead letter records must be the same for the same bytes, so the stream is named by position instead
-            detail = _ADDRESS.sub("the body", str(exc))
+            # dead letter records must be the same for the same bytes, so the address goes and the position says where
             raise DecodeError(f"undecodable Avro body (stopped at byte {stream.tell()} of the {len(data)}-byte message): "
-                              f"{type(exc).__name__}: {detail}", reason="undecodable") from exc
+                              f"{type(exc).__name__}: {without_addresses(str(exc))}", reason="undecodable") from exc
         if stream.tell() != len(data):
             raise DecodeError(
                 f"{len(data) - stream.tell()} trailing bytes after the Avro body", reason="undecodable"
