@@ -170,8 +170,7 @@ def _read_long_tail(src: _Source, ind: int, target: str) -> None:
     src.emit(ind + 1, f"{target} = (b >> 1) ^ -(b & 1)")
     src.emit(ind + 1, "p += 1")
     src.emit(ind, "else:")
-    # three or more bytes (a timestamp takes eight): the rest inline, up to the tenth, which may hold only the
-    # 64th bit
+    # three or more bytes (a timestamp takes eight): the rest inline
     src.emit(ind + 1, "v = (b & 127) | ((c & 127) << 7)")
     src.emit(ind + 1, "s = 14")
     src.emit(ind + 1, "c = data[p + 1]")
@@ -308,6 +307,12 @@ def compile_reader(schema: Any) -> Reader | None:
 # -- writers ------------------------------------------------------------------------------------------
 
 
+def _write_long(src: _Source, ind: int, value: str, *, non_negative: bool = False) -> None:
+    """``out`` the varint of the long ``value`` (a local name): looked up inline when small, else :func:`_zigzag`."""
+    low = "" if non_negative else f"{-_SMALL} <= "
+    src.emit(ind, f"out(_V[{value}] if {low}{value} < {_SMALL} else _zigzag({value}))")
+
+
 def _write_value(src: _Source, schema: Any, ind: int, value: str) -> None:
     kind = _type_name(schema)
     if kind == "null":
@@ -324,7 +329,7 @@ def _write_value(src: _Source, schema: Any, ind: int, value: str) -> None:
         low, high = (_INT_MIN, _INT_MAX) if kind == "int" else (_LONG_MIN, _LONG_MAX)
         src.emit(ind, f"if type({value}) is not int or not {low} <= {value} <= {high}:")
         src.emit(ind + 1, "raise _Odd")
-        src.emit(ind, f"out(_V[{value}] if {-_SMALL} <= {value} < {_SMALL} else _zigzag({value}))")
+        _write_long(src, ind, value)
     elif kind in ("float", "double"):
         src.emit(ind, f"if type({value}) is not float and type({value}) is not int:")  # fastavro takes ints too
         src.emit(ind + 1, "raise _Odd")
@@ -341,7 +346,7 @@ def _write_value(src: _Source, schema: Any, ind: int, value: str) -> None:
             src.emit(ind, f"{encoded} = {value}")
         length = src.name("n")
         src.emit(ind, f"{length} = len({encoded})")
-        src.emit(ind, f"out(_V[{length}] if {length} < {_SMALL} else _zigzag({length}))")
+        _write_long(src, ind, length, non_negative=True)
         src.emit(ind, f"out({encoded})")
     elif kind == "enum":
         indexes = src.const({s: _varint(i) for i, s in enumerate(schema["symbols"])}, "symbols")
