@@ -42,30 +42,21 @@ import pyarrow.compute as pc
 
 from agentaudit.consumers._columns import ACTIONS_SCHEMA, actions_table
 from agentaudit.schemas import AvroCodec, DecodeError, frame_body
+from agentaudit.schemas._avro_compiled import varint
 
 REPEATS = 3
 HOSTILE_TIMEOUT_S = 15.0
 _SYNC = bytes(range(16))
 
 
-def _zigzag(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n & ~0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def container(schema_json: str, bodies: Sequence[bytes]) -> bytes:
     """An Avro object container file holding ``bodies`` (bare Avro bodies of ``schema_json``) in one block."""
     meta = [(b"avro.schema", schema_json.encode()), (b"avro.codec", b"null")]
-    head = [b"Obj\x01", _zigzag(len(meta))]
+    head = [b"Obj\x01", varint(len(meta))]
     for key, value in meta:
-        head += [_zigzag(len(key)), key, _zigzag(len(value)), value]
+        head += [varint(len(key)), key, varint(len(value)), value]
     data = b"".join(bodies)
-    return b"".join([*head, _zigzag(0), _SYNC, _zigzag(len(bodies)), _zigzag(len(data)), data, _SYNC])
+    return b"".join([*head, varint(0), _SYNC, varint(len(bodies)), varint(len(data)), data, _SYNC])
 
 
 def _hashes(values: Sequence[bytes]) -> list[str]:
@@ -242,13 +233,13 @@ HOSTILE: dict[str, Callable[[list[bytes]], list[bytes]]] = {
     "2 trailing bytes after the first body": lambda g: [g[0] + b"\x00\x00", g[1], g[2]],
     "first body cut short by 5 bytes": lambda g: [g[0][:-5], g[1], g[2]],
     "7 bytes moved from body 2 to body 1": lambda g: [g[0] + g[1][:7], g[1][7:], g[2]],
-    "string length 2**60": lambda g: [_zigzag(1 << 60) + b"abc", g[1]],
-    "array count 2**40 in links": lambda g: [_links_prefix(g[0]) + _zigzag(1 << 40) + b"x", g[1]],
-    "invalid UTF-8 in event_id": lambda g: [_zigzag(3) + b"\xff\xfe\xfd" + g[0][1 + g[0][0] // 2:], g[1]],
+    "string length 2**60": lambda g: [varint(1 << 60) + b"abc", g[1]],
+    "array count 2**40 in links": lambda g: [links_prefix(g[0]) + varint(1 << 40) + b"x", g[1]],
+    "invalid UTF-8 in event_id": lambda g: [varint(3) + b"\xff\xfe\xfd" + g[0][1 + g[0][0] // 2:], g[1]],
 }
 
 
-def _links_prefix(body: bytes) -> bytes:
+def links_prefix(body: bytes) -> bytes:
     """The bytes of ``body`` before its ``links`` array: the 8 fields ahead of it, all strings or a null union."""
     pos = 0
     for index in range(8):

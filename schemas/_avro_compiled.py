@@ -27,7 +27,7 @@ from collections.abc import Callable
 from struct import Struct
 from typing import Any
 
-__all__ = ["compile_reader", "compile_writer"]
+__all__ = ["compile_reader", "compile_writer", "varint"]
 
 Reader = Callable[[bytes, int], "tuple[dict[str, Any], int]"]
 Writer = Callable[[dict[str, Any]], bytes]
@@ -81,7 +81,8 @@ _SMALL = 1 << 13  # varints of longs in [-_SMALL, _SMALL) are looked up, not com
 _VARINTS = [_LAST[v << 1] for v in range(_SMALL)] + [_LAST[(v << 1) ^ -1] for v in range(-_SMALL, 0)]
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """Avro's zig-zag varint of a long."""
     if -_SMALL <= value < _SMALL:
         return _VARINTS[value]
     return _zigzag(value)
@@ -349,7 +350,7 @@ def _write_value(src: _Source, schema: Any, ind: int, value: str) -> None:
         _write_long(src, ind, length, non_negative=True)
         src.emit(ind, f"out({encoded})")
     elif kind == "enum":
-        indexes = src.const({s: _varint(i) for i, s in enumerate(schema["symbols"])}, "symbols")
+        indexes = src.const({s: varint(i) for i, s in enumerate(schema["symbols"])}, "symbols")
         src.emit(ind, f"out({indexes}[{value}] if type({value}) is str else _odd())")
     elif kind == "union":
         branch = _nullable_branch(schema)
@@ -402,6 +403,6 @@ def compile_writer(schema: Any) -> Writer | None:
     writer: Writer | None = _compile(
         schema, lambda src: _write_value(src, schema, 1, "record"),
         "def write(record):\n    parts = []\n    out = parts.append", "    return b''.join(parts)",
-        {"_V": _VARINTS, "_zigzag": _zigzag, "_varint": _varint, "_Odd": _Odd, "_odd": _odd, "_double": _DOUBLE.pack,
+        {"_V": _VARINTS, "_zigzag": _zigzag, "_varint": varint, "_Odd": _Odd, "_odd": _odd, "_double": _DOUBLE.pack,
          "_float": _FLOAT.pack}, "write")
     return writer

@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastavro import parse_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentaudit.producers.simulator import SimConfig, Simulator
 from agentaudit.schemas import AvroCodec, DecodeError
+from benchmarks.bench_decode import links_prefix
 from tests.avro_records import SCHEMAS, fastavro_bytes, same, values_of
 
 _ACTION = SCHEMAS["action.v2"].parsed
@@ -78,7 +78,7 @@ def test_hostile_counts_and_lengths_end_at_once_with_fastavros_verdict() -> None
     length, a block whose item count is negative and whose byte size lies."""
     record = {**AvroCodec("action").decode(_SIMULATED[0]), "links": []}
     body = fastavro_bytes(_ACTION, record)
-    links_at = _links_offset(record)
+    links_at = len(links_prefix(body))
     assert body[links_at] == 0  # the empty array's end block
     huge = b"\xfe\xff\xff\xff\xff\xff\xff\xff\x7f"  # an item count of 2**62 - 1, as a 9-byte varint
     cases = [
@@ -94,10 +94,3 @@ def test_hostile_counts_and_lengths_end_at_once_with_fastavros_verdict() -> None
         started = time.monotonic()
         _assert_same_verdict(_COMPILED.frame(case))
         assert time.monotonic() - started < 1.0
-
-
-def _links_offset(record: dict[str, Any]) -> int:
-    """Where ``links`` starts in the record's body: after the fields before it in the schema."""
-    fields = [f["name"] for f in _ACTION["fields"]]
-    before = {"type": "record", "name": "Before", "fields": _ACTION["fields"][:fields.index("links")]}
-    return len(fastavro_bytes(parse_schema(before), {k: record[k] for k in fields[:fields.index("links")]}))
