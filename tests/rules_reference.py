@@ -2,9 +2,9 @@
 
 It reads fields by name with its own table and walks the tree; it shares no code with the
 compiler's code generation, so a disagreement points at one of them. Semantics it states:
-``and``/``or`` short-circuit, ``x / 0`` and ``x % 0`` are 0, ``glob`` is ``fnmatch.fnmatchcase``,
-``matches`` is ``re.search`` (the test only generates patterns on which Python's re and RE2 agree),
-``icontains`` compares ``lower()``-ed strings.
+``and``/``or`` short-circuit, ``x / 0`` and ``x % 0`` are 0 (the divisor is read first, and ``x`` not at all when
+it is 0), ``glob`` is ``fnmatch.fnmatchcase``, ``matches`` is ``re.search`` (the test only generates patterns
+on which Python's re and RE2 agree), ``icontains`` compares ``lower()``-ed strings.
 """
 
 from __future__ import annotations
@@ -79,12 +79,13 @@ def interpret(node: tuple, record: dict[str, Any]) -> Any:
             return fnmatch.fnmatchcase(text, node[3])
         return re.search(node[3], text) is not None
     if tag == "arith":
-        left, right = interpret(node[2], record), interpret(node[3], record)
-        if node[1] == "/":
-            return left / right if right else 0
-        if node[1] == "%":
-            return left % right if right else 0
-        return _ARITH[node[1]](left, right)
+        if node[1] in ("/", "%"):  # the divisor first: when it is 0 the dividend is not read at all
+            right = interpret(node[3], record)
+            if not right:
+                return 0
+            left = interpret(node[2], record)
+            return left / right if node[1] == "/" else left % right
+        return _ARITH[node[1]](interpret(node[2], record), interpret(node[3], record))
     if tag == "neg":
         return -interpret(node[1], record)
     raise AssertionError(f"unknown node {node!r}")

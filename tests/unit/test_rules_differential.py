@@ -230,3 +230,14 @@ def test_chained_division_divides_by_each_divisor_in_turn() -> None:
     assert predicate({"cost_usd": 8.0}) is True
     _, predicate = compile_text("cost_usd / 2 * 3 / 4 = 3 and seq % 5 % 3 = 1")
     assert predicate({"cost_usd": 8.0, "seq": 9}) is True
+
+
+def test_a_zero_divisor_is_read_first_and_the_dividend_not_at_all() -> None:
+    """``x / 0`` is 0 whatever ``x`` is, even an ``x`` that would raise (found by the test above: an int too
+    large for a float, from the pool's ``1e300``); a divisor that is not 0 reads ``x`` and raises with it."""
+    huge = {"depth": int(1e300), "seq": 1}
+    for text in ("depth = (depth + depth * depth + 0.0) / 0", "depth = (depth * depth + 0.0) % (seq - 1)"):
+        fragment, predicate = compile_text(text)
+        assert outcome(predicate, huge) == outcome(interpret, fragment.node, huge) == ("value", False), text
+    fragment, predicate = compile_text("depth = (depth * depth + 0.0) / seq")
+    assert outcome(predicate, huge) == outcome(interpret, fragment.node, huge) == ("raises", "OverflowError")
