@@ -13,6 +13,9 @@ load from other processes falls on both. The options:
   Arrow and cast to ``ACTIONS_SCHEMA``: ``polars-avro`` (arrow-rs's ``arrow-avro`` reader) and ``jetliner``
   (its own reader; it reads paths only, so the container goes to a ``memfd``). Neither is a dependency of
   agentaudit: a reader that is not installed gets a row saying so.
+- the same container read by ClickHouse's own Avro input format in chDB (C++, avro-cpp underneath; from a
+  ``memfd`` too), a dependency already. chDB is one engine per process, so this runs only in a process that has
+  no chDB store open (the benchmarks and the tests open theirs in child processes).
 - the same container read by fastavro's ``reader`` (the block reader underneath), then ``actions_table``.
 
 ``polars.read_avro`` itself is not an option: polars 2.1 panics on any Avro map ("Avro maps are mapped to
@@ -40,7 +43,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agentaudit.consumers._columns import ACTIONS_SCHEMA, actions_table
+from agentaudit.consumers._columns import ACTIONS_SCHEMA, actions_table, stored_actions
 from agentaudit.schemas import AvroCodec, DecodeError, frame_body
 from agentaudit.schemas._avro_compiled import varint
 
@@ -59,7 +62,7 @@ def container(schema_json: str, bodies: Sequence[bytes]) -> bytes:
     return b"".join([*head, varint(0), _SYNC, varint(len(bodies)), varint(len(data)), data, _SYNC])
 
 
-def _hashes(values: Sequence[bytes]) -> list[str]:
+def hashes(values: Sequence[bytes]) -> list[str]:
     return [hashlib.sha256(frame_body(v)).hexdigest() for v in values]
 
 
@@ -73,7 +76,11 @@ def today(codec: AvroCodec, values: Sequence[bytes]) -> pa.Table:
 
 
 def to_actions(read: pa.Table, hashes: Sequence[str]) -> pa.Table:
-    """A reader's Arrow table (the Avro record's own fields) cast to ``ACTIONS_SCHEMA``."""
+    """A reader's Arrow table (the Avro record's own fields) cast to ``ACTIONS_SCHEMA`` and stored as the sink
+    stores it (:func:`stored_actions`: hashes as bytes), the table :func:`today` builds.
+
+    :param hashes: each body's ``event_hash``, in hex.
+    """
     n = read.num_rows
     actor = read.column("actor").combine_chunks()
     columns: list[Any] = []
@@ -103,7 +110,7 @@ def to_actions(read: pa.Table, hashes: Sequence[str]) -> pa.Table:
                 column = pc.fill_null(column.cast(pa.string()), "")
             column = column.cast(field.type)
         columns.append(column)
-    return pa.Table.from_arrays(columns, schema=ACTIONS_SCHEMA)
+    return stored_actions(pa.Table.from_arrays(columns, schema=ACTIONS_SCHEMA))
 
 
 _NULLABLE_TEXT = frozenset(ACTIONS_SCHEMA.names) & {
@@ -117,18 +124,35 @@ def _polars_avro(data: bytes) -> pa.Table:
     return polars_avro.read_avro(io.BytesIO(data)).to_arrow()
 
 
-def _jetliner(data: bytes) -> pa.Table:
-    import jetliner
-
+def _from_memfd(data: bytes, read: Callable[[str], pa.Table]) -> pa.Table:
+    """``read`` of a path holding ``data`` (a ``memfd``, so nothing touches the disk), for readers of paths only."""
     fd = os.memfd_create("agentaudit-decode")
     try:
-        os.write(fd, data)
-        return jetliner.read_avro(f"/proc/self/fd/{fd}").to_arrow()
+        with open(fd, "wb", closefd=False) as out:
+            out.write(data)
+        return read(f"/proc/self/fd/{fd}")
     finally:
         os.close(fd)
 
 
-READERS: dict[str, Callable[[bytes], pa.Table]] = {"polars-avro": _polars_avro, "jetliner": _jetliner}
+def _jetliner(data: bytes) -> pa.Table:
+    import jetliner
+
+    return _from_memfd(data, lambda path: jetliner.read_avro(path).to_arrow())
+
+
+#: chDB reads an Avro enum as a ClickHouse Enum8 (Arrow int8): the query reads each as its symbol instead
+_CHDB_SQL = ("SELECT * REPLACE (toString(kind) AS kind, toString(phase) AS phase, toString(status) AS status, "
+             "CAST(actor, 'Tuple(type String, id String)') AS actor) FROM file('{path}', Avro)")
+
+
+def _chdb(data: bytes) -> pa.Table:
+    import chdb
+
+    return _from_memfd(data, lambda path: chdb.query(_CHDB_SQL.format(path=path), "ArrowTable"))
+
+
+READERS: dict[str, Callable[[bytes], pa.Table]] = {"polars-avro": _polars_avro, "jetliner": _jetliner, "chdb": _chdb}
 
 
 def real_size(codec: AvroCodec, values: Sequence[bytes], seed: int = 5) -> list[bytes]:
@@ -196,7 +220,7 @@ def measure(label: str, codec: AvroCodec, values: list[bytes]) -> list[dict]:
 
     def fastavro_container() -> pa.Table:
         records = list(fastavro.reader(io.BytesIO(container(schema_json, bodies))))
-        for record, digest in zip(records, _hashes(values), strict=True):
+        for record, digest in zip(records, hashes(values), strict=True):
             record["event_hash"] = digest
         return actions_table(records, partitions=[0] * n, offsets=list(range(n)))
 
@@ -212,7 +236,7 @@ def measure(label: str, codec: AvroCodec, values: list[bytes]) -> list[dict]:
             continue
 
         def columns(read: Callable[[bytes], pa.Table] = read) -> pa.Table:
-            return to_actions(read(container(schema_json, bodies)), _hashes(values))
+            return to_actions(read(container(schema_json, bodies)), hashes(values))
 
         def with_dicts(columns: Callable[[], pa.Table] = columns) -> None:
             codec.decode_batch(values)  # the per-event evaluator, digests and later_copy still read dicts
