@@ -96,12 +96,21 @@ def produce(kafka: KafkaSettings, messages: list[tuple[bytes, bytes]]) -> None:
         producer.flush()
 
 
+def _status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM (peak resident set) of a live process, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for pid {pid}")
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS (resident set now) of a live process, in MiB."""
+    return _status_mb(pid, "VmRSS")
 
 
 def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):

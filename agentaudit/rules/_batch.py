@@ -168,14 +168,7 @@ def evaluate_table(ev: RuleEvaluator, table: pa.Table, sources: Sequence[str | N
                 ev._runtime_error(rt, r, exc)
     ev._trim_seen()
     ev._end_batches()
-    incidents = ev._advance()
-    for rt in ev.runtimes:  # a representative kept past the batch must not hold on to its columns: slim it now
-        hits = rt.hits
-        for accs in (hits.accs, hits.retired):
-            for acc in accs.values():
-                if acc.raw is not None:
-                    hits.materialize(acc)
-    return incidents
+    return ev._advance()  # which slims the representatives taken: none holds on to the batch's columns
 
 
 def _pend_deciding(ev: RuleEvaluator, rt: RuleRuntime, every: list[dict[str, Any]], indices: list[int],

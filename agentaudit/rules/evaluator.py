@@ -368,14 +368,20 @@ class RuleEvaluator(BaseEvaluator):
                     self._runtime_error(rt, {}, exc)
         incidents: list[Incident] = []
         for rt in self.runtimes:
-            if rt.hits.touched:
-                for acc in rt.hits.take():
+            hits = rt.hits
+            if hits.touched:
+                for acc in hits.take():
                     try:
                         incidents.append(self._incident(rt, acc))
                     except Exception as exc:  # noqa: BLE001 - one incident that cannot be built must not lose the others; reported as a rule error
                         t, event_id = acc.events[-1] if acc.events else (acc.ws, "")
                         self._runtime_error(rt, {"event_id": event_id, "tenant": acc.tenant, "event_time_us": t},
                                             exc)
+            # Closed windows are kept only for take() above: a rule that fired nothing this time must not keep
+            # every window it ever closed (they piled up, and the consumer's memory with them).
+            hits.retired.clear()
+            if hits.held:
+                hits.slim_held()
         if self._errors_touched:
             incidents.extend(self._error_incidents())
         if clock is not None and self._errors:

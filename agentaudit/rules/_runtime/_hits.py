@@ -178,6 +178,7 @@ class Hits:
         self.touched: set[AccKey] = set()
         self.retired: dict[AccKey, Acc] = {}  # closed windows, kept until emitted
         self.next_close = 0  # no accumulator closes before this watermark
+        self.held: list[Acc] = []  # accumulators given a whole record as representative in this batch
 
     def acc(self, tenant: str, key: tuple[str, ...], ws: int) -> tuple[AccKey, Acc]:
         acc_key = (*key, ws)  # key[0] is the tenant
@@ -217,6 +218,14 @@ class Hits:
             acc.rep = self.rule.slim(acc.raw)
             acc.raw = None
         return acc
+
+    def slim_held(self) -> None:
+        """Slim the representatives taken in this batch: an accumulator that stays open for hours must not keep
+        a whole record (its bodies and attributes) alive, or the consumer's memory grows with the events seen."""
+        materialize = self.materialize
+        for acc in self.held:
+            materialize(acc)
+        self.held.clear()
 
     def evict(self, clock: Clock) -> None:
         if not self.accs or clock.top < self.next_close:

@@ -163,6 +163,7 @@ class AggregateRuntime(RuleRuntime):
                     merge(acc.values, part)
                 fold_events(acc, rs, pairs)
                 folded[acc_key] = acc
+        hits.held.extend(folded.values())
         touched = hits.touched
         if p["eager"]:
             passes = self.passes

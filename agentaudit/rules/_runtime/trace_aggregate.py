@@ -91,6 +91,8 @@ class TraceAggregateRuntime(AggregateRuntime):
             acc.count += 1
             if merge is not None:
                 merge(acc.values, part)
+            if acc.raw is r:
+                hits.held.append(acc)
         if acc.fired or (rule.params["eager"] and self.passes(acc)):
             acc.fired = True
             hits.touched.add(acc_key)
