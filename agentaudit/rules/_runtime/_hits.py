@@ -37,8 +37,9 @@ class Tally:
 
     A base for the accumulator records (:class:`Acc`, :class:`ErrorTally`), which declare the
     fields. ``rep`` is the representative's slimmed fields; ``raw`` holds its full record until
-    it is emitted or snapshotted, so slimming happens once per incident, not once per event.
-    ``raw`` is a slot, not a field: snapshots never carry it.
+    the batch ends (:meth:`Hits.slim_held`), so slimming happens once per accumulator and batch, not
+    once per event, and no whole record outlives its batch. ``raw`` is a slot, not a field:
+    snapshots never carry it.
 
     The records are written to snapshots as they are (orjson writes a dataclass as an object, in
     field order), so each declares its fields in sorted order: the snapshot stays canonical JSON,
