@@ -115,6 +115,9 @@ class ControlPublisher(BaseEvaluator):
         """Close every window of the wrapped evaluator (the end of a replay) and act on what that decides."""
         return self._act(self.inner.flush(), ())  # type: ignore[attr-defined]  # not in the Evaluator protocol
 
+    def hold(self, ceiling_us: int | None) -> None:
+        self.inner.hold(ceiling_us)
+
     def snapshot(self) -> bytes:
         return self.inner.snapshot()
 

@@ -68,6 +68,7 @@ class ReloadingEvaluator(BaseEvaluator):
         self._signature = _signature(self.paths)
         self.current: BaseEvaluator = load(self.paths)
         self._pending: BaseEvaluator | None = None
+        self._ceiling: int | None = None  # the sink's hold(), passed on to a revision swapped in later
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -130,6 +131,7 @@ class ReloadingEvaluator(BaseEvaluator):
             pending, self._pending = self._pending, None
         if pending is not None:
             old, self.current = self.current.revision, pending
+            pending.hold(self._ceiling)
             self.reloads += 1
             _log.warning("rules reloaded: revision %s -> %s", old, pending.revision)
 
@@ -145,6 +147,10 @@ class ReloadingEvaluator(BaseEvaluator):
 
     def on_quiet(self, quiet_us: dict[str, int], others_us: int | None = None) -> list[Incident]:
         return self.current.on_quiet(quiet_us, others_us)
+
+    def hold(self, ceiling_us: int | None) -> None:
+        self._ceiling = ceiling_us
+        self.current.hold(ceiling_us)
 
     def snapshot(self) -> bytes:
         return self.current.snapshot()

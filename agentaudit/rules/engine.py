@@ -49,6 +49,13 @@ class BaseEvaluator(abc.ABC):
         """
         return []
 
+    def hold(self, ceiling_us: int | None) -> None:  # noqa: B027 - an optional hook: evaluators without windows ignore it
+        """Keep every watermark at or below ``ceiling_us`` until the next call (None: no ceiling).
+
+        The inline sink calls it before each batch while some partition still has unread events: what
+        they hold is older than what the others delivered, and must find its windows still open.
+        """
+
     def snapshot(self) -> bytes:
         """Evaluator state to store alongside committed offsets; stateless evaluators return b""."""
         return b""

@@ -121,6 +121,7 @@ class RuleEvaluator(BaseEvaluator):
                 rt.keyring = keyring  # integrity rules judge stream signatures only when keys are registered
         self._max_time: dict[str, int] = {}  # per tenant: the largest event time seen
         self._marked: dict[str, int] = {}  # per tenant: the watermark the runtimes last advanced to
+        self._ceiling: int | None = None  # no tenant watermark passes this (hold(): a partition still unread)
         self.sources: tuple[str, ...] | None = tuple(sources) if sources is not None else None
         self._source_max: dict[str, int] = {}  # per source partition: the largest event time it delivered
         self._source_mark = NEVER  # with sources: the watermark the runtimes last advanced to
@@ -306,6 +307,18 @@ class RuleEvaluator(BaseEvaluator):
         """
         return self._advance()
 
+    def hold(self, ceiling_us: int | None) -> None:
+        """Keep each tenant's watermark at or below ``ceiling_us`` (None: no ceiling; see :class:`BaseEvaluator`).
+
+        Without ``sources`` a tenant's watermark follows the largest event time of its events, whatever
+        partition they came from. A backlog is read a fetch at a time from each partition, and partitions
+        carrying fewer events an hour race ahead in event time: the events of the others then arrived
+        behind the watermark, split their windows and changed the verdicts. The inline sink holds the
+        watermark at the slowest unread partition's progress minus the lateness, so such events are on time.
+        Applied by the next advance; never moves a watermark back. Ignored with ``sources``.
+        """
+        self._ceiling = ceiling_us
+
     def on_quiet(self, quiet_us: dict[str, int], others_us: int | None = None) -> list[Incident]:
         """Incidents due because tenants went quiet (see :mod:`.event_time`): the inline sink's idleness.
 
@@ -356,7 +369,12 @@ class RuleEvaluator(BaseEvaluator):
         elif clock is None:
             lateness = self.lateness_us
             marked = self._marked  # never moves back: a quiet tenant's mark may lead its events (on_quiet)
-            marks = {tenant: max(t - lateness, marked.get(tenant, NEVER)) for tenant, t in self._max_time.items()}
+            ceiling = self._ceiling
+            if ceiling is None:
+                marks = {tenant: max(t - lateness, marked.get(tenant, NEVER)) for tenant, t in self._max_time.items()}
+            else:
+                marks = {tenant: max(min(t - lateness, ceiling), marked.get(tenant, NEVER))
+                         for tenant, t in self._max_time.items()}
             moved = any(mark > marked.get(tenant, NEVER) for tenant, mark in marks.items())
             clock = Clock(marks) if moved else None
             self._marked = marks
