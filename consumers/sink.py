@@ -24,6 +24,7 @@ from typing import Any
 
 from agentaudit.consumers._columns import actions_table, incident_records_table, incidents_table, lifecycle_table
 from agentaudit.consumers._metrics import SinkMetrics
+from agentaudit.consumers.alignment import EventTimeAlignment, unread_partitions
 from agentaudit.consumers.checkpoint import Checkpoint, Offsets
 from agentaudit.consumers.digests import Digest, DigestChain, DigestSigner, digests_table
 from agentaudit.consumers.dlq import DEFAULT_MAX_BYTES, DeadLetters, Quarantine
@@ -40,7 +41,7 @@ from agentaudit.infra.kafka import KafkaAdmin, KafkaConsumer, KafkaProducer, Mes
 from agentaudit.logs import get_logger
 from agentaudit.rules.builtin import BuiltinEvaluator
 from agentaudit.rules.engine import BaseEvaluator
-from agentaudit.rules.evaluator import rule_error_incident
+from agentaudit.rules.evaluator import DEFAULT_LATENESS_US, rule_error_incident
 from agentaudit.rules.event_time import QuietTenants
 from agentaudit.schemas import AvroCodec, Incident, frame_body
 from agentaudit.schemas.checkpoints import SIG_ATTRIBUTE, check_checkpoint
@@ -180,6 +181,14 @@ class Sink:
         self._quiet = QuietTenants(sink.idle_timeout_ms / 1000, time.monotonic())
         self._positions: dict[tuple[str, int], int | None] = {}
         self._quiet_checked = 0.0
+        # One evaluator over several partitions: its watermark waits for the slowest unread partition, and
+        # partitions far ahead of it in event time are paused (consumers/alignment.py). Per-partition
+        # evaluators (``partitions``) each follow their own partition and need neither.
+        lateness = getattr(self.evaluator, "lateness_us", DEFAULT_LATENESS_US)
+        self._lateness_us = lateness if isinstance(lateness, int) else DEFAULT_LATENESS_US
+        self._alignment = EventTimeAlignment(self._lateness_us) if sink.inline_rules and partitions is None else None
+        self._batch_next: dict[tuple[str, int], int] = {}  # the next offsets once this batch is read
+        self._positions_resolved = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -325,6 +334,8 @@ class Sink:
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self._positions.pop(key, None)
+            if self._alignment is not None:
+                self._alignment.forget(key)
             if self.partitions is not None and tp.topic == self._topics.actions:
                 self.partitions.revoke(tp.topic, tp.partition)
                 self._evaluated.pop(key, None)
@@ -348,7 +359,8 @@ class Sink:
         self.metrics.batch_size.observe(len(messages))
         checkpoint = Checkpoint(lambda offsets: self._commit(consumer, offsets, result), flush=[self._confirm],
                                 snapshot=self.partitions.snapshot if self.partitions is not None else None)
-        for (topic, partition), offset in _next_offsets(messages).items():
+        self._batch_next = _next_offsets(messages)
+        for (topic, partition), offset in self._batch_next.items():
             checkpoint.store_offset(topic, partition, offset)
         try:
             with _gc_paused():
@@ -430,14 +442,21 @@ class Sink:
     def _read_to_end(self, consumer: KafkaConsumer) -> bool:
         """Every assigned actions partition's next offset is at or past its high watermark (latest fetch)."""
         positions = self._positions
-        if not positions:
+        if not positions or not self._resolve_positions(consumer):
             return False
+        ends = consumer.high_watermarks(list(positions))
+        return all(offset is not None and key in ends and offset >= ends[key] for key, offset in positions.items())
+
+    def _resolve_positions(self, consumer: KafkaConsumer) -> bool:
+        """Fill in the read position of partitions that delivered nothing since the assignment (their
+        committed offset); False when the broker could not say."""
+        positions = self._positions
         unknown = [key for key, offset in positions.items() if offset is None]
         if unknown:  # nothing delivered since the assignment: reading starts at the committed offset
             try:
                 committed = consumer.committed(unknown, timeout=2.0)
             except KafkaError as exc:  # e.g. a rebalance under way: try again next time
-                _log.info("sink.quiet_check_deferred", error=exc)
+                _log.info("sink.position_check_deferred", error=exc)
                 return False
             ends = consumer.high_watermarks(unknown)
             for key, offset in committed.items():
@@ -445,8 +464,37 @@ class Sink:
                     offset = 0 if self.settings.auto_offset_reset == "earliest" else ends.get(key)
                 if key in positions and offset is not None:
                     positions[key] = offset
-        ends = consumer.high_watermarks(list(positions))
-        return all(offset is not None and key in ends and offset >= ends[key] for key, offset in positions.items())
+        return True
+
+    def _hold_and_align(self, chunks: list[_Chunk]) -> None:
+        """Before judging a batch: note each partition's event-time progress, hold the evaluator's watermark
+        at the slowest unread partition (minus the lateness), and pause the partitions too far ahead of it."""
+        alignment, consumer = self._alignment, self._consumer
+        if alignment is None or consumer is None:
+            return
+        for chunk in chunks:
+            alignment.delivered((chunk[0].topic, chunk[0].partition), max(e.record["event_time_us"] for e in chunk))
+        positions = self._positions
+        now = time.monotonic()
+        if None in positions.values() and now - self._positions_resolved >= _QUIET_CHECK_S:
+            self._positions_resolved = now
+            self._resolve_positions(consumer)
+        batch_next = self._batch_next
+        at = {key: batch_next.get(key, offset) for key, offset in positions.items()}
+        unread = unread_partitions(at, consumer.high_watermarks(list(at)))
+        self.evaluator.hold(alignment.ceiling(unread, self._lateness_us))
+        pause, resume = alignment.plan(unread)
+        try:
+            if pause:
+                consumer.pause(pause)
+            if resume:
+                consumer.resume(resume)
+        except Exception as exc:  # noqa: BLE001 - a partition may have just been revoked: the next batch plans again
+            _log.debug("sink.align_failed", error=exc)
+            alignment.paused.clear()
+        if pause:
+            _log.info("sink.aligned", paused=",".join(f"{t}:{p}" for t, p in pause),
+                      ahead_of_us=alignment.floor(unread))
 
     def _process(self, messages: list[Message], result: BatchResult) -> None:
         topics = self._topics
@@ -701,6 +749,7 @@ class Sink:
         started = time.perf_counter()
         incidents: list[Incident] = []
         if self.partitions is None:
+            self._hold_and_align([chunk for _, chunk in per_partition if chunk[0].topic == self._topics.actions])
             self._judge(self.evaluator, records, incidents, per_partition)
             watermark = max(r["event_time_us"] for r in records)
             if watermark > self._watermark_us:
@@ -814,6 +863,8 @@ class Sink:
             consumer.resume(consumer.assignment())
         except Exception as resume_exc:  # noqa: BLE001 - a partition may have just been revoked; resuming is best effort
             _log.debug("sink.resume_failed", error=resume_exc)
+        if self._alignment is not None:
+            self._alignment.paused.clear()  # all resumed: the next batch pauses what is still ahead
 
 
 @contextlib.contextmanager

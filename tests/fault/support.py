@@ -175,6 +175,30 @@ def expected_incidents(log: Sequence[tuple[bytes, bytes]], rules: str | None = N
     return found
 
 
+def published_backlog(kafka_settings_factory: Callable[..., KafkaSettings],
+                      store_settings_factory: Callable[[], StoreSettings], *, seed: int, events: int,
+                      partitions: int) -> tuple[tuple[tuple[bytes, bytes], ...], KafkaSettings, StoreSettings,
+                                                dict[str, int]]:
+    """A seeded simulator log published to fresh topics before any consumer starts, a migrated store, and the
+    in-order reference's incidents: ``(log, kafka, store settings, reference)``."""
+    from agentaudit.consumers.migrate import migrate
+
+    log = simulated_log(seed, events)
+    kafka = kafka_settings_factory(partitions=partitions)
+    store_settings = store_settings_factory()
+    migrate(store_settings)
+    produce_all(kafka, kafka.topics.actions, log)
+    return log, kafka, store_settings, expected_incidents(log)
+
+
+def assert_incidents_equal(stored: dict[str, int], reference: dict[str, int], against: str) -> None:
+    """Every incident id with the same count on both sides; the message names how many differ and five of them."""
+    diff = {i: (stored.get(i), reference.get(i)) for i in stored.keys() | reference.keys()
+            if stored.get(i) != reference.get(i)}
+    assert not diff, (f"{len(diff)} of {len(reference)} incidents differ from the {against} "
+                      f"(id -> (stored count, reference count)): {sorted(diff.items())[:5]}")
+
+
 def count_final(store: Store, table: str = "actions") -> int:
     return int(store.query(f"SELECT count() FROM {table} FINAL").rows[0][0])
 

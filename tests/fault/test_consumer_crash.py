@@ -28,16 +28,14 @@ from pathlib import Path
 
 import pytest
 
-from agentaudit.consumers.migrate import migrate
 from agentaudit.infra.clickhouse import connect
 from agentaudit.settings import KafkaSettings, StoreSettings
 from tests.fault.support import (
     ConsumerProcess,
+    assert_incidents_equal,
     count_final,
     duplicated_events,
-    expected_incidents,
-    produce_all,
-    simulated_log,
+    published_backlog,
     stack_env,
     stored_incidents,
     wait_until,
@@ -55,12 +53,8 @@ def test_kill9_five_times_every_event_and_incident_exactly_once(
     store_settings_factory: Callable[[], StoreSettings], tmp_path: Path,
 ):
     began = time.monotonic()
-    log = simulated_log(SEED, CRASH_EVENTS)
-    kafka = kafka_settings_factory(partitions=1)
-    store_settings = store_settings_factory()
-    migrate(store_settings)
-    produce_all(kafka, kafka.topics.actions, log)
-    reference = expected_incidents(log)
+    log, kafka, store_settings, reference = published_backlog(kafka_settings_factory, store_settings_factory,
+                                                              seed=SEED, events=CRASH_EVENTS, partitions=1)
     rng = random.Random(SEED)
     consumer = ConsumerProcess(stack_env(kafka, store_settings), ["--group", group_factory(), "--batch-size", "1000",
                                                                    "--state-dir", str(tmp_path / "state")],
@@ -99,7 +93,4 @@ def test_kill9_five_times_every_event_and_incident_exactly_once(
     assert code == 0, consumer.log()[-3000:]
     assert stored == len(log)
     assert dupes == 0
-    diff = {i: (incidents.get(i), reference.get(i)) for i in incidents.keys() | reference.keys()
-            if incidents.get(i) != reference.get(i)}
-    assert not diff, (f"{len(diff)} of {len(reference)} incidents differ from the uninterrupted reference "
-                      f"(id -> (stored count, reference count)): {sorted(diff.items())[:5]}")
+    assert_incidents_equal(incidents, reference, "uninterrupted reference")
