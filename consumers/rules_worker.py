@@ -156,9 +156,9 @@ class RulesWorker:
         self.evaluator = evaluator
         self.batch_size = batch_size
         self.topics = kafka.topics
-        # Small fetches make the re-key loop alternate between its partitions often, which keeps
-        # the event-time skew between streams of one tenant small: incidents are independent of
-        # the number of instances as long as that skew stays within the allowed lateness.
+        # Small fetches make the re-key loop alternate between its partitions often. The event-time skew
+        # still grows where partitions carry different numbers of events per hour (docs/event-time.md); the
+        # judges' watermark over sources keeps the verdicts independent of it, and their open windows grow with it.
         rekey_config = {"max.partition.fetch.bytes": REKEY_FETCH_BYTES, **(consumer_config or {})}
         self._reset_to_start = str({**CONSUMER_DEFAULTS, **rekey_config}.get("auto.offset.reset")) in (
             "earliest", "beginning", "smallest")
