@@ -11,8 +11,9 @@ Two measures, as Kafka Streams and Flink take them:
 - a ceiling (:meth:`EventTimeAlignment.ceiling`): no watermark passes the progress of the slowest partition that
   still has unread events, minus the lateness, so its events find their windows open (correctness; the
   evaluator applies it, see ``RuleEvaluator.hold``);
-- alignment (:meth:`EventTimeAlignment.plan`): a partition more than the lateness ahead of that progress is paused
-  until the others catch up, so what waits in open windows stays bounded (memory; Flink's watermark alignment).
+- alignment (:meth:`EventTimeAlignment.plan`): an unread partition more than the lateness ahead of that progress
+  is paused until the others catch up, so what waits in open windows stays bounded (memory; Flink's watermark
+  alignment). A pause lasts at most ``max_pause_s``, so no partition can stop the others' reading.
 
 Progress is the largest event time a partition delivered; "unread" is a read position before the high
 watermark of the latest fetch (on tansu that mark is the last batch's base offset + 1, so a partition's last
@@ -33,12 +34,16 @@ class EventTimeAlignment:
     """Per partition, the largest event time delivered; from it, the watermark ceiling and what to pause.
 
     :param drift_us: how far (event time) a partition may lead the slowest unread one before it is paused.
+    :param max_pause_s: the longest a partition stays paused at once (processing time); then it reads for as long.
     """
 
-    def __init__(self, drift_us: int) -> None:
+    def __init__(self, drift_us: int, max_pause_s: float = 30.0) -> None:
         self.drift_us = drift_us
+        self.max_pause_s = max_pause_s
         self.progress: dict[PartitionKey, int] = {}
         self.paused: set[PartitionKey] = set()
+        self._since: dict[PartitionKey, float] = {}  # when each paused partition was paused
+        self._cooldown: dict[PartitionKey, float] = {}  # let go after a long pause: not paused again before this
 
     def delivered(self, key: PartitionKey, max_event_time_us: int) -> None:
         if max_event_time_us > self.progress.get(key, _HOLD_ALL):
@@ -48,6 +53,8 @@ class EventTimeAlignment:
         """A revoked partition: the next owner aligns it."""
         self.progress.pop(key, None)
         self.paused.discard(key)
+        self._since.pop(key, None)
+        self._cooldown.pop(key, None)
 
     def floor(self, unread: Iterable[PartitionKey]) -> int | None:
         """The progress of the slowest unread partition (None: every partition is read to its end).
@@ -69,23 +76,43 @@ class EventTimeAlignment:
             return floor
         return floor - lateness_us
 
-    def plan(self, unread: Iterable[PartitionKey]) -> tuple[list[PartitionKey], list[PartitionKey]]:
-        """``(pause, resume)``: partitions now too far ahead of the slowest unread one, and paused ones no longer.
+    def plan(self, unread: Iterable[PartitionKey], now: float) -> tuple[list[PartitionKey], list[PartitionKey]]:
+        """``(pause, resume)``: unread partitions now too far ahead of the slowest unread one, and paused ones
+        no longer (``now``: a monotonic clock in seconds).
 
-        The slowest unread partition is never paused, so reading always moves on. With no unread
-        partition, or one whose progress is unknown, nothing is held back.
+        The slowest unread partition is never paused, so reading always moves on; nor is one read to its end
+        (live events are stored without waiting). With no unread partition, or one whose progress is unknown,
+        nothing is held back. A partition paused for ``max_pause_s`` is let go for as long: an agent that
+        floods one partition with old event times slows the others' catch-up, never stops it (its windows
+        still wait for the ceiling, so only memory, not verdicts, depends on the pauses).
         """
+        unread = set(unread)
         floor = self.floor(unread)
         if floor is None or floor == _HOLD_ALL:
             resume = sorted(self.paused)
             self.paused.clear()
+            self._since.clear()
             return [], resume
         limit = floor + self.drift_us
-        ahead = {key for key, t in self.progress.items() if t > limit}
+        progress, since, cooldown = self.progress, self._since, self._cooldown
+        ahead = {key for key in unread if progress.get(key, _HOLD_ALL) > limit and cooldown.get(key, 0.0) <= now}
+        for key in ahead & self.paused:
+            if now - since[key] >= self.max_pause_s:
+                ahead.discard(key)
+                cooldown[key] = now + self.max_pause_s
         pause = sorted(ahead - self.paused)
         resume = sorted(self.paused - ahead)
+        for key in pause:
+            since[key] = now
+        for key in resume:
+            since.pop(key, None)
         self.paused = ahead
         return pause, resume
+
+    def resumed_all(self) -> None:
+        """Every partition was resumed (a back-off): the next plan pauses what is still ahead."""
+        self.paused.clear()
+        self._since.clear()
 
 
 def unread_partitions(positions: Mapping[PartitionKey, int | None],

@@ -483,7 +483,7 @@ class Sink:
         at = {key: batch_next.get(key, offset) for key, offset in positions.items()}
         unread = unread_partitions(at, consumer.high_watermarks(list(at)))
         self.evaluator.hold(alignment.ceiling(unread, self._lateness_us))
-        pause, resume = alignment.plan(unread)
+        pause, resume = alignment.plan(unread, now)
         try:
             if pause:
                 consumer.pause(pause)
@@ -491,7 +491,9 @@ class Sink:
                 consumer.resume(resume)
         except Exception as exc:  # noqa: BLE001 - a partition may have just been revoked: the next batch plans again
             _log.debug("sink.align_failed", error=exc)
-            alignment.paused.clear()
+            with contextlib.suppress(Exception):  # none may stay paused with nobody to resume it
+                consumer.resume(list(positions))
+            alignment.resumed_all()
         if pause:
             _log.info("sink.aligned", paused=",".join(f"{t}:{p}" for t, p in pause),
                       ahead_of_us=alignment.floor(unread))
@@ -864,7 +866,7 @@ class Sink:
         except Exception as resume_exc:  # noqa: BLE001 - a partition may have just been revoked; resuming is best effort
             _log.debug("sink.resume_failed", error=resume_exc)
         if self._alignment is not None:
-            self._alignment.paused.clear()  # all resumed: the next batch pauses what is still ahead
+            self._alignment.resumed_all()
 
 
 @contextlib.contextmanager

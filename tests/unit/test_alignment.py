@@ -30,17 +30,18 @@ def test_partitions_too_far_ahead_are_paused_until_the_slowest_catches_up() -> N
     alignment = EventTimeAlignment(drift_us=30 * S)
     for key, t in ((A, 200 * S), (B, 100 * S), (C, 125 * S)):
         alignment.delivered(key, t)
-    assert alignment.plan([A, B, C]) == ([A], [])  # 100 s behind A; C within the drift
-    assert alignment.plan([A, B, C]) == ([], [])  # already paused
+    assert alignment.plan([A, B, C], 0.0) == ([A], [])  # 100 s behind A; C within the drift
+    assert alignment.plan([A, B, C], 1.0) == ([], [])  # already paused
     alignment.delivered(B, 180 * S)
-    assert alignment.plan([A, B, C]) == ([B], [])  # C is the slowest now, and B more than the drift ahead
+    assert alignment.plan([A, B, C], 2.0) == ([B], [])  # C is the slowest now, and B more than the drift ahead
     alignment.delivered(C, 175 * S)
-    assert alignment.plan([A, B, C]) == ([], [A, B])
+    assert alignment.plan([A, B, C], 3.0) == ([], [A, B])
     alignment.delivered(A, 400 * S)
-    assert alignment.plan([B, C]) == ([A], [])  # A read to its end but far ahead: live events of it wait too
-    assert alignment.plan([]) == ([], [A])  # nothing unread: nothing held back
+    assert alignment.plan([A, B, C], 4.0) == ([A], [])
+    assert alignment.plan([B, C], 5.0) == ([], [A])  # A read to its end: its live events are not held back
+    assert alignment.plan([], 6.0) == ([], [])  # nothing unread: nothing held back
     alignment.delivered(C, 900 * S)
-    alignment.plan([B])
+    assert alignment.plan([B, C], 7.0) == ([C], [])
     alignment.forget(C)
     assert C not in alignment.paused and C not in alignment.progress
 
@@ -49,9 +50,9 @@ def test_the_slowest_unread_partition_is_never_paused() -> None:
     alignment = EventTimeAlignment(drift_us=0)
     for key, t in ((A, 5 * S), (B, 5 * S), (C, 7 * S)):
         alignment.delivered(key, t)
-    pause, _ = alignment.plan([A, B, C])
+    pause, _ = alignment.plan([A, B, C], 0.0)
     assert pause == [C]
-    assert alignment.plan([C]) == ([], [C])  # A and B read to their end: C is the slowest unread now
+    assert alignment.plan([C], 1.0) == ([], [C])  # A and B read to their end: C is the slowest unread now
 
 
 def test_unread_means_a_position_unknown_or_before_the_latest_high_watermark() -> None:
