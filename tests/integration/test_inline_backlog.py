@@ -27,6 +27,7 @@ from tests.fault.support import (
     stored_incidents,
     wait_until,
 )
+from tests.fixtures.broker import external_bootstrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]
 
@@ -58,4 +59,8 @@ def test_a_backlog_on_three_partitions_gives_the_in_order_incidents(
     assert code == 0, log_text[-3000:]
     assert len(reference) > 100
     assert_incidents_equal(incidents, reference, "in-order reference")
-    assert paused > 0, "no partition ran ahead: the backlog does not exercise the alignment"
+    if external_bootstrap() is None:
+        # tansu hands out long runs of one partition, so this backlog ran a partition ahead in every run here (the old
+        # code failed here, 6 of 104). A 3-broker Apache Kafka cluster fetches the three leaders side by side and
+        # may interleave finely enough that nothing needs pausing (seen in CI): there the equality above stands alone.
+        assert paused > 0, "no partition ran ahead: the backlog does not exercise the alignment"
