@@ -466,14 +466,15 @@ class Sink:
                     positions[key] = offset
         return True
 
-    def _hold_and_align(self, chunks: list[_Chunk]) -> None:
-        """Before judging a batch: note each partition's event-time progress, hold the evaluator's watermark
-        at the slowest unread partition (minus the lateness), and pause the partitions too far ahead of it."""
+    def _hold_and_align(self, latest: dict[tuple[str, int], int]) -> None:
+        """Before judging a batch (``latest``: each partition's largest event time in it): note each partition's
+        progress, hold the evaluator's watermark at the slowest unread partition (minus the lateness), and pause
+        the partitions too far ahead of it."""
         alignment, consumer = self._alignment, self._consumer
         if alignment is None or consumer is None:
             return
-        for chunk in chunks:
-            alignment.delivered((chunk[0].topic, chunk[0].partition), max(e.record["event_time_us"] for e in chunk))
+        for key, t in latest.items():
+            alignment.delivered(key, t)
         positions = self._positions
         now = time.monotonic()
         if None in positions.values() and now - self._positions_resolved >= _QUIET_CHECK_S:
@@ -751,9 +752,14 @@ class Sink:
         started = time.perf_counter()
         incidents: list[Incident] = []
         if self.partitions is None:
-            self._hold_and_align([chunk for _, chunk in per_partition if chunk[0].topic == self._topics.actions])
+            latest: dict[tuple[str, int], int] = {}
+            for key, fresh in per_partition:
+                t = max(e.record["event_time_us"] for e in fresh)
+                if t > latest.get(key, t - 1):
+                    latest[key] = t
+            self._hold_and_align(latest)
             self._judge(self.evaluator, records, incidents, per_partition)
-            watermark = max(r["event_time_us"] for r in records)
+            watermark = max(latest.values())  # the batch's largest event time
             if watermark > self._watermark_us:
                 self._watermark_us = watermark
                 self._advance(self.evaluator, watermark, incidents)

@@ -369,12 +369,8 @@ class RuleEvaluator(BaseEvaluator):
         elif clock is None:
             lateness = self.lateness_us
             marked = self._marked  # never moves back: a quiet tenant's mark may lead its events (on_quiet)
-            ceiling = self._ceiling
-            if ceiling is None:
-                marks = {tenant: max(t - lateness, marked.get(tenant, NEVER)) for tenant, t in self._max_time.items()}
-            else:
-                marks = {tenant: max(min(t - lateness, ceiling), marked.get(tenant, NEVER))
-                         for tenant, t in self._max_time.items()}
+            cap = self._ceiling if self._ceiling is not None else -NEVER  # hold(): none passes the ceiling
+            marks = {tenant: max(min(t - lateness, cap), marked.get(tenant, NEVER)) for tenant, t in self._max_time.items()}
             moved = any(mark > marked.get(tenant, NEVER) for tenant, mark in marks.items())
             clock = Clock(marks) if moved else None
             self._marked = marks
